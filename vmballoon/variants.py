@@ -110,7 +110,9 @@ FIXES: tuple[Fix, ...] = (
             "the status of VMCI_DOORBELL_SET is discarded and the result register "
             "is tested instead (`error` is the macro's result argument)."
         ),
-        change="test the command's status: a non-SUCCESS status is a failure, the result is ignored.",
+        change=(
+            "test the command's status: a non-SUCCESS status is a failure; the result is ignored."
+        ),
         prevents=(
             "a doorbell the guest believes set although the host refused it (missed "
             "wake-ups), and a working doorbell torn down for a stray result value"

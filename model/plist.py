@@ -1,0 +1,56 @@
+"""Persistent stacks: the kernel's ``list_head`` lists as immutable cons cells.
+
+``list_add`` (insert at the head) and taking the head are O(1) and share the
+tail; iteration starts at the head, as ``list_for_each_entry`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+PList = tuple[int, "PList"] | None
+"""``None`` is the empty list; ``(pfn, rest)`` a list whose head is ``pfn``."""
+
+EMPTY: PList = None
+
+
+def push(lst: PList, pfn: int) -> PList:
+    """``list_add``: ``pfn`` becomes the head."""
+    return (pfn, lst)
+
+
+def iterate(lst: PList) -> Iterator[int]:
+    """The PFNs from head to tail."""
+    while lst is not None:
+        yield lst[0]
+        lst = lst[1]
+
+
+def to_list(lst: PList) -> list[int]:
+    """The PFNs from head to tail, as a Python list."""
+    return list(iterate(lst))
+
+
+def from_iterable(pfns: list[int]) -> PList:
+    """The list whose head-to-tail order is ``pfns``."""
+    out: PList = None
+    for pfn in reversed(pfns):
+        out = (pfn, out)
+    return out
+
+
+def concat(front: PList, back: PList) -> PList:
+    """``front`` followed by ``back``; costs O(len(front))."""
+    out = back
+    for pfn in reversed(to_list(front)):
+        out = (pfn, out)
+    return out
+
+
+def length(lst: PList) -> int:
+    """Number of entries (O(n); used by reports and tests, never by transitions)."""
+    n = 0
+    while lst is not None:
+        n += 1
+        lst = lst[1]
+    return n

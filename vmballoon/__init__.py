@@ -1,0 +1,1 @@
+"""vmballoon-spec: shared vocabulary (protocol, scenarios, environment, variants) and the CLI."""
