@@ -218,9 +218,9 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
+        raise ScenarioError("no such file") from None
     except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a directory") from None
+        raise ScenarioError("is a directory") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+        raise ScenarioError(f"cannot read ({exc.__class__.__name__})") from None
     return parse_scenario(text)

@@ -1,0 +1,107 @@
+"""The ``vmballoon`` command line.
+
+Errors in what the user gave (a malformed scenario, an unknown option, a missing
+file) are reported as one line on stderr with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from vmballoon.replay import IMPLS, replay
+from vmballoon.scenario import ScenarioError
+from vmballoon.variants import parse_variant
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _variant_arg(text: str) -> str:
+    try:
+        parse_variant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``vmballoon replay``: the contract's event log on stdout."""
+    try:
+        log = replay(args.scenario, impl=args.impl, variant=args.variant)
+    except ScenarioError as exc:
+        raise UsageError(f"{args.scenario}: {exc}") from None
+    json.dump(log, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="vmballoon", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
+    p.add_argument("scenario", help="scenario file (vmballoon-scenario/1)")
+    p.add_argument("--impl", choices=IMPLS, default="model")
+    p.add_argument(
+        "--variant",
+        type=_variant_arg,
+        default="seed",
+        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+    )
+    p.set_defaults(func=cmd_replay)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vmballoon`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        result: int = args.func(args)
+        return result
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Replay a scenario through an implementation of the driver: the contract's event log.
+
+``replay(scenario, impl="model", variant=SEED)`` returns the same JSON value that
+``vmballoon replay`` prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vmballoon.scenario import Scenario, load_scenario
+from vmballoon.variants import SEED, Variant, parse_variant
+
+IMPLS = ("model", "reference")
+
+
+def replay(
+    scenario: Scenario | str | Path,
+    impl: str = "model",
+    variant: Variant | str = SEED,
+) -> dict[str, Any]:
+    """The event log of ``scenario`` replayed by ``impl`` ("model" or "reference").
+
+    ``scenario`` is a :class:`Scenario` or the path of a scenario file; ``variant``
+    a :class:`Variant` or its name (``seed``, ``fixed``, ``fixed-<fix>``, ``fix,fix``).
+    Raises :class:`vmballoon.scenario.ScenarioError` for a malformed scenario and
+    ``ValueError`` for an unknown implementation or variant.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if isinstance(variant, str):
+        variant = parse_variant(variant)
+    if impl == "model":
+        import model
+
+        return model.replay(scenario, variant)
+    if impl == "reference":
+        import reference
+
+        return reference.replay(scenario, variant)
+    raise ValueError(f"unknown implementation {impl!r} (use model or reference)")
