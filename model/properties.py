@@ -327,8 +327,8 @@ def target_from_host(state: State, ghost: Ghost) -> str | None:
 
 def progress(state: State, ghost: Ghost) -> str | None:
     """After a work tick that read a target the host kept for the tick, with a
-    cooperative host (every command SUCCESS, no per-page failure), every allocation served, no rate limit in force
-    and no reset pending: ``target <= size <= target + 512`` and ``size == 0`` when
+    cooperative host (every command SUCCESS, no per-page failure), every allocation
+    served, no rate limit in force and no reset pending: ``target <= size <= target + 512`` and ``size == 0`` when
     ``target == 0`` (lines 1117-1130 with the loops of 833 and 945)."""
     if not ghost.tick_done or state.loc != Loc.IDLE or state.drv.reset_required:
         return None
