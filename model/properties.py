@@ -328,8 +328,9 @@ def target_from_host(state: State, ghost: Ghost) -> str | None:
 def progress(state: State, ghost: Ghost) -> str | None:
     """After a work tick that read a target the host kept for the tick, with a
     cooperative host (every command SUCCESS, no per-page failure), every allocation
-    served, no rate limit in force and no reset pending: ``target <= size <= target + 512`` and ``size == 0`` when
-    ``target == 0`` (lines 1117-1130 with the loops of 833 and 945)."""
+    served, no rate limit in force and no reset pending:
+    ``target <= size <= target + 512``, and ``size == 0`` when ``target == 0``
+    (lines 1117-1130 with the loops of 833 and 945)."""
     if not ghost.tick_done or state.loc != Loc.IDLE or state.drv.reset_required:
         return None
     if not ghost.tick_cooperative or ghost.tick_throttled:
@@ -514,9 +515,7 @@ def observe(prev: State, nxt: State, ghost: Ghost) -> tuple[Ghost, list[tuple[st
     if nxt.loc in INFLATE_LOCS and nxt.loop.rate != UINT_MAX:
         throttled = True
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
-    new = Ghost(
-        frozenset(held), neg, db_ok, target_ok, coop, throttled, targeted, tick_done=done
-    )
+    new = Ghost(frozenset(held), neg, db_ok, target_ok, coop, throttled, targeted, tick_done=done)
     return new, bad
 
 
