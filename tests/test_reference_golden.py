@@ -106,7 +106,7 @@ def test_64bit_pfn_is_ballooned_without_lock_in_seed() -> None:
     fixed = run(doc, Variant(frozenset({"lock_64bit_refused"})))
     assert fixed["final"]["size"] == 0
     assert fixed["final"]["pages"] == [[], []]
-    # Refused (-EIO ends the inflation, line 896), then released at its end.
+    # Refused (-EIO ends the inflation, line 897), then released at its end.
     assert fixed["final"]["stats"]["refused_alloc"] == [1, 0]
     assert fixed["final"]["stats"]["refused_free"] == [1, 0]
     assert frees(fixed) == [2**32]
@@ -288,3 +288,31 @@ def test_deflate_readds_refused_unlocks_behind_the_cursor() -> None:
     assert final["pages"] == [[998, 999, 1000], []]
     assert final["size"] == 3
     assert len(frees(log)) == 997
+
+
+def test_rate_alloc_halves_to_its_floor_and_grows_back_only_when_counted() -> None:
+    """Lines 863-870 (halve, floor 512) and 916-921 (grow), which need `allocations`."""
+    get_target = {"status": 0, "result": 10}
+    starved = run({
+        "frames": 64,
+        "steps": ["work", "work", "work"],
+        "hv": [OK, OK, OK, get_target, get_target, get_target],
+        "alloc": [False] * 6,  # every NOSLEEP and CANSLEEP allocation fails
+    })["final"]  # fmt: skip
+    assert starved["rate_alloc"] == 512  # 2048 -> 1024 -> 512 -> 512
+    assert starved["stats"]["sleep_alloc_fail"] == 3
+    assert starved["slow_allocation_cycles"] == 4
+
+    lock = {"status": 0, "result": 2000}
+    doc = {
+        "frames": 4096,
+        "steps": ["work", "work"],
+        "hv": [OK, {"status": SWC, "result": 0x04}, OK, lock, lock, lock, lock],
+        "alloc": [True, False, False],  # the batch page, then one starved inflation
+    }
+    seed = run(doc)["final"]
+    assert seed["rate_alloc"] == 1024
+    assert seed["size"] == 1536  # no pause after rate_alloc pages: a third batch
+    counted = run(doc, Variant(frozenset({"count_allocations"})))["final"]
+    assert counted["rate_alloc"] == 1024 + 16
+    assert counted["size"] == 1024  # paused after rate_alloc (1024) allocations
