@@ -453,7 +453,15 @@ def observe(prev: State, nxt: State, ghost: Ghost) -> tuple[Ghost, list[tuple[st
     checked against the negotiated capabilities), frees are checked against the frames
     the host holds, ``bad_free`` faults are ``free_order`` violations.
     """
-    bad: list[tuple[str, str]] = []
+    new, found = observe_frames(prev, nxt, ghost)
+    return new, [(name, msg) for name, msg, _ in found]
+
+
+def observe_frames(
+    prev: State, nxt: State, ghost: Ghost
+) -> tuple[Ghost, list[tuple[str, str, int | None]]]:
+    """:func:`observe`, with the frame each violation is about (``None``: no frame)."""
+    bad: list[tuple[str, str, int | None]] = []
     held = set(ghost.held)
     neg, db_ok, target_ok = ghost.negotiated, ghost.doorbell_ok, ghost.target_ok
     coop, throttled, targeted = ghost.tick_cooperative, ghost.tick_throttled, ghost.tick_target
@@ -469,7 +477,7 @@ def observe(prev: State, nxt: State, ghost: Ghost) -> tuple[Ghost, list[tuple[st
             cmd, status = ev["cmd"], ev["status"]
             msg = _protocol(ev, Ghost(negotiated=neg), prev)
             if msg is not None:
-                bad.append(("protocol", msg))
+                bad.append(("protocol", msg, None))
             if status not in (0, SUCCESS_WITH_CAPABILITIES):
                 coop = False
             if cmd == "START":
@@ -506,12 +514,13 @@ def observe(prev: State, nxt: State, ghost: Ghost) -> tuple[Ghost, list[tuple[st
                     target_ok, target = False, r32
         elif kind == "free":
             if ev["pfn"] in held:
-                bad.append(("host_agreement", f"frame {ev['pfn']} freed while the host holds it"))
+                msg = f"frame {ev['pfn']} freed while the host holds it"
+                bad.append(("host_agreement", msg, ev["pfn"]))
         elif kind == "alloc":
             if ev["pfn"] is None:
                 coop = False
         elif kind == "fault" and ev["kind"] == "bad_free":
-            bad.append(("free_order", f"bad free of PFN {ev['pfn']}"))
+            bad.append(("free_order", f"bad free of PFN {ev['pfn']}", ev["pfn"]))
     if nxt.loc in INFLATE_LOCS and nxt.loop.rate != UINT_MAX:
         throttled = True
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
@@ -582,4 +591,5 @@ __all__ = [
     "check_trace",
     "initial_ghost",
     "observe",
+    "observe_frames",
 ]
