@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from model import ops
-from model.plist import concat
-from model.state import EMPTY_LOOP, OPS_BASIC, OPS_BATCHED, Loc, State
+from model.plist import PList, concat
+from model.state import EMPTY_LOOP, OPS_BASIC, OPS_BATCHED, STAT, Loc, Loop, State
 from model.tx import Crash, Tx
 from vmballoon.protocol import (
     BATCH_MAX_PAGES,
@@ -26,6 +26,7 @@ from vmballoon.protocol import (
     CMD_START,
     CMD_VMCI_DOORBELL_SET,
     GUEST_ID_LINUX,
+    PAGE_SHIFT,
     PAGES_PER_2M,
     RATE_ALLOC_INC,
     RATE_ALLOC_MAX,
@@ -43,16 +44,21 @@ from vmballoon.protocol import (
 Transition = Callable[[State], State]
 
 
+def run_tx(state: State, fn: Callable[[Tx], Loc]) -> State:
+    """Run ``fn`` on a scratch pad of ``state``; a :class:`Crash` ends at ``CRASHED``."""
+    tx = Tx(state)
+    try:
+        loc = fn(tx)
+    except Crash:
+        return tx.commit(Loc.CRASHED)
+    return tx.commit(loc)
+
+
 def _guarded(fn: Callable[[Tx], Loc]) -> Transition:
-    """Run ``fn`` on a scratch pad; a :class:`Crash` commits the state at ``CRASHED``."""
+    """The transition that runs ``fn`` on a scratch pad (see :func:`run_tx`)."""
 
     def step(state: State) -> State:
-        tx = Tx(state)
-        try:
-            loc = fn(tx)
-        except Crash:
-            return tx.commit(Loc.CRASHED)
-        return tx.commit(loc)
+        return run_tx(state, fn)
 
     step.__name__ = fn.__name__
     step.__doc__ = fn.__doc__
@@ -236,43 +242,73 @@ def work_target(tx: Tx) -> Loc:
 # -- vmballoon_inflate (lines 791-926) ---------------------------------------------------
 
 
-@_guarded
-def inflate_loop(tx: Tx) -> Loc:
-    """One iteration of the loop of lines 833-907 up to the lock of a full batch."""
-    loop = tx.loop
-    size_per_page = ops.page_size(loop.is_2m)
-    if tx.reset_required or ((tx.size + loop.num_pages * size_per_page) & U32_MASK) >= tx.target:
-        return Loc.I_TAIL
-    idx = int(loop.is_2m)
-    if loop.cansleep:
-        tx.inc("sleep_alloc")
-    else:
-        tx.inc("alloc", idx)
-    order = 9 if loop.is_2m else 0
-    pfn, tx.env = tx.env.alloc(order, "cansleep" if loop.cansleep else "nosleep")
+def _inc(stats: tuple[int, ...], i: int) -> tuple[int, ...]:
+    """``STATS_INC`` on a statistics tuple (unsigned int: wraps)."""
+    return (*stats[:i], (stats[i] + 1) & U32_MASK, *stats[i + 1 :])
+
+
+_ALLOC, _SLEEP_ALLOC = STAT["alloc"], STAT["sleep_alloc"]
+
+
+def inflate_loop(state: State) -> State:
+    """One iteration of the loop of lines 833-907, up to the lock of a full batch.
+
+    The common case (the allocation succeeds, the page joins the batch) builds the
+    next state directly; it is the hot path of every inflation.  Failed
+    allocations and faults go through :class:`Tx` like every other transition.
+    """
+    drv, loop = state.drv, state.loop
+    is_2m = loop.is_2m
+    size_per_page = PAGES_PER_2M if is_2m else 1
+    if drv.reset_required or ((drv.size + loop.num_pages * size_per_page) & U32_MASK) >= drv.target:
+        return State(Loc.I_TAIL, drv, loop, state.stats, state.env, state.variant, state.entry)
+    stats = _inc(state.stats, _SLEEP_ALLOC if loop.cansleep else _ALLOC + int(is_2m))
+    pfn, env = state.env.alloc(9 if is_2m else 0, "cansleep" if loop.cansleep else "nosleep")
+    mid = State(Loc.I_LOOP, drv, loop, stats, env, state.variant, state.entry)
     if pfn is None:
-        tx.inc("alloc_fail", idx)
-        if loop.is_2m:
-            return Loc.I_FALLBACK
-        if loop.cansleep:
-            tx.rate_alloc = max(tx.rate_alloc // 2, RATE_ALLOC_MIN)
-            tx.inc("sleep_alloc_fail")
-            return Loc.I_TAIL
-        tx.slow = SLOW_CYCLES
-        if loop.allocations >= tx.rate_alloc:
-            return Loc.I_TAIL
-        tx.loop = loop._replace(cansleep=True, rate=tx.rate_alloc)
-        return Loc.I_LOOP
+        return run_tx(mid, _inflate_alloc_failed)
     allocations = loop.allocations
-    if tx.state.variant.has("count_allocations"):
+    if state.variant.has("count_allocations"):
         allocations = (allocations + 1) & U32_MASK
-    tx.loop = loop._replace(allocations=allocations, allocated=loop.allocated + 1)
-    ops.add_page(tx, loop.num_pages, pfn)
     num_pages = (loop.num_pages + 1) & U32_MASK
-    tx.loop = tx.loop._replace(num_pages=num_pages)
-    if num_pages == tx.batch_max:
-        return Loc.I_LOCK
-    return Loc.I_TAIL if allocations >= loop.rate else Loc.I_LOOP
+    if drv.ops == OPS_BATCHED and drv.batch_page is not None:
+        fill: PList = ((pfn << PAGE_SHIFT) & U64_MASK, loop.fill)
+    elif drv.ops == OPS_BASIC:
+        fill = loop.fill
+        drv = drv._replace(page=pfn)
+    else:  # NULL ops or NULL batch page: add_page faults
+
+        def add(tx: Tx) -> Loc:
+            ops.add_page(tx, loop.num_pages, pfn)
+            raise AssertionError("add_page was expected to fault")
+
+        return run_tx(mid, add)
+    loop = Loop(
+        loop.rate, allocations, num_pages, loop.error, loop.cansleep, is_2m, fill,
+        loop.cursor, loop.readded, loop.allocated + 1,
+    )  # fmt: skip
+    if num_pages == drv.batch_max_pages:
+        loc = Loc.I_LOCK
+    else:
+        loc = Loc.I_TAIL if allocations >= loop.rate else Loc.I_LOOP
+    return State(loc, drv, loop, stats, env, state.variant, state.entry)
+
+
+def _inflate_alloc_failed(tx: Tx) -> Loc:
+    """Lines 844-890: the allocation returned NULL."""
+    loop = tx.loop
+    tx.inc("alloc_fail", int(loop.is_2m))
+    if loop.is_2m:
+        return Loc.I_FALLBACK
+    if loop.cansleep:
+        tx.rate_alloc = max(tx.rate_alloc // 2, RATE_ALLOC_MIN)
+        tx.inc("sleep_alloc_fail")
+        return Loc.I_TAIL
+    tx.slow = SLOW_CYCLES
+    if loop.allocations >= tx.rate_alloc:
+        return Loc.I_TAIL
+    tx.loop = loop._replace(cansleep=True, rate=tx.rate_alloc)
+    return Loc.I_LOOP
 
 
 @_guarded

@@ -62,8 +62,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         log = replay(args.scenario, impl=args.impl, variant=args.variant)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenario}: {exc}") from None
-    json.dump(log, sys.stdout)
+    # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
+    sys.stdout.write(json.dumps(log))
     sys.stdout.write("\n")
+    sys.stdout.flush()
     return 0
 
 

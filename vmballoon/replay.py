@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vmballoon.nogc import cyclic_gc_paused
 from vmballoon.scenario import Scenario, load_scenario
 from vmballoon.variants import SEED, Variant, parse_variant
 
@@ -34,9 +35,11 @@ def replay(
     if impl == "model":
         import model
 
-        return model.replay(scenario, variant)
+        with cyclic_gc_paused():
+            return model.replay(scenario, variant)
     if impl == "reference":
         import reference
 
-        return reference.replay(scenario, variant)
+        with cyclic_gc_paused():
+            return reference.replay(scenario, variant)
     raise ValueError(f"unknown implementation {impl!r} (use model or reference)")
