@@ -36,6 +36,10 @@ def _variant_arg(text: str) -> str:
     return text
 
 
+def _variant_or_both(text: str) -> str:
+    return text if text == "both" else _variant_arg(text)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -69,6 +73,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """``vmballoon fuzz``: a differential campaign, model against reference."""
+    import random
+
+    from vmballoon.fuzz import COVERAGE, coverage_report, run_campaign
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    variants = ["seed", "fixed"] if args.variant == "both" else [args.variant]
+    database = None
+    if args.database is not None:
+        from hypothesis.database import DirectoryBasedExampleDatabase
+
+        database = DirectoryBasedExampleDatabase(args.database)
+    print(f"fuzz: seed {seed} (reproduce with --seed {seed})", file=sys.stderr)
+    failed = False
+    for name in variants:
+        result = run_campaign(
+            parse_variant(name), args.examples, seed, steps=args.steps, database=database
+        )
+        status = "FAILED" if result.failure else "ok"
+        print(
+            f"{result.variant}: {result.examples} examples in {result.seconds:.1f} s: {status}"
+        )
+        if result.failure:
+            failed = True
+            print(result.failure)
+    print(coverage_report(COVERAGE))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="vmballoon", description=__doc__)
@@ -84,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
     )
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
+    p.add_argument("--examples", type=_positive, default=500, help="examples per variant")
+    p.add_argument("--seed", type=_nonnegative, default=None, help="seed (printed when omitted)")
+    p.add_argument("--steps", type=_positive, default=12, help="entry points per example")
+    p.add_argument(
+        "--variant", type=_variant_or_both, default="both", help="seed, fixed, ... or both"
+    )
+    p.add_argument("--database", default=None, help="directory of Hypothesis examples to share")
+    p.set_defaults(func=cmd_fuzz)
 
     return parser
 

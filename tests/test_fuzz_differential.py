@@ -1,0 +1,45 @@
+"""Hypothesis stateful testing: model and reference agree on SEED and on FIXED.
+
+Pinned for CI: derandomized (the seed is fixed by the test's name), no example
+database, a fixed number of examples.  Longer campaigns: ``vmballoon fuzz``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from model.state import Loc
+from model.transitions import TRANSITIONS
+from vmballoon.fuzz import COVERAGE, FixedMachine, SeedMachine, coverage_report
+
+EXAMPLES = int(os.environ.get("VMBALLOON_CI_EXAMPLES", "300"))
+
+PINNED = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+TestSeedDifferential = SeedMachine.TestCase
+TestSeedDifferential.settings = PINNED
+
+TestFixedDifferential = FixedMachine.TestCase
+TestFixedDifferential.settings = PINNED
+
+
+def test_ci_fuzz_reached_every_transition() -> None:
+    """Runs after the two machines above: every transition of the model was taken."""
+    if COVERAGE.examples == 0:
+        pytest.skip("the differential machines did not run in this session")
+    left = {a for a, _ in COVERAGE.transitions}
+    entered = {b for _, b in COVERAGE.transitions}
+    never_left = [loc.name for loc in TRANSITIONS if loc.name not in left]
+    never_entered = [loc.name for loc in Loc if loc.name not in entered and loc != Loc.IDLE]
+    assert not never_left and not never_entered, coverage_report(COVERAGE)
+    assert COVERAGE.examples >= 500

@@ -1,0 +1,339 @@
+"""Differential fuzzing: the model and the reference driven through the same environment.
+
+:class:`DifferentialMachine` is a Hypothesis ``RuleBasedStateMachine``.  Each rule
+runs one entry point (``work``, ``doorbell``, ``exit``) on the model, with an
+*adaptive* host: whenever the driver issues a command the scenario has no
+answer for yet, an answer suited to that command is drawn (START gets
+capability words, GET_TARGET targets, LOCK/UNLOCK statuses, targets and batch
+entries, ...), appended to the scenario, and the step is run again from the
+state before it.  Allocation and VMCI results are drawn the same way.  The
+scenario so built is then replayed from scratch by the reference, and the two
+event logs, final states included, must be equal after every step.
+
+The same machine runs in pytest with pinned settings and as ``vmballoon fuzz``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    get_state_machine_test,
+    initialize,
+    invariant,
+    rule,
+)
+
+import model
+import reference
+from model.machine import enter, event_log, run_to_idle
+from model.state import State
+from vmballoon.env import DEFAULT_RESPONSE
+from vmballoon.protocol import (
+    CAPABILITIES,
+    ERROR_PPN_INVALID,
+    ERROR_PPN_NOTNEEDED,
+    ERROR_PPN_PINNED,
+    ERROR_RESET,
+    SUCCESS_WITH_CAPABILITIES,
+    U32_MASK,
+)
+from vmballoon.scenario import Response, Scenario
+from vmballoon.variants import FIXED, SEED, Variant
+
+MAX_ROUNDS = 32
+"""How often one step may be re-run to answer the commands it newly reaches."""
+
+FRAME_CHOICES = (0, 1, 7, 600, 1024, 1100, 4096, 65536, 16_777_216)
+PFN_BASES = (0, 1, 511, 512, 2**32 - 600, 2**32, 2**32 + 512, 2**52 - 700, 2**52, 2**63)
+
+STATUS_ODD = (1, 3, 4, 8, 9, 31, 2**31, 2**32, 2**32 + ERROR_RESET, 2**64 - 1)
+CAP_WORDS = (
+    CAPABILITIES, CAPABILITIES & ~1, 0x1C, 0x1E, 0x0E, 0x06, 0x02, 0x0A, 0x08, 0x10, 0x12,
+    0x14, 0x16, 0x18, 0x04, 0x00, 0x01, 0x1F, 2**63 | 0x1E, 2**64 - 1,
+)  # fmt: skip
+ENTRY_STATUSES = (0, 0, 0, 0, ERROR_PPN_PINNED, ERROR_PPN_INVALID, ERROR_RESET,
+                  ERROR_PPN_NOTNEEDED, 1, 3, 4, 8, 31)  # fmt: skip
+
+
+@dataclass
+class Coverage:
+    """What a campaign reached: transitions (from, to), statuses per command."""
+
+    transitions: set[tuple[str, str]] = field(default_factory=set)
+    statuses: set[tuple[str, int]] = field(default_factory=set)
+    examples: int = 0
+    steps: int = 0
+
+
+COVERAGE = Coverage()
+"""Accumulated over every machine run in this process."""
+
+
+def _status(data: st.DataObject, usual: int, rare: tuple[int, ...]) -> int:
+    kind = data.draw(st.integers(0, 9))
+    if kind < 7:
+        return usual
+    if kind < 9:
+        return data.draw(st.sampled_from(rare))
+    return data.draw(st.sampled_from(STATUS_ODD))
+
+
+def _target(data: st.DataObject, state: State) -> int:
+    drv = state.drv
+    frames = state.env.memory.end - state.env.memory.base
+    cap = min(frames + 1100, 6000)
+    kind = data.draw(st.integers(0, 11))
+    if kind < 3:
+        return drv.target
+    if kind < 7:
+        return data.draw(st.integers(0, cap))
+    if kind < 9:
+        return data.draw(st.sampled_from((0, 1, 511, 512, 513, 1024, drv.size, drv.size + 600)))
+    if kind < 10 and frames <= 4096:
+        return data.draw(st.sampled_from((U32_MASK, 2**32 + 5, 2**64 - 1)))
+    return data.draw(st.integers(0, max(drv.size * 2, 16)))
+
+
+def draw_response(data: st.DataObject, cmd: str, state: State) -> Response:
+    """An answer suited to ``cmd`` in ``state`` (statuses of every kind, odd values too)."""
+    if cmd == "START":
+        status = _status(data, SUCCESS_WITH_CAPABILITIES, (0, 0, ERROR_RESET))
+        return Response(status, data.draw(st.sampled_from(CAP_WORDS)))
+    if cmd == "GET_TARGET":
+        status = _status(data, 0, (ERROR_RESET, 1, ERROR_PPN_INVALID))
+        return Response(status, _target(data, state))
+    if cmd in ("GUEST_ID", "VMCI_DOORBELL_SET"):
+        status = _status(data, 0, (ERROR_RESET, 1))
+        result = data.draw(st.sampled_from((0, 0, 0, 1, 2**31, 2**32 - 1, 2**32)))
+        return Response(status, result)
+    status = _status(data, 0, (ERROR_RESET, ERROR_PPN_INVALID, ERROR_PPN_PINNED,
+                               ERROR_PPN_NOTNEEDED))  # fmt: skip
+    result = _target(data, state)
+    entries: tuple[int, ...] | None = None
+    if cmd.startswith("BATCHED") and data.draw(st.integers(0, 3)) > 0:
+        uniform = data.draw(st.booleans())
+        if uniform:
+            entries = (data.draw(st.sampled_from(ENTRY_STATUSES)),) * data.draw(
+                st.integers(0, 520)
+            )
+        else:
+            entries = tuple(data.draw(st.lists(st.sampled_from(ENTRY_STATUSES), max_size=24)))
+    return Response(status, result, entries)
+
+
+def _with_scripts(state: State, hv: tuple[Response, ...], alloc: tuple[bool, ...],
+                  vmci: tuple[bool, ...]) -> State:  # fmt: skip
+    env = state.env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+    return state._replace(env=env)
+
+
+def _record(coverage: Coverage, before: State, name: str) -> State:
+    """Run entry point ``name`` transition by transition, recording coverage."""
+    state = enter(before, name)
+    coverage.transitions.add((before.loc.name, state.loc.name))
+    while state.loc in model.transitions.TRANSITIONS:
+        nxt = model.machine.step(state)
+        coverage.transitions.add((state.loc.name, nxt.loc.name))
+        state = nxt
+    return run_to_idle(state)
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """Model and reference, same scenario, equal event logs after every step."""
+
+    variant: Variant = SEED
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scenario = Scenario(steps=())
+        self.state: State | None = None
+        COVERAGE.examples += 1
+
+    @initialize(
+        frames=st.sampled_from(FRAME_CHOICES),
+        pfn_base=st.sampled_from(PFN_BASES),
+        totalram=st.sampled_from(("frames", 0, 4096, U32_MASK, 2**32, 2**40)),
+    )
+    def boot(self, frames: int, pfn_base: int, totalram: int | str) -> None:
+        """Module init over a guest of ``frames`` frames at ``pfn_base``."""
+        self.scenario = Scenario(
+            steps=(),
+            frames=frames,
+            pfn_base=pfn_base,
+            totalram_pages=None if totalram == "frames" else int(totalram),
+        )
+        self.state = model.machine.start(self.scenario, self.variant)
+
+    def _run(self, name: str, data: st.DataObject) -> None:
+        assert self.state is not None
+        before = self.state
+        sc = self.scenario
+        hv, alloc, vmci = sc.hv, sc.alloc, sc.vmci
+        after = before
+        for _ in range(MAX_ROUNDS):
+            after = run_to_idle(enter(_with_scripts(before, hv, alloc, vmci), name))
+            env = after.env
+            grew = False
+            if env.hv_pos > len(hv):
+                events = [e for e in env.events() if e["ev"] == "hv"]
+                cmd = events[len(hv)]["cmd"]
+                hv = (*hv, draw_response(data, cmd, after))
+                grew = True
+            if env.alloc_pos > len(alloc):
+                alloc = (*alloc, data.draw(st.integers(0, 9)) > 0)
+                grew = True
+            if env.vmci_pos > len(vmci):
+                vmci = (*vmci, data.draw(st.integers(0, 4)) > 0)
+                grew = True
+            if not grew:
+                break
+        # answers the step consumed beyond the drawn ones were the defaults: record
+        # them, so that later steps append after them and the scenario says it all
+        env = after.env
+        hv = (*hv, *([DEFAULT_RESPONSE] * (env.hv_pos - len(hv))))
+        alloc = (*alloc, *([True] * (env.alloc_pos - len(alloc))))
+        vmci = (*vmci, *([True] * (env.vmci_pos - len(vmci))))
+        after = _record(COVERAGE, _with_scripts(before, hv, alloc, vmci), name)
+        for e in after.env.events():
+            if e["ev"] == "hv":
+                COVERAGE.statuses.add((e["cmd"], e["status"]))
+        COVERAGE.steps += 1
+        self.state = after
+        self.scenario = Scenario(
+            steps=(*sc.steps, name), frames=sc.frames, pfn_base=sc.pfn_base,
+            totalram_pages=sc.totalram_pages, hv=hv, alloc=alloc, vmci=vmci,
+        )  # fmt: skip
+
+    @rule(data=st.data())
+    def work(self, data: st.DataObject) -> None:
+        """A run of ``vmballoon_work`` (the timer fired)."""
+        self._run("work", data)
+
+    @rule(data=st.data())
+    def doorbell(self, data: st.DataObject) -> None:
+        """The host rang the doorbell."""
+        self._run("doorbell", data)
+
+    @rule(data=st.data())
+    def unload(self, data: st.DataObject) -> None:
+        """``vmballoon_exit``: the module is unloaded."""
+        self._run("exit", data)
+
+    @invariant()
+    def reference_agrees(self) -> None:
+        """The reference replays the scenario built so far to the model's event log."""
+        if self.state is None:
+            return
+        expected = event_log(self.state)
+        got = reference.replay(self.scenario, self.variant)
+        if got != expected:
+            raise AssertionError(describe_difference(self.scenario, expected, got))
+
+
+class SeedMachine(DifferentialMachine):
+    """The differential machine on the seed as written."""
+
+    variant = SEED
+
+
+class FixedMachine(DifferentialMachine):
+    """The differential machine with every fix applied."""
+
+    variant = FIXED
+
+
+def machine_for(variant: Variant) -> type[DifferentialMachine]:
+    """A machine class for any variant."""
+    return type(f"Machine_{variant.name}", (DifferentialMachine,), {"variant": variant})
+
+
+def describe_difference(scenario: Scenario, expected: dict[str, Any], got: dict[str, Any]) -> str:
+    """Where the model's and the reference's logs first differ, and the scenario."""
+    import json
+
+    lines = ["model and reference disagree"]
+    ev_m, ev_r = expected["events"], got["events"]
+    for i, (a, b) in enumerate(zip(ev_m, ev_r, strict=False)):
+        if a != b:
+            lines.append(f"first different event #{i}: model {a} / reference {b}")
+            break
+    else:
+        if len(ev_m) != len(ev_r):
+            lines.append(f"event counts differ: model {len(ev_m)} / reference {len(ev_r)}")
+    for key, value in expected["final"].items():
+        if got["final"].get(key) != value:
+            lines.append(f"final.{key}: model {value} / reference {got['final'].get(key)}")
+    lines.append("scenario: " + json.dumps(scenario.to_json()))
+    return "\n".join(lines)
+
+
+def campaign_settings(examples: int, steps: int = 12, database: Any = None) -> settings:
+    """Pinned settings: no deadline, no health checks that flag slow steps."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=database,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+        print_blob=True,
+    )
+
+
+@dataclass
+class CampaignResult:
+    """What one ``vmballoon fuzz`` campaign did."""
+
+    variant: str
+    examples: int
+    seed: int
+    seconds: float
+    failure: str | None
+
+
+def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
+                 database: Any = None) -> CampaignResult:  # fmt: skip
+    """Run the differential machine for ``examples`` examples from ``seed``."""
+    machine = machine_for(variant)
+    test = get_state_machine_test(machine, settings=campaign_settings(examples, steps, database))
+    test = hypothesis_seed(seed)(test)
+    started = time.perf_counter()
+    before = COVERAGE.examples
+    failure: str | None = None
+    try:
+        test()
+    except AssertionError as exc:
+        failure = str(exc)
+    return CampaignResult(
+        variant.name, COVERAGE.examples - before, seed, time.perf_counter() - started, failure
+    )
+
+
+def coverage_report(coverage: Coverage) -> str:
+    """Reached transitions and control locations, and those never reached."""
+    from model.state import Loc
+    from model.transitions import TRANSITIONS
+
+    reached_locs = {a for a, _ in coverage.transitions}
+    lines = [
+        f"coverage: {coverage.examples} examples, {coverage.steps} entry points, "
+        f"{len(coverage.transitions)} transitions (from -> to) reached",
+    ]
+    missing = [loc.name for loc in TRANSITIONS if loc.name not in reached_locs]
+    lines.append("  locations never left: " + (", ".join(missing) if missing else "none"))
+    targets = {b for _, b in coverage.transitions}
+    never_entered = [loc.name for loc in Loc if loc.name not in targets and loc != Loc.IDLE]
+    lines.append("  locations never entered: " + (", ".join(never_entered) or "none"))
+    by_cmd: dict[str, list[int]] = {}
+    for cmd, status in sorted(coverage.statuses):
+        by_cmd.setdefault(cmd, []).append(status)
+    for cmd, statuses in by_cmd.items():
+        lines.append(f"  {cmd}: statuses {', '.join(str(s) for s in statuses)}")
+    return "\n".join(lines)
