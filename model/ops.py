@@ -51,7 +51,7 @@ def add_page(tx: Tx, idx: int, pfn: int) -> None:
     if tx.batch_page is None:
         raise tx.crash("null_deref", None)
     entry = (pfn << PAGE_SHIFT) & U64_MASK  # (u64)page_to_pfn(p) << PAGE_SHIFT
-    tx.loop = tx.loop._replace(fill=(entry, tx.loop.fill))
+    tx.loop = tx.loop.with_fill((entry, tx.loop.fill))
 
 
 def lock(tx: Tx, num_pages: int, is_2m: bool) -> int:

@@ -14,6 +14,7 @@ from model import ops
 from model.plist import PList, concat
 from model.state import EMPTY_LOOP, OPS_BASIC, OPS_BATCHED, STAT, Loc, Loop, State
 from model.tx import Crash, Tx
+from vmballoon import intervals as iv
 from vmballoon.protocol import (
     BATCH_MAX_PAGES,
     CAP_BASIC,
@@ -275,7 +276,7 @@ def inflate_loop(state: State) -> State:
         fill: PList = ((pfn << PAGE_SHIFT) & U64_MASK, loop.fill)
     elif drv.ops == OPS_BASIC:
         fill = loop.fill
-        drv = drv._replace(page=pfn)
+        drv = drv.with_page_listed(pfn, drv.listed)
     else:  # NULL ops or NULL batch page: add_page faults
 
         def add(tx: Tx) -> Loc:
@@ -316,7 +317,7 @@ def inflate_lock(tx: Tx) -> Loc:
     """Lines 893-906: lock the full batch; stop on error or when the rate is reached."""
     loop = tx.loop
     error = ops.lock(tx, loop.num_pages, loop.is_2m)
-    tx.loop = tx.loop._replace(num_pages=0, fill=None, error=error)
+    tx.loop = tx.loop.batch_done(error)
     if error:
         return Loc.I_TAIL
     return Loc.I_TAIL if loop.allocations >= loop.rate else Loc.I_LOOP
@@ -336,7 +337,7 @@ def inflate_tail(tx: Tx) -> Loc:
     loop = tx.loop
     if loop.num_pages > 0:
         ops.lock(tx, loop.num_pages, loop.is_2m)
-        tx.loop = tx.loop._replace(num_pages=0, fill=None)
+        tx.loop = tx.loop.batch_done(tx.loop.error)
     return Loc.I_END
 
 
@@ -363,26 +364,47 @@ def inflate_end(tx: Tx) -> Loc:
 # -- vmballoon_deflate (lines 931-972) ---------------------------------------------------
 
 
-@_guarded
-def deflate_loop(tx: Tx) -> Loc:
-    """One iteration of ``list_for_each_entry_safe`` (lines 945-967) up to a full batch."""
-    loop = tx.loop
-    if loop.cursor is None:
-        return Loc.D_TAIL
-    size_per_page = ops.page_size(loop.is_2m)
-    if tx.reset_required or (
-        tx.target > 0
-        and ((tx.size - loop.num_pages * size_per_page) & U32_MASK)
-        < ((tx.target + PAGES_PER_2M) & U32_MASK)
+def deflate_loop(state: State) -> State:
+    """One iteration of ``list_for_each_entry_safe`` (lines 945-967) up to a full batch.
+
+    Like :func:`inflate_loop`, the common case builds the next state directly.
+    """
+    drv, loop = state.drv, state.loop
+    size_per_page = PAGES_PER_2M if loop.is_2m else 1
+    if (
+        loop.cursor is None
+        or drv.reset_required
+        or (
+            drv.target > 0
+            and ((drv.size - loop.num_pages * size_per_page) & U32_MASK)
+            < ((drv.target + PAGES_PER_2M) & U32_MASK)
+        )
     ):
-        return Loc.D_TAIL
+        return State(Loc.D_TAIL, drv, loop, state.stats, state.env, state.variant, state.entry)
     pfn, rest = loop.cursor
-    tx.loop = loop._replace(cursor=rest)
-    tx.list_del(pfn)
-    ops.add_page(tx, loop.num_pages, pfn)
+    listed = iv.remove(drv.listed, pfn, pfn + 1)  # list_del(&page->lru)
     num_pages = (loop.num_pages + 1) & U32_MASK
-    tx.loop = tx.loop._replace(num_pages=num_pages)
-    return Loc.D_UNLOCK if num_pages == tx.batch_max else Loc.D_LOOP
+    if drv.ops == OPS_BATCHED and drv.batch_page is not None:
+        fill: PList = ((pfn << PAGE_SHIFT) & U64_MASK, loop.fill)
+        drv = drv.with_page_listed(drv.page, listed)
+    elif drv.ops == OPS_BASIC:
+        fill = loop.fill
+        drv = drv.with_page_listed(pfn, listed)
+    else:  # NULL ops or NULL batch page: add_page faults
+        mid = State(
+            Loc.D_LOOP, drv.with_page_listed(drv.page, listed),
+            loop.deflate_step(rest, loop.num_pages, loop.fill),
+            state.stats, state.env, state.variant, state.entry,
+        )  # fmt: skip
+
+        def add(tx: Tx) -> Loc:
+            ops.add_page(tx, loop.num_pages, pfn)
+            raise AssertionError("add_page was expected to fault")
+
+        return run_tx(mid, add)
+    loc = Loc.D_UNLOCK if num_pages == drv.batch_max_pages else Loc.D_LOOP
+    return State(loc, drv, loop.deflate_step(rest, num_pages, fill), state.stats, state.env,
+                 state.variant, state.entry)  # fmt: skip
 
 
 def _end_of_list(tx: Tx) -> None:
@@ -398,7 +420,7 @@ def deflate_unlock(tx: Tx) -> Loc:
     """Lines 956-964: unlock the full batch; return on error."""
     loop = tx.loop
     error = ops.unlock(tx, loop.num_pages, loop.is_2m)
-    tx.loop = tx.loop._replace(num_pages=0, fill=None)
+    tx.loop = tx.loop.batch_done(tx.loop.error)
     if error:
         _end_of_list(tx)
         tx.loop = EMPTY_LOOP

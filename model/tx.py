@@ -152,7 +152,7 @@ class Tx:
         if self.state.loc in DEFLATE_LOCS and int(loop.is_2m) == idx:
             # vmballoon_deflate is iterating this list: the page lands at the
             # head, before the iteration cursor, and is not visited again
-            self.loop = loop._replace(readded=(p, loop.readded))
+            self.loop = loop.with_readded((p, loop.readded))
         else:
             self.pages[idx] = (p, self.pages[idx])
 

@@ -104,7 +104,22 @@ class Env(NamedTuple):
 
     def emit(self, event: Event) -> Env:
         """Log one event."""
-        return self._replace(log=(event, self.log))
+        return self._evolve(self.memory, (event, self.log))
+
+    def _evolve(self, memory: Memory, log: EventStack) -> Env:
+        """This environment with ``memory`` and ``log`` (the hot path: no ``_replace``)."""
+        return Env(
+            self.hv_script,
+            self.hv_pos,
+            self.alloc_script,
+            self.alloc_pos,
+            self.vmci_script,
+            self.vmci_pos,
+            self.vmci_created,
+            memory,
+            self.totalram,
+            log,
+        )
 
     def step(self, name: str) -> Env:
         """Log the start of an entry point (``work``, ``doorbell``, ``exit``)."""
@@ -194,8 +209,8 @@ class Env(NamedTuple):
 
     def free(self, pfn: int, order: int) -> Env:
         """Free the block of ``order`` at ``pfn``; a bad free also logs ``bad_free``."""
-        env = self.emit({"ev": "free", "order": order, "pfn": _pfn_json(pfn)})
-        mem = env.memory
+        log: EventStack = ({"ev": "free", "order": order, "pfn": _pfn_json(pfn)}, self.log)
+        mem = self.memory
         if order == 0:
             if (
                 mem.allocated(pfn)
@@ -203,7 +218,7 @@ class Env(NamedTuple):
                 and not iv.contains(mem.orphans, pfn)
             ):
                 free = iv.add(mem.free, pfn, pfn + 1)
-                return env._replace(memory=mem._replace(free=free))
+                return self._evolve(Memory(mem.base, mem.end, free, mem.blocks, mem.orphans), log)
             start, end = pfn, pfn + 1
         else:
             if (
@@ -211,14 +226,17 @@ class Env(NamedTuple):
                 and iv.contains(mem.blocks, pfn >> 9)
                 and not iv.overlaps(mem.free, pfn, pfn + PAGES_PER_2M)
             ):
-                mem = mem._replace(
-                    free=iv.add(mem.free, pfn, pfn + PAGES_PER_2M),
-                    blocks=iv.remove(mem.blocks, pfn >> 9, (pfn >> 9) + 1),
+                mem = Memory(
+                    mem.base,
+                    mem.end,
+                    iv.add(mem.free, pfn, pfn + PAGES_PER_2M),
+                    iv.remove(mem.blocks, pfn >> 9, (pfn >> 9) + 1),
+                    mem.orphans,
                 )
-                return env._replace(memory=mem)
+                return self._evolve(mem, log)
             start, end = pfn, pfn + (1 << ORDER_2M)
-        env = env.fault("bad_free", pfn)
-        return env._replace(memory=_release_badly(env.memory, start, end))
+        log = ({"ev": "fault", "kind": "bad_free", "pfn": _pfn_json(pfn)}, log)
+        return self._evolve(_release_badly(mem, start, end), log)
 
     # -- VMCI -------------------------------------------------------------------------
 
