@@ -18,6 +18,7 @@ import gc
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import model
@@ -102,8 +103,8 @@ def pages_per_second(pages: int) -> list[dict[str, Any]]:
     )
     for name, scenario in cases:
         expected_pages = int(scenario.hv[3].result)
-        t_model = _timed(lambda sc=scenario: model.run_scenario(sc))
-        t_ref = _timed(lambda sc=scenario: reference.replay(sc))
+        t_model = _timed(partial(model.run_scenario, scenario))
+        t_ref = _timed(partial(reference.replay, scenario))
         final = model.run_scenario(scenario).drv.size
         assert final >= expected_pages, (name, final, expected_pages)
         rows.append(
