@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from vmballoon.nogc import cyclic_gc_paused
 from vmballoon.replay import IMPLS, replay
-from vmballoon.scenario import ScenarioError
+from vmballoon.scenario import ScenarioError, load_scenario
 from vmballoon.variants import parse_variant
 
 EXIT_USAGE = 2
@@ -63,9 +64,25 @@ def _nonnegative(text: str) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
     try:
-        log = replay(args.scenario, impl=args.impl, variant=args.variant)
+        scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenario}: {exc}") from None
+    if args.format != "events":
+        if args.impl != "model":
+            raise UsageError(
+                f"--format {args.format} traces the model's transitions: use --impl model"
+            )
+        from vmballoon.traces import model_trace, to_itf, to_table
+
+        with cyclic_gc_paused():
+            trace = model_trace(scenario, parse_variant(args.variant))
+        if args.format == "itf":
+            sys.stdout.write(json.dumps(to_itf(trace, source=str(args.scenario))))
+        else:
+            sys.stdout.write(to_table(trace))
+        sys.stdout.write("\n")
+        return 0
+    log = replay(scenario, impl=args.impl, variant=args.variant)
     # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
     sys.stdout.write(json.dumps(log))
     sys.stdout.write("\n")
@@ -116,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_variant_arg,
         default="seed",
         help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+    )
+    p.add_argument(
+        "--format",
+        choices=("events", "itf", "table"),
+        default="events",
+        help="events: the contract's event log; itf: ITF trace; table: readable changes",
     )
     p.set_defaults(func=cmd_replay)
 
