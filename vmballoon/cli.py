@@ -91,32 +91,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    """``vmballoon fuzz``: a differential campaign, model against reference."""
+    """``vmballoon fuzz``: differential campaigns, model against reference."""
     import random
 
-    from vmballoon.fuzz import COVERAGE, coverage_report, run_campaign
+    from vmballoon.fuzz import coverage_report, open_database, run_campaigns
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     variants = ["seed", "fixed"] if args.variant == "both" else [args.variant]
-    database = None
-    if args.database is not None:
-        from hypothesis.database import DirectoryBasedExampleDatabase
-
-        database = DirectoryBasedExampleDatabase(args.database)
-    print(f"fuzz: seed {seed} (reproduce with --seed {seed})", file=sys.stderr)
+    try:
+        open_database(args.database)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    seeds = ", ".join(str(seed + i) for i in range(args.workers))
+    print(f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S --workers 1)",
+          file=sys.stderr)  # fmt: skip
+    results, coverage = run_campaigns(
+        variants, args.examples, seed, args.workers, args.steps, args.database
+    )
     failed = False
-    for name in variants:
-        result = run_campaign(
-            parse_variant(name), args.examples, seed, steps=args.steps, database=database
-        )
+    for result in results:
         status = "FAILED" if result.failure else "ok"
-        print(
-            f"{result.variant}: {result.examples} examples in {result.seconds:.1f} s: {status}"
-        )
+        print(f"{result.variant} (seed {result.seed}): {result.examples} examples "
+              f"in {result.seconds:.1f} s: {status}")  # fmt: skip
         if result.failure:
             failed = True
             print(result.failure)
-    print(coverage_report(COVERAGE))
+    print(coverage_report(coverage))
     return 1 if failed else 0
 
 
@@ -149,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variant", type=_variant_or_both, default="both", help="seed, fixed, ... or both"
     )
-    p.add_argument("--database", default=None, help="directory of Hypothesis examples to share")
+    p.add_argument("--workers", type=_positive, default=1, help="processes (default 1)")
+    p.add_argument(
+        "--database",
+        default=None,
+        help="Hypothesis example database to share: a directory or redis://HOST:PORT/N",
+    )
     p.set_defaults(func=cmd_fuzz)
 
     return parser

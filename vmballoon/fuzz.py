@@ -337,3 +337,61 @@ def coverage_report(coverage: Coverage) -> str:
     for cmd, statuses in by_cmd.items():
         lines.append(f"  {cmd}: statuses {', '.join(str(s) for s in statuses)}")
     return "\n".join(lines)
+
+
+def open_database(spec: str | None) -> Any:
+    """A Hypothesis example database: a directory, or ``redis://HOST:PORT/N``."""
+    if spec is None:
+        return None
+    if spec.startswith("redis://"):
+        try:
+            from hypothesis.extra.redis import RedisExampleDatabase
+            from redis import Redis
+        except ImportError:
+            raise ValueError(
+                "a redis:// database needs the redis package (pip install redis)"
+            ) from None
+        return RedisExampleDatabase(Redis.from_url(spec))
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    return DirectoryBasedExampleDatabase(spec)
+
+
+def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult, Coverage]:
+    """One campaign in a worker process; returns its result and coverage."""
+    from vmballoon.variants import parse_variant
+
+    variant_name, examples, seed, steps, database = job
+    COVERAGE.transitions, COVERAGE.statuses = set(), set()
+    COVERAGE.examples = COVERAGE.steps = 0
+    result = run_campaign(
+        parse_variant(variant_name), examples, seed, steps, open_database(database)
+    )
+    return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
+                            COVERAGE.examples, COVERAGE.steps)  # fmt: skip
+
+
+def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
+                  steps: int = 12, database: str | None = None,
+                  ) -> tuple[list[CampaignResult], Coverage]:  # fmt: skip
+    """Campaigns for each variant, split over ``workers`` processes.
+
+    Worker ``i`` runs with seed ``seed + i`` and ``examples / workers`` examples
+    (rounded up); one worker with seed ``seed + i`` reproduces its run.
+    """
+    per_worker = -(-examples // workers)
+    jobs = [(v, per_worker, seed + i, steps, database) for v in variants for i in range(workers)]
+    if workers == 1:
+        outcomes = [_worker(job) for job in jobs]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(_worker, jobs))
+    merged = Coverage()
+    for _, cov in outcomes:
+        merged.transitions |= cov.transitions
+        merged.statuses |= cov.statuses
+    merged.examples = sum(c.examples for _, c in outcomes)
+    merged.steps = sum(c.steps for _, c in outcomes)
+    return [r for r, _ in outcomes], merged
