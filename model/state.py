@@ -18,9 +18,9 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
+from model import listed as ls
 from model.plist import PList
 from vmballoon.env import Env
-from vmballoon.intervals import Runs
 from vmballoon.protocol import RATE_ALLOC_MAX, STATS_FIELDS
 from vmballoon.scenario import Scenario
 from vmballoon.variants import Variant
@@ -77,9 +77,9 @@ class Driver(NamedTuple):
     page: int | None  # struct page *page (line 297), as a PFN
     doorbell: tuple[int, int] | None  # struct vmci_handle (line 313); None when invalid
     warned: bool  # WARN_ON_ONCE already fired in this module load
-    listed: Runs  # PFNs whose page->lru is on some list
+    listed: ls.Listed  # PFNs whose page->lru is on some list (model.listed)
 
-    def with_page_listed(self, page: int | None, listed: Runs) -> Driver:
+    def with_page_listed(self, page: int | None, listed: ls.Listed) -> Driver:
         """With ``b->page`` and the listed pages changed (hot paths: no ``_replace``)."""
         return Driver(*self[:13], page, self.doorbell, self.warned, listed)
 
@@ -168,7 +168,7 @@ def initial_state(scenario: Scenario, variant: Variant) -> State:
         page=None,
         doorbell=None,
         warned=False,
-        listed=(),
+        listed=ls.EMPTY,
     )
     stats = (0,) * STAT["_len"]
     return State(Loc.IDLE, drv, EMPTY_LOOP, stats, Env.from_scenario(scenario), variant, "")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from model import listed as ls
 from model import ops
 from model.plist import PList, concat
 from model.state import EMPTY_LOOP, OPS_BASIC, OPS_BATCHED, STAT, Loc, Loop, State
 from model.tx import Crash, Tx
-from vmballoon import intervals as iv
 from vmballoon.protocol import (
     BATCH_MAX_PAGES,
     CAP_BASIC,
@@ -382,7 +382,7 @@ def deflate_loop(state: State) -> State:
     ):
         return State(Loc.D_TAIL, drv, loop, state.stats, state.env, state.variant, state.entry)
     pfn, rest = loop.cursor
-    listed = iv.remove(drv.listed, pfn, pfn + 1)  # list_del(&page->lru)
+    listed = ls.remove(drv.listed, pfn)  # list_del(&page->lru)
     num_pages = (loop.num_pages + 1) & U32_MASK
     if drv.ops == OPS_BATCHED and drv.batch_page is not None:
         fill: PList = ((pfn << PAGE_SHIFT) & U64_MASK, loop.fill)

@@ -12,9 +12,9 @@ frees, WARN_ON_ONCE, the hypervisor command and the C integer conversions.
 
 from __future__ import annotations
 
+from model import listed as ls
 from model.plist import PList
 from model.state import STAT, Driver, Loc, Loop, State
-from vmballoon import intervals as iv
 from vmballoon.env import Env
 from vmballoon.protocol import NULL_PFN, U32_MASK
 from vmballoon.scenario import Response
@@ -140,9 +140,9 @@ class Tx:
         """The checks of ``list_add`` of page ``pfn``; marks it as listed."""
         if pfn is None:
             raise self.crash("null_deref", None)
-        if iv.contains(self.listed, pfn):
+        if ls.contains(self.listed, pfn):
             raise self.crash("list_corrupt", pfn)
-        self.listed = iv.add(self.listed, pfn, pfn + 1)
+        self.listed = ls.add(self.listed, pfn)
         return pfn
 
     def list_add_pages(self, idx: int, pfn: int | None) -> None:
@@ -163,7 +163,7 @@ class Tx:
 
     def list_del(self, pfn: int) -> None:
         """``list_del(&page->lru)``."""
-        self.listed = iv.remove(self.listed, pfn, pfn + 1)
+        self.listed = ls.remove(self.listed, pfn)
 
     def free_page(self, pfn: int | None, is_2m: bool) -> None:
         """``vmballoon_free_page`` (lines 545-551): order 9 or 0; NULL faults."""
@@ -173,9 +173,15 @@ class Tx:
 
     # -- the backdoor (VMWARE_BALLOON_CMD, lines 200-219) ---------------------------------
 
-    def hv(self, cmd: int, arg1: int, arg2: int) -> Response:
-        """Issue one backdoor command; returns the host's answer."""
-        response, self.env = self.env.hv(cmd, arg1, arg2)
+    def hv(
+        self, cmd: int, arg1: int, arg2: int, batch: tuple[int, ...] | None = None
+    ) -> Response:
+        """Issue one backdoor command; returns the host's answer.
+
+        ``batch``: the entries the driver wrote into its batch page, for a host
+        that reads them (see :meth:`vmballoon.env.Env.hv`).
+        """
+        response, self.env = self.env.hv(cmd, arg1, arg2, batch)
         return response
 
     def check_status(self, status: int) -> bool:
