@@ -129,11 +129,12 @@ def _batch_command(tx: Tx, lock_cmd: bool, num_pages: int, is_2m: bool) -> tuple
         cmd = CMD_BATCHED_2M_LOCK if is_2m else CMD_BATCHED_LOCK
     else:
         cmd = CMD_BATCHED_2M_UNLOCK if is_2m else CMD_BATCHED_UNLOCK
-    response = tx.hv(cmd, arg1, num_pages)
-    _set_target(tx, response)
     entries = list(iterate(tx.loop.fill))
     entries.reverse()
     del entries[num_pages:]
+    batch = tuple(entries) if tx.batch_page is not None else None  # what the host may read
+    response = tx.hv(cmd, arg1, num_pages, batch)
+    _set_target(tx, response)
     if tx.batch_page is not None and arg1 == tx.batch_page and response.entries is not None:
         for i in range(min(num_pages, len(response.entries), BATCH_MAX_PAGES, len(entries))):
             entries[i] = (entries[i] & ~BATCH_STATUS_MASK) | (

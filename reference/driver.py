@@ -218,8 +218,11 @@ def vmware_balloon_cmd(b: Balloon, cmd: int, arg1: int, arg2: int) -> tuple[int,
     batch it finds at PFN ``arg1`` (scenario-format.md, "Batched commands"):
     only when ``arg1`` is the PFN of the driver's batch page.
     """
-    response = b.kernel.backdoor(cmd, arg1, arg2)
     batch = b.batch_page
+    shown = None
+    if cmd in _BATCHED_CMDS and batch is not None:
+        shown = tuple(batch.pages[:arg2])  # what the host can read at the batch page
+    response = b.kernel.backdoor(cmd, arg1, arg2, shown)
     entries = response.entries
     if cmd in _BATCHED_CMDS and batch is not None and arg1 == batch.pfn and entries is not None:
         pages = batch.pages

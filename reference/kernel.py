@@ -24,9 +24,15 @@ class Kernel:
         self.lru = Lru()
         self.warned = False
 
-    def backdoor(self, cmd: int, arg1: int, arg2: int) -> Response:
-        """The ``inl`` of ``VMWARE_BALLOON_CMD`` (lines 200-219): one scripted answer."""
-        response, self.env = self.env.hv(cmd, arg1, arg2)
+    def backdoor(
+        self, cmd: int, arg1: int, arg2: int, batch: tuple[int, ...] | None = None
+    ) -> Response:
+        """The ``inl`` of ``VMWARE_BALLOON_CMD`` (lines 200-219): one scripted answer.
+
+        ``batch``: the batch page's entries ``0 .. arg2-1`` for a batched command,
+        which a cooperative host reads when ``arg1`` names the batch page.
+        """
+        response, self.env = self.env.hv(cmd, arg1, arg2, batch)
         return response
 
     def alloc_pages(self, order: int, gfp: str) -> Page:

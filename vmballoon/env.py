@@ -12,15 +12,25 @@ a persistent stack inside it, so keeping an old environment costs nothing.
   lowest free frame, order 9 the lowest free 512-aligned block; frees detect
   double frees, order mismatches, tail frames and frames outside the pool.
 * **VMCI**: the n-th successful ``vmci_doorbell_create`` returns ``(0, n)``.
+
+Two optional parts replace the scripts for simulations (``vmballoon simulate``):
+
+* ``host``: a :class:`vmballoon.host.CooperativeHost` answers every backdoor
+  command instead of the ``hv`` script;
+* ``alloc_fail``: an :class:`AllocFail` policy (memory pressure) decides which
+  allocator calls fail when there is no ``alloc`` script.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vmballoon import intervals as iv
 from vmballoon.protocol import COMMAND_NAMES, NULL_PFN, ORDER_2M, PAGES_PER_2M
 from vmballoon.scenario import Response, Scenario
+
+if TYPE_CHECKING:
+    from vmballoon.host import CooperativeHost
 
 Event = dict[str, Any]
 EventStack = tuple[Event, "EventStack"] | None
@@ -66,6 +76,29 @@ def _new_memory(base: int, frames: int) -> Memory:
     return Memory(base, base + frames, ((base, base + frames),) if frames else (), (), ())
 
 
+_M64 = (1 << 64) - 1
+
+
+class AllocFail(NamedTuple):
+    """Memory pressure: each allocator call fails with probability ``rate``, deterministically.
+
+    Whether call number ``index`` (0-based, every call counts, the batch page too)
+    fails depends only on ``(seed, index)``: a splitmix64 hash of both compared
+    with ``rate * 2**64``.
+    """
+
+    rate: float
+    seed: int
+
+    def fails(self, index: int) -> bool:
+        """Whether allocator call ``index`` returns NULL."""
+        x = (self.seed * 0x9E3779B97F4A7C15 + (index + 1) * 0xBF58476D1CE4E5B9) & _M64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+        x ^= x >> 31
+        return x < int(self.rate * (1 << 64))
+
+
 class Env(NamedTuple):
     """Everything outside the driver, and the event log of what crossed the boundary."""
 
@@ -79,6 +112,8 @@ class Env(NamedTuple):
     memory: Memory
     totalram: int
     log: EventStack
+    host: CooperativeHost | None = None  # answers commands instead of hv_script
+    alloc_fail: AllocFail | None = None  # used when alloc_script is empty
 
     # -- construction -----------------------------------------------------------------
 
@@ -119,6 +154,8 @@ class Env(NamedTuple):
             memory,
             self.totalram,
             log,
+            self.host,
+            self.alloc_fail,
         )
 
     def step(self, name: str) -> Env:
@@ -137,13 +174,22 @@ class Env(NamedTuple):
             return self.hv_script[self.hv_pos]
         return DEFAULT_RESPONSE
 
-    def hv(self, cmd: int, arg1: int, arg2: int) -> tuple[Response, Env]:
+    def hv(
+        self, cmd: int, arg1: int, arg2: int, batch: tuple[int, ...] | None = None
+    ) -> tuple[Response, Env]:
         """Issue backdoor command ``cmd`` (lines 200-219) and log it.
 
         ``arg1`` and ``arg2`` are the zero-extended values the C passes; a PFN
-        of ``NULL_PFN`` (a NULL page pointer) is logged as ``null``.
+        of ``NULL_PFN`` (a NULL page pointer) is logged as ``null``.  ``batch``
+        holds, for a batched command, the u64 entries ``0 .. num_pages-1`` the
+        driver wrote into its batch page (``None`` without a batch page); only
+        a :attr:`host` reads it, and only when ``arg1`` names the batch page.
         """
-        response = self.next_response()
+        host = self.host
+        if host is None:
+            response = self.next_response()
+        else:
+            response, host = host.answer(cmd, arg1, arg2, batch)
         event = {
             "ev": "hv",
             "cmd": COMMAND_NAMES[cmd],
@@ -163,6 +209,8 @@ class Env(NamedTuple):
             self.memory,
             self.totalram,
             (event, self.log),
+            host,
+            self.alloc_fail,
         )
 
     # -- page allocator ----------------------------------------------------------------
@@ -173,7 +221,10 @@ class Env(NamedTuple):
         Returns the PFN of the first frame, or ``None`` for a NULL page.
         """
         pos = self.alloc_pos
-        allowed = pos >= len(self.alloc_script) or self.alloc_script[pos]
+        if pos < len(self.alloc_script):
+            allowed = self.alloc_script[pos]
+        else:
+            allowed = self.alloc_fail is None or not self.alloc_fail.fails(pos)
         mem = self.memory
         pfn: int | None = None
         if allowed:
@@ -194,6 +245,9 @@ class Env(NamedTuple):
                         mem.orphans,
                     )
         event = {"ev": "alloc", "order": order, "gfp": gfp, "pfn": pfn}
+        host = self.host
+        if host is not None and gfp == "kernel" and pfn is not None:
+            host = host.with_batch_page(pfn)  # the batch page (vmballoon_init_batching)
         return pfn, Env(
             self.hv_script,
             self.hv_pos,
@@ -205,6 +259,8 @@ class Env(NamedTuple):
             mem,
             self.totalram,
             (event, self.log),
+            host,
+            self.alloc_fail,
         )
 
     def free(self, pfn: int, order: int) -> Env:
