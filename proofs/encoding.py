@@ -304,8 +304,9 @@ class SymTx:
         self.set("f_list", val)
 
 
-def _ps(is2m: Expr) -> Expr:
-    return z3.If(is2m, bv32(PAGES_PER_2M), bv32(1))
+def times_ps(x: Expr, is2m: Expr) -> Expr:
+    """``x * vmballoon_page_size(is2m)`` with constant multipliers only (easier for Z3)."""
+    return z3.If(is2m, x * bv32(PAGES_PER_2M), x)
 
 
 def _empty_loop(tx: SymTx, is2m: bool = False) -> None:
@@ -509,8 +510,7 @@ def _lock_batched(tx: SymTx, num: Expr, is2m: Expr, eio: Expr) -> Expr:
         with tx.when(z3.And(f_ok, eqb)):
             tx.set("f_host", True)
         added = i["e_ok"] + z3.If(f_ok, bv32(1), bv32(0))
-        ps = _ps(is2m)
-        tx.set("size", tx["size"] + added * ps)
+        tx.set("size", tx["size"] + times_ps(added, is2m))
         tx.set("n4", z3.If(is2m, tx["n4"], tx["n4"] + added))
         tx.set("n2", z3.If(is2m, tx["n2"] + added, tx["n2"]))
         # refusable entries: the first (16 - n_refused) go to the refused list
@@ -605,7 +605,7 @@ def _unlock_batched(tx: SymTx, num: Expr, is2m: Expr, eio: Expr) -> Expr:
         tx.set("f_host", False)
     freed = z3.If(ok, i["e_ok"] + z3.If(f_ok, bv32(1), bv32(0)), bv32(0))
     back = num - freed
-    tx.set("size", tx["size"] - freed * _ps(is2m))
+    tx.set("size", tx["size"] - times_ps(freed, is2m))
     tx.set("n4", z3.If(is2m, tx["n4"], tx["n4"] + back))
     tx.set("n2", z3.If(is2m, tx["n2"] + back, tx["n2"]))
     with tx.when(z3.And(fb, z3.Or(z3.Not(ok), z3.Not(f_ok)))):
@@ -756,8 +756,9 @@ def t_inflate_loop(tx: SymTx) -> None:
     """One iteration of lines 833-907 up to the lock of a full batch."""
     i = tx.i
     is2m = tx["l_is2m"]
-    ps = _ps(is2m)
-    with tx.when(z3.Or(tx["reset"], z3.UGE(tx["size"] + tx["l_num"] * ps, tx["target"]))):
+    with tx.when(
+        z3.Or(tx["reset"], z3.UGE(tx["size"] + times_ps(tx["l_num"], is2m), tx["target"]))
+    ):
         tx.goto(Loc.I_TAIL)
     tx.assume(z3.Implies(i["a_f"], z3.And(i["a_ok"], z3.Not(tx["f_alloc"]))))
     tx.assume(
@@ -843,13 +844,12 @@ def t_deflate_loop(tx: SymTx) -> None:
     with tx.when(tx["ncur"] == bv32(0)):
         tx.goto(Loc.D_TAIL)
     is2m = tx["l_is2m"]
-    ps = _ps(is2m)
     target = tx["target"]
     stop = z3.Or(
         tx["reset"],
         z3.And(
             target != bv32(0),
-            z3.ULT(tx["size"] - tx["l_num"] * ps, target + bv32(PAGES_PER_2M)),
+            z3.ULT(tx["size"] - times_ps(tx["l_num"], is2m), target + bv32(PAGES_PER_2M)),
         ),
     )
     with tx.when(stop):
@@ -971,14 +971,66 @@ def well_formed(s: State) -> Expr:
     )
 
 
-def transition(s: State, i: State, t: State, variant: Variant) -> Expr:
-    """``T(s, i, t)``: ``t`` is the successor of ``s`` under inputs ``i``."""
-    cases = []
-    for loc in TRANSITIONS:
-        st = successor(loc, s, i, variant)
-        eqs = [t[n] == st.post[n] for n in FIELD_NAMES]
-        cases.append(z3.And(s["loc"] == loc_val(loc), *st.cons, *eqs))
-    return z3.Or(cases)
+def transition(
+    s: State, i: State, t: State, variant: Variant, locs: frozenset[Loc] | None = None
+) -> Expr:
+    """``T(s, i, t)``: ``t`` is the successor of ``s`` under inputs ``i``.
+
+    Written as top-level equalities ``t.x == If(loc = L1, x1, If(loc = L2, x2, ...))``
+    plus the input constraints of the location taken, which Z3 handles far better
+    than a disjunction of per-location conjunctions.  ``locs`` restricts ``s.loc``
+    to a set of locations (BMC passes the locations reachable at that depth).
+    """
+    cases = [loc for loc in TRANSITIONS if locs is None or loc in locs]
+    steps = {loc: successor(loc, s, i, variant) for loc in cases}
+    out = [z3.Or([s["loc"] == loc_val(loc) for loc in cases])]
+    for loc in cases:
+        cons = steps[loc].cons
+        if cons:
+            out.append(z3.Implies(s["loc"] == loc_val(loc), z3.And(*cons)))
+    for n in FIELD_NAMES:
+        e = steps[cases[-1]].post[n]
+        for loc in reversed(cases[:-1]):
+            e = z3.If(s["loc"] == loc_val(loc), steps[loc].post[n], e)
+        out.append(t[n] == e)
+    return z3.And(out)
+
+
+SUCCESSORS: dict[Loc, tuple[Loc, ...]] = {
+    Loc.IDLE: (Loc.IDLE, Loc.W_BEGIN, Loc.E_CLEANUP),
+    Loc.W_BEGIN: (Loc.R_CLEANUP, Loc.W_TARGET),
+    Loc.R_CLEANUP: (Loc.R_POP,),
+    Loc.R_POP: (Loc.R_START, Loc.CRASHED),
+    Loc.R_START: (Loc.R_OPS, Loc.W_TARGET),
+    Loc.R_OPS: (Loc.R_START0, Loc.R_VMCI, Loc.W_TARGET),
+    Loc.R_START0: (Loc.W_TARGET,),
+    Loc.R_VMCI: (Loc.R_GUEST_ID,),
+    Loc.R_GUEST_ID: (Loc.W_TARGET,),
+    Loc.W_TARGET: (Loc.IDLE, Loc.I_LOOP, Loc.D_LOOP),
+    Loc.I_LOOP: (Loc.I_TAIL, Loc.I_FALLBACK, Loc.I_LOOP, Loc.I_LOCK, Loc.CRASHED),
+    Loc.I_LOCK: (Loc.I_TAIL, Loc.I_LOOP, Loc.CRASHED),
+    Loc.I_FALLBACK: (Loc.I_LOOP, Loc.CRASHED),
+    Loc.I_TAIL: (Loc.I_END, Loc.CRASHED),
+    Loc.I_END: (Loc.IDLE, Loc.CRASHED),
+    Loc.D_LOOP: (Loc.D_TAIL, Loc.D_LOOP, Loc.D_UNLOCK, Loc.CRASHED),
+    Loc.D_UNLOCK: (Loc.IDLE, Loc.D_LOOP, Loc.CRASHED),
+    Loc.D_TAIL: (Loc.IDLE, Loc.D_LOOP, Loc.CRASHED),
+    Loc.E_CLEANUP: (Loc.E_START0,),
+    Loc.E_START0: (Loc.E_POP,),
+    Loc.E_POP: (Loc.EXITED, Loc.CRASHED),
+    Loc.EXITED: (Loc.EXITED,),
+    Loc.CRASHED: (Loc.CRASHED,),
+}
+"""Control-flow successors of each location (an over-approximation used to prune BMC;
+the conformance tests check every concrete step stays inside it)."""
+
+
+def reachable_locs(depth: int) -> list[frozenset[Loc]]:
+    """The locations reachable from IDLE in exactly ``k`` steps, for ``k <= depth``."""
+    out = [frozenset({Loc.IDLE})]
+    for _ in range(depth):
+        out.append(frozenset(n for loc in out[-1] for n in SUCCESSORS[loc]))
+    return out
 
 
 def initial(s: State) -> Expr:

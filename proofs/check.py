@@ -1,0 +1,442 @@
+"""Proof obligations: induction for the fixed driver, BMC counterexamples for the others.
+
+* **Induction** (:func:`prove`): ``Init => P`` and, for every control location ``L``,
+  ``Inv ∧ loc = L ∧ T_L => P'`` where ``Inv`` is the conjunction of every property
+  and every auxiliary invariant of :mod:`proofs.props`.  A property is *proved*
+  when its obligations and those of every conjunct of ``Inv`` are unsat (the whole
+  conjunction is then inductive); splitting by location keeps each query small.
+* **BMC** (:func:`bmc`): from ``Init``, unroll ``T`` up to a depth and ask for a
+  state violating the property; the first depth that answers gives the shortest
+  counterexample.  It becomes a scenario of the contract (:func:`to_scenario`),
+  is replayed through the model with :func:`model.properties.check_trace` (and the
+  reference when it exists) and is reported only if the replay shows the violation.
+* **Vacuity** (:func:`vacuity`): ``Init ∧ Inv`` satisfiable, and every transition
+  enabled from some state satisfying ``Inv``.
+* ``unknown`` (a timeout) is a result of its own, never "proved".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from model.machine import enter, start, step
+from model.properties import check_trace
+from model.state import Loc, State
+from proofs.encoding import (
+    FIELD_NAMES,
+    INPUT_NAMES,
+    TRANSITIONS,
+    Expr,
+    initial,
+    loc_val,
+    make_inputs,
+    make_state,
+    reachable_locs,
+    successor,
+    transition,
+)
+from proofs.props import AUX, PROPERTIES
+from vmballoon.env import DEFAULT_RESPONSE
+from vmballoon.protocol import U64_MASK
+from vmballoon.scenario import Response, Scenario
+from vmballoon.variants import FIX_NAMES, FIXED, Variant, parse_variant
+
+DEFAULT_DEPTH = 14
+DEFAULT_TIMEOUT = 30.0
+RUNNING_LOCS = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
+
+
+@dataclass
+class Outcome:
+    """The result of one obligation."""
+
+    prop: str
+    variant: str
+    kind: str  # "induction" or "bmc"
+    status: str  # proved / violated / unconfirmed / no-cex / unknown / failed
+    seconds: float
+    detail: str = ""
+    depth: int | None = None
+    scenario: str | None = None
+    replay: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _solver(timeout: float) -> z3.Solver:
+    s = z3.Solver()
+    s.set("timeout", int(timeout * 1000))
+    return s
+
+
+def _invariant(s: dict[str, Expr]) -> Expr:
+    return z3.And([p(s) for p in PROPERTIES.values()] + [a(s) for a in AUX.values()])
+
+
+def conjuncts() -> list[str]:
+    """Every conjunct of the inductive invariant: the properties, then the lemmas."""
+    return list(PROPERTIES) + list(AUX)
+
+
+def _pred(name: str) -> Any:
+    return PROPERTIES[name] if name in PROPERTIES else AUX[name]
+
+
+def prove(name: str, variant: Variant, timeout: float) -> Outcome:
+    """Init => P, and Inv ∧ T_L => P' for every location L (consecution relative to Inv)."""
+    t0 = time.monotonic()
+    s, i = make_state("s_"), make_inputs("i_")
+    pred = _pred(name)
+    sol = _solver(timeout)
+    sol.add(initial(s), z3.Not(pred(s)))
+    r = sol.check()
+    if r != z3.unsat:
+        status = "unknown" if r == z3.unknown else "failed"
+        return Outcome(name, variant.name, "induction", status, time.monotonic() - t0, "initiation")
+    inv = _invariant(s)
+    for loc in TRANSITIONS:
+        st = successor(loc, s, i, variant)
+        sol = _solver(timeout)
+        sol.add(inv, s["loc"] == loc_val(loc), *st.cons, z3.Not(pred(st.post)))
+        r = sol.check()
+        if r == z3.unknown:
+            return Outcome(
+                name, variant.name, "induction", "unknown", time.monotonic() - t0,
+                f"consecution from {loc.name}: {sol.reason_unknown()}",
+            )  # fmt: skip
+        if r == z3.sat:
+            return Outcome(
+                name, variant.name, "induction", "failed", time.monotonic() - t0,
+                f"not inductive from {loc.name}",
+            )  # fmt: skip
+    return Outcome(name, variant.name, "induction", "proved", time.monotonic() - t0)
+
+
+# -- bounded model checking ---------------------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """A counterexample of the encoding: the locations and inputs of each step."""
+
+    states: list[dict[str, int | bool]]
+    inputs: list[dict[str, int | bool]]
+
+
+def _value(m: z3.ModelRef, e: Expr) -> int | bool:
+    v = m.eval(e, model_completion=True)
+    if z3.is_bool(v):
+        return bool(z3.is_true(v))
+    return int(v.as_long())
+
+
+def _bv_solver(timeout: float) -> Any:
+    """A non-incremental bit-blasting solver: the fastest here for BMC queries."""
+    tactic = z3.Then(
+        "simplify", "propagate-values", "solve-eqs", "elim-uncnstr", "simplify", "bit-blast", "sat"
+    )
+    sol = tactic.solver()
+    sol.set("timeout", int(timeout * 1000))
+    return sol
+
+
+def bmc_all(
+    names: list[str], variant: Variant, depth: int, timeout: float, shortest: bool = True
+) -> dict[str, tuple[str, Trace | None, int | None, float]]:
+    """BMC of several properties over one unrolling: ``name -> (status, trace, depth, secs)``.
+
+    One query asks for a violation of any remaining property at any depth up to
+    ``depth``; the properties the model violates are recorded and the query repeats
+    without them until it is unsat.  With ``shortest``, each counterexample is then
+    shortened: the query is repeated on shorter prefixes until unsat, so the depth
+    reported is the least at which the property fails.
+    """
+    t0 = time.monotonic()
+    reach = reachable_locs(depth)
+    states = [make_state("s0_")]
+    inputs: list[dict[str, Expr]] = []
+    prefix = [initial(states[0])]
+    for k in range(1, depth + 1):
+        i = make_inputs(f"i{k - 1}_")
+        t = make_state(f"s{k}_")
+        prefix.append(transition(states[-1], i, t, variant, reach[k - 1]))
+        inputs.append(i)
+        states.append(t)
+
+    def trace_of(m: Any, k: int) -> Trace:
+        return Trace(
+            [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]],
+            [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
+        )
+
+    def first_violation(m: Any, name: str) -> int | None:
+        for k, st in enumerate(states):
+            if z3.is_true(m.eval(z3.Not(PROPERTIES[name](st)), model_completion=True)):
+                return k
+        return None
+
+    out: dict[str, tuple[str, Trace | None, int | None, float]] = {}
+    todo = list(names)
+    while todo:
+        sol = _bv_solver(timeout)
+        sol.add(*prefix)
+        sol.add(z3.Or([z3.Not(PROPERTIES[n](st)) for n in todo for st in states]))
+        r = sol.check()
+        if r == z3.unsat:
+            for n in todo:
+                out[n] = ("no-cex", None, depth, time.monotonic() - t0)
+            break
+        if r == z3.unknown:
+            for n in todo:
+                out[n] = ("unknown", None, depth, time.monotonic() - t0)
+            break
+        m = sol.model()
+        found = [(n, k) for n in todo for k in [first_violation(m, n)] if k is not None]
+        for name, k in found:
+            best, model = k, m
+            while shortest and best > 0:
+                sol2 = _bv_solver(timeout)
+                sol2.add(*prefix[:best])
+                sol2.add(z3.Or([z3.Not(PROPERTIES[name](st)) for st in states[:best]]))
+                if sol2.check() != z3.sat:
+                    break
+                model = sol2.model()
+                k2 = first_violation(model, name)
+                assert k2 is not None and k2 < best
+                best = k2
+            out[name] = ("violated", trace_of(model, best), best, time.monotonic() - t0)
+            todo.remove(name)
+    return out
+
+
+# -- counterexamples as scenarios -----------------------------------------------------------------
+
+_STATUS_OF_CLASS = {0: 0, 1: 5, 2: 6, 3: 3}
+
+
+def _response(site: str, inp: dict[str, int | bool], num: int) -> Response:
+    st, res = int(inp[f"{site}_st"]), int(inp[f"{site}_res"])
+    entries = None
+    if site in ("BLOCK", "BUNLOCK") and inp["e_present"]:
+        ent = []
+        if inp.get("_f_batch"):
+            ent.append(_STATUS_OF_CLASS[int(inp["f_cls"]) & 3])
+        ent += [0] * int(inp["e_ok"]) + [5] * int(inp["e_ref"])
+        ent += [6] * int(inp["e_free"]) + [3] * int(inp["e_warn"])
+        entries = tuple(ent[: max(num, 0)][:512])
+    return Response(st & U64_MASK, res & U64_MASK, entries)
+
+
+_SITE = {
+    "START": "START", "GET_TARGET": "GET_TARGET", "LOCK": "LOCK", "UNLOCK": "UNLOCK",
+    "GUEST_ID": "GUEST_ID", "BATCHED_LOCK": "BLOCK", "BATCHED_2M_LOCK": "BLOCK",
+    "BATCHED_UNLOCK": "BUNLOCK", "BATCHED_2M_UNLOCK": "BUNLOCK",
+}  # fmt: skip
+
+
+def to_scenario(trace: Trace, variant: Variant) -> Scenario:
+    """A scenario of the contract that drives the model along ``trace``.
+
+    Built by running the model: each step's host answers, allocations and VMCI
+    results are the trace's inputs for the commands the model actually issues.
+    The pool starts at f's 2 MiB block so that f is among the first frames handed out.
+    """
+    f = int(trace.states[0]["f_pfn"])
+    base = f - f % 512
+    ram_big = bool(trace.states[0]["ram_big"])
+    frames = 4096
+    steps: list[str] = []
+    hv: list[Response] = []
+    alloc: list[bool] = []
+    vmci: list[bool] = []
+
+    def scenario() -> Scenario:
+        return Scenario(
+            steps=tuple(steps), frames=frames, pfn_base=base,
+            totalram_pages=(1 << 33) if ram_big else None,
+            hv=tuple(hv), alloc=tuple(alloc), vmci=tuple(vmci),
+        )  # fmt: skip
+
+    state: State = start(scenario(), variant)
+    for k, inp in enumerate(trace.inputs):
+        pre = trace.states[k]
+        if state.loc in (Loc.EXITED, Loc.CRASHED):
+            break
+        if state.loc == Loc.IDLE:
+            steps.append(("work", "doorbell", "exit")[min(int(inp["entry"]), 2)])
+        inp = dict(inp, _f_batch=bool(pre["f_batch"]))
+        num = int(pre["l_num"])
+        # iterate: the commands a step issues can depend on the answers it gets
+        trial: list[Response] = []
+        for _ in range(4):
+            env = state.env._replace(
+                hv_script=(*hv, *trial),
+                alloc_script=(*alloc, bool(inp["a_ok"])),
+                vmci_script=(*vmci, bool(inp["v_ok"])),
+            )
+            cur = state._replace(env=env)
+            nxt = enter(cur, steps[-1]) if state.loc == Loc.IDLE else step(cur)
+            issued = []
+            log = nxt.env.log
+            evs = []
+            while log is not None and log is not state.env.log:
+                evs.append(log[0])
+                log = log[1]
+            evs.reverse()
+            for ev in evs:
+                if ev["ev"] == "hv":
+                    if ev["cmd"] == "VMCI_DOORBELL_SET":
+                        inv = ev["arg1"] == 0xFFFFFFFF and ev["arg2"] == 0xFFFFFFFF
+                        issued.append("DBINV" if inv else "DBSET")
+                    else:
+                        issued.append(_SITE[ev["cmd"]])
+            want = [_response(site, inp, num) for site in issued]
+            if want == trial[: len(want)] and len(trial) == len(want):
+                break
+            trial = want
+        hv.extend(trial)
+        if nxt.env.alloc_pos > state.env.alloc_pos:
+            alloc.append(bool(inp["a_ok"]))
+        if nxt.env.vmci_pos > state.env.vmci_pos:
+            vmci.append(bool(inp["v_ok"]))
+        env = nxt.env._replace(
+            hv_script=tuple(hv), alloc_script=tuple(alloc), vmci_script=tuple(vmci)
+        )
+        state = nxt._replace(env=env)
+    while hv and hv[-1] == DEFAULT_RESPONSE:
+        hv.pop()
+    return scenario()
+
+
+def confirm(name: str, scenario: Scenario, variant: Variant) -> list[dict[str, Any]]:
+    """Replay ``scenario`` with every property checked; the violations of ``name``."""
+    found = [v.to_json() for v in check_trace(scenario, variant) if v.prop == name]
+    try:
+        import reference  # noqa: F401  (another engineer's package; optional)
+        from vmballoon.replay import replay
+
+        ref = replay(scenario, impl="reference", variant=variant)
+        mod = replay(scenario, impl="model", variant=variant)
+        if ref != mod:
+            found.append({"property": name, "message": "model and reference disagree on replay"})
+    except ImportError:
+        pass
+    except Exception as exc:  # the reference may be incomplete; never hide a real result
+        found.append({"property": name, "message": f"reference replay failed: {exc!r}"})
+    return found
+
+
+def bmc(
+    names: list[str],
+    variant: Variant,
+    depth: int,
+    timeout: float,
+    out_dir: Path | None,
+    shortest: bool = True,
+) -> list[Outcome]:
+    """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``."""
+    res = bmc_all(names, variant, depth, timeout, shortest)
+    outs = []
+    for name in names:
+        status, trace, k, secs = res[name]
+        o = Outcome(name, variant.name, "bmc", status, secs, depth=k)
+        if status == "no-cex":
+            o.detail = f"no counterexample up to depth {depth}"
+        if trace is not None:
+            scenario = to_scenario(trace, variant)
+            o.replay = confirm(name, scenario, variant)
+            locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
+            o.detail = f"trace: {locs}"
+            if not o.replay or any("disagree" in str(r.get("message")) for r in o.replay):
+                o.status = "unconfirmed"
+            if out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                path = out_dir / f"{variant.name}.{name}.scenario.json"
+                path.write_text(json.dumps(scenario.to_json(), indent=1) + "\n")
+                o.scenario = str(path)
+        outs.append(o)
+    return outs
+
+
+def vacuity(variant: Variant, timeout: float) -> Outcome:
+    """``Init ∧ Inv`` is satisfiable and every transition is enabled from ``Inv``."""
+    t0 = time.monotonic()
+    s, i = make_state("s_"), make_inputs("i_")
+    inv = _invariant(s)
+    sol = _solver(timeout)
+    sol.add(initial(s), inv)
+    if sol.check() != z3.sat:
+        return Outcome(
+            "vacuity", variant.name, "vacuity", "failed", time.monotonic() - t0, "Init ∧ Inv unsat"
+        )
+    dead = []
+    for loc in TRANSITIONS:
+        if loc == Loc.CRASHED:
+            continue  # excluded by no_crash: unreachable when the invariant holds
+        st = successor(loc, s, i, variant)
+        sol = _solver(timeout)
+        sol.add(inv, s["loc"] == loc_val(loc), *st.cons, st.post["loc"] != loc_val(Loc.CRASHED))
+        if sol.check() != z3.sat:
+            dead.append(loc.name)
+    status = "failed" if dead else "proved"
+    detail = (
+        f"never enabled: {dead}" if dead else "Init ∧ Inv sat; all transitions enabled under Inv"
+    )
+    return Outcome("vacuity", variant.name, "vacuity", status, time.monotonic() - t0, detail)
+
+
+# -- obligations for process pools ------------------------------------------------------
+
+
+def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run one obligation described by a JSON-able dict (for ``concurrent.futures``)."""
+    variant = parse_variant(job["variant"])
+    timeout = float(job["timeout"])
+    kind = job["kind"]
+    if kind == "induction":
+        return [prove(job["prop"], variant, timeout).to_json()]
+    if kind == "vacuity":
+        return [vacuity(variant, timeout).to_json()]
+    out_dir = Path(job["out"]) if job.get("out") else None
+    outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir, job["shortest"])
+    return [o.to_json() for o in outs]
+
+
+def jobs_for(
+    variants: list[str], props: list[str], timeout: float, depth: int, out: str | None,
+    necessity: bool,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The obligations of a verify run."""
+    jobs: list[dict[str, Any]] = []
+    base = {"timeout": timeout, "depth": depth, "out": out}
+    if "fixed" in variants:
+        for name in conjuncts():
+            jobs.append({**base, "kind": "induction", "prop": name, "variant": "fixed"})
+        jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
+    bmc_variants = [v for v in variants if v != "fixed"]
+    if necessity:
+        bmc_variants += [FIXED.without(n).name for n in FIX_NAMES]
+    for v in bmc_variants:
+        jobs.append({**base, "kind": "bmc", "props": props, "variant": v, "shortest": v == "seed"})
+    return jobs
+
+
+__all__ = [
+    "DEFAULT_DEPTH",
+    "DEFAULT_TIMEOUT",
+    "Outcome",
+    "bmc",
+    "conjuncts",
+    "jobs_for",
+    "prove",
+    "run_obligation",
+    "to_scenario",
+    "vacuity",
+]

@@ -1,0 +1,146 @@
+"""``vmballoon verify``: every property on SEED and FIXED, proved or violated, in parallel.
+
+Wire into ``vmballoon/cli.py`` with::
+
+    from proofs.cli import add_verify_parser
+    add_verify_parser(sub)          # sets func=cmd_verify
+
+Exit status 0 iff every property is proved for FIXED (with the vacuity check) and
+every SEED violation found is confirmed by replaying its counterexample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from proofs.check import DEFAULT_DEPTH, DEFAULT_TIMEOUT, conjuncts, jobs_for, run_obligation
+from proofs.props import PROPERTIES
+from vmballoon.variants import FIX_NAMES, FIXED
+
+
+def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``verify`` subcommand to an ``argparse`` subparsers object."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "verify", help="prove the properties (Z3): induction for fixed, BMC for seed"
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--variant", choices=("seed", "fixed", "all"), default="all")
+    p.add_argument(
+        "--property", action="append", choices=sorted(PROPERTIES), default=None,
+        help="check only this property (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per solver query"
+    )
+    p.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="BMC depth (default 16)")
+    p.add_argument("--out", default="verify-out", help="directory for counterexample scenarios")
+    p.add_argument(
+        "--no-necessity",
+        action="store_true",
+        help="skip the fix-necessity table (FIXED minus one fix)",
+    )
+    p.set_defaults(func=cmd_verify)
+    return p
+
+
+def _cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "-"
+    st = r["status"]
+    if st in ("violated", "unconfirmed") and r.get("depth") is not None:
+        st += f"@{r['depth']}"
+    return f"{st} ({r['seconds']:.1f}s)"
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Run the obligations in parallel; print the tables; 0 iff all is well."""
+    t0 = time.monotonic()
+    variants = ["seed", "fixed"] if args.variant == "all" else [args.variant]
+    props = args.property or list(PROPERTIES)
+    necessity = args.variant in ("all", "fixed") and not args.no_necessity
+    jobs = jobs_for(variants, props, args.timeout, args.depth, args.out, necessity)
+    results: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futs = {pool.submit(run_obligation, j): j for j in jobs}
+        for done, fut in enumerate(as_completed(futs), start=1):
+            job = futs[fut]
+            try:
+                outs = fut.result()
+            except Exception as exc:  # a crashed obligation is a failure, never "proved"
+                outs = [{
+                    "prop": job.get("prop", ",".join(job.get("props", []))),
+                    "variant": job["variant"], "kind": job["kind"], "status": "error",
+                    "seconds": 0.0, "detail": repr(exc), "depth": None, "scenario": None,
+                    "replay": [],
+                }]  # fmt: skip
+            results.extend(outs)
+            what = job.get("prop") or job["kind"]
+            print(
+                f"[{done}/{len(jobs)}] {job['variant']} {what}: "
+                + ", ".join(f"{o['prop']}={o['status']}" for o in outs)[:200],
+                file=sys.stderr,
+                flush=True,
+            )
+    by = {(r["variant"], r["prop"]): r for r in results}
+    ok = True
+    if "fixed" in variants:
+        names = [*conjuncts(), "vacuity"]
+        needed = [n for n in names if n in props or n not in PROPERTIES]
+        ok = all(by.get(("fixed", n), {}).get("status") == "proved" for n in needed)
+    if "seed" in variants:
+        ok = ok and not any(
+            r["variant"] == "seed" and r["status"] in ("unconfirmed", "unknown", "error")
+            for r in results
+        )
+    necessity_table: dict[str, list[str]] = {}
+    if necessity:
+        for fix in FIX_NAMES:
+            vname = FIXED.without(fix).name
+            necessity_table[fix] = sorted(
+                r["prop"] for r in results if r["variant"] == vname and r["status"] == "violated"
+            )
+    elapsed = time.monotonic() - t0
+    if args.json:
+        json.dump(
+            {"ok": ok, "seconds": elapsed, "results": results, "necessity": necessity_table},
+            sys.stdout,
+            indent=1,
+        )
+        sys.stdout.write("\n")
+        return 0 if ok else 1
+    print(f"{'property':<20} {'seed':<28} {'fixed':<28} counterexample")
+    for name in props:
+        seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
+        cex = (seed or {}).get("scenario") or ""
+        print(f"{name:<20} {_cell(seed):<28} {_cell(fixed):<28} {cex}")
+    for name in [*conjuncts(), "vacuity"]:
+        if name not in PROPERTIES and ("fixed", name) in by:
+            print(f"{name:<20} {'(lemma)':<28} {_cell(by[('fixed', name)]):<28}")
+    if necessity:
+        print("\nfix necessity (FIXED minus the fix: properties violated)")
+        for fix, viol in necessity_table.items():
+            print(
+                f"  {fix:<24} {', '.join(viol) if viol else 'no property needs it (up to depth)'}"
+            )
+    print(f"\n{'OK' if ok else 'FAILED'} in {elapsed:.1f}s")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    """Stand-alone entry point (``python -m proofs.cli``) until the main CLI wires it in."""
+    parser = argparse.ArgumentParser(prog="vmballoon")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_verify_parser(sub)
+    args = parser.parse_args()
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
