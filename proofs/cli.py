@@ -38,7 +38,9 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per solver query"
     )
-    p.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="BMC depth (default 16)")
+    p.add_argument(
+        "--depth", type=int, default=DEFAULT_DEPTH, help=f"BMC depth (default {DEFAULT_DEPTH})"
+    )
     p.add_argument("--out", default="verify-out", help="directory for counterexample scenarios")
     p.add_argument(
         "--no-necessity",

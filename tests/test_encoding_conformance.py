@@ -55,3 +55,19 @@ def test_checker_detects_a_wrong_successor() -> None:
         assert checker.mismatches(smp.loc, smp.pre, smp.inputs, post), name
         checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+def test_control_flow_graph_covers_every_step(variant: Variant) -> None:
+    """BMC prunes locations with SUCCESSORS: no step of the encoding may leave it."""
+    import z3
+
+    from proofs.encoding import SUCCESSORS, loc_val, make_inputs, make_state, successor
+
+    s, i = make_state("s_"), make_inputs("i_")
+    for loc in TRANSITIONS:
+        st = successor(loc, s, i, variant)
+        sol = z3.Solver()
+        sol.add(s["loc"] == loc_val(loc), *st.cons)
+        sol.add(z3.And([st.post["loc"] != loc_val(n) for n in SUCCESSORS[loc]]))
+        assert sol.check() == z3.unsat, loc.name
