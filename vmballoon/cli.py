@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_fuzz)
 
+    from proofs.cli import add_verify_parser
+
+    add_verify_parser(sub)
+
     return parser
 
 
