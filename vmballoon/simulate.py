@@ -1,0 +1,419 @@
+"""``vmballoon simulate``: a cooperative host and a target schedule over a guest of a given size.
+
+Wiring (in :mod:`vmballoon.cli`)::
+
+    from vmballoon.simulate import add_simulate_parser
+    add_simulate_parser(sub)        # sets func=cmd_simulate
+
+Sizes are ``<number><unit>`` with binary units (``KiB``/``K``, ``MiB``/``M``,
+``GiB``/``G``, ``TiB``/``T``; a multiple of 4 KiB) or a plain integer: a number
+of 4 KiB pages.  A schedule is ``tick:size,tick:size,...`` with strictly
+increasing ticks; the target before the first entry is 0.  The engine is
+:mod:`vmballoon.simulation`, the picture :mod:`vmballoon.simplot`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any, TextIO
+
+from vmballoon.host import Schedule
+from vmballoon.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    CAP_SIGNALLED_WAKEUP,
+    CAPABILITIES,
+    COMMAND_NAMES,
+    U32_MASK,
+    U64_MASK,
+)
+from vmballoon.simulation import SimConfig, SimResult, simulate
+from vmballoon.variants import parse_variant
+
+PAGE = 4096
+DEFAULT_RAM = 4 << 30
+SETTLE_TICKS = 30
+"""Default ticks after the last entry of the schedule."""
+
+_UNITS = {"": None, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?b)?)?\s*$", re.IGNORECASE)
+
+CAPABILITY_NAMES: dict[str, int] = {
+    "basic": CAP_BASIC,
+    "batched": CAP_BATCHED,
+    "2m": CAP_BATCHED_2M,
+    "doorbell": CAP_SIGNALLED_WAKEUP,
+}
+_CAP_ALIASES = {"batched_2m": CAP_BATCHED_2M, "signalled_wakeup": CAP_SIGNALLED_WAKEUP}
+
+
+# -- argument types ------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    """A size in 4 KiB pages: ``8GiB``, ``512M``, ``1.5GiB``, or a plain number of pages."""
+    m = _SIZE_RE.match(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"bad size {text!r}: use a number with KiB, MiB, GiB or TiB, or a number of 4 KiB pages"
+        )
+    number, letter, suffix = m.group(1), m.group(2), m.group(3)
+    if suffix is not None and suffix.lower() == "b":
+        raise argparse.ArgumentTypeError(
+            f"bad size {text!r}: units are binary, write {letter.upper()}iB"
+        )
+    if letter is None:
+        if "." in number:
+            raise argparse.ArgumentTypeError(f"bad size {text!r}: a page count is an integer")
+        return int(number)
+    try:
+        size = Decimal(number) * _UNITS[letter.lower()]  # type: ignore[operator]
+    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
+        raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
+    if size != size.to_integral_value() or int(size) % PAGE:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: not a multiple of 4 KiB")
+    return int(size) // PAGE
+
+
+def parse_schedule(text: str) -> Schedule:
+    """``tick:size,...`` as ``((tick, pages), ...)``; ticks >= 0 and strictly increasing."""
+    out: list[tuple[int, int]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        tick_text, sep, size_text = item.partition(":")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"bad schedule entry {item!r}: expected tick:size")
+        try:
+            tick = int(tick_text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad schedule entry {item!r}: tick {tick_text.strip()!r} is not an integer"
+            ) from None
+        if tick < 0:
+            raise argparse.ArgumentTypeError(f"bad schedule entry {item!r}: negative tick")
+        if out and tick <= out[-1][0]:
+            raise argparse.ArgumentTypeError(
+                f"bad schedule entry {item!r}: ticks must increase (after tick {out[-1][0]})"
+            )
+        pages = parse_size(size_text)
+        if pages > U32_MASK:
+            raise argparse.ArgumentTypeError(
+                f"bad schedule entry {item!r}: a target is a 32-bit page count"
+            )
+        out.append((tick, pages))
+    if not out:
+        raise argparse.ArgumentTypeError("empty schedule: expected tick:size,...")
+    return tuple(out)
+
+
+def parse_capabilities(text: str) -> int:
+    """``0x1e``, ``30`` or names: ``basic,batched,2m,doorbell``."""
+    text = text.strip()
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = 0
+        for name in text.split(","):
+            key = name.strip().lower()
+            bit = CAPABILITY_NAMES.get(key, _CAP_ALIASES.get(key))
+            if bit is None:
+                raise argparse.ArgumentTypeError(
+                    f"unknown capability {name.strip()!r} (known: {', '.join(CAPABILITY_NAMES)}"
+                    ", or a number like 0x1e)"
+                ) from None
+            value |= bit
+        return value
+    if not 0 <= value <= U64_MASK:
+        raise argparse.ArgumentTypeError(f"capabilities {text!r} do not fit in 64 bits")
+    return value
+
+
+def parse_rate(text: str) -> float:
+    """A probability: ``0.05`` or ``5%``."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad rate {text!r}: expected 0..1 or a percentage"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"bad rate {text!r}: expected 0..1 or a percentage")
+    return value
+
+
+def _variant(text: str) -> str:
+    try:
+        parse_variant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _ticks(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= U64_MASK:
+        raise argparse.ArgumentTypeError(f"seed {value} outside 0..2**64-1")
+    return value
+
+
+def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``simulate`` to ``subparsers`` (from ``add_subparsers``); sets ``func``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="a cooperative host and a target schedule over a guest; size against target",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
+                   help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
+    p.add_argument("--variant", type=_variant, default="fixed",
+                   help="seed, fixed, fixed-<fix> or fix,fix,... (default fixed)")  # fmt: skip
+    p.add_argument("--capabilities", type=parse_capabilities, default=CAPABILITIES,
+                   help="what the host offers: 0x1e or basic,batched,2m,doorbell "
+                        "(default: all the driver asks for, 0x1e)")  # fmt: skip
+    p.add_argument("--targets", type=parse_schedule, default=None,
+                   help='target schedule "tick:size,...", e.g. "0:8GiB,30:2GiB,60:0" '
+                        "(default: half the RAM at tick 0, 0 at tick 30)")  # fmt: skip
+    p.add_argument("--ticks", type=_ticks, default=None,
+                   help=f"ticks to run (default: last schedule tick + {SETTLE_TICKS})")  # fmt: skip
+    p.add_argument("--pressure", type=parse_rate, default=0.0,
+                   help="probability that a page allocation fails, e.g. 0.05 or 5%%")  # fmt: skip
+    p.add_argument("--pressure-seed", type=_seed, default=0,
+                   help="seed of the allocation failures (default 0)")  # fmt: skip
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="write size and target against ticks to FILE.png or FILE.svg")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_simulate)
+    return p
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """Check the arguments together and build the simulation's configuration."""
+    from vmballoon.cli import UsageError
+
+    ram: int = args.ram
+    if ram <= 0:
+        raise UsageError("--ram: the guest needs at least one 4 KiB page")
+    if ram > U32_MASK:
+        raise UsageError(
+            "--ram: at most 16 TiB (GET_TARGET passes totalram as 32 bits; "
+            "above that the driver never asks for a target)"
+        )
+    schedule: Schedule = args.targets or ((0, ram // 2), (30, 0))
+    for tick, pages in schedule:
+        if pages > ram:
+            raise UsageError(
+                f"--targets: target {fmt_size(pages)} at tick {tick} exceeds the RAM "
+                f"({fmt_size(ram)})"
+            )
+    ticks: int = args.ticks if args.ticks is not None else schedule[-1][0] + SETTLE_TICKS
+    if args.plot is not None and not args.plot.lower().endswith((".png", ".svg")):
+        raise UsageError(f"--plot: {args.plot!r} must end in .png or .svg")
+    return SimConfig(
+        ram_pages=ram,
+        schedule=schedule,
+        ticks=ticks,
+        variant=parse_variant(args.variant),
+        capabilities=args.capabilities,
+        pressure=args.pressure,
+        pressure_seed=args.pressure_seed,
+    )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``vmballoon simulate``: run, show progress on stderr, print the summary; 0."""
+    config = config_from_args(args)
+    bar = ProgressBar(sys.stderr)
+    result = simulate(config, bar.update)
+    bar.close(result)
+    if args.plot is not None:
+        from vmballoon.simplot import plot
+
+        try:
+            plot(result, args.plot)
+        except OSError as exc:
+            from vmballoon.cli import UsageError
+
+            raise UsageError(f"--plot: cannot write {args.plot!r}: {exc.strerror}") from None
+    if args.json:
+        sys.stdout.write(json.dumps(summary_json(result)) + "\n")
+    else:
+        sys.stdout.write(summary_text(result))
+    sys.stdout.flush()
+    return 0
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A bar redrawn in place on a terminal; a few plain lines otherwise."""
+
+    WIDTH = 30
+    INTERVAL = 0.1  # seconds between two redraws
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+        self.quarters = 0  # plain lines printed (one per quarter of the ticks)
+
+    def update(self, done: int, total: int, size: int) -> None:
+        """Called by the simulation after each tick and during long ticks."""
+        if self.tty:
+            now = time.monotonic()
+            if now - self.last < self.INTERVAL and done < total:
+                return
+            self.last = now
+            filled = self.WIDTH * done // max(total, 1)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            self.stream.write(f"\r[{bar}] tick {done}/{total}  balloon {fmt_size(size):>10}")
+            self.stream.flush()
+            return
+        quarter = 4 * done // max(total, 1)
+        if done and quarter > self.quarters:
+            self.quarters = quarter
+            self.stream.write(
+                f"simulate: tick {done}/{total} ({100 * done // total}%), "
+                f"balloon {fmt_size(size)}\n"
+            )
+            self.stream.flush()
+
+    def close(self, result: SimResult) -> None:
+        """End the bar's line."""
+        if self.tty:
+            self.stream.write(f"\n{result.transitions} transitions in {result.seconds:.2f} s\n")
+            self.stream.flush()
+
+
+# -- summary -------------------------------------------------------------------------------
+
+
+def fmt_size(pages: int) -> str:
+    """Pages as a human size: ``48.00 GiB``, ``512.00 MiB``, ``12 KiB``, ``0``."""
+    size = pages * PAGE
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size >> 10} KiB" if size else "0"
+
+
+def caps_names(caps: int) -> str:
+    """``basic,batched,2m,doorbell`` (and any unknown bits in hex)."""
+    names = [n for n, bit in CAPABILITY_NAMES.items() if caps & bit]
+    rest = caps & ~sum(CAPABILITY_NAMES.values())
+    if rest:
+        names.append(hex(rest))
+    return ",".join(names) or "none"
+
+
+def summary_json(result: SimResult) -> dict[str, Any]:
+    """The summary as a JSON value."""
+    c = result.config
+    return {
+        "ram_pages": c.ram_pages,
+        "variant": c.variant.name,
+        "capabilities": c.capabilities,
+        "ticks": len(result.records),
+        "seconds": round(result.seconds, 3),
+        "transitions": result.transitions,
+        "targets": [
+            {
+                "tick": t.tick,
+                "target": t.target,
+                "reached_tick": t.reached_tick,
+                "ticks_needed": t.ticks_needed,
+            }
+            for t in result.targets
+        ],
+        "commands": dict(sorted(result.commands.items())),
+        "failed_commands": dict(sorted(result.failed_commands.items())),
+        "pages_refused": result.pages_refused,
+        "alloc_calls": result.alloc_calls,
+        "alloc_failures": result.alloc_failures,
+        "faults": dict(sorted(result.faults.items())),
+        "resets": [r.tick for r in result.records if r.reset],
+        "crashed_at": result.crashed_at,
+        "final": result.final,
+        "violations": {
+            name: {"first_tick": v.first_tick, "ticks": v.ticks, "message": v.message}
+            for name, v in result.violations.items()
+        },
+        "series": {
+            "size": [r.size for r in result.records],
+            "target": [r.target for r in result.records],
+        },
+    }
+
+
+def summary_text(result: SimResult) -> str:
+    """The summary as tables."""
+    c = result.config
+    lines = [
+        f"guest {fmt_size(c.ram_pages)} ({c.ram_pages} pages), variant {c.variant.name}, "
+        f"host capabilities {c.capabilities:#x} ({caps_names(c.capabilities)})"
+        + (f", pressure {c.pressure:g} (seed {c.pressure_seed})" if c.pressure else ""),
+        f"{len(result.records)} ticks, {result.transitions} transitions in {result.seconds:.2f} s",
+        "",
+        f"{'from tick':>9}  {'target':>12}  reached",
+    ]
+    for t in result.targets:
+        if t.reached_tick is None:
+            got = "not reached"
+        else:
+            got = f"tick {t.reached_tick} ({t.ticks_needed} tick{'s' * (t.ticks_needed != 1)})"
+        lines.append(f"{t.tick:>9}  {fmt_size(t.target):>12}  {got}")
+    lines += ["", f"{'command':<20} {'sent':>8} {'failed':>8}"]
+    for cmd in COMMAND_NAMES.values():
+        if result.commands[cmd]:
+            lines.append(f"{cmd:<20} {result.commands[cmd]:>8} {result.failed_commands[cmd]:>8}")
+    f = result.final
+    lines += [
+        "",
+        f"pages refused by the host: {result.pages_refused}",
+        f"allocations: {result.alloc_calls} ({result.alloc_failures} failed)",
+        f"resets (START): {sum(r.reset for r in result.records)}",
+    ]
+    if result.faults:
+        lines.append("faults: " + ", ".join(f"{k} {v}" for k, v in sorted(result.faults.items())))
+    lines += [
+        "",
+        f"final: size {fmt_size(f['size'])} ({f['size']} pages: {f['pages_4k']} x 4 KiB, "
+        f"{f['pages_2m']} x 2 MiB), target {fmt_size(f['target'])}, ops {f['ops']}, "
+        f"capabilities {f['capabilities']:#x}, reset_required {f['reset_required']}",
+        f"       host holds {f['host_held_frames']} frames, {f['free_frames']} frames free"
+        + (f", CRASHED at tick {result.crashed_at}" if f["crashed"] else ""),
+        "",
+    ]
+    if not result.violations:
+        lines.append("property violations: none")
+    else:
+        lines.append(f"{'property violated':<20} {'first tick':>10} {'ticks':>6}  first message")
+        for name, v in result.violations.items():
+            first = "init" if v.first_tick < 0 else str(v.first_tick)
+            lines.append(f"{name:<20} {first:>10} {v.ticks:>6}  {v.message}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,370 @@
+"""A cooperative host and a target schedule over a guest: the engine of ``vmballoon simulate``.
+
+:func:`simulate` loads the driver (the model, :mod:`model`) into a guest of
+``ram_pages`` frames whose environment has a :class:`vmballoon.host.CooperativeHost`
+(and optionally memory pressure, :class:`vmballoon.env.AllocFail`), then runs
+one ``vmballoon_work`` per tick.  Along the way it checks the properties of
+:mod:`model.properties`:
+
+* the transition checks (:func:`model.properties.observe`, which also keeps the
+  ghost: the frames the host holds, the negotiated capabilities, ...) on every
+  transition; runs of allocation steps (``I_LOOP -> I_LOOP``), of deflate
+  steps (``D_LOOP -> D_LOOP``) and, with basic ops, of one-page LOCK / UNLOCK
+  cycles are observed as one span (:func:`_mergeable`), so that a 24,576-page
+  inflation costs a hundred ghost updates, not 24,576 (each copies the set of
+  frames the host holds);
+* the state predicates (:func:`model.properties.check_state`) on the initial
+  state and at the end of every tick.  The expensive ones walk the whole
+  balloon; on a tick that changed neither the balloon, the memory nor the
+  ghost's held frames their previous answer is reused.
+
+The event log is dropped between ticks (only counters are kept), and the
+cyclic GC is paused, so memory stays bounded by one tick's events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from model.machine import enter, start
+from model.properties import PROPERTY_NAMES, STATE_PROPERTIES, Ghost, initial_ghost, observe
+from model.state import OPS_BASIC, Loc, State
+from model.transitions import TRANSITIONS
+from vmballoon.env import AllocFail, events_of
+from vmballoon.host import CooperativeHost, Schedule
+from vmballoon.nogc import cyclic_gc_paused
+from vmballoon.protocol import CAPABILITIES, PAGES_PER_2M
+from vmballoon.scenario import Scenario
+from vmballoon.variants import FIXED, Variant
+
+Progress = Callable[[int, int, int], None]
+"""``progress(ticks_done, ticks, size)``: called after each tick and during long ticks."""
+
+PROGRESS_EVERY = 8192
+"""Transitions between two progress calls inside one tick."""
+
+_INFLATE_CYCLE = frozenset({Loc.I_LOOP, Loc.I_LOCK})
+_DEFLATE_CYCLE = frozenset({Loc.D_LOOP, Loc.D_UNLOCK})
+
+
+def _mergeable(prev: State, nxt: State) -> bool:
+    """Whether ``prev -> nxt`` may join a span observed as one step (see the module doc).
+
+    :func:`model.properties.observe` reads ``prev`` for a batched command (the
+    batch it names) and ``nxt.drv.target`` for every command's result, so a span
+    may hold only steps that issue no command or a basic LOCK / UNLOCK, and no
+    step that changes ``b->target``: then observing the span at once gives the
+    ghost and the findings that observing each step would.
+    """
+    loc = prev.loc
+    if nxt.loc == loc and (loc == Loc.I_LOOP or loc == Loc.D_LOOP):
+        return True  # allocation or list walk: no command
+    if prev.drv.ops != OPS_BASIC or nxt.drv.target != prev.drv.target:
+        return False
+    return (loc in _INFLATE_CYCLE and nxt.loc in _INFLATE_CYCLE) or (
+        loc in _DEFLATE_CYCLE and nxt.loc in _DEFLATE_CYCLE
+    )
+
+
+_WHOLE_BALLOON = ("accounting", "refused_bounds", "no_leak", "ownership", "host_agreement")
+"""State predicates that walk the balloon; the others are O(1)."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What to simulate."""
+
+    ram_pages: int  # 4 KiB frames of the guest
+    schedule: Schedule  # (tick, target in pages)
+    ticks: int
+    variant: Variant = FIXED
+    capabilities: int = CAPABILITIES  # what the host offers
+    pressure: float = 0.0  # probability that an allocation fails
+    pressure_seed: int = 0
+
+
+@dataclass
+class TickRecord:
+    """The driver after one tick."""
+
+    tick: int
+    size: int  # b->size, pages
+    target: int  # the host's scheduled target for this tick, pages
+    reset: bool  # the driver sent START (a connection reset) during the tick
+    violations: tuple[str, ...]  # properties that failed during the tick
+
+
+@dataclass
+class ViolationSummary:
+    """One property over the whole simulation."""
+
+    first_tick: int  # -1: already in the initial state
+    message: str
+    ticks: int = 1  # ticks in which it failed
+
+
+@dataclass
+class TargetOutcome:
+    """One entry of the schedule and when the balloon got there."""
+
+    tick: int
+    target: int
+    reached_tick: int | None  # first tick at whose end size was in the band, or None
+
+    @property
+    def ticks_needed(self) -> int | None:
+        """Ticks from the target coming into force to reaching it (1: in that tick)."""
+        return None if self.reached_tick is None else self.reached_tick - self.tick + 1
+
+
+@dataclass
+class SimResult:
+    """What happened."""
+
+    config: SimConfig
+    records: list[TickRecord] = field(default_factory=list)
+    commands: Counter[str] = field(default_factory=Counter)
+    failed_commands: Counter[str] = field(default_factory=Counter)
+    alloc_calls: int = 0
+    alloc_failures: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    violations: dict[str, ViolationSummary] = field(default_factory=dict)
+    targets: list[TargetOutcome] = field(default_factory=list)
+    transitions: int = 0
+    seconds: float = 0.0
+    final: dict[str, Any] = field(default_factory=dict)
+    pages_refused: int = 0  # pages the host answered with a failure
+    crashed_at: int | None = None  # tick at which the guest crashed
+
+
+def in_band(size: int, target: int) -> bool:
+    """Whether ``size`` has reached ``target`` within the driver's hysteresis.
+
+    ``target <= size <= target + 512`` (line 1127 deflates only above that), and
+    exactly 0 for a target of 0 (line 946 deflates everything then).
+    """
+    if target == 0:
+        return size == 0
+    return target <= size <= target + PAGES_PER_2M
+
+
+def initial_state(config: SimConfig) -> State:
+    """The driver after module init, in a guest with the cooperative host."""
+    state = start(Scenario(steps=(), frames=config.ram_pages), config.variant)
+    host = CooperativeHost.create(0, config.ram_pages, config.schedule, config.capabilities)
+    pressure = AllocFail(config.pressure, config.pressure_seed) if config.pressure > 0 else None
+    return state._replace(env=state.env._replace(host=host, alloc_fail=pressure))
+
+
+class _Checker:
+    """The properties of :mod:`model.properties` along the simulation."""
+
+    def __init__(self, state: State) -> None:
+        self.ghost: Ghost = initial_ghost()
+        self.found: set[str] = set()
+        self.messages: dict[str, str] = {}
+        self._key: tuple[Any, ...] | None = None
+        self._held: frozenset[int] | None = None
+        self._cached: list[tuple[str, str]] = []
+        self.check_state(state)
+
+    def observe(self, prev: State, nxt: State) -> None:
+        """The transition checks of ``prev -> nxt``; updates the ghost."""
+        self.ghost, bad = observe(prev, nxt, self.ghost)
+        for name, msg in bad:
+            self._found(name, msg)
+
+    def check_state(self, state: State) -> None:
+        """Every state predicate on ``state``; whole-balloon ones cached while nothing moved."""
+        ghost = self.ghost
+        for name, fn in STATE_PROPERTIES.items():
+            if name not in _WHOLE_BALLOON:
+                msg = fn(state, ghost)
+                if msg is not None:
+                    self._found(name, msg)
+        d = state.drv
+        key = (state.loc, d.size, d.reset_required, d.ops, d.batch_page, d.n_refused,
+               *d.pages, *d.refused, state.loop, state.env.memory)  # fmt: skip
+        same = (
+            self._key is not None
+            and len(key) == len(self._key)
+            and all(a is b or a == b for a, b in zip(key, self._key, strict=True))
+            and ghost.held == self._held
+        )
+        if not same:
+            self._key, self._held = key, ghost.held
+            self._cached = []
+            for name in _WHOLE_BALLOON:
+                msg = STATE_PROPERTIES[name](state, ghost)
+                if msg is not None:
+                    self._cached.append((name, msg))
+        for name, msg in self._cached:
+            self._found(name, msg)
+
+    def _found(self, name: str, msg: str) -> None:
+        self.found.add(name)
+        self.messages.setdefault(name, msg)
+
+    def take(self) -> tuple[list[str], dict[str, str]]:
+        """The properties found since the last call (report order) and their messages."""
+        names = [n for n in PROPERTY_NAMES if n in self.found]
+        names += sorted(self.found - set(PROPERTY_NAMES))
+        messages = self.messages
+        self.found, self.messages = set(), {}
+        return names, messages
+
+
+def _count_events(result: SimResult, state: State) -> bool:
+    """Add the events of the tick to the counters; whether a START (a reset) was sent."""
+    reset = False
+    for ev in events_of(state.env.log):
+        kind = ev["ev"]
+        if kind == "hv":
+            cmd = ev["cmd"]
+            result.commands[cmd] += 1
+            if ev["status"] not in (0, 0x03000000):
+                result.failed_commands[cmd] += 1
+            if cmd == "START" and ev["arg1"]:
+                reset = True
+        elif kind == "alloc":
+            result.alloc_calls += 1
+            if ev["pfn"] is None:
+                result.alloc_failures += 1
+        elif kind == "fault":
+            result.faults[ev["kind"]] += 1
+    return reset
+
+
+def _run_tick(
+    state: State, checker: _Checker, on_step: Callable[[State], None], merge: bool
+) -> tuple[State, int]:
+    """One ``work`` entry point, transition by transition, with the checks.
+
+    Returns the state when the driver is idle again and the number of transitions.
+    Without ``merge`` every transition is observed on its own (slow; for tests).
+    """
+    nxt = enter(state, "work")
+    checker.observe(state, nxt)
+    state = nxt
+    span: State | None = None  # start of a run of command-free self-loops
+    transitions = TRANSITIONS
+    n = 0
+    while state.loc in transitions:
+        nxt = transitions[state.loc](state)
+        n += 1
+        if n % PROGRESS_EVERY == 0:
+            on_step(nxt)
+        if merge and _mergeable(state, nxt):
+            if span is None:
+                span = state
+            state = nxt
+            continue
+        if span is not None:
+            checker.observe(span, state)
+            span = None
+        checker.observe(state, nxt)
+        state = nxt
+    if state.loc == Loc.IDLE:
+        state = state._replace(entry="")
+    on_step(state)
+    return state, n + 1
+
+
+def _final(state: State) -> dict[str, Any]:
+    """The driver and host at the end, without the page lists (a summary)."""
+    d = state.drv
+    host = state.env.host
+    mem = state.env.memory
+    free = sum(e - s for s, e in mem.free)
+    pages4k = _plist_len(d.pages[0])
+    pages2m = _plist_len(d.pages[1])
+    return {
+        "size": d.size,
+        "target": d.target,
+        "pages_4k": pages4k,
+        "pages_2m": pages2m,
+        "rate_alloc": d.rate_alloc,
+        "reset_required": d.reset_required,
+        "capabilities": d.capabilities,
+        "ops": d.ops,
+        "doorbell": list(d.doorbell) if d.doorbell is not None else None,
+        "crashed": state.loc == Loc.CRASHED,
+        "host_held_frames": host.held_frames() if host is not None else 0,
+        "free_frames": free,
+    }
+
+
+def _plist_len(lst: Any) -> int:
+    n = 0
+    while lst is not None:
+        n += 1
+        lst = lst[1]
+    return n
+
+
+def _outcomes(config: SimConfig, records: list[TickRecord]) -> list[TargetOutcome]:
+    out = []
+    sched = config.schedule
+    for i, (tick, target) in enumerate(sched):
+        end = sched[i + 1][0] if i + 1 < len(sched) else config.ticks
+        reached = next(
+            (r.tick for r in records if tick <= r.tick < end and in_band(r.size, target)), None
+        )
+        out.append(TargetOutcome(tick, target, reached))
+    return out
+
+
+def simulate(
+    config: SimConfig, progress: Progress | None = None, merge_spans: bool = True
+) -> SimResult:
+    """Run ``config.ticks`` work ticks against the cooperative host; what happened.
+
+    ``merge_spans=False`` observes every transition on its own, as
+    :func:`model.properties.check_trace` does: the same findings, much slower.
+    """
+    result = SimResult(config)
+    t0 = time.perf_counter()
+    done = 0
+
+    def on_step(state: State) -> None:
+        if progress is not None:
+            progress(done, config.ticks, state.drv.size)
+
+    with cyclic_gc_paused():
+        state = initial_state(config)
+        checker = _Checker(state)
+        names, messages = checker.take()
+        for name in names:
+            result.violations[name] = ViolationSummary(-1, messages[name])
+        for tick in range(config.ticks):
+            host = state.env.host
+            assert host is not None
+            env = state.env._replace(log=None, host=host.at_tick(tick))  # drop the log
+            state, steps = _run_tick(state._replace(env=env), checker, on_step, merge_spans)
+            result.transitions += steps
+            reset = _count_events(result, state)
+            checker.check_state(state)
+            names, messages = checker.take()
+            for name in names:
+                if name in result.violations:
+                    result.violations[name].ticks += 1
+                else:
+                    result.violations[name] = ViolationSummary(tick, messages[name])
+            result.records.append(
+                TickRecord(tick, state.drv.size, host.at_tick(tick).target(), reset, tuple(names))
+            )
+            done = tick + 1
+            on_step(state)
+            if state.loc == Loc.CRASHED:
+                result.crashed_at = tick
+                break
+        host = state.env.host
+        result.pages_refused = host.refused if host is not None else 0
+        result.final = _final(state)
+    result.targets = _outcomes(config, result.records)
+    result.seconds = time.perf_counter() - t0
+    return result
