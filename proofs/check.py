@@ -119,6 +119,101 @@ def prove(name: str, variant: Variant, timeout: float) -> Outcome:
     return Outcome(name, variant.name, "induction", "proved", time.monotonic() - t0)
 
 
+@dataclass
+class Houdini:
+    """The largest inductive subset of the conjuncts, as Houdini finds it."""
+
+    variant: str
+    proved: list[str]
+    dropped: dict[str, str]  # conjunct -> where it failed ("initiation" or a location)
+    unknown: str | None
+    seconds: float
+
+
+def houdini(variant: Variant, timeout: float, names: list[str] | None = None) -> Houdini:
+    """Houdini over the conjuncts: drop every one that fails initiation or consecution.
+
+    Start from every conjunct ``C``; for each location ``L`` ask for a state with
+    ``∧C ∧ loc = L ∧ T_L`` whose successor violates some member of ``C``; drop the
+    members the model shows violated and ask again, until every location is unsat.
+    The survivors form an inductive invariant (``Init => ∧C`` and ``∧C ∧ T => ∧C'``),
+    so each is *proved* for ``variant``; one query per location when nothing fails.
+    A solver ``unknown`` ends the search: nothing is claimed.
+    """
+    t0 = time.monotonic()
+    s, i = make_state("s_"), make_inputs("i_")
+    live = list(names or conjuncts())
+    dropped: dict[str, str] = {}
+    sol = _solver(timeout)
+    sol.add(initial(s))
+    for name in list(live):
+        sol.push()
+        sol.add(z3.Not(_pred(name)(s)))
+        r = sol.check()
+        sol.pop()
+        if r == z3.unknown:
+            return Houdini(variant.name, [], dropped, "initiation", time.monotonic() - t0)
+        if r == z3.sat:
+            live.remove(name)
+            dropped[name] = "initiation"
+    posts = {loc: successor(loc, s, i, variant) for loc in TRANSITIONS}
+    changed = True
+    while changed and live:
+        changed = False
+        for loc, st in posts.items():
+            while live:
+                sol = _solver(timeout)
+                sol.add(*[_pred(n)(s) for n in live], s["loc"] == loc_val(loc), *st.cons)
+                sol.add(z3.Or([z3.Not(_pred(n)(st.post)) for n in live]))
+                r = sol.check()
+                if r == z3.unsat:
+                    break
+                if r == z3.unknown:
+                    why = f"consecution from {loc.name}: {sol.reason_unknown()}"
+                    return Houdini(variant.name, [], dropped, why, time.monotonic() - t0)
+                m = sol.model()
+                bad = [
+                    n for n in live
+                    if z3.is_false(m.eval(_pred(n)(st.post), model_completion=True))
+                ]  # fmt: skip
+                for n in bad:
+                    live.remove(n)
+                    dropped[n] = loc.name
+                changed = True
+    return Houdini(variant.name, live, dropped, None, time.monotonic() - t0)
+
+
+def check_variant(
+    variant: Variant, props: list[str], timeout: float, depth: int, out_dir: Path | None,
+    use_bmc: bool, shortest: bool,
+) -> list[Outcome]:  # fmt: skip
+    """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
+
+    For FIXED (``use_bmc`` false) a property Houdini drops is a failure.
+    """
+    h = houdini(variant, timeout)
+    if h.unknown is not None:
+        return [
+            Outcome(n, variant.name, "induction", "unknown", h.seconds, h.unknown) for n in props
+        ]
+    outs: list[Outcome] = []
+    shown = props if use_bmc else [*props, *(n for n in AUX if n not in props)]
+    for name in shown:
+        if name in h.proved:
+            detail = f"inductive: Houdini kept {len(h.proved)} of {len(conjuncts())} conjuncts"
+            outs.append(Outcome(name, variant.name, "induction", "proved", h.seconds, detail))
+        elif not use_bmc:
+            where = h.dropped.get(name, "?")
+            outs.append(Outcome(name, variant.name, "induction", "failed", h.seconds,
+                                f"not inductive: fails at {where}"))  # fmt: skip
+    rest = [n for n in props if n not in h.proved]
+    if use_bmc and rest:
+        for o in bmc(rest, variant, depth, timeout, out_dir, shortest):
+            o.seconds += h.seconds
+            outs.append(o)
+    return outs
+
+
 # -- bounded model checking ---------------------------------------------------------------------
 
 
@@ -405,7 +500,13 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "vacuity":
         return [vacuity(variant, timeout).to_json()]
     out_dir = Path(job["out"]) if job.get("out") else None
-    outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir, job["shortest"])
+    if kind == "variant":
+        outs = check_variant(
+            variant, job["props"], timeout, int(job["depth"]), out_dir, job["bmc"],
+            job["shortest"],
+        )  # fmt: skip
+    else:
+        outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir, job["shortest"])
     return [o.to_json() for o in outs]
 
 
@@ -415,16 +516,18 @@ def jobs_for(
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The obligations of a verify run."""
     jobs: list[dict[str, Any]] = []
-    base = {"timeout": timeout, "depth": depth, "out": out}
-    if "fixed" in variants:
-        for name in conjuncts():
-            jobs.append({**base, "kind": "induction", "prop": name, "variant": "fixed"})
-        jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
-    bmc_variants = [v for v in variants if v != "fixed"]
+    base = {"timeout": timeout, "depth": depth, "out": out, "props": props}
+    # the slow ones first, so that two workers finish together
+    if "seed" in variants:
+        jobs.append({**base, "kind": "variant", "variant": "seed", "bmc": True, "shortest": True})
     if necessity:
-        bmc_variants += [FIXED.without(n).name for n in FIX_NAMES]
-    for v in bmc_variants:
-        jobs.append({**base, "kind": "bmc", "props": props, "variant": v, "shortest": v == "seed"})
+        for n in FIX_NAMES:
+            v = FIXED.without(n).name
+            jobs.append({**base, "kind": "variant", "variant": v, "bmc": True, "shortest": False})
+    if "fixed" in variants:
+        fixed = {"kind": "variant", "variant": "fixed", "bmc": False, "shortest": False}
+        jobs.append({**base, **fixed})
+        jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
     return jobs
 
 
@@ -433,7 +536,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Outcome",
     "bmc",
+    "check_variant",
     "conjuncts",
+    "houdini",
     "jobs_for",
     "prove",
     "run_obligation",

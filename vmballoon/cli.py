@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fuzz)
 
     from proofs.cli import add_verify_parser
+    from vmballoon.simulate import add_simulate_parser
 
     add_verify_parser(sub)
+    add_simulate_parser(sub)
 
     return parser
 
