@@ -15,6 +15,7 @@ The same machine runs in pytest with pinned settings and as ``vmballoon fuzz``.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from hypothesis.stateful import (
 import model
 import reference
 from model.machine import enter, event_log, run_to_idle
+from model.properties import check_trace
 from model.state import State
 from vmballoon.env import DEFAULT_RESPONSE
 from vmballoon.protocol import (
@@ -46,6 +48,9 @@ from vmballoon.protocol import (
 )
 from vmballoon.scenario import Response, Scenario
 from vmballoon.variants import FIXED, SEED, Variant
+
+PFN_LIMIT = 1 << 52
+"""Frames at or above this PFN do not fit a batch entry; see ``properties_checked``."""
 
 MAX_ROUNDS = 32
 """How often one step may be re-run to answer the commands it newly reaches."""
@@ -70,6 +75,7 @@ class Coverage:
     statuses: set[tuple[str, int]] = field(default_factory=set)
     examples: int = 0
     steps: int = 0
+    violations: set[tuple[str, str]] = field(default_factory=set)  # (variant, property)
 
 
 COVERAGE = Coverage()
@@ -237,6 +243,29 @@ class DifferentialMachine(RuleBasedStateMachine):
             raise AssertionError(describe_difference(self.scenario, expected, got))
 
 
+    @invariant()
+    def properties_checked(self) -> None:
+        """The property predicates on the model's trace: none may fail on FIXED.
+
+        Other variants record what they violate.  The properties are claimed for
+        frames below 2**52 only (x86-64 physical addresses have at most 52 bits;
+        the batch entry ``pfn << PAGE_SHIFT`` cannot hold more), as in the proofs.
+        """
+        if self.state is None or not self.scenario.steps:
+            return
+        if self.scenario.pfn_base + self.scenario.frames > PFN_LIMIT:
+            return
+        found = check_trace(self.scenario, self.variant)
+        for v in found:
+            COVERAGE.violations.add((self.variant.name, v.prop))
+        if self.variant == FIXED and found:
+            raise AssertionError(
+                "FIXED violates " + "; ".join(f"{v.prop} at step {v.step}: {v.message}"
+                                             for v in found)
+                + "\nscenario: " + json.dumps(self.scenario.to_json())
+            )  # fmt: skip
+
+
 class SeedMachine(DifferentialMachine):
     """The differential machine on the seed as written."""
 
@@ -332,6 +361,9 @@ def coverage_report(coverage: Coverage) -> str:
     never_entered = [loc.name for loc in Loc if loc.name not in targets and loc != Loc.IDLE]
     lines.append("  locations never entered: " + (", ".join(never_entered) or "none"))
     by_cmd: dict[str, list[int]] = {}
+    if coverage.violations:
+        seen = ", ".join(f"{v}:{p}" for v, p in sorted(coverage.violations))
+        lines.append(f"  property violations seen (variant:property): {seen}")
     for cmd, status in sorted(coverage.statuses):
         by_cmd.setdefault(cmd, []).append(status)
     for cmd, statuses in by_cmd.items():
@@ -362,13 +394,14 @@ def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult,
     from vmballoon.variants import parse_variant
 
     variant_name, examples, seed, steps, database = job
-    COVERAGE.transitions, COVERAGE.statuses = set(), set()
+    COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()
     COVERAGE.examples = COVERAGE.steps = 0
     result = run_campaign(
         parse_variant(variant_name), examples, seed, steps, open_database(database)
     )
     return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
-                            COVERAGE.examples, COVERAGE.steps)  # fmt: skip
+                            COVERAGE.examples, COVERAGE.steps,
+                            set(COVERAGE.violations))  # fmt: skip
 
 
 def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
@@ -392,6 +425,7 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
     for _, cov in outcomes:
         merged.transitions |= cov.transitions
         merged.statuses |= cov.statuses
+        merged.violations |= cov.violations
     merged.examples = sum(c.examples for _, c in outcomes)
     merged.steps = sum(c.steps for _, c in outcomes)
     return [r for r, _ in outcomes], merged
