@@ -120,6 +120,47 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_spec(args: argparse.Namespace) -> int:
+    """``vmballoon spec``: regenerate (or check) spec/reference.md."""
+    from pathlib import Path
+
+    from vmballoon import specgen
+
+    if args.from_verify is not None:
+        path = Path(args.from_verify)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        try:
+            fresh = specgen.import_verify(path) if not args.check else specgen.stable_results(
+                json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"{path}: not a vmballoon verify --json output ({exc})") from None
+        if args.check:
+            problems = specgen.compare_results(fresh, specgen.load_results())
+            for line in problems:
+                print(line)
+            if problems:
+                print("verify results differ from spec/verify-results.json: run vmballoon spec "
+                      "--from-verify FILE and commit", file=sys.stderr)  # fmt: skip
+                return 1
+        else:
+            results = specgen.SPEC / specgen.RESULTS
+            results.write_text(json.dumps(fresh, indent=1) + "\n", encoding="utf-8")
+    if args.check:
+        diff = specgen.check()
+        for line in diff:
+            print(line)
+        if diff:
+            print("spec/reference.md differs from what the code generates: run vmballoon spec",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        print("spec/reference.md is up to date")
+        return 0
+    out = specgen.write()
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="vmballoon", description=__doc__)
@@ -156,6 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hypothesis example database to share: a directory or redis://HOST:PORT/N",
     )
     p.set_defaults(func=cmd_fuzz)
+
+    p = sub.add_parser("spec", help="regenerate spec/reference.md (tables from the code)")
+    p.add_argument("--check", action="store_true", help="only check it is up to date")
+    p.add_argument(
+        "--from-verify",
+        metavar="FILE",
+        default=None,
+        help="a vmballoon verify --json output: record its results (with --check: compare)",
+    )
+    p.set_defaults(func=cmd_spec)
 
     from proofs.cli import add_verify_parser
     from vmballoon.simulate import add_simulate_parser

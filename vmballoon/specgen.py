@@ -1,0 +1,302 @@
+"""``vmballoon spec``: the reviewer's reference, one Markdown document, with generated tables.
+
+``spec/reference.md`` is assembled from the hand-written chapters of ``spec/``
+(protocol, state, transitions, environment, fixes) and tables generated from the
+code: the protocol constants (:mod:`vmballoon.protocol`), the fixes
+(:mod:`vmballoon.variants`), the properties (:mod:`model.properties`) with their
+proof status, the findings and the fix-necessity table.  Statuses come from a
+``vmballoon verify --json`` result checked in as ``spec/verify-results.json``;
+times are left out so that the document only changes when a result does.
+``vmballoon spec --check`` fails when the checked-in document differs from what
+the code generates (a test runs it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from model.properties import PROPERTY_NAMES, STATE_PROPERTIES, TRANSITION_PROPERTIES
+from vmballoon import protocol
+from vmballoon.variants import FIX_NAMES, FIXED, FIXES
+
+SPEC = Path(__file__).resolve().parents[1] / "spec"
+DOCUMENT = "reference.md"
+RESULTS = "verify-results.json"
+TRACE_ONLY = {"progress": "checked on traces (fuzz, simulate)"}
+"""Properties that the Z3 encoding does not state; they run on model traces."""
+
+CHAPTERS = ("protocol.md", "state.md", "transitions.md", "environment.md", "fixes.md")
+
+
+def describe(name: str) -> str:
+    """One-paragraph description of property ``name`` (its docstring or its table entry)."""
+    if name in STATE_PROPERTIES:
+        doc = STATE_PROPERTIES[name].__doc__ or ""
+        text = doc.strip().split("\n\n")[0]
+    else:
+        text = TRANSITION_PROPERTIES.get(name, "")
+    return " ".join(text.split())
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def constants_table() -> str:
+    """Commands, statuses, capabilities and limits, from :mod:`vmballoon.protocol`."""
+    lines = ["| command | number |", "|---|---|"]
+    lines += [_row([f"`{name}`", str(num)]) for num, name in protocol.COMMAND_NAMES.items()]
+    lines += ["", "| status | value |", "|---|---|"]
+    lines += [_row([f"`{name}`", hex(v) if v > 255 else str(v)])
+              for v, name in protocol.STATUS_NAMES.items()]  # fmt: skip
+    caps = {
+        "BASIC_CMDS": protocol.CAP_BASIC,
+        "BATCHED_CMDS": protocol.CAP_BATCHED,
+        "BATCHED_2M_CMDS": protocol.CAP_BATCHED_2M,
+        "SIGNALLED_WAKEUP_CMD": protocol.CAP_SIGNALLED_WAKEUP,
+        "CAPABILITIES (asked by START)": protocol.CAPABILITIES,
+    }
+    lines += ["", "| capability | bit |", "|---|---|"]
+    lines += [_row([f"`{k}`", hex(v)]) for k, v in caps.items()]
+    limits = {
+        "RATE_ALLOC_MIN": protocol.RATE_ALLOC_MIN,
+        "RATE_ALLOC_MAX": protocol.RATE_ALLOC_MAX,
+        "RATE_ALLOC_INC": protocol.RATE_ALLOC_INC,
+        "SLOW_CYCLES": protocol.SLOW_CYCLES,
+        "MAX_REFUSED": protocol.MAX_REFUSED,
+        "BATCH_MAX_PAGES": protocol.BATCH_MAX_PAGES,
+        "pages per 2 MiB page": protocol.PAGES_PER_2M,
+    }
+    lines += ["", "| limit | value |", "|---|---|"]
+    lines += [_row([f"`{k}`", str(v)]) for k, v in limits.items()]
+    return "\n".join(lines)
+
+
+def fixes_table() -> str:
+    """Every fix flag: lines, defect, change, consequence prevented."""
+    lines = ["| flag | C lines | defect | fix | prevents |", "|---|---|---|---|---|"]
+    lines += [_row([f"`{f.name}`", f.lines, f.defect, f.change, f.prevents]) for f in FIXES]
+    return "\n".join(lines)
+
+
+def _status(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "not checked"
+    status = str(result["status"])
+    if status == "violated":
+        return f"violated (depth {result['depth']})"
+    if status == "no-cex":
+        return f"no counterexample up to depth {result['depth']}"
+    if status == "proved":
+        return "proved (inductive)"
+    return status
+
+
+def _by_variant(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["variant"], r["prop"]): r for r in results.get("results", [])}
+
+
+def properties_table(results: dict[str, Any]) -> str:
+    """Every property, what it says, and its status on SEED and FIXED."""
+    by = _by_variant(results)
+    lines = ["| property | what it protects | SEED | FIXED |", "|---|---|---|---|"]
+    for name in PROPERTY_NAMES:
+        seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
+        if seed is None and fixed is None and name in TRACE_ONLY:
+            cells = [TRACE_ONLY[name]] * 2
+        else:
+            cells = [_status(seed), _status(fixed)]
+        lines.append(_row([f"`{name}`", describe(name), *cells]))
+    return "\n".join(lines)
+
+
+def findings_table(results: dict[str, Any]) -> str:
+    """Each property the seed violates: depth, counterexample, and the fixes it needs."""
+    necessity: dict[str, list[str]] = results.get("necessity", {})
+    lines = ["| property | shortest counterexample | scenario | fixes that remove it |",
+             "|---|---|---|---|"]  # fmt: skip
+    for r in results.get("results", []):
+        if r["variant"] != "seed" or r["status"] != "violated":
+            continue
+        fixes = [fix for fix, props in necessity.items() if r["prop"] in props]
+        scenario = Path(r["scenario"]).name if r.get("scenario") else ""
+        link = f"[{scenario}](findings/{scenario})" if scenario else ""
+        lines.append(_row([f"`{r['prop']}`", f"{r['depth']} transitions", link,
+                           ", ".join(f"`{f}`" for f in fixes) or "(none alone)"]))  # fmt: skip
+    return "\n".join(lines)
+
+
+def necessity_table(results: dict[str, Any]) -> str:
+    """For each fix: the properties that FIXED minus that fix violates."""
+    necessity: dict[str, list[str]] = results.get("necessity", {})
+    lines = ["| fix | properties violated without it |", "|---|---|"]
+    for fix in FIX_NAMES:
+        props = necessity.get(fix)
+        text = ", ".join(f"`{p}`" for p in props) if props else (
+            "not checked" if props is None else "no property needs it: a property is missing "
+            "or the fix is not one"
+        )  # fmt: skip
+        lines.append(_row([f"`{fix}`", text]))
+    return "\n".join(lines)
+
+
+def _chapter(name: str) -> str:
+    text = (SPEC / name).read_text(encoding="utf-8").strip()
+    # chapters become sections of the one document: demote their headings one level
+    out = []
+    for line in text.splitlines():
+        out.append("#" + line if line.startswith("#") else line)
+    return "\n".join(out)
+
+
+def load_results(path: Path | None = None) -> dict[str, Any]:
+    """The checked-in verify results (``{}`` when there are none)."""
+    path = path or SPEC / RESULTS
+    if not path.exists():
+        return {}
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def stable_results(results: dict[str, Any]) -> dict[str, Any]:
+    """Verify results without times or solver details, for checking in."""
+    keep = ("prop", "variant", "kind", "status", "depth", "scenario")
+    rows = [{k: r.get(k) for k in keep} for r in results.get("results", [])]
+    rows.sort(key=lambda r: (str(r["variant"]), str(r["prop"])))
+    for r in rows:
+        if r.get("scenario"):
+            r["scenario"] = f"spec/findings/{Path(str(r['scenario'])).name}"
+    return {"ok": results.get("ok"), "results": rows, "necessity": results.get("necessity", {})}
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole reviewer's reference."""
+    fixed_ok = all(
+        r["status"] == "proved" for r in results.get("results", []) if r["variant"] == FIXED.name
+    )
+    parts = [
+        "# vmw_balloon.c: the reviewer's reference",
+        "",
+        "<!-- Generated by `vmballoon spec` from the chapters of spec/ and the code; "
+        "edit those, then run `vmballoon spec`. -->",
+        "",
+        "This document specifies the Linux VMware balloon driver as written in "
+        "`shared/seed/vmw_balloon.c` (the *seed*), top to bottom: the protocol, the state, "
+        "the control locations and every transition with the C lines it models, the "
+        "environment, the properties with their status on the seed and on the fixed "
+        "driver, the fixes, and the findings. The executable form is `model/`; "
+        "`reference/` and `proofs/` are checked against it.",
+        "",
+        "## Contents",
+        "1. Protocol constants (generated)",
+        *[f"{i + 2}. {c[:-3].capitalize()}" for i, c in enumerate(CHAPTERS)],
+        f"{len(CHAPTERS) + 2}. Properties and their status (generated)",
+        f"{len(CHAPTERS) + 3}. Findings (generated)",
+        f"{len(CHAPTERS) + 4}. Fix necessity (generated)",
+        "",
+        "## Protocol constants",
+        "",
+        constants_table(),
+        "",
+    ]
+    for chapter in CHAPTERS:
+        parts += [_chapter(chapter), ""]
+    parts += [
+        "## All fixes (generated)",
+        "",
+        fixes_table(),
+        "",
+        "## Properties and their status",
+        "",
+        "Status as `vmballoon verify` reports it (spec/verify-results.json): *proved* is an "
+        "induction proof (Houdini keeps the property in an inductive invariant) with no bound "
+        "on memory or ticks; *violated* is a bounded-model-checking counterexample from "
+        "module init, replayed through the model before it is reported; *no counterexample "
+        "up to depth N* is a bounded result, not a proof. `progress` is checked on traces "
+        "(fuzzing, simulation), not by Z3.",
+        "",
+        properties_table(results),
+        "",
+        f"FIXED proves every checked property: {'yes' if fixed_ok and results else 'no'}.",
+        "",
+        "`throttle` fails on the seed only after more than 512 allocations in one inflate "
+        "call, beyond the depth of bounded model checking; the property itself runs in the "
+        "differential fuzzer on every example, where the seed violates it "
+        "(`vmballoon fuzz` lists it under property violations seen).",
+        "",
+        "## Findings",
+        "",
+        "Each defect of the seed that the checker found, with its shortest counterexample "
+        "as a scenario of the contract (replay it with `vmballoon replay`), and the fixes "
+        "whose removal from FIXED brings the violation back. What each fix changes is in "
+        "the fixes table above and in the Fixes chapter.",
+        "",
+        findings_table(results),
+        "",
+        "## Fix necessity",
+        "",
+        "FIXED minus one fix, checked like the seed: the properties that then fail.",
+        "",
+        necessity_table(results),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write(results_path: Path | None = None) -> Path:
+    """Regenerate ``spec/reference.md``."""
+    out = SPEC / DOCUMENT
+    out.write_text(render(load_results(results_path)), encoding="utf-8")
+    return out
+
+
+def check() -> list[str]:
+    """Differences between the checked-in document and what the code generates."""
+    path = SPEC / DOCUMENT
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    expected = render(load_results())
+    if current == expected:
+        return []
+    import difflib
+
+    diff = difflib.unified_diff(
+        current.splitlines(), expected.splitlines(), "checked-in", "generated", lineterm="", n=0
+    )
+    return list(diff)[:40]
+
+
+def import_verify(raw_path: Path) -> dict[str, Any]:
+    """Take a ``vmballoon verify --json`` output: its stable part and its counterexamples.
+
+    Copies every counterexample scenario it names into ``spec/findings/`` and
+    returns the results as they are checked in.
+    """
+    raw: dict[str, Any] = json.loads(raw_path.read_text(encoding="utf-8"))
+    findings = SPEC / "findings"
+    findings.mkdir(exist_ok=True)
+    for r in raw.get("results", []):
+        src = r.get("scenario")
+        if src and r.get("variant") == "seed":
+            target = findings / Path(src).name
+            target.write_text(Path(src).read_text(encoding="utf-8"), encoding="utf-8")
+    stable = stable_results(raw)
+    stable["results"] = [
+        r if r["variant"] == "seed" else {**r, "scenario": None} for r in stable["results"]
+    ]
+    return stable
+
+
+def compare_results(fresh: dict[str, Any], checked_in: dict[str, Any]) -> list[str]:
+    """Where a fresh verify run disagrees with the checked-in statuses."""
+    key = ("status", "depth")
+    old = {(r["variant"], r["prop"]): tuple(r.get(k) for k in key) for r in checked_in["results"]}
+    new = {(r["variant"], r["prop"]): tuple(r.get(k) for k in key) for r in fresh["results"]}
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            out.append(f"{k[0]} {k[1]}: checked in {old.get(k)}, now {new.get(k)}")
+    if fresh.get("necessity") != checked_in.get("necessity"):
+        out.append("fix-necessity table differs")
+    return out
