@@ -60,6 +60,28 @@ def _cell(r: dict[str, Any] | None) -> str:
     return f"{st} ({r['seconds']:.1f}s)"
 
 
+def coverage_line(results: list[dict[str, Any]]) -> str:
+    """Which transitions the checks reached: vacuity, and the counterexample traces."""
+    from model.transitions import TRANSITIONS
+
+    lines = []
+    for r in results:
+        if r["prop"] == "vacuity":
+            lines.append(f"coverage: vacuity ({r['variant']}): {r['status']}: {r['detail']}")
+    visited: set[str] = set()
+    for r in results:
+        detail = str(r.get("detail") or "")
+        if detail.startswith("trace: "):
+            visited.update(detail[len("trace: "):].split())
+    if visited:
+        never = [loc.name for loc in TRANSITIONS if loc.name not in visited]
+        lines.append(
+            f"coverage: counterexample traces visit {len(visited)} locations; never: "
+            + (", ".join(never) if never else "none")
+        )
+    return "\n".join(lines) if lines else "coverage: no vacuity check in this run"
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Run the obligations in parallel; print the tables; 0 iff all is well."""
     t0 = time.monotonic()
@@ -124,6 +146,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for name in [*conjuncts(), "vacuity"]:
         if name not in PROPERTIES and ("fixed", name) in by:
             print(f"{name:<20} {'(lemma)':<28} {_cell(by[('fixed', name)]):<28}")
+    print("\n" + coverage_line(results))
     if necessity:
         print("\nfix necessity (FIXED minus the fix: properties violated)")
         for fix, viol in necessity_table.items():

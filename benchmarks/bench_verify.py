@@ -1,0 +1,48 @@
+"""Benchmark of ``vmballoon verify``: run ``python -m benchmarks.bench_verify``.
+
+Runs the whole verify (every property on SEED and FIXED, and the fix-necessity
+variants) with the default settings in a subprocess, as a user would, and
+reports the wall time of the whole run and the time of each obligation (one
+Houdini-plus-BMC job per variant, and the vacuity check).  Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+
+def main() -> None:
+    """Run verify, print the times."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "vmballoon.cli", "verify", "--json", "--jobs", str(args.jobs),
+             "--out", str(Path(tmp) / "cex")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - began
+    data = json.loads(proc.stdout)
+    per_job: dict[str, float] = defaultdict(float)
+    for r in data["results"]:
+        job = "vacuity (fixed)" if r["prop"] == "vacuity" else r["variant"]
+        per_job[job] = max(per_job[job], float(r["seconds"]))
+    print(f"vmballoon verify, {args.jobs} jobs: {wall:.1f} s wall, exit {proc.returncode}, "
+          f"ok={data['ok']}")  # fmt: skip
+    print(f"{'obligation':<34} {'seconds':>8}")
+    for job, secs in sorted(per_job.items(), key=lambda kv: -kv[1]):
+        print(f"{job:<34} {secs:>8.1f}")
+    print(f"{'sum of obligations':<34} {sum(per_job.values()):>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
