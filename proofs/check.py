@@ -185,7 +185,7 @@ def houdini(variant: Variant, timeout: float, names: list[str] | None = None) ->
 
 def check_variant(
     variant: Variant, props: list[str], timeout: float, depth: int, out_dir: Path | None,
-    use_bmc: bool, shortest: bool,
+    use_bmc: bool,
 ) -> list[Outcome]:  # fmt: skip
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
@@ -208,7 +208,7 @@ def check_variant(
                                 f"not inductive: fails at {where}"))  # fmt: skip
     rest = [n for n in props if n not in h.proved]
     if use_bmc and rest:
-        for o in bmc(rest, variant, depth, timeout, out_dir, shortest):
+        for o in bmc(rest, variant, depth, timeout, out_dir):
             o.seconds += h.seconds
             outs.append(o)
     return outs
@@ -243,15 +243,16 @@ def _bv_solver(timeout: float) -> Any:
 
 
 def bmc_all(
-    names: list[str], variant: Variant, depth: int, timeout: float, shortest: bool = True
+    names: list[str], variant: Variant, depth: int, timeout: float
 ) -> dict[str, tuple[str, Trace | None, int | None, float]]:
     """BMC of several properties over one unrolling: ``name -> (status, trace, depth, secs)``.
 
-    One query asks for a violation of any remaining property at any depth up to
-    ``depth``; the properties the model violates are recorded and the query repeats
-    without them until it is unsat.  With ``shortest``, each counterexample is then
-    shortened: the query is repeated on shorter prefixes until unsat, so the depth
-    reported is the least at which the property fails.
+    Iterative deepening: for each depth ``k`` from 0, ask for a state ``k`` steps
+    from ``Init`` that violates one of the remaining properties; record every
+    property the model violates at ``k`` and ask again, until unsat, then go one
+    step deeper.  The depth at which a property is found is therefore the length
+    of its shortest counterexample.  Properties never found are ``no-cex`` up to
+    ``depth``; a solver ``unknown`` stops the search and is reported as such.
     """
     t0 = time.monotonic()
     reach = reachable_locs(depth)
@@ -271,43 +272,35 @@ def bmc_all(
             [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
         )
 
-    def first_violation(m: Any, name: str) -> int | None:
-        for k, st in enumerate(states):
-            if z3.is_true(m.eval(z3.Not(PROPERTIES[name](st)), model_completion=True)):
-                return k
-        return None
-
     out: dict[str, tuple[str, Trace | None, int | None, float]] = {}
     todo = list(names)
-    while todo:
-        sol = _bv_solver(timeout)
-        sol.add(*prefix)
-        sol.add(z3.Or([z3.Not(PROPERTIES[n](st)) for n in todo for st in states]))
-        r = sol.check()
-        if r == z3.unsat:
-            for n in todo:
-                out[n] = ("no-cex", None, depth, time.monotonic() - t0)
+    # iterative deepening: a query per depth k asks for a state k that violates some
+    # remaining property; the first k that answers is that property's shortest
+    # counterexample, and shallow queries are cheap
+    for k in range(depth + 1):
+        while todo:
+            sol = _bv_solver(timeout)
+            sol.add(*prefix[: k + 1])
+            sol.add(z3.Or([z3.Not(PROPERTIES[n](states[k])) for n in todo]))
+            r = sol.check()
+            if r == z3.unsat:
+                break
+            if r == z3.unknown:
+                for n in todo:
+                    out[n] = ("unknown", None, k, time.monotonic() - t0)
+                return out
+            m = sol.model()
+            found = [
+                n for n in todo
+                if z3.is_true(m.eval(z3.Not(PROPERTIES[n](states[k])), model_completion=True))
+            ]  # fmt: skip
+            for name in found:
+                out[name] = ("violated", trace_of(m, k), k, time.monotonic() - t0)
+                todo.remove(name)
+        if not todo:
             break
-        if r == z3.unknown:
-            for n in todo:
-                out[n] = ("unknown", None, depth, time.monotonic() - t0)
-            break
-        m = sol.model()
-        found = [(n, k) for n in todo for k in [first_violation(m, n)] if k is not None]
-        for name, k in found:
-            best, model = k, m
-            while shortest and best > 0:
-                sol2 = _bv_solver(timeout)
-                sol2.add(*prefix[:best])
-                sol2.add(z3.Or([z3.Not(PROPERTIES[name](st)) for st in states[:best]]))
-                if sol2.check() != z3.sat:
-                    break
-                model = sol2.model()
-                k2 = first_violation(model, name)
-                assert k2 is not None and k2 < best
-                best = k2
-            out[name] = ("violated", trace_of(model, best), best, time.monotonic() - t0)
-            todo.remove(name)
+    for n in todo:
+        out[n] = ("no-cex", None, depth, time.monotonic() - t0)
     return out
 
 
@@ -434,10 +427,9 @@ def bmc(
     depth: int,
     timeout: float,
     out_dir: Path | None,
-    shortest: bool = True,
 ) -> list[Outcome]:
     """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``."""
-    res = bmc_all(names, variant, depth, timeout, shortest)
+    res = bmc_all(names, variant, depth, timeout)
     outs = []
     for name in names:
         status, trace, k, secs = res[name]
@@ -502,11 +494,10 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
     out_dir = Path(job["out"]) if job.get("out") else None
     if kind == "variant":
         outs = check_variant(
-            variant, job["props"], timeout, int(job["depth"]), out_dir, job["bmc"],
-            job["shortest"],
-        )  # fmt: skip
+            variant, job["props"], timeout, int(job["depth"]), out_dir, job["bmc"]
+        )
     else:
-        outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir, job["shortest"])
+        outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir)
     return [o.to_json() for o in outs]
 
 
@@ -519,14 +510,13 @@ def jobs_for(
     base = {"timeout": timeout, "depth": depth, "out": out, "props": props}
     # the slow ones first, so that two workers finish together
     if "seed" in variants:
-        jobs.append({**base, "kind": "variant", "variant": "seed", "bmc": True, "shortest": True})
+        jobs.append({**base, "kind": "variant", "variant": "seed", "bmc": True})
     if necessity:
         for n in FIX_NAMES:
             v = FIXED.without(n).name
-            jobs.append({**base, "kind": "variant", "variant": v, "bmc": True, "shortest": False})
+            jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
     if "fixed" in variants:
-        fixed = {"kind": "variant", "variant": "fixed", "bmc": False, "shortest": False}
-        jobs.append({**base, **fixed})
+        jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
         jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
     return jobs
 
