@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from vmballoon.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.nogc import cyclic_gc_paused
 from vmballoon.replay import IMPLS, replay
 from vmballoon.scenario import ScenarioError, load_scenario
@@ -29,36 +30,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _variant_arg(text: str) -> str:
-    try:
-        parse_variant(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def _variant_or_both(text: str) -> str:
-    return text if text == "both" else _variant_arg(text)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _nonnegative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return text if text == "both" else variant_name(text)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -171,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--impl", choices=IMPLS, default="model")
     p.add_argument(
         "--variant",
-        type=_variant_arg,
+        type=variant_name,
         default="seed",
         help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
     )
@@ -184,13 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
-    p.add_argument("--examples", type=_positive, default=500, help="examples per variant")
-    p.add_argument("--seed", type=_nonnegative, default=None, help="seed (printed when omitted)")
-    p.add_argument("--steps", type=_positive, default=12, help="entry points per example")
+    p.add_argument("--examples", type=positive_int, default=500, help="examples per variant")
+    p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed when omitted)")
+    p.add_argument("--steps", type=positive_int, default=12, help="entry points per example")
     p.add_argument(
         "--variant", type=_variant_or_both, default="both", help="seed, fixed, ... or both"
     )
-    p.add_argument("--workers", type=_positive, default=1, help="processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     p.add_argument(
         "--database",
         default=None,

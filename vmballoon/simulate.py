@@ -22,6 +22,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
+from vmballoon.argtypes import positive_int, variant_name
 from vmballoon.host import Schedule
 from vmballoon.protocol import (
     CAP_BASIC,
@@ -150,24 +151,6 @@ def parse_rate(text: str) -> float:
     return value
 
 
-def _variant(text: str) -> str:
-    try:
-        parse_variant(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _ticks(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _seed(text: str) -> int:
     try:
         value = int(text, 0)
@@ -187,7 +170,7 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
                    help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
-    p.add_argument("--variant", type=_variant, default="fixed",
+    p.add_argument("--variant", type=variant_name, default="fixed",
                    help="seed, fixed, fixed-<fix> or fix,fix,... (default fixed)")  # fmt: skip
     p.add_argument("--capabilities", type=parse_capabilities, default=CAPABILITIES,
                    help="what the host offers: 0x1e or basic,batched,2m,doorbell "
@@ -195,7 +178,7 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--targets", type=parse_schedule, default=None,
                    help='target schedule "tick:size,...", e.g. "0:8GiB,30:2GiB,60:0" '
                         "(default: half the RAM at tick 0, 0 at tick 30)")  # fmt: skip
-    p.add_argument("--ticks", type=_ticks, default=None,
+    p.add_argument("--ticks", type=positive_int, default=None,
                    help=f"ticks to run (default: last schedule tick + {SETTLE_TICKS})")  # fmt: skip
     p.add_argument("--pressure", type=parse_rate, default=0.0,
                    help="probability that a page allocation fails, e.g. 0.05 or 5%%")  # fmt: skip
