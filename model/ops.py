@@ -26,7 +26,6 @@ from vmballoon.protocol import (
     ERROR_PPN_PINNED,
     ERROR_RESET,
     MAX_REFUSED,
-    NULL_PFN,
     PAGE_SHIFT,
     PAGES_PER_2M,
     U32_MASK,
@@ -221,4 +220,4 @@ def _unlock_batched_page(tx: Tx, num_pages: int, is_2m: bool) -> int:
     return ret
 
 
-__all__ = ["NULL_PFN", "add_page", "lock", "page_size", "unlock"]
+__all__ = ["add_page", "lock", "page_size", "unlock"]
