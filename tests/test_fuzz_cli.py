@@ -79,3 +79,10 @@ def test_redis_database_shares_examples(redis_url: str) -> None:
     assert list(open_database(redis_url).fetch(b"key")) == [b"value"]
     results, _ = run_campaigns(["seed"], 10, seed=2, workers=1, steps=5, database=redis_url)
     assert results[0].failure is None
+
+
+def test_unreachable_redis_is_a_one_line_error() -> None:
+    proc = _fuzz("--examples", "1", "--database", f"redis://127.0.0.1:{_free_port()}/0")
+    assert proc.returncode == 2
+    assert "cannot reach the redis database" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -383,7 +383,12 @@ def open_database(spec: str | None) -> Any:
             raise ValueError(
                 "a redis:// database needs the redis package (pip install redis)"
             ) from None
-        return RedisExampleDatabase(Redis.from_url(spec))
+        client = Redis.from_url(spec)
+        try:
+            client.ping()
+        except Exception as exc:  # any connection or protocol failure of the client
+            raise ValueError(f"cannot reach the redis database {spec}: {exc}") from None
+        return RedisExampleDatabase(client)
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     return DirectoryBasedExampleDatabase(spec)
