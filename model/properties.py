@@ -38,6 +38,7 @@ from vmballoon.protocol import (
     CAP_BATCHED,
     CAP_BATCHED_2M,
     CAP_SIGNALLED_WAKEUP,
+    ERROR_PPN_INVALID,
     ERROR_RESET,
     MAX_REFUSED,
     PAGE_SHIFT,
@@ -327,8 +328,10 @@ def target_from_host(state: State, ghost: Ghost) -> str | None:
 
 def progress(state: State, ghost: Ghost) -> str | None:
     """After a work tick that read a target the host kept for the tick, with a
-    cooperative host (every command SUCCESS, no per-page failure), every allocation
-    served, no rate limit in force and no reset pending:
+    cooperative host (every command SUCCESS, no per-page failure; a batched command
+    that does not name the batch page, lines 470 and 518, refused as a whole with
+    ERROR_PPN_INVALID since the host cannot read it), every allocation served, no
+    rate limit in force and no reset pending:
     ``target <= size <= target + 512``, and ``size == 0`` when ``target == 0``
     (lines 1117-1130 with the loops of 833 and 945)."""
     if not ghost.tick_done or state.loc != Loc.IDLE or state.drv.reset_required:
@@ -478,7 +481,13 @@ def observe_frames(
             msg = _protocol(ev, Ghost(negotiated=neg), prev)
             if msg is not None:
                 bad.append(("protocol", msg, None))
-            if status not in (0, SUCCESS_WITH_CAPABILITIES):
+            bp = prev.drv.batch_page
+            unnamed = cmd in BATCHED_CMDS and (bp is None or ev["arg1"] != bp)
+            if status not in (0, SUCCESS_WITH_CAPABILITIES) and not (
+                unnamed and status == ERROR_PPN_INVALID
+            ):
+                # a cooperative host refuses a batch it was not shown (lines 470, 518)
+                # with ERROR_PPN_INVALID: the driver's fault, not the host's
                 coop = False
             if cmd == "START":
                 held.clear()
@@ -499,7 +508,6 @@ def observe_frames(
                 statuses = _batch_statuses(prev, ev, resp)
                 if any(st != 0 for _, st in statuses):
                     coop = False
-                bp = prev.drv.batch_page
                 if status == 0 and bp is not None and ev["arg1"] == bp:
                     for pfn, st in statuses:
                         if st == 0:

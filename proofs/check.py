@@ -191,10 +191,13 @@ def check_variant(
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.
     """
+    live = "progress" in props
+    props = [n for n in props if n in PROPERTIES]
     h = houdini(variant, timeout)
     if h.unknown is not None:
         return [
-            Outcome(n, variant.name, "induction", "unknown", h.seconds, h.unknown) for n in props
+            Outcome(n, variant.name, "induction", "unknown", h.seconds, h.unknown)
+            for n in [*props, *(["progress"] if live else [])]
         ]
     outs: list[Outcome] = []
     shown = props if use_bmc else [*props, *(n for n in AUX if n not in props)]
@@ -211,7 +214,51 @@ def check_variant(
         for o in bmc(rest, variant, depth, timeout, out_dir):
             o.seconds += h.seconds
             outs.append(o)
+    if live:
+        outs.append(progress_outcome(variant, h, use_bmc, depth, timeout, out_dir))
     return outs
+
+
+def progress_outcome(
+    variant: Variant, h: Houdini, use_bmc: bool, depth: int, timeout: float,
+    out_dir: Path | None,
+) -> Outcome:  # fmt: skip
+    """``progress`` (:mod:`proofs.progress`): the per-tick induction proof when ``use_bmc``
+    is false (it assumes the safety invariant, so every conjunct must be in ``h.proved``),
+    else BMC from Init in the cooperative environment, the counterexample replayed.
+
+    The seed gets iterative deepening (its shortest counterexample); the other variants
+    (the fix-necessity table) one query for a violation at any depth up to ``depth``.
+    """
+    from proofs import progress as pg
+
+    if not use_bmc:
+        if sorted(h.proved) != sorted(conjuncts()):
+            return Outcome("progress", variant.name, "induction", "failed", 0.0,
+                           f"the safety invariant is not inductive: {h.dropped}")  # fmt: skip
+        r = pg.prove(variant, timeout)
+        return Outcome("progress", variant.name, "induction", r["status"], r["seconds"],
+                       r["detail"])  # fmt: skip
+    status, raw, k, secs = pg.bmc_progress(
+        variant, depth, timeout, shortest=variant.name == "seed"
+    )
+    o = Outcome("progress", variant.name, "bmc", status, secs, depth=k)
+    if status == "no-cex":
+        o.detail = f"no counterexample up to depth {depth} in the cooperative environment"
+    if raw is not None:
+        trace = Trace(raw["states"], raw["inputs"])
+        scenario = to_scenario(trace, variant)
+        o.replay = confirm("progress", scenario, variant)
+        locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
+        o.detail = f"trace: {locs} (cooperative host, target {raw['T'][0]})"
+        if not o.replay or any("disagree" in str(r.get("message")) for r in o.replay):
+            o.status = "unconfirmed"
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / f"{variant.name}.progress.scenario.json"
+            path.write_text(json.dumps(scenario.to_json(), indent=1) + "\n")
+            o.scenario = str(path)
+    return o
 
 
 # -- bounded model checking ---------------------------------------------------------------------

@@ -31,7 +31,7 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--variant", choices=("seed", "fixed", "all"), default="all")
     p.add_argument(
-        "--property", action="append", choices=sorted(PROPERTIES), default=None,
+        "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,
         help="check only this property (repeatable)",
     )  # fmt: skip
     p.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
@@ -86,7 +86,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Run the obligations in parallel; print the tables; 0 iff all is well."""
     t0 = time.monotonic()
     variants = ["seed", "fixed"] if args.variant == "all" else [args.variant]
-    props = args.property or list(PROPERTIES)
+    props = args.property or [*PROPERTIES, "progress"]
     necessity = args.variant in ("all", "fixed") and not args.no_necessity
     jobs = jobs_for(variants, props, args.timeout, args.depth, args.out, necessity)
     results: list[dict[str, Any]] = []
@@ -116,6 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if "fixed" in variants:
         names = [*conjuncts(), "vacuity"]
         needed = [n for n in names if n in props or n not in PROPERTIES]
+        needed += [n for n in props if n not in PROPERTIES]  # progress (proofs.progress)
         ok = all(by.get(("fixed", n), {}).get("status") == "proved" for n in needed)
     if "seed" in variants:
         ok = ok and not any(

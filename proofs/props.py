@@ -3,8 +3,9 @@ auxiliary invariants that make them inductive.
 
 Each property is the per-frame reading of its concrete counterpart: the encoding
 follows one arbitrary frame ``f``, so "for every frame" becomes "for the symbolic
-frame".  ``progress`` is a liveness property under a cooperative host; it is
-checked on traces (:func:`model.properties.check_trace`), not here.
+frame".  ``progress`` is a liveness property under a cooperative host; its
+obligations (cooperative environment, per-tick lemmas, ranking function) are in
+:mod:`proofs.progress`, apart from the safety invariant they assume.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ PROPERTIES: dict[str, Pred] = {
     "doorbell_agreement": doorbell_agreement,
     "target_from_host": target_from_host,
 }
-"""Safety properties checked by Z3, by name (``progress`` is trace-checked only)."""
+"""Safety properties checked by Z3, by name (``progress``: :mod:`proofs.progress`)."""
 
 
 # -- auxiliary invariants (strengthening for induction) ----------------------------------------

@@ -1,0 +1,82 @@
+"""The Z3 obligations of ``progress`` (proofs/progress.py) against the model.
+
+* the cooperative constraint is satisfiable at every location of a tick (not vacuous);
+* a cooperative host driving the model (FIXED) reaches the target in the first tick
+  within the ranking function's bound, and the trace check agrees;
+* the seed's batched defect makes the trace check flag ``progress``;
+* the ranking function is 0 outside a tick.
+"""
+
+from __future__ import annotations
+
+import pytest
+import z3
+
+from model.properties import check_trace
+from model.state import Loc
+from proofs import progress as pg
+from proofs.encoding import TRANSITIONS, loc_val, make_inputs, make_state
+from vmballoon.protocol import CAP_BASIC, CAP_BATCHED, CAP_BATCHED_2M, SUCCESS_WITH_CAPABILITIES
+from vmballoon.scenario import Response, Scenario
+from vmballoon.variants import FIXED, SEED, Variant
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+def test_cooperative_constraint_is_satisfiable_at_every_tick_location(variant: Variant) -> None:
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    for loc in pg.TICK_LOCS:
+        sol = z3.Solver()
+        sol.add(s["loc"] == loc_val(loc), pg.cooperative(s, i, t, variant))
+        assert sol.check() == z3.sat, loc.name
+
+
+@pytest.mark.parametrize(
+    ("caps", "target"),
+    [(CAP_BASIC, 3), (CAP_BATCHED, 700), (CAP_BATCHED | CAP_BATCHED_2M, 1500)],
+)
+def test_fixed_reaches_the_target_in_the_first_tick(caps: int, target: int) -> None:
+    """A cooperative host: the model (FIXED) reaches the target within the bound of the
+    ranking function (16 + 2T transitions from module init), and the trace check agrees."""
+    from model.machine import enter, start, step
+
+    # DOORBELL_SET(INVALID) of the reset's cleanup, START, GUEST_ID, then GET_TARGET/locks
+    hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, caps, None)]
+    hv += [Response(0, 0, None)] + [Response(0, target, None)] * 50
+    scenario = Scenario(
+        steps=("work", "work"), frames=1 << 14, pfn_base=0, hv=tuple(hv),
+        alloc=(), vmci=(), totalram_pages=None,
+    )  # fmt: skip
+    state = start(scenario, FIXED)
+    state = enter(state, "work")
+    n = 1
+    while state.loc != Loc.IDLE:
+        state = step(state)
+        n += 1
+    assert target <= state.drv.size < target + 512
+    assert n <= 16 + 2 * target
+    assert not [v for v in check_trace(scenario, FIXED) if v.prop == "progress"]
+
+
+def test_seed_batched_misses_the_target_and_the_trace_check_says_so() -> None:
+    """The seed names b->page (NULL) instead of the batch page (lines 470, 518); a
+    cooperative host refuses the batch; the tick ends below the target."""
+    from vmballoon.protocol import ERROR_PPN_INVALID
+
+    hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED, None)]
+    hv += [Response(0, 0, None), Response(0, 3, None), Response(ERROR_PPN_INVALID, 3, None)]
+    scenario = Scenario(
+        steps=("work",), frames=4096, pfn_base=0, hv=tuple(hv), alloc=(), vmci=(),
+        totalram_pages=None,
+    )  # fmt: skip
+    assert "progress" in {v.prop for v in check_trace(scenario, SEED)}
+    assert "progress" not in {v.prop for v in check_trace(scenario, FIXED)}
+
+
+def test_rank_is_zero_outside_a_tick() -> None:
+    s, t = make_state("s_"), pg.target_const()
+    for loc in TRANSITIONS:
+        if loc in pg.TICK_LOCS:
+            continue
+        sol = z3.Solver()
+        sol.add(s["loc"] == loc_val(loc), pg.rank(s, t) != z3.BitVecVal(0, 64))
+        assert sol.check() == z3.unsat, loc.name
