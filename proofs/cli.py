@@ -57,6 +57,8 @@ def _cell(r: dict[str, Any] | None) -> str:
     st = r["status"]
     if st in ("violated", "unconfirmed") and r.get("depth") is not None:
         st += f"@{r['depth']}"
+    elif st == "no-cex" and r.get("depth") is not None:
+        st += f"≤{r['depth']}"  # no counterexample up to that depth: bounded, not proved
     return f"{st} ({r['seconds']:.1f}s)"
 
 
