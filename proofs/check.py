@@ -247,17 +247,8 @@ def progress_outcome(
         o.detail = f"no counterexample up to depth {depth} in the cooperative environment"
     if raw is not None:
         trace = Trace(raw["states"], raw["inputs"])
-        scenario = to_scenario(trace, variant)
-        o.replay = confirm("progress", scenario, variant)
-        locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
-        o.detail = f"trace: {locs} (cooperative host, target {raw['T'][0]})"
-        if not o.replay or any("disagree" in str(r.get("message")) for r in o.replay):
-            o.status = "unconfirmed"
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path = out_dir / f"{variant.name}.progress.scenario.json"
-            path.write_text(json.dumps(scenario.to_json(), indent=1) + "\n")
-            o.scenario = str(path)
+        report_counterexample(o, trace, variant, out_dir,
+                              f" (cooperative host, target {raw['T'][0]})")  # fmt: skip
     return o
 
 
@@ -468,6 +459,28 @@ def confirm(name: str, scenario: Scenario, variant: Variant) -> list[dict[str, A
     return found
 
 
+def report_counterexample(
+    o: Outcome, trace: Trace, variant: Variant, out_dir: Path | None, note: str = ""
+) -> None:
+    """Turn ``trace`` into a scenario, replay it, record the outcome, write the file.
+
+    The outcome stays *violated* only when the replay through the model shows the
+    violation of ``o.prop`` (and the reference, where it runs, agrees); otherwise it
+    becomes *unconfirmed*.
+    """
+    scenario = to_scenario(trace, variant)
+    o.replay = confirm(o.prop, scenario, variant)
+    locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
+    o.detail = f"trace: {locs}{note}"
+    if not o.replay or any("disagree" in str(r.get("message")) for r in o.replay):
+        o.status = "unconfirmed"
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{variant.name}.{o.prop}.scenario.json"
+        path.write_text(json.dumps(scenario.to_json(), indent=1) + "\n")
+        o.scenario = str(path)
+
+
 def bmc(
     names: list[str],
     variant: Variant,
@@ -484,17 +497,7 @@ def bmc(
         if status == "no-cex":
             o.detail = f"no counterexample up to depth {depth}"
         if trace is not None:
-            scenario = to_scenario(trace, variant)
-            o.replay = confirm(name, scenario, variant)
-            locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
-            o.detail = f"trace: {locs}"
-            if not o.replay or any("disagree" in str(r.get("message")) for r in o.replay):
-                o.status = "unconfirmed"
-            if out_dir is not None:
-                out_dir.mkdir(parents=True, exist_ok=True)
-                path = out_dir / f"{variant.name}.{name}.scenario.json"
-                path.write_text(json.dumps(scenario.to_json(), indent=1) + "\n")
-                o.scenario = str(path)
+            report_counterexample(o, trace, variant, out_dir)
         outs.append(o)
     return outs
 
