@@ -208,9 +208,12 @@ def test_seed_with_batching_never_inflates_batch_pfn() -> None:
     assert result.commands["BATCHED_LOCK"] == result.failed_commands["BATCHED_LOCK"] == 10
     assert result.pages_refused == 10 * 512
     assert result.final["host_held_frames"] == 0
-    assert set(result.violations) == {"protocol"}
+    # the batch names the wrong page (protocol) and the balloon misses a target that a
+    # cooperative host kept (progress: a refused unnamed batch is still cooperative)
+    assert set(result.violations) == {"protocol", "progress"}
     assert result.violations["protocol"].first_tick == 0
     assert result.violations["protocol"].ticks == 10
+    assert result.violations["progress"].first_tick == 0
     # the seed with only that fix reaches it; all fixes but that one do not
     caps = CAP_BASIC | CAP_BATCHED
     only_fix = run(64 * MIB, "0:32MiB,10:0", 15, "batch_pfn", capabilities=caps)
