@@ -48,3 +48,26 @@ def test_findings_replay_to_their_violation_on_seed_and_not_on_fixed() -> None:
         scenario = load_scenario(specgen.SPEC.parent / r["scenario"])
         assert r["prop"] in {v.prop for v in check_trace(scenario, SEED)}, r["prop"]
         assert r["prop"] not in {v.prop for v in check_trace(scenario, FIXED)}, r["prop"]
+
+
+def test_readme_results_table_matches_the_checked_in_results() -> None:
+    readme = (specgen.SPEC.parent / "README.md").read_text(encoding="utf-8")
+    results = specgen.load_results()
+    by = {(r["variant"], r["prop"]): r for r in results["results"]}
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    checked = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        name = cells[0].strip("`")
+        if ("seed", name) not in by or len(cells) != 4:
+            continue
+        seed = by[("seed", name)]
+        expected = {"violated": f"violated (shortest: {seed['depth']} steps)",
+                    "no-cex": f"no counterexample up to {seed['depth']} steps",
+                    "proved": "proved"}[seed["status"]]  # fmt: skip
+        assert cells[1] == expected, (name, cells[1], expected)
+        assert cells[2] == by[("fixed", name)]["status"] == "proved"
+        needed = sorted(f for f, props in results["necessity"].items() if name in props)
+        assert sorted(c.strip("`") for c in cells[3].split(", ") if c) == needed
+        checked += 1
+    assert checked == len({r["prop"] for r in results["results"] if r["variant"] == "seed"})
