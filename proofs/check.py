@@ -41,6 +41,8 @@ from proofs.encoding import (
     successor,
     transition,
 )
+from proofs.houdini import Unknown, solver
+from proofs.houdini import houdini as houdini_core
 from proofs.props import AUX, PROPERTIES
 from vmballoon.env import DEFAULT_RESPONSE
 from vmballoon.protocol import U64_MASK
@@ -70,10 +72,7 @@ class Outcome:
         return asdict(self)
 
 
-def _solver(timeout: float) -> z3.Solver:
-    s = z3.Solver()
-    s.set("timeout", int(timeout * 1000))
-    return s
+_solver = solver
 
 
 def _invariant(s: dict[str, Expr]) -> Expr:
@@ -131,55 +130,19 @@ class Houdini:
 
 
 def houdini(variant: Variant, timeout: float, names: list[str] | None = None) -> Houdini:
-    """Houdini over the conjuncts: drop every one that fails initiation or consecution.
+    """Houdini (:func:`proofs.houdini.houdini`) over the conjuncts of the safety invariant.
 
-    Start from every conjunct ``C``; for each location ``L`` ask for a state with
-    ``∧C ∧ loc = L ∧ T_L`` whose successor violates some member of ``C``; drop the
-    members the model shows violated and ask again, until every location is unsat.
-    The survivors form an inductive invariant (``Init => ∧C`` and ``∧C ∧ T => ∧C'``),
-    so each is *proved* for ``variant``; one query per location when nothing fails.
+    The survivors form an inductive invariant, so each is *proved* for ``variant``.
     A solver ``unknown`` ends the search: nothing is claimed.
     """
     t0 = time.monotonic()
     s, i = make_state("s_"), make_inputs("i_")
-    live = list(names or conjuncts())
-    dropped: dict[str, str] = {}
-    sol = _solver(timeout)
-    sol.add(initial(s))
-    for name in list(live):
-        sol.push()
-        sol.add(z3.Not(_pred(name)(s)))
-        r = sol.check()
-        sol.pop()
-        if r == z3.unknown:
-            return Houdini(variant.name, [], dropped, "initiation", time.monotonic() - t0)
-        if r == z3.sat:
-            live.remove(name)
-            dropped[name] = "initiation"
+    cands = {n: _pred(n) for n in names or conjuncts()}
     posts = {loc: successor(loc, s, i, variant) for loc in TRANSITIONS}
-    changed = True
-    while changed and live:
-        changed = False
-        for loc, st in posts.items():
-            while live:
-                sol = _solver(timeout)
-                sol.add(*[_pred(n)(s) for n in live], s["loc"] == loc_val(loc), *st.cons)
-                sol.add(z3.Or([z3.Not(_pred(n)(st.post)) for n in live]))
-                r = sol.check()
-                if r == z3.unsat:
-                    break
-                if r == z3.unknown:
-                    why = f"consecution from {loc.name}: {sol.reason_unknown()}"
-                    return Houdini(variant.name, [], dropped, why, time.monotonic() - t0)
-                m = sol.model()
-                bad = [
-                    n for n in live
-                    if z3.is_false(m.eval(_pred(n)(st.post), model_completion=True))
-                ]  # fmt: skip
-                for n in bad:
-                    live.remove(n)
-                    dropped[n] = loc.name
-                changed = True
+    try:
+        live, dropped = houdini_core(cands, posts, s, i, timeout)
+    except Unknown as exc:
+        return Houdini(variant.name, [], {}, str(exc), time.monotonic() - t0)
     return Houdini(variant.name, live, dropped, None, time.monotonic() - t0)
 
 

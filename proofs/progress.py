@@ -70,7 +70,6 @@ from proofs.encoding import (
     TRANSITIONS,
     Expr,
     State,
-    Step,
     SymTx,
     _batch_arg_is_batch_page,
     bv32,
@@ -83,6 +82,7 @@ from proofs.encoding import (
     successor,
     transition,
 )
+from proofs.houdini import Unknown, houdini, solver
 from vmballoon.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
@@ -382,60 +382,6 @@ def rank(s: State, t: Expr) -> Expr:
 # -- the induction ----------------------------------------------------------------------------
 
 
-def _solver(timeout: float) -> z3.Solver:
-    sol = z3.Solver()
-    sol.set("timeout", int(timeout * 1000))
-    return sol
-
-
-class Unknown(Exception):
-    """A solver answered ``unknown``: nothing is claimed."""
-
-
-def _houdini(
-    cands: dict[str, Callable[[State], Expr]],
-    base: Callable[[State], list[Expr]],
-    extra: Callable[[State, State], list[Expr]],
-    posts: dict[Loc, Step],
-    s: State,
-    i: State,
-    timeout: float,
-) -> tuple[list[str], dict[str, str]]:
-    """Houdini over ``cands`` assuming ``base(s)`` and ``extra(s, i)`` on every step."""
-    live = list(cands)
-    dropped: dict[str, str] = {}
-    sol = _solver(timeout)
-    sol.add(initial(s))
-    for name in list(live):
-        r = sol.check(z3.Not(cands[name](s)))
-        if r == z3.unknown:
-            raise Unknown(f"initiation of {name}")
-        if r == z3.sat:
-            live.remove(name)
-            dropped[name] = "initiation"
-    changed = True
-    while changed and live:
-        changed = False
-        for loc, st in posts.items():
-            while live:
-                sol = _solver(timeout)
-                sol.add(*base(s), *(cands[n](s) for n in live), s["loc"] == loc_val(loc))
-                sol.add(*st.cons, *extra(s, i))
-                sol.add(z3.Or([z3.Not(cands[n](st.post)) for n in live]))
-                r = sol.check()
-                if r == z3.unsat:
-                    break
-                if r == z3.unknown:
-                    raise Unknown(f"consecution from {loc.name}: {sol.reason_unknown()}")
-                m = sol.model()
-                for n in [n for n in live if z3.is_false(
-                        m.eval(cands[n](st.post), model_completion=True))]:  # fmt: skip
-                    live.remove(n)
-                    dropped[n] = loc.name
-                changed = True
-    return live, dropped
-
-
 def prove(variant: Variant, timeout: float) -> dict[str, Any]:
     """The per-tick induction proof, the ranking function and the vacuity checks.
 
@@ -455,17 +401,15 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
 
     try:
         # phase 1: global lemmas, no environment assumption
-        glob, gdrop = _houdini(
-            GLOBAL, lambda x: [inv], lambda x, y: [], posts, s, i, timeout
-        )
+        glob, gdrop = houdini(GLOBAL, posts, s, i, timeout, base=lambda x: [inv])
         if gdrop:
             return result("failed", f"global lemmas not inductive: {gdrop}")
         gl = [GLOBAL[n](s) for n in glob]
         # phase 2: tick-local lemmas under the cooperative environment
         tick = {n: _tick_pred(n, t) for n in TICK}
-        live, dropped = _houdini(
-            tick, lambda x: [inv, *gl], lambda x, y: [cooperative(x, y, t, variant)],
-            posts, s, i, timeout,
+        live, dropped = houdini(
+            tick, posts, s, i, timeout,
+            base=lambda x: [inv, *gl], extra=lambda x, y: [cooperative(x, y, t, variant)],
         )  # fmt: skip
     except Unknown as exc:
         return result("unknown", str(exc))
@@ -473,7 +417,7 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
         return result("failed", f"tick lemmas not inductive: {dropped}")
     pre = [inv, *gl, *(tick[n](s) for n in live), cooperative(s, i, t, variant)]
     # the tick-local lemmas say nothing outside the loops (so T may change between ticks)
-    sol = _solver(timeout)
+    sol = solver(timeout)
     sol.add(z3.Not(is_loc(s, *LOOPS)), z3.Not(z3.And(*(tick[n](s) for n in live))))
     if sol.check() != z3.unsat:
         return result("failed", "a tick lemma constrains states outside the loops")
@@ -491,7 +435,7 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
             ),
         )
         for check, what in ((z3.Not(goal), "property"), (z3.BoolVal(True), "vacuity")):
-            sol = _solver(timeout)
+            sol = solver(timeout)
             sol.add(*pre, s["loc"] == loc_val(loc), *st.cons, ends, check)
             r = sol.check()
             if r == z3.unknown:
@@ -503,7 +447,7 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
     # the ranking function: decreases on every transition of a tick
     for loc in TICK_LOCS:
         st = posts[loc]
-        sol = _solver(timeout)
+        sol = solver(timeout)
         sol.add(*pre, s["loc"] == loc_val(loc), *st.cons)
         sol.add(z3.Not(z3.ULT(rank(st.post, t), rank(s, t))))
         r = sol.check()
