@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model.machine import enter, start
+from model.plist import length as plist_length
 from model.properties import PROPERTY_NAMES, STATE_PROPERTIES, Ghost, initial_ghost, observe
 from model.state import OPS_BASIC, Loc, State
 from model.transitions import TRANSITIONS
@@ -280,8 +281,8 @@ def _final(state: State) -> dict[str, Any]:
     host = state.env.host
     mem = state.env.memory
     free = sum(e - s for s, e in mem.free)
-    pages4k = _plist_len(d.pages[0])
-    pages2m = _plist_len(d.pages[1])
+    pages4k = plist_length(d.pages[0])
+    pages2m = plist_length(d.pages[1])
     return {
         "size": d.size,
         "target": d.target,
@@ -297,13 +298,6 @@ def _final(state: State) -> dict[str, Any]:
         "free_frames": free,
     }
 
-
-def _plist_len(lst: Any) -> int:
-    n = 0
-    while lst is not None:
-        n += 1
-        lst = lst[1]
-    return n
 
 
 def _outcomes(config: SimConfig, records: list[TickRecord]) -> list[TargetOutcome]:
