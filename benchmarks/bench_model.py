@@ -21,13 +21,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import model
-import reference
-from model.machine import enter, start, step
-from model.state import Loc, State
-from vmballoon.nogc import cyclic_gc_paused
-from vmballoon.protocol import CAP_BASIC, CAP_BATCHED, CAP_BATCHED_2M, SUCCESS_WITH_CAPABILITIES
-from vmballoon.scenario import Response, Scenario
+from vmballoon import model, reference
+from vmballoon.apps.nogc import cyclic_gc_paused
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    SUCCESS_WITH_CAPABILITIES,
+)
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.model.machine import enter, start, step
+from vmballoon.model.state import Loc, State
 
 GUEST_FRAMES = 16_777_216  # 64 GiB of 4 KiB frames
 CHECKPOINTS = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)

@@ -26,7 +26,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "vmballoon.cli", "verify", "--json", "--jobs", str(args.jobs),
+            [sys.executable, "-m", "vmballoon", "verify", "--json", "--jobs", str(args.jobs),
              "--out", str(Path(tmp) / "cex")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

@@ -5,8 +5,16 @@ No z3, no hypothesis: plain Python.  See :mod:`model.state` for the state,
 points and replay.
 """
 
-from model.machine import enter, event_log, final_json, replay, run_scenario, run_to_idle, step
-from model.state import Loc, State, initial_state
+from vmballoon.model.machine import (
+    enter,
+    event_log,
+    final_json,
+    replay,
+    run_scenario,
+    run_to_idle,
+    step,
+)
+from vmballoon.model.state import Loc, State, initial_state
 
 __all__ = [
     "Loc",

@@ -17,7 +17,7 @@ only the representation is chosen for speed.
 
 from __future__ import annotations
 
-from vmballoon import intervals as iv
+from vmballoon.core import intervals as iv
 
 Listed = tuple[iv.Runs, iv.Runs]
 """``(aligned, other)``: see the module's docstring."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from model.plist import concat, to_list
-from model.state import STAT, Loc, State, initial_state
-from model.transitions import TRANSITIONS
-from model.tx import DEFLATE_LOCS, Tx
-from vmballoon.protocol import STATS_FIELDS
-from vmballoon.scenario import Scenario
-from vmballoon.variants import SEED, Variant
+from vmballoon.core.protocol import STATS_FIELDS
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import SEED, Variant
+from vmballoon.model.plist import concat, to_list
+from vmballoon.model.state import STAT, Loc, State, initial_state
+from vmballoon.model.transitions import TRANSITIONS
+from vmballoon.model.tx import DEFLATE_LOCS, Tx
 
 EVENTS_FORMAT = "vmballoon-events/1"
 STOPPED = frozenset({Loc.EXITED, Loc.CRASHED})

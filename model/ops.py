@@ -7,10 +7,7 @@ the guest would crash.
 
 from __future__ import annotations
 
-from model.plist import iterate
-from model.state import OPS_BASIC
-from model.tx import Tx, pfn_arg
-from vmballoon.protocol import (
+from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     BATCH_PAGE_MASK,
     BATCH_STATUS_MASK,
@@ -32,7 +29,10 @@ from vmballoon.protocol import (
     U64_MASK,
     to_int32,
 )
-from vmballoon.scenario import Response
+from vmballoon.core.scenario import Response
+from vmballoon.model.plist import iterate
+from vmballoon.model.state import OPS_BASIC
+from vmballoon.model.tx import Tx, pfn_arg
 
 
 def page_size(is_2m: bool) -> int:

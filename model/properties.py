@@ -26,12 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from model.machine import STOPPED, balloon_pages, enter, start, step
-from model.plist import iterate, to_list
-from model.state import OPS_BASIC, OPS_BATCHED, Loc, State
-from vmballoon import intervals as iv
-from vmballoon.env import DEFAULT_RESPONSE, Event
-from vmballoon.protocol import (
+from vmballoon.core import intervals as iv
+from vmballoon.core.env import DEFAULT_RESPONSE, Event
+from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     BATCH_STATUS_MASK,
     CAP_BASIC,
@@ -51,8 +48,11 @@ from vmballoon.protocol import (
     UINT_MAX,
     VMCI_INVALID_ID,
 )
-from vmballoon.scenario import Response, Scenario
-from vmballoon.variants import Variant
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.model.machine import STOPPED, balloon_pages, enter, start, step
+from vmballoon.model.plist import iterate, to_list
+from vmballoon.model.state import OPS_BASIC, OPS_BATCHED, Loc, State
 
 INFLATE_LOCS = frozenset({Loc.I_LOOP, Loc.I_LOCK, Loc.I_FALLBACK, Loc.I_TAIL, Loc.I_END})
 """Control locations inside ``vmballoon_inflate`` (lines 791-926)."""

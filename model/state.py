@@ -18,12 +18,12 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-from model import listed as ls
-from model.plist import PList
-from vmballoon.env import Env
-from vmballoon.protocol import RATE_ALLOC_MAX, STATS_FIELDS
-from vmballoon.scenario import Scenario
-from vmballoon.variants import Variant
+from vmballoon.core.env import Env
+from vmballoon.core.protocol import RATE_ALLOC_MAX, STATS_FIELDS
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.model import listed as ls
+from vmballoon.model.plist import PList
 
 
 class Loc(IntEnum):

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from model import listed as ls
-from model import ops
-from model.plist import PList, concat
-from model.state import EMPTY_LOOP, OPS_BASIC, OPS_BATCHED, STAT, Loc, Loop, State
-from model.tx import Crash, Tx
-from vmballoon.protocol import (
+from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     CAP_BASIC,
     CAP_BATCHED,
@@ -41,6 +36,11 @@ from vmballoon.protocol import (
     VMCI_INVALID_ID,
     to_int32,
 )
+from vmballoon.model import listed as ls
+from vmballoon.model import ops
+from vmballoon.model.plist import PList, concat
+from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, OPS_BATCHED, STAT, Loc, Loop, State
+from vmballoon.model.tx import Crash, Tx
 
 Transition = Callable[[State], State]
 

@@ -12,12 +12,12 @@ frees, WARN_ON_ONCE, the hypervisor command and the C integer conversions.
 
 from __future__ import annotations
 
-from model import listed as ls
-from model.plist import PList
-from model.state import STAT, Driver, Loc, Loop, State
-from vmballoon.env import Env
-from vmballoon.protocol import NULL_PFN, U32_MASK
-from vmballoon.scenario import Response
+from vmballoon.core.env import Env
+from vmballoon.core.protocol import NULL_PFN, U32_MASK
+from vmballoon.core.scenario import Response
+from vmballoon.model import listed as ls
+from vmballoon.model.plist import PList
+from vmballoon.model.state import STAT, Driver, Loc, Loop, State
 
 
 class Crash(Exception):

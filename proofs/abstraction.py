@@ -10,19 +10,8 @@ that the encoding's successor of α(s) is α(successor of s).
 
 from __future__ import annotations
 
-from model.machine import balloon_pages
-from model.plist import to_list
-from model.properties import (
-    DEFLATE_LOCS,
-    Ghost,
-    _batch_statuses,
-    _response,
-    in_flight,
-    new_events,
-)
-from model.state import OPS_BASIC, OPS_BATCHED, Loc, State
-from vmballoon import intervals as iv
-from vmballoon.protocol import (
+from vmballoon.core import intervals as iv
+from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
     ERROR_PPN_NOTNEEDED,
     ERROR_PPN_PINNED,
@@ -31,6 +20,17 @@ from vmballoon.protocol import (
     U32_MASK,
     VMCI_INVALID_ID,
 )
+from vmballoon.model.machine import balloon_pages
+from vmballoon.model.plist import to_list
+from vmballoon.model.properties import (
+    DEFLATE_LOCS,
+    Ghost,
+    _batch_statuses,
+    _response,
+    in_flight,
+    new_events,
+)
+from vmballoon.model.state import OPS_BASIC, OPS_BATCHED, Loc, State
 
 Values = dict[str, int | bool]
 

@@ -25,10 +25,14 @@ from typing import Any
 
 import z3
 
-from model.machine import enter, start, step
-from model.properties import check_trace
-from model.state import Loc, State
-from proofs.encoding import (
+from vmballoon.core.env import DEFAULT_RESPONSE
+from vmballoon.core.protocol import U64_MASK
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
+from vmballoon.model.machine import enter, start, step
+from vmballoon.model.properties import check_trace
+from vmballoon.model.state import Loc, State
+from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
     TRANSITIONS,
@@ -41,13 +45,9 @@ from proofs.encoding import (
     successor,
     transition,
 )
-from proofs.houdini import Unknown, solver
-from proofs.houdini import houdini as houdini_core
-from proofs.props import AUX, PROPERTIES
-from vmballoon.env import DEFAULT_RESPONSE
-from vmballoon.protocol import U64_MASK
-from vmballoon.scenario import Response, Scenario
-from vmballoon.variants import FIX_NAMES, FIXED, Variant, parse_variant
+from vmballoon.proofs.houdini import Unknown, solver
+from vmballoon.proofs.houdini import houdini as houdini_core
+from vmballoon.proofs.props import AUX, PROPERTIES
 
 DEFAULT_DEPTH = 14
 DEFAULT_TIMEOUT = 30.0
@@ -193,7 +193,7 @@ def progress_outcome(
     The seed gets iterative deepening (its shortest counterexample); the other variants
     (the fix-necessity table) one query for a violation at any depth up to ``depth``.
     """
-    from proofs import progress as pg
+    from vmballoon.proofs import progress as pg
 
     if not use_bmc:
         if sorted(h.proved) != sorted(conjuncts()):
@@ -409,7 +409,7 @@ def confirm(name: str, scenario: Scenario, variant: Variant) -> list[dict[str, A
     found = [v.to_json() for v in check_trace(scenario, variant) if v.prop == name]
     try:
         import reference  # noqa: F401  (another engineer's package; optional)
-        from vmballoon.replay import replay
+        from vmballoon.apps.replay import replay
 
         ref = replay(scenario, impl="reference", variant=variant)
         mod = replay(scenario, impl="model", variant=variant)

@@ -1,8 +1,8 @@
 """``vmballoon verify``: every property on SEED and FIXED, proved or violated, in parallel.
 
-Wire into ``vmballoon/cli.py`` with::
+Wire into ``vmballoon/apps/cli.py`` with::
 
-    from proofs.cli import add_verify_parser
+    from vmballoon.proofs.cli import add_verify_parser
     add_verify_parser(sub)          # sets func=cmd_verify
 
 Exit status 0 iff every property is proved for FIXED (with the vacuity check) and
@@ -18,9 +18,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
-from proofs.check import DEFAULT_DEPTH, DEFAULT_TIMEOUT, conjuncts, jobs_for, run_obligation
-from proofs.props import PROPERTIES
-from vmballoon.variants import FIX_NAMES, FIXED
+from vmballoon.core.variants import FIX_NAMES, FIXED
+from vmballoon.proofs.check import (
+    DEFAULT_DEPTH,
+    DEFAULT_TIMEOUT,
+    conjuncts,
+    jobs_for,
+    run_obligation,
+)
+from vmballoon.proofs.props import PROPERTIES
 
 
 def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -64,7 +70,7 @@ def _cell(r: dict[str, Any] | None) -> str:
 
 def coverage_line(results: list[dict[str, Any]]) -> str:
     """Which transitions the checks reached: vacuity, and the counterexample traces."""
-    from model.transitions import TRANSITIONS
+    from vmballoon.model.transitions import TRANSITIONS
 
     lines = []
     for r in results:

@@ -22,11 +22,26 @@ from typing import Any
 
 import z3
 
-from model.machine import enter, start, step
-from model.properties import Ghost, initial_ghost, observe_frames
-from model.state import Loc, State
-from proofs.abstraction import NotRepresentable, Values, alpha, candidate_frames, step_inputs
-from proofs.encoding import (
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    CAP_SIGNALLED_WAKEUP,
+    SUCCESS_WITH_CAPABILITIES,
+)
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.model.machine import enter, start, step
+from vmballoon.model.properties import Ghost, initial_ghost, observe_frames
+from vmballoon.model.state import Loc, State
+from vmballoon.proofs.abstraction import (
+    NotRepresentable,
+    Values,
+    alpha,
+    candidate_frames,
+    step_inputs,
+)
+from vmballoon.proofs.encoding import (
     FIELDS,
     INPUTS,
     TRANSITIONS,
@@ -36,15 +51,6 @@ from proofs.encoding import (
     make_state,
     successor,
 )
-from vmballoon.protocol import (
-    CAP_BASIC,
-    CAP_BATCHED,
-    CAP_BATCHED_2M,
-    CAP_SIGNALLED_WAKEUP,
-    SUCCESS_WITH_CAPABILITIES,
-)
-from vmballoon.scenario import Response, Scenario
-from vmballoon.variants import Variant
 
 _KINDS = dict(FIELDS) | dict(INPUTS)
 

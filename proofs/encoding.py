@@ -44,8 +44,7 @@ from typing import Any
 
 import z3
 
-from model.state import Loc
-from vmballoon.protocol import (
+from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
     CAP_BATCHED_2M,
@@ -64,7 +63,8 @@ from vmballoon.protocol import (
     U32_MASK,
     UINT_MAX,
 )
-from vmballoon.variants import Variant
+from vmballoon.core.variants import Variant
+from vmballoon.model.state import Loc
 
 Expr = Any  # z3.ExprRef (z3 ships no type stubs)
 State = dict[str, Expr]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import z3
 
-from model.state import Loc
-from proofs.encoding import Expr, State, Step, initial, loc_val
+from vmballoon.model.state import Loc
+from vmballoon.proofs.encoding import Expr, State, Step, initial, loc_val
 
 Candidate = Callable[[State], Expr]
 

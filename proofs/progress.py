@@ -59,8 +59,20 @@ from typing import Any
 
 import z3
 
-from model.state import Loc
-from proofs.encoding import (
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAPABILITIES,
+    ERROR_PPN_INVALID,
+    PAGES_PER_2M,
+    SUCCESS_WITH_CAPABILITIES,
+    U32_MASK,
+    U64_MASK,
+    UINT_MAX,
+)
+from vmballoon.core.variants import Variant
+from vmballoon.model.state import Loc
+from vmballoon.proofs.encoding import (
     CLS_OK,
     DEFLATE,
     FIELD_NAMES,
@@ -82,19 +94,7 @@ from proofs.encoding import (
     successor,
     transition,
 )
-from proofs.houdini import Unknown, houdini, solver
-from vmballoon.protocol import (
-    CAP_BASIC,
-    CAP_BATCHED,
-    CAPABILITIES,
-    ERROR_PPN_INVALID,
-    PAGES_PER_2M,
-    SUCCESS_WITH_CAPABILITIES,
-    U32_MASK,
-    U64_MASK,
-    UINT_MAX,
-)
-from vmballoon.variants import Variant
+from vmballoon.proofs.houdini import Unknown, houdini, solver
 
 T_MAX = U32_MASK - PAGES_PER_2M
 """Largest target for which ``T + 512`` fits in ``b->size`` (line 281) and in the
@@ -389,7 +389,7 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
     Assumes the safety invariant of :mod:`proofs.props` (every property and lemma),
     which :func:`proofs.check.houdini` proves inductive for FIXED in its own job.
     """
-    from proofs.check import _invariant
+    from vmballoon.proofs.check import _invariant
 
     t0 = time.monotonic()
     s, i, t = make_state("s_"), make_inputs("i_"), target_const()
@@ -479,7 +479,7 @@ def reach_with_reset(depth: int) -> list[tuple[frozenset[Loc], bool]]:
     :data:`proofs.encoding.SUCCESSORS` minus :data:`NEVER_COOPERATIVE`, and whether some
     such path has passed ``R_OPS`` (the only step that clears ``reset_required``, line
     1091): before that no state is after a complete tick."""
-    from proofs.encoding import SUCCESSORS
+    from vmballoon.proofs.encoding import SUCCESSORS
 
     frontier = {(Loc.IDLE, False)}
     out = [(frozenset({Loc.IDLE}), False)]
@@ -507,7 +507,7 @@ def bmc_progress(
     ``(status, trace, depth, seconds)`` with ``trace`` as ``{"states": [...],
     "inputs": [...], "T": [T]}``.
     """
-    from proofs.check import _bv_solver, _value
+    from vmballoon.proofs.check import _bv_solver, _value
 
     t0 = time.monotonic()
     t = target_const()

@@ -14,8 +14,18 @@ from collections.abc import Callable
 
 import z3
 
-from model.state import Loc
-from proofs.encoding import (
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    MAX_REFUSED,
+    PAGES_PER_2M,
+    RATE_ALLOC_MAX,
+    RATE_ALLOC_MIN,
+    UINT_MAX,
+)
+from vmballoon.model.state import Loc
+from vmballoon.proofs.encoding import (
     DEFLATE,
     INFLATE,
     L2,
@@ -34,16 +44,6 @@ from proofs.encoding import (
     loc_val,
     times_ps,
     well_formed,
-)
-from vmballoon.protocol import (
-    CAP_BASIC,
-    CAP_BATCHED,
-    CAP_BATCHED_2M,
-    MAX_REFUSED,
-    PAGES_PER_2M,
-    RATE_ALLOC_MAX,
-    RATE_ALLOC_MIN,
-    UINT_MAX,
 )
 
 Pred = Callable[[State], Expr]

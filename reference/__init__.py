@@ -7,6 +7,6 @@ misreading of the C in one is caught by the other.
 
 from __future__ import annotations
 
-from reference.replay import EVENTS_FORMAT, replay
+from vmballoon.reference.replay import EVENTS_FORMAT, replay
 
 __all__ = ["EVENTS_FORMAT", "replay"]

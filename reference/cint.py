@@ -8,7 +8,7 @@ happens in the C (x86-64, LP64: ``unsigned int`` 32 bits, ``unsigned long``
 
 from __future__ import annotations
 
-from vmballoon.protocol import U16_MASK, U32_MASK, U64_MASK, to_int32
+from vmballoon.core.protocol import U16_MASK, U32_MASK, U64_MASK, to_int32
 
 
 def u16(value: int) -> int:

@@ -24,11 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from reference.cint import s32, u16, u32, u64
-from reference.kernel import Kernel
-from reference.klist import Oops, Page, page_to_pfn, pfn_to_page
-from vmballoon.env import Env
-from vmballoon.protocol import (
+from vmballoon.core.env import Env
+from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     BATCH_PAGE_MASK,
     BATCH_STATUS_MASK,
@@ -72,7 +69,10 @@ from vmballoon.protocol import (
     VMCI_INVALID_ID,
     VMCI_SUCCESS,
 )
-from vmballoon.variants import Variant
+from vmballoon.core.variants import Variant
+from vmballoon.reference.cint import s32, u16, u32, u64
+from vmballoon.reference.kernel import Kernel
+from vmballoon.reference.klist import Oops, Page, page_to_pfn, pfn_to_page
 
 # gfp_t values (lines 81, 90, 990), named as the allocator logs them.
 VMW_PAGE_ALLOC_NOSLEEP: Final = "nosleep"

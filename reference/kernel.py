@@ -9,9 +9,9 @@ all ``struct page``; and the static "already warned" flag of
 
 from __future__ import annotations
 
-from reference.klist import Lru, Oops, Page, page_to_pfn
-from vmballoon.env import Env
-from vmballoon.scenario import Response
+from vmballoon.core.env import Env
+from vmballoon.core.scenario import Response
+from vmballoon.reference.klist import Lru, Oops, Page, page_to_pfn
 
 
 class Kernel:

@@ -18,7 +18,7 @@ already on a list is ``list_corrupt``.
 
 from __future__ import annotations
 
-from vmballoon.protocol import NULL_PFN
+from vmballoon.core.protocol import NULL_PFN
 
 
 class Oops(Exception):

@@ -12,7 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference.driver import (
+from vmballoon.core.env import Env
+from vmballoon.core.protocol import STATS_FIELDS
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import SEED, Variant
+from vmballoon.reference.driver import (
     Balloon,
     vmballoon_doorbell,
     vmballoon_exit,
@@ -20,11 +24,7 @@ from reference.driver import (
     vmballoon_work,
     vmci_handle_is_invalid,
 )
-from reference.klist import Oops
-from vmballoon.env import Env
-from vmballoon.protocol import STATS_FIELDS
-from vmballoon.scenario import Scenario
-from vmballoon.variants import SEED, Variant
+from vmballoon.reference.klist import Oops
 
 EVENTS_FORMAT = "vmballoon-events/1"
 

@@ -14,10 +14,10 @@ from collections import Counter
 
 import pytest
 
-from model.state import Loc
-from proofs.conformance import Conformance, samples
-from proofs.encoding import TRANSITIONS
-from vmballoon.variants import FIXED, SEED, Variant
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model.state import Loc
+from vmballoon.proofs.conformance import Conformance, samples
+from vmballoon.proofs.encoding import TRANSITIONS
 
 SAMPLES = 10_000
 RUNNING = set(TRANSITIONS) - {Loc.EXITED, Loc.CRASHED}
@@ -62,7 +62,7 @@ def test_control_flow_graph_covers_every_step(variant: Variant) -> None:
     """BMC prunes locations with SUCCESSORS: no step of the encoding may leave it."""
     import z3
 
-    from proofs.encoding import SUCCESSORS, loc_val, make_inputs, make_state, successor
+    from vmballoon.proofs.encoding import SUCCESSORS, loc_val, make_inputs, make_state, successor
 
     s, i = make_state("s_"), make_inputs("i_")
     for loc in TRANSITIONS:

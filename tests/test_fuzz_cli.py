@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from vmballoon.fuzz import open_database, run_campaigns
+from vmballoon.apps.fuzz import open_database, run_campaigns
 
 
 def _fuzz(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon.cli", "fuzz", *args],
+    return subprocess.run([sys.executable, "-m", "vmballoon", "fuzz", *args],
                           capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
 
 

@@ -11,9 +11,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from model.state import Loc
-from model.transitions import TRANSITIONS
-from vmballoon.fuzz import COVERAGE, FixedMachine, SeedMachine, coverage_report
+from vmballoon.apps.fuzz import COVERAGE, FixedMachine, SeedMachine, coverage_report
+from vmballoon.model.state import Loc
+from vmballoon.model.transitions import TRANSITIONS
 
 EXAMPLES = int(os.environ.get("VMBALLOON_CI_EXAMPLES", "300"))
 

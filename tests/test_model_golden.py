@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import golden_cases
-from vmballoon.replay import replay
+from vmballoon.apps.replay import replay
 
 
 @pytest.mark.parametrize("case", golden_cases(), ids=lambda p: p.name.split(".")[0])

@@ -12,13 +12,18 @@ from __future__ import annotations
 import pytest
 import z3
 
-from model.properties import check_trace
-from model.state import Loc
-from proofs import progress as pg
-from proofs.encoding import TRANSITIONS, loc_val, make_inputs, make_state
-from vmballoon.protocol import CAP_BASIC, CAP_BATCHED, CAP_BATCHED_2M, SUCCESS_WITH_CAPABILITIES
-from vmballoon.scenario import Response, Scenario
-from vmballoon.variants import FIXED, SEED, Variant
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    SUCCESS_WITH_CAPABILITIES,
+)
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model.properties import check_trace
+from vmballoon.model.state import Loc
+from vmballoon.proofs import progress as pg
+from vmballoon.proofs.encoding import TRANSITIONS, loc_val, make_inputs, make_state
 
 
 @pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
@@ -37,7 +42,7 @@ def test_cooperative_constraint_is_satisfiable_at_every_tick_location(variant: V
 def test_fixed_reaches_the_target_in_the_first_tick(caps: int, target: int) -> None:
     """A cooperative host: the model (FIXED) reaches the target within the bound of the
     ranking function (16 + 2T transitions from module init), and the trace check agrees."""
-    from model.machine import enter, start, step
+    from vmballoon.model.machine import enter, start, step
 
     # DOORBELL_SET(INVALID) of the reset's cleanup, START, GUEST_ID, then GET_TARGET/locks
     hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, caps, None)]
@@ -60,7 +65,7 @@ def test_fixed_reaches_the_target_in_the_first_tick(caps: int, target: int) -> N
 def test_seed_batched_misses_the_target_and_the_trace_check_says_so() -> None:
     """The seed names b->page (NULL) instead of the batch page (lines 470, 518); a
     cooperative host refuses the batch; the tick ends below the target."""
-    from vmballoon.protocol import ERROR_PPN_INVALID
+    from vmballoon.core.protocol import ERROR_PPN_INVALID
 
     hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED, None)]
     hv += [Response(0, 0, None), Response(0, 3, None), Response(ERROR_PPN_INVALID, 3, None)]

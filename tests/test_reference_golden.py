@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from reference import replay
-from vmballoon.protocol import STATS_FIELDS, SUCCESS_WITH_CAPABILITIES
-from vmballoon.scenario import load_scenario, scenario_from_json
-from vmballoon.variants import FIX_NAMES, FIXED, SEED, Variant
+from vmballoon.core.protocol import STATS_FIELDS, SUCCESS_WITH_CAPABILITIES
+from vmballoon.core.scenario import load_scenario, scenario_from_json
+from vmballoon.core.variants import FIX_NAMES, FIXED, SEED, Variant
+from vmballoon.reference import replay
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GOLDEN = SHARED / "golden"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmballoon.scenario import ScenarioError, parse_scenario
+from vmballoon.core.scenario import ScenarioError, parse_scenario
 
 BASE: dict[str, Any] = {"format": "vmballoon-scenario/1", "steps": ["work"]}
 
@@ -78,7 +78,7 @@ def test_defaults_follow_the_contract() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vmballoon.cli", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "vmballoon", *args], capture_output=True, text=True, check=False
     )
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SCENARIOS
-from vmballoon.fuzz import describe_difference
-from vmballoon.replay import replay
-from vmballoon.scenario import load_scenario
-from vmballoon.variants import FIX_NAMES
+from vmballoon.apps.fuzz import describe_difference
+from vmballoon.apps.replay import replay
+from vmballoon.core.scenario import load_scenario
+from vmballoon.core.variants import FIX_NAMES
 
 CASES = sorted(SCENARIOS.glob("*.json")) + sorted((ROOT / "spec" / "examples").glob("*.json"))
 VARIANTS = ["seed", "fixed", *(f"fixed-{name}" for name in FIX_NAMES)]

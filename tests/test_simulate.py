@@ -9,10 +9,17 @@ from typing import NoReturn
 
 import pytest
 
-from model.machine import enter, run_to_idle
-from vmballoon.env import AllocFail, Env
-from vmballoon.host import CooperativeHost
-from vmballoon.protocol import (
+from vmballoon.apps.simulate import (
+    add_simulate_parser,
+    cmd_simulate,
+    parse_capabilities,
+    parse_schedule,
+    parse_size,
+)
+from vmballoon.apps.simulation import SimConfig, SimResult, in_band, initial_state, simulate
+from vmballoon.core.env import AllocFail, Env
+from vmballoon.core.host import CooperativeHost
+from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
     CAP_BATCHED_2M,
@@ -34,16 +41,9 @@ from vmballoon.protocol import (
     NULL_PFN,
     SUCCESS_WITH_CAPABILITIES,
 )
-from vmballoon.scenario import Scenario
-from vmballoon.simulate import (
-    add_simulate_parser,
-    cmd_simulate,
-    parse_capabilities,
-    parse_schedule,
-    parse_size,
-)
-from vmballoon.simulation import SimConfig, SimResult, in_band, initial_state, simulate
-from vmballoon.variants import SEED, parse_variant
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import SEED, parse_variant
+from vmballoon.model.machine import enter, run_to_idle
 
 MIB = 256  # pages
 GIB = 1 << 18
@@ -275,7 +275,7 @@ def test_in_band() -> None:
 
 def test_plot_files(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from vmballoon.simplot import plot
+    from vmballoon.apps.simplot import plot
 
     result = run(16 * MIB, "0:8MiB,4:0", 6, "seed", capabilities=CAP_BASIC | CAP_BATCHED)
     for name in ("out.png", "out.svg"):
@@ -366,7 +366,7 @@ def test_bad_arguments_are_one_line_errors(argv: list[str], words: str) -> None:
     ],
 )
 def test_inconsistent_arguments_are_usage_errors(argv: list[str], words: str) -> None:
-    from vmballoon.cli import UsageError
+    from vmballoon.apps.cli import UsageError
 
     args = parser().parse_args(["simulate", *argv])
     with pytest.raises(UsageError, match=words) as info:

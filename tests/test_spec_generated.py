@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from model.properties import check_trace
-from vmballoon import specgen
-from vmballoon.scenario import load_scenario
-from vmballoon.variants import FIX_NAMES, FIXED, SEED
+from vmballoon.apps import specgen
+from vmballoon.core.scenario import load_scenario
+from vmballoon.core.variants import FIX_NAMES, FIXED, SEED
+from vmballoon.model.properties import check_trace
 
 
 def test_checked_in_reference_matches_the_code() -> None:

@@ -8,11 +8,11 @@ import sys
 
 import itf_py
 
-from model.machine import final_json, run_scenario
 from tests.conftest import SCENARIOS
-from vmballoon.scenario import load_scenario
-from vmballoon.traces import model_trace, to_itf, to_table
-from vmballoon.variants import FIXED, SEED
+from vmballoon.apps.traces import model_trace, to_itf, to_table
+from vmballoon.core.scenario import load_scenario
+from vmballoon.core.variants import FIXED, SEED
+from vmballoon.model.machine import final_json, run_scenario
 
 RESET = SCENARIOS / "reset_mid_inflation.json"
 
@@ -56,7 +56,7 @@ def test_table_has_one_row_per_transition_with_only_the_changes() -> None:
 
 def test_cli_replay_formats() -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "vmballoon.cli", "replay", str(RESET), *args],
+        return subprocess.run([sys.executable, "-m", "vmballoon", "replay", str(RESET), *args],
                               capture_output=True, text=True, check=False)  # fmt: skip
 
     itf = run("--format", "itf")

@@ -14,12 +14,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 import model  # noqa: E402
-from model.machine import balloon_pages  # noqa: E402
-from model.plist import to_list  # noqa: E402
-from vmballoon import intervals as iv  # noqa: E402
-from vmballoon.replay import replay  # noqa: E402
-from vmballoon.scenario import load_scenario  # noqa: E402
-from vmballoon.variants import FIX_NAMES, parse_variant  # noqa: E402
+from vmballoon.apps.replay import replay  # noqa: E402
+from vmballoon.core import intervals as iv  # noqa: E402
+from vmballoon.core.scenario import load_scenario  # noqa: E402
+from vmballoon.core.variants import FIX_NAMES, parse_variant  # noqa: E402
+from vmballoon.model.machine import balloon_pages  # noqa: E402
+from vmballoon.model.plist import to_list  # noqa: E402
 
 
 def held_by_driver(state: model.State) -> int:

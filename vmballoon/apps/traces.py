@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model.machine import STOPPED, enter, final_json, start, step
-from model.state import Loc, State
-from model.transitions import TRANSITIONS
-from vmballoon.env import Event, EventStack
-from vmballoon.scenario import Scenario
-from vmballoon.variants import Variant
+from vmballoon.core.env import Event, EventStack
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.model.machine import STOPPED, enter, final_json, start, step
+from vmballoon.model.state import Loc, State
+from vmballoon.model.transitions import TRANSITIONS
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
 OPTIONAL_FIELDS = frozenset({"batch_page", "page", "doorbell", "ops", "pfn", "arg1", "arg2"})

@@ -31,13 +31,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-import model
-import reference
-from model.machine import enter, event_log, run_to_idle
-from model.properties import check_trace
-from model.state import State
-from vmballoon.env import DEFAULT_RESPONSE
-from vmballoon.protocol import (
+from vmballoon import model, reference
+from vmballoon.core.env import DEFAULT_RESPONSE
+from vmballoon.core.protocol import (
     CAPABILITIES,
     ERROR_PPN_INVALID,
     ERROR_PPN_NOTNEEDED,
@@ -46,8 +42,11 @@ from vmballoon.protocol import (
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
 )
-from vmballoon.scenario import Response, Scenario
-from vmballoon.variants import FIXED, SEED, Variant
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model.machine import enter, event_log, run_to_idle
+from vmballoon.model.properties import check_trace
+from vmballoon.model.state import State
 
 PFN_LIMIT = 1 << 52
 """Frames at or above this PFN do not fit a batch entry; see ``properties_checked``."""
@@ -347,8 +346,8 @@ def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
 
 def coverage_report(coverage: Coverage) -> str:
     """Reached transitions and control locations, and those never reached."""
-    from model.state import Loc
-    from model.transitions import TRANSITIONS
+    from vmballoon.model.state import Loc
+    from vmballoon.model.transitions import TRANSITIONS
 
     reached_locs = {a for a, _ in coverage.transitions}
     lines = [
@@ -396,7 +395,7 @@ def open_database(spec: str | None) -> Any:
 
 def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult, Coverage]:
     """One campaign in a worker process; returns its result and coverage."""
-    from vmballoon.variants import parse_variant
+    from vmballoon.core.variants import parse_variant
 
     variant_name, examples, seed, steps, database = job
     COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()

@@ -8,7 +8,7 @@ Agg backend (no display needed); the format follows the file's extension.
 
 from __future__ import annotations
 
-from vmballoon.simulation import SimResult
+from vmballoon.apps.simulation import SimResult
 
 GIB_PAGES = 1 << 18
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vmballoon.nogc import cyclic_gc_paused
-from vmballoon.scenario import Scenario, load_scenario
-from vmballoon.variants import SEED, Variant, parse_variant
+from vmballoon.apps.nogc import cyclic_gc_paused
+from vmballoon.core.scenario import Scenario, load_scenario
+from vmballoon.core.variants import SEED, Variant, parse_variant
 
 IMPLS = ("model", "reference")
 
@@ -33,12 +33,12 @@ def replay(
     if isinstance(variant, str):
         variant = parse_variant(variant)
     if impl == "model":
-        import model
+        from vmballoon import model
 
         with cyclic_gc_paused():
             return model.replay(scenario, variant)
     if impl == "reference":
-        import reference
+        from vmballoon import reference
 
         with cyclic_gc_paused():
             return reference.replay(scenario, variant)

@@ -34,8 +34,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import NamedTuple
 
-from vmballoon import intervals as iv
-from vmballoon.protocol import (
+from vmballoon.core import intervals as iv
+from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     BATCH_PAGE_MASK,
     CAP_BASIC,
@@ -61,7 +61,7 @@ from vmballoon.protocol import (
     STATUS_SUCCESS,
     SUCCESS_WITH_CAPABILITIES,
 )
-from vmballoon.scenario import Response
+from vmballoon.core.scenario import Response
 
 Schedule = tuple[tuple[int, int], ...]
 """``(tick, target in 4 KiB pages)``, ticks strictly increasing; the target before

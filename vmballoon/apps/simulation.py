@@ -30,17 +30,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.machine import enter, start
-from model.plist import length as plist_length
-from model.properties import PROPERTY_NAMES, STATE_PROPERTIES, Ghost, initial_ghost, observe
-from model.state import OPS_BASIC, Loc, State
-from model.transitions import TRANSITIONS
-from vmballoon.env import AllocFail, events_of
-from vmballoon.host import CooperativeHost, Schedule
-from vmballoon.nogc import cyclic_gc_paused
-from vmballoon.protocol import CAPABILITIES, PAGES_PER_2M
-from vmballoon.scenario import Scenario
-from vmballoon.variants import FIXED, Variant
+from vmballoon.apps.nogc import cyclic_gc_paused
+from vmballoon.core.env import AllocFail, events_of
+from vmballoon.core.host import CooperativeHost, Schedule
+from vmballoon.core.protocol import CAPABILITIES, PAGES_PER_2M
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import FIXED, Variant
+from vmballoon.model.machine import enter, start
+from vmballoon.model.plist import length as plist_length
+from vmballoon.model.properties import (
+    PROPERTY_NAMES,
+    STATE_PROPERTIES,
+    Ghost,
+    initial_ghost,
+    observe,
+)
+from vmballoon.model.state import OPS_BASIC, Loc, State
+from vmballoon.model.transitions import TRANSITIONS
 
 Progress = Callable[[int, int, int], None]
 """``progress(ticks_done, ticks, size)``: called after each tick and during long ticks."""

@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model.properties import PROPERTY_NAMES, STATE_PROPERTIES, TRANSITION_PROPERTIES
-from vmballoon import protocol
-from vmballoon.variants import FIX_NAMES, FIXED, FIXES
+from vmballoon.core import protocol
+from vmballoon.core.variants import FIX_NAMES, FIXED, FIXES
+from vmballoon.model.properties import PROPERTY_NAMES, STATE_PROPERTIES, TRANSITION_PROPERTIES
 
-SPEC = Path(__file__).resolve().parents[1] / "spec"
+SPEC = Path(__file__).resolve().parents[2] / "spec"
 DOCUMENT = "reference.md"
 RESULTS = "verify-results.json"
 TRACE_ONLY: dict[str, str] = {}

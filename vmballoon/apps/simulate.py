@@ -2,7 +2,7 @@
 
 Wiring (in :mod:`vmballoon.cli`)::
 
-    from vmballoon.simulate import add_simulate_parser
+    from vmballoon.apps.simulate import add_simulate_parser
     add_simulate_parser(sub)        # sets func=cmd_simulate
 
 Sizes are ``<number><unit>`` with binary units (``KiB``/``K``, ``MiB``/``M``,
@@ -22,9 +22,10 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
-from vmballoon.argtypes import positive_int, variant_name
-from vmballoon.host import Schedule
-from vmballoon.protocol import (
+from vmballoon.apps.argtypes import positive_int, variant_name
+from vmballoon.apps.simulation import SimConfig, SimResult, simulate
+from vmballoon.core.host import Schedule
+from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
     CAP_BATCHED_2M,
@@ -34,8 +35,7 @@ from vmballoon.protocol import (
     U32_MASK,
     U64_MASK,
 )
-from vmballoon.simulation import SimConfig, SimResult, simulate
-from vmballoon.variants import parse_variant
+from vmballoon.core.variants import parse_variant
 
 PAGE = 4096
 DEFAULT_RAM = 4 << 30
@@ -196,7 +196,7 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """Check the arguments together and build the simulation's configuration."""
-    from vmballoon.cli import UsageError
+    from vmballoon.apps.cli import UsageError
 
     ram: int = args.ram
     if ram <= 0:
@@ -234,12 +234,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     result = simulate(config, bar.update)
     bar.close(result)
     if args.plot is not None:
-        from vmballoon.simplot import plot
+        from vmballoon.apps.simplot import plot
 
         try:
             plot(result, args.plot)
         except OSError as exc:
-            from vmballoon.cli import UsageError
+            from vmballoon.apps.cli import UsageError
 
             raise UsageError(f"--plot: cannot write {args.plot!r}: {exc.strerror}") from None
     if args.json:

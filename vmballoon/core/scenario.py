@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vmballoon.protocol import U64_MASK
+from vmballoon.core.protocol import U64_MASK
 
 SCENARIO_FORMAT = "vmballoon-scenario/1"
 STEP_NAMES = ("work", "doorbell", "exit")

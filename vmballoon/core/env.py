@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vmballoon import intervals as iv
-from vmballoon.protocol import COMMAND_NAMES, NULL_PFN, ORDER_2M, PAGES_PER_2M
-from vmballoon.scenario import Response, Scenario
+from vmballoon.core import intervals as iv
+from vmballoon.core.protocol import COMMAND_NAMES, NULL_PFN, ORDER_2M, PAGES_PER_2M
+from vmballoon.core.scenario import Response, Scenario
 
 if TYPE_CHECKING:
-    from vmballoon.host import CooperativeHost
+    from vmballoon.core.host import CooperativeHost
 
 Event = dict[str, Any]
 EventStack = tuple[Event, "EventStack"] | None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from vmballoon.variants import parse_variant
+from vmballoon.core.variants import parse_variant
 
 
 def variant_name(text: str) -> str:

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from vmballoon.argtypes import nonnegative_int, positive_int, variant_name
-from vmballoon.nogc import cyclic_gc_paused
-from vmballoon.replay import IMPLS, replay
-from vmballoon.scenario import ScenarioError, load_scenario
-from vmballoon.variants import parse_variant
+from vmballoon.apps.argtypes import nonnegative_int, positive_int, variant_name
+from vmballoon.apps.nogc import cyclic_gc_paused
+from vmballoon.apps.replay import IMPLS, replay
+from vmballoon.core.scenario import ScenarioError, load_scenario
+from vmballoon.core.variants import parse_variant
 
 EXIT_USAGE = 2
 
@@ -45,7 +45,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--format {args.format} traces the model's transitions: use --impl model"
             )
-        from vmballoon.traces import model_trace, to_itf, to_table
+        from vmballoon.apps.traces import model_trace, to_itf, to_table
 
         with cyclic_gc_paused():
             trace = model_trace(scenario, parse_variant(args.variant))
@@ -69,7 +69,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     """``vmballoon fuzz``: differential campaigns, model against reference."""
     import random
 
-    from vmballoon.fuzz import coverage_report, open_database, run_campaigns
+    from vmballoon.apps.fuzz import coverage_report, open_database, run_campaigns
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     variants = ["seed", "fixed"] if args.variant == "both" else [args.variant]
@@ -99,7 +99,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
     """``vmballoon spec``: regenerate (or check) spec/reference.md."""
     from pathlib import Path
 
-    from vmballoon import specgen
+    from vmballoon.apps import specgen
 
     if args.from_verify is not None:
         path = Path(args.from_verify)
@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_spec)
 
-    from proofs.cli import add_verify_parser
-    from vmballoon.simulate import add_simulate_parser
+    from vmballoon.apps.simulate import add_simulate_parser
+    from vmballoon.proofs.cli import add_verify_parser
 
     add_verify_parser(sub)
     add_simulate_parser(sub)

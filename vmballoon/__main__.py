@@ -1,0 +1,5 @@
+"""``python -m vmballoon``: the command-line interface."""
+
+from vmballoon.apps.cli import main
+
+raise SystemExit(main())

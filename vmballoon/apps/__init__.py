@@ -1,0 +1,1 @@
+"""Applications over the readings: CLI, replay, fuzzing, simulation, traces, spec generation."""
