@@ -20,6 +20,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from vmballoon.core import specdata
+
 HERE = Path(__file__).resolve().parent
 C_DIR = HERE / "c"
 MACRO_FIRST = "#define VMWARE_BALLOON_CMD("
@@ -39,14 +41,9 @@ class BuildError(Exception):
     """A driver source the harness cannot build; the message is one line."""
 
 
-def driver_dir() -> Path:
-    """The folder holding the vendored driver source and the fix patches (spec/driver)."""
-    return HERE / "driver"
-
-
 def seed_source() -> Path:
-    """The vendored seed, ``vmw_balloon.c`` (MODULE_VERSION 1.5.0.0-k)."""
-    return driver_dir() / "vmw_balloon.c"
+    """The vendored seed, ``spec/driver/vmw_balloon.c`` (MODULE_VERSION 1.5.0.0-k)."""
+    return specdata.seed_source()
 
 
 def expected_macro() -> list[str]:

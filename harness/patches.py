@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmballoon.core import specdata
 from vmballoon.core.variants import FIX_NAMES, Variant
-from vmballoon.harness.build import driver_dir, seed_source
+from vmballoon.harness.build import seed_source
 
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
@@ -35,7 +36,7 @@ class Hunk:
 
 def fixes_dir() -> Path:
     """The folder of the fix patches (``spec/fixes``)."""
-    return driver_dir().parent / "fixes"  # harness/fixes, a link to spec/fixes
+    return specdata.spec_dir() / "fixes"
 
 
 def patch_path(flag: str) -> Path:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from vmballoon.apps.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
+from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
+from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from vmballoon.core.variants import parse_variant
 
 EXIT_USAGE = 2
@@ -35,12 +35,23 @@ def _variant_or_both(text: str) -> str:
     return text if text == "both" else variant_name(text)
 
 
+def _load_scenario(name: str) -> Scenario:
+    """The scenario in file ``name``, or on stdin when ``name`` is ``-``."""
+    try:
+        if name == "-":
+            try:
+                text = sys.stdin.read()
+            except UnicodeDecodeError:
+                raise ScenarioError("cannot read (not UTF-8)") from None
+            return parse_scenario(text)
+        return load_scenario(name)
+    except ScenarioError as exc:
+        raise UsageError(f"{'<stdin>' if name == '-' else name}: {exc}") from None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        raise UsageError(f"{args.scenario}: {exc}") from None
+    scenario = _load_scenario(args.scenario)
     source = _source_file(args)
     if args.format != "events":
         if args.impl != "model":
@@ -133,9 +144,15 @@ def cmd_spec(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
         try:
-            fresh = specgen.import_verify(path) if not args.check else specgen.stable_results(
-                json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError) as exc:
+            if args.check:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                specgen.require_complete(raw)
+                fresh = specgen.stable_results(raw)
+            else:
+                fresh = specgen.import_verify(path)
+        except specgen.PartialResult as exc:
+            raise UsageError(f"{path}: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"{path}: not a vmballoon verify --json output ({exc})") from None
         if args.check:
             problems = specgen.compare_results(fresh, specgen.load_results())
@@ -163,13 +180,24 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def package_version() -> str:
+    """The installed distribution's version (``vmballoon-spec``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vmballoon-spec")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="vmballoon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
-    p.add_argument("scenario", help="scenario file (vmballoon-scenario/1)")
+    p.add_argument("scenario", help="scenario file (vmballoon-scenario/1); - reads stdin")
     p.add_argument("--impl", choices=IMPLS, default="model")
     p.add_argument(
         "--variant",
@@ -212,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-verify",
         metavar="FILE",
         default=None,
-        help="a vmballoon verify --json output: record its results (with --check: compare)",
+        help="the output of a full `vmballoon verify --json`: record its results, findings "
+        "and reference (with --check: compare); a partial run (--property, --variant, "
+        "--no-necessity) is refused with exit 2 and nothing is written, never merged",
     )
     p.set_defaults(func=cmd_spec)
 
