@@ -8,6 +8,7 @@ JSON value as the model and the reference.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ def binary_for(variant: Variant = SEED, source: Path | None = None) -> Path:
     """The compiled harness for ``source`` (a file), else for ``variant``'s patched seed."""
     if source is not None:
         return build(source.read_text(encoding="utf-8", errors="replace"), source.name)
+    return _variant_binary(variant)
+
+
+@cache
+def _variant_binary(variant: Variant) -> Path:
     return build(variant_source(variant), f"vmw_balloon.c ({variant.name})")
 
 
@@ -48,3 +54,31 @@ def replay(
             drv.step(name)
         final = drv.state()
         return {"format": EVENTS_FORMAT, "events": drv.events(), "final": final}
+
+
+class Follower:
+    """The compiled driver following a scenario that grows while it runs (the fuzzer's).
+
+    Each :meth:`step` first takes the scenario's scripts as they are now (they only
+    ever grow at the end, so what was consumed stays the same), then runs the step.
+    """
+
+    def __init__(self, binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
+                 with_batch: bool = False) -> None:  # fmt: skip
+        self.driver = start(binary, scenario, timeout, with_batch)
+
+    def step(self, scenario: Scenario, name: str) -> None:
+        """Run entry point ``name`` with the answers ``scenario`` holds now."""
+        drv = self.driver
+        drv.env = drv.env._replace(hv_script=scenario.hv, alloc_script=scenario.alloc,
+                                   vmci_script=scenario.vmci)  # fmt: skip
+        drv.step(name)
+
+    def log(self) -> dict[str, Any]:
+        """The event log so far, with the driver's state now as ``final``."""
+        return {"format": EVENTS_FORMAT, "events": self.driver.events(),
+                "final": self.driver.state()}  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the process."""
+        self.driver.close()

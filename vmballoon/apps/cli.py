@@ -20,6 +20,8 @@ from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, pars
 from vmballoon.core.variants import parse_variant
 
 EXIT_USAGE = 2
+IMPL_CHOICES = {"reference": ("reference",), "c": ("c",), "both": ("reference", "c")}
+"""``vmballoon fuzz --impl``: what the model is compared with."""
 
 
 class UsageError(Exception):
@@ -32,7 +34,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _variant_or_both(text: str) -> str:
-    return text if text == "both" else variant_name(text)
+    return text if text in ("both", "all") else variant_name(text)
+
+
+def _fuzz_variants(choice: str) -> list[str]:
+    """``both``: seed and fixed; ``all``: those and every single-fix variant."""
+    from vmballoon.core.variants import FIX_NAMES
+
+    if choice == "both":
+        return ["seed", "fixed"]
+    if choice == "all":
+        return ["seed", "fixed", *FIX_NAMES]
+    return [choice]
 
 
 def _load_scenario(name: str) -> Scenario:
@@ -106,13 +119,13 @@ def _replay_checked(
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    """``vmballoon fuzz``: differential campaigns, model against reference."""
+    """``vmballoon fuzz``: differential campaigns, model against reference and compiled C."""
     import random
 
     from vmballoon.apps.fuzz import coverage_report, open_database, run_campaigns
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    variants = ["seed", "fixed"] if args.variant == "both" else [args.variant]
+    variants = _fuzz_variants(args.variant)
     try:
         open_database(args.database)
     except ValueError as exc:
@@ -121,7 +134,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     print(f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S --workers 1)",
           file=sys.stderr)  # fmt: skip
     results, coverage = run_campaigns(
-        variants, args.examples, seed, args.workers, args.steps, args.database
+        variants, args.examples, seed, args.workers, args.steps, args.database,
+        IMPL_CHOICES[args.impl],
     )
     failed = False
     for result in results:
@@ -224,8 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed when omitted)")
     p.add_argument("--steps", type=positive_int, default=12, help="entry points per example")
     p.add_argument(
-        "--variant", type=_variant_or_both, default="both", help="seed, fixed, ... or both"
-    )
+        "--variant", type=_variant_or_both, default="both",
+        help="seed, fixed, ..., both (seed and fixed) or all (and every single fix)",
+    )  # fmt: skip
+    p.add_argument(
+        "--impl", choices=tuple(IMPL_CHOICES), default="both",
+        help="compare the model with the reference, the compiled C, or both (default)",
+    )  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     p.add_argument(
         "--database",

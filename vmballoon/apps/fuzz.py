@@ -44,6 +44,7 @@ from vmballoon.core.protocol import (
 )
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.harness.replay import Follower, binary_for
 from vmballoon.model.machine import enter, event_log, run_to_idle
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import State
@@ -151,15 +152,24 @@ def _record(coverage: Coverage, before: State, name: str) -> State:
 
 
 class DifferentialMachine(RuleBasedStateMachine):
-    """Model and reference, same scenario, equal event logs after every step."""
+    """Model and reference (and the compiled C), same scenario, equal event logs after
+    every step."""
 
     variant: Variant = SEED
+    impls: tuple[str, ...] = ("reference", "c")
+    """What the model is compared with: the reference, and the compiled driver (``c``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.scenario = Scenario(steps=())
         self.state: State | None = None
+        self.c: Follower | None = None
         COVERAGE.examples += 1
+
+    def teardown(self) -> None:
+        """Stop the compiled driver's process."""
+        if self.c is not None:
+            self.c.close()
 
     @initialize(
         frames=st.sampled_from(FRAME_CHOICES),
@@ -175,6 +185,8 @@ class DifferentialMachine(RuleBasedStateMachine):
             totalram_pages=None if totalram == "frames" else int(totalram),
         )
         self.state = model.machine.start(self.scenario, self.variant)
+        if "c" in self.impls:
+            self.c = Follower(binary_for(self.variant), self.scenario)
 
     def _run(self, name: str, data: st.DataObject) -> None:
         assert self.state is not None
@@ -215,6 +227,8 @@ class DifferentialMachine(RuleBasedStateMachine):
             steps=(*sc.steps, name), frames=sc.frames, pfn_base=sc.pfn_base,
             totalram_pages=sc.totalram_pages, hv=hv, alloc=alloc, vmci=vmci,
         )  # fmt: skip
+        if self.c is not None:
+            self.c.step(self.scenario, name)
 
     @rule(data=st.data())
     def work(self, data: st.DataObject) -> None:
@@ -234,12 +248,22 @@ class DifferentialMachine(RuleBasedStateMachine):
     @invariant()
     def reference_agrees(self) -> None:
         """The reference replays the scenario built so far to the model's event log."""
-        if self.state is None:
+        if self.state is None or "reference" not in self.impls:
             return
         expected = event_log(self.state)
         got = reference.replay(self.scenario, self.variant)
         if got != expected:
             raise AssertionError(describe_difference(self.scenario, expected, got))
+
+    @invariant()
+    def c_agrees(self) -> None:
+        """The compiled driver, stepped along, has the model's event log and driver state."""
+        if self.state is None or self.c is None:
+            return
+        expected = event_log(self.state)
+        got = self.c.log()
+        if got != expected:
+            raise AssertionError(describe_difference(self.scenario, expected, got, "C"))
 
 
     @invariant()
@@ -277,27 +301,30 @@ class FixedMachine(DifferentialMachine):
     variant = FIXED
 
 
-def machine_for(variant: Variant) -> type[DifferentialMachine]:
-    """A machine class for any variant."""
-    return type(f"Machine_{variant.name}", (DifferentialMachine,), {"variant": variant})
+def machine_for(variant: Variant, impls: tuple[str, ...] = ("reference", "c"),
+                ) -> type[DifferentialMachine]:  # fmt: skip
+    """A machine class for any variant, comparing the model with ``impls``."""
+    name = f"Machine_{variant.name}_{'_'.join(impls)}"
+    return type(name, (DifferentialMachine,), {"variant": variant, "impls": impls})
 
 
-def describe_difference(scenario: Scenario, expected: dict[str, Any], got: dict[str, Any]) -> str:
-    """Where the model's and the reference's logs first differ, and the scenario."""
+def describe_difference(scenario: Scenario, expected: dict[str, Any], got: dict[str, Any],
+                        other: str = "reference") -> str:  # fmt: skip
+    """Where the model's and the other reading's logs first differ, and the scenario."""
     import json
 
-    lines = ["model and reference disagree"]
+    lines = [f"model and {other} disagree"]
     ev_m, ev_r = expected["events"], got["events"]
     for i, (a, b) in enumerate(zip(ev_m, ev_r, strict=False)):
         if a != b:
-            lines.append(f"first different event #{i}: model {a} / reference {b}")
+            lines.append(f"first different event #{i}: model {a} / {other} {b}")
             break
     else:
         if len(ev_m) != len(ev_r):
-            lines.append(f"event counts differ: model {len(ev_m)} / reference {len(ev_r)}")
+            lines.append(f"event counts differ: model {len(ev_m)} / {other} {len(ev_r)}")
     for key, value in expected["final"].items():
         if got["final"].get(key) != value:
-            lines.append(f"final.{key}: model {value} / reference {got['final'].get(key)}")
+            lines.append(f"final.{key}: model {value} / {other} {got['final'].get(key)}")
     lines.append("scenario: " + json.dumps(scenario.to_json()))
     return "\n".join(lines)
 
@@ -327,9 +354,10 @@ class CampaignResult:
 
 
 def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
-                 database: Any = None) -> CampaignResult:  # fmt: skip
+                 database: Any = None, impls: tuple[str, ...] = ("reference", "c"),
+                 ) -> CampaignResult:  # fmt: skip
     """Run the differential machine for ``examples`` examples from ``seed``."""
-    machine = machine_for(variant)
+    machine = machine_for(variant, impls)
     test = get_state_machine_test(machine, settings=campaign_settings(examples, steps, database))
     test = hypothesis_seed(seed)(test)
     started = time.perf_counter()
@@ -393,15 +421,18 @@ def open_database(spec: str | None) -> Any:
     return DirectoryBasedExampleDatabase(spec)
 
 
-def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult, Coverage]:
+Job = tuple[str, int, int, int, str | None, tuple[str, ...]]
+
+
+def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
     """One campaign in a worker process; returns its result and coverage."""
     from vmballoon.core.variants import parse_variant
 
-    variant_name, examples, seed, steps, database = job
+    variant_name, examples, seed, steps, database, impls = job
     COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()
     COVERAGE.examples = COVERAGE.steps = 0
     result = run_campaign(
-        parse_variant(variant_name), examples, seed, steps, open_database(database)
+        parse_variant(variant_name), examples, seed, steps, open_database(database), impls
     )
     return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
                             COVERAGE.examples, COVERAGE.steps,
@@ -410,6 +441,7 @@ def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult,
 
 def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
                   steps: int = 12, database: str | None = None,
+                  impls: tuple[str, ...] = ("reference", "c"),
                   ) -> tuple[list[CampaignResult], Coverage]:  # fmt: skip
     """Campaigns for each variant, split over ``workers`` processes.
 
@@ -417,7 +449,8 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
     (rounded up); one worker with seed ``seed + i`` reproduces its run.
     """
     per_worker = -(-examples // workers)
-    jobs = [(v, per_worker, seed + i, steps, database) for v in variants for i in range(workers)]
+    jobs: list[Job] = [(v, per_worker, seed + i, steps, database, impls)
+                       for v in variants for i in range(workers)]  # fmt: skip
     if workers == 1:
         outcomes = [_worker(job) for job in jobs]
     else:
