@@ -21,7 +21,7 @@ import select
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmballoon.core.env import Env, Event
 from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK
@@ -37,13 +37,27 @@ class DriverTimeout(HarnessError):
     """The driver did not return from an entry point in time (it loops)."""
 
 
+class Command(NamedTuple):
+    """What the harness reported with one backdoor command, for trace checks."""
+
+    target: int  # b->target when the command was issued
+    batch_page: int | None  # PFN of b->batch_page then (None: NULL)
+    batch: tuple[int, ...] | None  # the batch entries 0 .. num_pages-1 as the driver wrote them
+    env: Env  # the environment right after the command (its hv event the newest)
+
+
+def _pfn(text: bytes) -> int | None:
+    return None if text == b"-" else int(text)
+
+
 class CDriver:
     """One module load of the compiled driver, stepped entry point by entry point.
 
     ``env`` is the environment at module load; after every call :attr:`env`
     holds the environment with the new events.  ``with_batch``: send the batch
-    entries of batched commands to the host (a cooperative host reads them; the
-    trace checker of ``check-c`` too); by default only when ``env`` has a host.
+    entries of batched commands to the host (a cooperative host reads them); by
+    default only when ``env`` has a host or with ``trace``, which records in
+    :attr:`commands` what the driver showed at each command (for ``check-c``).
     """
 
     def __init__(
@@ -52,15 +66,16 @@ class CDriver:
         env: Env,
         timeout: float = DEFAULT_TIMEOUT,
         with_batch: bool | None = None,
+        trace: bool = False,
     ) -> None:
         self.env = env
+        self.trace = trace
         self.timeout = timeout
         self.crashed = False
         self.exited = False
         self.steps = 0
-        self.batches: list[tuple[int, ...] | None] = []  # batch entries per hv command
-        self.targets: list[int] = []  # b->target when each hv command was issued
-        send = env.host is not None if with_batch is None else with_batch
+        self.commands: list[Command] = []  # what the driver showed at each backdoor command
+        send = (env.host is not None or trace) if with_batch is None else with_batch
         self._proc = subprocess.Popen(
             [str(binary), str(env.totalram), "1" if send else "0"],
             stdin=subprocess.PIPE,
@@ -125,11 +140,11 @@ class CDriver:
             elif kind == b"H":
                 parts = line.split()
                 cmd, arg1, arg2 = int(parts[1]), int(parts[2]), int(parts[3])
-                self.targets.append(int(parts[4]))
-                n = int(parts[5])
-                batch = tuple(int(x) for x in parts[6 : 6 + n]) if n else None
-                self.batches.append(batch)
+                n = int(parts[6])
+                batch = tuple(int(x) for x in parts[7 : 7 + n]) if n else None
                 response, env = env.hv(cmd, arg1, arg2, batch)
+                if self.trace:
+                    self.commands.append(Command(int(parts[4]), _pfn(parts[5]), batch, env))
                 entries = response.entries or ()
                 m = min(len(entries), BATCH_MAX_PAGES)
                 statuses = " ".join(str(e & BATCH_STATUS_MASK) for e in entries[:m])

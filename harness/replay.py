@@ -35,9 +35,9 @@ def _variant_binary(variant: Variant) -> Path:
 
 
 def start(binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
-          with_batch: bool | None = None, env: Env | None = None) -> CDriver:  # fmt: skip
+          trace: bool = False, env: Env | None = None) -> CDriver:  # fmt: skip
     """Module init of the compiled driver in the environment of ``scenario``."""
-    return CDriver(binary, env or Env.from_scenario(scenario), timeout, with_batch)
+    return CDriver(binary, env or Env.from_scenario(scenario), timeout, trace=trace)
 
 
 def replay(
@@ -45,9 +45,11 @@ def replay(
     variant: Variant = SEED,
     source: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    binary: Path | None = None,
 ) -> dict[str, Any]:
-    """The event log (``vmballoon-events/1``) of ``scenario`` replayed by the compiled C."""
-    with start(binary_for(variant, source), scenario, timeout) as drv:
+    """The event log (``vmballoon-events/1``) of ``scenario`` replayed by the compiled C
+    (``binary`` when given, else the build of ``source`` or of ``variant``)."""
+    with start(binary or binary_for(variant, source), scenario, timeout) as drv:
         for name in scenario.steps:
             if drv.exited or drv.crashed:
                 break
@@ -64,8 +66,8 @@ class Follower:
     """
 
     def __init__(self, binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
-                 with_batch: bool = False) -> None:  # fmt: skip
-        self.driver = start(binary, scenario, timeout, with_batch)
+                 trace: bool = False) -> None:  # fmt: skip
+        self.driver = start(binary, scenario, timeout, trace)
 
     def step(self, scenario: Scenario, name: str) -> None:
         """Run entry point ``name`` with the answers ``scenario`` holds now."""

@@ -1,4 +1,4 @@
-"""Hypothesis stateful testing: model and reference agree on SEED and on FIXED.
+"""Hypothesis stateful testing: model, reference and the compiled C agree on SEED and FIXED.
 
 Pinned for CI: derandomized (the seed is fixed by the test's name), no example
 database, a fixed number of examples.  Longer campaigns: ``vmballoon fuzz``.

@@ -8,7 +8,7 @@
  * stdin/stdout (harness/process.py):
  *
  *   harness -> python                         python -> harness
- *   H cmd arg1 arg2 target n e0..e(n-1)       status result m s0..s(m-1)
+ *   H cmd arg1 arg2 target bp n e0..e(n-1)    status result m s0..s(m-1)
  *   A order gfp                               pfn | -
  *   C                                         resource | -
  *   F order pfn        D        W             (no answer)
@@ -16,8 +16,10 @@
  *   S {json}           (the driver's state)   R  (a step returned)
  *
  * Commands read from stdin: work, doorbell, exit, state.
+ * (target: b->target before the command; bp: the batch page's PFN or -; e: the
+ * batch entries, sent when argv asks for them.)
  * argv: totalram, and 1 when batched commands should carry the batch entries
- * (a host that reads them is present).
+ * (a host or a trace checker reads them).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -253,6 +255,8 @@ void seq_printf(struct seq_file *m, const char *fmt, ...)
 	(void)m; (void)fmt;
 }
 
+static void put_pfn(unsigned long pfn);
+
 /* ---- the hypervisor port ----------------------------------------------------------------- */
 static int is_batched(unsigned long cmd)
 {
@@ -270,7 +274,9 @@ unsigned long shim_backdoor(unsigned long cmd, unsigned long arg1, unsigned long
 
 	if (send_batch && is_batched(cmd) && batch)
 		n = arg2 < VMW_BALLOON_BATCH_MAX_PAGES ? arg2 : VMW_BALLOON_BATCH_MAX_PAGES;
-	fprintf(out, "H %lu %lu %lu %u %lu", cmd, arg1, arg2, balloon.target, n);
+	fprintf(out, "H %lu %lu %lu %u ", cmd, arg1, arg2, balloon.target);
+	put_pfn(batch ? page_to_pfn(virt_to_page(batch)) : SHIM_NULL_PFN);
+	fprintf(out, " %lu", n);
 	for (i = 0; i < n; i++)
 		fprintf(out, " %llu", (unsigned long long)batch->pages[i]);
 	fputc('\n', out);

@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_spec)
 
+    from vmballoon.apps.checkc import add_check_c_parser
     from vmballoon.apps.golden import add_golden_parser
     from vmballoon.apps.patch import add_patch_parser
     from vmballoon.apps.simulate import add_simulate_parser
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
     add_golden_parser(sub)
     add_patch_parser(sub)
+    add_check_c_parser(sub)
 
     return parser
 

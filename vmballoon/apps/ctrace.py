@@ -1,0 +1,169 @@
+"""The properties on the compiled C's own observable trace (``vmballoon check-c``).
+
+The C has no control locations or loop locals to look at: what it shows is its
+event log and, at each backdoor command, ``b->target``, the batch page and the
+batch entries (the harness reports them), and its whole state after every entry
+point (:meth:`vmballoon.harness.process.CDriver.state`).  From those this module
+builds model :class:`State` values and runs the model's own property checks on
+them (:func:`vmballoon.model.properties.observe` and ``check_state``), so the C is
+judged by the same predicates as the model:
+
+* one *segment* per backdoor command: the events since the previous command up to
+  and including this one, observed with the batch page and the batch entries the
+  driver had when it issued it and ``b->target`` as the next command (or the end of
+  the entry point) found it;
+* after each command, ``target_from_host`` (it depends on the ghost only); after the
+  entry point, every state property on the driver's state.
+
+``rate_counter`` and ``throttle`` are about the locals of ``vmballoon_inflate``
+(``allocations``, ``rate``) and cannot be observed from outside the C; they are
+reported as not observable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from vmballoon.core.env import Env
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver
+from vmballoon.harness.replay import start
+from vmballoon.model import listed as ls
+from vmballoon.model.plist import PList, from_iterable
+from vmballoon.model.properties import (
+    PROPERTY_NAMES,
+    Ghost,
+    Violation,
+    check_state,
+    initial_ghost,
+    observe,
+    target_from_host,
+)
+from vmballoon.model.state import EMPTY_LOOP, STAT, Driver, Loc, State
+
+NOT_OBSERVABLE = ("rate_counter", "throttle")
+"""Properties about inflate's locals, which the C does not show."""
+OBSERVABLE = tuple(p for p in PROPERTY_NAMES if p not in NOT_OBSERVABLE)
+
+
+def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
+    """A model state holding what the C showed: its ``final`` object and the environment."""
+    stats = [0] * STAT["_len"]
+    for name, value in final["stats"].items():
+        if isinstance(value, list):
+            stats[STAT[name]], stats[STAT[name] + 1] = value
+        else:
+            stats[STAT[name]] = value
+    pages: tuple[PList, PList] = (
+        from_iterable(final["pages"][0]),
+        from_iterable(final["pages"][1]),
+    )
+    refused: tuple[PList, PList] = (
+        from_iterable(final["refused"][0]),
+        from_iterable(final["refused"][1]),
+    )
+    doorbell = final["doorbell"]
+    drv = Driver(
+        size=final["size"],
+        target=final["target"],
+        rate_alloc=final["rate_alloc"],
+        slow_allocation_cycles=final["slow_allocation_cycles"],
+        reset_required=final["reset_required"],
+        capabilities=final["capabilities"],
+        supported_page_sizes=final["supported_page_sizes"],
+        batch_max_pages=final["batch_max_pages"],
+        ops=final["ops"],
+        pages=pages,
+        refused=refused,
+        n_refused=(final["n_refused"][0], final["n_refused"][1]),
+        batch_page=final["batch_page"],
+        page=final["page"],
+        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
+        warned=False,
+        listed=ls.EMPTY,
+    )
+    return State(loc, drv, EMPTY_LOOP, tuple(stats), env, variant, "")
+
+
+class CTraceChecker:
+    """Follows a compiled driver entry point by entry point and checks every property."""
+
+    def __init__(self, driver: CDriver, variant: Variant) -> None:
+        self.driver = driver
+        self.variant = variant
+        self.ghost: Ghost = initial_ghost()
+        self.violations: list[Violation] = []
+        self.steps = 0
+        first = driver.state()
+        self.state = state_from_c(first, driver.env, variant, Loc.IDLE)
+        self._record(check_state(self.state, self.ghost))
+
+    def _record(self, found: list[tuple[str, str]]) -> None:
+        seen = {v.prop for v in self.violations}
+        for name, msg in found:
+            if name not in seen and name in OBSERVABLE:
+                seen.add(name)
+                self.violations.append(Violation(name, self.steps, self.state.loc.name, msg))
+
+    def after_step(self, name: str, first_command: int) -> None:
+        """Check the entry point ``name`` the driver just ran; its backdoor commands are
+        ``driver.commands[first_command:]``."""
+        drv = self.driver
+        prev = self.state
+        if prev.loc != Loc.IDLE:
+            return  # exited or crashed before: nothing ran
+        self.steps += 1
+        final = drv.state()
+        loc = Loc.CRASHED if final["crashed"] else Loc.EXITED if drv.exited else Loc.IDLE
+        end = state_from_c(final, drv.env, self.variant, loc)
+        ghost = self.ghost
+        found: list[tuple[str, str]] = []
+        commands = drv.commands[first_command:]
+        inside = prev._replace(loc=Loc.W_TARGET, entry=name)  # some location inside the step
+        env = prev.env
+        for k, cmd in enumerate(commands):
+            after = commands[k + 1].target if k + 1 < len(commands) else end.drv.target
+            before = _at(prev if k == 0 else inside, cmd.batch_page, cmd.batch, env, cmd.target)
+            ghost, bad = observe(before, _at(inside, cmd.batch_page, None, cmd.env, after), ghost)
+            found += bad
+            msg = target_from_host(before, ghost)  # the one state property the ghost decides
+            if msg is not None:
+                found.append(("target_from_host", msg))
+            env = cmd.env
+        tail = _at(inside, end.drv.batch_page, None, env, end.drv.target) if commands else prev
+        ghost, bad = observe(tail, end, ghost)
+        found += bad
+        # NOSLEEP allocations are rate limited when slow cycles remain after the decrement
+        slow = prev.drv.slow_allocation_cycles
+        ghost = replace(ghost, tick_throttled=ghost.tick_throttled or slow > 1)
+        self.ghost = ghost
+        self.state = end
+        self._record(found + check_state(end, ghost))
+
+
+def _at(base: State, batch_page: int | None, batch: tuple[int, ...] | None, env: Env,
+        target: int) -> State:  # fmt: skip
+    """``base`` with the batch page, the batch being sent, the environment and the target."""
+    fill: PList = None
+    for entry in batch or ():
+        fill = (entry, fill)  # newest first, as the model's loop keeps it
+    drv = base.drv._replace(batch_page=batch_page, target=target)
+    return base._replace(drv=drv, env=env, loop=EMPTY_LOOP._replace(fill=fill))
+
+
+def check_c_trace(binary: Path, scenario: Scenario, variant: Variant,
+                  timeout: float = DEFAULT_TIMEOUT) -> list[Violation]:  # fmt: skip
+    """Replay ``scenario`` through a compiled driver and check every observable property
+    after every entry point (``variant`` only names what the states are labelled with)."""
+    with start(binary, scenario, timeout, trace=True) as drv:
+        checker = CTraceChecker(drv, variant)
+        for name in scenario.steps:
+            if drv.exited or drv.crashed:
+                break
+            first = len(drv.commands)
+            drv.step(name)
+            checker.after_step(name, first)
+        return checker.violations
