@@ -328,10 +328,9 @@ def target_from_host(state: State, ghost: Ghost) -> str | None:
 
 
 def progress(state: State, ghost: Ghost) -> str | None:
-    """After a work tick in the cooperative environment (every assumption of
-    :data:`vmballoon.core.assumptions.PROGRESS` held at every step of the tick, the
-    same ones the Z3 proof makes, :data:`proofs.progress.COOPERATIVE`) that ends
-    with no reset pending, with ``T`` the target GET_TARGET read:
+    """After a work tick in the cooperative environment (every progress assumption of
+    ``vmballoon/core/assumptions.py`` held at every step of the tick: the ones the Z3
+    proof makes) that ends with no reset pending, with ``T`` the target GET_TARGET read:
     ``T <= size <= T + 512``, ``size == 0`` when ``T == 0``, and ``b->target == T``
     (lines 1117-1130 with the loops of 833 and 945)."""
     if not ghost.tick_done or state.loc != Loc.IDLE or state.drv.reset_required:
@@ -485,8 +484,6 @@ def observe_frames(
     broken, targeted = ghost.tick_broken, ghost.tick_target
     if prev.loc == Loc.IDLE:  # an entry point starts: a new tick
         broken, targeted = (), -1
-    commands: list[asm.Command] = []
-    allocations: list[int | None] = []
     k = 0
     target = prev.drv.target
     for ev in new_events(prev, nxt):
@@ -499,12 +496,6 @@ def observe_frames(
             if msg is not None:
                 bad.append(("protocol", msg, None))
             bp = prev.drv.batch_page
-            named = bp is not None and ev["arg1"] == bp
-            entries: tuple[int, ...] = ()
-            if cmd in BATCHED_CMDS and named:
-                entries = tuple(st for _, st in _batch_statuses(prev, ev, resp))
-            named = named or cmd not in BATCHED_CMDS
-            commands.append(asm.Command(cmd, status, ev["result"], named, entries))
             if cmd == "START":
                 held.clear()
                 if status == SUCCESS_WITH_CAPABILITIES:
@@ -538,11 +529,36 @@ def observe_frames(
             if ev["pfn"] in held:
                 msg = f"frame {ev['pfn']} freed while the host holds it"
                 bad.append(("host_agreement", msg, ev["pfn"]))
-        elif kind == "alloc":
-            allocations.append(ev["pfn"])
         elif kind == "fault" and ev["kind"] == "bad_free":
             bad.append(("free_order", f"bad free of PFN {ev['pfn']}", ev["pfn"]))
-    view = asm.StepView(
+    if not broken:  # the first assumption the tick breaks is enough
+        broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), step_view(prev, nxt, ghost)))
+    done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
+    new = Ghost(frozenset(held), neg, db_ok, target_ok, broken, targeted, tick_done=done)
+    return new, bad
+
+
+def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
+    """The transition ``prev -> nxt`` as the assumptions of
+    :mod:`vmballoon.core.assumptions` read it (``ghost``: the ghost before it)."""
+    commands: list[asm.Command] = []
+    allocations: list[int | None] = []
+    bp = prev.drv.batch_page
+    k = 0
+    for ev in new_events(prev, nxt):
+        if ev["ev"] == "hv":
+            resp = _response(prev, k)
+            k += 1
+            cmd = ev["cmd"]
+            named = bp is not None and ev["arg1"] == bp
+            entries: tuple[int, ...] = ()
+            if cmd in BATCHED_CMDS and named:
+                entries = tuple(st for _, st in _batch_statuses(prev, ev, resp))
+            named = named or cmd not in BATCHED_CMDS
+            commands.append(asm.Command(cmd, ev["status"], ev["result"], named, entries))
+        elif ev["ev"] == "alloc":
+            allocations.append(ev["pfn"])
+    return asm.StepView(
         commands=tuple(commands),
         allocations=tuple(allocations),
         deflating=_deflate_head(prev),
@@ -552,11 +568,6 @@ def observe_frames(
         size=prev.drv.size,
         target=ghost.tick_target if prev.loc != Loc.IDLE else -1,
     )
-    if not broken:  # the first assumption the tick breaks is enough
-        broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), view))
-    done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
-    new = Ghost(frozenset(held), neg, db_ok, target_ok, broken, targeted, tick_done=done)
-    return new, bad
 
 
 def _deflate_head(prev: State) -> int | None:
@@ -631,4 +642,5 @@ __all__ = [
     "initial_ghost",
     "observe",
     "observe_frames",
+    "step_view",
 ]

@@ -157,6 +157,8 @@ def _host_target(g: Guest, v: StepView) -> str | None:
 
 
 def _target_fits(g: Guest, v: StepView) -> str | None:
+    if v.target > T_MAX:
+        return f"target {v.target} + 512 does not fit in 32 bits"
     for c in v.commands:
         if c.cmd == "GET_TARGET" and c.result & U32_MASK > T_MAX:
             return f"target {c.result & U32_MASK} + 512 does not fit in 32 bits"
