@@ -260,15 +260,17 @@ def test_frames_above_2_32_under_basic_commands_are_outside_the_progress_assumpt
 
 def test_a_host_moving_the_target_mid_tick_is_outside_the_progress_assumptions() -> None:
     """Issue 8's scenario: LOCK results 5000, 5000, 600 with GET_TARGET 600."""
-    doc = {"format": "vmballoon-scenario/1", "frames": 3000, "steps": ["work"],
-           "hv": [{"status": 0}, {"status": 50331648, "result": 4}, {"status": 0},
-                  {"status": 0, "result": 600}, {"status": 0, "result": 5000},
-                  {"status": 0, "result": 5000}, {"status": 0, "result": 600}]}  # fmt: skip
+    hv: list[dict[str, int]] = [
+        {"status": 0}, {"status": 50331648, "result": 4}, {"status": 0},
+        {"status": 0, "result": 600}, {"status": 0, "result": 5000},
+        {"status": 0, "result": 5000}, {"status": 0, "result": 600}]  # fmt: skip
+    doc: dict[str, Any] = {"format": "vmballoon-scenario/1", "frames": 3000,
+                           "steps": ["work"], "hv": hv}  # fmt: skip
     sc = scenario_from_json(doc)
     assert check_trace(sc, FIXED) == []
     assert [n for n, _ in _broken_in_first_tick(sc)] == ["host_target_steady"]
     # a steady host (every result 600): the assumptions hold and the target is reached
-    steady = dict(doc, hv=[*doc["hv"][:4], *[{"status": 0, "result": 600}] * 3])  # type: ignore[list-item]
+    steady = dict(doc, hv=[*hv[:4], *[{"status": 0, "result": 600}] * 3])
     assert _broken_in_first_tick(scenario_from_json(steady)) == ()
     assert check_trace(scenario_from_json(steady), FIXED) == []
 
