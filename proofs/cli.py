@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from vmballoon.core.argtypes import output_dir, positive_float, positive_int
 from vmballoon.core.assumptions import BY_NAME, names_for
 from vmballoon.core.variants import FIX_NAMES, FIXED
 from vmballoon.proofs.check import (
@@ -28,6 +29,10 @@ from vmballoon.proofs.check import (
     run_obligation,
 )
 from vmballoon.proofs.props import PROPERTIES
+
+JSON_SCHEMA = "vmballoon-verify/1"
+"""The ``schema`` field of ``verify --json`` (README: "verify --json"); a change of the
+fields' meaning bumps it."""
 
 
 def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,14 +46,22 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,
         help="check only this property (repeatable)",
     )  # fmt: skip
-    p.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     p.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per solver query"
+        "--jobs", type=positive_int, default=2, help="parallel processes, >= 1 (default 2)"
     )
     p.add_argument(
-        "--depth", type=int, default=DEFAULT_DEPTH, help=f"BMC depth (default {DEFAULT_DEPTH})"
-    )
-    p.add_argument("--out", default="verify-out", help="directory for counterexample scenarios")
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
+        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g})",
+    )  # fmt: skip
+    p.add_argument(
+        "--depth", type=positive_int, default=DEFAULT_DEPTH,
+        help=f"BMC depth in transitions, >= 1 (default {DEFAULT_DEPTH}); depth 0 would "
+        "search nothing and is refused",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", type=output_dir, default="verify-out",
+        help="directory for counterexample scenarios (checked before any solving)",
+    )  # fmt: skip
     p.add_argument(
         "--no-necessity",
         action="store_true",
@@ -176,8 +189,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
     elapsed = time.monotonic() - t0
     if args.json:
+        complete = args.variant == "all" and args.property is None and necessity
         json.dump(
-            {"ok": ok, "seconds": elapsed, "results": results, "necessity": necessity_table},
+            {"schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
+             "results": results, "necessity": necessity_table},
             sys.stdout,
             indent=1,
         )
@@ -191,6 +206,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for name in [*conjuncts(), "vacuity"]:
         if name not in PROPERTIES and ("fixed", name) in by:
             print(f"{name:<20} {'(lemma)':<28} {_cell(by[('fixed', name)]):<28}")
+    for r in results:  # why a check did not conclude: never hide the reason
+        if r["status"] in ("error", "unknown", "failed"):
+            print(f"{r['variant']} {r['prop']}: {r['status']}: {r.get('detail') or ''}")
     print("\n" + "\n".join(assumption_lines(results)))
     print("\n" + coverage_line(results))
     if necessity:
