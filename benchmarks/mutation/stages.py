@@ -47,15 +47,15 @@ ASIDE = (
 
 STAGES: tuple[Stage, ...] = (
     Stage(
-        "boundaries",
-        "pytest",
-        ("tests/test_boundaries.py",),
-        (MODEL, REFERENCE, ENCODING),
-    ),
-    Stage(
         "golden",
         "pytest",
         ("tests/test_model_golden.py", "tests/test_reference_golden.py"),
+        (MODEL, REFERENCE),
+    ),
+    Stage(
+        "boundaries",
+        "pytest",
+        ("tests/test_boundaries.py", "tests/test_model_units.py"),
         (MODEL, REFERENCE),
     ),
     Stage(
@@ -63,6 +63,16 @@ STAGES: tuple[Stage, ...] = (
         "pytest",
         ("tests/test_scenarios_differential.py",),
         (MODEL, REFERENCE),
+    ),
+    Stage(
+        "units",
+        "pytest",
+        (
+            "tests/test_property_findings.py",
+            "tests/test_progress.py",
+            "tests/test_simulate.py",
+        ),
+        (MODEL, REFERENCE, ENCODING),
     ),
     Stage(
         "conformance",
@@ -90,6 +100,10 @@ STAGES: tuple[Stage, ...] = (
             "--ignore=tests/test_reference_golden.py",
             "--ignore=tests/test_scenarios_differential.py",
             "--ignore=tests/test_boundaries.py",
+            "--ignore=tests/test_model_units.py",
+            "--ignore=tests/test_property_findings.py",
+            "--ignore=tests/test_progress.py",
+            "--ignore=tests/test_simulate.py",
             "--ignore=tests/test_encoding_conformance.py",
             "--ignore=tests/test_fuzz_differential.py",
             *(f"--ignore={path}" for path in ASIDE),
