@@ -15,7 +15,8 @@ MODEL, REFERENCE, ENCODING = "model/", "reference/", "proofs/encoding.py"
 
 @dataclass(frozen=True)
 class Stage:
-    """One check: ``pytest ARGS`` (kind ``pytest``) or ``vmballoon ARGS`` (kind ``cli``)."""
+    """One check: ``pytest ARGS`` (kind ``pytest``), ``vmballoon ARGS`` (kind ``cli``) or
+    a function ``module:name`` returning an exit status (kind ``call``)."""
 
     name: str
     kind: str
@@ -63,6 +64,12 @@ STAGES: tuple[Stage, ...] = (
         "pytest",
         ("tests/test_scenarios_differential.py",),
         (MODEL, REFERENCE),
+    ),
+    Stage(
+        "quick-conformance",
+        "call",
+        ("benchmarks.mutation.quick:conformance",),
+        (MODEL, ENCODING),
     ),
     Stage(
         "units",

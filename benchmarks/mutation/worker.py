@@ -17,6 +17,7 @@ the same size and second as the original cannot be served from a stale cache.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -46,6 +47,10 @@ def _child(stage: Stage, log: Path) -> int:
         from vmballoon.apps.cli import main
 
         return main(list(stage.args))
+    if stage.kind == "call":
+        module, name = stage.args[0].split(":")
+        fn = getattr(importlib.import_module(module), name)
+        return int(fn())
     import pytest
 
     args = [*stage.args, "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
