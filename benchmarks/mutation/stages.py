@@ -39,11 +39,13 @@ SLOW = (
 FUZZ_EXAMPLES = "50"
 ASIDE = (
     # not about the readings: the scenario parser, the fuzz command's options, the
-    # generated spec, the mutation tool itself
+    # generated spec, the mutation tool itself, the command line, the packaging
     "tests/test_scenario_validation.py",
     "tests/test_fuzz_cli.py",
     "tests/test_spec_generated.py",
     "tests/test_mutation.py",
+    "tests/test_cli_contract.py",
+    "tests/test_packaging.py",
 )
 
 STAGES: tuple[Stage, ...] = (
