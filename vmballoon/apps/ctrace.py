@@ -26,23 +26,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from vmballoon.core import assumptions as asm
 from vmballoon.core.env import Env
+from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
-from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver
+from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Command
 from vmballoon.harness.replay import start
 from vmballoon.model import listed as ls
-from vmballoon.model.plist import PList, from_iterable
+from vmballoon.model.plist import PList, from_iterable, iterate
 from vmballoon.model.properties import (
+    BATCHED_CMDS,
     PROPERTY_NAMES,
     Ghost,
     Violation,
     check_state,
+    guest_of,
     initial_ghost,
     observe,
     target_from_host,
 )
-from vmballoon.model.state import EMPTY_LOOP, STAT, Driver, Loc, State
+from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, STAT, Driver, Loc, State
 
 NOT_OBSERVABLE = ("rate_counter", "throttle")
 """Properties about inflate's locals, which the C does not show."""
@@ -122,7 +126,11 @@ class CTraceChecker:
         ghost = self.ghost
         found: list[tuple[str, str]] = []
         commands = drv.commands[first_command:]
-        inside = prev._replace(loc=Loc.W_TARGET, entry=name)  # some location inside the step
+        # inside the step, after a reset if there was one: the ops it chose, the balloon
+        # it popped (what the assumptions of progress read)
+        reset = any(c.env.log is not None and c.env.log[0]["cmd"] == "START" for c in commands)
+        drv_in = prev.drv._replace(ops=end.drv.ops, size=0 if reset else prev.drv.size)
+        inside = prev._replace(loc=Loc.W_TARGET, entry=name, drv=drv_in)
         env = prev.env
         for k, cmd in enumerate(commands):
             after = commands[k + 1].target if k + 1 < len(commands) else end.drv.target
@@ -136,12 +144,47 @@ class CTraceChecker:
         tail = _at(inside, end.drv.batch_page, None, env, end.drv.target) if commands else prev
         ghost, bad = observe(tail, end, ghost)
         found += bad
-        # NOSLEEP allocations are rate limited when slow cycles remain after the decrement
-        slow = prev.drv.slow_allocation_cycles
-        ghost = replace(ghost, tick_throttled=ghost.tick_throttled or slow > 1)
+        if not ghost.tick_broken:  # the assumptions of progress over the whole tick
+            broken = asm.broken(asm.PROGRESS, guest_of(prev), _tick_view(prev, end, commands))
+            ghost = replace(ghost, tick_broken=tuple(broken))
         self.ghost = ghost
         self.state = end
         self._record(found + check_state(end, ghost))
+
+
+def _tick_view(prev: State, end: State, commands: list[Command]) -> asm.StepView:
+    """The whole entry point as one step of the assumptions: its commands (with the
+    batch entries the host answered), allocations and the frames it deflated."""
+    cmds: list[asm.Command] = []
+    allocations: list[int | None] = []
+    k = 0
+    for ev in end.env.events()[len(prev.env.events()):]:
+        if ev["ev"] == "alloc":
+            allocations.append(ev["pfn"])
+        elif ev["ev"] == "hv":
+            c = commands[k]
+            k += 1
+            named = c.batch_page is not None and ev["arg1"] == c.batch_page
+            entries: tuple[int, ...] = ()
+            resp = c.env.hv_script[c.env.hv_pos - 1] if c.env.hv_pos <= len(c.env.hv_script) \
+                else None
+            if ev["cmd"] in BATCHED_CMDS and named and resp is not None and resp.entries:
+                n = min(ev["arg2"], len(resp.entries), BATCH_MAX_PAGES)
+                entries = tuple(e & BATCH_STATUS_MASK for e in resp.entries[:n])
+            named = named or ev["cmd"] not in BATCHED_CMDS
+            cmds.append(asm.Command(ev["cmd"], ev["status"], ev["result"], named, entries))
+    before = set(iterate(prev.drv.pages[0])) | set(iterate(prev.drv.pages[1]))
+    after = set(iterate(end.drv.pages[0])) | set(iterate(end.drv.pages[1]))
+    # deflate takes frames from the heads: a refused unlock puts the head back, unseen
+    heads = {lst[0] for lst in prev.drv.pages if lst is not None}
+    return asm.StepView(
+        commands=tuple(cmds),
+        allocations=(*allocations, *sorted((before - after) | heads)),  # deflated too
+        basic=end.drv.ops == OPS_BASIC,
+        reads_target=True,
+        slow=prev.drv.slow_allocation_cycles,
+        size=prev.drv.size,
+    )
 
 
 def _at(base: State, batch_page: int | None, batch: tuple[int, ...] | None, env: Env,
