@@ -86,7 +86,12 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "conformance",
         "pytest",
-        ("tests/test_encoding_conformance.py", "--deselect", SLOW[0]),
+        (
+            "tests/test_boundary_conformance.py",
+            "tests/test_encoding_conformance.py",
+            "--deselect",
+            SLOW[0],
+        ),
         (MODEL, ENCODING),
     ),
     Stage(
@@ -114,6 +119,7 @@ STAGES: tuple[Stage, ...] = (
             "--ignore=tests/test_progress.py",
             "--ignore=tests/test_simulate.py",
             "--ignore=tests/test_encoding_conformance.py",
+            "--ignore=tests/test_boundary_conformance.py",
             "--ignore=tests/test_fuzz_differential.py",
             *(f"--ignore={path}" for path in ASIDE),
         ),
