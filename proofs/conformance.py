@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import z3
@@ -76,16 +77,20 @@ def _const(name: str, value: int | bool) -> Any:
 class Conformance:
     """The encoding of one variant, ready to be compared with concrete steps."""
 
-    def __init__(self, variant: Variant) -> None:
+    def __init__(self, variant: Variant, enc: ModuleType | None = None) -> None:
+        """``enc``: the encoding module (default :mod:`proofs.encoding`; tests pass mutants)."""
         self.variant = variant
-        self.s = make_state("s_")
-        self.i = make_inputs("i_")
-        self.o = make_state("o_")  # the expected successor
+        mk_state = make_state if enc is None else enc.make_state
+        mk_inputs = make_inputs if enc is None else enc.make_inputs
+        succ = successor if enc is None else enc.successor
+        self.s = mk_state("s_")
+        self.i = mk_inputs("i_")
+        self.o = mk_state("o_")  # the expected successor
         self.steps: dict[Loc, Step] = {}
         self.full: dict[Loc, Any] = {}
         self.crash: dict[Loc, Any] = {}
         for loc in TRANSITIONS:
-            st = successor(loc, self.s, self.i, variant)
+            st = succ(loc, self.s, self.i, variant)
             post = {n: z3.simplify(e) for n, e in st.post.items()}
             cons = z3.simplify(z3.And(*st.cons))
             self.steps[loc] = Step(post, [cons])
