@@ -23,6 +23,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core import intervals as iv
 from vmballoon.core.env import DEFAULT_RESPONSE, Env, Memory
 from vmballoon.core.protocol import (
     CMD_BATCHED_2M_LOCK,
@@ -164,6 +165,17 @@ class _Frames:
             p, self.lo = self.lo, self.lo + PAGES_PER_2M
         self.used.append(p)
         return p
+
+
+def _runs(values: list[int]) -> tuple[tuple[int, int], ...]:
+    """Sorted distinct integers as runs ``(start, end)``."""
+    out: list[tuple[int, int]] = []
+    for v in values:
+        if out and out[-1][1] == v:
+            out[-1] = (out[-1][0], v + 1)
+        else:
+            out.append((v, v + 1))
+    return tuple(out)
 
 
 def _plist(pfns: list[int]) -> PList:
@@ -349,21 +361,19 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
     elif a["f_alloc"] and a["f_o9"]:
         blocks.append(f)
     free.sort()
-    blocks_runs: tuple[tuple[int, int], ...] = ()
-    from vmballoon.core import intervals as iv
-
-    for b in blocks:
-        blocks_runs = iv.add(blocks_runs, b >> 9, (b >> 9) + 1)
+    blocks_runs = _runs(sorted({b >> 9 for b in blocks}))
     free_runs: tuple[tuple[int, int], ...] = ()
     for s_, e_ in free:
         free_runs = iv.add(free_runs, s_, e_)
     mem = Memory(base, 1 << 52, free_runs, blocks_runs, ())
 
-    listed = ls.EMPTY
-    for lst in (*lists, *refused, cursor or []):
-        for p in lst:
-            if ls.contains(listed, p):
-                raise NotConcretizable("a page on two lists")
+    every = [p for lst in (*lists, *refused, cursor or []) for p in lst]
+    if len(set(every)) != len(every):
+        raise NotConcretizable("a page on two lists")
+    aligned = sorted(p >> 9 for p in every if p % PAGES_PER_2M == 0)
+    listed: ls.Listed = (_runs(aligned), ())
+    for p in every:
+        if p % PAGES_PER_2M:
             listed = ls.add(listed, p)
 
     pages = (_plist(lists[0]), _plist(lists[1]))

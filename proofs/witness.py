@@ -67,6 +67,7 @@ SKIPPED = (Loc.EXITED, Loc.CRASHED)
 """Locations without a model transition: nothing runs after exit or a crash."""
 WIDE = 32
 DEBUG = False
+QF_BV = True
 """Comparisons and arithmetic of at least this many bits get boundary and wrap targets."""
 
 
@@ -425,7 +426,7 @@ def check(
     for loc in locs or [x for x in enc.TRANSITIONS if x not in SKIPPED]:
         targets, s, i, cons = transition_targets(loc, variant, enc)
         rep = LocReport(loc.name, targets=len(targets))
-        sol = z3.Solver()
+        sol = z3.SolverFor("QF_BV") if QF_BV else z3.Solver()
         sol.set("timeout", timeout_ms)
         sol.add(representable(s), s["loc"] == enc.loc_val(loc), cons)
         open_ = list(targets)
