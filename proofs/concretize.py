@@ -128,7 +128,9 @@ def representable(s: dict[str, Any]) -> Any:
             z3.And(loops, s["ops"] == bv(1, 8)),
             s["f_batch"] == z3.And(s["l_num"] != bv(0), s["f_page"]),
         ),
-        z3.Implies(z3.And(loops, s["ops"] != bv(1, 8)), z3.ULE(s["l_num"], bv(BATCH_BOUND))),
+        # a batch has at most 512 entries (the batched ones live in one 4 KiB page);
+        # the basic "batch" has one (batch_max_pages = 1): num_pages never wraps
+        z3.Implies(loops, z3.ULE(s["l_num"], bv(BATCH_BOUND))),
         # line 917 divides by rate_alloc: the C (and the model) have no step from 0;
         # the invariant rate_bounds keeps it at least RATE_ALLOC_MIN
         s["rate_alloc"] != bv(0),
@@ -255,7 +257,7 @@ def _batch(a: Values, i: Values, f: int, frames: _Frames, lock: bool) -> tuple[l
     if fb:
         pfns.insert(rank, f)
         classes.insert(rank, int(i["f_cls"]))
-    statuses = tuple(STATUS_OF_CLASS[c] if c in STATUS_OF_CLASS else 1 for c in classes)
+    statuses = tuple(STATUS_OF_CLASS.get(c, 1) for c in classes)
     return pfns, statuses
 
 
@@ -424,7 +426,8 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
         host=host,  # type: ignore[arg-type]
     )
     entry = ENTRY_NAMES[int(i["entry"])] if loc == Loc.IDLE and int(i["entry"]) <= 2 else "work"
-    state = State(loc, drv, loop, (0,) * STAT["_len"], env, variant, "" if loc == Loc.IDLE else "work")
+    running = "" if loc == Loc.IDLE else "work"
+    state = State(loc, drv, loop, (0,) * STAT["_len"], env, variant, running)
     ghost = Ghost(
         held=frozenset({f}) if a["f_host"] else frozenset(),
         negotiated=int(a["neg"]),

@@ -9,6 +9,9 @@ For every transition of the encoding (:mod:`proofs.encoding`) this module lists
 * ``boundary``: every comparison ``a ⋈ b`` of 32 or 64 bits met on a path, at
   ``a = b - 1``, ``a = b`` and ``a = b + 1`` (modular: this includes the wrap points
   ``0`` and ``2**w - 1``);
+* ``decisive``: the same three points where, in addition, the comparison decides
+  the value of the condition or update it is part of (MC/DC); one that no state
+  reaches is counted as *masked*, its plain boundary target stands for it;
 * ``wrap``: every addition, subtraction and constant multiplication of 32 or 64
   bits met on a path, overflowing.
 
@@ -66,7 +69,6 @@ UNREACHABLE = Path(__file__).resolve().parent.parent / "spec" / "conformance-unr
 SKIPPED = (Loc.EXITED, Loc.CRASHED)
 """Locations without a model transition: nothing runs after exit or a crash."""
 WIDE = 32
-DEBUG = False
 QF_BV = True
 """Comparisons and arithmetic of at least this many bits get boundary and wrap targets."""
 
@@ -175,7 +177,7 @@ def transition_targets(
 ) -> tuple[list[Target], Any, Any, Any]:
     """The targets of the transition out of ``loc``; with its state, inputs and constraints."""
     log: list[tuple[str, str, Expr, Expr]] = []
-    enc_file = enc.__file__
+    enc_file = str(enc.__file__)
 
     class Recorder(enc.SymTx):  # type: ignore[name-defined,misc]
         @contextmanager
@@ -224,7 +226,7 @@ def transition_targets(
         elif what == "set":
             add("update", f"{site} under {_short(pc, 60)}", pc)
     seen_nodes: set[int] = set()  # comparisons met at an earlier site belong to it
-    for what, site, pc, e in log:
+    for _what, site, pc, e in log:
         cmps: list[Expr] = []
         arith: list[Expr] = []
         _comparisons(pc, seen_nodes, [], [])
@@ -233,9 +235,17 @@ def transition_targets(
             a, b = c.children()
             one = z3.BitVecVal(1, a.size())
             text = _short(c, 90)
+            # decisive: the comparison's value decides the value of the expression it is in
+            flips = z3.substitute(e, (c, z3.BoolVal(True))) != z3.substitute(
+                e, (c, z3.BoolVal(False))
+            )
+            on = z3.And(pc, flips)
             add("boundary", f"{site} {text} at a = b", z3.And(pc, a == b))
             add("boundary", f"{site} {text} at a = b - 1", z3.And(pc, a + one == b))
             add("boundary", f"{site} {text} at a = b + 1", z3.And(pc, a == b + one))
+            add("decisive", f"{site} {text} decides, at a = b", z3.And(on, a == b))
+            add("decisive", f"{site} {text} decides, at a = b - 1", z3.And(on, a + one == b))
+            add("decisive", f"{site} {text} decides, at a = b + 1", z3.And(on, a == b + one))
         for x in arith:
             add("wrap", f"{site} {_short(x, 90)} wraps", z3.And(pc, _wraps(x)))
     return out, s, i, cons
@@ -293,6 +303,7 @@ class LocReport:
     unknown: list[str] = field(default_factory=list)
     samples: int = 0
     not_concretizable: int = 0
+    masked: int = 0  # decisive boundaries no state reaches (the comparison never decides there)
 
 
 @dataclass
@@ -403,6 +414,23 @@ def _env(pre: dict[str, int | bool], inputs: dict[str, int | bool]) -> dict[str,
     return env
 
 
+def _absorb(
+    checker: Any, one: Concrete1, prog: Program, targets: list[Target], rep: LocReport,
+    mismatches: list[str], variant: Variant,
+) -> None:  # fmt: skip
+    """Check one concrete step both ways; mark the targets it witnesses."""
+    bad = checker.mismatches(one.loc, one.pre, one.inputs, one.post)
+    if bad:
+        mismatches.append(
+            f"{variant.name} {one.loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}"
+        )
+    vals = prog.run(_env(one.pre, one.inputs))
+    for t, val in zip(targets, vals, strict=True):
+        if val:
+            t.status = "witnessed"
+    rep.samples += 1
+
+
 def check(
     variant: Variant,
     enc: ModuleType = default_encoding,
@@ -431,19 +459,6 @@ def check(
         sol.add(representable(s), s["loc"] == enc.loc_val(loc), cons)
         open_ = list(targets)
         prog = Program([t.expr for t in targets])
-
-        def absorb(one: Concrete1) -> None:
-            nonlocal open_
-            bad = checker.mismatches(loc, one.pre, one.inputs, one.post)
-            if bad:
-                mismatches.append(f"{variant.name} {loc.name}: {bad[:3]} pre={one.pre} "
-                                  f"inputs={one.inputs}")  # fmt: skip
-            vals = prog.run(_env(one.pre, one.inputs))
-            for t, val in zip(targets, vals, strict=True):
-                if val:
-                    t.status = "witnessed"
-            open_ = [t for t in open_ if t.status != "witnessed"]
-            rep.samples += 1
 
         while open_:
             t = open_[0]
@@ -481,10 +496,8 @@ def check(
                             gamma_errors.append(
                                 f"{variant.name} {loc.name}: α(γ(a)) != a on {diff}"
                             )
-                        absorb(one)
-                    if one is not None and t.status != "witnessed" and DEBUG:
-                        print("UNWIT", t.desc[:80], {k: (a[k], one.pre[k]) for k in a if a[k] != one.pre[k]},
-                              {k: (inp[k], one.inputs[k]) for k in inp if inp[k] != one.inputs[k]})
+                        _absorb(checker, one, prog, targets, rep, mismatches, variant)
+                        open_ = [t for t in open_ if t.status != "witnessed"]
                     if t.status == "witnessed":
                         done = True
                     else:
@@ -506,6 +519,8 @@ def check(
                 rep.unwitnessed.append(f"{t.kind}: {t.desc}")
             elif t.status == "unknown":
                 rep.unknown.append(f"{t.kind}: {t.desc}")
+            elif t.status == "unsat" and t.kind == "decisive":
+                rep.masked += 1  # the plain boundary target stands for it
             elif t.status == "unsat":
                 rep.unsat.append(f"{t.kind}: {t.desc}")
                 k = _explained(t, variant, rules)

@@ -139,6 +139,10 @@ def _op(
     raise ValueError(f"zeval: unsupported operator {name}")
 
 
+def _const(val: int) -> Fn:
+    return lambda v, env: val
+
+
 class Program:
     """Every node of ``roots``' DAG as a closure, in an order where arguments come first."""
 
@@ -162,7 +166,7 @@ class Program:
             if z3.Z3_get_ast_kind(ctx, ast) == z3.Z3_NUMERAL_AST:
                 val = int(z3.Z3_get_numeral_string(ctx, ast))
                 slot[k] = len(self.fns)
-                self.fns.append(lambda v, env, val=val: val)
+                self.fns.append(_const(val))
                 continue
             n = z3.Z3_get_app_num_args(ctx, ast)
             args = [z3.Z3_get_app_arg(ctx, ast, j) for j in range(n)]
