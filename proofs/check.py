@@ -1,10 +1,10 @@
 """Proof obligations: induction for the fixed driver, BMC counterexamples for the others.
 
-* **Induction** (:func:`prove`): ``Init => P`` and, for every control location ``L``,
-  ``Inv ∧ loc = L ∧ T_L => P'`` where ``Inv`` is the conjunction of every property
-  and every auxiliary invariant of :mod:`proofs.props`.  A property is *proved*
-  when its obligations and those of every conjunct of ``Inv`` are unsat (the whole
-  conjunction is then inductive); splitting by location keeps each query small.
+* **Induction** (:func:`houdini`): Houdini keeps the largest subset of the properties
+  and auxiliary lemmas of :mod:`proofs.props` that is inductive *as a whole*
+  (``Init => Inv`` and ``Inv ∧ T_L => Inv'`` for every location ``L``); each survivor is
+  *proved*.  (A per-property check that assumed the whole conjunction without checking
+  the other conjuncts was unsound and is gone.)
 * **BMC** (:func:`bmc`): from ``Init``, unroll ``T`` up to a depth and ask for a
   state violating the property; the first depth that answers gives the shortest
   counterexample.  It becomes a scenario of the contract (:func:`to_scenario`),
@@ -86,36 +86,6 @@ def conjuncts() -> list[str]:
 
 def _pred(name: str) -> Any:
     return PROPERTIES[name] if name in PROPERTIES else AUX[name]
-
-
-def prove(name: str, variant: Variant, timeout: float) -> Outcome:
-    """Init => P, and Inv ∧ T_L => P' for every location L (consecution relative to Inv)."""
-    t0 = time.monotonic()
-    s, i = make_state("s_"), make_inputs("i_")
-    pred = _pred(name)
-    sol = _solver(timeout)
-    sol.add(initial(s), z3.Not(pred(s)))
-    r = sol.check()
-    if r != z3.unsat:
-        status = "unknown" if r == z3.unknown else "failed"
-        return Outcome(name, variant.name, "induction", status, time.monotonic() - t0, "initiation")
-    inv = _invariant(s)
-    for loc in TRANSITIONS:
-        st = successor(loc, s, i, variant)
-        sol = _solver(timeout)
-        sol.add(inv, s["loc"] == loc_val(loc), *st.cons, z3.Not(pred(st.post)))
-        r = sol.check()
-        if r == z3.unknown:
-            return Outcome(
-                name, variant.name, "induction", "unknown", time.monotonic() - t0,
-                f"consecution from {loc.name}: {sol.reason_unknown()}",
-            )  # fmt: skip
-        if r == z3.sat:
-            return Outcome(
-                name, variant.name, "induction", "failed", time.monotonic() - t0,
-                f"not inductive from {loc.name}",
-            )  # fmt: skip
-    return Outcome(name, variant.name, "induction", "proved", time.monotonic() - t0)
 
 
 @dataclass
@@ -500,8 +470,6 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
     variant = parse_variant(job["variant"])
     timeout = float(job["timeout"])
     kind = job["kind"]
-    if kind == "induction":
-        return [prove(job["prop"], variant, timeout).to_json()]
     if kind == "vacuity":
         return [vacuity(variant, timeout).to_json()]
     out_dir = Path(job["out"]) if job.get("out") else None
@@ -543,7 +511,6 @@ __all__ = [
     "conjuncts",
     "houdini",
     "jobs_for",
-    "prove",
     "run_obligation",
     "to_scenario",
     "vacuity",
