@@ -25,10 +25,10 @@ import z3
 
 from vmballoon.core.protocol import (
     CAP_BASIC,
-    ERROR_PPN_PINNED,
     CAP_BATCHED,
     CAP_BATCHED_2M,
     CAP_SIGNALLED_WAKEUP,
+    ERROR_PPN_PINNED,
     SUCCESS_WITH_CAPABILITIES,
 )
 from vmballoon.core.scenario import Response, Scenario

@@ -22,7 +22,7 @@ from vmballoon.proofs.conformance import random_scenario, targeted_scenarios
 from vmballoon.proofs.encoding import TRANSITIONS
 from vmballoon.proofs.vacuity import init_agrees, reachability, totality
 
-RUNNING = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
+RUNNING: list[Loc] = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
 
 
 def test_totality_under_the_fixed_invariant() -> None:
