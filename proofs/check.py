@@ -462,6 +462,15 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     return Outcome("vacuity", variant.name, "vacuity", status, time.monotonic() - t0, detail)
 
 
+def conformance_outcome(variant: Variant) -> dict[str, Any]:
+    """The branch- and boundary-complete conformance of the encoding with the model
+    (:mod:`proofs.witness`): what ties a proof about the encoding to the driver."""
+    from vmballoon.proofs.witness import check as witness_check
+
+    r = witness_check(variant)
+    return {"kind": "conformance", **r.to_json()}
+
+
 # -- obligations for process pools ------------------------------------------------------
 
 
@@ -472,6 +481,8 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
     kind = job["kind"]
     if kind == "vacuity":
         return [vacuity(variant, timeout).to_json()]
+    if kind == "conformance":
+        return [conformance_outcome(variant)]
     out_dir = Path(job["out"]) if job.get("out") else None
     if kind == "variant":
         outs = check_variant(
@@ -499,6 +510,7 @@ def jobs_for(
     if "fixed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
         jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
+        jobs.append({**base, "kind": "conformance", "variant": "fixed"})
     return jobs
 
 
