@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from vmballoon.core.argtypes import output_dir, positive_float, positive_int
+from vmballoon.core.assumptions import BY_NAME, names_for
 from vmballoon.core.variants import FIX_NAMES, FIXED
 from vmballoon.proofs.check import (
     DEFAULT_DEPTH,
@@ -27,6 +29,10 @@ from vmballoon.proofs.check import (
     run_obligation,
 )
 from vmballoon.proofs.props import PROPERTIES
+
+JSON_SCHEMA = "vmballoon-verify/1"
+"""The ``schema`` field of ``verify --json`` (README: "verify --json"); a change of the
+fields' meaning bumps it."""
 
 
 def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,14 +46,22 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,
         help="check only this property (repeatable)",
     )  # fmt: skip
-    p.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     p.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per solver query"
+        "--jobs", type=positive_int, default=2, help="parallel processes, >= 1 (default 2)"
     )
     p.add_argument(
-        "--depth", type=int, default=DEFAULT_DEPTH, help=f"BMC depth (default {DEFAULT_DEPTH})"
-    )
-    p.add_argument("--out", default="verify-out", help="directory for counterexample scenarios")
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
+        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g})",
+    )  # fmt: skip
+    p.add_argument(
+        "--depth", type=positive_int, default=DEFAULT_DEPTH,
+        help=f"BMC depth in transitions, >= 1 (default {DEFAULT_DEPTH}); depth 0 would "
+        "search nothing and is refused",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", type=output_dir, default="verify-out",
+        help="directory for counterexample scenarios (checked before any solving)",
+    )  # fmt: skip
     p.add_argument(
         "--no-necessity",
         action="store_true",
@@ -102,6 +116,41 @@ def conformance_line(c: dict[str, Any]) -> str:
     return "\n".join([head, *(f"  {p}" for p in c.get("problems", [])[:10])])
 
 
+def assumption_lines(results: list[dict[str, Any]]) -> list[str]:
+    """With every proved result, the assumptions it rests on (names, then their texts)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for r in results:
+        if r["status"] == "proved":
+            key = tuple(r.get("assumptions") or names_for(r["prop"]))
+            name = r["prop"] if r["variant"] == "fixed" else f"{r['prop']} ({r['variant']})"
+            groups.setdefault(key, []).append(name)
+    if not groups:
+        return []
+    lines = ["proved, assuming (vmballoon/core/assumptions.py):"]
+    used: list[str] = []
+    for key, props in groups.items():
+        lines.append(f"  {', '.join(props)}")
+        lines.append(f"    rest on: {', '.join(key)}")
+        used += [n for n in key if n not in used]
+    lines += [f"  {n}: {BY_NAME[n].text}" for n in used if n in BY_NAME]
+    return lines
+
+
+def necessity_cell(results: list[dict[str, Any]], variant: str) -> str:
+    """What FIXED minus one fix shows: violated properties, and any result that is not
+    a verdict (unknown, error, unconfirmed) as such, never as "not needed"."""
+    rows = [r for r in results if r["variant"] == variant]
+    violated = sorted(r["prop"] for r in rows if r["status"] == "violated")
+    open_ = sorted(f"{r['prop']}={r['status']}" for r in rows
+                   if r["status"] not in ("violated", "no-cex", "proved"))  # fmt: skip
+    parts = [", ".join(violated)] if violated else []
+    if open_:
+        parts.append("UNKNOWN: " + ", ".join(open_))
+    if not parts:
+        return "no property needs it (up to depth)"
+    return "; ".join(parts)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Run the obligations in parallel; print the tables; 0 iff all is well."""
     t0 = time.monotonic()
@@ -122,7 +171,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "prop": job.get("prop", ",".join(job.get("props", []))),
                     "variant": job["variant"], "kind": job["kind"], "status": "error",
                     "seconds": 0.0, "detail": repr(exc), "depth": None, "scenario": None,
-                    "replay": [],
+                    "replay": [], "assumptions": [],
                 }]  # fmt: skip
             if job["kind"] == "conformance" and outs and "per_transition" in outs[0]:
                 conformance.extend(outs)
@@ -159,9 +208,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
     elapsed = time.monotonic() - t0
     if args.json:
+        complete = args.variant == "all" and args.property is None and necessity
         json.dump(
-            {"ok": ok, "seconds": elapsed, "results": results, "necessity": necessity_table,
-             "conformance": conformance},
+            {"schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
+             "results": results, "necessity": necessity_table, "conformance": conformance},
             sys.stdout,
             indent=1,
         )
@@ -175,15 +225,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for name in [*conjuncts(), "vacuity"]:
         if name not in PROPERTIES and ("fixed", name) in by:
             print(f"{name:<20} {'(lemma)':<28} {_cell(by[('fixed', name)]):<28}")
+    for r in results:  # why a check did not conclude: never hide the reason
+        if r["status"] in ("error", "unknown", "failed"):
+            print(f"{r['variant']} {r['prop']}: {r['status']}: {r.get('detail') or ''}")
+    print("\n" + "\n".join(assumption_lines(results)))
     print("\n" + coverage_line(results))
     for c in conformance:
         print(conformance_line(c))
     if necessity:
         print("\nfix necessity (FIXED minus the fix: properties violated)")
-        for fix, viol in necessity_table.items():
-            print(
-                f"  {fix:<24} {', '.join(viol) if viol else 'no property needs it (up to depth)'}"
-            )
+        for fix in necessity_table:
+            print(f"  {fix:<24} {necessity_cell(results, FIXED.without(fix).name)}")
     print(f"\n{'OK' if ok else 'FAILED'} in {elapsed:.1f}s")
     return 0 if ok else 1
 

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from vmballoon.core import protocol
+from vmballoon.core.assumptions import ASSUMPTIONS
+from vmballoon.core.specdata import spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, FIXES
 from vmballoon.model.properties import PROPERTY_NAMES, STATE_PROPERTIES, TRANSITION_PROPERTIES
 
-SPEC = Path(__file__).resolve().parents[2] / "spec"
+SPEC = spec_dir()
 DOCUMENT = "reference.md"
 RESULTS = "verify-results.json"
 TRACE_ONLY: dict[str, str] = {}
@@ -132,16 +134,34 @@ def findings_table(results: dict[str, Any]) -> str:
 
 
 def necessity_table(results: dict[str, Any]) -> str:
-    """For each fix: the properties that FIXED minus that fix violates."""
+    """For each fix: the properties that FIXED minus that fix violates; a result that is
+    no verdict (unknown, error, unconfirmed) is shown as such, never as "not needed"."""
     necessity: dict[str, list[str]] = results.get("necessity", {})
     lines = ["| fix | properties violated without it |", "|---|---|"]
     for fix in FIX_NAMES:
         props = necessity.get(fix)
-        text = ", ".join(f"`{p}`" for p in props) if props else (
-            "not checked" if props is None else "no property needs it: a property is missing "
-            "or the fix is not one"
+        variant = FIXED.without(fix).name
+        open_ = sorted(
+            f"`{r['prop']}` {r['status']}" for r in results.get("results", [])
+            if r["variant"] == variant and r["status"] not in ("violated", "no-cex", "proved")
         )  # fmt: skip
+        text = ", ".join(f"`{p}`" for p in props) if props else (
+            "not checked" if props is None and not open_ else "" if open_ else
+            "no property needs it: a property is missing or the fix is not one"
+        )  # fmt: skip
+        if open_:
+            text = "; ".join(t for t in (text, "UNKNOWN (no verdict): " + ", ".join(open_)) if t)
         lines.append(_row([f"`{fix}`", text]))
+    return "\n".join(lines)
+
+
+def assumptions_table() -> str:
+    """Every assumption a result rests on (vmballoon/core/assumptions.py), with its reason
+    and where each reading states it."""
+    lines = ["| assumption | what is assumed | why | results resting on it |", "|---|---|---|---|"]
+    for a in ASSUMPTIONS:
+        rests = "every property" if a.results == "all" else f"`{a.results}`"
+        lines.append(_row([f"`{a.name}`", a.text, a.reason, rests]))
     return "\n".join(lines)
 
 
@@ -192,13 +212,6 @@ def render(results: dict[str, Any]) -> str:
         "driver, the fixes, and the findings. The executable form is `model/`; "
         "`reference/` and `proofs/` are checked against it.",
         "",
-        "## Contents",
-        "1. Protocol constants (generated)",
-        *[f"{i + 2}. {c[:-3].capitalize()}" for i, c in enumerate(CHAPTERS)],
-        f"{len(CHAPTERS) + 2}. Properties and their status (generated)",
-        f"{len(CHAPTERS) + 3}. Findings (generated)",
-        f"{len(CHAPTERS) + 4}. Fix necessity (generated)",
-        "",
         "## Protocol constants",
         "",
         constants_table(),
@@ -211,23 +224,50 @@ def render(results: dict[str, Any]) -> str:
         "",
         fixes_table(),
         "",
+        "## Assumptions",
+        "",
+        "Every result of this spec is claimed only for the environments these assumptions "
+        "allow. They are declared once, in `vmballoon/core/assumptions.py`, each with an "
+        "executable predicate: the trace check (`model/properties.py`), the fuzzer and "
+        "`vmballoon simulate` read the predicates, the Z3 proofs build one constraint per "
+        "name (`proofs/encoding.py` `ASSUMED` for the ones every property rests on, "
+        "`proofs/progress.py` `COOPERATIVE` for `progress`), and `vmballoon verify` names "
+        "them with every proved result. A test (`tests/test_assumptions.py`) checks on "
+        "fuzzed concrete steps that each predicate holds exactly when the Z3 constraint of "
+        "the same name holds on the abstraction of the step (for `guest_below_2_32` the Z3 "
+        "constraint is the weaker consequence it needs: the balloon holds fewer than 2^32 "
+        "frames), so an executable check that honours the assumptions cannot refute a "
+        "property proved under them. GUEST_ID, VMCI_DOORBELL_SET and vmci_doorbell_create "
+        "may fail, and START may grant any capability word: `progress` is proved without "
+        "assuming otherwise.",
+        "",
+        assumptions_table(),
+        "",
         "## Properties and their status",
         "",
         "Status as `vmballoon verify` reports it (spec/verify-results.json): *proved* is an "
         "induction proof (Houdini keeps the property in an inductive invariant) with no bound "
         "on memory or ticks; *violated* is a bounded-model-checking counterexample from "
         "module init, replayed through the model before it is reported; *no counterexample "
-        "up to depth N* is a bounded result, not a proof. `progress` is stated for a "
-        "cooperative environment (proofs/progress.py: the host follows the protocol and "
-        "refuses with ERROR_PPN_INVALID a batch it was not shown, every allocation "
-        "succeeds, the guest has fewer than 2^32 frames, T + 512 fits in 32 bits, no slow "
-        "allocation cycles): for FIXED it is proved by induction for one tick from any "
-        "state of the safety invariant, with a ranking function bounding a tick to "
+        "up to depth N* is a bounded result, not a proof. Every result rests on "
+        "`pfn_below_2_52`; `progress` also on the cooperative environment, the other "
+        "assumptions of the table above: for FIXED it is proved by induction for one tick "
+        "from any state of the safety invariant, with a ranking function bounding a tick to "
         "15 + 2T + 2(n4 + n2) transitions (16 + 2T from module init: the target is reached "
         "in the first tick); for the other variants BMC from init looks for a tick that "
         "ends off target, with the target frozen.",
         "",
         properties_table(results),
+        "",
+        "Each safety property's Z3 form (`proofs/props.py`) is the per-frame reading of "
+        "its Python twin (`model/properties.py`): the twin quantifies over every frame, the "
+        "Z3 form speaks of one arbitrary frame f. They state the same thing: `no_leak` "
+        "requires, like its twin counting the frames each owner covers, that a 2 MiB block "
+        "is neither on a 4 KiB list nor the batch page (one frame owned, 511 leaked). The "
+        "one difference is in form, not strength: a frame on two lists, or twice on one, "
+        "which the twins of `ownership` and `accounting` reject, cannot be represented by "
+        "the abstraction (one `f_list`); `proofs/abstraction.py` raises NotRepresentable "
+        "for it and the conformance tests count such states.",
         "",
         f"FIXED proves every checked property: {'yes' if fixed_ok and results else 'no'}.",
         "",
@@ -252,7 +292,40 @@ def render(results: dict[str, Any]) -> str:
         necessity_table(results),
         "",
     ]
-    return "\n".join(parts)
+    head = parts.index("## Protocol constants")
+    return "\n".join([*parts[:head], *contents(parts[head:]), *parts[head:]])
+
+
+def anchor(heading: str, used: dict[str, int]) -> str:
+    """The anchor GitHub gives ``heading`` (lower case, punctuation dropped, spaces to
+    hyphens; a repeated anchor gets ``-1``, ``-2``, ...)."""
+    import re
+
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    n = used.get(slug, 0)
+    used[slug] = n + 1
+    return slug if n == 0 else f"{slug}-{n}"
+
+
+def contents(body: list[str]) -> list[str]:
+    """The contents list: every section (``##``) of ``body``, in order, linked."""
+    lines = ["## Contents"]
+    used: dict[str, int] = {"contents": 1}
+    fenced = False
+    number = 0
+    for text in "\n".join(body).splitlines():
+        if text.startswith("```"):
+            fenced = not fenced
+        if fenced:
+            continue
+        if text.startswith("#"):
+            level = len(text) - len(text.lstrip("#"))
+            title = text[level:].strip()
+            slug = anchor(title, used)
+            if level == 2:
+                number += 1
+                lines.append(f"{number}. [{title.replace('`', '')}](#{slug})")
+    return [*lines, ""]
 
 
 def write(results_path: Path | None = None) -> Path:
@@ -277,21 +350,66 @@ def check() -> list[str]:
     return list(diff)[:40]
 
 
+class PartialResult(ValueError):
+    """A verify output that does not cover everything the checked-in results cover."""
+
+
+def missing(raw: dict[str, Any]) -> list[str]:
+    """What a full ``vmballoon verify`` run reports and ``raw`` lacks (empty: complete).
+
+    A full run checks every property on SEED and on FIXED, the vacuity of FIXED's
+    invariant and the fix-necessity table (FIXED minus each fix).
+    """
+    if not isinstance(raw.get("results"), list):
+        raise ValueError("no 'results' list")
+    have = {(r.get("variant"), r.get("prop")) for r in raw["results"]}
+    out = [f"{v} {p}" for v in ("seed", FIXED.name) for p in PROPERTY_NAMES if (v, p) not in have]
+    if (FIXED.name, "vacuity") not in have:
+        out.append("fixed vacuity")
+    necessity = raw.get("necessity") or {}
+    out += [f"necessity of {fix}" for fix in FIX_NAMES if fix not in necessity]
+    if raw.get("complete") is False:
+        out.append("the run says it was partial (--property, --variant or --no-necessity)")
+    return out
+
+
+def require_complete(raw: dict[str, Any]) -> None:
+    """Raise :class:`PartialResult` unless ``raw`` is the output of a full verify run.
+
+    ``spec --from-verify`` refuses a partial result rather than merging it: the
+    checked-in results, findings and reference stay as they are.
+    """
+    lacks = missing(raw)
+    if lacks:
+        more = f" and {len(lacks) - 3} more" if len(lacks) > 3 else ""
+        raise PartialResult(
+            f"partial verify result (lacks {', '.join(lacks[:3])}{more}); run the full "
+            "`vmballoon verify --json` (no --property/--variant/--no-necessity); nothing written"
+        )
+
+
 def import_verify(raw_path: Path) -> dict[str, Any]:
     """Take a ``vmballoon verify --json`` output: its stable part and its counterexamples.
 
-    Copies every counterexample scenario it names into ``spec/findings/`` and
-    returns the results as they are checked in.
+    Refuses (:class:`PartialResult`) a partial run; reads every counterexample
+    scenario it names before writing anything, then copies them into
+    ``spec/findings/`` and returns the results as they are checked in.
     """
     raw: dict[str, Any] = json.loads(raw_path.read_text(encoding="utf-8"))
+    require_complete(raw)
+    copies: dict[Path, str] = {}
     findings = SPEC / "findings"
-    findings.mkdir(exist_ok=True)
     for r in raw.get("results", []):
         src = r.get("scenario")
         if src and r.get("variant") == "seed":
-            target = findings / Path(src).name
-            target.write_text(Path(src).read_text(encoding="utf-8"), encoding="utf-8")
+            try:
+                copies[findings / Path(src).name] = Path(src).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"counterexample {src}: cannot read ({exc.strerror})") from None
     stable = stable_results(raw)
+    findings.mkdir(exist_ok=True)
+    for target, text in copies.items():
+        target.write_text(text, encoding="utf-8")
     stable["results"] = [
         r if r["variant"] == "seed" else {**r, "scenario": None} for r in stable["results"]
     ]
