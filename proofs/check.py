@@ -480,7 +480,8 @@ def conformance_outcome(variant: Variant) -> dict[str, Any]:
     from vmballoon.proofs.witness import check as witness_check
 
     r = witness_check(variant)
-    return {"kind": "conformance", **r.to_json()}
+    status = "passed" if r.ok() else "failed"
+    return {"prop": "conformance", "kind": "conformance", "status": status, **r.to_json()}
 
 
 # -- obligations for process pools ------------------------------------------------------
