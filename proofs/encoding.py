@@ -44,6 +44,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core import assumptions as asm
 from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
@@ -75,8 +76,8 @@ NONE, L4, L2, R4, R2 = 0, 1, 2, 3, 4
 OPS_NULL, OPS_BASIC, OPS_BATCHED = 0, 1, 2
 # class of a batch entry's status as the driver reads it (lines 654-681, 735-746)
 CLS_OK, CLS_REFUSE, CLS_FREE, CLS_WARN = 0, 1, 2, 3
-PFN_LIMIT = 1 << 52
-"""Environment assumption: every PFN is below 2**52."""
+PFN_LIMIT = asm.PFN_LIMIT
+"""Environment assumption ``pfn_below_2_52`` (:mod:`vmballoon.core.assumptions`)."""
 
 B = "bool"
 FIELDS: tuple[tuple[str, int | str], ...] = (
@@ -315,6 +316,7 @@ def _empty_loop(tx: SymTx, is2m: bool = False) -> None:
     tx.set("l_cansleep", False)
     tx.set("l_is2m", is2m)
     tx.set("f_cur", False)
+    tx.set("f_batch", False)
 
 
 def _set_target(tx: SymTx, st: Expr, res: Expr) -> None:
@@ -383,9 +385,10 @@ def _add_page(tx: SymTx, is_f: Expr, hi: Expr) -> None:
         tx.set("page_hi", z3.If(is_f, z3.UGT(tx["f_pfn"], bv64(U32_MASK)), hi))
         tx.set("f_page", is_f)
         tx.set("page_eq_batch", False)
+        tx.set("f_batch", is_f)  # the basic "batch" is b->page, overwritten
     with tx.when(z3.Not(basic)):
         tx.crash(z3.Not(tx["bpage"]))
-    tx.set("f_batch", z3.Or(tx["f_batch"], is_f))
+        tx.set("f_batch", z3.Or(tx["f_batch"], is_f))
 
 
 def _batch_arg_is_batch_page(tx: SymTx) -> Expr:
@@ -406,6 +409,7 @@ def _batch_entries(tx: SymTx, num: Expr, eqb: Expr) -> Expr:
     tx.assume(i["e_ok"] + i["e_ref"] + i["e_free"] + i["e_warn"] + fb == num)
     tx.assume(z3.ULE(i["f_cls"], z3.BitVecVal(CLS_WARN, 8)))
     tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_cls"] == z3.BitVecVal(CLS_OK, 8)))
+    tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_rank"] == bv32(0)))
     tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))
     tx.assume(
         z3.Implies(
@@ -961,13 +965,24 @@ def successor(loc: Loc, s: State, i: State, variant: Variant) -> Step:
     return Step(tx.v, tx.cons)
 
 
+def pfn_below_2_52(s: State) -> Expr:
+    """Assumption ``pfn_below_2_52``: the symbolic frame, hence every frame, is below 2**52."""
+    return z3.ULT(s["f_pfn"], bv64(PFN_LIMIT))
+
+
+ASSUMED: dict[str, Callable[[State], Expr]] = {"pfn_below_2_52": pfn_below_2_52}
+"""The assumptions of :data:`vmballoon.core.assumptions.GLOBAL` (same names), as
+constraints on every abstract state (part of :func:`well_formed`, so of ``Init`` and
+of the invariant every proof assumes)."""
+
+
 def well_formed(s: State) -> Expr:
-    """Ranges every abstract state satisfies by construction (and the PFN assumption)."""
+    """Ranges every abstract state satisfies by construction, and :data:`ASSUMED`."""
     return z3.And(
         z3.ULE(s["loc"], z3.BitVecVal(int(Loc.CRASHED), 8)),
         z3.ULE(s["ops"], z3.BitVecVal(OPS_BATCHED, 8)),
         z3.ULE(s["f_list"], z3.BitVecVal(R2, 8)),
-        z3.ULT(s["f_pfn"], bv64(PFN_LIMIT)),
+        *(a(s) for a in ASSUMED.values()),
     )
 
 
