@@ -25,6 +25,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core.assumptions import names_for
 from vmballoon.core.env import DEFAULT_RESPONSE
 from vmballoon.core.protocol import U64_MASK
 from vmballoon.core.scenario import Response, Scenario
@@ -67,6 +68,11 @@ class Outcome:
     depth: int | None = None
     scenario: str | None = None
     replay: list[dict[str, Any]] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)  # names, vmballoon.core.assumptions
+
+    def __post_init__(self) -> None:
+        if not self.assumptions:
+            self.assumptions = names_for(self.prop)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

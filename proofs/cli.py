@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from vmballoon.core.argtypes import output_dir, positive_float, positive_int
+from vmballoon.core.assumptions import BY_NAME, names_for
 from vmballoon.core.variants import FIX_NAMES, FIXED
 from vmballoon.proofs.check import (
     DEFAULT_DEPTH,
@@ -103,6 +104,41 @@ def coverage_line(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) if lines else "coverage: no vacuity check in this run"
 
 
+def assumption_lines(results: list[dict[str, Any]]) -> list[str]:
+    """With every proved result, the assumptions it rests on (names, then their texts)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for r in results:
+        if r["status"] == "proved":
+            key = tuple(r.get("assumptions") or names_for(r["prop"]))
+            name = r["prop"] if r["variant"] == "fixed" else f"{r['prop']} ({r['variant']})"
+            groups.setdefault(key, []).append(name)
+    if not groups:
+        return []
+    lines = ["proved, assuming (vmballoon/core/assumptions.py):"]
+    used: list[str] = []
+    for key, props in groups.items():
+        lines.append(f"  {', '.join(props)}")
+        lines.append(f"    rest on: {', '.join(key)}")
+        used += [n for n in key if n not in used]
+    lines += [f"  {n}: {BY_NAME[n].text}" for n in used if n in BY_NAME]
+    return lines
+
+
+def necessity_cell(results: list[dict[str, Any]], variant: str) -> str:
+    """What FIXED minus one fix shows: violated properties, and any result that is not
+    a verdict (unknown, error, unconfirmed) as such, never as "not needed"."""
+    rows = [r for r in results if r["variant"] == variant]
+    violated = sorted(r["prop"] for r in rows if r["status"] == "violated")
+    open_ = sorted(f"{r['prop']}={r['status']}" for r in rows
+                   if r["status"] not in ("violated", "no-cex", "proved"))  # fmt: skip
+    parts = [", ".join(violated)] if violated else []
+    if open_:
+        parts.append("UNKNOWN: " + ", ".join(open_))
+    if not parts:
+        return "no property needs it (up to depth)"
+    return "; ".join(parts)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Run the obligations in parallel; print the tables; 0 iff all is well."""
     t0 = time.monotonic()
@@ -122,7 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "prop": job.get("prop", ",".join(job.get("props", []))),
                     "variant": job["variant"], "kind": job["kind"], "status": "error",
                     "seconds": 0.0, "detail": repr(exc), "depth": None, "scenario": None,
-                    "replay": [],
+                    "replay": [], "assumptions": [],
                 }]  # fmt: skip
             results.extend(outs)
             what = job.get("prop") or job["kind"]
@@ -173,13 +209,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for r in results:  # why a check did not conclude: never hide the reason
         if r["status"] in ("error", "unknown", "failed"):
             print(f"{r['variant']} {r['prop']}: {r['status']}: {r.get('detail') or ''}")
+    print("\n" + "\n".join(assumption_lines(results)))
     print("\n" + coverage_line(results))
     if necessity:
         print("\nfix necessity (FIXED minus the fix: properties violated)")
-        for fix, viol in necessity_table.items():
-            print(
-                f"  {fix:<24} {', '.join(viol) if viol else 'no property needs it (up to depth)'}"
-            )
+        for fix in necessity_table:
+            print(f"  {fix:<24} {necessity_cell(results, FIXED.without(fix).name)}")
     print(f"\n{'OK' if ok else 'FAILED'} in {elapsed:.1f}s")
     return 0 if ok else 1
 

@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
@@ -51,6 +52,7 @@ def _load_scenario(name: str) -> Scenario:
 def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
     scenario = _load_scenario(args.scenario)
+    source = _source_file(args)
     if args.format != "events":
         if args.impl != "model":
             raise UsageError(
@@ -73,13 +75,40 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-        log = replay(scenario, impl=args.impl, variant=args.variant)
+        log = _replay_checked(scenario, args.impl, args.variant, source)
         # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
         text = json.dumps(log)
     sys.stdout.write(text)
     sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def _source_file(args: argparse.Namespace) -> Path | None:
+    """``--source FILE`` (only with ``--impl c``), checked to exist."""
+    if args.source is None:
+        return None
+    if args.impl != "c":
+        raise UsageError("--source FILE.c needs --impl c")
+    path = Path(args.source)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    return path
+
+
+def _replay_checked(
+    scenario: Scenario, impl: str, variant: str, source: Path | None
+) -> dict[str, Any]:
+    """:func:`replay`, with a source that does not build as a usage error (exit 2)."""
+    if impl != "c":
+        return replay(scenario, impl=impl, variant=variant)
+    from vmballoon.harness.build import BuildError
+    from vmballoon.harness.patches import PatchError
+
+    try:
+        return replay(scenario, impl=impl, variant=variant, source=source)
+    except (BuildError, PatchError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -114,8 +143,6 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """``vmballoon spec``: regenerate (or check) spec/reference.md."""
-    from pathlib import Path
-
     from vmballoon.apps import specgen
 
     if args.from_verify is not None:
@@ -192,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "transition, failing properties in each state's #meta); table: readable changes",
     )
     p.add_argument(
+        "--source",
+        metavar="FILE.c",
+        default=None,
+        help="with --impl c: compile this driver source instead of the variant's",
+    )
+    p.add_argument(
         "--no-check", action="store_true",
         help="itf/table: do not check the properties in every state (they cost time "
         "proportional to the balloon per state; use it for long traces)",
@@ -233,13 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_spec)
 
+    from vmballoon.apps.golden import add_golden_parser
+    from vmballoon.apps.patch import add_patch_parser
     from vmballoon.apps.simulate import add_simulate_parser
     from vmballoon.proofs.cli import add_verify_parser
 
     add_verify_parser(sub)
     add_simulate_parser(sub)
+    add_golden_parser(sub)
+    add_patch_parser(sub)
 
     return parser
+
+
+def _harness_errors() -> tuple[type[Exception], ...]:
+    """Failures of the compiled driver's run (a driver that loops): one line, exit 1."""
+    from vmballoon.harness.process import HarnessError
+
+    return (HarnessError,)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
+        return 1
+    except _harness_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
