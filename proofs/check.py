@@ -527,6 +527,7 @@ def jobs_for(
     # the slow ones first, so that two workers finish together
     if "seed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "seed", "bmc": True})
+        jobs.append({**base, "kind": "conformance", "variant": "seed"})
     if necessity:
         for n in FIX_NAMES:
             v = FIXED.without(n).name
