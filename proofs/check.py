@@ -10,8 +10,9 @@
   counterexample.  It becomes a scenario of the contract (:func:`to_scenario`),
   is replayed through the model with :func:`model.properties.check_trace` (and the
   reference when it exists) and is reported only if the replay shows the violation.
-* **Vacuity** (:func:`vacuity`): ``Init ∧ Inv`` satisfiable, and every transition
-  enabled from some state satisfying ``Inv``.
+* **Vacuity** (:func:`vacuity`): ``Init ∧ Inv`` satisfiable, every transition
+  enabled from some state satisfying ``Inv``, and totality: from *every* state
+  satisfying ``Inv`` every location admits an input (:mod:`proofs.vacuity`).
 * ``unknown`` (a timeout) is a result of its own, never "proved".
 """
 
@@ -466,11 +467,21 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
             undecided.append(f"{loc.name} ({sol.reason_unknown()})")
         elif r != z3.sat:
             dead.append(loc.name)
+    # totality: from EVERY state of the invariant some input is admitted (proofs.vacuity)
+    from vmballoon.proofs.vacuity import totality
+
+    tot = totality(variant, _invariant, timeout)
+    if tot.dead:
+        dead += [f"{loc} (a state of Inv admits no input)" for loc in tot.dead]
+    undecided += [f"{loc} (totality)" for loc in tot.unknown]
     status = "failed" if dead else "unknown" if undecided else "proved"
     parts = [f"never enabled: {dead}"] if dead else []
     if undecided:
         parts.append(f"solver unknown (timeout?) for: {', '.join(undecided)}")
-    detail = "; ".join(parts) or "Init ∧ Inv sat; all transitions enabled under Inv"
+    detail = "; ".join(parts) or (
+        "Init ∧ Inv sat; all transitions enabled under Inv; total: from every state of Inv "
+        "every location admits an input"
+    )
     return Outcome("vacuity", variant.name, "vacuity", status, time.monotonic() - t0, detail)
 
 
@@ -516,6 +527,7 @@ def jobs_for(
     # the slow ones first, so that two workers finish together
     if "seed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "seed", "bmc": True})
+        jobs.append({**base, "kind": "conformance", "variant": "seed"})
     if necessity:
         for n in FIX_NAMES:
             v = FIXED.without(n).name

@@ -62,8 +62,11 @@ def test_every_location_is_reachable_from_init(variant: Variant) -> None:
     assert not r.init_failures
     assert not r.mismatches, r.mismatches[:3]
     assert not r.missing(RUNNING), r.missing(RUNNING)
+    assert not r.missing([Loc.EXITED])
     if variant == FIXED:
         assert r.not_representable == 0
+    else:  # the seed's defects crash the guest (no_crash is violated there)
+        assert not r.missing([Loc.CRASHED])
 
 
 def test_assume_table_lists_every_assume_of_the_encoding() -> None:
