@@ -26,11 +26,14 @@ from vmballoon.proofs.encoding import (
 )
 
 
+@pytest.mark.parametrize("depth", [None, 1, 2, 3])
 @pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
-def test_transition_is_the_successor_of_each_location(variant: Variant) -> None:
+def test_transition_is_the_successor_of_each_location(variant: Variant, depth: int | None) -> None:
+    """Also restricted, as BMC uses it, to the locations reachable at a depth."""
     s, i, t = make_state("s_"), make_inputs("i_"), make_state("t_")
-    rel = transition(s, i, t, variant)
-    for loc in TRANSITIONS:
+    locs = None if depth is None else reachable_locs(depth)[depth]
+    rel = transition(s, i, t, variant, locs)
+    for loc in TRANSITIONS if locs is None else [x for x in TRANSITIONS if x in locs]:
         st = successor(loc, s, i, variant)
         differs = z3.Or([t[n] != st.post[n] for n in FIELD_NAMES])
         sol = z3.Solver()
