@@ -206,7 +206,8 @@ def render(results: dict[str, Any]) -> str:
         "edit those, then run `vmballoon spec`. -->",
         "",
         "This document specifies the Linux VMware balloon driver as written in "
-        "`shared/seed/vmw_balloon.c` (the *seed*), top to bottom: the protocol, the state, "
+        "`spec/driver/vmw_balloon.c` (the *seed*, vendored unmodified), top to bottom: "
+        "the protocol, the state, "
         "the control locations and every transition with the C lines it models, the "
         "environment, the properties with their status on the seed and on the fixed "
         "driver, the fixes, and the findings. The executable form is `model/`; "
