@@ -15,8 +15,8 @@ from typing import NoReturn
 from vmballoon.apps.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.scenario import ScenarioError, load_scenario
-from vmballoon.core.variants import parse_variant
+from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
+from vmballoon.core.variants import Variant, parse_variant
 
 EXIT_USAGE = 2
 
@@ -40,6 +40,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenario}: {exc}") from None
+    if args.check:
+        if args.impl != "model":
+            raise UsageError("--check replays through the model: use --impl model")
+        return _check(scenario, parse_variant(args.variant))
     if args.format != "events":
         if args.impl != "model":
             raise UsageError(
@@ -63,6 +67,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def _check(scenario: Scenario, variant: Variant) -> int:
+    """``replay --check``: every property the replay violates, where, and why; exit 1 if any."""
+    from vmballoon.apps.traces import model_trace
+    from vmballoon.model.properties import check_trace
+
+    with cyclic_gc_paused():
+        found = check_trace(scenario, variant)
+        labels = [t.label for t in model_trace(scenario, variant)] if found else []
+    for v in found:
+        label = labels[v.step] if v.step < len(labels) else "?"
+        print(f"{v.prop}: transition {v.step} ({label} -> {v.loc}): {v.message}")
+    if not found:
+        print(f"no property violated ({variant.name})")
+    return 1 if found else 0
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -155,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("events", "itf", "table"),
         default="events",
         help="events: the contract's event log; itf: ITF trace; table: readable changes",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check every property along the replay: print each violation (exit 1 if any)",
     )
     p.set_defaults(func=cmd_replay)
 
