@@ -628,8 +628,9 @@ def jobs_for(
     jobs: list[dict[str, Any]] = []
     base = {"timeout": timeout, "depth": depth, "out": out, "props": props}
     # the slow ones first, so that two workers finish together
-    if "seed" in variants:
-        jobs.append({**base, "kind": "variant", "variant": "seed", "bmc": True})
+    for v in variants:
+        if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
+            jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
     if necessity:
         for n in FIX_NAMES:
             v = FIXED.without(n).name

@@ -148,7 +148,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         nec_done = not necessity or any(r["variant"] == fixed_minus for r in results)
         return seed_done and nec_done
 
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    # a fresh process per obligation: Z3's answers depend on the terms a process built
+    # before, so a reused worker would make the counterexamples vary from run to run
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), max_tasks_per_child=1) as pool:
         futs = {pool.submit(run_obligation, j): j for j in jobs}
         while futs:
             finished, _ = wait(list(futs), return_when=FIRST_COMPLETED)
