@@ -632,9 +632,12 @@ def jobs_for(
         if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
             jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
     if necessity:
+        # the safety properties only: progress is checked on SEED and proved on FIXED; its
+        # BMC on every FIXED-minus-one variant cost more than the rest of the table
+        safety = [n for n in props if n in PROPERTIES]
         for n in FIX_NAMES:
             v = FIXED.without(n).name
-            jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
+            jobs.append({**base, "props": safety, "kind": "variant", "variant": v, "bmc": True})
     if "fixed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
         jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
