@@ -18,6 +18,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from vmballoon.core.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
@@ -28,6 +29,10 @@ from vmballoon.proofs.check import (
     run_obligation,
 )
 from vmballoon.proofs.props import PROPERTIES
+
+JSON_SCHEMA = "vmballoon-verify/1"
+"""The ``schema`` field of ``verify --json`` (README: "verify --json"); a change of the
+fields' meaning bumps it."""
 
 
 def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -44,14 +49,22 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,
         help="check only this property (repeatable)",
     )  # fmt: skip
-    p.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     p.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per solver query"
+        "--jobs", type=positive_int, default=2, help="parallel processes, >= 1 (default 2)"
     )
     p.add_argument(
-        "--depth", type=int, default=DEFAULT_DEPTH, help=f"BMC depth (default {DEFAULT_DEPTH})"
-    )
-    p.add_argument("--out", default="verify-out", help="directory for counterexample scenarios")
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
+        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g})",
+    )  # fmt: skip
+    p.add_argument(
+        "--depth", type=positive_int, default=DEFAULT_DEPTH,
+        help=f"BMC depth in transitions, >= 1 (default {DEFAULT_DEPTH}); depth 0 would "
+        "search nothing and is refused",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", type=output_dir, default="verify-out",
+        help="directory for counterexample scenarios (checked before any solving)",
+    )  # fmt: skip
     p.add_argument(
         "--no-necessity",
         action="store_true",
@@ -62,8 +75,6 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _variant_or_all(text: str) -> str:
-    from vmballoon.apps.argtypes import variant_name
-
     return text if text == "all" else parse_variant(variant_name(text)).name
 
 
@@ -202,9 +213,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
     elapsed = time.monotonic() - t0
     if args.json:
+        complete = args.variant == "all" and args.property is None and necessity
         json.dump(
             {
-                "ok": ok, "seconds": elapsed,
+                "schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
                 "solver": {"name": "z3", "version": z3.get_version_string()},
                 "depth": args.depth, "deep_depth": DEEP_DEPTH, "defect_depth": dft.DEFECT_DEPTH,
                 "timeout": args.timeout, "jobs": args.jobs,
@@ -245,6 +257,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if r["prop"] == "invariant":
             print(f"\ninvariant ({r['variant']}): {r['detail']} in {r['seconds']:.1f}s: "
                   + ", ".join(c["name"] for c in r.get("conjuncts", [])))  # fmt: skip
+    for r in results:  # why a check did not conclude: never hide the reason
+        if r["status"] in ("error", "unknown", "failed"):
+            print(f"{r['variant']} {r['prop']}: {r['status']}: {r.get('detail') or ''}")
     print("\n" + coverage_line(results))
     if necessity:
         print("\nfix necessity (FIXED minus the fix: properties violated)")

@@ -23,7 +23,7 @@ class Unknown(Exception):
 def solver(timeout: float) -> z3.Solver:
     """A Z3 solver with a per-query timeout in seconds."""
     sol = z3.Solver()
-    sol.set("timeout", int(timeout * 1000))
+    sol.set("timeout", max(1, int(timeout * 1000)))  # 0 would mean no limit
     return sol
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the shared/ folder (golden replays) lives."""
+"""Shared fixtures: where the golden replays live (tests/golden, made by `vmballoon golden`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-GOLDEN = SHARED / "golden"
+GOLDEN = ROOT / "tests" / "golden"
 SCENARIOS = ROOT / "tests" / "scenarios"
 
 
 def golden_cases() -> list[Path]:
-    """The golden scenarios shipped in shared/golden (empty when shared/ is absent)."""
-    return sorted(GOLDEN.glob("*.scenario.json")) if GOLDEN.is_dir() else []
+    """The golden scenarios of tests/golden (the project's first sample, replayed by the C)."""
+    return sorted(GOLDEN.glob("*.scenario.json"))
 
 
 @pytest.fixture
 def golden_dir() -> Path:
-    if not GOLDEN.is_dir():
-        pytest.skip(f"no golden replays at {GOLDEN}")
     return GOLDEN

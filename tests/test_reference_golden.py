@@ -1,7 +1,7 @@
 """The C-faithful reference against the golden replays of the real C, and C corner cases.
 
-Golden replays live in ``shared/golden`` beside the clone (``../shared``); the
-golden tests are skipped, with the reason, when that folder is absent.
+Golden replays live in ``tests/golden``: the scenarios the project started from,
+their event logs regenerated from the compiled seed by ``vmballoon golden``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import golden_cases
 from vmballoon.core.protocol import STATS_FIELDS, SUCCESS_WITH_CAPABILITIES
 from vmballoon.core.scenario import load_scenario, scenario_from_json
 from vmballoon.core.variants import FIX_NAMES, FIXED, SEED, Variant
 from vmballoon.reference import replay
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-GOLDEN = SHARED / "golden"
-GOLDEN_SCENARIOS = sorted(GOLDEN.glob("*.scenario.json")) if GOLDEN.is_dir() else []
-NO_GOLDEN = f"golden replays not found: {GOLDEN} is absent (shared/ must sit beside the clone)"
+GOLDEN_SCENARIOS = golden_cases()
 
 SWC = SUCCESS_WITH_CAPABILITIES
 OK: dict[str, int] = {"status": 0}
@@ -47,7 +45,6 @@ def frees(log: dict[str, Any]) -> list[int]:
 # --- golden -----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not GOLDEN_SCENARIOS, reason=NO_GOLDEN)
 @pytest.mark.parametrize("path", GOLDEN_SCENARIOS, ids=lambda p: p.name.split(".")[0])
 def test_golden_replay(path: Path) -> None:
     expected = json.loads(path.with_name(path.name.replace(".scenario.", ".events.")).read_text())
@@ -57,7 +54,6 @@ def test_golden_replay(path: Path) -> None:
     assert got == expected
 
 
-@pytest.mark.skipif(not GOLDEN_SCENARIOS, reason=NO_GOLDEN)
 @pytest.mark.parametrize("variant", [FIXED, *(Variant(frozenset({n})) for n in FIX_NAMES)])
 def test_golden_scenarios_under_fixes(variant: Variant) -> None:
     """Every fix replays every golden scenario to a well-formed log without crashing."""

@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
-from vmballoon.apps.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
+from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
+from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from vmballoon.core.variants import Variant, parse_variant
 
 EXIT_USAGE = 2
@@ -34,12 +35,24 @@ def _variant_or_both(text: str) -> str:
     return text if text == "both" else variant_name(text)
 
 
+def _load_scenario(name: str) -> Scenario:
+    """The scenario in file ``name``, or on stdin when ``name`` is ``-``."""
+    try:
+        if name == "-":
+            try:
+                text = sys.stdin.read()
+            except UnicodeDecodeError:
+                raise ScenarioError("cannot read (not UTF-8)") from None
+            return parse_scenario(text)
+        return load_scenario(name)
+    except ScenarioError as exc:
+        raise UsageError(f"{'<stdin>' if name == '-' else name}: {exc}") from None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        raise UsageError(f"{args.scenario}: {exc}") from None
+    scenario = _load_scenario(args.scenario)
+    source = _source_file(args)
     if args.check:
         if args.impl != "model":
             raise UsageError("--check replays through the model: use --impl model")
@@ -60,7 +73,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-        log = replay(scenario, impl=args.impl, variant=args.variant)
+        log = _replay_checked(scenario, args.impl, args.variant, source)
         # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
         text = json.dumps(log)
     sys.stdout.write(text)
@@ -83,6 +96,33 @@ def _check(scenario: Scenario, variant: Variant) -> int:
     if not found:
         print(f"no property violated ({variant.name})")
     return 1 if found else 0
+
+
+def _source_file(args: argparse.Namespace) -> Path | None:
+    """``--source FILE`` (only with ``--impl c``), checked to exist."""
+    if args.source is None:
+        return None
+    if args.impl != "c":
+        raise UsageError("--source FILE.c needs --impl c")
+    path = Path(args.source)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    return path
+
+
+def _replay_checked(
+    scenario: Scenario, impl: str, variant: str, source: Path | None
+) -> dict[str, Any]:
+    """:func:`replay`, with a source that does not build as a usage error (exit 2)."""
+    if impl != "c":
+        return replay(scenario, impl=impl, variant=variant)
+    from vmballoon.harness.build import BuildError
+    from vmballoon.harness.patches import PatchError
+
+    try:
+        return replay(scenario, impl=impl, variant=variant, source=source)
+    except (BuildError, PatchError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -117,8 +157,6 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """``vmballoon spec``: regenerate (or check) spec/reference.md."""
-    from pathlib import Path
-
     from vmballoon.apps import specgen
 
     if args.from_verify is not None:
@@ -126,9 +164,15 @@ def cmd_spec(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
         try:
-            fresh = specgen.import_verify(path) if not args.check else specgen.stable_results(
-                json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError) as exc:
+            if args.check:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                specgen.require_complete(raw)
+                fresh = specgen.stable_results(raw)
+            else:
+                fresh = specgen.import_verify(path)
+        except specgen.PartialResult as exc:
+            raise UsageError(f"{path}: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"{path}: not a vmballoon verify --json output ({exc})") from None
         if args.check:
             problems = specgen.compare_results(fresh, specgen.load_results())
@@ -156,13 +200,24 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def package_version() -> str:
+    """The installed distribution's version (``vmballoon-spec``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vmballoon-spec")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="vmballoon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
-    p.add_argument("scenario", help="scenario file (vmballoon-scenario/1)")
+    p.add_argument("scenario", help="scenario file (vmballoon-scenario/1); - reads stdin")
     p.add_argument("--impl", choices=IMPLS, default="model")
     p.add_argument(
         "--variant",
@@ -175,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("events", "itf", "table"),
         default="events",
         help="events: the contract's event log; itf: ITF trace; table: readable changes",
+    )
+    p.add_argument(
+        "--source",
+        metavar="FILE.c",
+        default=None,
+        help="with --impl c: compile this driver source instead of the variant's",
     )
     p.add_argument(
         "--check",
@@ -204,17 +265,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-verify",
         metavar="FILE",
         default=None,
-        help="a vmballoon verify --json output: record its results (with --check: compare)",
+        help="the output of a full `vmballoon verify --json`: record its results, findings "
+        "and reference (with --check: compare); a partial run (--property, --variant, "
+        "--no-necessity) is refused with exit 2 and nothing is written, never merged",
     )
     p.set_defaults(func=cmd_spec)
 
+    from vmballoon.apps.golden import add_golden_parser
+    from vmballoon.apps.patch import add_patch_parser
     from vmballoon.apps.simulate import add_simulate_parser
     from vmballoon.proofs.cli import add_verify_parser
 
     add_verify_parser(sub)
     add_simulate_parser(sub)
+    add_golden_parser(sub)
+    add_patch_parser(sub)
 
     return parser
+
+
+def _harness_errors() -> tuple[type[Exception], ...]:
+    """Failures of the compiled driver's run (a driver that loops): one line, exit 1."""
+    from vmballoon.harness.process import HarnessError
+
+    return (HarnessError,)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
+        return 1
+    except _harness_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -13,15 +13,19 @@ from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import SEED, Variant, parse_variant
 
-IMPLS = ("model", "reference")
+IMPLS = ("model", "reference", "c")
 
 
 def replay(
     scenario: Scenario | str | Path,
     impl: str = "model",
     variant: Variant | str = SEED,
+    source: Path | None = None,
 ) -> dict[str, Any]:
-    """The event log of ``scenario`` replayed by ``impl`` ("model" or "reference").
+    """The event log of ``scenario`` replayed by ``impl`` ("model", "reference" or "c").
+
+    ``impl="c"`` compiles and runs the driver's C (:mod:`vmballoon.harness`): the
+    variant's patched seed, or the file ``source``.
 
     ``scenario`` is a :class:`Scenario` or the path of a scenario file; ``variant``
     a :class:`Variant` or its name (``seed``, ``fixed``, ``fixed-<fix>``, ``fix,fix``).
@@ -42,4 +46,8 @@ def replay(
 
         with cyclic_gc_paused():
             return reference.replay(scenario, variant)
-    raise ValueError(f"unknown implementation {impl!r} (use model or reference)")
+    if impl == "c":
+        from vmballoon.harness.replay import replay as replay_c
+
+        return replay_c(scenario, variant, source)
+    raise ValueError(f"unknown implementation {impl!r} (use model, reference or c)")

@@ -22,8 +22,8 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
-from vmballoon.apps.argtypes import positive_int, variant_name
 from vmballoon.apps.simulation import SimConfig, SimResult, simulate
+from vmballoon.core.argtypes import positive_int, variant_name
 from vmballoon.core.host import Schedule
 from vmballoon.core.protocol import (
     CAP_BASIC,

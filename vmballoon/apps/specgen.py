@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from vmballoon.core import protocol
+from vmballoon.core.specdata import spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, FIXES
 from vmballoon.model.properties import PROPERTY_NAMES, STATE_PROPERTIES, TRANSITION_PROPERTIES
 
-SPEC = Path(__file__).resolve().parents[2] / "spec"
+SPEC = spec_dir()
 DOCUMENT = "reference.md"
 RESULTS = "verify-results.json"
 TRACE_ONLY: dict[str, str] = {}
@@ -262,14 +263,6 @@ def render(results: dict[str, Any]) -> str:
         "driver, the fixes, and the findings. The executable form is `model/`; "
         "`reference/` and `proofs/` are checked against it.",
         "",
-        "## Contents",
-        "1. Protocol constants (generated)",
-        *[f"{i + 2}. {c[:-3].capitalize()}" for i, c in enumerate(CHAPTERS)],
-        f"{len(CHAPTERS) + 2}. Properties and their status (generated)",
-        f"{len(CHAPTERS) + 3}. Findings (generated)",
-        f"{len(CHAPTERS) + 4}. Fix necessity (generated)",
-        f"{len(CHAPTERS) + 5}. Inductive invariants (generated)",
-        "",
         "## Protocol constants",
         "",
         constants_table(),
@@ -345,7 +338,40 @@ def render(results: dict[str, Any]) -> str:
         invariants_section(results),
         "",
     ]
-    return "\n".join(parts)
+    head = parts.index("## Protocol constants")
+    return "\n".join([*parts[:head], *contents(parts[head:]), *parts[head:]])
+
+
+def anchor(heading: str, used: dict[str, int]) -> str:
+    """The anchor GitHub gives ``heading`` (lower case, punctuation dropped, spaces to
+    hyphens; a repeated anchor gets ``-1``, ``-2``, ...)."""
+    import re
+
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    n = used.get(slug, 0)
+    used[slug] = n + 1
+    return slug if n == 0 else f"{slug}-{n}"
+
+
+def contents(body: list[str]) -> list[str]:
+    """The contents list: every section (``##``) of ``body``, in order, linked."""
+    lines = ["## Contents"]
+    used: dict[str, int] = {"contents": 1}
+    fenced = False
+    number = 0
+    for text in "\n".join(body).splitlines():
+        if text.startswith("```"):
+            fenced = not fenced
+        if fenced:
+            continue
+        if text.startswith("#"):
+            level = len(text) - len(text.lstrip("#"))
+            title = text[level:].strip()
+            slug = anchor(title, used)
+            if level == 2:
+                number += 1
+                lines.append(f"{number}. [{title.replace('`', '')}](#{slug})")
+    return [*lines, ""]
 
 
 def write(results_path: Path | None = None) -> Path:
@@ -370,21 +396,66 @@ def check() -> list[str]:
     return list(diff)[:40]
 
 
+class PartialResult(ValueError):
+    """A verify output that does not cover everything the checked-in results cover."""
+
+
+def missing(raw: dict[str, Any]) -> list[str]:
+    """What a full ``vmballoon verify`` run reports and ``raw`` lacks (empty: complete).
+
+    A full run checks every property on SEED and on FIXED, the vacuity of FIXED's
+    invariant and the fix-necessity table (FIXED minus each fix).
+    """
+    if not isinstance(raw.get("results"), list):
+        raise ValueError("no 'results' list")
+    have = {(r.get("variant"), r.get("prop")) for r in raw["results"]}
+    out = [f"{v} {p}" for v in ("seed", FIXED.name) for p in PROPERTY_NAMES if (v, p) not in have]
+    if (FIXED.name, "vacuity") not in have:
+        out.append("fixed vacuity")
+    necessity = raw.get("necessity") or {}
+    out += [f"necessity of {fix}" for fix in FIX_NAMES if fix not in necessity]
+    if raw.get("complete") is False:
+        out.append("the run says it was partial (--property, --variant or --no-necessity)")
+    return out
+
+
+def require_complete(raw: dict[str, Any]) -> None:
+    """Raise :class:`PartialResult` unless ``raw`` is the output of a full verify run.
+
+    ``spec --from-verify`` refuses a partial result rather than merging it: the
+    checked-in results, findings and reference stay as they are.
+    """
+    lacks = missing(raw)
+    if lacks:
+        more = f" and {len(lacks) - 3} more" if len(lacks) > 3 else ""
+        raise PartialResult(
+            f"partial verify result (lacks {', '.join(lacks[:3])}{more}); run the full "
+            "`vmballoon verify --json` (no --property/--variant/--no-necessity); nothing written"
+        )
+
+
 def import_verify(raw_path: Path) -> dict[str, Any]:
     """Take a ``vmballoon verify --json`` output: its stable part and its counterexamples.
 
-    Copies every counterexample scenario it names into ``spec/findings/`` and
-    returns the results as they are checked in.
+    Refuses (:class:`PartialResult`) a partial run; reads every counterexample
+    scenario it names before writing anything, then copies them into
+    ``spec/findings/`` and returns the results as they are checked in.
     """
     raw: dict[str, Any] = json.loads(raw_path.read_text(encoding="utf-8"))
+    require_complete(raw)
+    copies: dict[Path, str] = {}
     findings = SPEC / "findings"
-    findings.mkdir(exist_ok=True)
     for r in [*raw.get("results", []), *raw.get("defects", [])]:
         src = r.get("scenario")
         if src and r.get("variant", "seed") == "seed":
-            target = findings / Path(src).name
-            target.write_text(Path(src).read_text(encoding="utf-8"), encoding="utf-8")
+            try:
+                copies[findings / Path(src).name] = Path(src).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"counterexample {src}: cannot read ({exc.strerror})") from None
     stable = stable_results(raw)
+    findings.mkdir(exist_ok=True)
+    for target, text in copies.items():
+        target.write_text(text, encoding="utf-8")
     stable["results"] = [
         r if r["variant"] == "seed" else {**r, "scenario": None} for r in stable["results"]
     ]

@@ -1,0 +1,109 @@
+"""``python -m benchmarks.mutation [--jobs N] [--only FILE] [--out report.json] ...``.
+
+Mutates ``model/``, ``reference/`` and ``proofs/encoding.py``
+(:mod:`benchmarks.mutation.mutator`), runs each mutant against the project's fast
+checks cheapest first (:mod:`benchmarks.mutation.stages`) and writes a JSON report:
+killed (and by which stage), survived (with the mutant's diff), the reviewed
+equivalent mutants of ``equivalent.json``, the score and the time.  Run it under
+``nice``: it is a benchmark, not a CI step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+from pathlib import Path
+
+from benchmarks.mutation.mutator import KINDS, all_mutants, target_files
+from benchmarks.mutation.runner import ROOT, Result, campaign, load_equivalent, report
+from benchmarks.mutation.stages import STAGES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.mutation", description=__doc__)
+    p.add_argument("--jobs", type=int, default=1, help="workers (one scratch copy each)")
+    p.add_argument("--only", action="append", metavar="FILE", help="mutate only FILE (repeatable)")
+    p.add_argument("--kind", action="append", choices=KINDS, help="only mutants of this kind")
+    p.add_argument("--match", metavar="TEXT", help="only mutants whose key contains TEXT")
+    p.add_argument(
+        "--rerun", metavar="REPORT", help="only the survivors of an earlier report (keys)"
+    )
+    p.add_argument("--sample", type=int, metavar="N", help="a random sample of N mutants")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    p.add_argument(
+        "--stage",
+        action="append",
+        choices=[s.name for s in STAGES],
+        help="run these stages (default: all but 'suite')",
+    )
+    p.add_argument("--list", action="store_true", help="print the mutants' keys and stop")
+    p.add_argument("--out", default="mutation-report.json", help="the JSON report")
+    return p
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    known = target_files(ROOT)
+    for rel in args.only or []:
+        if rel not in known:
+            print(f"error: {rel}: not a mutated file (one of {', '.join(known)})", file=sys.stderr)
+            return 2
+    mutants = list(all_mutants(ROOT, args.only))
+    if args.kind:
+        mutants = [m for m in mutants if m.kind in args.kind]
+    if args.match:
+        mutants = [m for m in mutants if args.match in m.key]
+    if args.rerun:
+        try:
+            keys = {s["key"] for s in json.loads(Path(args.rerun).read_text())["survivors"]}
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {args.rerun}: not a mutation report ({exc})", file=sys.stderr)
+            return 2
+        mutants = [m for m in mutants if m.key in keys]
+    if args.sample is not None and args.sample < len(mutants):
+        mutants = sorted(
+            random.Random(args.seed).sample(mutants, args.sample),
+            key=lambda m: (m.file, m.start, m.key),
+        )
+    if args.list:
+        for m in mutants:
+            print(f"{m.line:5d} {m.key}")
+        return 0
+    if not mutants:
+        print("error: no mutant selected", file=sys.stderr)
+        return 2
+    equivalent = load_equivalent()
+
+    def progress(done: int, total: int, r: Result) -> None:
+        where = f" by {r.stage}" if r.stage else ""
+        mark = " [equivalent]" if r.outcome == "survived" and r.mutant.key in equivalent else ""
+        print(
+            f"[{done}/{total}] {r.outcome}{where} {r.seconds:.1f}s {r.mutant.key}{mark}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    results, base, wall = campaign(mutants, args.jobs, progress, args.stage)
+    rep = report(results, base, wall, equivalent)
+    Path(args.out).write_text(json.dumps(rep, indent=1) + "\n")
+    print(
+        f"{rep['mutants']} mutants: {rep['killed']} killed ({rep['timeouts']} by timeout), "
+        f"{rep['equivalent']} equivalent, {rep['survived']} survived; "
+        f"score {100 * rep['score']:.1f}% of non-equivalent mutants; "
+        f"{rep['wall_seconds']:.0f} s wall ({args.jobs} jobs); report: {args.out}"
+    )
+    for s in rep["survivors"]:
+        print(f"\nsurvived: {s['key']} (line {s['line']})\n{s['diff']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

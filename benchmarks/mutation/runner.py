@@ -1,0 +1,235 @@
+"""The campaign: scratch copies, workers, the baseline, every mutant, the report.
+
+Each job owns one scratch copy of the repository (in a temporary folder, with a
+link to ``../shared`` beside it when the checkout has one, for the golden
+replays) and one :mod:`benchmarks.mutation.worker` process serving it.  The
+unmutated tree runs every stage first: all must pass (else the checks are broken
+and no mutant result would mean anything), and their times set the timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.mutation.mutator import Mutant
+from benchmarks.mutation.stages import STAGES, stages_for
+
+ROOT = Path(__file__).resolve().parents[2]
+EQUIVALENT = Path(__file__).with_name("equivalent.json")
+_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache",
+    ".pytest_cache", "*.egg-info", "mutation-report*.json",
+)  # fmt: skip
+
+
+def make_tree(parent: Path, root: Path = ROOT) -> Path:
+    """A copy of ``root`` at ``parent/repo`` (links kept), with ``parent/shared`` beside it."""
+    tree = parent / "repo"
+    shutil.copytree(root, tree, symlinks=True, ignore=_IGNORE)
+    shared = root.parent / "shared"
+    if shared.is_dir():
+        (parent / "shared").symlink_to(shared.resolve())
+    return tree
+
+
+class Worker:
+    """One worker process over one scratch tree; requests are served one at a time."""
+
+    def __init__(self, tree: Path) -> None:
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=str(tree),
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONHASHSEED="0",
+            MPLBACKEND="Agg",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.mutation.worker"],
+            cwd=tree,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(
+        self, rel: str, source: str, stages: list[str], timeouts: dict[str, float], log: bool
+    ) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        req: dict[str, Any] = {
+            "file": rel, "source": source, "stages": stages, "timeouts": timeouts
+        }  # fmt: skip
+        if log:
+            req["keep_log"] = True
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("mutation worker died")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        """Stop the worker and the stage it may be running."""
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@dataclass
+class Result:
+    mutant: Mutant
+    outcome: str
+    stage: str | None
+    seconds: float
+    stages: dict[str, float]
+
+
+def load_equivalent(path: Path = EQUIVALENT) -> dict[str, str]:
+    """Reviewed equivalent mutants: key -> reason."""
+    if not path.exists():
+        return {}
+    data: dict[str, str] = json.loads(path.read_text())["equivalent"]
+    return data
+
+
+def baseline(
+    worker: Worker, files: Iterable[str], stage_filter: list[str] | None = None
+) -> dict[str, float]:
+    """Run every stage on the unmutated tree; their seconds.  Fails if any stage fails."""
+    times: dict[str, float] = {}
+    for rel in files:
+        names = [s.name for s in stages_for(rel, stage_filter) if s.name not in times]
+        if not names:
+            continue
+        source = (ROOT / rel).read_text()
+        answer = worker.run(rel, source, names, {n: 1800.0 for n in names}, log=True)
+        if answer["outcome"] != "survived":
+            raise RuntimeError(
+                f"stage {answer['stage']} fails on the unmutated tree:\n{answer.get('log', '')}"
+            )
+        times.update(answer["stages"])
+    return times
+
+
+def timeout_for(seconds: float) -> float:
+    """A stage that takes 3x its unmutated time plus 20 s is a hanging mutant."""
+    return 3.0 * seconds + 20.0
+
+
+def campaign(
+    mutants: list[Mutant],
+    jobs: int,
+    progress: Callable[[int, int, Result], None],
+    stage_filter: list[str] | None = None,
+) -> tuple[list[Result], dict[str, float], float]:
+    """Run every mutant; the results, the baseline stage times and the wall time."""
+    t0 = time.monotonic()
+    files = sorted({m.file for m in mutants})
+    sources = {rel: (ROOT / rel).read_text() for rel in files}
+    with tempfile.TemporaryDirectory(prefix="vmballoon-mutation-") as tmp:
+        workers = []
+        for k in range(max(1, jobs)):
+            parent = Path(tmp) / f"w{k}"
+            parent.mkdir()
+            workers.append(Worker(make_tree(parent)))
+        try:
+            base = baseline(workers[0], files, stage_filter)
+            timeouts = {name: timeout_for(s) for name, s in base.items()}
+            free = list(workers)
+            lock = threading.Lock()
+            results: list[Result] = []
+
+            def one(m: Mutant) -> Result:
+                with lock:
+                    w = free.pop()
+                try:
+                    names = [s.name for s in stages_for(m.file, stage_filter) if s.name in base]
+                    ans = w.run(m.file, m.apply(sources[m.file]), names, timeouts, log=False)
+                finally:
+                    with lock:
+                        free.append(w)
+                r = Result(m, ans["outcome"], ans["stage"], ans["seconds"], ans["stages"])
+                with lock:
+                    results.append(r)
+                    progress(len(results), len(mutants), r)
+                return r
+
+            pool = ThreadPoolExecutor(max_workers=len(workers))
+            try:
+                list(pool.map(one, mutants))
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+        finally:
+            for w in workers:
+                w.close()
+    order = {m.key: k for k, m in enumerate(mutants)}
+    results.sort(key=lambda r: order[r.mutant.key])
+    return results, base, time.monotonic() - t0
+
+
+def report(
+    results: list[Result], base: dict[str, float], wall: float, equivalent: dict[str, str]
+) -> dict[str, Any]:
+    """The JSON report: counts, score, survivors with their diffs."""
+    sources: dict[str, str] = {}
+    survivors, equivalents, stale = [], [], []
+    killed_by: Counter[str] = Counter()
+    per_file: dict[str, Counter[str]] = {}
+    for r in results:
+        m = r.mutant
+        counts = per_file.setdefault(m.file, Counter())
+        counts["mutants"] += 1
+        if r.outcome in ("killed", "timeout"):
+            killed_by[f"{r.stage} ({r.outcome})" if r.outcome == "timeout" else str(r.stage)] += 1
+            counts["killed"] += 1
+            if m.key in equivalent:
+                stale.append(m.key)
+            continue
+        if m.key in equivalent:
+            counts["equivalent"] += 1
+            equivalents.append({"key": m.key, "reason": equivalent[m.key]})
+            continue
+        counts["survived"] += 1
+        if m.file not in sources:
+            sources[m.file] = (ROOT / m.file).read_text()
+        survivors.append(
+            {"key": m.key, "line": m.line, "kind": m.kind, "diff": m.diff(sources[m.file])}
+        )
+    total = len(results)
+    killed = sum(killed_by.values())
+    scored = total - len(equivalents)
+    return {
+        "mutants": total,
+        "killed": killed,
+        "timeouts": sum(1 for r in results if r.outcome == "timeout"),
+        "equivalent": len(equivalents),
+        "survived": len(survivors),
+        "score": round(killed / scored, 4) if scored else 1.0,
+        "wall_seconds": round(wall, 1),
+        "mutant_seconds": round(sum(r.seconds for r in results), 1),
+        "baseline_seconds": base,
+        "stages": [s.name for s in STAGES],
+        "killed_by": dict(killed_by.most_common()),
+        "kinds": dict(Counter(r.mutant.kind for r in results).most_common()),
+        "files": {f: dict(c) for f, c in sorted(per_file.items())},
+        "survivors": survivors,
+        "equivalent_mutants": equivalents,
+        "killed_but_listed_equivalent": stale,
+        "results": [
+            {"key": r.mutant.key, "outcome": r.outcome, "stage": r.stage, "seconds": r.seconds}
+            for r in results
+        ],
+    }

@@ -1,0 +1,117 @@
+"""The project's fast checks, cheapest first, and which mutated files each one can see.
+
+A mutant runs through the stages that apply to its file, in this order, and is
+killed by the first that fails (or exceeds its timeout).  Each stage is a pytest
+selection or a ``vmballoon`` command, run in a fresh process forked from a worker
+that has the heavy libraries (z3, hypothesis, pytest) loaded already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODEL, REFERENCE, ENCODING = "model/", "reference/", "proofs/encoding.py"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One check: ``pytest ARGS`` (kind ``pytest``) or ``vmballoon ARGS`` (kind ``cli``)."""
+
+    name: str
+    kind: str
+    args: tuple[str, ...]
+    applies: tuple[str, ...]
+    """Prefixes of the files whose mutants this stage can kill."""
+    env: dict[str, str] = field(default_factory=dict)
+    default: bool = True
+    """Run unless asked otherwise (``--stage``)."""
+
+    def applies_to(self, rel: str) -> bool:
+        return any(rel.startswith(p) for p in self.applies)
+
+
+SLOW = (
+    # checks the conformance checker itself on SEED (26 s): mutants of the encoding
+    # meet test_encoding_matches_model instead
+    "tests/test_encoding_conformance.py::test_checker_detects_a_wrong_successor",
+)
+FUZZ_EXAMPLES = "50"
+ASIDE = (
+    # not about the readings: the scenario parser, the fuzz command's options, the
+    # generated spec, the mutation tool itself
+    "tests/test_scenario_validation.py",
+    "tests/test_fuzz_cli.py",
+    "tests/test_spec_generated.py",
+    "tests/test_mutation.py",
+)
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "boundaries",
+        "pytest",
+        ("tests/test_boundaries.py",),
+        (MODEL, REFERENCE, ENCODING),
+    ),
+    Stage(
+        "golden",
+        "pytest",
+        ("tests/test_model_golden.py", "tests/test_reference_golden.py"),
+        (MODEL, REFERENCE),
+    ),
+    Stage(
+        "scenarios",
+        "pytest",
+        ("tests/test_scenarios_differential.py",),
+        (MODEL, REFERENCE),
+    ),
+    Stage(
+        "conformance",
+        "pytest",
+        ("tests/test_encoding_conformance.py", "--deselect", SLOW[0]),
+        (MODEL, ENCODING),
+    ),
+    Stage(
+        "fuzz",
+        "pytest",
+        (
+            "tests/test_fuzz_differential.py",
+            # with fewer examples than CI's, coverage of every transition is not expected
+            "--deselect=tests/test_fuzz_differential.py::test_ci_fuzz_reached_every_transition",
+        ),
+        (MODEL, REFERENCE),
+        {"VMBALLOON_CI_EXAMPLES": FUZZ_EXAMPLES},
+    ),
+    Stage(
+        "suite",
+        "pytest",
+        (
+            "tests",
+            "--ignore=tests/test_model_golden.py",
+            "--ignore=tests/test_reference_golden.py",
+            "--ignore=tests/test_scenarios_differential.py",
+            "--ignore=tests/test_boundaries.py",
+            "--ignore=tests/test_encoding_conformance.py",
+            "--ignore=tests/test_fuzz_differential.py",
+            *(f"--ignore={path}" for path in ASIDE),
+        ),
+        (MODEL, REFERENCE, ENCODING),
+        # the rest of the test suite: 15-40 s per mutant that gets this far; on request
+        default=False,
+    ),
+    Stage(
+        "verify",
+        "cli",
+        ("verify", "--variant", "fixed", "--no-necessity", "--jobs", "1", "--timeout", "120"),
+        (ENCODING,),
+    ),
+)
+STAGES_BY_NAME = {s.name: s for s in STAGES}
+
+
+def stages_for(rel: str, only: list[str] | None = None) -> list[Stage]:
+    """The stages that can kill a mutant of ``rel``, cheapest first (``only``: these)."""
+    return [
+        s
+        for s in STAGES
+        if s.applies_to(rel) and (s.name in only if only is not None else s.default)
+    ]

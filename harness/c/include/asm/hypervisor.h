@@ -1,0 +1,2 @@
+/* Userspace stand-in for <asm/hypervisor.h>: see kshim.h. */
+#include "kshim.h"

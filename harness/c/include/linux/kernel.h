@@ -1,0 +1,2 @@
+/* Userspace stand-in for <linux/kernel.h>: everything vmw_balloon.c uses is in kshim.h. */
+#include "kshim.h"

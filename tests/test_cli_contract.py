@@ -1,0 +1,117 @@
+"""The command line's contract: arguments checked before any work, one line and exit 2
+for bad input, stdin as a scenario, partial verify results refused, ``--version``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SCENARIOS
+from vmballoon.apps import specgen
+from vmballoon.core.variants import FIXED
+from vmballoon.proofs.check import vacuity
+
+
+def _run(*args: str, stdin: str | None = None, cwd: Path | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "vmballoon", *args], input=stdin,
+                          capture_output=True, text=True, check=False, timeout=timeout,
+                          cwd=cwd)  # fmt: skip
+
+
+def _one_line_usage_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--jobs", "0"], "--jobs"),
+        (["--jobs", "-3"], "--jobs"),
+        (["--depth", "-1"], "--depth"),
+        (["--depth", "0"], "--depth"),  # depth 0 would turn every violation into "no-cex"
+        (["--timeout", "-1"], "--timeout"),
+        (["--timeout", "0"], "--timeout"),
+        (["--timeout", "nan"], "--timeout"),
+    ],
+)
+def test_verify_rejects_bad_numbers_before_any_work(args: list[str], says: str) -> None:
+    started = time.monotonic()
+    proc = _run("verify", *args, timeout=30)
+    assert says in _one_line_usage_error(proc)
+    assert time.monotonic() - started < 20  # nothing was solved
+    assert proc.stdout == ""
+
+
+def test_verify_rejects_an_out_that_is_a_file_or_cannot_be_created(tmp_path: Path) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    line = _one_line_usage_error(_run("verify", "--out", str(afile), timeout=30))
+    assert "not a directory" in line
+    line = _one_line_usage_error(_run("verify", "--out", str(afile / "sub"), timeout=30))
+    assert "not a directory" in line
+    line = _one_line_usage_error(_run("verify", "--out", "/proc/vmballoon-out", timeout=30))
+    assert "--out" in line
+    assert not (tmp_path / "verify-out").exists()
+
+
+def test_vacuity_that_times_out_is_unknown_never_never_enabled() -> None:
+    outcome = vacuity(FIXED, timeout=0.001)
+    assert outcome.status == "unknown", (outcome.status, outcome.detail)
+    assert "never enabled" not in outcome.detail and "unsat" not in outcome.detail
+
+
+def test_replay_dash_reads_the_scenario_from_stdin() -> None:
+    path = SCENARIOS / "null_ops.json"
+    from_file = _run("replay", str(path))
+    from_stdin = _run("replay", "-", stdin=path.read_text())
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert json.loads(from_stdin.stdout) == json.loads(from_file.stdout)
+    line = _one_line_usage_error(_run("replay", "-", stdin="{"))
+    assert "<stdin>" in line
+
+
+def test_version() -> None:
+    proc = _run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("vmballoon ")
+    assert proc.stdout.split()[1][0].isdigit()
+
+
+def _partial_verify(tmp_path: Path) -> Path:
+    full = json.loads((specgen.SPEC / specgen.RESULTS).read_text())
+    full["results"] = [r for r in full["results"] if r["prop"] == "protocol"]
+    full["necessity"] = {}
+    path = tmp_path / "one-property.json"
+    path.write_text(json.dumps(full))
+    return path
+
+
+def _spec_files() -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(specgen.SPEC.rglob("*")) if p.is_file()}
+
+
+def test_spec_from_a_partial_verify_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    before = _spec_files()
+    partial = _partial_verify(tmp_path)
+    line = _one_line_usage_error(_run("spec", "--from-verify", str(partial)))
+    assert "partial" in line and "nothing written" in line
+    line = _one_line_usage_error(_run("spec", "--check", "--from-verify", str(partial)))
+    assert "partial" in line
+    assert _spec_files() == before
+
+
+def test_a_run_that_says_it_was_partial_is_refused() -> None:
+    full = json.loads((specgen.SPEC / specgen.RESULTS).read_text())
+    assert specgen.missing(full) == []
+    assert specgen.missing({**full, "complete": False})
+    with pytest.raises(specgen.PartialResult):
+        specgen.require_complete({**full, "complete": False})
+

@@ -1,0 +1,81 @@
+"""Argument types shared by the subcommands: each raises ``argparse.ArgumentTypeError``.
+
+argparse turns the error into the one-line message the CLI prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vmballoon.core.variants import parse_variant
+
+
+def variant_name(text: str) -> str:
+    """A variant: ``seed``, ``fixed``, ``fixed-<fix>`` or ``fix,fix,...``."""
+    try:
+        parse_variant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def positive_int(text: str) -> int:
+    """An integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def output_dir(text: str) -> str:
+    """A directory that exists and is writable, or that can be created.
+
+    The check finds an ``--out`` that names a file or an unwritable place before
+    any work is done; it creates nothing that stays (it probes the nearest existing
+    directory with a temporary file, which root's permission bits would not show).
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: cannot be created ({probe} is not a directory)")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".vmballoon-probe-"):
+            pass
+    except OSError as exc:
+        where = "directory is not writable" if probe == path.absolute() else (
+            f"cannot be created in {probe}"
+        )  # fmt: skip
+        raise argparse.ArgumentTypeError(f"{text}: {where} ({exc.strerror})") from None
+    return text
