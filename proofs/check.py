@@ -186,6 +186,8 @@ def invariant_row(h: Houdini, split: bool) -> dict[str, Any]:
 
 DEEP_DEPTH = 22
 """Depth of the accelerated search (:mod:`proofs.accel`) for what plain BMC leaves open."""
+ACCEL_PROPS = ("rate_bounds", "rate_counter", "throttle")
+"""The properties over the allocation counters: those that acceleration can bring closer."""
 
 
 def check_variant(
@@ -195,8 +197,9 @@ def check_variant(
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For the seed,
-    Houdini runs over split lemmas (:mod:`proofs.lemmas`), and what plain BMC does not
-    violate up to ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH`.
+    Houdini runs over split lemmas (:mod:`proofs.lemmas`).  A property over the
+    allocation counters (:data:`ACCEL_PROPS`) that plain BMC does not violate up to
+    ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH`.
     The first row is the invariant Houdini kept (:func:`invariant_row`); a property it
     proves has no time of its own (its time is the invariant's).
     """
@@ -222,16 +225,14 @@ def check_variant(
     rest = [n for n in props if n not in h.proved]
     if use_bmc and rest:
         found = bmc(rest, variant, depth, timeout, out_dir)
-        if split:
-            open_ = [o.prop for o in found if o.status == "no-cex"]
-            if open_:
-                deep = {o.prop: o for o in bmc(open_, variant, DEEP_DEPTH, timeout, out_dir,
-                                               accel=True)}  # fmt: skip
-                for o in found:
-                    if o.prop in deep:
-                        d = deep[o.prop]
-                        d.seconds += o.seconds
-                        found[found.index(o)] = d
+        open_ = [o.prop for o in found if o.status == "no-cex" and o.prop in ACCEL_PROPS]
+        if open_:
+            deep = {o.prop: o for o in bmc(open_, variant, DEEP_DEPTH, timeout, out_dir,
+                                           accel=True)}  # fmt: skip
+            for k, o in enumerate(found):
+                if o.prop in deep:
+                    deep[o.prop].seconds += o.seconds
+                    found[k] = deep[o.prop]
         outs.extend(found)
     if live:
         outs.append(progress_outcome(variant, h, use_bmc, depth, timeout, out_dir))
