@@ -197,7 +197,7 @@ def check_variant(
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For the seed,
-    Houdini runs over split lemmas (:mod:`proofs.lemmas`).  A property over the
+    Houdini runs over split lemmas (:mod:`proofs.lemmas`), and a property over the
     allocation counters (:data:`ACCEL_PROPS`) that plain BMC does not violate up to
     ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH`.
     The first row is the invariant Houdini kept (:func:`invariant_row`); a property it
@@ -226,6 +226,7 @@ def check_variant(
     if use_bmc and rest:
         found = bmc(rest, variant, depth, timeout, out_dir)
         open_ = [o.prop for o in found if o.status == "no-cex" and o.prop in ACCEL_PROPS]
+        open_ = open_ if split else []  # the seed only: the other variants' table is bounded
         if open_:
             deep = {o.prop: o for o in bmc(open_, variant, DEEP_DEPTH, timeout, out_dir,
                                            accel=True)}  # fmt: skip
