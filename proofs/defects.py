@@ -64,9 +64,10 @@ def product_search(
     """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps.
 
     Iterative deepening from ``start`` (a lower bound: SEED's shortest violation of any
-    of ``props``) finds the shortest.  With ``window`` one query asks for a violation at
-    any depth from ``start`` to ``depth`` (faster for deep interplays; the depth found
-    is then not proved the shortest).  Returns ``(status, property, depth, trace)``;
+    of ``props``) finds the shortest.  With ``window`` the depths are asked in windows
+    of 1, 2, 4, ... (one query for a violation at any depth of the window, fewer deep
+    queries for a deep interplay); the window that answers is narrowed down, so the
+    depth found is still the shortest.  Returns ``(status, property, depth, trace)``;
     ``status`` is ``found``, ``none`` (nothing up to ``depth``) or ``unknown``.
     """
     from vmballoon.proofs.check import Trace
@@ -99,19 +100,36 @@ def product_search(
             for n in names
         ])  # fmt: skip
 
-    queries = [(depth, list(range(start, depth + 1)))] if window else [
-        (k, [k]) for k in range(start, depth + 1)
-    ]  # fmt: skip
-    for top, ks in queries:
+    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
+        """A violation at some depth in ``lo..hi``: the answer, the model, the least depth."""
         sol = _solver(timeout)
-        sol.add(*prefix[: top + 1], z3.Or([goal(k) for k in ks]))
+        sol.add(*prefix[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]))
         r = sol.check()
-        if r == z3.unknown:
-            return "unknown", None, top, None
-        if r == z3.unsat:
-            continue
+        if r != z3.sat:
+            return r, None, hi
         m = sol.model()
-        k = next(k for k in ks if z3.is_true(m.eval(goal(k), model_completion=True)))
+        k = next(k for k in range(lo, hi + 1)
+                 if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
+        return r, m, k
+
+    # galloping windows from the lower bound (1, 2, 4, ... depths per query; one depth per
+    # query without ``window``), then the window that answered is narrowed to the shortest
+    lo, size = start, 1
+    while lo <= depth:
+        hi = min(depth, lo + size - 1)
+        r, m, k = ask(lo, hi)
+        if r == z3.unknown:
+            return "unknown", None, hi, None
+        if r == z3.unsat:
+            lo, size = hi + 1, size * 2 if window else 1
+            continue
+        while k > lo:
+            r2, m2, k2 = ask(lo, k - 1)
+            if r2 == z3.unknown:
+                return "unknown", None, k - 1, None
+            if r2 == z3.unsat:
+                break
+            m, k = m2, k2
         prop = next(
             n for n in names
             if z3.is_false(m.eval(PROPERTIES[n](a[k]), model_completion=True))
@@ -195,9 +213,9 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                           detail)  # fmt: skip
     raw = to_scenario(trace, SEED)
     sc = minimize(raw, lambda s: shows(s, prop, fix))
-    how = "shortest" if not window else f"first found in depths {start}..{depth}"
     return defect_row(fix, prop, k, sc, "violated", time.monotonic() - t0, "product", out_dir,
-                      f"product BMC, SEED against SEED + {fix} on the same inputs ({how})")
+                      f"product BMC, SEED against SEED + {fix} on the same inputs (shortest "
+                      f"from the lower bound {start})")  # fmt: skip
 
 
 def plan_defect(
@@ -245,13 +263,9 @@ def plan_defect(
     job = {
         "kind": "defect", "variant": "seed", "fix": fix, "props": props, "start": start,
         "depth": DEFECT_DEPTH, "timeout": args.timeout, "out": args.out,
-        "window": start > WINDOW_FROM,
+        "window": True,
     }  # fmt: skip
     return None, job
-
-
-WINDOW_FROM = 12
-"""From this lower bound on, the product search asks for any depth in one query."""
 
 
 def lines_of(fix: str) -> str:
