@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from vmballoon.core.protocol import STATS_FIELDS
@@ -67,13 +66,6 @@ def run_to_idle(state: State) -> State:
     if state.loc == Loc.IDLE:
         state = state._replace(entry="")
     return state
-
-
-def trace(state: State) -> Iterator[State]:
-    """The states an entry point passes through, after ``state`` up to the return."""
-    while is_running(state):
-        state = step(state)
-        yield state
 
 
 def start(scenario: Scenario, variant: Variant = SEED) -> State:

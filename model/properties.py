@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vmballoon.core import assumptions as asm
 from vmballoon.core import intervals as iv
 from vmballoon.core.env import DEFAULT_RESPONSE, Event
 from vmballoon.core.protocol import (
@@ -35,7 +36,6 @@ from vmballoon.core.protocol import (
     CAP_BATCHED,
     CAP_BATCHED_2M,
     CAP_SIGNALLED_WAKEUP,
-    ERROR_PPN_INVALID,
     ERROR_RESET,
     MAX_REFUSED,
     PAGE_SHIFT,
@@ -82,16 +82,17 @@ class Ghost:
     answered SUCCESS (a DOORBELL_SET(INVALID, INVALID) clears it).
     ``target_ok``: ``b->target`` holds 0 from init or a value written from a
     command answered SUCCESS (a write from a failed command that changes it clears it).
-    ``tick_cooperative`` / ``tick_throttled`` / ``tick_target``: facts about the work tick in
-    progress, for :func:`progress`.
+    ``tick_broken`` / ``tick_target``: facts about the work tick in progress, for
+    :func:`progress`: the assumptions of :data:`vmballoon.core.assumptions.PROGRESS`
+    the environment broke so far in the tick (name and message of each), and the
+    target GET_TARGET read.
     """
 
     held: frozenset[int] = frozenset()
     negotiated: int = 0
     doorbell_ok: bool = False
     target_ok: bool = True
-    tick_cooperative: bool = True
-    tick_throttled: bool = False
+    tick_broken: tuple[tuple[str, str], ...] = ()
     tick_target: int = -1  # the target GET_TARGET read in this tick, -1 when none
     tick_done: bool = False  # a work tick returned at the transition just observed
 
@@ -327,27 +328,40 @@ def target_from_host(state: State, ghost: Ghost) -> str | None:
 
 
 def progress(state: State, ghost: Ghost) -> str | None:
-    """After a work tick that read a target the host kept for the tick, with a
-    cooperative host (every command SUCCESS, no per-page failure; a batched command
-    that does not name the batch page, lines 470 and 518, refused as a whole with
-    ERROR_PPN_INVALID since the host cannot read it), every allocation served, no
-    rate limit in force and no reset pending:
-    ``target <= size <= target + 512``, and ``size == 0`` when ``target == 0``
+    """After a work tick in the cooperative environment (every progress assumption of
+    ``vmballoon/core/assumptions.py`` held at every step of the tick: the ones the Z3
+    proof makes) that ends with no reset pending, with ``T`` the target GET_TARGET read:
+    ``T <= size <= T + 512``, ``size == 0`` when ``T == 0``, and ``b->target == T``
     (lines 1117-1130 with the loops of 833 and 945)."""
     if not ghost.tick_done or state.loc != Loc.IDLE or state.drv.reset_required:
         return None
-    if not ghost.tick_cooperative or ghost.tick_throttled:
+    if ghost.tick_broken:
         return None
-    size, target = state.drv.size, state.drv.target
-    if ghost.tick_target < 0 or target != ghost.tick_target:
-        return None  # no target read, or the host moved it during the tick
-    if target == 0:
+    size, target, t = state.drv.size, state.drv.target, ghost.tick_target
+    if t < 0:
+        return None  # no target read (implied by the assumptions unless a reset is pending)
+    if target != t:
+        return f"target {target} after the tick, not the target {t} the host gave"
+    if t == 0:
         if size != 0:
             return f"target 0 but size {size} after the tick"
         return None
-    if not target <= size <= target + PAGES_PER_2M:
-        return f"size {size} not within [target, target + 512] = [{target}, {target + 512}]"
+    if not t <= size <= t + PAGES_PER_2M:
+        return f"size {size} not within [target, target + 512] = [{t}, {t + 512}]"
     return None
+
+
+def guest_of(state: State) -> asm.Guest:
+    """The guest of ``state`` as the assumptions read it."""
+    mem = state.env.memory
+    return asm.Guest(mem.end - mem.base, mem.base, state.env.totalram)
+
+
+def guest_broken(
+    state: State, assumptions: tuple[asm.Assumption, ...] = asm.ASSUMPTIONS
+) -> list[tuple[str, str]]:
+    """The guest-wide assumptions among ``assumptions`` that ``state``'s guest breaks."""
+    return asm.broken(assumptions, guest_of(state))
 
 
 STATE_PROPERTIES: dict[str, StateProperty] = {
@@ -467,9 +481,9 @@ def observe_frames(
     bad: list[tuple[str, str, int | None]] = []
     held = set(ghost.held)
     neg, db_ok, target_ok = ghost.negotiated, ghost.doorbell_ok, ghost.target_ok
-    coop, throttled, targeted = ghost.tick_cooperative, ghost.tick_throttled, ghost.tick_target
+    broken, targeted = ghost.tick_broken, ghost.tick_target
     if prev.loc == Loc.IDLE:  # an entry point starts: a new tick
-        coop, throttled, targeted = True, False, -1
+        broken, targeted = (), -1
     k = 0
     target = prev.drv.target
     for ev in new_events(prev, nxt):
@@ -482,13 +496,6 @@ def observe_frames(
             if msg is not None:
                 bad.append(("protocol", msg, None))
             bp = prev.drv.batch_page
-            unnamed = cmd in BATCHED_CMDS and (bp is None or ev["arg1"] != bp)
-            if status not in (0, SUCCESS_WITH_CAPABILITIES) and not (
-                unnamed and status == ERROR_PPN_INVALID
-            ):
-                # a cooperative host refuses a batch it was not shown (lines 470, 518)
-                # with ERROR_PPN_INVALID: the driver's fault, not the host's
-                coop = False
             if cmd == "START":
                 held.clear()
                 if status == SUCCESS_WITH_CAPABILITIES:
@@ -506,8 +513,6 @@ def observe_frames(
                 (held.add if cmd == "LOCK" else held.discard)(ev["arg1"])
             elif cmd in BATCHED_CMDS:
                 statuses = _batch_statuses(prev, ev, resp)
-                if any(st != 0 for _, st in statuses):
-                    coop = False
                 if status == 0 and bp is not None and ev["arg1"] == bp:
                     for pfn, st in statuses:
                         if st == 0:
@@ -524,16 +529,53 @@ def observe_frames(
             if ev["pfn"] in held:
                 msg = f"frame {ev['pfn']} freed while the host holds it"
                 bad.append(("host_agreement", msg, ev["pfn"]))
-        elif kind == "alloc":
-            if ev["pfn"] is None:
-                coop = False
         elif kind == "fault" and ev["kind"] == "bad_free":
             bad.append(("free_order", f"bad free of PFN {ev['pfn']}", ev["pfn"]))
-    if nxt.loc in INFLATE_LOCS and nxt.loop.rate != UINT_MAX:
-        throttled = True
+    if not broken:  # the first assumption the tick breaks is enough
+        broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), step_view(prev, nxt, ghost)))
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
-    new = Ghost(frozenset(held), neg, db_ok, target_ok, coop, throttled, targeted, tick_done=done)
+    new = Ghost(frozenset(held), neg, db_ok, target_ok, broken, targeted, tick_done=done)
     return new, bad
+
+
+def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
+    """The transition ``prev -> nxt`` as the assumptions of
+    :mod:`vmballoon.core.assumptions` read it (``ghost``: the ghost before it)."""
+    commands: list[asm.Command] = []
+    allocations: list[int | None] = []
+    bp = prev.drv.batch_page
+    k = 0
+    for ev in new_events(prev, nxt):
+        if ev["ev"] == "hv":
+            resp = _response(prev, k)
+            k += 1
+            cmd = ev["cmd"]
+            named = bp is not None and ev["arg1"] == bp
+            entries: tuple[int, ...] = ()
+            if cmd in BATCHED_CMDS and named:
+                entries = tuple(st for _, st in _batch_statuses(prev, ev, resp))
+            named = named or cmd not in BATCHED_CMDS
+            commands.append(asm.Command(cmd, ev["status"], ev["result"], named, entries))
+        elif ev["ev"] == "alloc":
+            allocations.append(ev["pfn"])
+    return asm.StepView(
+        commands=tuple(commands),
+        allocations=tuple(allocations),
+        deflating=_deflate_head(prev),
+        basic=prev.drv.ops == OPS_BASIC,
+        reads_target=prev.loc == Loc.W_TARGET,
+        slow=prev.drv.slow_allocation_cycles,
+        size=prev.drv.size,
+        target=ghost.tick_target if prev.loc != Loc.IDLE else -1,
+    )
+
+
+def _deflate_head(prev: State) -> int | None:
+    """The frame the deflate step from ``prev`` takes off its list (line 945), if any."""
+    if prev.loc == Loc.D_LOOP and prev.loop.cursor is not None:
+        head: int = prev.loop.cursor[0]
+        return head
+    return None
 
 
 # -- replay with checks -----------------------------------------------------------------------
@@ -600,4 +642,5 @@ __all__ = [
     "initial_ghost",
     "observe",
     "observe_frames",
+    "step_view",
 ]

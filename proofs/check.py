@@ -25,6 +25,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core.assumptions import names_for
 from vmballoon.core.env import DEFAULT_RESPONSE
 from vmballoon.core.protocol import U64_MASK
 from vmballoon.core.scenario import Response, Scenario
@@ -67,6 +68,11 @@ class Outcome:
     depth: int | None = None
     scenario: str | None = None
     replay: list[dict[str, Any]] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)  # names, vmballoon.core.assumptions
+
+    def __post_init__(self) -> None:
+        if not self.assumptions:
+            self.assumptions = names_for(self.prop)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,7 +185,8 @@ def invariant_row(h: Houdini, split: bool) -> dict[str, Any]:
         "prop": "invariant", "variant": h.variant, "kind": "houdini",
         "status": "unknown" if h.unknown else "proved", "seconds": h.seconds,
         "detail": h.unknown or f"Houdini kept {len(h.proved)} of {len(pool)} candidates",
-        "depth": None, "scenario": None, "replay": [], "conjuncts": kept,
+        "depth": None, "scenario": None, "replay": [], "assumptions": names_for("invariant"),
+        "conjuncts": kept,
         "dropped": dict(sorted(h.dropped.items())),
     }  # fmt: skip
 
@@ -526,17 +533,12 @@ def report_counterexample(
                                         scenario, meta))  # fmt: skip
 
 
-ASSUMPTIONS = (
-    "every PFN is below 2**52 (proofs.encoding.PFN_LIMIT)",
-)
-"""What the encoding assumes of the environment, recorded in every counterexample's meta."""
-
-
 def write_scenario(path: Path, scenario: Scenario, meta: dict[str, Any]) -> Path:
     """Write ``scenario`` with its ``meta`` object (which replay ignores), deterministically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = scenario.to_json()
-    doc["meta"] = {**meta, "assumptions": list(meta.get("assumptions", ASSUMPTIONS))}
+    assumed = meta.get("assumptions") or names_for(str(meta.get("property")))
+    doc["meta"] = {**meta, "assumptions": list(assumed)}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return path
 

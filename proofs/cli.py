@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from vmballoon.core.argtypes import output_dir, positive_float, positive_int, variant_name
+from vmballoon.core.assumptions import BY_NAME, names_for
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
@@ -121,6 +122,7 @@ def _crashed(job: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
         "prop": job.get("prop", ",".join(job.get("props", []))),
         "variant": job["variant"], "kind": job["kind"], "status": "error",
         "seconds": 0.0, "detail": repr(exc), "depth": None, "scenario": None, "replay": [],
+        "assumptions": [],
     }]  # fmt: skip
 
 
@@ -133,6 +135,41 @@ def _progress(done: int, total: int, job: dict[str, Any], outs: list[dict[str, A
         what = ", ".join(f"{o['prop']}={o['status']}" for o in outs)
         line = f"[{done}/{total}] {job['variant']} {name}: {what}"
     print(line, file=sys.stderr, flush=True)
+
+
+def assumption_lines(results: list[dict[str, Any]]) -> list[str]:
+    """With every proved result, the assumptions it rests on (names, then their texts)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for r in results:
+        if r["status"] == "proved":
+            key = tuple(r.get("assumptions") or names_for(r["prop"]))
+            name = r["prop"] if r["variant"] == "fixed" else f"{r['prop']} ({r['variant']})"
+            groups.setdefault(key, []).append(name)
+    if not groups:
+        return []
+    lines = ["proved, assuming (vmballoon/core/assumptions.py):"]
+    used: list[str] = []
+    for key, props in groups.items():
+        lines.append(f"  {', '.join(props)}")
+        lines.append(f"    rest on: {', '.join(key)}")
+        used += [n for n in key if n not in used]
+    lines += [f"  {n}: {BY_NAME[n].text}" for n in used if n in BY_NAME]
+    return lines
+
+
+def necessity_cell(results: list[dict[str, Any]], variant: str) -> str:
+    """What FIXED minus one fix shows: violated properties, and any result that is not
+    a verdict (unknown, error, unconfirmed) as such, never as "not needed"."""
+    rows = [r for r in results if r["variant"] == variant]
+    violated = sorted(r["prop"] for r in rows if r["status"] == "violated")
+    open_ = sorted(f"{r['prop']}={r['status']}" for r in rows
+                   if r["status"] not in ("violated", "no-cex", "proved"))  # fmt: skip
+    parts = [", ".join(violated)] if violated else []
+    if open_:
+        parts.append("UNKNOWN: " + ", ".join(open_))
+    if not parts:
+        return "no property needs it (up to depth)"
+    return "; ".join(parts)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -260,13 +297,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for r in results:  # why a check did not conclude: never hide the reason
         if r["status"] in ("error", "unknown", "failed"):
             print(f"{r['variant']} {r['prop']}: {r['status']}: {r.get('detail') or ''}")
+    print("\n" + "\n".join(assumption_lines(results)))
     print("\n" + coverage_line(results))
     if necessity:
         print("\nfix necessity (FIXED minus the fix: properties violated)")
-        for fix, viol in necessity_table.items():
-            print(
-                f"  {fix:<24} {', '.join(viol) if viol else 'no property needs it (up to depth)'}"
-            )
+        for fix in necessity_table:
+            print(f"  {fix:<24} {necessity_cell(results, FIXED.without(fix).name)}")
     if per_defect:
         print("\nper defect: a SEED scenario violating the property, cleared by the fix alone")
         for fix in FIX_NAMES:

@@ -44,6 +44,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core import assumptions as asm
 from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
@@ -75,8 +76,8 @@ NONE, L4, L2, R4, R2 = 0, 1, 2, 3, 4
 OPS_NULL, OPS_BASIC, OPS_BATCHED = 0, 1, 2
 # class of a batch entry's status as the driver reads it (lines 654-681, 735-746)
 CLS_OK, CLS_REFUSE, CLS_FREE, CLS_WARN = 0, 1, 2, 3
-PFN_LIMIT = 1 << 52
-"""Environment assumption: every PFN is below 2**52."""
+PFN_LIMIT = asm.PFN_LIMIT
+"""Environment assumption ``pfn_below_2_52`` (:mod:`vmballoon.core.assumptions`)."""
 
 B = "bool"
 FIELDS: tuple[tuple[str, int | str], ...] = (
@@ -961,13 +962,24 @@ def successor(loc: Loc, s: State, i: State, variant: Variant) -> Step:
     return Step(tx.v, tx.cons)
 
 
+def pfn_below_2_52(s: State) -> Expr:
+    """Assumption ``pfn_below_2_52``: the symbolic frame, hence every frame, is below 2**52."""
+    return z3.ULT(s["f_pfn"], bv64(PFN_LIMIT))
+
+
+ASSUMED: dict[str, Callable[[State], Expr]] = {"pfn_below_2_52": pfn_below_2_52}
+"""The assumptions of :data:`vmballoon.core.assumptions.GLOBAL` (same names), as
+constraints on every abstract state (part of :func:`well_formed`, so of ``Init`` and
+of the invariant every proof assumes)."""
+
+
 def well_formed(s: State) -> Expr:
-    """Ranges every abstract state satisfies by construction (and the PFN assumption)."""
+    """Ranges every abstract state satisfies by construction, and :data:`ASSUMED`."""
     return z3.And(
         z3.ULE(s["loc"], z3.BitVecVal(int(Loc.CRASHED), 8)),
         z3.ULE(s["ops"], z3.BitVecVal(OPS_BATCHED, 8)),
         z3.ULE(s["f_list"], z3.BitVecVal(R2, 8)),
-        z3.ULT(s["f_pfn"], bv64(PFN_LIMIT)),
+        *(a(s) for a in ASSUMED.values()),
     )
 
 

@@ -60,14 +60,10 @@ from typing import Any
 import z3
 
 from vmballoon.core.protocol import (
-    CAP_BASIC,
-    CAP_BATCHED,
-    CAPABILITIES,
     ERROR_PPN_INVALID,
     PAGES_PER_2M,
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
-    U64_MASK,
     UINT_MAX,
 )
 from vmballoon.core.variants import Variant
@@ -89,6 +85,7 @@ from vmballoon.proofs.encoding import (
     initial,
     is_loc,
     loc_val,
+    low32,
     make_inputs,
     make_state,
     successor,
@@ -140,60 +137,100 @@ def _b8(v: int) -> Expr:
     return z3.BitVecVal(v, 8)
 
 
-def cooperative(s: State, i: State, t: Expr, variant: Variant) -> Expr:
-    """The cooperative environment for the step from ``s`` with inputs ``i``, target ``t``.
+def _host_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    start = i["START_st"]
+    cs = [z3.Or(start == bv64(SUCCESS_WITH_CAPABILITIES), start == bv64(0))]
+    cs += [i[f"{site}_st"] == bv64(0) for site in ("GET_TARGET", "LOCK", "UNLOCK")]
+    cs += [
+        i[f"{site}_st"] == z3.If(eqb, bv64(0), bv64(ERROR_PPN_INVALID))
+        for site in ("BLOCK", "BUNLOCK")
+    ]
+    return z3.And(cs)
 
-    The host follows the protocol (every status SUCCESS; START grants BASIC or
-    BATCHED among what line 1071 asks for; batched commands that name the batch page
-    get every entry SUCCESS, lines 654-681 and 735-746; one that does not is refused
-    as a whole with ERROR_PPN_INVALID, since the host cannot read a batch it was not
-    shown, lines 470 and 518; GET_TARGET, LOCK and UNLOCK results are ``t``);
-    memory is plentiful (every allocation succeeds, lines 836-841 and 988; every
-    frame below 2**32, lines 451-453; fewer than 2**32 frames, line 1121;
-    ``vmci_doorbell_create`` succeeds, 1034); ``t <= T_MAX``; and the tick is not
-    throttled (at most one slow cycle left when GET_TARGET is read, lines 1117-1118
-    and 821-828).
+
+def _entries_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    ok = z3.And(
+        i["e_ref"] == bv32(0),
+        i["e_free"] == bv32(0),
+        i["e_warn"] == bv32(0),
+        i["f_cls"] == _b8(CLS_OK),
+    )
+    return z3.Implies(eqb, ok)
+
+
+def _host_target(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    sites = ("GET_TARGET", "LOCK", "UNLOCK", "BLOCK", "BUNLOCK")
+    return z3.And([low32(i[f"{site}_res"]) == t for site in sites])
+
+
+def _target_fits(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    return z3.ULE(t, bv32(T_MAX))
+
+
+def _alloc_ok(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    return i["a_ok"]
+
+
+def _basic_32(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    low_f = z3.ULE(s["f_pfn"], bv64(U32_MASK))
+    return z3.Implies(
+        s["ops"] == _b8(OPS_BASIC),
+        z3.And(
+            z3.Not(i["a_hi"]),
+            z3.Not(i["h_hi"]),
+            z3.Implies(z3.Or(i["a_f"], i["h_f"]), low_f),
+        ),
+    )
+
+
+def _ram_32(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    return z3.Not(s["ram_big"])
+
+
+def _guest_32(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    return z3.ULT(frames_held(s), bv64(1 << 32))
+
+
+def _unthrottled(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    inflating = z3.And(
+        s["loc"] == loc_val(Loc.W_TARGET), z3.Not(s["reset"]), z3.Not(s["ram_big"]),
+        z3.ULT(s["size"], t),
+    )  # fmt: skip
+    return z3.Implies(inflating, z3.ULE(s["slow"], bv32(1)))
+
+
+Constraint = Callable[[State, State, Expr, Expr], Expr]
+COOPERATIVE: dict[str, Constraint] = {
+    "host_success": _host_success,
+    "batch_entries_success": _entries_success,
+    "host_target_steady": _host_target,
+    "target_fits": _target_fits,
+    "allocations_succeed": _alloc_ok,
+    "basic_frames_below_2_32": _basic_32,
+    "totalram_below_2_32": _ram_32,
+    "guest_below_2_32": _guest_32,
+    "not_throttled": _unthrottled,
+}
+"""The cooperative environment, one constraint per assumption of
+:data:`vmballoon.core.assumptions.PROGRESS` (same names; the text and the reason are
+there).  Each takes the pre-state, the step's inputs, the tick's target ``T`` and
+whether a batched command of the step names the batch page.  Where the Z3 reading
+differs in form from the concrete predicate it is implied by it: ``guest_below_2_32``
+(fewer than 2**32 frames in the guest) becomes "the balloon holds fewer than 2**32
+frames"; ``basic_frames_below_2_32`` reads the frame the step allocates or takes off
+the list (``a_hi``, ``h_hi``, or ``f`` itself)."""
+
+
+def cooperative(
+    s: State, i: State, t: Expr, variant: Variant, names: tuple[str, ...] | None = None
+) -> Expr:
+    """The cooperative environment for the step from ``s`` with inputs ``i``, target ``t``:
+    the conjunction of :data:`COOPERATIVE` (or of the constraints ``names``).
+
+    It is used by the progress obligations only; the safety proofs do not see it.
     """
     eqb = _batch_arg_is_batch_page(SymTx(s, i, variant))
-    t64 = z64(t)
-    zero = bv64(0)
-    cs = [
-        z3.ULE(t, bv32(T_MAX)),
-        z3.Not(s["ram_big"]),
-        z3.ULT(frames_held(s), bv64(1 << 32)),
-        z3.ULE(s["f_pfn"], bv64(U32_MASK)),
-        z3.Implies(s["loc"] == loc_val(Loc.W_TARGET), z3.ULE(s["slow"], bv32(1))),
-        i["START_st"] == bv64(SUCCESS_WITH_CAPABILITIES),
-        (i["START_res"] & bv64(CAP_BASIC | CAP_BATCHED)) != zero,
-        (i["START_res"] & bv64(U64_MASK ^ CAPABILITIES)) == zero,
-        i["GUEST_ID_st"] == zero,
-        i["DBSET_st"] == zero,
-        i["DBINV_st"] == zero,
-        i["v_ok"],
-        i["a_ok"],
-        z3.Not(i["a_hi"]),
-        z3.Not(i["h_hi"]),
-    ]
-    for site in ("GET_TARGET", "LOCK", "UNLOCK"):
-        cs += [i[f"{site}_st"] == zero, i[f"{site}_res"] == t64]
-    for site in ("BLOCK", "BUNLOCK"):
-        cs += [
-            i[f"{site}_st"] == z3.If(eqb, zero, bv64(ERROR_PPN_INVALID)),
-            i[f"{site}_res"] == t64,
-        ]
-    cs.append(
-        z3.Implies(
-            eqb,
-            z3.And(
-                i["e_present"],
-                i["e_ref"] == bv32(0),
-                i["e_free"] == bv32(0),
-                i["e_warn"] == bv32(0),
-                i["f_cls"] == _b8(CLS_OK),
-            ),
-        )
-    )
-    return z3.And(cs)
+    return z3.And([COOPERATIVE[n](s, i, t, eqb) for n in names or COOPERATIVE])
 
 
 def in_range(size: Expr, t: Expr, strict: bool) -> Expr:

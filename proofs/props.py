@@ -78,9 +78,10 @@ def free_order(s: State) -> Expr:
 
 def no_leak(s: State) -> Expr:
     """Between ticks, f allocated => owned (a list or the batch page), and a 2 MiB block
-    is never on a 4 KiB list (which would own only its first frame)."""
+    is never on a 4 KiB list nor the batch page (which would own only its first frame:
+    :func:`model.properties.no_leak` counts the frames each owner covers)."""
     owned = z3.Or(s["f_list"] != _b8(NONE), s["f_bpage"])
-    whole = z3.Not(z3.And(s["f_o9"], _listed(s, L4, R4)))
+    whole = z3.Not(z3.And(s["f_o9"], z3.Or(_listed(s, L4, R4), s["f_bpage"])))
     return z3.Implies(_resting(s), z3.Implies(s["f_alloc"], z3.And(owned, whole)))
 
 

@@ -15,7 +15,8 @@ MODEL, REFERENCE, ENCODING = "model/", "reference/", "proofs/encoding.py"
 
 @dataclass(frozen=True)
 class Stage:
-    """One check: ``pytest ARGS`` (kind ``pytest``) or ``vmballoon ARGS`` (kind ``cli``)."""
+    """One check: ``pytest ARGS`` (kind ``pytest``), ``vmballoon ARGS`` (kind ``cli``) or
+    a function ``module:name`` returning an exit status (kind ``call``)."""
 
     name: str
     kind: str
@@ -38,20 +39,16 @@ SLOW = (
 FUZZ_EXAMPLES = "50"
 ASIDE = (
     # not about the readings: the scenario parser, the fuzz command's options, the
-    # generated spec, the mutation tool itself
+    # generated spec, the mutation tool itself, the command line, the packaging
     "tests/test_scenario_validation.py",
     "tests/test_fuzz_cli.py",
     "tests/test_spec_generated.py",
     "tests/test_mutation.py",
+    "tests/test_cli_contract.py",
+    "tests/test_packaging.py",
 )
 
 STAGES: tuple[Stage, ...] = (
-    Stage(
-        "boundaries",
-        "pytest",
-        ("tests/test_boundaries.py",),
-        (MODEL, REFERENCE, ENCODING),
-    ),
     Stage(
         "golden",
         "pytest",
@@ -59,10 +56,32 @@ STAGES: tuple[Stage, ...] = (
         (MODEL, REFERENCE),
     ),
     Stage(
+        "boundaries",
+        "pytest",
+        ("tests/test_boundaries.py", "tests/test_model_units.py"),
+        (MODEL, REFERENCE),
+    ),
+    Stage(
         "scenarios",
         "pytest",
         ("tests/test_scenarios_differential.py",),
         (MODEL, REFERENCE),
+    ),
+    Stage(
+        "quick-conformance",
+        "call",
+        ("benchmarks.mutation.quick:conformance",),
+        (MODEL, ENCODING),
+    ),
+    Stage(
+        "units",
+        "pytest",
+        (
+            "tests/test_property_findings.py",
+            "tests/test_progress.py",
+            "tests/test_simulate.py",
+        ),
+        (MODEL, REFERENCE, ENCODING),
     ),
     Stage(
         "conformance",
@@ -90,6 +109,10 @@ STAGES: tuple[Stage, ...] = (
             "--ignore=tests/test_reference_golden.py",
             "--ignore=tests/test_scenarios_differential.py",
             "--ignore=tests/test_boundaries.py",
+            "--ignore=tests/test_model_units.py",
+            "--ignore=tests/test_property_findings.py",
+            "--ignore=tests/test_progress.py",
+            "--ignore=tests/test_simulate.py",
             "--ignore=tests/test_encoding_conformance.py",
             "--ignore=tests/test_fuzz_differential.py",
             *(f"--ignore={path}" for path in ASIDE),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vmballoon.core import protocol
+from vmballoon.core.assumptions import ASSUMPTIONS
 from vmballoon.core.specdata import spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, FIXES
 from vmballoon.model.properties import PROPERTY_NAMES, STATE_PROPERTIES, TRANSITION_PROPERTIES
@@ -167,16 +168,34 @@ def invariants_section(results: dict[str, Any]) -> str:
 
 
 def necessity_table(results: dict[str, Any]) -> str:
-    """For each fix: the properties that FIXED minus that fix violates."""
+    """For each fix: the properties that FIXED minus that fix violates; a result that is
+    no verdict (unknown, error, unconfirmed) is shown as such, never as "not needed"."""
     necessity: dict[str, list[str]] = results.get("necessity", {})
     lines = ["| fix | properties violated without it |", "|---|---|"]
     for fix in FIX_NAMES:
         props = necessity.get(fix)
-        text = ", ".join(f"`{p}`" for p in props) if props else (
-            "not checked" if props is None else "no property needs it: a property is missing "
-            "or the fix is not one"
+        variant = FIXED.without(fix).name
+        open_ = sorted(
+            f"`{r['prop']}` {r['status']}" for r in results.get("results", [])
+            if r["variant"] == variant and r["status"] not in ("violated", "no-cex", "proved")
         )  # fmt: skip
+        text = ", ".join(f"`{p}`" for p in props) if props else (
+            "not checked" if props is None and not open_ else "" if open_ else
+            "no property needs it: a property is missing or the fix is not one"
+        )  # fmt: skip
+        if open_:
+            text = "; ".join(t for t in (text, "UNKNOWN (no verdict): " + ", ".join(open_)) if t)
         lines.append(_row([f"`{fix}`", text]))
+    return "\n".join(lines)
+
+
+def assumptions_table() -> str:
+    """Every assumption a result rests on (vmballoon/core/assumptions.py), with its reason
+    and where each reading states it."""
+    lines = ["| assumption | what is assumed | why | results resting on it |", "|---|---|---|---|"]
+    for a in ASSUMPTIONS:
+        rests = "every property" if a.results == "all" else f"`{a.results}`"
+        lines.append(_row([f"`{a.name}`", a.text, a.reason, rests]))
     return "\n".join(lines)
 
 
@@ -275,23 +294,50 @@ def render(results: dict[str, Any]) -> str:
         "",
         fixes_table(),
         "",
+        "## Assumptions",
+        "",
+        "Every result of this spec is claimed only for the environments these assumptions "
+        "allow. They are declared once, in `vmballoon/core/assumptions.py`, each with an "
+        "executable predicate: the trace check (`model/properties.py`), the fuzzer and "
+        "`vmballoon simulate` read the predicates, the Z3 proofs build one constraint per "
+        "name (`proofs/encoding.py` `ASSUMED` for the ones every property rests on, "
+        "`proofs/progress.py` `COOPERATIVE` for `progress`), and `vmballoon verify` names "
+        "them with every proved result. A test (`tests/test_assumptions.py`) checks on "
+        "fuzzed concrete steps that each predicate holds exactly when the Z3 constraint of "
+        "the same name holds on the abstraction of the step (for `guest_below_2_32` the Z3 "
+        "constraint is the weaker consequence it needs: the balloon holds fewer than 2^32 "
+        "frames), so an executable check that honours the assumptions cannot refute a "
+        "property proved under them. GUEST_ID, VMCI_DOORBELL_SET and vmci_doorbell_create "
+        "may fail, and START may grant any capability word: `progress` is proved without "
+        "assuming otherwise.",
+        "",
+        assumptions_table(),
+        "",
         "## Properties and their status",
         "",
         "Status as `vmballoon verify` reports it (spec/verify-results.json): *proved* is an "
         "induction proof (Houdini keeps the property in an inductive invariant) with no bound "
         "on memory or ticks; *violated* is a bounded-model-checking counterexample from "
         "module init, replayed through the model before it is reported; *no counterexample "
-        "up to depth N* is a bounded result, not a proof. `progress` is stated for a "
-        "cooperative environment (proofs/progress.py: the host follows the protocol and "
-        "refuses with ERROR_PPN_INVALID a batch it was not shown, every allocation "
-        "succeeds, the guest has fewer than 2^32 frames, T + 512 fits in 32 bits, no slow "
-        "allocation cycles): for FIXED it is proved by induction for one tick from any "
-        "state of the safety invariant, with a ranking function bounding a tick to "
+        "up to depth N* is a bounded result, not a proof. Every result rests on "
+        "`pfn_below_2_52`; `progress` also on the cooperative environment, the other "
+        "assumptions of the table above: for FIXED it is proved by induction for one tick "
+        "from any state of the safety invariant, with a ranking function bounding a tick to "
         "15 + 2T + 2(n4 + n2) transitions (16 + 2T from module init: the target is reached "
         "in the first tick); for the other variants BMC from init looks for a tick that "
         "ends off target, with the target frozen.",
         "",
         properties_table(results),
+        "",
+        "Each safety property's Z3 form (`proofs/props.py`) is the per-frame reading of "
+        "its Python twin (`model/properties.py`): the twin quantifies over every frame, the "
+        "Z3 form speaks of one arbitrary frame f. They state the same thing: `no_leak` "
+        "requires, like its twin counting the frames each owner covers, that a 2 MiB block "
+        "is neither on a 4 KiB list nor the batch page (one frame owned, 511 leaked). The "
+        "one difference is in form, not strength: a frame on two lists, or twice on one, "
+        "which the twins of `ownership` and `accounting` reject, cannot be represented by "
+        "the abstraction (one `f_list`); `proofs/abstraction.py` raises NotRepresentable "
+        "for it and the conformance tests count such states.",
         "",
         f"FIXED proves every checked property: {'yes' if fixed_ok and results else 'no'}.",
         "",
