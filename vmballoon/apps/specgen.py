@@ -460,8 +460,9 @@ def missing(raw: dict[str, Any]) -> list[str]:
         out.append("fixed vacuity")
     necessity = raw.get("necessity") or {}
     out += [f"necessity of {fix}" for fix in FIX_NAMES if fix not in necessity]
-    found = {d.get("fix") for d in raw.get("defects") or []}
-    out += [f"the defect search of {fix}" for fix in FIX_NAMES if fix not in found]
+    if "defects" in raw:  # (results from before the per-defect search have none)
+        found = {d.get("fix") for d in raw["defects"] or []}
+        out += [f"the defect search of {fix}" for fix in FIX_NAMES if fix not in found]
     if raw.get("complete") is False:
         out.append("the run says it was partial (--property, --variant or --no-necessity)")
     return out
