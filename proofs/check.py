@@ -1,17 +1,18 @@
 """Proof obligations: induction for the fixed driver, BMC counterexamples for the others.
 
-* **Induction** (:func:`prove`): ``Init => P`` and, for every control location ``L``,
-  ``Inv ∧ loc = L ∧ T_L => P'`` where ``Inv`` is the conjunction of every property
-  and every auxiliary invariant of :mod:`proofs.props`.  A property is *proved*
-  when its obligations and those of every conjunct of ``Inv`` are unsat (the whole
-  conjunction is then inductive); splitting by location keeps each query small.
+* **Induction** (:func:`houdini`): Houdini keeps the largest subset of the properties
+  and auxiliary lemmas of :mod:`proofs.props` that is inductive *as a whole*
+  (``Init => Inv`` and ``Inv ∧ T_L => Inv'`` for every location ``L``); each survivor is
+  *proved*.  (A per-property check that assumed the whole conjunction without checking
+  the other conjuncts was unsound and is gone.)
 * **BMC** (:func:`bmc`): from ``Init``, unroll ``T`` up to a depth and ask for a
   state violating the property; the first depth that answers gives the shortest
   counterexample.  It becomes a scenario of the contract (:func:`to_scenario`),
   is replayed through the model with :func:`model.properties.check_trace` (and the
   reference when it exists) and is reported only if the replay shows the violation.
-* **Vacuity** (:func:`vacuity`): ``Init ∧ Inv`` satisfiable, and every transition
-  enabled from some state satisfying ``Inv``.
+* **Vacuity** (:func:`vacuity`): ``Init ∧ Inv`` satisfiable, every transition
+  enabled from some state satisfying ``Inv``, and totality: from *every* state
+  satisfying ``Inv`` every location admits an input (:mod:`proofs.vacuity`).
 * ``unknown`` (a timeout) is a result of its own, never "proved".
 """
 
@@ -92,36 +93,6 @@ def conjuncts() -> list[str]:
 
 def _pred(name: str) -> Any:
     return PROPERTIES[name] if name in PROPERTIES else AUX[name]
-
-
-def prove(name: str, variant: Variant, timeout: float) -> Outcome:
-    """Init => P, and Inv ∧ T_L => P' for every location L (consecution relative to Inv)."""
-    t0 = time.monotonic()
-    s, i = make_state("s_"), make_inputs("i_")
-    pred = _pred(name)
-    sol = _solver(timeout)
-    sol.add(initial(s), z3.Not(pred(s)))
-    r = sol.check()
-    if r != z3.unsat:
-        status = "unknown" if r == z3.unknown else "failed"
-        return Outcome(name, variant.name, "induction", status, time.monotonic() - t0, "initiation")
-    inv = _invariant(s)
-    for loc in TRANSITIONS:
-        st = successor(loc, s, i, variant)
-        sol = _solver(timeout)
-        sol.add(inv, s["loc"] == loc_val(loc), *st.cons, z3.Not(pred(st.post)))
-        r = sol.check()
-        if r == z3.unknown:
-            return Outcome(
-                name, variant.name, "induction", "unknown", time.monotonic() - t0,
-                f"consecution from {loc.name}: {sol.reason_unknown()}",
-            )  # fmt: skip
-        if r == z3.sat:
-            return Outcome(
-                name, variant.name, "induction", "failed", time.monotonic() - t0,
-                f"not inductive from {loc.name}",
-            )  # fmt: skip
-    return Outcome(name, variant.name, "induction", "proved", time.monotonic() - t0)
 
 
 @dataclass
@@ -598,12 +569,32 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
             undecided.append(f"{loc.name} ({sol.reason_unknown()})")
         elif r != z3.sat:
             dead.append(loc.name)
+    # totality: from EVERY state of the invariant some input is admitted (proofs.vacuity)
+    from vmballoon.proofs.vacuity import totality
+
+    tot = totality(variant, _invariant, timeout)
+    if tot.dead:
+        dead += [f"{loc} (a state of Inv admits no input)" for loc in tot.dead]
+    undecided += [f"{loc} (totality)" for loc in tot.unknown]
     status = "failed" if dead else "unknown" if undecided else "proved"
     parts = [f"never enabled: {dead}"] if dead else []
     if undecided:
         parts.append(f"solver unknown (timeout?) for: {', '.join(undecided)}")
-    detail = "; ".join(parts) or "Init ∧ Inv sat; all transitions enabled under Inv"
+    detail = "; ".join(parts) or (
+        "Init ∧ Inv sat; all transitions enabled under Inv; total: from every state of Inv "
+        "every location admits an input"
+    )
     return Outcome("vacuity", variant.name, "vacuity", status, time.monotonic() - t0, detail)
+
+
+def conformance_outcome(variant: Variant) -> dict[str, Any]:
+    """The branch- and boundary-complete conformance of the encoding with the model
+    (:mod:`proofs.witness`): what ties a proof about the encoding to the driver."""
+    from vmballoon.proofs.witness import check as witness_check
+
+    r = witness_check(variant)
+    status = "passed" if r.ok() else "failed"
+    return {"prop": "conformance", "kind": "conformance", "status": status, **r.to_json()}
 
 
 # -- obligations for process pools ------------------------------------------------------
@@ -614,10 +605,10 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
     variant = parse_variant(job["variant"])
     timeout = float(job["timeout"])
     kind = job["kind"]
-    if kind == "induction":
-        return [prove(job["prop"], variant, timeout).to_json()]
     if kind == "vacuity":
         return [vacuity(variant, timeout).to_json()]
+    if kind == "conformance":
+        return [conformance_outcome(variant)]
     out_dir = Path(job["out"]) if job.get("out") else None
     if kind == "variant":
         return check_variant(variant, job["props"], timeout, int(job["depth"]), out_dir,
@@ -641,6 +632,7 @@ def jobs_for(
     for v in variants:
         if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
             jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
+            jobs.append({**base, "kind": "conformance", "variant": v})
     if necessity:
         # the safety properties only: progress is checked on SEED and proved on FIXED; its
         # BMC on every FIXED-minus-one variant cost more than the rest of the table
@@ -651,6 +643,7 @@ def jobs_for(
     if "fixed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
         jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
+        jobs.append({**base, "kind": "conformance", "variant": "fixed"})
     return jobs
 
 
@@ -663,7 +656,6 @@ __all__ = [
     "conjuncts",
     "houdini",
     "jobs_for",
-    "prove",
     "run_obligation",
     "to_scenario",
     "vacuity",

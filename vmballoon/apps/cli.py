@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
+from vmballoon.core.argtypes import nonnegative_int, positive_int, step_range, variant_name
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from vmballoon.core.variants import Variant, parse_variant
 
@@ -62,15 +62,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--format {args.format} traces the model's transitions: use --impl model"
             )
-        from vmballoon.apps.traces import model_trace, to_itf, to_table
+        from vmballoon.apps.traces import walk, write_itf, write_table
 
+        if args.violations and args.no_check:
+            raise UsageError("--violations needs the property checks: drop --no-check")
+        checked = not args.no_check
         with cyclic_gc_paused():
-            trace = model_trace(scenario, parse_variant(args.variant))
-        if args.format == "itf":
-            sys.stdout.write(json.dumps(to_itf(trace, source=str(args.scenario))))
-        else:
-            sys.stdout.write(to_table(trace))
-        sys.stdout.write("\n")
+            steps = walk(scenario, parse_variant(args.variant), check=checked)
+            if args.format == "itf":
+                if args.steps is not None or args.violations:
+                    raise UsageError("--steps and --violations filter --format table only")
+                write_itf(steps, sys.stdout, source=str(args.scenario), checked=checked)
+            else:
+                first, stop = args.steps if args.steps is not None else (0, None)
+                write_table(steps, sys.stdout, first, stop, args.violations)
+        sys.stdout.flush()
         return 0
     with cyclic_gc_paused():  # the log holds millions of objects: no full collections
         log = _replay_checked(scenario, args.impl, args.variant, source)
@@ -229,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("events", "itf", "table"),
         default="events",
-        help="events: the contract's event log; itf: ITF trace; table: readable changes",
+        help="events: the contract's event log; itf: ITF trace, streamed (one state per "
+        "transition, failing properties in each state's #meta); table: readable changes",
     )
     p.add_argument(
         "--source",
@@ -242,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check every property along the replay: print each violation (exit 1 if any)",
     )
+    p.add_argument(
+        "--no-check", action="store_true",
+        help="itf/table: do not check the properties in every state (they cost time "
+        "proportional to the balloon per state; use it for long traces)",
+    )  # fmt: skip
+    p.add_argument(
+        "--steps", type=step_range, default=None, metavar="A:B",
+        help="table: only transitions A to B-1 (A:, :B and A work too)",
+    )  # fmt: skip
+    p.add_argument(
+        "--violations", action="store_true",
+        help="table: only the transitions after which a property fails",
+    )  # fmt: skip
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
