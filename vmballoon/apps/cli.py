@@ -15,7 +15,13 @@ from typing import Any, NoReturn
 
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.argtypes import nonnegative_int, positive_int, step_range, variant_name
+from vmballoon.core.argtypes import (
+    nonnegative_int,
+    output_dir,
+    positive_int,
+    step_range,
+    variant_name,
+)
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from vmballoon.core.variants import Variant, parse_variant
 
@@ -156,8 +162,17 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
               f"in {result.seconds:.1f} s: {status}")  # fmt: skip
         if result.failure:
             failed = True
-            print(result.failure)
+            print(f"  {result.failure}")
+            if result.failed and args.out is None:
+                print("  scenario: " + json.dumps(result.failed["scenario"]))
     print(coverage_report(coverage))
+    if args.out is not None:
+        from vmballoon.apps.fuzzout import write_findings
+
+        print(f"fuzz: minimizing {len(coverage.witnesses)} violation(s) into {args.out}",
+              file=sys.stderr)  # fmt: skip
+        for path in write_findings(Path(args.out), coverage, results):
+            print(f"wrote {path}")
     return 1 if failed else 0
 
 
@@ -265,13 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
-    p.add_argument("--examples", type=positive_int, default=500, help="examples per variant")
+    p.add_argument(
+        "--examples", type=positive_int, default=500,
+        help="examples per variant, split over the workers (default 500)",
+    )  # fmt: skip
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed when omitted)")
     p.add_argument("--steps", type=positive_int, default=12, help="entry points per example")
     p.add_argument(
         "--variant", type=_variant_or_both, default="both", help="seed, fixed, ... or both"
     )
     p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    p.add_argument(
+        "--out", type=output_dir, default=None, metavar="DIR",
+        help="write every failing or property-violating scenario found, minimized, with a "
+        "meta object (property, variant, transition, message, seed)",
+    )  # fmt: skip
     p.add_argument(
         "--database",
         default=None,
