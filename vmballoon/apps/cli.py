@@ -23,7 +23,7 @@ from vmballoon.core.argtypes import (
     variant_name,
 )
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
-from vmballoon.core.variants import parse_variant
+from vmballoon.core.variants import Variant, parse_variant
 
 EXIT_USAGE = 2
 
@@ -59,6 +59,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
+    if args.check:
+        if args.impl != "model":
+            raise UsageError("--check replays through the model: use --impl model")
+        return _check(scenario, parse_variant(args.variant))
     if args.format != "events":
         if args.impl != "model":
             raise UsageError(
@@ -88,6 +92,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def _check(scenario: Scenario, variant: Variant) -> int:
+    """``replay --check``: every property the replay violates, where, and why; exit 1 if any."""
+    from vmballoon.apps.traces import model_trace
+    from vmballoon.model.properties import check_trace
+
+    with cyclic_gc_paused():
+        found = check_trace(scenario, variant)
+        labels = [t.label for t in model_trace(scenario, variant)] if found else []
+    for v in found:
+        label = labels[v.step] if v.step < len(labels) else "?"
+        print(f"{v.prop}: transition {v.step} ({label} -> {v.loc}): {v.message}")
+    if not found:
+        print(f"no property violated ({variant.name})")
+    return 1 if found else 0
 
 
 def _source_file(args: argparse.Namespace) -> Path | None:
@@ -238,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.c",
         default=None,
         help="with --impl c: compile this driver source instead of the variant's",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check every property along the replay: print each violation (exit 1 if any)",
     )
     p.add_argument(
         "--no-check", action="store_true",

@@ -31,7 +31,14 @@ from io import StringIO
 from typing import Any, TextIO
 
 from vmballoon.core.env import Event, EventStack
-from vmballoon.core.protocol import STATS_FIELDS
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    CAP_SIGNALLED_WAKEUP,
+    STATS_FIELDS,
+    STATUS_NAMES,
+)
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.machine import STOPPED, enter, start, step
@@ -310,11 +317,36 @@ def _short(value: Any) -> str:
     return str(value).replace("None", "null")
 
 
+_CAP_NAMES = (
+    (CAP_BASIC, "BASIC"), (CAP_BATCHED, "BATCHED"), (CAP_BATCHED_2M, "BATCHED_2M"),
+    (CAP_SIGNALLED_WAKEUP, "SIGNALLED_WAKEUP"),
+)  # fmt: skip
+
+
+def status_name(status: int) -> str:
+    """A backdoor status by name (its number when it has none)."""
+    return STATUS_NAMES.get(status, str(status))
+
+
+def caps_name(caps: int) -> str:
+    """A capability word as ``BASIC|BATCHED|...`` (unknown bits in hex; ``0``: none)."""
+    names = [n for bit, n in _CAP_NAMES if caps & bit]
+    rest = caps & ~sum(bit for bit, _ in _CAP_NAMES)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names) or "0"
+
+
 def _event_text(event: Event) -> str:
     kind = event["ev"]
     if kind == "hv":
-        args = f"{event['arg1']}, {event['arg2']}"
-        return f"{event['cmd']}({args}) -> {event['status']}/{event['result']}"
+        arg1 = event["arg1"]
+        if event["cmd"] == "START" and isinstance(arg1, int):
+            arg1 = caps_name(arg1)
+        args = f"{arg1}, {event['arg2']}"
+        result = event["result"]
+        res = caps_name(result) if event["cmd"] == "START" and result else str(result)
+        return f"{event['cmd']}({args}) -> {status_name(event['status'])}/{res}"
     if kind == "alloc":
         return f"alloc order {event['order']} {event['gfp']} -> {event['pfn']}"
     if kind == "free":
@@ -340,6 +372,8 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
                 for k, v in value.items()
                 if old.get(k) != v
             )
+        elif key == "capabilities":
+            out.append(f"{key}: {caps_name(int(old or 0))} -> {caps_name(int(value))}")
         else:
             out.append(f"{key}: {_short(old)} -> {_short(value)}")
     return out
