@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmballoon.core.specdata import spec_dir
+
 
 @dataclass(frozen=True)
 class Assume:
@@ -166,6 +168,6 @@ def markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-SPEC = Path(__file__).resolve().parent.parent / "spec" / "encoding-assumes.md"
+SPEC = spec_dir() / "encoding-assumes.md"
 
 __all__ = ["ASSUMES", "SPEC", "Assume", "check_table", "markdown", "sites"]

@@ -53,6 +53,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core.specdata import spec_dir
 from vmballoon.core.variants import Variant
 from vmballoon.model.machine import enter
 from vmballoon.model.machine import step as model_step
@@ -70,7 +71,7 @@ from vmballoon.proofs.concretize import (
 from vmballoon.proofs.zeval import Program
 
 Expr = Any
-UNREACHABLE = Path(__file__).resolve().parent.parent / "spec" / "conformance-unreachable.json"
+UNREACHABLE = spec_dir() / "conformance-unreachable.json"
 SKIPPED = (Loc.EXITED, Loc.CRASHED)
 """Locations without a model transition: nothing runs after exit or a crash."""
 WIDE = 32
