@@ -209,14 +209,14 @@ def step_inputs(prev: State, nxt: State, f: int) -> Values:
             pfn = ev["pfn"]
             out["a_ok"] = pfn is not None
             out["a_f"] = pfn == f
-            out["a_hi"] = pfn is not None and pfn > U32_MASK
+            out["a_hi"] = pfn is not None and pfn != f and pfn > U32_MASK
             out["a_eqpage"] = pfn is not None and pfn != f and pfn == prev.drv.page
         elif kind == "vmci_create":
             out["v_ok"] = ev["ok"]
     if prev.loc == Loc.D_LOOP and prev.loop.cursor is not None:
         head = prev.loop.cursor[0]
         out["h_f"] = head == f
-        out["h_hi"] = head > U32_MASK
+        out["h_hi"] = head != f and head > U32_MASK
     return out
 
 

@@ -6,9 +6,9 @@ function of :mod:`proofs.encoding` it is in and its rank there (source order),
 with a prefix of its source text (so an edit of the assumption shows up as a
 mismatch) and why it holds.  ``tests/test_vacuity.py`` checks that the table
 lists exactly the ``tx.assume`` calls of the encoding, that ``spec/encoding-assumes.md``
-is :func:`markdown` of it, and that strengthening any of them to ``False`` is caught
-by the totality check (and, for the planted assumptions of issue 8, by the
-branch-complete conformance check).
+is :func:`markdown` of it, and that each made stricter (its premise or boundary
+excluded, or ``False``) is caught by the totality check or the branch-complete
+conformance check.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from vmballoon.core.specdata import spec_dir
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,9 @@ def markdown() -> str:
         "step; a behaviour it excluded would be invisible to every proof. *environment*:",
         "a fact about the hypervisor, allocator or kernel; *C*: what the C code does;",
         "*abstraction*: a fact of how the encoding describes one frame (it excludes no",
-        "concrete behaviour). Strengthening any of them to `False` makes the totality",
-        "check fail (`tests/test_vacuity.py`); planted stricter assumptions make the",
-        "branch-complete conformance check fail (`tests/test_witness_conformance.py`).",
+        "concrete behaviour). Each made stricter (its premise or its boundary excluded,",
+        "or `False`) makes the totality check or the branch-complete conformance check",
+        "fail (`tests/test_vacuity.py`, `tests/test_witness_conformance.py`).",
         "",
         "| function | # | assumption | kind | why |",
         "|---|---|---|---|---|",
@@ -166,6 +168,6 @@ def markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-SPEC = Path(__file__).resolve().parent.parent / "spec" / "encoding-assumes.md"
+SPEC = spec_dir() / "encoding-assumes.md"
 
 __all__ = ["ASSUMES", "SPEC", "Assume", "check_table", "markdown", "sites"]

@@ -5,13 +5,18 @@ For every transition of the encoding (:mod:`proofs.encoding`) this module lists
 
 * ``branch``: every ``tx.when(c)`` taken and not taken (``pc ∧ c``, ``pc ∧ ¬c``
   with ``pc`` the path condition where it is entered);
-* ``update``: every guarded update (``tx.set``/``tx.flag`` under its path condition);
+* ``update``: every guarded update (``tx.set``/``tx.flag`` under its path condition),
+  and, for a Boolean update, its new value true and false (``value``);
+* ``mcdc``: every Boolean input, and every narrow comparison on an input (a status
+  class, an entry point), true and false where it decides a condition or a Boolean
+  update;
 * ``boundary``: every comparison ``a ⋈ b`` of 32 or 64 bits met on a path, at
   ``a = b - 1``, ``a = b`` and ``a = b + 1`` (modular: this includes the wrap points
   ``0`` and ``2**w - 1``);
 * ``decisive``: the same three points where, in addition, the comparison decides
-  the value of the condition or update it is part of (MC/DC); one that no state
-  reaches is counted as *masked*, its plain boundary target stands for it;
+  the value of the condition or update it is part of, and every Boolean state field
+  or input, true and false, where it decides a condition or Boolean update (MC/DC);
+  one that no state reaches is counted as *masked* (a plain target stands for it);
 * ``wrap``: every addition, subtraction and constant multiplication of 32 or 64
   bits met on a path, overflowing.
 
@@ -48,6 +53,7 @@ from typing import Any
 
 import z3
 
+from vmballoon.core.specdata import spec_dir
 from vmballoon.core.variants import Variant
 from vmballoon.model.machine import enter
 from vmballoon.model.machine import step as model_step
@@ -65,7 +71,7 @@ from vmballoon.proofs.concretize import (
 from vmballoon.proofs.zeval import Program
 
 Expr = Any
-UNREACHABLE = Path(__file__).resolve().parent.parent / "spec" / "conformance-unreachable.json"
+UNREACHABLE = spec_dir() / "conformance-unreachable.json"
 SKIPPED = (Loc.EXITED, Loc.CRASHED)
 """Locations without a model transition: nothing runs after exit or a crash."""
 WIDE = 32
@@ -160,6 +166,30 @@ def _comparisons(e: Expr, seen: set[int], cmps: list[Expr], arith: list[Expr]) -
         stack.extend(ch)
 
 
+def _bool_atoms(e: Expr) -> list[Expr]:
+    """The Boolean constants (state fields and inputs) ``e`` reads."""
+    out: dict[int, Expr] = {}
+    stack, seen = [e], set()
+    while stack:
+        x = stack.pop()
+        if x.get_id() in seen:
+            continue
+        seen.add(x.get_id())
+        if (
+            z3.is_const(x) and z3.is_bool(x) and not (z3.is_true(x) or z3.is_false(x))
+            and str(x).startswith("i_")
+        ):
+            out[x.get_id()] = x
+        elif (
+            z3.is_app_of(x, z3.Z3_OP_EQ) and z3.is_bv(x.children()[0])
+            and x.children()[0].size() < WIDE and "i_" in str(x)
+        ):  # a narrow comparison on an input (a class code, an entry point)
+            out[x.get_id()] = x
+        else:
+            stack.extend(x.children())
+    return list(out.values())
+
+
 def _wraps(x: Expr) -> Expr:
     a, b = x.children()
     kind = x.decl().kind()
@@ -225,12 +255,24 @@ def transition_targets(
             add("branch", f"{site} when {_short(e)} = false", z3.And(pc, z3.Not(e)))
         elif what == "set":
             add("update", f"{site} under {_short(pc, 60)}", pc)
+            if z3.is_bool(e) and not (z3.is_true(e) or z3.is_false(e)):
+                add("value", f"{site} := {_short(e, 70)} = true", z3.And(pc, e))
+                add("value", f"{site} := {_short(e, 70)} = false", z3.And(pc, z3.Not(e)))
     seen_nodes: set[int] = set()  # comparisons met at an earlier site belong to it
-    for _what, site, pc, e in log:
+    for what, site, pc, e in log:
         cmps: list[Expr] = []
         arith: list[Expr] = []
         _comparisons(pc, seen_nodes, [], [])
         _comparisons(e, seen_nodes, cmps, arith)
+        if what in ("when", "set") and z3.is_bool(e):
+            for atom in _bool_atoms(e):  # MC/DC of the Boolean inputs it reads
+                flips = z3.substitute(e, (atom, z3.BoolVal(True))) != z3.substitute(
+                    e, (atom, z3.BoolVal(False))
+                )
+                for val in (True, False):
+                    lit = atom if val else z3.Not(atom)
+                    add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}",
+                        z3.And(pc, flips, lit))  # fmt: skip
         for c in cmps:
             a, b = c.children()
             one = z3.BitVecVal(1, a.size())
