@@ -197,16 +197,19 @@ def accounting(state: State, ghost: Ghost) -> str | None:
 
 
 def no_crash(state: State, ghost: Ghost) -> str | None:
-    """No call through a NULL ``ops`` (lines 843, 892, 894, 959), no NULL batch page or page
-    used (lines 182-191, 545-551), no ``list_add`` of a page already listed."""
+    """No call through a NULL ``b->ops`` (vmw_balloon.c:848, 892, 894, 910, 954, 959, 970),
+    no NULL batch page or page used (lines 182-191, 545-551), no ``list_add`` of a page
+    already listed."""
     if state.loc == Loc.CRASHED:
         return "the guest crashed (null_deref or list_corrupt)"
     return None
 
 
 def refused_bounds(state: State, ghost: Ghost) -> str | None:
-    """``n_refused_pages <= VMW_BALLOON_MAX_REFUSED`` (lines 93, 613, 663) and the counters
-    match the refused lists; between ticks the refused lists are empty (lines 758-772, 922)."""
+    """``n_refused_pages`` (vmw_balloon.c:614-615, 666-669) never exceeds
+    ``VMW_BALLOON_MAX_REFUSED`` (vmw_balloon.c:93) and the counters match the refused
+    lists; between ticks the refused lists are empty: ``vmballoon_release_refused_pages``
+    (vmw_balloon.c:758, 924-925)."""
     if state.loc == Loc.CRASHED:
         return None
     d = state.drv
@@ -223,7 +226,9 @@ def refused_bounds(state: State, ghost: Ghost) -> str | None:
 
 
 def rate_bounds(state: State, ghost: Ghost) -> str | None:
-    """``RATE_ALLOC_MIN <= rate_alloc <= RATE_ALLOC_MAX`` (lines 66-68, 870-871, 916-920)."""
+    """``RATE_ALLOC_MIN <= rate_alloc <= RATE_ALLOC_MAX``: the bounds ``VMW_BALLOON_RATE_ALLOC``
+    (vmw_balloon.c:66-67), the halving and the increase of ``b->rate_alloc``
+    (vmw_balloon.c:867-868, 919-921)."""
     r = state.drv.rate_alloc
     if not RATE_ALLOC_MIN <= r <= RATE_ALLOC_MAX:
         return f"rate_alloc {r} outside [{RATE_ALLOC_MIN}, {RATE_ALLOC_MAX}]"
@@ -231,9 +236,9 @@ def rate_bounds(state: State, ghost: Ghost) -> str | None:
 
 
 def rate_counter(state: State, ghost: Ghost) -> str | None:
-    """Inside inflate, ``allocations`` (line 792) counts the successful allocations.
+    """Inside inflate, ``allocations`` (vmw_balloon.c:794) counts the successful allocations.
 
-    The throttling of lines 883, 903 and 916 compares ``allocations`` with the rate:
+    The throttling compares ``allocations`` (vmw_balloon.c:883, 903, 916) with the rate:
     if it does not count, the rate limit of the comments at lines 802-815 never applies.
     """
     if state.loc not in INFLATE_LOCS:

@@ -196,7 +196,7 @@ def step_inputs(prev: State, nxt: State, f: int) -> Values:
                 counts = [0, 0, 0, 0]
                 refusable_before = 0
                 for pfn, st in _batch_statuses(prev, ev, resp):
-                    cls = _lock_class(st) if site == "BLOCK" else (CLS_OK if st == 0 else CLS_WARN)
+                    cls = _lock_class(st)  # UNLOCK reads only OK / not OK
                     if pfn == f:
                         out["f_cls"] = cls
                         out["f_rank"] = refusable_before

@@ -15,13 +15,14 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
-from vmballoon.core.argtypes import output_dir, positive_float, positive_int
+from vmballoon.core.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.core.assumptions import BY_NAME, names_for
-from vmballoon.core.variants import FIX_NAMES, FIXED
+from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
+    DEEP_DEPTH,
     DEFAULT_DEPTH,
     DEFAULT_TIMEOUT,
     conjuncts,
@@ -41,7 +42,10 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "verify", help="prove the properties (Z3): induction for fixed, BMC for seed"
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--variant", choices=("seed", "fixed", "all"), default="all")
+    p.add_argument(
+        "--variant", type=_variant_or_all, default="all",
+        help="all (seed and fixed), seed, fixed, fixed-<fix> or fix,fix,...",
+    )  # fmt: skip
     p.add_argument(
         "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,
         help="check only this property (repeatable)",
@@ -69,6 +73,10 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_verify)
     return p
+
+
+def _variant_or_all(text: str) -> str:
+    return text if text == "all" else parse_variant(variant_name(text)).name
 
 
 def _cell(r: dict[str, Any] | None) -> str:
@@ -102,6 +110,43 @@ def coverage_line(results: list[dict[str, Any]]) -> str:
             + (", ".join(never) if never else "none")
         )
     return "\n".join(lines) if lines else "coverage: no vacuity check in this run"
+
+
+def _crashed(job: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
+    """A crashed obligation is a failure, never "proved"."""
+    if job["kind"] == "defect":
+        return [{"fix": job["fix"], "lines": "", "prop": None, "depth": None, "status": "error",
+                 "seconds": 0.0, "source": "product", "scenario": None, "evidence": {},
+                 "detail": repr(exc)}]  # fmt: skip
+    return [{
+        "prop": job.get("prop", ",".join(job.get("props", []))),
+        "variant": job["variant"], "kind": job["kind"], "status": "error",
+        "seconds": 0.0, "detail": repr(exc), "depth": None, "scenario": None, "replay": [],
+        "assumptions": [],
+    }]  # fmt: skip
+
+
+def _progress(done: int, total: int, job: dict[str, Any], outs: list[dict[str, Any]]) -> None:
+    if job["kind"] == "defect":
+        what = ", ".join(f"{o['fix']}: {o['status']} {o.get('prop') or ''}".strip() for o in outs)
+        line = f"[{done}/{total}] seed defect {job['fix']}: {what}"
+    else:
+        name = job.get("prop") or job["kind"]
+        what = ", ".join(f"{o['prop']}={o['status']}" for o in outs)
+        line = f"[{done}/{total}] {job['variant']} {name}: {what}"
+    print(line, file=sys.stderr, flush=True)
+
+
+def conformance_line(c: dict[str, Any]) -> str:
+    """What ties the proofs (about the Z3 encoding) to the model, as one paragraph."""
+    head = (
+        f"conformance ({c['variant']}): the proofs are about the Z3 encoding; it agrees with "
+        f"the model on {c['witnessed']}/{c['satisfiable']} satisfiable branches, boundaries "
+        f"and wrap points of its transitions, each witnessed by a concrete model step "
+        f"({c['unsatisfiable']} unreachable, reviewed in spec/conformance-unreachable.json; "
+        f"{c['seconds']}s): {'ok' if c['ok'] else 'FAILED'}"
+    )
+    return "\n".join([head, *(f"  {p}" for p in c.get("problems", [])[:10])])
 
 
 def assumption_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -141,33 +186,63 @@ def necessity_cell(results: list[dict[str, Any]], variant: str) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Run the obligations in parallel; print the tables; 0 iff all is well."""
+    import z3
+
+    from vmballoon.proofs import defects as dft
+
     t0 = time.monotonic()
     variants = ["seed", "fixed"] if args.variant == "all" else [args.variant]
     props = args.property or [*PROPERTIES, "progress"]
     necessity = args.variant in ("all", "fixed") and not args.no_necessity
+    per_defect = "seed" in variants and not args.property
     jobs = jobs_for(variants, props, args.timeout, args.depth, args.out, necessity)
     results: list[dict[str, Any]] = []
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    conformance: list[dict[str, Any]] = []
+    defects: dict[str, dict[str, Any]] = {}
+    planned: set[str] = set()
+    total = len(jobs) + (len(FIX_NAMES) if per_defect else 0)
+    done = 0
+
+    def ready(fix: str) -> bool:
+        seed_done = any(r["variant"] == "seed" and r["kind"] in ("bmc", "induction", "houdini")
+                        for r in results)  # fmt: skip
+        fixed_minus = FIXED.without(fix).name
+        nec_done = not necessity or any(r["variant"] == fixed_minus for r in results)
+        return seed_done and nec_done
+
+    # a fresh process per obligation: Z3's answers depend on the terms a process built
+    # before, so a reused worker would make the counterexamples vary from run to run
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), max_tasks_per_child=1) as pool:
         futs = {pool.submit(run_obligation, j): j for j in jobs}
-        for done, fut in enumerate(as_completed(futs), start=1):
-            job = futs[fut]
-            try:
-                outs = fut.result()
-            except Exception as exc:  # a crashed obligation is a failure, never "proved"
-                outs = [{
-                    "prop": job.get("prop", ",".join(job.get("props", []))),
-                    "variant": job["variant"], "kind": job["kind"], "status": "error",
-                    "seconds": 0.0, "detail": repr(exc), "depth": None, "scenario": None,
-                    "replay": [], "assumptions": [],
-                }]  # fmt: skip
-            results.extend(outs)
-            what = job.get("prop") or job["kind"]
-            print(
-                f"[{done}/{len(jobs)}] {job['variant']} {what}: "
-                + ", ".join(f"{o['prop']}={o['status']}" for o in outs)[:200],
-                file=sys.stderr,
-                flush=True,
-            )
+        while futs:
+            finished, _ = wait(list(futs), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = futs.pop(fut)
+                try:
+                    outs = fut.result()
+                except Exception as exc:
+                    outs = _crashed(job, exc)
+                done += 1
+                _progress(done, total, job, outs)
+                if job["kind"] == "defect":
+                    defects.update({o["fix"]: o for o in outs})
+                elif job["kind"] == "conformance" and outs and "per_transition" in outs[0]:
+                    conformance.extend(outs)
+                else:
+                    results.extend(outs)
+            if not per_defect:
+                continue
+            for fix in FIX_NAMES:
+                if fix in planned or not ready(fix):
+                    continue
+                planned.add(fix)
+                row, search = dft.plan_defect(fix, results, necessity, args)
+                if row is not None:
+                    defects[fix] = row
+                    done += 1
+                    _progress(done, total, {"kind": "defect", "fix": fix}, [row])
+                elif search is not None:
+                    futs[pool.submit(run_obligation, search)] = search
     by = {(r["variant"], r["prop"]): r for r in results}
     ok = True
     if "fixed" in variants:
@@ -175,11 +250,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
         needed = [n for n in names if n in props or n not in PROPERTIES]
         needed += [n for n in props if n not in PROPERTIES]  # progress (proofs.progress)
         ok = all(by.get(("fixed", n), {}).get("status") == "proved" for n in needed)
-    if "seed" in variants:
-        ok = ok and not any(
-            r["variant"] == "seed" and r["status"] in ("unconfirmed", "unknown", "error")
-            for r in results
-        )
+        # the proofs are about the encoding: they speak of the driver only as far as
+        # the encoding and the model agree (spec/encoding-argument.md)
+        ok = ok and any(c.get("variant") == "fixed" for c in conformance)
+    # every variant that gets proofs (FIXED, and SEED's Houdini survivors) is checked
+    ok = ok and len(conformance) == len(variants) and all(c.get("ok") for c in conformance)
+    others = [v for v in variants if v != "fixed"]
+    ok = ok and not any(
+        r["variant"] in others and r["status"] in ("unconfirmed", "unknown", "error")
+        for r in results
+    )
+    if per_defect:
+        ok = ok and all(d["status"] == "violated" for d in defects.values())
     necessity_table: dict[str, list[str]] = {}
     if necessity:
         for fix in FIX_NAMES:
@@ -191,30 +273,71 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         complete = args.variant == "all" and args.property is None and necessity
         json.dump(
-            {"schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
-             "results": results, "necessity": necessity_table},
+            {
+                "schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
+                "solver": {"name": "z3", "version": z3.get_version_string()},
+                "depth": args.depth, "deep_depth": DEEP_DEPTH, "defect_depth": dft.DEFECT_DEPTH,
+                "timeout": args.timeout, "jobs": args.jobs,
+                "results": results, "necessity": necessity_table,
+                "defects": [defects[f] for f in FIX_NAMES if f in defects],
+                "conformance": conformance,
+            },
             sys.stdout,
             indent=1,
-        )
+        )  # fmt: skip
         sys.stdout.write("\n")
         return 0 if ok else 1
-    print(f"{'property':<20} {'seed':<28} {'fixed':<28} counterexample")
-    for name in props:
-        seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
-        cex = (seed or {}).get("scenario") or ""
-        print(f"{name:<20} {_cell(seed):<28} {_cell(fixed):<28} {cex}")
+    shown = [v for v in ("seed", "fixed") if v in variants] or variants
+    if len(shown) == 1 and shown[0] not in ("seed", "fixed"):
+        print(f"{'property':<20} {shown[0]:<28} counterexample")
+        for name in props:
+            r = by.get((shown[0], name))
+            print(f"{name:<20} {_cell(r):<28} {(r or {}).get('scenario') or ''}")
+    else:
+        print(f"{'property':<20} {'seed':<28} {'fixed':<28} counterexample")
+        for name in props:
+            seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
+            cex = (seed or {}).get("scenario") or ""
+            print(f"{name:<20} {_cell(seed):<28} {_cell(fixed):<28} {cex}")
     for name in [*conjuncts(), "vacuity"]:
         if name not in PROPERTIES and ("fixed", name) in by:
             print(f"{name:<20} {'(lemma)':<28} {_cell(by[('fixed', name)]):<28}")
+    violations = [r for r in results if r["status"] in ("violated", "unconfirmed")
+                  and r["variant"] in others]  # fmt: skip
+    if violations:
+        print("\nviolations (replayed through the model):")
+        for r in violations:
+            msgs = "; ".join(
+                f"transition {m.get('step', '?')} ({m.get('loc', '?')}): {m.get('message')}"
+                for m in r.get("replay", [])
+            ) or "(the replay shows no violation)"
+            print(f"  {r['variant']} {r['prop']} (depth {r['depth']}): {msgs}")
+    for r in results:
+        if r["prop"] == "invariant":
+            print(f"\ninvariant ({r['variant']}): {r['detail']} in {r['seconds']:.1f}s: "
+                  + ", ".join(c["name"] for c in r.get("conjuncts", [])))  # fmt: skip
     for r in results:  # why a check did not conclude: never hide the reason
         if r["status"] in ("error", "unknown", "failed"):
             print(f"{r['variant']} {r['prop']}: {r['status']}: {r.get('detail') or ''}")
     print("\n" + "\n".join(assumption_lines(results)))
     print("\n" + coverage_line(results))
+    for c in conformance:
+        print(conformance_line(c))
     if necessity:
         print("\nfix necessity (FIXED minus the fix: properties violated)")
         for fix in necessity_table:
             print(f"  {fix:<24} {necessity_cell(results, FIXED.without(fix).name)}")
+    if per_defect:
+        print("\nper defect: a SEED scenario violating the property, cleared by the fix alone")
+        for fix in FIX_NAMES:
+            d = defects.get(fix)
+            if d is None:
+                continue
+            where = f"@{d['depth']}" if d.get("depth") is not None else ""
+            msg = "; ".join(m["message"] for m in d.get("evidence", {}).get("seed", []))
+            print(f"  {fix:<24} {d['status']}{where} {d.get('prop') or ''} "
+                  f"{d.get('scenario') or d.get('detail')} (C lines {d['lines']})"
+                  + (f": {msg}" if msg else ""))  # fmt: skip
     print(f"\n{'OK' if ok else 'FAILED'} in {elapsed:.1f}s")
     return 0 if ok else 1
 

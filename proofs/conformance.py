@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import z3
@@ -27,6 +28,7 @@ from vmballoon.core.protocol import (
     CAP_BATCHED,
     CAP_BATCHED_2M,
     CAP_SIGNALLED_WAKEUP,
+    ERROR_PPN_PINNED,
     SUCCESS_WITH_CAPABILITIES,
 )
 from vmballoon.core.scenario import Response, Scenario
@@ -76,16 +78,20 @@ def _const(name: str, value: int | bool) -> Any:
 class Conformance:
     """The encoding of one variant, ready to be compared with concrete steps."""
 
-    def __init__(self, variant: Variant) -> None:
+    def __init__(self, variant: Variant, enc: ModuleType | None = None) -> None:
+        """``enc``: the encoding module (default :mod:`proofs.encoding`; tests pass mutants)."""
         self.variant = variant
-        self.s = make_state("s_")
-        self.i = make_inputs("i_")
-        self.o = make_state("o_")  # the expected successor
+        mk_state = make_state if enc is None else enc.make_state
+        mk_inputs = make_inputs if enc is None else enc.make_inputs
+        succ = successor if enc is None else enc.successor
+        self.s = mk_state("s_")
+        self.i = mk_inputs("i_")
+        self.o = mk_state("o_")  # the expected successor
         self.steps: dict[Loc, Step] = {}
         self.full: dict[Loc, Any] = {}
         self.crash: dict[Loc, Any] = {}
         for loc in TRANSITIONS:
-            st = successor(loc, self.s, self.i, variant)
+            st = succ(loc, self.s, self.i, variant)
             post = {n: z3.simplify(e) for n, e in st.post.items()}
             cons = z3.simplify(z3.And(*st.cons))
             self.steps[loc] = Step(post, [cons])
@@ -232,9 +238,11 @@ def transitions_of(
 
 
 def samples(
-    rng: random.Random, variant: Variant, count: int, frames_per_step: int = 3
+    rng: random.Random, variant: Variant, count: int, frames_per_step: int = 3,
+    counts: Coverage | None = None,
 ) -> Iterator[Sample]:
-    """``count`` samples from random scenarios, a few frames per concrete step."""
+    """``count`` samples from random scenarios, a few frames per concrete step (abstraction
+    failures, ``NotRepresentable``, are counted in ``counts.skipped``)."""
     made = 0
     while made < count:
         scenario = random_scenario(rng)
@@ -249,8 +257,71 @@ def samples(
                     pre = alpha(prev, g0, f)
                     post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
                 except NotRepresentable:
+                    if counts is not None:
+                        counts.skipped += 1
                     continue
                 yield Sample(prev.loc, pre, step_inputs(prev, nxt, f), post)
                 made += 1
                 if made >= count:
                     return
+
+
+# -- targeted scenarios: the situations random scenarios rarely reach ---------------------------
+
+
+def targeted_scenarios() -> dict[str, Scenario]:
+    """Scenarios for a 2 MiB balloon popped at reset and at exit, full unlock batches of 512
+    pages, and a refused list overflowing (17 refusals in one batch: 16 kept, 1 freed)."""
+    r = Response
+    caps2m = CAP_BASIC | CAP_BATCHED | CAP_BATCHED_2M
+    caps4k = CAP_BASIC | CAP_BATCHED
+    swc = SUCCESS_WITH_CAPABILITIES
+    two_mib = Scenario(
+        steps=("work", "work", "work", "exit"),
+        frames=4096,
+        hv=(
+            r(0), r(swc, caps2m), r(0), r(0, 1536), r(0, 1536),  # reset, inflate 3 x 2 MiB
+            r(7),  # GET_TARGET answered RESET
+            r(0), r(swc, caps2m), r(0), r(0, 1536), r(0, 1536),  # reset pops them, inflate
+            r(0), r(0),  # exit: DOORBELL_SET, START(0), then pop
+        ),
+    )  # fmt: skip
+    full_unlock = Scenario(
+        steps=("work", "work"),
+        frames=3000,
+        hv=(
+            r(0), r(swc, caps4k), r(0), r(0, 1100), r(0, 1100), r(0, 1100), r(0, 1100),
+            r(0, 0), r(0, 0), r(0, 0), r(0, 0),  # deflate to 0: batches of 512, 512, 76
+        ),
+    )  # fmt: skip
+    refused = Scenario(
+        steps=("work", "work"),
+        frames=200,
+        hv=(
+            r(0), r(swc, caps4k), r(0), r(0, 20),
+            r(0, 20, (ERROR_PPN_PINNED,) * 17 + (0, 0, 0)),  # 17 refusable statuses
+            r(0, 40), r(0, 40, (ERROR_PPN_PINNED,) * 20),
+        ),
+    )  # fmt: skip
+    return {"two_mib_reset_exit": two_mib, "full_unlock_batches": full_unlock,
+            "refused_overflow": refused}  # fmt: skip
+
+
+def scenario_samples(
+    scenario: Scenario, variant: Variant, counts: Coverage | None = None, frames: int = 3
+) -> Iterator[Sample]:
+    """Every step of ``scenario`` seen from its first ``frames`` candidate frames (the ones
+    the step touches come first); abstraction failures are counted in ``counts.skipped``."""
+    for prev, nxt, g0, g1, found in transitions_of(scenario, variant, 1_000_000):
+        for f in candidate_frames(prev, nxt)[:frames]:
+            proto = any(n == "protocol" for n, _, _ in found)
+            bad = any(n == "free_order" and p == f for n, _, p in found)
+            held = any(n == "host_agreement" and p == f for n, _, p in found)
+            try:
+                pre = alpha(prev, g0, f)
+                post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
+            except NotRepresentable:
+                if counts is not None:
+                    counts.skipped += 1
+                continue
+            yield Sample(prev.loc, pre, step_inputs(prev, nxt, f), post)

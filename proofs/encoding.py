@@ -316,6 +316,7 @@ def _empty_loop(tx: SymTx, is2m: bool = False) -> None:
     tx.set("l_cansleep", False)
     tx.set("l_is2m", is2m)
     tx.set("f_cur", False)
+    tx.set("f_batch", False)
 
 
 def _set_target(tx: SymTx, st: Expr, res: Expr) -> None:
@@ -384,9 +385,10 @@ def _add_page(tx: SymTx, is_f: Expr, hi: Expr) -> None:
         tx.set("page_hi", z3.If(is_f, z3.UGT(tx["f_pfn"], bv64(U32_MASK)), hi))
         tx.set("f_page", is_f)
         tx.set("page_eq_batch", False)
+        tx.set("f_batch", is_f)  # the basic "batch" is b->page, overwritten
     with tx.when(z3.Not(basic)):
         tx.crash(z3.Not(tx["bpage"]))
-    tx.set("f_batch", z3.Or(tx["f_batch"], is_f))
+        tx.set("f_batch", z3.Or(tx["f_batch"], is_f))
 
 
 def _batch_arg_is_batch_page(tx: SymTx) -> Expr:
@@ -407,6 +409,7 @@ def _batch_entries(tx: SymTx, num: Expr, eqb: Expr) -> Expr:
     tx.assume(i["e_ok"] + i["e_ref"] + i["e_free"] + i["e_warn"] + fb == num)
     tx.assume(z3.ULE(i["f_cls"], z3.BitVecVal(CLS_WARN, 8)))
     tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_cls"] == z3.BitVecVal(CLS_OK, 8)))
+    tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_rank"] == bv32(0)))
     tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))
     tx.assume(
         z3.Implies(

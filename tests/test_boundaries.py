@@ -196,3 +196,36 @@ def test_rate_ceiling(target: int) -> None:
     log = both(scenario(hv, ["work"]))
     assert log["final"]["size"] == target
     assert log["final"]["rate_alloc"] == 2048
+
+
+def rate_lock_fails() -> Scenario:
+    """As :func:`rate_scenario` with 4 works, but the full batch's BATCHED_LOCK fails."""
+    hv = [*batched_reset()] + [ok(600)] * 3 + [ok(600), {"status": 1, "result": 600}]
+    return scenario(hv, ["work"] * 4, alloc=[True] + [False] * 6)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rate_not_raised_after_a_failed_lock(variant: str) -> None:
+    """Line 916: the rate grows only after an inflation without error; a full batch whose
+    lock fails (893-898) sets error and ends the loop, and its pages are freed (646-650)."""
+    log = both(rate_lock_fails(), variant)
+    assert log["final"]["rate_alloc"] == 512
+    assert log["final"]["size"] == 0
+    assert commands(log, "BATCHED_LOCK") == [("BATCHED_LOCK", 512)]
+
+
+def refused_scenario(refused: int, status: int = ERROR_PPN_PINNED, n: int = 40) -> Scenario:
+    entries = [status] * refused + [0] * (n - refused)
+    return scenario([*batched_reset(), ok(n), ok(n, entries)], ["work"])
+
+
+BOUNDARY_SCENARIOS: dict[str, Scenario] = {
+    "hysteresis_88": inflated_to(600, [88]),
+    "hysteresis_87": inflated_to(600, [87]),
+    "inflate_601": inflated_to(600, [601]),
+    "batches_513": inflated_to(513, [0]),
+    "refused_17": refused_scenario(17),
+    "rate_floor_increase": rate_scenario(4),
+    "rate_lock_fails": rate_lock_fails(),
+}
+"""The scenarios above at their boundaries, for the encoding's conformance check."""

@@ -115,3 +115,17 @@ def test_a_run_that_says_it_was_partial_is_refused() -> None:
     with pytest.raises(specgen.PartialResult):
         specgen.require_complete({**full, "complete": False})
 
+
+
+def test_the_readme_documents_each_commands_contract() -> None:
+    from tests.conftest import ROOT
+    from vmballoon.proofs.cli import JSON_SCHEMA
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    contract = readme.split("## The contract of each command", 1)[1].split("\n## ", 1)[0]
+    for command in ("verify", "replay", "fuzz", "simulate", "spec"):
+        assert f"| `{command}` |" in contract, command
+    assert "violated SEED properties are the expected findings" in contract
+    assert JSON_SCHEMA in contract and "`complete`" in contract
+    assert "vmballoon verify --json" in contract and "spec --from-verify" in contract
+    assert "refuses a partial result" in contract and "jq" in contract

@@ -16,7 +16,13 @@ import pytest
 
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.model.state import Loc
-from vmballoon.proofs.conformance import Conformance, samples
+from vmballoon.proofs.conformance import (
+    Conformance,
+    Coverage,
+    samples,
+    scenario_samples,
+    targeted_scenarios,
+)
 from vmballoon.proofs.encoding import TRANSITIONS
 
 SAMPLES = 10_000
@@ -29,7 +35,8 @@ def test_encoding_matches_model(variant: Variant) -> None:
     rng = random.Random(20240611)
     covered: Counter[Loc] = Counter()
     failures: list[str] = []
-    for smp in samples(rng, variant, SAMPLES):
+    counts = Coverage()
+    for smp in samples(rng, variant, SAMPLES, counts=counts):
         covered[smp.loc] += 1
         bad = checker.mismatches(smp.loc, smp.pre, smp.inputs, smp.post)
         if bad and len(failures) < 5:
@@ -38,6 +45,34 @@ def test_encoding_matches_model(variant: Variant) -> None:
     missing = sorted(loc.name for loc in RUNNING if covered[loc] == 0)
     assert not missing, f"transitions never exercised: {missing}"
     assert sum(covered.values()) >= SAMPLES
+    if variant == FIXED:  # no abstraction failure: FIXED never frees badly or lists twice
+        assert counts.skipped == 0, f"{counts.skipped} NotRepresentable states in FIXED"
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+@pytest.mark.parametrize("name", sorted(targeted_scenarios()))
+def test_targeted_scenarios_conform(name: str, variant: Variant) -> None:
+    """The second net: 2 MiB balloons popped at reset and exit, full unlock batches,
+    a refused list overflowing; every step from the frames it touches."""
+    checker = Conformance(variant)
+    counts = Coverage()
+    seen: Counter[str] = Counter()
+    for smp in scenario_samples(targeted_scenarios()[name], variant, counts):
+        bad = checker.mismatches(smp.loc, smp.pre, smp.inputs, smp.post)
+        assert not bad, f"{smp.loc.name}: {bad[:3]}"
+        if smp.loc in (Loc.R_POP, Loc.E_POP) and smp.pre["f_list"] == 2:
+            seen[f"pop 2 MiB at {smp.loc.name}"] += 1
+        if smp.loc == Loc.D_UNLOCK and smp.pre["l_num"] == 512:
+            seen["unlock 512"] += 1
+        if smp.pre["n_ref0"] == 0 and smp.post["n_ref0"] == 16:
+            seen["16 refused"] += 1
+    assert counts.skipped == 0
+    expect = {
+        "two_mib_reset_exit": ["pop 2 MiB at R_POP", "pop 2 MiB at E_POP"],
+        "full_unlock_batches": ["unlock 512"],
+        "refused_overflow": ["16 refused"] if variant == FIXED else [],
+    }[name]
+    assert all(seen[e] for e in expect), dict(seen)
 
 
 def test_checker_detects_a_wrong_successor() -> None:

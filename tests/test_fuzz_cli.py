@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SCENARIOS
 from vmballoon.apps.fuzz import open_database, run_campaigns
 
 
@@ -86,3 +88,54 @@ def test_unreachable_redis_is_a_one_line_error() -> None:
     assert proc.returncode == 2
     assert "cannot reach the redis database" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_fuzz_out_writes_each_violation_minimized_with_its_meta(tmp_path: Path) -> None:
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.variants import parse_variant
+    from vmballoon.model.properties import check_trace
+
+    out = tmp_path / "found"
+    proc = _fuzz("--examples", "30", "--seed", "7", "--variant", "seed", "--steps", "6",
+                 "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "30/30 examples" in proc.stderr  # progress on stderr
+    files = sorted(out.glob("*.scenario.json"))
+    assert files, proc.stdout
+    for path in files:
+        meta = json.loads(path.read_text())["meta"]
+        assert meta["variant"] == "seed" and meta["seed"] == 7
+        scenario = load_scenario(path)  # replay accepts (and ignores) the meta object
+        found = {(v.prop, v.step) for v in check_trace(scenario, parse_variant("seed"))}
+        assert (meta["property"], meta["transition"]) in found
+        assert path.name == f"seed.{meta['property']}.scenario.json"
+        assert f"wrote {path}" in proc.stdout
+
+
+def test_minimize_keeps_the_violation_and_shrinks() -> None:
+    from vmballoon.apps.fuzzout import first_violation, minimize
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.variants import SEED
+
+    big = load_scenario(SCENARIOS / "reset_mid_inflation.json")
+    where = first_violation(big, SEED, "protocol")
+    assert where is not None
+    small = minimize(big, SEED, "protocol")
+    assert first_violation(small, SEED, "protocol") is not None
+    assert len(json.dumps(small.to_json())) < len(json.dumps(big.to_json()))
+
+
+def test_a_campaign_failure_is_one_line_never_an_exception_group() -> None:
+    from vmballoon.apps.fuzz import _one_line, campaign_settings
+
+    assert campaign_settings(5).report_multiple_bugs is False
+    group = ExceptionGroup("Hypothesis found 2 distinct failures.",
+                           [ValueError("first\nmore"), AssertionError("second")])  # fmt: skip
+    line = _one_line(group)
+    assert "\n" not in line and "first" in line and "ExceptionGroup" not in line
+
+
+def test_examples_are_split_exactly_over_the_workers() -> None:
+    results, _ = run_campaigns(["fixed"], 5, seed=3, workers=2, steps=3)
+    assert [r.seed for r in results] == [3, 4]
+    assert sum(r.examples for r in results) >= 5

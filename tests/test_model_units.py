@@ -76,3 +76,33 @@ def test_plist_length(n: int) -> None:
     for k in range(n):
         lst = (k, lst)
     assert length(lst) == n
+
+
+def test_final_json_shows_the_refused_lists_mid_inflation() -> None:
+    """The contract's ``final`` lists the refused pages 4 KiB first, then 2 MiB, each head
+    first (list_add), with their counts.  A replay ends at IDLE (refused lists released,
+    lines 921-925) or at a crash, so look at the state just before the release: a
+    batched 2 MiB host (caps BATCHED | BATCHED_2M) refuses 3 of 4 pages (PINNED)."""
+    from tests.test_boundaries import batched_reset, ok, scenario
+    from vmballoon.core.protocol import CAP_BATCHED, CAP_BATCHED_2M, ERROR_PPN_PINNED
+    from vmballoon.core.variants import FIXED
+    from vmballoon.model.machine import enter, final_json, start, step
+    from vmballoon.model.state import Loc
+
+    hv = [*batched_reset(CAP_BATCHED | CAP_BATCHED_2M), ok(2048)]
+    hv.append(ok(2048, [ERROR_PPN_PINNED] * 3 + [0]))
+    state = enter(start(scenario(hv, ["work"]), FIXED), "work")
+    allocated: list[int] = []
+    while state.loc != Loc.I_END:
+        nxt = step(state)
+        allocated += [
+            e["pfn"] for e in nxt.env.events()[len(state.env.events()) :]
+            if e["ev"] == "alloc" and e["order"] == 9
+        ]  # fmt: skip
+        state = nxt
+    final = final_json(state)
+    assert len(allocated) == 4
+    assert final["refused"] == [[], list(reversed(allocated[:3]))]
+    assert final["n_refused"] == [0, 3]
+    assert final["pages"] == [[], [allocated[3]]]
+    assert final["size"] == 512

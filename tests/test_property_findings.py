@@ -77,3 +77,12 @@ def test_finding_violates_its_property_at_the_bmc_depth(finding: dict[str, Any])
             assert step > r["depth"], f"{prop}: no counterexample up to {r['depth']}"
     assert seen == CO_VIOLATIONS[finding["prop"]]
     assert check_trace(scenario, FIXED) == []
+
+
+def test_no_leak_names_the_frames_left_unowned() -> None:
+    """The seed locks a 2 MiB block (frames 0..511) with the basic ops as one 4 KiB page
+    (line 596): the list owns frame 0, so 511 frames are owned by nothing, 1..511."""
+    finding = STATUS["no_leak"]
+    scenario = load_scenario(specgen.SPEC.parent / finding["scenario"])
+    leaks = [v.message for v in check_trace(scenario, SEED) if v.prop == "no_leak"]
+    assert leaks == ["511 frames allocated and owned by nothing (first 1..511)"]

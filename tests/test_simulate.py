@@ -392,9 +392,11 @@ def test_command_json_and_plain_progress(
     assert len(summary["series"]["size"]) == 12
     # stderr is not a terminal here: a few plain progress lines, no carriage returns
     lines = captured.err.splitlines()
-    assert 1 <= len(lines) <= 4 and "\r" not in captured.err
-    assert lines[-1].startswith("simulate: tick 12/12")
+    assert 1 <= len(lines) <= 5 and "\r" not in captured.err
+    assert lines[-2].startswith("simulate: tick 12/12")
+    assert lines[-1] == f"simulate: picture written to {out}"
     assert out.stat().st_size > 0
+    assert len(summary["series"]["allocated"]) == len(summary["series"]["host_held"]) == 12
 
 
 def test_command_text_summary(capsys: pytest.CaptureFixture[str]) -> None:
@@ -402,7 +404,48 @@ def test_command_text_summary(capsys: pytest.CaptureFixture[str]) -> None:
         ["simulate", "--ram", "64MiB", "--variant", "seed", "--capabilities", "basic,batched",
          "--targets", "0:32MiB,8:0", "--ticks", "10"]
     )  # fmt: skip
-    assert cmd_simulate(args) == 0
+    assert cmd_simulate(args) == 1  # a property was violated
     text = capsys.readouterr().out
     assert "not reached" in text
     assert "protocol" in text and "BATCHED_LOCK" in text
+
+
+def test_records_show_what_the_guest_gave_up_and_what_the_host_holds() -> None:
+    """2 MiB pages with the basic commands (the seed's no_2m_without_batching): the
+    driver counts 32 pages, the guest gave up 32 * 512 frames, the host locked 32."""
+    over = run(64 * MIB, "0:32MiB", 3, "seed", capabilities=CAP_BASIC | CAP_BATCHED_2M)
+    first = over.records[0]
+    assert first.size == 32 and first.held == 32 and first.allocated == 32 * 512
+    churn = run(64 * MIB, "0:32MiB", 3, "seed")  # batched locks name a NULL page
+    assert all(r.size == 0 and r.held == 0 and r.allocated <= 1 for r in churn.records)
+    assert all(r.churn >= 8192 for r in churn.records)  # allocated and freed every tick
+    fixed = run(64 * MIB, "0:32MiB,2:0", 4, "fixed")
+    # the values of tick t are those at the end of tick t: the target of tick 0 is reached
+    assert [r.size for r in fixed.records][:2] == [8192, 8192]
+    assert fixed.records[0].held == fixed.records[0].allocated - 1 == 8192  # + batch page
+    assert fixed.records[2].size == 0
+
+
+def test_plot_draws_each_tick_at_that_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    from vmballoon.apps import simplot
+
+    drawn: dict[str, tuple[list[float], list[float]]] = {}
+    original = Axes.plot
+
+    def spy(self: Axes, x: list[float], y: list[float], *args: object, **kw: object) -> object:
+        drawn[str(kw.get("label"))] = (list(x), list(y))
+        return original(self, x, y, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    result = run(64 * MIB, "0:32MiB,2:0", 4, "fixed")
+    simplot.plot(result, str(tmp_path / "p.png"))
+    size_x, size_y = drawn["b->size (driver's count)"]
+    assert size_x == [0, 1, 2, 3] and size_y[0] == 8192 / simplot.GIB_PAGES
+    assert drawn["target (host schedule)"][0] == size_x
+    assert "frames the host holds locked" in drawn
+    assert "frames the guest gave up (allocated)" in drawn

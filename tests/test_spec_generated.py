@@ -71,3 +71,4 @@ def test_readme_results_table_matches_the_checked_in_results() -> None:
         assert sorted(c.strip("`") for c in cells[3].split(", ") if c) == needed
         checked += 1
     assert checked == len({r["prop"] for r in results["results"] if r["variant"] == "seed"})
+

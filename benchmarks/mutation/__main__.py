@@ -16,9 +16,17 @@ import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from benchmarks.mutation.mutator import KINDS, all_mutants, target_files
-from benchmarks.mutation.runner import ROOT, Result, campaign, load_equivalent, report
+from benchmarks.mutation.runner import (
+    ROOT,
+    Result,
+    campaign,
+    load_equivalent,
+    report,
+    rescore,
+)
 from benchmarks.mutation.stages import STAGES
 
 
@@ -40,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run these stages (default: all but 'suite')",
     )
     p.add_argument("--list", action="store_true", help="print the mutants' keys and stop")
+    p.add_argument(
+        "--rescore",
+        metavar="REPORT",
+        help="apply the current equivalent.json to an earlier report (runs nothing)",
+    )
     p.add_argument("--out", default="mutation-report.json", help="the JSON report")
     return p
 
@@ -51,6 +64,14 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.rescore:
+        try:
+            earlier = json.loads(Path(args.rescore).read_text())
+            rep = rescore(earlier, load_equivalent())
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {args.rescore}: not a mutation report ({exc})", file=sys.stderr)
+            return 2
+        return _write(rep, args.out)
     known = target_files(ROOT)
     for rel in args.only or []:
         if rel not in known:
@@ -93,12 +114,17 @@ def main(argv: list[str] | None = None) -> int:
 
     results, base, wall = campaign(mutants, args.jobs, progress, args.stage)
     rep = report(results, base, wall, equivalent)
-    Path(args.out).write_text(json.dumps(rep, indent=1) + "\n")
+    rep["jobs"] = args.jobs
+    return _write(rep, args.out)
+
+
+def _write(rep: dict[str, Any], out: str) -> int:
+    Path(out).write_text(json.dumps(rep, indent=1) + "\n")
     print(
         f"{rep['mutants']} mutants: {rep['killed']} killed ({rep['timeouts']} by timeout), "
         f"{rep['equivalent']} equivalent, {rep['survived']} survived; "
         f"score {100 * rep['score']:.1f}% of non-equivalent mutants; "
-        f"{rep['wall_seconds']:.0f} s wall ({args.jobs} jobs); report: {args.out}"
+        f"{rep['wall_seconds']:.0f} s wall ({rep.get('jobs', 1)} jobs); report: {out}"
     )
     for s in rep["survivors"]:
         print(f"\nsurvived: {s['key']} (line {s['line']})\n{s['diff']}")

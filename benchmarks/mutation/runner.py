@@ -95,6 +95,8 @@ class Result:
     stage: str | None
     seconds: float
     stages: dict[str, float]
+    diff: str = ""
+    """The mutant's diff against the source it was made from (kept for survivors)."""
 
 
 def load_equivalent(path: Path = EQUIVALENT) -> dict[str, str]:
@@ -162,6 +164,8 @@ def campaign(
                     with lock:
                         free.append(w)
                 r = Result(m, ans["outcome"], ans["stage"], ans["seconds"], ans["stages"])
+                if r.outcome == "survived":
+                    r.diff = m.diff(sources[m.file])
                 with lock:
                     results.append(r)
                     progress(len(results), len(mutants), r)
@@ -184,7 +188,6 @@ def report(
     results: list[Result], base: dict[str, float], wall: float, equivalent: dict[str, str]
 ) -> dict[str, Any]:
     """The JSON report: counts, score, survivors with their diffs."""
-    sources: dict[str, str] = {}
     survivors, equivalents, stale = [], [], []
     killed_by: Counter[str] = Counter()
     per_file: dict[str, Counter[str]] = {}
@@ -203,11 +206,7 @@ def report(
             equivalents.append({"key": m.key, "reason": equivalent[m.key]})
             continue
         counts["survived"] += 1
-        if m.file not in sources:
-            sources[m.file] = (ROOT / m.file).read_text()
-        survivors.append(
-            {"key": m.key, "line": m.line, "kind": m.kind, "diff": m.diff(sources[m.file])}
-        )
+        survivors.append({"key": m.key, "line": m.line, "kind": m.kind, "diff": r.diff})
     total = len(results)
     killed = sum(killed_by.values())
     scored = total - len(equivalents)
@@ -233,3 +232,23 @@ def report(
             for r in results
         ],
     }
+
+
+def rescore(rep: dict[str, Any], equivalent: dict[str, str]) -> dict[str, Any]:
+    """``rep`` with the current list of equivalent mutants applied (no mutant is rerun)."""
+    out = dict(rep)
+    survivors, equivalents = [], list(rep["equivalent_mutants"])
+    for s in rep["survivors"]:
+        if s["key"] in equivalent:
+            equivalents.append({"key": s["key"], "reason": equivalent[s["key"]]})
+        else:
+            survivors.append(s)
+    scored = rep["mutants"] - len(equivalents)
+    out.update(
+        survivors=survivors,
+        survived=len(survivors),
+        equivalent_mutants=equivalents,
+        equivalent=len(equivalents),
+        score=round(rep["killed"] / scored, 4) if scored else 1.0,
+    )
+    return out

@@ -15,9 +15,15 @@ from typing import Any, NoReturn
 
 from vmballoon.apps.nogc import cyclic_gc_paused
 from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
+from vmballoon.core.argtypes import (
+    nonnegative_int,
+    output_dir,
+    positive_int,
+    step_range,
+    variant_name,
+)
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
-from vmballoon.core.variants import parse_variant
+from vmballoon.core.variants import Variant, parse_variant
 
 EXIT_USAGE = 2
 
@@ -53,20 +59,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
+    if args.check:
+        if args.impl != "model":
+            raise UsageError("--check replays through the model: use --impl model")
+        return _check(scenario, parse_variant(args.variant))
     if args.format != "events":
         if args.impl != "model":
             raise UsageError(
                 f"--format {args.format} traces the model's transitions: use --impl model"
             )
-        from vmballoon.apps.traces import model_trace, to_itf, to_table
+        from vmballoon.apps.traces import walk, write_itf, write_table
 
+        if args.violations and args.no_check:
+            raise UsageError("--violations needs the property checks: drop --no-check")
+        checked = not args.no_check
         with cyclic_gc_paused():
-            trace = model_trace(scenario, parse_variant(args.variant))
-        if args.format == "itf":
-            sys.stdout.write(json.dumps(to_itf(trace, source=str(args.scenario))))
-        else:
-            sys.stdout.write(to_table(trace))
-        sys.stdout.write("\n")
+            steps = walk(scenario, parse_variant(args.variant), check=checked)
+            if args.format == "itf":
+                if args.steps is not None or args.violations:
+                    raise UsageError("--steps and --violations filter --format table only")
+                write_itf(steps, sys.stdout, source=str(args.scenario), checked=checked)
+            else:
+                first, stop = args.steps if args.steps is not None else (0, None)
+                write_table(steps, sys.stdout, first, stop, args.violations)
+        sys.stdout.flush()
         return 0
     with cyclic_gc_paused():  # the log holds millions of objects: no full collections
         log = _replay_checked(scenario, args.impl, args.variant, source)
@@ -76,6 +92,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def _check(scenario: Scenario, variant: Variant) -> int:
+    """``replay --check``: every property the replay violates, where, and why; exit 1 if any."""
+    from vmballoon.apps.traces import model_trace
+    from vmballoon.model.properties import check_trace
+
+    with cyclic_gc_paused():
+        found = check_trace(scenario, variant)
+        labels = [t.label for t in model_trace(scenario, variant)] if found else []
+    for v in found:
+        label = labels[v.step] if v.step < len(labels) else "?"
+        print(f"{v.prop}: transition {v.step} ({label} -> {v.loc}): {v.message}")
+    if not found:
+        print(f"no property violated ({variant.name})")
+    return 1 if found else 0
 
 
 def _source_file(args: argparse.Namespace) -> Path | None:
@@ -130,8 +162,17 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
               f"in {result.seconds:.1f} s: {status}")  # fmt: skip
         if result.failure:
             failed = True
-            print(result.failure)
+            print(f"  {result.failure}")
+            if result.failed and args.out is None:
+                print("  scenario: " + json.dumps(result.failed["scenario"]))
     print(coverage_report(coverage))
+    if args.out is not None:
+        from vmballoon.apps.fuzzout import write_findings
+
+        print(f"fuzz: minimizing {len(coverage.witnesses)} violation(s) into {args.out}",
+              file=sys.stderr)  # fmt: skip
+        for path in write_findings(Path(args.out), coverage, results):
+            print(f"wrote {path}")
     return 1 if failed else 0
 
 
@@ -209,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("events", "itf", "table"),
         default="events",
-        help="events: the contract's event log; itf: ITF trace; table: readable changes",
+        help="events: the contract's event log; itf: ITF trace, streamed (one state per "
+        "transition, failing properties in each state's #meta); table: readable changes",
     )
     p.add_argument(
         "--source",
@@ -217,16 +259,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --impl c: compile this driver source instead of the variant's",
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check every property along the replay: print each violation (exit 1 if any)",
+    )
+    p.add_argument(
+        "--no-check", action="store_true",
+        help="itf/table: do not check the properties in every state (they cost time "
+        "proportional to the balloon per state; use it for long traces)",
+    )  # fmt: skip
+    p.add_argument(
+        "--steps", type=step_range, default=None, metavar="A:B",
+        help="table: only transitions A to B-1 (A:, :B and A work too)",
+    )  # fmt: skip
+    p.add_argument(
+        "--violations", action="store_true",
+        help="table: only the transitions after which a property fails",
+    )  # fmt: skip
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
-    p.add_argument("--examples", type=positive_int, default=500, help="examples per variant")
+    p.add_argument(
+        "--examples", type=positive_int, default=500,
+        help="examples per variant, split over the workers (default 500)",
+    )  # fmt: skip
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed when omitted)")
     p.add_argument("--steps", type=positive_int, default=12, help="entry points per example")
     p.add_argument(
         "--variant", type=_variant_or_both, default="both", help="seed, fixed, ... or both"
     )
     p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    p.add_argument(
+        "--out", type=output_dir, default=None, metavar="DIR",
+        help="write every failing or property-violating scenario found, minimized, with a "
+        "meta object (property, variant, transition, message, seed)",
+    )  # fmt: skip
     p.add_argument(
         "--database",
         default=None,

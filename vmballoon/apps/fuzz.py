@@ -99,7 +99,16 @@ class Coverage:
     examples: int = 0
     steps: int = 0
     violations: set[tuple[str, str]] = field(default_factory=set)  # (variant, property)
+    witnesses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """The first scenario seen violating each (variant, property): its JSON and where."""
     boundaries: set[str] = field(default_factory=set)  # names of BOUNDARIES reached
+
+
+FAILURE: dict[str, Any] = {}
+"""The last failure the machine raised (Hypothesis replays the minimal one last)."""
+
+PROGRESS: list[Any] = [None]
+"""A callable ``(examples_so_far)`` the machine calls as each example starts, or None."""
 
 
 COVERAGE = Coverage()
@@ -257,6 +266,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.state: State | None = None
         self.steady = False
         COVERAGE.examples += 1
+        if PROGRESS[0] is not None:
+            PROGRESS[0](COVERAGE.examples)
 
     @initialize(
         frames=st.sampled_from(FRAME_CHOICES),
@@ -348,7 +359,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         expected = event_log(self.state)
         got = reference.replay(self.scenario, self.variant)
         if got != expected:
-            raise AssertionError(describe_difference(self.scenario, expected, got))
+            message = describe_difference(self.scenario, expected, got)
+            FAILURE.clear()
+            FAILURE.update(kind="disagreement", scenario=self.scenario.to_json(),
+                           message=message.splitlines()[1] if "\n" in message else message)
+            raise AssertionError(message)
 
 
     @invariant()
@@ -369,7 +384,14 @@ class DifferentialMachine(RuleBasedStateMachine):
         found = check_trace(self.scenario, self.variant)
         for v in found:
             COVERAGE.violations.add((self.variant.name, v.prop))
+            key = (self.variant.name, v.prop)
+            if key not in COVERAGE.witnesses:
+                COVERAGE.witnesses[key] = {"scenario": self.scenario.to_json(),
+                                           "step": v.step, "message": v.message}  # fmt: skip
         if self.variant == FIXED and found:
+            FAILURE.clear()
+            FAILURE.update(kind="violation", property=found[0].prop, step=found[0].step,
+                           message=found[0].message, scenario=self.scenario.to_json())
             raise AssertionError(
                 "FIXED violates " + "; ".join(f"{v.prop} at step {v.step}: {v.message}"
                                              for v in found)
@@ -425,6 +447,7 @@ def campaign_settings(examples: int, steps: int = 12, database: Any = None) -> s
         suppress_health_check=list(HealthCheck),
         phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
         print_blob=True,
+        report_multiple_bugs=False,  # one failure, never an ExceptionGroup of several
     )
 
 
@@ -437,6 +460,7 @@ class CampaignResult:
     seed: int
     seconds: float
     failure: str | None
+    failed: dict[str, Any] | None = None  # the failing scenario (minimized) and what failed
 
 
 def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
@@ -448,13 +472,26 @@ def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
     started = time.perf_counter()
     before = COVERAGE.examples
     failure: str | None = None
+    FAILURE.clear()
     try:
         test()
-    except AssertionError as exc:
-        failure = str(exc)
+    except Exception as exc:  # any failure is reported in one line
+        failure = _one_line(exc)
     return CampaignResult(
-        variant.name, COVERAGE.examples - before, seed, time.perf_counter() - started, failure
+        variant.name, COVERAGE.examples - before, seed, time.perf_counter() - started, failure,
+        dict(FAILURE) if failure and FAILURE else None,
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    """What failed, in one line: a check's message, or the error's type and first line."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _one_line(exc.exceptions[0])
+    if FAILURE:
+        what = FAILURE.get("property") or "model and reference disagree"
+        return f"{what}: {FAILURE.get('message', '')}".strip()
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def coverage_report(coverage: Coverage) -> str:
@@ -511,6 +548,20 @@ def open_database(spec: str | None) -> Any:
     return DirectoryBasedExampleDatabase(spec)
 
 
+def _progress_printer(variant: str, seed: int, examples: int) -> Any:
+    """Prints ``fuzz: VARIANT (seed S): N/EXAMPLES examples`` on stderr every tenth."""
+    import sys
+
+    every = max(1, examples // 10)
+
+    def show(n: int) -> None:
+        if n % every == 0 and n <= examples:
+            print(f"fuzz: {variant} (seed {seed}): {n}/{examples} examples", file=sys.stderr,
+                  flush=True)  # fmt: skip
+
+    return show
+
+
 def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult, Coverage]:
     """One campaign in a worker process; returns its result and coverage."""
     from vmballoon.core.variants import parse_variant
@@ -519,12 +570,15 @@ def _worker(job: tuple[str, int, int, int, str | None]) -> tuple[CampaignResult,
     COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()
     COVERAGE.boundaries = set()
     COVERAGE.examples = COVERAGE.steps = 0
+    COVERAGE.witnesses = {}
+    PROGRESS[0] = _progress_printer(variant_name, seed, examples)
     result = run_campaign(
         parse_variant(variant_name), examples, seed, steps, open_database(database)
     )
     return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
                             COVERAGE.examples, COVERAGE.steps,
-                            set(COVERAGE.violations), set(COVERAGE.boundaries))  # fmt: skip
+                            set(COVERAGE.violations), dict(COVERAGE.witnesses),
+                            set(COVERAGE.boundaries))  # fmt: skip
 
 
 def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
@@ -532,11 +586,12 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
                   ) -> tuple[list[CampaignResult], Coverage]:  # fmt: skip
     """Campaigns for each variant, split over ``workers`` processes.
 
-    Worker ``i`` runs with seed ``seed + i`` and ``examples / workers`` examples
-    (rounded up); one worker with seed ``seed + i`` reproduces its run.
+    Worker ``i`` runs with seed ``seed + i`` and its share of ``examples`` (the shares
+    add up to ``examples``); one worker with seed ``seed + i`` reproduces its run.
     """
-    per_worker = -(-examples // workers)
-    jobs = [(v, per_worker, seed + i, steps, database) for v in variants for i in range(workers)]
+    shares = [examples // workers + (i < examples % workers) for i in range(workers)]
+    jobs = [(v, shares[i], seed + i, steps, database)
+            for v in variants for i in range(workers) if shares[i] > 0]  # fmt: skip
     if workers == 1:
         outcomes = [_worker(job) for job in jobs]
     else:
@@ -550,6 +605,8 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
         merged.statuses |= cov.statuses
         merged.violations |= cov.violations
         merged.boundaries |= cov.boundaries
+        for key, witness in cov.witnesses.items():
+            merged.witnesses.setdefault(key, witness)
     merged.examples = sum(c.examples for _, c in outcomes)
     merged.steps = sum(c.steps for _, c in outcomes)
     return [r for r, _ in outcomes], merged

@@ -166,7 +166,8 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="a cooperative host and a target schedule over a guest; size against target",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=(__doc__.split("\n\n")[0] if __doc__ else "")
+        + " Exit status: 0 no property violated, 1 a property was violated, 2 bad arguments.",
     )
     p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
                    help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
@@ -185,7 +186,8 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--pressure-seed", type=_seed, default=0,
                    help="seed of the allocation failures (default 0)")  # fmt: skip
     p.add_argument("--plot", default=None, metavar="FILE",
-                   help="write size and target against ticks to FILE.png or FILE.svg")  # fmt: skip
+                   help="write the picture to FILE.png or FILE.svg: size, target, frames the "
+                   "guest gave up and frames the host holds, per tick")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_simulate)
     return p
@@ -228,7 +230,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """``vmballoon simulate``: run, show progress on stderr, print the summary; 0."""
+    """``vmballoon simulate``: run, show progress on stderr, print the summary.
+
+    Exit status 0 when no property was violated, 1 when one was (the summary and the
+    picture say which), 2 for bad arguments.
+    """
     config = config_from_args(args)
     bar = ProgressBar(sys.stderr)
     result = simulate(config, bar.update)
@@ -242,12 +248,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             from vmballoon.apps.cli import UsageError
 
             raise UsageError(f"--plot: cannot write {args.plot!r}: {exc.strerror}") from None
+        print(f"simulate: picture written to {args.plot}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps(summary_json(result)) + "\n")
     else:
         sys.stdout.write(summary_text(result))
     sys.stdout.flush()
-    return 0
+    return 1 if result.violations else 0
 
 
 # -- progress ------------------------------------------------------------------------------
@@ -349,6 +356,9 @@ def summary_json(result: SimResult) -> dict[str, Any]:
         "series": {
             "size": [r.size for r in result.records],
             "target": [r.target for r in result.records],
+            "allocated": [r.allocated for r in result.records],
+            "host_held": [r.held for r in result.records],
+            "allocated_during_tick": [r.churn for r in result.records],
         },
     }
 

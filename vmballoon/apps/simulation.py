@@ -103,6 +103,9 @@ class TickRecord:
     target: int  # the host's scheduled target for this tick, pages
     reset: bool  # the driver sent START (a connection reset) during the tick
     violations: tuple[str, ...]  # properties that failed during the tick
+    allocated: int = 0  # frames the guest has given up at the end of the tick (allocated)
+    held: int = 0  # frames the host holds locked at the end of the tick
+    churn: int = 0  # frames the driver allocated during the tick (freed again or not)
 
 
 @dataclass
@@ -354,9 +357,14 @@ def simulate(
                     result.violations[name].ticks += 1
                 else:
                     result.violations[name] = ViolationSummary(tick, messages[name])
-            result.records.append(
-                TickRecord(tick, state.drv.size, host.at_tick(tick).target(), reset, tuple(names))
-            )
+            mem, now = state.env.memory, state.env.host
+            result.records.append(TickRecord(
+                tick, state.drv.size, host.at_tick(tick).target(), reset, tuple(names),
+                allocated=(mem.end - mem.base) - sum(e - b for b, e in mem.free),
+                held=now.held_frames() if now is not None else 0,
+                churn=sum(1 << ev["order"] for ev in events_of(state.env.log)
+                          if ev["ev"] == "alloc" and ev["pfn"] is not None),
+            ))  # fmt: skip
             done = tick + 1
             on_step(state)
             if state.loc == Loc.CRASHED:

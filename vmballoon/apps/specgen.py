@@ -133,6 +133,40 @@ def findings_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def defects_table(results: dict[str, Any]) -> str:
+    """One row per fix flag: the SEED scenario that shows its defect, and what the fix changes."""
+    by = {d["fix"]: d for d in results.get("defects", [])}
+    lines = ["| fix flag | C lines it changes | property violated on SEED | depth | scenario "
+             "(SEED violates it; SEED + the fix alone does not) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for fix in FIX_NAMES:
+        d = by.get(fix)
+        if d is None:
+            lines.append(_row([f"`{fix}`", "", "not checked", "", ""]))
+            continue
+        scenario = Path(d["scenario"]).name if d.get("scenario") else ""
+        link = f"[{scenario}](findings/{scenario})" if scenario else str(d.get("status"))
+        prop = f"`{d['prop']}`" if d.get("prop") else str(d.get("status"))
+        lines.append(_row([f"`{fix}`", str(d.get("lines", "")), prop,
+                           f"{d['depth']} transitions" if d.get("depth") is not None else "",
+                           link]))  # fmt: skip
+    return "\n".join(lines)
+
+
+def invariants_section(results: dict[str, Any]) -> str:
+    """The inductive invariants Houdini kept: each conjunct in words, then as formulas."""
+    parts: list[str] = []
+    for inv in results.get("invariants", []):
+        parts += [f"### {inv['variant']}", "",
+                  "| conjunct | origin | what it says |", "|---|---|---|"]  # fmt: skip
+        parts += [_row([f"`{c['name']}`", c["origin"], c["words"]]) for c in inv["conjuncts"]]
+        parts += ["", "<details><summary>formulas (Z3)</summary>", "", "```"]
+        for c in inv["conjuncts"]:
+            parts.append(f"{c['name']}: " + " ".join(str(c["formula"]).split()))
+        parts += ["```", "", "</details>", ""]
+    return "\n".join(parts) if parts else "(no invariant recorded)"
+
+
 def necessity_table(results: dict[str, Any]) -> str:
     """For each fix: the properties that FIXED minus that fix violates; a result that is
     no verdict (unknown, error, unconfirmed) is shown as such, never as "not needed"."""
@@ -186,12 +220,48 @@ def load_results(path: Path | None = None) -> dict[str, Any]:
 def stable_results(results: dict[str, Any]) -> dict[str, Any]:
     """Verify results without times or solver details, for checking in."""
     keep = ("prop", "variant", "kind", "status", "depth", "scenario")
-    rows = [{k: r.get(k) for k in keep} for r in results.get("results", [])]
+    raw = results.get("results", [])
+    rows = [{k: r.get(k) for k in keep} for r in raw if r.get("prop") != "invariant"]
     rows.sort(key=lambda r: (str(r["variant"]), str(r["prop"])))
     for r in rows:
         if r.get("scenario"):
             r["scenario"] = f"spec/findings/{Path(str(r['scenario'])).name}"
-    return {"ok": results.get("ok"), "results": rows, "necessity": results.get("necessity", {})}
+    invariants = [
+        {"variant": r["variant"], "conjuncts": [
+            {k: c[k] for k in ("name", "origin", "words", "formula")} for c in r["conjuncts"]
+        ]}
+        for r in raw if r.get("prop") == "invariant" and r.get("conjuncts")
+    ]  # fmt: skip
+    invariants.sort(key=lambda r: str(r["variant"]))
+    defects = [
+        {k: d.get(k) for k in ("fix", "lines", "prop", "depth", "status", "source", "scenario")}
+        for d in results.get("defects", [])
+    ]
+    for d in defects:
+        if d.get("scenario"):
+            d["scenario"] = f"spec/findings/{Path(str(d['scenario'])).name}"
+    return {
+        "ok": results.get("ok"), "results": rows, "necessity": results.get("necessity", {}),
+        "defects": defects, "invariants": invariants,
+    }  # fmt: skip
+
+
+def _throttle_note(results: dict[str, Any]) -> str:
+    seed = _by_variant(results).get(("seed", "throttle"))
+    if seed is not None and seed["status"] == "violated":
+        return (
+            "`throttle` fails on the seed only after more than 512 allocations in one inflate "
+            "call; bounded model checking finds it with accelerated steps (proofs/accel.py: "
+            "k successful allocations, k symbolic, in one transition, checked against k model "
+            "steps by tests/test_accel.py), so its depth counts a batch of allocations as one "
+            "transition."
+        )
+    return (
+        "`throttle` fails on the seed only after more than 512 allocations in one inflate "
+        "call, beyond the depth of bounded model checking; the property itself runs in the "
+        "differential fuzzer on every example, where the seed violates it "
+        "(`vmballoon fuzz` lists it under property violations seen)."
+    )
 
 
 def render(results: dict[str, Any]) -> str:
@@ -206,7 +276,8 @@ def render(results: dict[str, Any]) -> str:
         "edit those, then run `vmballoon spec`. -->",
         "",
         "This document specifies the Linux VMware balloon driver as written in "
-        "`shared/seed/vmw_balloon.c` (the *seed*), top to bottom: the protocol, the state, "
+        "`spec/driver/vmw_balloon.c` (the *seed*, vendored unmodified), top to bottom: "
+        "the protocol, the state, "
         "the control locations and every transition with the C lines it models, the "
         "environment, the properties with their status on the seed and on the fixed "
         "driver, the fixes, and the findings. The executable form is `model/`; "
@@ -271,14 +342,26 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"FIXED proves every checked property: {'yes' if fixed_ok and results else 'no'}.",
         "",
-        "`throttle` fails on the seed only after more than 512 allocations in one inflate "
-        "call, beyond the depth of bounded model checking; the property itself runs in the "
-        "differential fuzzer on every example, where the seed violates it "
-        "(`vmballoon fuzz` lists it under property violations seen).",
+        _throttle_note(results),
         "",
         "## Findings",
         "",
-        "Each defect of the seed that the checker found, with its shortest counterexample "
+        "### One SEED scenario per defect",
+        "",
+        "For every fix flag, a scenario on which the seed as written violates a property "
+        "and the seed with that one fix applied does not (and FIXED without the fix violates "
+        "it too, so the violation is this defect's). `vmballoon replay SCENARIO --check` "
+        "prints the violation; `--variant <flag>` clears it. Found by `vmballoon verify` "
+        "(proofs/defects.py): the seed's own shortest counterexample of the property when "
+        "the fix alone clears it, otherwise bounded model checking of SEED against SEED + "
+        "the fix on the same inputs; every scenario is minimised (inputs that do not matter "
+        "at their defaults).",
+        "",
+        defects_table(results),
+        "",
+        "### SEED violations by property",
+        "",
+        "Each property the seed violates, with its shortest counterexample "
         "as a scenario of the contract (replay it with `vmballoon replay`), and the fixes "
         "whose removal from FIXED brings the violation back. What each fix changes is in "
         "the fixes table above and in the Fixes chapter.",
@@ -290,6 +373,16 @@ def render(results: dict[str, Any]) -> str:
         "FIXED minus one fix, checked like the seed: the properties that then fail.",
         "",
         necessity_table(results),
+        "",
+        "## Inductive invariants",
+        "",
+        "The invariants Houdini keeps (proofs/check.py): every conjunct is inductive "
+        "together with the others, so each property among them holds in every reachable "
+        "state, with no bound. For the seed the candidates are the properties, every "
+        "conjunct of the FIXED lemmas split mechanically (proofs/lemmas.py: origin *split "
+        "from ...*, derived, not written) and a few hand-written seed lemmas.",
+        "",
+        invariants_section(results),
         "",
     ]
     head = parts.index("## Protocol constants")
@@ -368,6 +461,9 @@ def missing(raw: dict[str, Any]) -> list[str]:
         out.append("fixed vacuity")
     necessity = raw.get("necessity") or {}
     out += [f"necessity of {fix}" for fix in FIX_NAMES if fix not in necessity]
+    if "defects" in raw:  # (results from before the per-defect search have none)
+        found = {d.get("fix") for d in raw["defects"] or []}
+        out += [f"the defect search of {fix}" for fix in FIX_NAMES if fix not in found]
     if raw.get("complete") is False:
         out.append("the run says it was partial (--property, --variant or --no-necessity)")
     return out
@@ -399,9 +495,9 @@ def import_verify(raw_path: Path) -> dict[str, Any]:
     require_complete(raw)
     copies: dict[Path, str] = {}
     findings = SPEC / "findings"
-    for r in raw.get("results", []):
+    for r in [*raw.get("results", []), *raw.get("defects", [])]:
         src = r.get("scenario")
-        if src and r.get("variant") == "seed":
+        if src and r.get("variant", "seed") == "seed":
             try:
                 copies[findings / Path(src).name] = Path(src).read_text(encoding="utf-8")
             except OSError as exc:
@@ -432,4 +528,13 @@ def compare_results(fresh: dict[str, Any], checked_in: dict[str, Any]) -> list[s
             out.append(f"{k[0]} {k[1]}: checked in {old.get(k)}, now {new.get(k)}")
     if fresh.get("necessity") != checked_in.get("necessity"):
         out.append("fix-necessity table differs")
+
+    def dkey(d: dict[str, Any]) -> tuple[Any, ...]:
+        return (d.get("status"), d.get("prop"), d.get("depth"))
+
+    old_d = {d["fix"]: dkey(d) for d in checked_in.get("defects", [])}
+    new_d = {d["fix"]: dkey(d) for d in fresh.get("defects", [])}
+    for fix in sorted(set(old_d) | set(new_d)):
+        if old_d.get(fix) != new_d.get(fix):
+            out.append(f"defect {fix}: checked in {old_d.get(fix)}, now {new_d.get(fix)}")
     return out

@@ -1,39 +1,77 @@
-"""Traces of a replay that people can read and tools can load.
+"""Traces of a replay that people can read and tools can load, written as they are made.
 
 A replay through the model passes through one state per transition.
-:func:`model_trace` lists them with their labels and the events each step
-emitted; :func:`to_itf` writes them as an ITF trace (the Apalache trace format:
-``#meta``, ``vars``, ``states``, integers as ``{"#bigint": "..."}``; a value
-that may be absent, like ``batch_page``, as a sequence of length 0 or 1, the TLA+
-idiom that itf-py loads (it cannot load an ``Option`` variant over integers),
-:func:`to_table` as a text table with one row per transition and only the
-fields that changed.
+:func:`walk` yields them one at a time, with their labels, the events each
+transition emitted and, when asked, the properties that fail in that state
+(the same checks, ghost and numbering as :func:`model.properties.check_trace`:
+index 0 is module init, every entry and every transition counts one).
+
+:func:`write_itf` streams them as an ITF trace (the Apalache trace format:
+``#meta``, ``vars``, ``states``); :func:`write_table` as a text table with one
+row per transition and only the fields that changed.  Neither keeps the states:
+memory is that of the replay itself (the persistent state and the event log)
+plus one state's text, so the ITF of a 64 GiB guest inflating 2 MiB pages to
+48 GiB streams out in bounded memory.
+
+ITF encoding: integers are JSON numbers below 2**53 and ``{"#bigint": "..."}``
+above (what ITF prescribes; jq and JavaScript would round larger numbers); pairs
+(the two page sizes' lists, counters and statistics, the doorbell handle) are
+``{"#tup": [...]}``; a top-level value that may be absent (``batch_page``, ``page``,
+``doorbell``, ``ops``) and an event's ``pfn`` are a sequence of length 0 or 1, the TLA+
+idiom that itf-py loads.  A state's ``#meta`` holds its index and, when the
+properties were checked, the ``violations`` that hold there (property, message).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from io import StringIO
+from typing import Any, TextIO
 
 from vmballoon.core.env import Event, EventStack
+from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
+    CAP_BATCHED_2M,
+    CAP_SIGNALLED_WAKEUP,
+    STATS_FIELDS,
+    STATUS_NAMES,
+)
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
-from vmballoon.model.machine import STOPPED, enter, final_json, start, step
-from vmballoon.model.state import Loc, State
+from vmballoon.model.machine import STOPPED, enter, start, step
+from vmballoon.model.plist import PList, iterate
+from vmballoon.model.properties import check_state, initial_ghost, observe
+from vmballoon.model.state import STAT, Loc, State
 from vmballoon.model.transitions import TRANSITIONS
+from vmballoon.model.tx import DEFLATE_LOCS
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
-OPTIONAL_FIELDS = frozenset({"batch_page", "page", "doorbell", "ops", "pfn", "arg1", "arg2"})
+OPTIONAL_FIELDS = ("batch_page", "page", "doorbell", "ops")
+"""Top-level fields that may be absent (C NULL pointers, an invalid doorbell handle)."""
 LOOP_FIELDS = ("num_pages", "allocations", "rate", "error", "cansleep", "is_2m")
+SMALL_FIELDS = (
+    "size", "target", "rate_alloc", "slow_allocation_cycles", "reset_required",
+    "capabilities", "supported_page_sizes", "batch_max_pages", "ops",
+)  # fmt: skip
+VARS = ("action", "loc", *SMALL_FIELDS, "pages", "refused", "n_refused", "batch_page", "page",
+        "doorbell", "crashed", "stats", *LOOP_FIELDS, "events")  # fmt: skip
+"""The variables of every ITF state, in order."""
+SAFE_INT = 1 << 53
 
 
 @dataclass(frozen=True)
 class TraceStep:
-    """One step of a replay: its label, the state after it, the events it emitted."""
+    """One step of a replay: its index and label, the state after it, the events it
+    emitted, and the properties failing in that state (empty when unchecked)."""
 
+    index: int
     label: str
     state: State
     events: tuple[Event, ...]
+    violations: tuple[tuple[str, str], ...] = ()
 
 
 def _new_events(before: EventStack, after: EventStack) -> tuple[Event, ...]:
@@ -45,80 +83,228 @@ def _new_events(before: EventStack, after: EventStack) -> tuple[Event, ...]:
     return tuple(out)
 
 
-def model_trace(scenario: Scenario, variant: Variant) -> list[TraceStep]:
-    """Every state the model passes through replaying ``scenario``, from module init."""
+def walk(scenario: Scenario, variant: Variant, check: bool = False) -> Iterator[TraceStep]:
+    """Every state the model passes through replaying ``scenario``, from module init.
+
+    With ``check`` every property is checked in every state (as ``check_trace`` with
+    ``first_only=False``); this costs time proportional to the balloon per state.
+    """
     state = start(scenario, variant)
-    trace = [TraceStep("init", state, ())]
+    ghost = initial_ghost()
+    index = 0
+    found: list[tuple[str, str]] = check_state(state, ghost) if check else []
+    yield TraceStep(0, "init", state, (), tuple(found))
     for name in scenario.steps:
         if state.loc in STOPPED:
             break
         nxt = enter(state, name)
-        trace.append(TraceStep(f"enter({name})", nxt, _new_events(state.env.log, nxt.env.log)))
-        state = nxt
-        while state.loc in TRANSITIONS:
+        label = f"enter({name})"
+        while True:
+            index += 1
+            if check:
+                ghost, found = observe(state, nxt, ghost)
+                found += check_state(nxt, ghost)
+            yield TraceStep(index, label, nxt, _new_events(state.env.log, nxt.env.log),
+                            tuple(found))  # fmt: skip
+            state = nxt
+            if state.loc not in TRANSITIONS:
+                break
             label = TRANSITIONS[state.loc].__name__
             nxt = step(state)
-            trace.append(TraceStep(label, nxt, _new_events(state.env.log, nxt.env.log)))
-            state = nxt
-    return trace
 
 
-def snapshot(state: State) -> dict[str, Any]:
-    """The fields shown for a state: the contract's final state, location and loop locals."""
-    out: dict[str, Any] = {"loc": state.loc.name}
-    out.update(final_json(state))
+def model_trace(scenario: Scenario, variant: Variant, check: bool = False) -> list[TraceStep]:
+    """:func:`walk` as a list (for short scenarios: it keeps every state)."""
+    return list(walk(scenario, variant, check))
+
+
+def _stopped_loop(state: State) -> bool:
+    return state.loc in (Loc.IDLE, Loc.EXITED, Loc.CRASHED)
+
+
+def _loop_values(state: State) -> dict[str, Any]:
     loop = state.loop
-    running = state.loc not in (Loc.IDLE, Loc.EXITED, Loc.CRASHED)
+    idle = _stopped_loop(state)
+    out: dict[str, Any] = {}
     for name in LOOP_FIELDS:
         value = getattr(loop, name)
-        out[name] = value if running else (False if isinstance(value, bool) else 0)
+        out[name] = (False if isinstance(value, bool) else 0) if idle else value
     return out
 
 
-# -- ITF ---------------------------------------------------------------------------------
+def _small_values(state: State) -> dict[str, Any]:
+    d = state.drv
+    return {
+        "size": d.size, "target": d.target, "rate_alloc": d.rate_alloc,
+        "slow_allocation_cycles": d.slow_allocation_cycles,
+        "reset_required": d.reset_required, "capabilities": d.capabilities,
+        "supported_page_sizes": d.supported_page_sizes, "batch_max_pages": d.batch_max_pages,
+        "ops": d.ops,
+    }  # fmt: skip
 
 
-def _itf_value(value: Any, optional: bool = False) -> Any:
-    if optional:
-        return [] if value is None else [_itf_value(value)]
-    if isinstance(value, bool | str):
+def list_segments(state: State, idx: int) -> tuple[PList, PList, PList]:
+    """Balloon list ``idx`` head to tail as three persistent segments (their
+    concatenation is ``balloon_pages(state)[idx]``): pages deflate put back at the
+    head, the list itself, and the rest of a list that deflate is iterating."""
+    pages = state.drv.pages[idx]
+    loop = state.loop
+    if int(loop.is_2m) != idx:
+        return None, pages, None
+    iterating = state.loc in DEFLATE_LOCS or (state.loc == Loc.CRASHED and loop.cursor is not None)
+    return loop.readded, pages, loop.cursor if iterating else None
+
+
+def _num(value: int) -> str:
+    return str(value) if -SAFE_INT < value < SAFE_INT else f'{{"#bigint": "{value}"}}'
+
+
+class _ListText:
+    """The JSON text of one persistent list, updated in O(1) Python steps when the list
+    gained or lost its head since the last call (the common case of a transition)."""
+
+    def __init__(self) -> None:
+        self.node: PList = None
+        self.text = ""
+
+    def __call__(self, node: PList) -> str:
+        old = self.node
+        if node is old:
+            return self.text
+        if node is None:
+            text = ""
+        elif node[1] is old:  # list_add: a new head
+            text = _num(node[0]) + (", " + self.text if self.text else "")
+        elif old is not None and old[1] is node:  # the head was taken off
+            text = self.text[len(_num(old[0])) + 2:]
+        else:
+            text = ", ".join(map(_num, iterate(node)))
+        self.node, self.text = node, text
+        return text
+
+
+def _itf(value: Any) -> Any:
+    """A small value in ITF (records, sequences, integers)."""
+    if isinstance(value, bool | str) or value is None:
         return value
     if isinstance(value, int):
-        return {"#bigint": str(value)}
+        return value if -SAFE_INT < value < SAFE_INT else {"#bigint": str(value)}
     if isinstance(value, list | tuple):
-        return [_itf_value(v) for v in value]
+        return [_itf(v) for v in value]
     if isinstance(value, dict):
-        return {k: _itf_value(v, k in OPTIONAL_FIELDS) for k, v in value.items()}
+        return {k: _itf(v) for k, v in value.items()}
     raise TypeError(f"no ITF encoding for {value!r}")
 
 
-def to_itf(trace: list[TraceStep], source: str) -> dict[str, Any]:
-    """The trace as an ITF document."""
-    states: list[dict[str, Any]] = []
-    variables: list[str] = []
-    for index, item in enumerate(trace):
-        snap = snapshot(item.state)
-        fields: dict[str, Any] = {"action": item.label}
-        fields.update(snap)
-        fields["events"] = list(item.events)
-        if not variables:
-            variables = list(fields)
-        itf_state = {"#meta": {"index": index}}
-        itf_state.update({k: _itf_value(v, k in OPTIONAL_FIELDS) for k, v in fields.items()})
-        states.append(itf_state)
-    return {
-        "#meta": {
+def _event_itf(event: Event) -> dict[str, Any]:
+    out = {k: _itf(v) for k, v in event.items()}
+    if "pfn" in event:
+        out["pfn"] = [] if event["pfn"] is None else [_itf(event["pfn"])]
+    return out
+
+
+def _stats_itf(stats: tuple[int, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, pair in STATS_FIELDS:
+        i = STAT[name]
+        out[name] = {"#tup": [_itf(stats[i]), _itf(stats[i + 1])]} if pair else _itf(stats[i])
+    return out
+
+
+def _option(value: Any) -> list[Any]:
+    return [] if value is None else [value]
+
+
+class ItfWriter:
+    """Writes an ITF document state by state (:meth:`begin`, :meth:`state`, :meth:`end`)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lists = [[_ListText() for _ in range(3)] for _ in range(2)]
+        self.count = 0
+
+    def begin(self, source: str, checked: bool) -> None:
+        """The trace's ``#meta`` and ``vars``; then the states follow."""
+        meta = {
             "format": "ITF",
             "format-description": ITF_DESCRIPTION,
             "source": source,
             "description": "vmballoon-spec model replay: one state per transition",
-        },
-        "vars": variables,
-        "states": states,
-    }
+            "checked": checked,
+            "violations": "in each state's #meta" if checked else "not checked (--no-check)",
+        }
+        self.out.write('{"#meta": ' + json.dumps(meta) + ',\n"vars": ' + json.dumps(VARS)
+                       + ',\n"states": [\n')  # fmt: skip
+
+    def _pages(self, state: State) -> str:
+        bodies = []
+        for idx in (0, 1):
+            texts = [cache(seg) for cache, seg in
+                     zip(self.lists[idx], list_segments(state, idx), strict=True)]  # fmt: skip
+            bodies.append("[" + ", ".join(t for t in texts if t) + "]")
+        return '{"#tup": [' + bodies[0] + ", " + bodies[1] + "]}"
+
+    def state(self, item: TraceStep, checked: bool) -> None:
+        """One state of the trace."""
+        st = item.state
+        d = st.drv
+        meta: dict[str, Any] = {"index": item.index}
+        if checked:
+            meta["violations"] = [{"property": p, "message": m} for p, m in item.violations]
+        head: dict[str, Any] = {"#meta": meta, "action": item.label, "loc": st.loc.name}
+        head.update({k: _itf(v) for k, v in _small_values(st).items()})
+        head["ops"] = _option(d.ops)
+        tail: dict[str, Any] = {
+            "refused": {"#tup": [[_itf(p) for p in iterate(d.refused[0])],
+                                 [_itf(p) for p in iterate(d.refused[1])]]},
+            "n_refused": {"#tup": [_itf(d.n_refused[0]), _itf(d.n_refused[1])]},
+            "batch_page": _option(_itf(d.batch_page)),
+            "page": _option(_itf(d.page)),
+            "doorbell": _option(None if d.doorbell is None else {"#tup": _itf(d.doorbell)}),
+            "crashed": st.loc == Loc.CRASHED,
+            "stats": _stats_itf(st.stats),
+        }  # fmt: skip
+        tail.update({k: _itf(v) for k, v in _loop_values(st).items()})
+        tail["events"] = [_event_itf(e) for e in item.events]
+        text = (json.dumps(head)[:-1] + ', "pages": ' + self._pages(st) + ", "
+                + json.dumps(tail)[1:])  # fmt: skip
+        self.out.write((",\n" if self.count else "") + text)
+        self.count += 1
+
+    def end(self) -> None:
+        """Close the document."""
+        self.out.write("\n]}\n")
+
+
+def write_itf(steps: Iterable[TraceStep], out: TextIO, source: str, checked: bool) -> int:
+    """Stream ``steps`` as one ITF document to ``out``; the number of states."""
+    writer = ItfWriter(out)
+    writer.begin(source, checked)
+    for item in steps:
+        writer.state(item, checked)
+    writer.end()
+    return writer.count
+
+
+def to_itf(trace: Iterable[TraceStep], source: str, checked: bool = False) -> dict[str, Any]:
+    """The trace as an ITF document (a JSON value; for short traces)."""
+    buf = StringIO()
+    write_itf(trace, buf, source, checked)
+    value: dict[str, Any] = json.loads(buf.getvalue())
+    return value
 
 
 # -- readable table ----------------------------------------------------------------------
+
+
+def snapshot(state: State) -> dict[str, Any]:
+    """The fields shown for a state: the contract's final state, location and loop locals."""
+    from vmballoon.model.machine import final_json
+
+    out: dict[str, Any] = {"loc": state.loc.name}
+    out.update(final_json(state))
+    out.update(_loop_values(state))
+    return out
 
 
 def _short(value: Any) -> str:
@@ -131,11 +317,36 @@ def _short(value: Any) -> str:
     return str(value).replace("None", "null")
 
 
+_CAP_NAMES = (
+    (CAP_BASIC, "BASIC"), (CAP_BATCHED, "BATCHED"), (CAP_BATCHED_2M, "BATCHED_2M"),
+    (CAP_SIGNALLED_WAKEUP, "SIGNALLED_WAKEUP"),
+)  # fmt: skip
+
+
+def status_name(status: int) -> str:
+    """A backdoor status by name (its number when it has none)."""
+    return STATUS_NAMES.get(status, str(status))
+
+
+def caps_name(caps: int) -> str:
+    """A capability word as ``BASIC|BATCHED|...`` (unknown bits in hex; ``0``: none)."""
+    names = [n for bit, n in _CAP_NAMES if caps & bit]
+    rest = caps & ~sum(bit for bit, _ in _CAP_NAMES)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names) or "0"
+
+
 def _event_text(event: Event) -> str:
     kind = event["ev"]
     if kind == "hv":
-        args = f"{event['arg1']}, {event['arg2']}"
-        return f"{event['cmd']}({args}) -> {event['status']}/{event['result']}"
+        arg1 = event["arg1"]
+        if event["cmd"] == "START" and isinstance(arg1, int):
+            arg1 = caps_name(arg1)
+        args = f"{arg1}, {event['arg2']}"
+        result = event["result"]
+        res = caps_name(result) if event["cmd"] == "START" and result else str(result)
+        return f"{event['cmd']}({args}) -> {status_name(event['status'])}/{res}"
     if kind == "alloc":
         return f"alloc order {event['order']} {event['gfp']} -> {event['pfn']}"
     if kind == "free":
@@ -161,24 +372,59 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
                 for k, v in value.items()
                 if old.get(k) != v
             )
+        elif key == "capabilities":
+            out.append(f"{key}: {caps_name(int(old or 0))} -> {caps_name(int(value))}")
         else:
             out.append(f"{key}: {_short(old)} -> {_short(value)}")
     return out
 
 
-def to_table(trace: list[TraceStep]) -> str:
-    """One row per transition: its label, the fields that changed, the events it emitted."""
-    rows = [f"{'#':>4}  {'transition':<18} changes"]
-    previous: dict[str, Any] = {}
-    for index, item in enumerate(trace):
+TABLE_HEADER = f"{'#':>4}  {'transition':<18} changes"
+
+
+def table_rows(
+    steps: Iterable[TraceStep],
+    first: int = 0,
+    stop: int | None = None,
+    violations_only: bool = False,
+) -> Iterator[str]:
+    """The table's lines, one block per transition: its label, the fields that changed
+    (against the transition before it, shown or not), the events, the failing properties.
+
+    Only transitions ``first <= index < stop`` are shown, and with ``violations_only``
+    only those where a property fails.
+    """
+    previous: dict[str, Any] | None = None
+    for item in steps:
+        if stop is not None and item.index >= stop:
+            break
+        if item.index < first - 1:
+            continue
         snap = snapshot(item.state)
-        if previous:
-            changes = _diff(previous, snap)
-        else:
-            changes = [f"{k}: {_short(v)}" for k, v in snap.items()]
+        shown = item.index >= first and (item.violations or not violations_only)
+        if shown:
+            if previous is not None:
+                changes = _diff(previous, snap)
+            else:
+                changes = [f"{k}: {_short(v)}" for k, v in snap.items()]
+            lines = changes + [f"  {_event_text(e)}" for e in item.events]
+            lines += [f"  ! {prop}: {msg}" for prop, msg in item.violations]
+            head = lines[0] if lines else "(no change)"
+            yield f"{item.index:>4}  {item.label:<18} {head}"
+            for line in lines[1:]:
+                yield f"{'':>4}  {'':<18} {line}"
         previous = snap
-        lines = changes + [f"  {_event_text(e)}" for e in item.events]
-        first = lines[0] if lines else "(no change)"
-        rows.append(f"{index:>4}  {item.label:<18} {first}")
-        rows.extend(f"{'':>4}  {'':<18} {line}" for line in lines[1:])
-    return "\n".join(rows)
+
+
+def write_table(steps: Iterable[TraceStep], out: TextIO, first: int = 0,
+                stop: int | None = None, violations_only: bool = False) -> None:  # fmt: skip
+    """Stream the table of :func:`table_rows` to ``out``."""
+    out.write(TABLE_HEADER + "\n")
+    for line in table_rows(steps, first, stop, violations_only):
+        out.write(line + "\n")
+
+
+def to_table(trace: Iterable[TraceStep], first: int = 0, stop: int | None = None,
+             violations_only: bool = False) -> str:  # fmt: skip
+    """The whole table as one string (for short traces)."""
+    return "\n".join([TABLE_HEADER, *table_rows(trace, first, stop, violations_only)])

@@ -79,3 +79,16 @@ def output_dir(text: str) -> str:
         )  # fmt: skip
         raise argparse.ArgumentTypeError(f"{text}: {where} ({exc.strerror})") from None
     return text
+
+
+def step_range(text: str) -> tuple[int, int | None]:
+    """``A:B`` (transitions A to B-1), ``A:`` (from A), ``:B`` (before B) or ``A`` (only A)."""
+    first, sep, stop = text.partition(":")
+    try:
+        lo = int(first) if first.strip() else 0
+        hi = (int(stop) if stop.strip() else None) if sep else lo + 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A:B, A: or :B, got {text!r}") from None
+    if lo < 0 or (hi is not None and hi < lo):
+        raise argparse.ArgumentTypeError(f"expected 0 <= A <= B, got {text!r}")
+    return lo, hi

@@ -147,7 +147,9 @@ def _response(value: Any, where: str) -> Response:
     return Response(status, result, entries)
 
 
-_KEYS = ("format", "frames", "pfn_base", "totalram_pages", "steps", "hv", "alloc", "vmci")
+_KEYS = (
+    "format", "frames", "pfn_base", "totalram_pages", "steps", "hv", "alloc", "vmci", "meta"
+)  # fmt: skip
 
 
 def scenario_from_json(doc: Any) -> Scenario:
@@ -159,6 +161,10 @@ def scenario_from_json(doc: Any) -> Scenario:
             raise ScenarioError(f"unknown key {key!r}")
     if "format" not in doc:
         raise ScenarioError("missing key 'format'")
+    if "meta" in doc and not isinstance(doc["meta"], dict):
+        # free-form notes (a checker's counterexample: property, variant, depth, ...);
+        # replay ignores them
+        raise ScenarioError(f"meta: expected an object, got {_kind(doc['meta'])}")
     if doc["format"] != SCENARIO_FORMAT:
         raise ScenarioError(f"format: expected {SCENARIO_FORMAT!r}, got {doc['format']!r}")
     if "steps" not in doc:

@@ -27,7 +27,7 @@ class Fix:
 FIXES: tuple[Fix, ...] = (
     Fix(
         name="count_allocations",
-        lines="791-922 (vmballoon_inflate: 792, 883, 903, 916)",
+        lines="791-926 (vmballoon_inflate: 794, 883, 903, 916)",
         defect=(
             "`allocations` is declared and compared (lines 883, 903, 916) but never "
             "incremented, so `allocations >= rate` never holds: the rate limit the "

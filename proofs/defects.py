@@ -1,0 +1,280 @@
+"""One counterexample on the seed for every defect: what the bug does, and that its fix removes it.
+
+For a fix flag ``F`` the search looks, on SEED itself, for the shortest scenario
+that violates some property ``P`` while ``SEED + F`` (the seed with that one fix
+applied) does not violate ``P`` on the same inputs.  It is bounded model checking
+over a *product*: two copies of the encoding (:mod:`proofs.encoding`), SEED and
+SEED + F, driven by the same inputs at every step from the same initial state.
+At depth ``k`` it asks for ``¬P(seed_k) ∧ P(fix_0) ∧ ... ∧ P(fix_k)`` for some
+``P``; iterative deepening makes the first answer the shortest such scenario.
+Deep paths come for free: the copies may need a long interplay (a stale basic-mode
+page that happens to be the batch page, so that the host writes batch entries at
+all despite the seed's NULL batch PFN) and the search follows it.
+
+The solver's trace becomes a scenario of the contract (:func:`proofs.check.to_scenario`),
+is minimised (:mod:`proofs.minimize`) against the concrete replay, and is reported
+only when :func:`model.properties.check_trace` shows ``P`` violated on SEED and not
+violated on SEED + F.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import FIXED, FIXES_BY_NAME, SEED, Variant
+from vmballoon.model.properties import check_trace
+from vmballoon.proofs.encoding import (
+    FIELD_NAMES,
+    INPUT_NAMES,
+    Expr,
+    initial,
+    make_inputs,
+    make_state,
+    reachable_locs,
+    transition,
+)
+from vmballoon.proofs.props import PROPERTIES
+
+DEFECT_DEPTH = 28
+"""Depth of the per-defect search (the longest interplay, ``warn_status_frees``, needs 25)."""
+
+
+def _value(m: Any, e: Expr) -> int | bool:
+    v = m.eval(e, model_completion=True)
+    if z3.is_bool(v):
+        return bool(z3.is_true(v))
+    return int(v.as_long())
+
+
+def _solver(timeout: float) -> Any:
+    from vmballoon.proofs.check import _bv_solver
+
+    return _bv_solver(timeout)
+
+
+def product_search(
+    fix: str, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
+    window: bool = False,
+) -> tuple[str, str | None, int | None, Any]:  # fmt: skip
+    """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps.
+
+    Iterative deepening from ``start`` (a lower bound: SEED's shortest violation of any
+    of ``props``) finds the shortest.  With ``window`` the depths are asked in windows
+    of 1, 2, 4, ... (one query for a violation at any depth of the window, fewer deep
+    queries for a deep interplay); the window that answers is narrowed down, so the
+    depth found is still the shortest.  Returns ``(status, property, depth, trace)``;
+    ``status`` is ``found``, ``none`` (nothing up to ``depth``) or ``unknown``.
+    """
+    from vmballoon.proofs.check import Trace
+
+    names = props or list(PROPERTIES)
+    fixed = Variant(frozenset({fix}))
+    reach = reachable_locs(depth)
+    a, b = [make_state("a0_")], [make_state("b0_")]
+    inputs: list[dict[str, Expr]] = []
+    same = z3.And([a[0][n] == b[0][n] for n in FIELD_NAMES])
+    prefix = [z3.And(initial(a[0]), same)]
+    holds_b: list[dict[str, Expr]] = [{n: PROPERTIES[n](b[0]) for n in names}]
+    for k in range(1, depth + 1):
+        i = make_inputs(f"i{k - 1}_")
+        ta, tb = make_state(f"a{k}_"), make_state(f"b{k}_")
+        prefix.append(
+            z3.And(
+                transition(a[-1], i, ta, SEED, reach[k - 1]),
+                transition(b[-1], i, tb, fixed, reach[k - 1]),
+            )
+        )
+        inputs.append(i)
+        a.append(ta)
+        b.append(tb)
+        holds_b.append({n: PROPERTIES[n](tb) for n in names})
+
+    def goal(k: int) -> Expr:
+        return z3.Or([
+            z3.And(z3.Not(PROPERTIES[n](a[k])), *(h[n] for h in holds_b[: k + 1]))
+            for n in names
+        ])  # fmt: skip
+
+    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
+        """A violation at some depth in ``lo..hi``: the answer, the model, the least depth."""
+        sol = _solver(timeout)
+        sol.add(*prefix[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]))
+        r = sol.check()
+        if r != z3.sat:
+            return r, None, hi
+        m = sol.model()
+        k = next(k for k in range(lo, hi + 1)
+                 if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
+        return r, m, k
+
+    # galloping windows from the lower bound (1, 2, 4, ... depths per query; one depth per
+    # query without ``window``), then the window that answered is narrowed to the shortest
+    lo, size = start, 1
+    while lo <= depth:
+        hi = min(depth, lo + size - 1)
+        r, m, k = ask(lo, hi)
+        if r == z3.unknown:
+            return "unknown", None, hi, None
+        if r == z3.unsat:
+            lo, size = hi + 1, size * 2 if window else 1
+            continue
+        while k > lo:
+            r2, m2, k2 = ask(lo, k - 1)
+            if r2 == z3.unknown:
+                return "unknown", None, k - 1, None
+            if r2 == z3.unsat:
+                break
+            m, k = m2, k2
+        prop = next(
+            n for n in names
+            if z3.is_false(m.eval(PROPERTIES[n](a[k]), model_completion=True))
+            and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
+        )  # fmt: skip
+        trace = Trace(
+            [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
+            [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
+        )
+        return "found", prop, k, trace
+    return "none", None, depth, None
+
+
+def violates(sc: Scenario, variant: Variant, prop: str) -> list[dict[str, Any]]:
+    """The violations of ``prop`` replaying ``sc`` on ``variant`` (the model)."""
+    return [v.to_json() for v in check_trace(sc, variant, frozenset({prop}))]
+
+
+def shows(sc: Scenario, prop: str, fix: str) -> bool:
+    """SEED violates ``prop`` on ``sc`` and SEED + ``fix`` does not."""
+    if not violates(sc, SEED, prop):
+        return False
+    return not violates(sc, Variant(frozenset({fix})), prop)
+
+
+def confirm_defect(fix: str, prop: str, sc: Scenario) -> tuple[bool, dict[str, Any]]:
+    """Whether ``sc`` shows the defect of ``fix`` through ``prop``; the evidence.
+
+    Shown: SEED violates ``prop``, SEED + ``fix`` does not, and FIXED minus ``fix``
+    violates it too (so the violation is this defect's, not another one's that the
+    fix happens to mask).
+    """
+    seed_v = violates(sc, SEED, prop)
+    fix_v = violates(sc, Variant(frozenset({fix})), prop)
+    minus_v = violates(sc, FIXED.without(fix), prop)
+    ok = bool(seed_v) and not fix_v and bool(minus_v)
+    return ok, {"seed": seed_v, "seed_plus_fix": fix_v, "fixed_minus_fix": minus_v}
+
+
+def defect_row(
+    fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: str,
+    seconds: float, source: str, out_dir: Path | None, detail: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """The per-defect result (and its scenario file, with ``meta``, in ``out_dir``)."""
+    row: dict[str, Any] = {
+        "fix": fix, "lines": lines_of(fix), "prop": prop, "depth": depth, "status": status,
+        "seconds": seconds, "source": source, "scenario": None, "evidence": {}, "detail": detail,
+    }  # fmt: skip
+    if sc is not None and prop is not None:
+        ok, evidence = confirm_defect(fix, prop, sc)
+        row["evidence"] = evidence
+        if not ok:
+            row["status"] = "unconfirmed"
+        if out_dir is not None:
+            from vmballoon.proofs.check import write_scenario
+
+            meta = {"property": prop, "variant": "seed", "depth": depth, "defect": fix}
+            path = write_scenario(out_dir / f"defect.{fix}.scenario.json", sc, meta)
+            row["scenario"] = str(path)
+    return row
+
+
+def defect_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A per-defect product search (``vmballoon verify``'s obligation ``defect``)."""
+    from vmballoon.proofs.check import to_scenario
+    from vmballoon.proofs.minimize import minimize
+
+    t0 = time.monotonic()
+    fix, props = str(job["fix"]), list(job["props"])
+    out_dir = Path(job["out"]) if job.get("out") else None
+    depth, start = int(job["depth"]), int(job.get("start", 0))
+    window = bool(job.get("window", False))
+    status, prop, k, trace = product_search(fix, depth, float(job["timeout"]), props, start,
+                                            window)  # fmt: skip
+    if status != "found" or prop is None or trace is None:
+        detail = (
+            f"no scenario from depth {start} up to {depth}" if status == "none"
+            else f"solver unknown at depth {k}"
+        )  # fmt: skip
+        return defect_row(fix, None, k, None, status, time.monotonic() - t0, "product", out_dir,
+                          detail)  # fmt: skip
+    raw = to_scenario(trace, SEED)
+    sc = minimize(raw, lambda s: shows(s, prop, fix))
+    return defect_row(fix, prop, k, sc, "violated", time.monotonic() - t0, "product", out_dir,
+                      f"product BMC, SEED against SEED + {fix} on the same inputs (shortest "
+                      f"from the lower bound {start})")  # fmt: skip
+
+
+def plan_defect(
+    fix: str, results: list[dict[str, Any]], necessity: bool, args: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The defect's row from a SEED counterexample already found, or the search job.
+
+    The properties looked at are those FIXED minus ``fix`` violates (the fix-necessity
+    results; every safety property without them), less those proved on SEED.  A SEED
+    counterexample of one of them that :func:`confirm_defect` accepts is the defect's
+    shortest scenario for that property (nothing shorter violates it on SEED at all);
+    otherwise a product search (:func:`defect_job`) runs from the lower bound the SEED
+    results give.
+    """
+    from vmballoon.core.scenario import ScenarioError, load_scenario
+
+    out_dir = Path(args.out) if args.out else None
+    minus = FIXED.without(fix).name
+    seed = {r["prop"]: r for r in results if r["variant"] == "seed"}
+    props = [n for n in PROPERTIES if not necessity or any(
+        r["variant"] == minus and r["prop"] == n and r["status"] == "violated" for r in results
+    )] or list(PROPERTIES)  # fmt: skip
+    props = [n for n in props if seed.get(n, {}).get("status") != "proved"]
+    rows = sorted(
+        (r for n, r in seed.items() if n in props and r["status"] == "violated"),
+        key=lambda r: (int(r["depth"]), list(PROPERTIES).index(r["prop"])),
+    )
+    for r in rows:
+        if not r.get("scenario"):
+            continue
+        try:
+            sc = load_scenario(r["scenario"])
+        except ScenarioError:
+            continue
+        if confirm_defect(fix, r["prop"], sc)[0]:
+            row = defect_row(fix, r["prop"], r["depth"], sc, "violated", 0.0, "seed", out_dir,
+                             "SEED's shortest counterexample of the property; the fix alone "
+                             "clears it")  # fmt: skip
+            return row, None
+    bounds = [
+        int(seed[n]["depth"]) + (1 if seed[n]["status"] == "no-cex" else 0)
+        for n in props if n in seed and seed[n].get("depth") is not None
+    ]  # fmt: skip
+    start = min(bounds) if len(bounds) == len(props) else 0
+    job = {
+        "kind": "defect", "variant": "seed", "fix": fix, "props": props, "start": start,
+        "depth": DEFECT_DEPTH, "timeout": args.timeout, "out": args.out,
+        "window": True,
+    }  # fmt: skip
+    return None, job
+
+
+def lines_of(fix: str) -> str:
+    """The C lines the fix changes (:mod:`vmballoon.core.variants`)."""
+    return FIXES_BY_NAME[fix].lines
+
+
+__all__ = [
+    "DEFECT_DEPTH", "confirm_defect", "defect_job", "defect_row", "lines_of", "plan_defect",
+    "product_search",
+    "shows", "violates",
+]  # fmt: skip

@@ -1,0 +1,59 @@
+"""The encoding's transition relation and BMC's location pruning (proofs/encoding.py).
+
+``transition`` folds the per-location successors into one relation for bounded
+model checking, ``reachable_locs`` prunes it by depth; ``verify --variant fixed``
+uses neither (Houdini steps each location), so they are checked here directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import z3
+
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model.state import Loc
+from vmballoon.proofs.encoding import (
+    FIELD_NAMES,
+    TRANSITIONS,
+    loc_val,
+    make_inputs,
+    make_state,
+    reachable_locs,
+    successor,
+    transition,
+)
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+def test_transition_is_the_successor_of_each_location(variant: Variant) -> None:
+    s, i, t = make_state("s_"), make_inputs("i_"), make_state("t_")
+    rel = transition(s, i, t, variant)
+    for loc in TRANSITIONS:
+        st = successor(loc, s, i, variant)
+        differs = z3.Or([t[n] != st.post[n] for n in FIELD_NAMES])
+        sol = z3.Solver()
+        sol.add(rel, s["loc"] == loc_val(loc), differs)
+        assert sol.check() == z3.unsat, f"{loc.name}: transition is not its successor"
+        sol = z3.Solver()  # and the relation admits the location's inputs
+        sol.add(s["loc"] == loc_val(loc), *st.cons)
+        sol.add(z3.Not(z3.Exists([t[n] for n in FIELD_NAMES], rel)))
+        assert sol.check() == z3.unsat, f"{loc.name}: transition refuses allowed inputs"
+
+
+def test_reachable_locations_by_depth() -> None:
+    """From IDLE (module init done): a work tick resets first (W_BEGIN, R_CLEANUP, ...),
+    the shortest way to a lock is IDLE, W_BEGIN, W_TARGET, I_LOOP, I_LOCK; exit takes
+    E_CLEANUP, E_START0, E_POP, EXITED; a crash is first possible at R_POP (depth 3) or
+    I_LOOP (depth 3), so CRASHED at depth 4.  IDLE stays put, so the sets only grow."""
+    reach = reachable_locs(14)
+    assert len(reach) == 15 and reach[0] == {Loc.IDLE}
+    first = {loc: min(k for k, r in enumerate(reach) if loc in r) for loc in reach[-1]}
+    assert set(first) == set(Loc)
+    expected = {
+        Loc.W_BEGIN: 1, Loc.E_CLEANUP: 1, Loc.R_CLEANUP: 2, Loc.W_TARGET: 2, Loc.I_LOOP: 3,
+        Loc.D_LOOP: 3, Loc.I_LOCK: 4, Loc.D_UNLOCK: 4, Loc.EXITED: 4, Loc.CRASHED: 4,
+    }  # fmt: skip
+    assert {loc: first[loc] for loc in expected} == expected
+    assert all(a <= b for a, b in itertools.pairwise(reach))

@@ -1,0 +1,115 @@
+"""Vacuity that means something (proofs/vacuity.py): totality, reachability, Init.
+
+* totality: from every state of the FIXED invariant, at every location, some input
+  satisfies the step's constraints; strengthening any ``tx.assume`` of the encoding to
+  ``False`` is caught (by totality or by the branch-complete conformance check);
+* reachability: every running location is reached from Init by model runs whose
+  every step is checked to be a step of the encoding;
+* Init: α of the model's initial state satisfies the encoding's ``Init``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model.state import Loc
+from vmballoon.proofs.check import _invariant
+from vmballoon.proofs.conformance import random_scenario, targeted_scenarios
+from vmballoon.proofs.encoding import TRANSITIONS
+from vmballoon.proofs.vacuity import init_agrees, reachability, totality
+
+RUNNING: list[Loc] = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
+
+
+def test_totality_under_the_fixed_invariant() -> None:
+    r = totality(FIXED, _invariant)
+    assert r.ok(), (r.dead, r.unknown)
+    assert set(r.how) == {loc.name for loc in TRANSITIONS}
+
+
+def test_totality_fails_when_an_assume_is_false() -> None:
+    """An encoding that refuses every input at a location is caught."""
+    from .mutate import mutant
+
+    old = '    e = tx.i["entry"]\n    tx.assume(z3.ULE(e, z3.BitVecVal(2, 8)))\n'
+    new = '    e = tx.i["entry"]\n    tx.assume(z3.BoolVal(False))\n'
+    with mutant("vmballoon.proofs.encoding", old, new) as enc:
+        r = totality(FIXED, _invariant, enc=enc)
+    assert "IDLE" in r.dead
+
+
+@pytest.mark.parametrize("pfn_base", [0, 7, (1 << 32) - 5, 1 << 32, (1 << 52) - 4096])
+@pytest.mark.parametrize("totalram", [None, 1 << 33])
+def test_init_matches_the_model(pfn_base: int, totalram: int | None) -> None:
+    sc = Scenario(steps=("work",), frames=1024, pfn_base=pfn_base, totalram_pages=totalram)
+    frames = [pfn_base, pfn_base + 1, pfn_base + 512, pfn_base + 1023, pfn_base + 5000, 0]
+    for variant in (SEED, FIXED):
+        assert not init_agrees(sc, variant, [f for f in frames if f < (1 << 52)])
+
+
+def _scenarios() -> list[Scenario]:
+    rng = random.Random(31)
+    return [*targeted_scenarios().values(), *(random_scenario(rng) for _ in range(60))]
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+def test_every_location_is_reachable_from_init(variant: Variant) -> None:
+    r = reachability(variant, _scenarios())
+    assert not r.init_failures
+    assert not r.mismatches, r.mismatches[:3]
+    assert not r.missing(RUNNING), r.missing(RUNNING)
+    assert not r.missing([Loc.EXITED])
+    if variant == FIXED:
+        assert r.not_representable == 0
+    else:  # the seed's defects crash the guest (no_crash is violated there)
+        assert not r.missing([Loc.CRASHED])
+
+
+def test_assume_table_lists_every_assume_of_the_encoding() -> None:
+    from vmballoon.proofs.assumes import SPEC, check_table, markdown
+
+    assert not check_table()
+    assert SPEC.read_text() == markdown(), "regenerate spec/encoding-assumes.md"
+
+
+LOCS_OF = {
+    "_batch_entries": [Loc.I_LOCK, Loc.D_UNLOCK],
+    "t_idle": [Loc.IDLE],
+    "t_reset_ops": [Loc.R_OPS],
+    "t_inflate_loop": [Loc.I_LOOP],
+    "t_deflate_loop": [Loc.D_LOOP],
+}
+
+
+def _assume_sites() -> list[tuple[str, int]]:
+    from vmballoon.proofs.assumes import encoding_source, sites
+
+    return [(fn, rank) for fn, rank, _, _, _ in sites(encoding_source())]
+
+
+@pytest.mark.parametrize(("fn", "rank"), _assume_sites())
+def test_strengthening_an_assume_is_caught(fn: str, rank: int) -> None:
+    """Each ``tx.assume(X)`` made ``tx.assume(And(X, False))``: a dead state appears."""
+    import sys
+    from types import ModuleType
+
+    from vmballoon.proofs.assumes import encoding_source, sites
+
+    src = encoding_source()
+    (a, b, text) = next((a, b, t) for f, r, t, a, b in sites(src) if (f, r) == (fn, rank))
+    inner = text[len("tx.assume(") : -1]
+    mutated = src[:a] + f"tx.assume(z3.And({inner}, z3.BoolVal(False)))" + src[b:]
+    name = f"vmballoon.proofs.encoding_strengthened_{fn}_{rank}"
+    mod = ModuleType(name)
+    mod.__file__ = f"<{name}>"
+    sys.modules[name] = mod
+    try:
+        exec(compile(mutated, mod.__file__, "exec"), mod.__dict__)
+        r = totality(FIXED, _invariant, enc=mod, locs=LOCS_OF[fn])
+    finally:
+        del sys.modules[name]
+    assert r.dead, f"strengthening {fn} #{rank} went unnoticed: {r.how}"
