@@ -40,6 +40,9 @@ from vmballoon.core.protocol import (
     ERROR_PPN_NOTNEEDED,
     ERROR_PPN_PINNED,
     ERROR_RESET,
+    RATE_ALLOC_INC,
+    RATE_ALLOC_MAX,
+    RATE_ALLOC_MIN,
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
 )
@@ -47,20 +50,43 @@ from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.harness.replay import Follower, binary_for
 from vmballoon.model.machine import enter, event_log, run_to_idle
-from vmballoon.model.properties import check_trace
-from vmballoon.model.state import State
+from vmballoon.model.properties import Ghost, check_trace, new_events, step_view
+from vmballoon.model.state import Loc, State
 
 MAX_ROUNDS = 32
 """How often one step may be re-run to answer the commands it newly reaches."""
 
 FRAME_CHOICES = (0, 1, 7, 600, 1024, 1100, 4096, 65536, 16_777_216)
-PFN_BASES = (0, 1, 511, 512, 2**32 - 600, 2**32, 2**32 + 512, 2**52 - 700, 2**52, 2**63)
+PFN_BASES = (0, 1, 511, 512, 2**32 - 600, 2**32 - 1, 2**32, 2**32 + 512, 2**52 - 700,
+             2**52 - 1, 2**52, 2**63)  # fmt: skip
+TOTALRAMS = ("frames", 0, 4096, U32_MASK, 2**32, 2**40, 2**52 - 1, 2**52)
+EDGE_PFNS = {2**32 - 1: "2**32-1", 2**32: "2**32", 2**52 - 1: "2**52-1", 2**52: "2**52"}
+WRAP_TARGETS = (U32_MASK, 2**32 - 511, 2**32 - 512, 2**32 - 513, 2**32 + 5, 2**64 - 1)
+SIZE_OFFSETS = (0, 1, -1, 512, -512, 513, -513)
+REFUSED_RUNS = (15, 16, 17)
+
+BOUNDARIES: tuple[str, ...] = (
+    *(f"target-size={d:+d}" for d in SIZE_OFFSETS),
+    "target>=2**32-513", "target=2**32-1",
+    *(f"refused>={k} in one inflation" for k in REFUSED_RUNS),
+    "rate_alloc=floor", "rate_alloc clamped at ceiling",
+    *(f"pfn={name}" for name in EDGE_PFNS.values()),
+    *(f"totalram={name}" for name in EDGE_PFNS.values()),
+    "lock batch=512", "unlock batch=512",
+)  # fmt: skip
+"""The boundaries the differential machine hunts, as :func:`boundaries_of` names them.
+
+``size`` near the 2**32 wrap is not among them: the balloon cannot hold 2**32 pages in
+any guest the model can run; the wrap of ``target + 512`` (lines 946-948, 1127) is
+(``target>=2**32-513``)."""
 
 STATUS_ODD = (1, 3, 4, 8, 9, 31, 2**31, 2**32, 2**32 + ERROR_RESET, 2**64 - 1)
 CAP_WORDS = (
     CAPABILITIES, CAPABILITIES & ~1, 0x1C, 0x1E, 0x0E, 0x06, 0x02, 0x0A, 0x08, 0x10, 0x12,
     0x14, 0x16, 0x18, 0x04, 0x00, 0x01, 0x1F, 2**63 | 0x1E, 2**64 - 1,
 )  # fmt: skip
+BATCHED_4K_WORDS = (0x06, 0x16, 0x14, 0x04)
+"""Batched commands without 2 MiB pages: full 512-page batches, long refusal runs."""
 ENTRY_STATUSES = (0, 0, 0, 0, ERROR_PPN_PINNED, ERROR_PPN_INVALID, ERROR_RESET,
                   ERROR_PPN_NOTNEEDED, 1, 3, 4, 8, 31)  # fmt: skip
 
@@ -76,6 +102,7 @@ class Coverage:
     violations: set[tuple[str, str]] = field(default_factory=set)  # (variant, property)
     witnesses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """The first scenario seen violating each (variant, property): its JSON and where."""
+    boundaries: set[str] = field(default_factory=set)  # names of BOUNDARIES reached
 
 
 FAILURE: dict[str, Any] = {}
@@ -89,9 +116,9 @@ COVERAGE = Coverage()
 """Accumulated over every machine run in this process."""
 
 
-def _status(data: st.DataObject, usual: int, rare: tuple[int, ...]) -> int:
+def _status(data: st.DataObject, usual: int, rare: tuple[int, ...], steady: bool = False) -> int:
     kind = data.draw(st.integers(0, 9))
-    if kind < 7:
+    if kind < (9 if steady else 7):
         return usual
     if kind < 9:
         return data.draw(st.sampled_from(rare))
@@ -102,43 +129,108 @@ def _target(data: st.DataObject, state: State) -> int:
     drv = state.drv
     frames = state.env.memory.end - state.env.memory.base
     cap = min(frames + 1100, 6000)
-    kind = data.draw(st.integers(0, 11))
+    kind = data.draw(st.integers(0, 13))
     if kind < 3:
         return drv.target
-    if kind < 7:
+    if kind < 6:
         return data.draw(st.integers(0, cap))
-    if kind < 9:
-        return data.draw(st.sampled_from((0, 1, 511, 512, 513, 1024, drv.size, drv.size + 600)))
-    if kind < 10 and frames <= 4096:
-        return data.draw(st.sampled_from((U32_MASK, 2**32 + 5, 2**64 - 1)))
+    if kind < 8:
+        return data.draw(st.sampled_from((0, 1, 511, 512, 513, 1024, 2048, 2600,
+                                          drv.size + 600)))  # fmt: skip
+    if kind < 11:  # the hysteresis and the loop bounds (lines 834, 946-948, 1124-1127)
+        return max(drv.size + data.draw(st.sampled_from(SIZE_OFFSETS)), 0)
+    if kind < 12 and frames <= 4096:
+        return data.draw(st.sampled_from(WRAP_TARGETS))
     return data.draw(st.integers(0, max(drv.size * 2, 16)))
 
 
-def draw_response(data: st.DataObject, cmd: str, state: State) -> Response:
-    """An answer suited to ``cmd`` in ``state`` (statuses of every kind, odd values too)."""
+def draw_response(
+    data: st.DataObject, cmd: str, state: State, tick_target: int | None = None,
+    pages: int = 0, steady: bool = False,
+) -> Response:
+    """An answer suited to ``cmd`` in ``state`` (statuses of every kind, odd values too);
+    LOCK and UNLOCK results are often ``tick_target`` (what GET_TARGET gave this tick),
+    as a real host answers, so that long inflations and deflations happen.  A batched
+    lock of ``pages`` >= 17 pages often comes back with a run of 15, 16 or 17 refusals.
+    A ``steady`` host (one example in eight by default) mostly answers SUCCESS, keeps its target for
+    the tick and often grants batched commands without 2 MiB pages: the balloon then
+    grows far enough to fill batches, raise the rate to its ceiling and deflate whole
+    batches."""
     if cmd == "START":
-        status = _status(data, SUCCESS_WITH_CAPABILITIES, (0, 0, ERROR_RESET))
-        return Response(status, data.draw(st.sampled_from(CAP_WORDS)))
+        status = _status(data, SUCCESS_WITH_CAPABILITIES, (0, 0, ERROR_RESET), steady)
+        words = BATCHED_4K_WORDS if steady and data.draw(st.booleans()) else CAP_WORDS
+        return Response(status, data.draw(st.sampled_from(words)))
     if cmd == "GET_TARGET":
-        status = _status(data, 0, (ERROR_RESET, 1, ERROR_PPN_INVALID))
+        status = _status(data, 0, (ERROR_RESET, 1, ERROR_PPN_INVALID), steady)
         return Response(status, _target(data, state))
     if cmd in ("GUEST_ID", "VMCI_DOORBELL_SET"):
         status = _status(data, 0, (ERROR_RESET, 1))
         result = data.draw(st.sampled_from((0, 0, 0, 1, 2**31, 2**32 - 1, 2**32)))
         return Response(status, result)
     status = _status(data, 0, (ERROR_RESET, ERROR_PPN_INVALID, ERROR_PPN_PINNED,
-                               ERROR_PPN_NOTNEEDED))  # fmt: skip
-    result = _target(data, state)
+                               ERROR_PPN_NOTNEEDED), steady)  # fmt: skip
+    keep = tick_target is not None and data.draw(st.integers(0, 9 if steady else 2)) > 0
+    result = tick_target if keep and tick_target is not None else _target(data, state)
     entries: tuple[int, ...] | None = None
-    if cmd.startswith("BATCHED") and data.draw(st.integers(0, 3)) > 0:
-        uniform = data.draw(st.booleans())
-        if uniform:
+    if cmd.startswith("BATCHED") and data.draw(st.integers(0, 7 if steady else 3)) in (1, 2, 3):
+        kind = data.draw(st.integers(0, 5))
+        if kind < 3 and pages >= max(REFUSED_RUNS) and not cmd.endswith("UNLOCK"):
+            # a run of refusals filling the refused list (lines 613, 663: 16 at most)
+            k = data.draw(st.sampled_from(REFUSED_RUNS))
+            refusal = data.draw(st.sampled_from((ERROR_PPN_PINNED, ERROR_PPN_INVALID)))
+            entries = (refusal,) * k + (0,) * data.draw(st.integers(0, 520 - k))
+        elif kind < 3:
             entries = (data.draw(st.sampled_from(ENTRY_STATUSES)),) * data.draw(
                 st.integers(0, 520)
             )
         else:
             entries = tuple(data.draw(st.lists(st.sampled_from(ENTRY_STATUSES), max_size=24)))
     return Response(status, result, entries)
+
+
+def boundaries_of(prev: State, nxt: State) -> set[str]:
+    """The boundaries of :data:`BOUNDARIES` the transition ``prev -> nxt`` reaches."""
+    out: set[str] = set()
+    d, n = prev.drv, nxt.drv
+    events = new_events(prev, nxt)
+    read = any(e["ev"] == "hv" and e["cmd"] == "GET_TARGET" and e["status"] == 0 for e in events)
+    if prev.loc == Loc.W_TARGET and read:
+        diff = n.target - d.size
+        if diff in SIZE_OFFSETS:
+            out.add(f"target-size={diff:+d}")
+        if n.target >= 2**32 - 513:
+            out.add("target>=2**32-513")
+        if n.target == U32_MASK:
+            out.add("target=2**32-1")
+    if n.rate_alloc == RATE_ALLOC_MIN:
+        out.add("rate_alloc=floor")
+    lp = prev.loop
+    raised = prev.loc == Loc.I_END and lp.error == 0 and lp.allocations >= d.rate_alloc
+    if raised and d.rate_alloc + lp.allocations // d.rate_alloc * RATE_ALLOC_INC > RATE_ALLOC_MAX:
+        out.add("rate_alloc clamped at ceiling")
+    for ev in events:
+        if ev["ev"] == "alloc" and ev["pfn"] in EDGE_PFNS:
+            out.add(f"pfn={EDGE_PFNS[ev['pfn']]}")
+        elif ev["ev"] == "hv" and ev["cmd"].startswith("BATCHED") and ev["arg2"] == 512:
+            out.add(("unlock" if ev["cmd"].endswith("UNLOCK") else "lock") + " batch=512")
+    return out
+
+
+REFUSALS = (ERROR_PPN_PINNED, ERROR_PPN_INVALID)
+
+
+def refusals_of(prev: State, nxt: State) -> int:
+    """Pages the host refused in ``prev -> nxt`` (kept on a refused list while it has room,
+    lines 596-613 and 654-668)."""
+    if not any(e["ev"] == "hv" and "LOCK" in e["cmd"] for e in new_events(prev, nxt)):
+        return 0
+    n = 0
+    for c in step_view(prev, nxt, Ghost()).commands:
+        if c.cmd == "LOCK" and c.status in REFUSALS:
+            n += 1
+        elif c.cmd in ("BATCHED_LOCK", "BATCHED_2M_LOCK") and c.status == 0:
+            n += sum(1 for e in c.entries if e in REFUSALS)
+    return n
 
 
 def _with_scripts(state: State, hv: tuple[Response, ...], alloc: tuple[bool, ...],
@@ -151,10 +243,15 @@ def _record(coverage: Coverage, before: State, name: str) -> State:
     """Run entry point ``name`` transition by transition, recording coverage."""
     state = enter(before, name)
     coverage.transitions.add((before.loc.name, state.loc.name))
+    coverage.boundaries |= boundaries_of(before, state)
+    refused = refusals_of(before, state)
     while state.loc in model.transitions.TRANSITIONS:
         nxt = model.machine.step(state)
         coverage.transitions.add((state.loc.name, nxt.loc.name))
+        coverage.boundaries |= boundaries_of(state, nxt)
+        refused += refusals_of(state, nxt)
         state = nxt
+    coverage.boundaries |= {f"refused>={k} in one inflation" for k in REFUSED_RUNS if refused >= k}
     return run_to_idle(state)
 
 
@@ -165,12 +262,14 @@ class DifferentialMachine(RuleBasedStateMachine):
     variant: Variant = SEED
     impls: tuple[str, ...] = ("reference", "c")
     """What the model is compared with: the reference, and the compiled driver (``c``)."""
+    steady_odds: int = 8
 
     def __init__(self) -> None:
         super().__init__()
         self.scenario = Scenario(steps=())
         self.state: State | None = None
         self.c: Follower | None = None
+        self.steady = False
         COVERAGE.examples += 1
         if PROGRESS[0] is not None:
             PROGRESS[0](COVERAGE.examples)
@@ -183,10 +282,15 @@ class DifferentialMachine(RuleBasedStateMachine):
     @initialize(
         frames=st.sampled_from(FRAME_CHOICES),
         pfn_base=st.sampled_from(PFN_BASES),
-        totalram=st.sampled_from(("frames", 0, 4096, U32_MASK, 2**32, 2**40)),
+        totalram=st.sampled_from(TOTALRAMS),
+        data=st.data(),
     )
-    def boot(self, frames: int, pfn_base: int, totalram: int | str) -> None:
-        """Module init over a guest of ``frames`` frames at ``pfn_base``."""
+    def boot(self, frames: int, pfn_base: int, totalram: int | str, data: st.DataObject) -> None:
+        """Module init over a guest of ``frames`` frames at ``pfn_base``; the host is
+        steady (see :func:`draw_response`) in one example in :attr:`steady_odds`."""
+        self.steady = data.draw(st.integers(0, self.steady_odds - 1)) == 0
+        if totalram in EDGE_PFNS:
+            COVERAGE.boundaries.add(f"totalram={EDGE_PFNS[int(totalram)]}")
         self.scenario = Scenario(
             steps=(),
             frames=frames,
@@ -210,10 +314,17 @@ class DifferentialMachine(RuleBasedStateMachine):
             if env.hv_pos > len(hv):
                 events = [e for e in env.events() if e["ev"] == "hv"]
                 cmd = events[len(hv)]["cmd"]
-                hv = (*hv, draw_response(data, cmd, after))
+                read = [k for k in range(len(sc.hv), len(hv)) if events[k]["cmd"] == "GET_TARGET"]
+                tick_target = hv[read[-1]].result & U32_MASK if read else None
+                pages = events[len(hv)]["arg2"] if cmd.startswith("BATCHED") else 0
+                hv = (*hv, draw_response(data, cmd, before, tick_target, pages, self.steady))
                 grew = True
             if env.alloc_pos > len(alloc):
-                alloc = (*alloc, data.draw(st.integers(0, 9)) > 0)
+                # failures come in runs now and then: a failed NOSLEEP allocation and a
+                # failed sleeping one halve rate_alloc (lines 866-871), to its floor
+                streak = len(alloc) > len(sc.alloc) and not alloc[-1]
+                odds = 3 if streak else (29 if self.steady else 9)
+                alloc = (*alloc, data.draw(st.integers(0, odds)) > 0)
                 grew = True
             if env.vmci_pos > len(vmci):
                 vmci = (*vmci, data.draw(st.integers(0, 4)) > 0)
@@ -325,10 +436,12 @@ class FixedMachine(DifferentialMachine):
 
 
 def machine_for(variant: Variant, impls: tuple[str, ...] = ("reference", "c"),
-                ) -> type[DifferentialMachine]:  # fmt: skip
-    """A machine class for any variant, comparing the model with ``impls``."""
+                steady_odds: int = 8) -> type[DifferentialMachine]:  # fmt: skip
+    """A machine class for any variant, comparing the model with ``impls``; a steady host
+    in one example in ``steady_odds``."""
     name = f"Machine_{variant.name}_{'_'.join(impls)}"
-    return type(name, (DifferentialMachine,), {"variant": variant, "impls": impls})
+    attrs = {"variant": variant, "impls": impls, "steady_odds": steady_odds}
+    return type(name, (DifferentialMachine,), attrs)
 
 
 def describe_difference(scenario: Scenario, expected: dict[str, Any], got: dict[str, Any],
@@ -380,9 +493,9 @@ class CampaignResult:
 
 def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
                  database: Any = None, impls: tuple[str, ...] = ("reference", "c"),
-                 ) -> CampaignResult:  # fmt: skip
+                 steady_odds: int = 8) -> CampaignResult:  # fmt: skip
     """Run the differential machine for ``examples`` examples from ``seed``."""
-    machine = machine_for(variant, impls)
+    machine = machine_for(variant, impls, steady_odds)
     test = get_state_machine_test(machine, settings=campaign_settings(examples, steps, database))
     test = hypothesis_seed(seed)(test)
     started = time.perf_counter()
@@ -429,6 +542,11 @@ def coverage_report(coverage: Coverage) -> str:
     if coverage.violations:
         seen = ", ".join(f"{v}:{p}" for v, p in sorted(coverage.violations))
         lines.append(f"  property violations seen (variant:property): {seen}")
+    missed = [b for b in BOUNDARIES if b not in coverage.boundaries]
+    lines.append(
+        f"  boundaries reached: {len(BOUNDARIES) - len(missed)}/{len(BOUNDARIES)}"
+        + (f"; never: {', '.join(missed)}" if missed else "")
+    )
     for cmd, status in sorted(coverage.statuses):
         by_cmd.setdefault(cmd, []).append(status)
     for cmd, statuses in by_cmd.items():
@@ -482,6 +600,7 @@ def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
 
     variant_name, examples, seed, steps, database, impls = job
     COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()
+    COVERAGE.boundaries = set()
     COVERAGE.examples = COVERAGE.steps = 0
     COVERAGE.witnesses = {}
     PROGRESS[0] = _progress_printer(variant_name, seed, examples)
@@ -490,7 +609,8 @@ def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
     )
     return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
                             COVERAGE.examples, COVERAGE.steps,
-                            set(COVERAGE.violations), dict(COVERAGE.witnesses))  # fmt: skip
+                            set(COVERAGE.violations), dict(COVERAGE.witnesses),
+                            set(COVERAGE.boundaries))  # fmt: skip
 
 
 def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
@@ -517,6 +637,7 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
         merged.transitions |= cov.transitions
         merged.statuses |= cov.statuses
         merged.violations |= cov.violations
+        merged.boundaries |= cov.boundaries
         for key, witness in cov.witnesses.items():
             merged.witnesses.setdefault(key, witness)
     merged.examples = sum(c.examples for _, c in outcomes)
