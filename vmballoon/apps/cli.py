@@ -172,7 +172,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     failed = False
     for result in results:
         status = "FAILED" if result.failure else "ok"
-        print(f"{result.variant} (seed {result.seed}): {result.examples} examples "
+        dropped = f" (and {result.discarded} abandoned by Hypothesis)" if result.discarded else ""
+        print(f"{result.variant} (seed {result.seed}): {result.examples} examples{dropped} "
               f"in {result.seconds:.1f} s: {status}")  # fmt: skip
         if result.failure:
             failed = True

@@ -16,6 +16,7 @@ The same machine runs in pytest with pinned settings and as ``vmballoon fuzz``.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from vmballoon.core.protocol import (
     RATE_ALLOC_MIN,
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
+    UINT_MAX,
 )
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
@@ -53,8 +55,9 @@ from vmballoon.model.machine import enter, event_log, run_to_idle
 from vmballoon.model.properties import Ghost, check_trace, new_events, step_view
 from vmballoon.model.state import Loc, State
 
-MAX_ROUNDS = 32
-"""How often one step may be re-run to answer the commands it newly reaches."""
+MAX_DRAWS = 32
+"""Answers drawn in one step at most (host commands, allocations, VMCI calls); the
+step's further answers are the scenario defaults."""
 
 FRAME_CHOICES = (0, 1, 7, 600, 1024, 1100, 4096, 65536, 16_777_216)
 PFN_BASES = (0, 1, 511, 512, 2**32 - 600, 2**32 - 1, 2**32, 2**32 + 512, 2**52 - 700,
@@ -64,6 +67,8 @@ EDGE_PFNS = {2**32 - 1: "2**32-1", 2**32: "2**32", 2**52 - 1: "2**52-1", 2**52: 
 WRAP_TARGETS = (U32_MASK, 2**32 - 511, 2**32 - 512, 2**32 - 513, 2**32 + 5, 2**64 - 1)
 SIZE_OFFSETS = (0, 1, -1, 512, -512, 513, -513)
 REFUSED_RUNS = (15, 16, 17)
+SUCCESS_RUNS = (16, 511, 512, 513, 1100)
+"""Runs of successful allocations: around a full batch, and past two."""
 
 BOUNDARIES: tuple[str, ...] = (
     *(f"target-size={d:+d}" for d in SIZE_OFFSETS),
@@ -98,11 +103,14 @@ class Coverage:
     transitions: set[tuple[str, str]] = field(default_factory=set)
     statuses: set[tuple[str, int]] = field(default_factory=set)
     examples: int = 0
+    """Examples started (the progress count)."""
     steps: int = 0
     violations: set[tuple[str, str]] = field(default_factory=set)  # (variant, property)
     witnesses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """The first scenario seen violating each (variant, property): its JSON and where."""
     boundaries: set[str] = field(default_factory=set)  # names of BOUNDARIES reached
+    discarded: int = 0
+    """Of those, the ones Hypothesis abandoned before the end (not counted as examples)."""
 
 
 FAILURE: dict[str, Any] = {}
@@ -135,8 +143,10 @@ def _target(data: st.DataObject, state: State) -> int:
     if kind < 6:
         return data.draw(st.integers(0, cap))
     if kind < 8:
+        # ... and past the rate limit (lines 902-905): one page more than rate_alloc
         return data.draw(st.sampled_from((0, 1, 511, 512, 513, 1024, 2048, 2600,
-                                          drv.size + 600)))  # fmt: skip
+                                          drv.size + 600,
+                                          drv.size + drv.rate_alloc + 2)))  # fmt: skip
     if kind < 11:  # the hysteresis and the loop bounds (lines 834, 946-948, 1124-1127)
         return max(drv.size + data.draw(st.sampled_from(SIZE_OFFSETS)), 0)
     if kind < 12 and frames <= 4096:
@@ -186,6 +196,32 @@ def draw_response(
         else:
             entries = tuple(data.draw(st.lists(st.sampled_from(ENTRY_STATUSES), max_size=24)))
     return Response(status, result, entries)
+
+
+def draw_allocations(data: st.DataObject, state: State, alloc: tuple[bool, ...],
+                     drawn_before: int, steady: bool) -> tuple[bool, ...]:  # fmt: skip
+    """The allocator's next answers (``vmballoon_alloc_page``, line 842): one, or a run
+    of successes.
+
+    Failures come in runs now and then: a failed NOSLEEP allocation and a failed
+    sleeping one halve ``rate_alloc`` (lines 866-871), to its floor.  Runs of
+    successes reach what one answer per draw never does: full batches
+    (:data:`SUCCESS_RUNS`), and, in an inflation whose rate is finite (slow cycles or
+    after a NOSLEEP failure, lines 821-828, 876-888), exactly ``rate``, ``rate + 1``
+    pages allocated in the call (the rate limit's boundary, lines 902-905: ``throttle``).
+    """
+    streak = len(alloc) > drawn_before and not alloc[-1]
+    lp = state.loop
+    finite = state.loc == Loc.I_LOOP and lp.rate != UINT_MAX and lp.allocated < lp.rate
+    if finite and data.draw(st.integers(0, 3)) == 0:
+        return (True,) * (lp.rate - lp.allocated + data.draw(st.integers(0, 1)))
+    # after a failure: another (a failed sleeping allocation halves the rate), or not
+    kind = data.draw(st.integers(0, 3 if streak else (29 if steady else 9)))
+    if kind == 0:
+        return (False,)
+    if kind == 1 and not streak:
+        return (True,) * data.draw(st.sampled_from(SUCCESS_RUNS))
+    return (True,)
 
 
 def boundaries_of(prev: State, nxt: State) -> set[str]:
@@ -275,7 +311,11 @@ class DifferentialMachine(RuleBasedStateMachine):
             PROGRESS[0](COVERAGE.examples)
 
     def teardown(self) -> None:
-        """Stop the compiled driver's process."""
+        """Stop the compiled driver's process; count the example as discarded when
+        Hypothesis abandons it (its data outgrew the buffer: ``StopTest``), since such
+        an example does not count towards ``max_examples`` either."""
+        if type(sys.exc_info()[1]).__name__ == "StopTest":
+            COVERAGE.discarded += 1
         if self.c is not None:
             self.c.close()
 
@@ -302,35 +342,39 @@ class DifferentialMachine(RuleBasedStateMachine):
             self.c = Follower(binary_for(self.variant), self.scenario)
 
     def _run(self, name: str, data: st.DataObject) -> None:
+        """Entry point ``name``, transition by transition: when a transition reads an
+        answer beyond the scripts (a host command, an allocation, a VMCI call), one is
+        drawn and that transition alone is taken again with it; after
+        :data:`MAX_DRAWS` draws in one step the remaining answers are the defaults."""
         assert self.state is not None
         before = self.state
         sc = self.scenario
         hv, alloc, vmci = sc.hv, sc.alloc, sc.vmci
-        after = before
-        for _ in range(MAX_ROUNDS):
-            after = run_to_idle(enter(_with_scripts(before, hv, alloc, vmci), name))
-            env = after.env
-            grew = False
-            if env.hv_pos > len(hv):
-                events = [e for e in env.events() if e["ev"] == "hv"]
-                cmd = events[len(hv)]["cmd"]
-                read = [k for k in range(len(sc.hv), len(hv)) if events[k]["cmd"] == "GET_TARGET"]
-                tick_target = hv[read[-1]].result & U32_MASK if read else None
-                pages = events[len(hv)]["arg2"] if cmd.startswith("BATCHED") else 0
-                hv = (*hv, draw_response(data, cmd, before, tick_target, pages, self.steady))
-                grew = True
-            if env.alloc_pos > len(alloc):
-                # failures come in runs now and then: a failed NOSLEEP allocation and a
-                # failed sleeping one halve rate_alloc (lines 866-871), to its floor
-                streak = len(alloc) > len(sc.alloc) and not alloc[-1]
-                odds = 3 if streak else (29 if self.steady else 9)
-                alloc = (*alloc, data.draw(st.integers(0, odds)) > 0)
-                grew = True
-            if env.vmci_pos > len(vmci):
-                vmci = (*vmci, data.draw(st.integers(0, 4)) > 0)
-                grew = True
-            if not grew:
-                break
+        draws = 0
+        state = enter(before, name)
+        while state.loc in model.transitions.TRANSITIONS:
+            nxt = model.machine.step(state)
+            while draws < MAX_DRAWS:
+                env = nxt.env
+                if env.hv_pos > len(hv):
+                    events = [e for e in env.events() if e["ev"] == "hv"]
+                    cmd = events[len(hv)]["cmd"]
+                    read = [k for k in range(len(sc.hv), len(hv))
+                            if events[k]["cmd"] == "GET_TARGET"]  # fmt: skip
+                    tick_target = hv[read[-1]].result & U32_MASK if read else None
+                    pages = events[len(hv)]["arg2"] if cmd.startswith("BATCHED") else 0
+                    hv = (*hv, draw_response(data, cmd, state, tick_target, pages, self.steady))
+                elif env.alloc_pos > len(alloc):
+                    alloc = (*alloc, *draw_allocations(data, state, alloc, len(sc.alloc),
+                                                       self.steady))  # fmt: skip
+                elif env.vmci_pos > len(vmci):
+                    vmci = (*vmci, data.draw(st.integers(0, 4)) > 0)
+                else:
+                    break
+                draws += 1
+                nxt = model.machine.step(_with_scripts(state, hv, alloc, vmci))
+            state = nxt
+        after = run_to_idle(state)
         # answers the step consumed beyond the drawn ones were the defaults: record
         # them, so that later steps append after them and the scenario says it all
         env = after.env
@@ -489,6 +533,8 @@ class CampaignResult:
     seconds: float
     failure: str | None
     failed: dict[str, Any] | None = None  # the failing scenario (minimized) and what failed
+    discarded: int = 0
+    """Examples Hypothesis abandoned (data beyond its buffer), not among ``examples``."""
 
 
 def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
@@ -499,16 +545,18 @@ def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
     test = get_state_machine_test(machine, settings=campaign_settings(examples, steps, database))
     test = hypothesis_seed(seed)(test)
     started = time.perf_counter()
-    before = COVERAGE.examples
+    before, dropped = COVERAGE.examples, COVERAGE.discarded
     failure: str | None = None
     FAILURE.clear()
     try:
         test()
     except Exception as exc:  # any failure is reported in one line
         failure = _one_line(exc)
+    discarded = COVERAGE.discarded - dropped
     return CampaignResult(
-        variant.name, COVERAGE.examples - before, seed, time.perf_counter() - started, failure,
-        dict(FAILURE) if failure and FAILURE else None,
+        variant.name, COVERAGE.examples - before - discarded, seed,
+        time.perf_counter() - started, failure, dict(FAILURE) if failure and FAILURE else None,
+        discarded,
     )
 
 
@@ -530,7 +578,9 @@ def coverage_report(coverage: Coverage) -> str:
 
     reached_locs = {a for a, _ in coverage.transitions}
     lines = [
-        f"coverage: {coverage.examples} examples, {coverage.steps} entry points, "
+        f"coverage: {coverage.examples - coverage.discarded} examples"
+        + (f" (and {coverage.discarded} abandoned by Hypothesis)" if coverage.discarded else "")
+        + f", {coverage.steps} entry points, "
         f"{len(coverage.transitions)} transitions (from -> to) reached",
     ]
     missing = [loc.name for loc in TRANSITIONS if loc.name not in reached_locs]
@@ -601,7 +651,7 @@ def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
     variant_name, examples, seed, steps, database, impls = job
     COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()
     COVERAGE.boundaries = set()
-    COVERAGE.examples = COVERAGE.steps = 0
+    COVERAGE.examples = COVERAGE.steps = COVERAGE.discarded = 0
     COVERAGE.witnesses = {}
     PROGRESS[0] = _progress_printer(variant_name, seed, examples)
     result = run_campaign(
@@ -610,7 +660,7 @@ def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
     return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
                             COVERAGE.examples, COVERAGE.steps,
                             set(COVERAGE.violations), dict(COVERAGE.witnesses),
-                            set(COVERAGE.boundaries))  # fmt: skip
+                            set(COVERAGE.boundaries), COVERAGE.discarded)  # fmt: skip
 
 
 def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
@@ -641,5 +691,6 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
         for key, witness in cov.witnesses.items():
             merged.witnesses.setdefault(key, witness)
     merged.examples = sum(c.examples for _, c in outcomes)
+    merged.discarded = sum(c.discarded for _, c in outcomes)
     merged.steps = sum(c.steps for _, c in outcomes)
     return [r for r, _ in outcomes], merged
