@@ -56,8 +56,8 @@ from vmballoon.model.properties import Ghost, check_trace, new_events, step_view
 from vmballoon.model.state import Loc, State
 
 MAX_DRAWS = 32
-"""Answers drawn in one step at most (host commands, allocations, VMCI calls); the
-step's further answers are the scenario defaults."""
+"""Answers drawn in one step at most, per script (host commands, allocations, VMCI
+calls); the step's further answers are the scenario defaults."""
 
 FRAME_CHOICES = (0, 1, 7, 600, 1024, 1100, 4096, 65536, 16_777_216)
 PFN_BASES = (0, 1, 511, 512, 2**32 - 600, 2**32 - 1, 2**32, 2**32 + 512, 2**52 - 700,
@@ -67,8 +67,6 @@ EDGE_PFNS = {2**32 - 1: "2**32-1", 2**32: "2**32", 2**52 - 1: "2**52-1", 2**52: 
 WRAP_TARGETS = (U32_MASK, 2**32 - 511, 2**32 - 512, 2**32 - 513, 2**32 + 5, 2**64 - 1)
 SIZE_OFFSETS = (0, 1, -1, 512, -512, 513, -513)
 REFUSED_RUNS = (15, 16, 17)
-SUCCESS_RUNS = (16, 511, 512, 513, 1100)
-"""Runs of successful allocations: around a full batch, and past two."""
 
 BOUNDARIES: tuple[str, ...] = (
     *(f"target-size={d:+d}" for d in SIZE_OFFSETS),
@@ -201,27 +199,25 @@ def draw_response(
 def draw_allocations(data: st.DataObject, state: State, alloc: tuple[bool, ...],
                      drawn_before: int, steady: bool) -> tuple[bool, ...]:  # fmt: skip
     """The allocator's next answers (``vmballoon_alloc_page``, line 842): one, or a run
-    of successes.
+    of successes up to the rate limit.
 
     Failures come in runs now and then: a failed NOSLEEP allocation and a failed
-    sleeping one halve ``rate_alloc`` (lines 866-871), to its floor.  Runs of
-    successes reach what one answer per draw never does: full batches
-    (:data:`SUCCESS_RUNS`), and, in an inflation whose rate is finite (slow cycles or
-    after a NOSLEEP failure, lines 821-828, 876-888), exactly ``rate``, ``rate + 1``
-    pages allocated in the call (the rate limit's boundary, lines 902-905: ``throttle``).
+    sleeping one halve ``rate_alloc`` (lines 866-871), to its floor.  In an inflation
+    whose rate is finite (slow cycles or after a NOSLEEP failure, lines 821-828,
+    876-888) and whose target is far enough, a run of successes brings the pages
+    allocated in the call to exactly ``rate`` or ``rate + 1``: the rate limit's
+    boundary (lines 902-905, property ``throttle``), which one answer per draw never
+    reaches.
     """
+    lp, drv = state.loop, state.drv
+    need = lp.rate - lp.allocated
+    room = drv.target - drv.size - lp.num_pages
+    rate_run = state.loc == Loc.I_LOOP and lp.rate != UINT_MAX and 0 < need < room
+    if rate_run and data.draw(st.integers(0, 3)) == 0:
+        return (True,) * (need + data.draw(st.integers(0, 1)))
     streak = len(alloc) > drawn_before and not alloc[-1]
-    lp = state.loop
-    finite = state.loc == Loc.I_LOOP and lp.rate != UINT_MAX and lp.allocated < lp.rate
-    if finite and data.draw(st.integers(0, 3)) == 0:
-        return (True,) * (lp.rate - lp.allocated + data.draw(st.integers(0, 1)))
-    # after a failure: another (a failed sleeping allocation halves the rate), or not
-    kind = data.draw(st.integers(0, 3 if streak else (29 if steady else 9)))
-    if kind == 0:
-        return (False,)
-    if kind == 1 and not streak:
-        return (True,) * data.draw(st.sampled_from(SUCCESS_RUNS))
-    return (True,)
+    odds = 3 if streak else (29 if steady else 9)
+    return (data.draw(st.integers(0, odds)) > 0,)
 
 
 def boundaries_of(prev: State, nxt: State) -> set[str]:
@@ -345,18 +341,20 @@ class DifferentialMachine(RuleBasedStateMachine):
         """Entry point ``name``, transition by transition: when a transition reads an
         answer beyond the scripts (a host command, an allocation, a VMCI call), one is
         drawn and that transition alone is taken again with it; after
-        :data:`MAX_DRAWS` draws in one step the remaining answers are the defaults."""
+        :data:`MAX_DRAWS` draws of a script in one step its further answers are the
+        defaults."""
         assert self.state is not None
         before = self.state
         sc = self.scenario
         hv, alloc, vmci = sc.hv, sc.alloc, sc.vmci
-        draws = 0
+        drawn = {"hv": 0, "alloc": 0, "vmci": 0}
         state = enter(before, name)
         while state.loc in model.transitions.TRANSITIONS:
             nxt = model.machine.step(state)
-            while draws < MAX_DRAWS:
+            while True:
                 env = nxt.env
-                if env.hv_pos > len(hv):
+                if env.hv_pos > len(hv) and drawn["hv"] < MAX_DRAWS:
+                    drawn["hv"] += 1
                     events = [e for e in env.events() if e["ev"] == "hv"]
                     cmd = events[len(hv)]["cmd"]
                     read = [k for k in range(len(sc.hv), len(hv))
@@ -364,14 +362,15 @@ class DifferentialMachine(RuleBasedStateMachine):
                     tick_target = hv[read[-1]].result & U32_MASK if read else None
                     pages = events[len(hv)]["arg2"] if cmd.startswith("BATCHED") else 0
                     hv = (*hv, draw_response(data, cmd, state, tick_target, pages, self.steady))
-                elif env.alloc_pos > len(alloc):
+                elif env.alloc_pos > len(alloc) and drawn["alloc"] < MAX_DRAWS:
+                    drawn["alloc"] += 1
                     alloc = (*alloc, *draw_allocations(data, state, alloc, len(sc.alloc),
                                                        self.steady))  # fmt: skip
-                elif env.vmci_pos > len(vmci):
+                elif env.vmci_pos > len(vmci) and drawn["vmci"] < MAX_DRAWS:
+                    drawn["vmci"] += 1
                     vmci = (*vmci, data.draw(st.integers(0, 4)) > 0)
                 else:
                     break
-                draws += 1
                 nxt = model.machine.step(_with_scripts(state, hv, alloc, vmci))
             state = nxt
         after = run_to_idle(state)
