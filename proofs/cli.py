@@ -26,6 +26,7 @@ from vmballoon.proofs.check import (
     DEFAULT_DEPTH,
     DEFAULT_TIMEOUT,
     conjuncts,
+    deep_job,
     jobs_for,
     run_obligation,
 )
@@ -127,6 +128,11 @@ def _crashed(job: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
 
 
 def _progress(done: int, total: int, job: dict[str, Any], outs: list[dict[str, Any]]) -> None:
+    if job["kind"] == "deep":
+        what = ", ".join(f"{o['prop']}={o['status']}" for o in outs)
+        print(f"[{done}/{total}] seed deep search (accelerated): {what}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        return
     if job["kind"] == "defect":
         what = ", ".join(f"{o['fix']}: {o['status']} {o.get('prop') or ''}".strip() for o in outs)
         line = f"[{done}/{total}] seed defect {job['fix']}: {what}"
@@ -200,6 +206,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     conformance: list[dict[str, Any]] = []
     defects: dict[str, dict[str, Any]] = {}
     planned: set[str] = set()
+    deep_pending = False
     total = len(jobs) + (len(FIX_NAMES) if per_defect else 0)
     done = 0
 
@@ -208,7 +215,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                         for r in results)  # fmt: skip
         fixed_minus = FIXED.without(fix).name
         nec_done = not necessity or any(r["variant"] == fixed_minus for r in results)
-        return seed_done and nec_done
+        return seed_done and nec_done and not deep_pending
 
     # a fresh process per obligation: Z3's answers depend on the terms a process built
     # before, so a reused worker would make the counterexamples vary from run to run
@@ -226,10 +233,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 _progress(done, total, job, outs)
                 if job["kind"] == "defect":
                     defects.update({o["fix"]: o for o in outs})
+                elif job["kind"] == "deep":
+                    # the accelerated search replaces plain BMC's "no-cex" (its time added)
+                    deep_pending = False
+                    new = {o["prop"]: o for o in outs}
+                    for k, r in enumerate(results):
+                        if r["variant"] == "seed" and r["prop"] in new:
+                            new[r["prop"]]["seconds"] += r["seconds"]
+                            results[k] = new[r["prop"]]
                 elif job["kind"] == "conformance" and outs and "per_transition" in outs[0]:
                     conformance.extend(outs)
                 else:
                     results.extend(outs)
+                if job["kind"] == "variant" and job["variant"] == "seed" and job["bmc"]:
+                    deep = deep_job(outs, {k: job[k] for k in ("timeout", "depth", "out")})
+                    if deep is not None:
+                        deep_pending = True
+                        total += 1
+                        futs[pool.submit(run_obligation, deep)] = deep
             if not per_defect:
                 continue
             for fix in FIX_NAMES:
