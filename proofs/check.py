@@ -729,8 +729,8 @@ def deep_job(results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, A
              if r["variant"] == "seed" and r["prop"] in ACCEL_PROPS and r["status"] == "no-cex"]
     if not open_:
         return None
-    return {**base, "kind": "deep", "variant": "seed", "props": sorted(open_, key=ACCEL_PROPS.index),
-            "deep_depth": DEEP_DEPTH}  # fmt: skip
+    props = sorted(open_, key=ACCEL_PROPS.index)
+    return {**base, "kind": "deep", "variant": "seed", "props": props, "deep_depth": DEEP_DEPTH}
 
 
 def jobs_for(

@@ -237,10 +237,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     # the accelerated search replaces plain BMC's "no-cex" (its time added)
                     deep_pending = False
                     new = {o["prop"]: o for o in outs}
-                    for k, r in enumerate(results):
-                        if r["variant"] == "seed" and r["prop"] in new:
-                            new[r["prop"]]["seconds"] += r["seconds"]
-                            results[k] = new[r["prop"]]
+                    for k, old in enumerate(results):
+                        if old["variant"] == "seed" and old["prop"] in new:
+                            new[old["prop"]]["seconds"] += old["seconds"]
+                            results[k] = new[old["prop"]]
                 elif job["kind"] == "conformance" and outs and "per_transition" in outs[0]:
                     conformance.extend(outs)
                 else:
