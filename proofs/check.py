@@ -740,11 +740,11 @@ def jobs_for(
     """The obligations of a verify run."""
     jobs: list[dict[str, Any]] = []
     base = {"timeout": timeout, "depth": depth, "out": out, "props": props}
-    # the slow ones first, so that two workers finish together
+    # the longest chain first (the seed, then its deep search and the defect searches,
+    # which ``verify`` puts at the front of its queue), the independent checks last
     for v in variants:
         if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
             jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
-            jobs.append({**base, "kind": "conformance", "variant": v})
     if necessity:
         # the safety properties only: progress is checked on SEED and proved on FIXED; its
         # BMC on every FIXED-minus-one variant cost more than the rest of the table
@@ -755,7 +755,7 @@ def jobs_for(
     if "fixed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
         jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
-        jobs.append({**base, "kind": "conformance", "variant": "fixed"})
+    jobs += [{**base, "kind": "conformance", "variant": v} for v in variants]
     return jobs
 
 

@@ -219,9 +219,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     # a fresh process per obligation: Z3's answers depend on the terms a process built
     # before, so a reused worker would make the counterexamples vary from run to run
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs), max_tasks_per_child=1) as pool:
-        futs = {pool.submit(run_obligation, j): j for j in jobs}
-        while futs:
+    # at most ``--jobs`` obligations are submitted at a time, from a queue of our own: the
+    # searches planned on the way (the deep search, the defects) go to its front, since
+    # they are on the longest chain of the run (seed, then deep search, then defects)
+    queue = list(jobs)
+    workers = max(1, args.jobs)
+    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1) as pool:
+        futs: dict[Any, dict[str, Any]] = {}
+        while queue or futs:
+            while queue and len(futs) < workers:
+                nxt = queue.pop(0)
+                futs[pool.submit(run_obligation, nxt)] = nxt
             finished, _ = wait(list(futs), return_when=FIRST_COMPLETED)
             for fut in finished:
                 job = futs.pop(fut)
@@ -250,7 +258,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     if deep is not None:
                         deep_pending = True
                         total += 1
-                        futs[pool.submit(run_obligation, deep)] = deep
+                        queue.insert(0, deep)
             if not per_defect:
                 continue
             for fix in FIX_NAMES:
@@ -263,7 +271,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     done += 1
                     _progress(done, total, {"kind": "defect", "fix": fix}, [row])
                 elif search is not None:
-                    futs[pool.submit(run_obligation, search)] = search
+                    queue.insert(0, search)
     by = {(r["variant"], r["prop"]): r for r in results}
     ok = True
     if "fixed" in variants:

@@ -28,25 +28,32 @@ from __future__ import annotations
 
 import z3
 
-from vmballoon.core.protocol import SUCCESS_WITH_CAPABILITIES
+from vmballoon.core.protocol import ERROR_RESET, SUCCESS_WITH_CAPABILITIES
 from vmballoon.proofs.encoding import INPUTS, Expr, State, bv64
 
 FREE: frozenset[str] = frozenset(
-    {"START_st", "a_ok", "e_ok"} | {n for n, _ in INPUTS if n.endswith("_res")}
+    {"a_ok", "e_ok"} | {n for n, _ in INPUTS if n.endswith("_res")}
 )
-"""The inputs :func:`pin` leaves free by default (``START_st`` within SUCCESS or
-SUCCESS_WITH_CAPABILITIES)."""
+"""The inputs :func:`pin` leaves free by default (statuses are pinned to a set)."""
+
+FREE_PRODUCT: frozenset[str] = FREE | {
+    "e_present", "e_ref", "e_free", "e_warn", "f_cls", "f_rank", "a_f", "a_hi", "a_eqpage",
+}  # fmt: skip
+"""For the per-defect search (:mod:`proofs.defects`): the batch entries and the frames
+an allocation returns free too (defects live there), statuses SUCCESS or ERROR_RESET."""
 
 _TRUE_BY_DEFAULT = frozenset({"v_ok"})
 
 
-def pin(i: State, free: frozenset[str] = FREE) -> list[Expr]:
-    """Constraints fixing every input of ``i`` outside ``free`` at its default."""
+def pin(i: State, free: frozenset[str] = FREE, statuses: tuple[int, ...] = (0,)) -> list[Expr]:
+    """Constraints fixing every input of ``i`` outside ``free`` at its default; a status
+    is one of ``statuses`` (START's may also be SUCCESS_WITH_CAPABILITIES)."""
     cons: list[Expr] = []
     for name, _ in INPUTS:
         e = i[name]
-        if name == "START_st" and name in free:
-            cons.append(z3.Or(e == bv64(0), e == bv64(SUCCESS_WITH_CAPABILITIES)))
+        if name.endswith("_st"):
+            allowed = statuses + ((SUCCESS_WITH_CAPABILITIES,) if name == "START_st" else ())
+            cons.append(z3.Or([e == bv64(v) for v in allowed]))
         elif name in free:
             continue
         elif z3.is_bool(e):
@@ -56,4 +63,7 @@ def pin(i: State, free: frozenset[str] = FREE) -> list[Expr]:
     return cons
 
 
-__all__ = ["FREE", "pin"]
+RESET_TOO = (0, ERROR_RESET)
+"""Statuses for :data:`FREE_PRODUCT`: a defect may need a reset between two ticks."""
+
+__all__ = ["FREE", "FREE_PRODUCT", "RESET_TOO", "pin"]
