@@ -595,10 +595,18 @@ def write_scenario(path: Path, scenario: Scenario, meta: dict[str, Any]) -> Path
 
 
 def bmc(
-    names: list[str], variant: Variant, depth: int, timeout: float, out_dir: Path | None
-) -> list[Outcome]:
-    """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``."""
-    res = bmc_all(names, variant, depth, timeout)
+    names: list[str], variant: Variant, depth: int, timeout: float, out_dir: Path | None,
+    window: bool = False,
+) -> list[Outcome]:  # fmt: skip
+    """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``.
+
+    Iterative deepening (:func:`bmc_all`: shortest counterexamples), or with ``window``
+    one query over every depth up to ``depth`` (:func:`bmc_window`: cheaper, the depth
+    is the solver's, not necessarily the shortest)."""
+    if window:
+        res = bmc_window(names, variant, depth, timeout, accel=False)
+    else:
+        res = bmc_all(names, variant, depth, timeout)
     outs = []
     for name in names:
         status, trace, k, secs = res[name]

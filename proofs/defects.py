@@ -255,7 +255,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                 how = "pinned inputs" if pinned else "every input"
                 notes.append(f"{how}: " + (
                     f"no scenario from depth {start} up to {depth}" if status == "none"
-                    else f"solver unknown at depth {k}"
+                    else f"solver unknown (timeout) at depth {k}"
                 ))  # fmt: skip
                 break
             raw = to_scenario(trace, SEED)
@@ -269,6 +269,8 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                                   f"{start})")  # fmt: skip
             last = (prop, raw, k)
             blocked.append([int(st["loc"]) for st in trace.states])
+        if pinned and notes and "unknown" in notes[-1]:
+            break  # the pinned search timed out: the full one is harder still
     detail = "; ".join(notes)
     if last is not None:  # found, never confirmed: shown as such, never as violated
         prop, raw, k = last
