@@ -163,6 +163,10 @@ def invariant_row(h: Houdini, split: bool) -> dict[str, Any]:
 
 
 DEEP_DEPTH = 22
+DEEP_TIMEOUT_FACTOR = 4
+"""The accelerated search asks ONE query over every depth up to :data:`DEEP_DEPTH`
+(:func:`bmc_window`) where iterative deepening would ask one per depth: it gets this
+many per-query timeouts (``verify --timeout``; ``deep_timeout`` in ``--json``)."""
 """Depth of the accelerated search (:mod:`proofs.accel`) for what plain BMC leaves open."""
 ACCEL_PROPS = ("rate_bounds", "rate_counter", "throttle")
 """The properties over the allocation counters: those that acceleration can bring closer."""
@@ -723,8 +727,8 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
 
         return [defect_job(job)]
     if kind == "deep":
-        outs = deep(job["props"], variant, int(job["deep_depth"]), timeout, out_dir,
-                    int(job["depth"]))  # fmt: skip
+        outs = deep(job["props"], variant, int(job["deep_depth"]),
+                    timeout * DEEP_TIMEOUT_FACTOR, out_dir, int(job["depth"]))  # fmt: skip
         return [o.to_json() for o in outs]
     outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir)
     return [o.to_json() for o in outs]
@@ -768,6 +772,8 @@ def jobs_for(
 
 
 __all__ = [
+    "DEEP_DEPTH",
+    "DEEP_TIMEOUT_FACTOR",
     "DEFAULT_DEPTH",
     "DEFAULT_TIMEOUT",
     "Outcome",

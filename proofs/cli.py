@@ -23,6 +23,7 @@ from vmballoon.core.assumptions import BY_NAME, names_for
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
+    DEEP_TIMEOUT_FACTOR,
     DEFAULT_DEPTH,
     DEFAULT_TIMEOUT,
     conjuncts,
@@ -56,7 +57,8 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
-        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g})",
+        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g}); the accelerated "
+        f"search's one query over {DEEP_DEPTH} depths gets {DEEP_TIMEOUT_FACTOR} times that",
     )  # fmt: skip
     p.add_argument(
         "--depth", type=positive_int, default=DEFAULT_DEPTH,
@@ -305,7 +307,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             {
                 "schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
                 "solver": {"name": "z3", "version": z3.get_version_string()},
-                "depth": args.depth, "deep_depth": DEEP_DEPTH, "defect_depth": dft.DEFECT_DEPTH,
+                "depth": args.depth, "deep_depth": DEEP_DEPTH,
+                "deep_timeout": args.timeout * DEEP_TIMEOUT_FACTOR,
+                "defect_depth": dft.DEFECT_DEPTH,
                 "timeout": args.timeout, "jobs": args.jobs,
                 "results": results, "necessity": necessity_table,
                 "defects": [defects[f] for f in FIX_NAMES if f in defects],
