@@ -576,7 +576,14 @@ def report_counterexample(
 
     raw = to_scenario(trace, variant)
     props = frozenset({o.prop})
-    scenario = minimize(raw, lambda sc: bool(check_trace(sc, variant, props)))
+    first = [v.step for v in check_trace(raw, variant, props)]
+
+    def keep(sc: Scenario) -> bool:
+        # still violated, and no later than in the solver's trace: the depth stays the
+        # shortest counterexample's (minimising must not trade inputs for transitions)
+        return any(v.step <= first[0] for v in check_trace(sc, variant, props))
+
+    scenario = minimize(raw, keep) if first else raw
     o.replay = confirm(o.prop, scenario, variant)
     locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
     o.detail = f"trace: {locs}{note}"
