@@ -62,7 +62,7 @@ class Outcome:
 
     prop: str
     variant: str
-    kind: str  # "induction" or "bmc"
+    kind: str  # "induction", "bmc" or "accelerated" (the deep search, proofs.accel)
     status: str  # proved / violated / unconfirmed / no-cex / unknown / failed
     seconds: float
     detail: str = ""
@@ -640,7 +640,7 @@ def deep(
     outs = []
     for name in names:
         status, trace, k, secs, how = res[name]
-        o = Outcome(name, variant.name, "bmc", status, secs, depth=k)
+        o = Outcome(name, variant.name, "accelerated", status, secs, depth=k)
         if status == "no-cex":
             o.detail = (f"no counterexample up to depth {plain_depth}, nor up to depth {depth} "
                         "with accelerated inflate steps")  # fmt: skip
