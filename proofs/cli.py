@@ -291,8 +291,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         r["variant"] in others and r["status"] in ("unconfirmed", "unknown", "error")
         for r in results
     )
+    # a per-defect search the solver could not finish (``unknown``) leaves the run
+    # incomplete (exit 3), never proved; anything else short of a violation fails
+    open_defects = [f for f, d in defects.items() if d["status"] == "unknown"] if per_defect else []
     if per_defect:
-        ok = ok and all(d["status"] == "violated" for d in defects.values())
+        ok = ok and all(d["status"] in ("violated", "unknown") for d in defects.values())
+    code = (3 if open_defects else 0) if ok else 1
     necessity_table: dict[str, list[str]] = {}
     if necessity:
         for fix in FIX_NAMES:
@@ -305,7 +309,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         complete = args.variant == "all" and args.property is None and necessity
         json.dump(
             {
-                "schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
+                "schema": JSON_SCHEMA, "ok": code == 0, "exit": code, "complete": complete,
+                "seconds": elapsed,
                 "solver": {"name": "z3", "version": z3.get_version_string()},
                 "depth": args.depth, "deep_depth": DEEP_DEPTH,
                 "deep_timeout": args.timeout * DEEP_TIMEOUT_FACTOR,
@@ -319,7 +324,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             indent=1,
         )  # fmt: skip
         sys.stdout.write("\n")
-        return 0 if ok else 1
+        return code
     shown = [v for v in ("seed", "fixed") if v in variants] or variants
     if len(shown) == 1 and shown[0] not in ("seed", "fixed"):
         print(f"{'property':<20} {shown[0]:<28} counterexample")
@@ -371,8 +376,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  {fix:<24} {d['status']}{where} {d.get('prop') or ''} "
                   f"{d.get('scenario') or d.get('detail')} (C lines {d['lines']})"
                   + (f": {msg}" if msg else ""))  # fmt: skip
-    print(f"\n{'OK' if ok else 'FAILED'} in {elapsed:.1f}s")
-    return 0 if ok else 1
+    verdict = {0: "OK", 1: "FAILED"}.get(
+        code, f"INCOMPLETE (no seed counterexample found: {', '.join(open_defects)})")
+    print(f"\n{verdict} in {elapsed:.1f}s")
+    return code
 
 
 def main() -> int:
