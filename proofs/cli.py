@@ -293,9 +293,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     # a per-defect search the solver could not finish (``unknown``) leaves the run
     # incomplete (exit 3), never proved; anything else short of a violation fails
-    open_defects = [f for f, d in defects.items() if d["status"] == "unknown"] if per_defect else []
-    if per_defect:
-        ok = ok and all(d["status"] in ("violated", "unknown") for d in defects.values())
+    open_defects = [f for f, d in defects.items() if d["status"] == "unknown"]
+    ok = ok and all(d["status"] in ("violated", "unknown") for d in defects.values())
     code = (3 if open_defects else 0) if ok else 1
     necessity_table: dict[str, list[str]] = {}
     if necessity:
