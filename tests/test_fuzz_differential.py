@@ -36,8 +36,8 @@ TestFixedDifferential.settings = PINNED
 
 NOT_REACHED_BY_CI_FUZZ = {"D_UNLOCK": "tests/scenarios/memory_pressure.json"}
 """Locations the pinned CI campaigns do not reach today, each with a checked-in scenario
-that does (issue 7/8, open: the basic-ops deflate needs more than 512 pages locked one
-LOCK at a time, and the fuzzer draws at most 32 host answers per step)."""
+that does (issue 8, open: the pinned campaigns rarely deflate: Hypothesis's swarm
+testing leaves many examples without ``work``, and deflating targets are seldom drawn)."""
 
 
 def test_ci_fuzz_reached_every_transition() -> None:
@@ -55,16 +55,9 @@ def test_ci_fuzz_reached_every_transition() -> None:
 @pytest.mark.parametrize("loc", sorted(NOT_REACHED_BY_CI_FUZZ))
 def test_locations_the_ci_fuzz_misses_are_reached_by_their_scenario(loc: str) -> None:
     """The exemption above holds only while its scenario takes the location."""
+    from vmballoon.apps.traces import walk
     from vmballoon.core.scenario import load_scenario
-    from vmballoon.model import machine
+    from vmballoon.core.variants import SEED
 
-    path = Path(__file__).resolve().parents[1] / NOT_REACHED_BY_CI_FUZZ[loc]
-    scenario = load_scenario(path)
-    state = machine.start(scenario)
-    seen: set[str] = set()
-    for name in scenario.steps:
-        state = machine.enter(state, name)
-        while machine.is_running(state):
-            seen.add(state.loc.name)
-            state = machine.step(state)
-    assert loc in seen
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / NOT_REACHED_BY_CI_FUZZ[loc])
+    assert loc in {step.state.loc.name for step in walk(scenario, SEED)}
