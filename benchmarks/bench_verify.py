@@ -4,7 +4,7 @@ Runs the whole verify (every property on SEED and FIXED, the fix-necessity
 variants, the per-defect search) with the default settings in a subprocess, as a
 user would, and reports the wall time of the whole run, the load of the machine
 and the time of each obligation (one Houdini-plus-BMC job per variant, the
-vacuity check, each defect's search).  Not a test.
+vacuity check, each defect's search, the conformance checks).  Not a test.
 """
 
 from __future__ import annotations
@@ -38,9 +38,13 @@ def main() -> None:
     for r in data["results"]:
         # each row's time is its own (Houdini's is the invariant row's): a job is their sum
         job = "vacuity (fixed)" if r["prop"] == "vacuity" else r["variant"]
+        if r["variant"] == "seed" and r["prop"] == "throttle":
+            job = "seed throttle (plain + accelerated search)"
         per_job[job] += float(r["seconds"])
     for d in data.get("defects", []):
         per_job[f"defect {d['fix']} ({d['source']})"] += float(d["seconds"])
+    for c in data.get("conformance", []):
+        per_job[f"conformance ({c['variant']})"] += float(c["seconds"])
     load = os.getloadavg()
     print(f"vmballoon verify, {args.jobs} jobs: {wall:.1f} s wall, exit {proc.returncode}, "
           f"ok={data['ok']}; load average after the run {load[0]:.1f} {load[1]:.1f} "

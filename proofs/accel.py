@@ -44,13 +44,17 @@ def _z64(x: Expr) -> Expr:
     return z3.ZeroExt(32, x)
 
 
+def _times_ps(x: Expr, is2m: Expr) -> Expr:
+    """``x * vmballoon_page_size(is2m)`` as a shift, not a multiplier (cheaper to bit-blast)."""
+    return z3.If(is2m, x << 9, x)
+
+
 def accelerated(s: State, a: State, variant: Variant) -> Step:
     """``k = a["acc_k"]`` iterations of ``t_inflate_loop`` from ``s`` (at ``I_LOOP``)."""
     k = a["acc_k"]
     k64 = _z64(k)
     counts = variant.has("count_allocations")
     num64 = _z64(s["l_num"])
-    ps = z3.If(s["l_is2m"], z3.BitVecVal(512, 64), z3.BitVecVal(1, 64))
     # allocations after the (k-1)-th iteration: below the rate, or no exit at all
     before_last = _z64(s["l_alloc"]) + (k64 - 1 if counts else z3.BitVecVal(0, 64))
     cons = [
@@ -62,7 +66,7 @@ def accelerated(s: State, a: State, variant: Variant) -> Step:
         # the batch fills up at the k-th allocation at the latest (num + k <= batch_max)
         z3.ULE(num64 + k64, _z64(s["batch_max"])),
         # the target is not reached before any of the k allocations (no wrap-around)
-        z3.ULT(_z64(s["size"]) + ps * (num64 + k64 - 1), _z64(s["target"])),
+        z3.ULT(_z64(s["size"]) + _times_ps(num64 + k64 - 1, s["l_is2m"]), _z64(s["target"])),
         # the rate does not stop the loop before the k-th allocation
         z3.Or(k == bv32(1), z3.ULT(before_last, _z64(s["l_rate"]))),
     ]

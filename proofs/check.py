@@ -62,7 +62,7 @@ class Outcome:
 
     prop: str
     variant: str
-    kind: str  # "induction" or "bmc"
+    kind: str  # "induction", "bmc" or "accelerated" (the deep search, proofs.accel)
     status: str  # proved / violated / unconfirmed / no-cex / unknown / failed
     seconds: float
     detail: str = ""
@@ -163,6 +163,10 @@ def invariant_row(h: Houdini, split: bool) -> dict[str, Any]:
 
 
 DEEP_DEPTH = 22
+DEEP_TIMEOUT_FACTOR = 4
+"""The accelerated search asks ONE query over every depth up to :data:`DEEP_DEPTH`
+(:func:`bmc_window`) where iterative deepening would ask one per depth: it gets this
+many per-query timeouts (``verify --timeout``; ``deep_timeout`` in ``--json``)."""
 """Depth of the accelerated search (:mod:`proofs.accel`) for what plain BMC leaves open."""
 ACCEL_PROPS = ("rate_bounds", "rate_counter", "throttle")
 """The properties over the allocation counters: those that acceleration can bring closer."""
@@ -175,9 +179,10 @@ def check_variant(
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For the seed,
-    Houdini runs over split lemmas (:mod:`proofs.lemmas`), and a property over the
+    Houdini runs over split lemmas (:mod:`proofs.lemmas`); a property over the
     allocation counters (:data:`ACCEL_PROPS`) that plain BMC does not violate up to
-    ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH`.
+    ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH` by a job of
+    its own (:func:`deep_job`), which ``verify`` plans when this one is done.
     The first row is the invariant Houdini kept (:func:`invariant_row`); a property it
     proves has no time of its own (its time is the invariant's).
     """
@@ -202,17 +207,7 @@ def check_variant(
                                 f"not inductive: fails at {where}"))  # fmt: skip
     rest = [n for n in props if n not in h.proved]
     if use_bmc and rest:
-        found = bmc(rest, variant, depth, timeout, out_dir)
-        open_ = [o.prop for o in found if o.status == "no-cex" and o.prop in ACCEL_PROPS]
-        open_ = open_ if split else []  # the seed only: the other variants' table is bounded
-        if open_:
-            deep = {o.prop: o for o in bmc(open_, variant, DEEP_DEPTH, timeout, out_dir,
-                                           accel=True)}  # fmt: skip
-            for k, o in enumerate(found):
-                if o.prop in deep:
-                    deep[o.prop].seconds += o.seconds
-                    found[k] = deep[o.prop]
-        outs.extend(found)
+        outs.extend(bmc(rest, variant, depth, timeout, out_dir))
     if live:
         outs.append(progress_outcome(variant, h, use_bmc, depth, timeout, out_dir))
     return [invariant_row(h, split), *(o.to_json() for o in outs)]
@@ -279,6 +274,45 @@ def _bv_solver(timeout: float) -> Any:
     return sol
 
 
+def _unroll(
+    variant: Variant, depth: int, accel: bool, pinned: bool
+) -> tuple[list[dict[str, Expr]], list[dict[str, Expr]], list[dict[str, Expr]], list[Expr]]:
+    """``depth`` steps from ``Init``: the states, inputs, acceleration inputs and, per step,
+    its constraint (``prefix[0]`` is ``Init``).  With ``pinned`` the inputs not in
+    :data:`proofs.pinned.FREE` are at their defaults (an under-approximation)."""
+    from vmballoon.proofs.accel import make_acc_inputs, transition_acc
+    from vmballoon.proofs.pinned import pin
+
+    reach = reachable_locs(depth)
+    states = [make_state("s0_")]
+    inputs: list[dict[str, Expr]] = []
+    accs: list[dict[str, Expr]] = []
+    prefix = [initial(states[0])]
+    for k in range(1, depth + 1):
+        i = make_inputs(f"i{k - 1}_")
+        t = make_state(f"s{k}_")
+        if accel:
+            a = make_acc_inputs(f"a{k - 1}_")
+            step_ = transition_acc(states[-1], i, a, t, variant, reach[k - 1])
+            accs.append(a)
+        else:
+            step_ = transition(states[-1], i, t, variant, reach[k - 1])
+        prefix.append(z3.And(step_, *pin(i)) if pinned else step_)
+        inputs.append(i)
+        states.append(t)
+    return states, inputs, accs, prefix
+
+
+def _trace_of(
+    m: Any, k: int, states: list[dict[str, Expr]], inputs: list[dict[str, Expr]],
+    accs: list[dict[str, Expr]],
+) -> Trace:  # fmt: skip
+    ins = [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]]
+    for inp, a in zip(ins, accs[:k], strict=False):
+        inp.update({n: _value(m, e) for n, e in a.items()})
+    return Trace([{n: _value(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]], ins)
+
+
 def bmc_all(
     names: list[str], variant: Variant, depth: int, timeout: float, accel: bool = False,
     start: int = 0,
@@ -296,31 +330,7 @@ def bmc_all(
     as such.  ``secs`` is the property's share of the solver time: each query's time
     divided among the properties it asked about.
     """
-    from vmballoon.proofs.accel import make_acc_inputs, transition_acc
-
-    reach = reachable_locs(depth)
-    states = [make_state("s0_")]
-    inputs: list[dict[str, Expr]] = []
-    accs: list[dict[str, Expr]] = []
-    prefix = [initial(states[0])]
-    for k in range(1, depth + 1):
-        i = make_inputs(f"i{k - 1}_")
-        t = make_state(f"s{k}_")
-        if accel:
-            a = make_acc_inputs(f"a{k - 1}_")
-            prefix.append(transition_acc(states[-1], i, a, t, variant, reach[k - 1]))
-            accs.append(a)
-        else:
-            prefix.append(transition(states[-1], i, t, variant, reach[k - 1]))
-        inputs.append(i)
-        states.append(t)
-
-    def trace_of(m: Any, k: int) -> Trace:
-        ins = [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]]
-        for inp, a in zip(ins, accs[:k], strict=False):
-            inp.update({n: _value(m, e) for n, e in a.items()})
-        return Trace([{n: _value(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]], ins)
-
+    states, inputs, accs, prefix = _unroll(variant, depth, accel, False)
     out: dict[str, tuple[str, Trace | None, int | None, float]] = {}
     spent: dict[str, float] = dict.fromkeys(names, 0.0)
     todo = list(names)
@@ -349,12 +359,82 @@ def bmc_all(
                 if z3.is_true(m.eval(z3.Not(PROPERTIES[n](states[k])), model_completion=True))
             ]  # fmt: skip
             for name in found:
-                out[name] = ("violated", trace_of(m, k), k, spent[name])
+                out[name] = ("violated", _trace_of(m, k, states, inputs, accs), k, spent[name])
                 todo.remove(name)
         if not todo:
             break
     for n in todo:
         out[n] = ("no-cex", None, depth, spent[n])
+    return out
+
+
+def bmc_window(
+    names: list[str], variant: Variant, depth: int, timeout: float, accel: bool = True,
+    pinned: bool = False,
+) -> dict[str, tuple[str, Trace | None, int | None, float]]:  # fmt: skip
+    """One query for a violation of any of ``names`` at ANY depth up to ``depth``.
+
+    Cheaper than iterative deepening when the violation is deep (no unsat query at
+    each shallower depth), at a price: the depth found is the least one of the
+    solver's model, not necessarily the shortest counterexample.  Repeated for the
+    properties still open.  ``no-cex`` means none up to ``depth`` (of the pinned
+    system with ``pinned``: then it proves nothing about the full one).
+    """
+    states, inputs, accs, prefix = _unroll(variant, depth, accel, pinned)
+    out: dict[str, tuple[str, Trace | None, int | None, float]] = {}
+    spent: dict[str, float] = dict.fromkeys(names, 0.0)
+    todo = list(names)
+
+    def bad(n: str, k: int) -> Expr:
+        return z3.Not(PROPERTIES[n](states[k]))
+
+    while todo:
+        q0 = time.monotonic()
+        sol = _bv_solver(timeout)
+        sol.add(*prefix)
+        sol.add(z3.Or([bad(n, k) for n in todo for k in range(depth + 1)]))
+        r = sol.check()
+        share = (time.monotonic() - q0) / len(todo)
+        for n in todo:
+            spent[n] += share
+        if r != z3.sat:
+            status = "unknown" if r == z3.unknown else "no-cex"
+            for n in todo:
+                out[n] = (status, None, depth, spent[n])
+            break
+        m = sol.model()
+        k = next(k for k in range(depth + 1)
+                 if any(z3.is_true(m.eval(bad(n, k), model_completion=True)) for n in todo))
+        for n in [n for n in todo if z3.is_true(m.eval(bad(n, k), model_completion=True))]:
+            out[n] = ("violated", _trace_of(m, k, states, inputs, accs), k, spent[n])
+            todo.remove(n)
+    return out
+
+
+def deep_search(
+    names: list[str], variant: Variant, depth: int, timeout: float
+) -> dict[str, tuple[str, Trace | None, int | None, float, str]]:
+    """Accelerated BMC (:mod:`proofs.accel`) up to ``depth`` for what plain BMC left open.
+
+    First over the pinned environment (:mod:`proofs.pinned`, a sound
+    under-approximation: what it finds is a real trace, and cheap to find); what it
+    does not find is searched again over every input, and only that second search
+    may answer ``no-cex``.  Returns ``name -> (status, trace, depth, secs, how)``.
+    """
+    out: dict[str, tuple[str, Trace | None, int | None, float, str]] = {}
+    first = bmc_window(names, variant, depth, timeout, pinned=True)
+    rest = []
+    for n in names:
+        status, trace, k, secs = first[n]
+        if status == "violated":
+            out[n] = (status, trace, k, secs, "pinned")
+        else:
+            rest.append(n)
+    if rest:
+        full = bmc_window(rest, variant, depth, timeout, pinned=False)
+        for n in rest:
+            status, trace, k, secs = full[n]
+            out[n] = (status, trace, k, secs + first[n][3], "full")
     return out
 
 
@@ -388,12 +468,16 @@ def to_scenario(trace: Trace, variant: Variant) -> Scenario:
 
     Built by running the model: each step's host answers, allocations and VMCI
     results are the trace's inputs for the commands the model actually issues.
-    The pool starts at f's 2 MiB block so that f is among the first frames handed out.
+    The pool starts at f's 2 MiB block so that f is among the first frames handed out;
+    it holds 4096 frames, or with accelerated steps enough for every allocation of the
+    trace to be a 2 MiB page (the encoding has no bound on free memory).
     """
     f = int(trace.states[0]["f_pfn"])
     base = f - f % 512
     ram_big = bool(trace.states[0]["ram_big"])
-    frames = 4096
+    bulk = sum(int(x["acc_k"]) if x.get("acc") else 1 for x in trace.inputs)
+    accelerated = any(x.get("acc") for x in trace.inputs)
+    frames = max(4096, (bulk + 2) * 512) if accelerated else 4096
     steps: list[str] = []
     hv: list[Response] = []
     alloc: list[bool] = []
@@ -492,7 +576,14 @@ def report_counterexample(
 
     raw = to_scenario(trace, variant)
     props = frozenset({o.prop})
-    scenario = minimize(raw, lambda sc: bool(check_trace(sc, variant, props)))
+    first = [v.step for v in check_trace(raw, variant, props)]
+
+    def keep(sc: Scenario) -> bool:
+        # still violated, and no later than in the solver's trace: the depth stays the
+        # shortest counterexample's (minimising must not trade inputs for transitions)
+        return any(v.step <= first[0] for v in check_trace(sc, variant, props))
+
+    scenario = minimize(raw, keep) if first else raw
     o.replay = confirm(o.prop, scenario, variant)
     locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
     o.detail = f"trace: {locs}{note}"
@@ -515,27 +606,52 @@ def write_scenario(path: Path, scenario: Scenario, meta: dict[str, Any]) -> Path
 
 
 def bmc(
-    names: list[str],
-    variant: Variant,
-    depth: int,
-    timeout: float,
-    out_dir: Path | None,
-    accel: bool = False,
-) -> list[Outcome]:
-    """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``."""
-    res = bmc_all(names, variant, depth, timeout, accel=accel)
+    names: list[str], variant: Variant, depth: int, timeout: float, out_dir: Path | None,
+    window: bool = False,
+) -> list[Outcome]:  # fmt: skip
+    """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``.
+
+    Iterative deepening (:func:`bmc_all`: shortest counterexamples), or with ``window``
+    one query over every depth up to ``depth`` (:func:`bmc_window`: cheaper, the depth
+    is the solver's, not necessarily the shortest)."""
+    if window:
+        res = bmc_window(names, variant, depth, timeout, accel=False)
+    else:
+        res = bmc_all(names, variant, depth, timeout)
     outs = []
     for name in names:
         status, trace, k, secs = res[name]
         o = Outcome(name, variant.name, "bmc", status, secs, depth=k)
-        how = " (with accelerated inflate steps)" if accel else ""
         if status == "no-cex":
-            o.detail = f"no counterexample up to depth {depth}{how}"
+            o.detail = f"no counterexample up to depth {depth}"
         if trace is not None:
-            note = ""
-            if accel:
-                bulk = [int(x["acc_k"]) for x in trace.inputs if x.get("acc")]
-                note = f"; accelerated steps of {bulk} allocations" if bulk else ""
+            report_counterexample(o, trace, variant, out_dir)
+        outs.append(o)
+    return outs
+
+
+def deep(
+    names: list[str], variant: Variant, depth: int, timeout: float, out_dir: Path | None,
+    plain_depth: int,
+) -> list[Outcome]:  # fmt: skip
+    """The accelerated search (:func:`deep_search`) for ``names``, which plain BMC did
+    not violate up to ``plain_depth``; counterexamples replayed and written as by :func:`bmc`."""
+    res = deep_search(names, variant, depth, timeout)
+    outs = []
+    for name in names:
+        status, trace, k, secs, how = res[name]
+        o = Outcome(name, variant.name, "accelerated", status, secs, depth=k)
+        if status == "no-cex":
+            o.detail = (f"no counterexample up to depth {plain_depth}, nor up to depth {depth} "
+                        "with accelerated inflate steps")  # fmt: skip
+        elif status == "unknown":
+            o.detail = (f"no counterexample up to depth {plain_depth}; the accelerated search "
+                        f"up to depth {depth} timed out")  # fmt: skip
+        if trace is not None:
+            bulk = [int(x["acc_k"]) for x in trace.inputs if x.get("acc")]
+            note = f"; accelerated steps of {bulk} allocations" if bulk else ""
+            if how == "pinned":
+                note += "; found with the inputs that do not matter at their defaults"
             report_counterexample(o, trace, variant, out_dir, note)
         outs.append(o)
     return outs
@@ -617,8 +733,23 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
         from vmballoon.proofs.defects import defect_job
 
         return [defect_job(job)]
+    if kind == "deep":
+        outs = deep(job["props"], variant, int(job["deep_depth"]),
+                    timeout * DEEP_TIMEOUT_FACTOR, out_dir, int(job["depth"]))  # fmt: skip
+        return [o.to_json() for o in outs]
     outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir)
     return [o.to_json() for o in outs]
+
+
+def deep_job(results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any] | None:
+    """The accelerated search for the SEED properties over the allocation counters
+    (:data:`ACCEL_PROPS`) that plain BMC left without a counterexample, if any."""
+    open_ = [r["prop"] for r in results
+             if r["variant"] == "seed" and r["prop"] in ACCEL_PROPS and r["status"] == "no-cex"]
+    if not open_:
+        return None
+    props = sorted(open_, key=ACCEL_PROPS.index)
+    return {**base, "kind": "deep", "variant": "seed", "props": props, "deep_depth": DEEP_DEPTH}
 
 
 def jobs_for(
@@ -628,11 +759,11 @@ def jobs_for(
     """The obligations of a verify run."""
     jobs: list[dict[str, Any]] = []
     base = {"timeout": timeout, "depth": depth, "out": out, "props": props}
-    # the slow ones first, so that two workers finish together
+    # the longest chain first (the seed, then its deep search and the defect searches,
+    # which ``verify`` puts at the front of its queue), the independent checks last
     for v in variants:
         if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
             jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
-            jobs.append({**base, "kind": "conformance", "variant": v})
     if necessity:
         # the safety properties only: progress is checked on SEED and proved on FIXED; its
         # BMC on every FIXED-minus-one variant cost more than the rest of the table
@@ -643,17 +774,21 @@ def jobs_for(
     if "fixed" in variants:
         jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
         jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
-        jobs.append({**base, "kind": "conformance", "variant": "fixed"})
+    jobs += [{**base, "kind": "conformance", "variant": v} for v in variants]
     return jobs
 
 
 __all__ = [
+    "DEEP_DEPTH",
+    "DEEP_TIMEOUT_FACTOR",
     "DEFAULT_DEPTH",
     "DEFAULT_TIMEOUT",
     "Outcome",
     "bmc",
     "check_variant",
     "conjuncts",
+    "deep",
+    "deep_job",
     "houdini",
     "jobs_for",
     "run_obligation",

@@ -23,9 +23,11 @@ from vmballoon.core.assumptions import BY_NAME, names_for
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
+    DEEP_TIMEOUT_FACTOR,
     DEFAULT_DEPTH,
     DEFAULT_TIMEOUT,
     conjuncts,
+    deep_job,
     jobs_for,
     run_obligation,
 )
@@ -55,7 +57,8 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
-        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g})",
+        help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g}); the accelerated "
+        f"search's one query over {DEEP_DEPTH} depths gets {DEEP_TIMEOUT_FACTOR} times that",
     )  # fmt: skip
     p.add_argument(
         "--depth", type=positive_int, default=DEFAULT_DEPTH,
@@ -127,6 +130,11 @@ def _crashed(job: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
 
 
 def _progress(done: int, total: int, job: dict[str, Any], outs: list[dict[str, Any]]) -> None:
+    if job["kind"] == "deep":
+        what = ", ".join(f"{o['prop']}={o['status']}" for o in outs)
+        print(f"[{done}/{total}] seed deep search (accelerated): {what}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        return
     if job["kind"] == "defect":
         what = ", ".join(f"{o['fix']}: {o['status']} {o.get('prop') or ''}".strip() for o in outs)
         line = f"[{done}/{total}] seed defect {job['fix']}: {what}"
@@ -200,6 +208,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     conformance: list[dict[str, Any]] = []
     defects: dict[str, dict[str, Any]] = {}
     planned: set[str] = set()
+    deep_pending = False
     total = len(jobs) + (len(FIX_NAMES) if per_defect else 0)
     done = 0
 
@@ -208,13 +217,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
                         for r in results)  # fmt: skip
         fixed_minus = FIXED.without(fix).name
         nec_done = not necessity or any(r["variant"] == fixed_minus for r in results)
-        return seed_done and nec_done
+        return seed_done and nec_done and not deep_pending
 
     # a fresh process per obligation: Z3's answers depend on the terms a process built
     # before, so a reused worker would make the counterexamples vary from run to run
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs), max_tasks_per_child=1) as pool:
-        futs = {pool.submit(run_obligation, j): j for j in jobs}
-        while futs:
+    # at most ``--jobs`` obligations are submitted at a time, from a queue of our own: the
+    # searches planned on the way (the deep search, the defects) go to its front, since
+    # they are on the longest chain of the run (seed, then deep search, then defects)
+    queue = list(jobs)
+    workers = max(1, args.jobs)
+    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1) as pool:
+        futs: dict[Any, dict[str, Any]] = {}
+        while queue or futs:
+            while queue and len(futs) < workers:
+                nxt = queue.pop(0)
+                futs[pool.submit(run_obligation, nxt)] = nxt
             finished, _ = wait(list(futs), return_when=FIRST_COMPLETED)
             for fut in finished:
                 job = futs.pop(fut)
@@ -226,10 +243,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 _progress(done, total, job, outs)
                 if job["kind"] == "defect":
                     defects.update({o["fix"]: o for o in outs})
+                elif job["kind"] == "deep":
+                    # the accelerated search replaces plain BMC's "no-cex" (its time added)
+                    deep_pending = False
+                    new = {o["prop"]: o for o in outs}
+                    for k, old in enumerate(results):
+                        if old["variant"] == "seed" and old["prop"] in new:
+                            new[old["prop"]]["seconds"] += old["seconds"]
+                            results[k] = new[old["prop"]]
                 elif job["kind"] == "conformance" and outs and "per_transition" in outs[0]:
                     conformance.extend(outs)
                 else:
                     results.extend(outs)
+                if job["kind"] == "variant" and job["variant"] == "seed" and job["bmc"]:
+                    deep = deep_job(outs, {k: job[k] for k in ("timeout", "depth", "out")})
+                    if deep is not None:
+                        deep_pending = True
+                        total += 1
+                        queue.insert(0, deep)
             if not per_defect:
                 continue
             for fix in FIX_NAMES:
@@ -242,7 +273,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     done += 1
                     _progress(done, total, {"kind": "defect", "fix": fix}, [row])
                 elif search is not None:
-                    futs[pool.submit(run_obligation, search)] = search
+                    queue.insert(0, search)
     by = {(r["variant"], r["prop"]): r for r in results}
     ok = True
     if "fixed" in variants:
@@ -260,8 +291,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         r["variant"] in others and r["status"] in ("unconfirmed", "unknown", "error")
         for r in results
     )
-    if per_defect:
-        ok = ok and all(d["status"] == "violated" for d in defects.values())
+    # a per-defect search the solver could not finish (``unknown``) leaves the run
+    # incomplete (exit 3), never proved; anything else short of a violation fails
+    open_defects = [f for f, d in defects.items() if d["status"] == "unknown"]
+    ok = ok and all(d["status"] in ("violated", "unknown") for d in defects.values())
+    code = (3 if open_defects else 0) if ok else 1
     necessity_table: dict[str, list[str]] = {}
     if necessity:
         for fix in FIX_NAMES:
@@ -274,9 +308,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         complete = args.variant == "all" and args.property is None and necessity
         json.dump(
             {
-                "schema": JSON_SCHEMA, "ok": ok, "complete": complete, "seconds": elapsed,
+                "schema": JSON_SCHEMA, "ok": code == 0, "exit": code, "complete": complete,
+                "seconds": elapsed,
                 "solver": {"name": "z3", "version": z3.get_version_string()},
-                "depth": args.depth, "deep_depth": DEEP_DEPTH, "defect_depth": dft.DEFECT_DEPTH,
+                "depth": args.depth, "deep_depth": DEEP_DEPTH,
+                "deep_timeout": args.timeout * DEEP_TIMEOUT_FACTOR,
+                "defect_depth": dft.DEFECT_DEPTH,
                 "timeout": args.timeout, "jobs": args.jobs,
                 "results": results, "necessity": necessity_table,
                 "defects": [defects[f] for f in FIX_NAMES if f in defects],
@@ -286,7 +323,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             indent=1,
         )  # fmt: skip
         sys.stdout.write("\n")
-        return 0 if ok else 1
+        return code
     shown = [v for v in ("seed", "fixed") if v in variants] or variants
     if len(shown) == 1 and shown[0] not in ("seed", "fixed"):
         print(f"{'property':<20} {shown[0]:<28} counterexample")
@@ -338,8 +375,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  {fix:<24} {d['status']}{where} {d.get('prop') or ''} "
                   f"{d.get('scenario') or d.get('detail')} (C lines {d['lines']})"
                   + (f": {msg}" if msg else ""))  # fmt: skip
-    print(f"\n{'OK' if ok else 'FAILED'} in {elapsed:.1f}s")
-    return 0 if ok else 1
+    verdict = {0: "OK", 1: "FAILED"}.get(
+        code, f"INCOMPLETE (no seed counterexample found: {', '.join(open_defects)})")
+    print(f"\n{verdict} in {elapsed:.1f}s")
+    return code
 
 
 def main() -> int:

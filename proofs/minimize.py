@@ -79,6 +79,40 @@ def _try(cur: Scenario, cand: Scenario, keep: Keep) -> Scenario:
     return cand if cand != cur and keep(cand) else cur
 
 
+def _runs(alloc: tuple[bool, ...]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each maximal run of successes in ``alloc``, last first."""
+    out, k = [], 0
+    while k < len(alloc):
+        if alloc[k]:
+            j = k
+            while j < len(alloc) and alloc[j]:
+                j += 1
+            out.append((k, j))
+            k = j
+        else:
+            k += 1
+    return out[::-1]
+
+
+def _drop_runs(cur: Scenario, keep: Keep) -> Scenario:
+    """Successful allocations before a failure, dropped a run or half a run at a time."""
+    for a, b in _runs(cur.alloc):
+        while b > a:
+            al = cur.alloc
+            nxt = _try(cur, replace(cur, alloc=(*al[:a], *al[b:])), keep)
+            if nxt is not cur:
+                cur = nxt
+                break
+            half = (b - a) // 2
+            if half == 0:
+                break
+            nxt = _try(cur, replace(cur, alloc=(*al[:a], *al[a + half :])), keep)
+            if nxt is cur:
+                break
+            cur, b = nxt, b - half
+    return cur
+
+
 def _pass(cur: Scenario, keep: Keep) -> Scenario:
     # entry points: drop from the end, then each one
     while len(cur.steps) > 1:
@@ -103,6 +137,9 @@ def _pass(cur: Scenario, keep: Keep) -> Scenario:
                 break
         else:
             k += 1
+    # allocator: whole runs of successes dropped (a deep trace may allocate hundreds of
+    # pages before the failure that matters), then halved
+    cur = _drop_runs(cur, keep)
     # allocator and VMCI: success by default
     for k in range(len(cur.alloc)):
         if k < len(cur.alloc) and not cur.alloc[k]:

@@ -254,7 +254,9 @@ def _throttle_note(results: dict[str, Any]) -> str:
             "call; bounded model checking finds it with accelerated steps (proofs/accel.py: "
             "k successful allocations, k symbolic, in one transition, checked against k model "
             "steps by tests/test_accel.py), so its depth counts a batch of allocations as one "
-            "transition."
+            "transition. The search runs first with the inputs that do not matter at their "
+            "defaults (proofs/pinned.py: a sound under-approximation, so what it finds is a "
+            "real trace), then, for what it does not find, over every input."
         )
     return (
         "`throttle` fails on the seed only after more than 512 allocations in one inflate "
@@ -351,11 +353,14 @@ def render(results: dict[str, Any]) -> str:
         "For every fix flag, a scenario on which the seed as written violates a property "
         "and the seed with that one fix applied does not (and FIXED without the fix violates "
         "it too, so the violation is this defect's). `vmballoon replay SCENARIO --check` "
-        "prints the violation; `--variant <flag>` clears it. Found by `vmballoon verify` "
+        "prints the violation; `--variant <flag> --property <property>` shows it cleared "
+        "(exit 0). Found by `vmballoon verify` "
         "(proofs/defects.py): the seed's own shortest counterexample of the property when "
-        "the fix alone clears it, otherwise bounded model checking of SEED against SEED + "
-        "the fix on the same inputs; every scenario is minimised (inputs that do not matter "
-        "at their defaults).",
+        "the fix alone clears it, otherwise bounded model checking of SEED, SEED + the fix "
+        "and FIXED without it on the same inputs (first with the inputs that do not matter "
+        "at their defaults, proofs/pinned.py); every scenario is minimised (inputs that do "
+        "not matter at their defaults) and confirmed by replay. A row that is not "
+        "`violated` says why (`unknown`: the search timed out).",
         "",
         defects_table(results),
         "",
