@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from vmballoon.apps.checkc import regressed
 from vmballoon.core.scenario import load_scenario
 from vmballoon.core.variants import FIXED, SEED
@@ -32,10 +30,6 @@ def test_the_seed_against_the_seed_has_no_regression(tmp_path: Path) -> None:
     assert "no regression" in proc.stdout and "no divergence" in proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 7, open: since the boundary-hunting fuzz changed its draws, check-c's campaigns "
-    "rarely deflate with batched ops, so a failed BATCHED_UNLOCK is not drawn in 60 "
-    "examples; strict, so this fails the day check-c finds the planted bug again"))
 def test_a_failed_unlock_that_frees_the_page_is_a_regression(tmp_path: Path) -> None:
     """Planted bug: the batched unlock frees pages the host refused to unlock."""
     fixed = variant_source(FIXED)

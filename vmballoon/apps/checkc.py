@@ -34,7 +34,7 @@ from hypothesis import Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import get_state_machine_test, invariant
 
-from vmballoon.apps.fuzz import DifferentialMachine, campaign_settings
+from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
 from vmballoon.core import assumptions as asm
 from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.core.scenario import Response, Scenario
@@ -93,6 +93,8 @@ class CheckMachine(DifferentialMachine):
         self.campaign.examples += 1
 
     def teardown(self) -> None:
+        if abandoned():  # not an example for Hypothesis's count either
+            self.campaign.examples -= 1
         if self.c_driver is not None:
             self.c_driver.close()
         super().teardown()
