@@ -102,3 +102,24 @@ def test_without_a_compiler_nothing_is_replayed_and_nothing_fails(
     summary = replay_counterexamples([row], [])
     assert row["c"]["status"] == "no-compiler" and row["c"]["shows"] is None
     assert summary["compiler"] is None and summary["disagreements"] == []
+
+
+def test_the_checked_in_findings_record_what_the_c_shows() -> None:
+    """spec/verify-results.json records, for every SEED finding and defect, what the C
+    showed when it was generated; replaying them on the C now gives the same."""
+    from vmballoon.apps import specgen
+
+    results = specgen.load_results()
+    rows = [r for r in results["results"] if r["variant"] == "seed" and r.get("scenario")]
+    defects = [d for d in results["defects"] if d.get("scenario")]
+    assert rows and defects
+    recorded = [r.get("c") for r in [*rows, *defects]]
+    assert set(recorded) <= {"shows", "not-observable"}, recorded
+    fresh = [{**r, "scenario": str(ROOT / r["scenario"])} for r in [*rows, *defects]]
+    summary = replay_counterexamples([f for f in fresh if "fix" not in f],
+                                     [f for f in fresh if "fix" in f])  # fmt: skip
+    assert summary["disagreements"] == []
+    assert [f["c"]["status"] for f in fresh] == recorded
+    for d in defects:
+        assert (d.get("c_seed_plus_fix"), d.get("c_fixed_minus_fix")) in ((False, True),
+                                                                          (None, None))
