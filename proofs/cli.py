@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -32,6 +33,20 @@ from vmballoon.proofs.check import (
     run_obligation,
 )
 from vmballoon.proofs.props import PROPERTIES
+
+C_WORDS = {
+    "shows": "shows it",
+    "not-shown": "does not show it",
+    "not-observable": "not observable",
+    "no-compiler": "not compiled (no cc)",
+    "error": "error",
+}
+"""What a counterexample row's ``c`` field (``status``: the compiled C of the row's variant
+replaying it, :mod:`vmballoon.apps.cexreplay`) says in the table: ``C: <words>``."""
+
+CReplay = Callable[[list[dict[str, Any]], list[dict[str, Any]]], dict[str, Any]]
+"""Replays the counterexamples on the C (rows, defect rows), adds each row's ``c`` field
+and returns the summary with its ``disagreements`` (the application layer passes it)."""
 
 JSON_SCHEMA = "vmballoon-verify/1"
 """The ``schema`` field of ``verify --json`` (README: "verify --json"); a change of the
@@ -177,11 +192,21 @@ def assumption_lines(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def c_word(row: dict[str, Any] | None) -> str:
+    """``C: shows it`` etc. for a counterexample row replayed on the C ("" when not)."""
+    c = (row or {}).get("c")
+    return "" if c is None else f"C: {C_WORDS.get(c['status'], c['status'])}"
+
+
 def necessity_cell(results: list[dict[str, Any]], variant: str) -> str:
-    """What FIXED minus one fix shows: violated properties, and any result that is not
-    a verdict (unknown, error, unconfirmed) as such, never as "not needed"."""
+    """What FIXED minus one fix shows: violated properties (with what the C of that
+    variant shows), and any result that is not a verdict (unknown, error, unconfirmed)
+    as such, never as "not needed"."""
     rows = [r for r in results if r["variant"] == variant]
-    violated = sorted(r["prop"] for r in rows if r["status"] == "violated")
+    violated = sorted(
+        r["prop"] + (f" [{c_word(r)}]" if c_word(r) else "")
+        for r in rows if r["status"] == "violated"
+    )  # fmt: skip
     open_ = sorted(f"{r['prop']}={r['status']}" for r in rows
                    if r["status"] not in ("violated", "no-cex", "proved"))  # fmt: skip
     parts = [", ".join(violated)] if violated else []
@@ -192,8 +217,12 @@ def necessity_cell(results: list[dict[str, Any]], variant: str) -> str:
     return "; ".join(parts)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Run the obligations in parallel; print the tables; 0 iff all is well."""
+def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int:
+    """Run the obligations in parallel; print the tables; 0 iff all is well.
+
+    ``c_replay`` (``vmballoon verify`` passes :func:`vmballoon.apps.cexreplay.
+    replay_counterexamples`) replays every counterexample on the compiled C; a
+    counterexample the model shows and the C does not fails the run."""
     import z3
 
     from vmballoon.proofs import defects as dft
@@ -274,13 +303,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     _progress(done, total, {"kind": "defect", "fix": fix}, [row])
                 elif search is not None:
                     queue.insert(0, search)
+    c_summary: dict[str, Any] | None = None
+    if c_replay is not None:
+        c_summary = c_replay(results, [defects[f] for f in FIX_NAMES if f in defects])
+        print(f"[C] {c_summary['replayed']} counterexamples replayed on the compiled driver "
+              f"in {c_summary['seconds']} s" if c_summary["compiler"] else
+              "[C] no C compiler: the counterexamples are not replayed on the C",
+              file=sys.stderr, flush=True)  # fmt: skip
     by = {(r["variant"], r["prop"]): r for r in results}
-    ok = True
+    ok = c_summary is None or not c_summary["disagreements"]
     if "fixed" in variants:
         names = [*conjuncts(), "vacuity"]
         needed = [n for n in names if n in props or n not in PROPERTIES]
         needed += [n for n in props if n not in PROPERTIES]  # progress (proofs.progress)
-        ok = all(by.get(("fixed", n), {}).get("status") == "proved" for n in needed)
+        ok = ok and all(by.get(("fixed", n), {}).get("status") == "proved" for n in needed)
         # the proofs are about the encoding: they speak of the driver only as far as
         # the encoding and the model agree (spec/encoding-argument.md)
         ok = ok and any(c.get("variant") == "fixed" for c in conformance)
@@ -317,7 +353,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "timeout": args.timeout, "jobs": args.jobs,
                 "results": results, "necessity": necessity_table,
                 "defects": [defects[f] for f in FIX_NAMES if f in defects],
-                "conformance": conformance,
+                "conformance": conformance, "c_replay": c_summary,
             },
             sys.stdout,
             indent=1,
@@ -329,13 +365,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{'property':<20} {shown[0]:<28} counterexample")
         for name in props:
             r = by.get((shown[0], name))
-            print(f"{name:<20} {_cell(r):<28} {(r or {}).get('scenario') or ''}")
+            print(f"{name:<20} {_cell(r):<28} {(r or {}).get('scenario') or ''} {c_word(r)}")
     else:
         print(f"{'property':<20} {'seed':<28} {'fixed':<28} counterexample")
         for name in props:
             seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
             cex = (seed or {}).get("scenario") or ""
-            print(f"{name:<20} {_cell(seed):<28} {_cell(fixed):<28} {cex}")
+            print(f"{name:<20} {_cell(seed):<28} {_cell(fixed):<28} {cex} {c_word(seed)}")
     for name in [*conjuncts(), "vacuity"]:
         if name not in PROPERTIES and ("fixed", name) in by:
             print(f"{name:<20} {'(lemma)':<28} {_cell(by[('fixed', name)]):<28}")
@@ -348,7 +384,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"transition {m.get('step', '?')} ({m.get('loc', '?')}): {m.get('message')}"
                 for m in r.get("replay", [])
             ) or "(the replay shows no violation)"
-            print(f"  {r['variant']} {r['prop']} (depth {r['depth']}): {msgs}")
+            c = r.get("c")
+            on_c = f" | {c_word(r)}" + (f": {c['detail']}" if c["detail"] else "") if c else ""
+            print(f"  {r['variant']} {r['prop']} (depth {r['depth']}): {msgs}{on_c}")
     for r in results:
         if r["prop"] == "invariant":
             print(f"\ninvariant ({r['variant']}): {r['detail']} in {r['seconds']:.1f}s: "
@@ -374,7 +412,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             msg = "; ".join(m["message"] for m in d.get("evidence", {}).get("seed", []))
             print(f"  {fix:<24} {d['status']}{where} {d.get('prop') or ''} "
                   f"{d.get('scenario') or d.get('detail')} (C lines {d['lines']})"
-                  + (f": {msg}" if msg else ""))  # fmt: skip
+                  + (f": {msg}" if msg else "")
+                  + (f" | {c_word(d)}" if c_word(d) else ""))  # fmt: skip
+    if c_summary is not None and c_summary["disagreements"]:
+        print("\nthe C disagrees with the model on a counterexample (the run fails):")
+        for line in c_summary["disagreements"]:
+            print(f"  {line}")
+    elif c_summary is not None and c_summary["compiler"] is None:
+        print("\nno C compiler (cc): the counterexamples were not replayed on the C")
     verdict = {0: "OK", 1: "FAILED"}.get(
         code, f"INCOMPLETE (no seed counterexample found: {', '.join(open_defects)})")
     print(f"\n{verdict} in {elapsed:.1f}s")

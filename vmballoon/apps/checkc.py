@@ -139,7 +139,7 @@ class CheckMachine(DifferentialMachine):
         got = {"format": expected["format"], "events": self.c_driver.events(),
                "final": self.c_driver.state()}  # fmt: skip
         if got != expected:
-            first = _first_difference(expected, got)
+            first = log_difference(expected, got)
             finding = Finding("divergence", [], first, sc)
             if self.campaign.divergence is None:
                 self.campaign.divergence = finding
@@ -159,7 +159,8 @@ class CheckMachine(DifferentialMachine):
             self._fail(Finding("regression", regressed, message, sc))
 
 
-def _first_difference(expected: dict[str, Any], got: dict[str, Any]) -> str:
+def log_difference(expected: dict[str, Any], got: dict[str, Any]) -> str:
+    """Where event log ``got`` (the C's) first differs from ``expected`` (the model's)."""
     ev_m, ev_c = expected["events"], got["events"]
     for i, (a, b) in enumerate(zip(ev_m, ev_c, strict=False)):
         if a != b:
@@ -225,7 +226,7 @@ def first_divergence(binary: Path, scenario: Scenario, variant: Variant) -> str:
     from vmballoon import model
     from vmballoon.harness.replay import replay
 
-    return _first_difference(model.replay(scenario, variant),
+    return log_difference(model.replay(scenario, variant),
                              replay(scenario, binary=binary))  # fmt: skip
 
 

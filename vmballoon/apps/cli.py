@@ -352,13 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     from vmballoon.apps.simulate import add_simulate_parser
     from vmballoon.proofs.cli import add_verify_parser
 
-    add_verify_parser(sub)
+    add_verify_parser(sub).set_defaults(func=_verify)
     add_simulate_parser(sub)
     add_golden_parser(sub)
     add_patch_parser(sub)
     add_check_c_parser(sub)
 
     return parser
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``vmballoon verify``, every counterexample also replayed on the compiled C."""
+    from vmballoon.apps.cexreplay import replay_counterexamples
+    from vmballoon.proofs.cli import cmd_verify
+
+    return cmd_verify(args, replay_counterexamples)
 
 
 def _harness_errors() -> tuple[type[Exception], ...]:

@@ -32,7 +32,7 @@ from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Command
-from vmballoon.harness.replay import start
+from vmballoon.harness.replay import EVENTS_FORMAT, start
 from vmballoon.model import listed as ls
 from vmballoon.model.plist import PList, from_iterable, iterate
 from vmballoon.model.properties import (
@@ -201,6 +201,14 @@ def check_c_trace(binary: Path, scenario: Scenario, variant: Variant,
                   timeout: float = DEFAULT_TIMEOUT) -> list[Violation]:  # fmt: skip
     """Replay ``scenario`` through a compiled driver and check every observable property
     after every entry point (``variant`` only names what the states are labelled with)."""
+    return c_trace(binary, scenario, variant, timeout)[0]
+
+
+def c_trace(
+    binary: Path, scenario: Scenario, variant: Variant, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[list[Violation], dict[str, Any]]:
+    """:func:`check_c_trace`'s violations and the C's event log (``vmballoon-events/1``,
+    as ``replay --impl c`` writes it) of the same run."""
     with start(binary, scenario, timeout, trace=True) as drv:
         checker = CTraceChecker(drv, variant)
         for name in scenario.steps:
@@ -209,4 +217,5 @@ def check_c_trace(binary: Path, scenario: Scenario, variant: Variant,
             first = len(drv.commands)
             drv.step(name)
             checker.after_step(name, first)
-        return checker.violations
+        log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": drv.state()}
+        return checker.violations, log

@@ -120,8 +120,9 @@ def properties_table(results: dict[str, Any]) -> str:
 def findings_table(results: dict[str, Any]) -> str:
     """Each property the seed violates: depth, counterexample, and the fixes it needs."""
     necessity: dict[str, list[str]] = results.get("necessity", {})
-    lines = ["| property | shortest counterexample | scenario | fixes that remove it |",
-             "|---|---|---|---|"]  # fmt: skip
+    lines = ["| property | shortest counterexample | scenario | fixes that remove it "
+             "| the compiled C on it |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for r in results.get("results", []):
         if r["variant"] != "seed" or r["status"] != "violated":
             continue
@@ -129,28 +130,56 @@ def findings_table(results: dict[str, Any]) -> str:
         scenario = Path(r["scenario"]).name if r.get("scenario") else ""
         link = f"[{scenario}](findings/{scenario})" if scenario else ""
         lines.append(_row([f"`{r['prop']}`", f"{r['depth']} transitions", link,
-                           ", ".join(f"`{f}`" for f in fixes) or "(none alone)"]))  # fmt: skip
+                           ", ".join(f"`{f}`" for f in fixes) or "(none alone)",
+                           c_cell(r.get("c"))]))  # fmt: skip
     return "\n".join(lines)
+
+
+C_CELLS = {
+    "shows": "shows it",
+    "not-shown": "**does not show it**",
+    "not-observable": "not observable (inflate's locals)",
+    "no-compiler": "not compiled (no cc)",
+    "error": "**error**",
+}
+"""What ``verify`` found replaying a counterexample on the compiled C of its variant."""
+
+
+def c_cell(status: str | None) -> str:
+    """The words for a row's ``c`` status ("" for results recorded without it)."""
+    return "" if status is None else C_CELLS.get(status, status)
 
 
 def defects_table(results: dict[str, Any]) -> str:
     """One row per fix flag: the SEED scenario that shows its defect, and what the fix changes."""
     by = {d["fix"]: d for d in results.get("defects", [])}
     lines = ["| fix flag | C lines it changes | property violated on SEED | depth | scenario "
-             "(SEED violates it; SEED + the fix alone does not) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+             "(SEED violates it; SEED + the fix alone does not) | the compiled C on it |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for fix in FIX_NAMES:
         d = by.get(fix)
         if d is None:
-            lines.append(_row([f"`{fix}`", "", "not checked", "", ""]))
+            lines.append(_row([f"`{fix}`", "", "not checked", "", "", ""]))
             continue
         scenario = Path(d["scenario"]).name if d.get("scenario") else ""
         link = f"[{scenario}](findings/{scenario})" if scenario else str(d.get("status"))
         prop = f"`{d['prop']}`" if d.get("prop") else str(d.get("status"))
         lines.append(_row([f"`{fix}`", str(d.get("lines", "")), prop,
                            f"{d['depth']} transitions" if d.get("depth") is not None else "",
-                           link]))  # fmt: skip
+                           link, _defect_c_cell(d)]))  # fmt: skip
     return "\n".join(lines)
+
+
+def _defect_c_cell(d: dict[str, Any]) -> str:
+    """The seed's C on the defect's scenario, and the C of SEED + fix, FIXED - fix."""
+    cell = c_cell(d.get("c"))
+    plus, minus = d.get("c_seed_plus_fix"), d.get("c_fixed_minus_fix")
+    if d.get("c") == "shows" and plus is False and minus is True:
+        return f"{cell}; SEED + the fix does not, FIXED - the fix does"
+    if plus is not None or minus is not None:
+        return (f"{cell}; SEED + the fix: {'shows' if plus else 'does not show'} it, "
+                f"FIXED - the fix: {'shows' if minus else 'does not show'} it")  # fmt: skip
+    return cell
 
 
 def invariants_section(results: dict[str, Any]) -> str:
@@ -222,6 +251,9 @@ def stable_results(results: dict[str, Any]) -> dict[str, Any]:
     keep = ("prop", "variant", "kind", "status", "depth", "scenario")
     raw = results.get("results", [])
     rows = [{k: r.get(k) for k in keep} for r in raw if r.get("prop") != "invariant"]
+    for row, r in zip(rows, [r for r in raw if r.get("prop") != "invariant"], strict=True):
+        if r.get("c"):  # the counterexample replayed on the compiled C: its status only
+            row["c"] = r["c"]["status"]
     rows.sort(key=lambda r: (str(r["variant"]), str(r["prop"])))
     for r in rows:
         if r.get("scenario"):
@@ -237,9 +269,14 @@ def stable_results(results: dict[str, Any]) -> dict[str, Any]:
         {k: d.get(k) for k in ("fix", "lines", "prop", "depth", "status", "source", "scenario")}
         for d in results.get("defects", [])
     ]
-    for d in defects:
+    for d, raw_d in zip(defects, results.get("defects", []), strict=True):
         if d.get("scenario"):
             d["scenario"] = f"spec/findings/{Path(str(d['scenario'])).name}"
+        if raw_d.get("c"):
+            c = raw_d["c"]
+            d["c"] = c["status"]
+            for key in ("seed_plus_fix", "fixed_minus_fix"):
+                d[f"c_{key}"] = c.get(key)
     return {
         "ok": results.get("ok"), "results": rows, "necessity": results.get("necessity", {}),
         "defects": defects, "invariants": invariants,
@@ -369,7 +406,10 @@ def render(results: dict[str, Any]) -> str:
         "Each property the seed violates, with its shortest counterexample "
         "as a scenario of the contract (replay it with `vmballoon replay`), and the fixes "
         "whose removal from FIXED brings the violation back. What each fix changes is in "
-        "the fixes table above and in the Fixes chapter.",
+        "the fixes table above and in the Fixes chapter. The last column of both tables "
+        "is what `verify` saw replaying the scenario on the driver's own C, compiled "
+        "from the vendored source with the variant's patches, the properties checked on "
+        "the C's observable trace (`vmballoon check-c`'s checks).",
         "",
         findings_table(results),
         "",

@@ -1,0 +1,125 @@
+"""`vmballoon verify` replays every counterexample on the compiled C of its variant and
+says whether the C shows the violation; a violation the C does not show fails the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmballoon.apps.cexreplay import replay_counterexamples
+from vmballoon.apps.cli import build_parser
+from vmballoon.core.scenario import Scenario
+from vmballoon.proofs.cli import cmd_verify
+
+ROOT = Path(__file__).resolve().parents[1]
+FINDINGS = ROOT / "spec" / "findings"
+# FIXED without the doorbell fix: a counterexample at depth 7, found in about 10 s
+SMALL = ["--variant", "fixed-doorbell_set_status", "--property", "doorbell_agreement",
+         "--depth", "7"]  # fmt: skip
+
+
+def _quiet_scenario(path: Path) -> Path:
+    """One work step with a host that refuses nothing: no property breaks, on any reading."""
+    path.write_text(json.dumps(Scenario(steps=("work",)).to_json()), encoding="utf-8")
+    return path
+
+
+def test_the_json_says_the_c_shows_a_counterexample(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmballoon", "verify", "--json", *SMALL, "--out",
+         str(tmp_path / "cex")], capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    [row] = [r for r in doc["results"] if r["prop"] == "doorbell_agreement"]
+    assert row["status"] == "violated" and row["scenario"]
+    assert row["c"]["status"] == "shows" and row["c"]["shows"] is True
+    assert "doorbell_agreement" in row["c"]["properties"]
+    assert row["c"]["log_equal"] is True
+    assert doc["c_replay"]["replayed"] == 1 and doc["c_replay"]["disagreements"] == []
+    assert "counterexamples replayed on the compiled driver" in proc.stderr
+
+
+def test_a_counterexample_the_c_does_not_show_fails_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The solver's counterexample is swapped for a scenario nothing violates before the C
+    replays it: the row reads "C: does not show it" and the run fails (exit 1)."""
+    quiet = _quiet_scenario(tmp_path / "quiet.scenario.json")
+
+    def swap_then_replay(results: list[dict[str, Any]],
+                         defects: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+        for r in results:
+            if r.get("scenario"):
+                r["scenario"] = str(quiet)
+        return replay_counterexamples(results, defects)
+
+    args = build_parser().parse_args(["verify", *SMALL, "--out", str(tmp_path / "cex")])
+    assert cmd_verify(args, swap_then_replay) == 1
+    out = capsys.readouterr().out
+    assert "C: does not show it" in out
+    assert "the model shows the violation, the C does not" in out
+    assert out.rstrip().splitlines()[-1].startswith("FAILED")
+
+
+def test_not_shown_and_not_observable_rows(tmp_path: Path) -> None:
+    quiet = str(_quiet_scenario(tmp_path / "quiet.scenario.json"))
+    rows: list[dict[str, Any]] = [
+        {"prop": "protocol", "variant": "seed", "status": "violated", "scenario": quiet},
+        {"prop": "throttle", "variant": "seed", "status": "violated",
+         "scenario": str(FINDINGS / "seed.throttle.scenario.json")},
+        {"prop": "no_crash", "variant": "seed", "status": "violated",
+         "scenario": str(FINDINGS / "seed.no_crash.scenario.json")},
+    ]  # fmt: skip
+    summary = replay_counterexamples(rows, [])
+    assert [r["c"]["status"] for r in rows] == ["not-shown", "not-observable", "shows"]
+    assert rows[0]["c"]["shows"] is False and rows[2]["c"]["shows"] is True
+    [problem] = summary["disagreements"]
+    assert problem.startswith("seed protocol: the model shows the violation, the C does not")
+
+
+def test_a_defect_row_is_checked_on_three_variants_of_the_c() -> None:
+    defect: dict[str, Any] = {"fix": "reset_needs_ops", "prop": "no_crash", "status": "violated",
+              "scenario": str(FINDINGS / "defect.reset_needs_ops.scenario.json")}  # fmt: skip
+    summary = replay_counterexamples([], [defect])
+    c = defect["c"]
+    assert (c["shows"], c["seed_plus_fix"], c["fixed_minus_fix"]) == (True, False, True)
+    assert summary["disagreements"] == []
+
+
+def test_without_a_compiler_nothing_is_replayed_and_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", "")
+    row: dict[str, Any] = {"prop": "no_crash", "variant": "seed", "status": "violated",
+           "scenario": str(FINDINGS / "seed.no_crash.scenario.json")}  # fmt: skip
+    summary = replay_counterexamples([row], [])
+    assert row["c"]["status"] == "no-compiler" and row["c"]["shows"] is None
+    assert summary["compiler"] is None and summary["disagreements"] == []
+
+
+def test_the_checked_in_findings_record_what_the_c_shows() -> None:
+    """spec/verify-results.json records, for every SEED finding and defect, what the C
+    showed when it was generated; replaying them on the C now gives the same."""
+    from vmballoon.apps import specgen
+
+    results = specgen.load_results()
+    rows = [r for r in results["results"] if r["variant"] == "seed" and r.get("scenario")]
+    defects = [d for d in results["defects"] if d.get("scenario")]
+    assert rows and defects
+    recorded = [r.get("c") for r in [*rows, *defects]]
+    assert set(recorded) <= {"shows", "not-observable"}, recorded
+    fresh = [{**r, "scenario": str(ROOT / r["scenario"])} for r in [*rows, *defects]]
+    summary = replay_counterexamples([f for f in fresh if "fix" not in f],
+                                     [f for f in fresh if "fix" in f])  # fmt: skip
+    assert summary["disagreements"] == []
+    assert [f["c"]["status"] for f in fresh] == recorded
+    for d in defects:
+        assert (d.get("c_seed_plus_fix"), d.get("c_fixed_minus_fix")) in ((False, True),
+                                                                          (None, None))
