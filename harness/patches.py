@@ -2,16 +2,27 @@
 
 One unified diff per fix flag of :mod:`vmballoon.core.variants`, with a
 kernel-style header (subject ``vmw_balloon: ...``, what is wrong, what the fix
-does, what it prevents).  :func:`variant_source` applies the patches of a
-variant in the fixed order of ``FIX_NAMES``; every hunk must apply exactly
-(context and removed lines equal), possibly moved by the lines earlier patches
-added or removed, so any combination of fixes gives one well-defined source.
+does, what it prevents) and three lines of context, each made against the
+vendored seed: ``git apply`` or ``patch -p1`` applies any one of them to
+``drivers/misc/vmw_balloon.c`` as it is.
+
+Two fixes change adjacent lines (``batch_pfn`` line 470 and
+``target_on_success`` line 469; the same pair at 517-518), so one's context is
+the other's change and a plain sequential ``patch`` of both would reject a hunk.
+:func:`variant_source` therefore merges the patches of a variant the way a
+three-way merge joins branches of one base: every hunk must match the seed
+exactly (context and removed lines, at the line its header names); its changed
+runs, placed by seed line, are applied together in ``FIX_NAMES`` order, and two
+fixes that change the same seed line are a conflict (an error, never a guess).
+So any combination of fixes gives one well-defined source, the same whatever
+order the flags are named in.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from vmballoon.core import specdata
@@ -84,35 +95,69 @@ def parse_patch(text: str, name: str = "patch") -> list[Hunk]:
     return hunks
 
 
-def apply_hunks(lines: list[str], hunks: list[Hunk], name: str = "patch") -> list[str]:
-    """``lines`` with every hunk applied; a hunk may have moved by up to 200 lines."""
-    out = list(lines)
-    shift = 0
+@dataclass(frozen=True)
+class Edit:
+    """One changed run of a hunk, placed in the base: ``base[start:end]`` becomes ``new``."""
+
+    start: int  # 0-based index of the first replaced base line (the insertion point if none)
+    end: int
+    new: tuple[str, ...]
+    origin: str  # the patch it comes from, for error messages
+
+
+def hunk_edits(base: list[str], hunks: list[Hunk], name: str = "patch") -> list[Edit]:
+    """The changed runs of ``hunks``, each checked against ``base`` at its header's line.
+
+    A hunk applies only where it says: its context and removed lines must equal
+    ``base`` from line ``old_start`` on (no offset search, no fuzz)."""
+    edits: list[Edit] = []
     for h in hunks:
-        want = h.old_start - 1 + shift
-        at = None
-        for delta in range(201):
-            for pos in (want - delta, want + delta):
-                fits = 0 <= pos <= len(out) - len(h.old)
-                if fits and tuple(out[pos : pos + len(h.old)]) == h.old:
-                    at = pos
-                    break
-            if at is not None:
-                break
-        if at is None:
-            raise PatchError(f"{name}: hunk at line {h.old_start} does not apply")
-        out[at : at + len(h.old)] = list(h.new)
-        shift = at - (h.old_start - 1) + len(h.new) - len(h.old)
+        at = h.old_start - 1 if h.old else h.old_start  # "-N,0" inserts after line N
+        if tuple(base[at : at + len(h.old)]) != h.old:
+            raise PatchError(f"{name}: hunk at line {h.old_start} does not apply to the seed")
+        edits.extend(_changed_runs(h, at, name))
+    return edits
+
+
+def _changed_runs(h: Hunk, at: int, name: str) -> list[Edit]:
+    """Split a hunk into the runs between its context lines (a diff of old against new)."""
+    from difflib import SequenceMatcher
+
+    runs: list[Edit] = []
+    matcher = SequenceMatcher(a=h.old, b=h.new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            runs.append(Edit(at + i1, at + i2, h.new[j1:j2], name))
+    return runs
+
+
+def merge_edits(base: list[str], edits: list[Edit]) -> list[str]:
+    """``base`` with every edit applied; edits that touch the same base lines conflict."""
+    ordered = sorted(edits, key=lambda e: (e.start, e.end))
+    for a, b in pairwise(ordered):
+        if b.start < a.end or (b.start == a.start and a.start == a.end == b.end):
+            raise PatchError(
+                f"{a.origin} and {b.origin} both change line {b.start + 1} of the seed"
+            )
+    out = list(base)
+    for e in reversed(ordered):
+        out[e.start : e.end] = list(e.new)
     return out
 
 
+def apply_hunks(lines: list[str], hunks: list[Hunk], name: str = "patch") -> list[str]:
+    """``lines`` with the hunks of one patch applied (each must match where it says)."""
+    return merge_edits(lines, hunk_edits(lines, hunks, name))
+
+
 def variant_source(variant: Variant) -> str:
-    """The driver source of ``variant``: the seed with its fixes' patches, in FIX_NAMES order."""
+    """The driver source of ``variant``: the seed with its fixes' patches merged."""
     text = seed_source().read_text(encoding="utf-8")
-    lines = text.splitlines()
+    base = text.splitlines()
+    edits: list[Edit] = []
     for flag in FIX_NAMES:
         if variant.has(flag):
             path = patch_path(flag)
-            lines = apply_hunks(lines, parse_patch(path.read_text(encoding="utf-8"), path.name),
+            edits += hunk_edits(base, parse_patch(path.read_text(encoding="utf-8"), path.name),
                                 path.name)  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return "\n".join(merge_edits(base, edits)) + "\n"

@@ -22,13 +22,15 @@ came from a successful command.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 from vmballoon.core import assumptions as asm
 from vmballoon.core import intervals as iv
-from vmballoon.core.env import DEFAULT_RESPONSE, Event
+from vmballoon.core.env import DEFAULT_RESPONSE, Event, Memory
 from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     BATCH_STATUS_MASK,
@@ -284,9 +286,45 @@ def ownership(state: State, ghost: Ghost) -> str | None:
     the batch page) and every owned frame is allocated (no use after free)."""
     if state.loc == Loc.CRASHED:
         return None
+    claims, mem = owners(state), state.env.memory
+    return None if owned_once_and_allocated(claims, mem) else first_ownership_fault(claims, mem)
+
+
+def owned_once_and_allocated(claims: list[tuple[str, int, int]], mem: Memory) -> bool:
+    """:func:`ownership` holds: the same verdict as :func:`_first_ownership_fault`, decided
+    by sorting (C speed) instead of one interval insertion per claim, since the check runs
+    after every transition of an inflation of thousands of pages (a fuzz campaign spent
+    nine tenths of its time in the insertions)."""
+    singles: list[int] = []  # claims of one frame
+    blocks: list[int] = []  # claims of a 2 MiB block (PAGES_PER_2M frames)
+    for _owner, pfn, frames in claims:
+        (blocks if frames > 1 else singles).append(pfn)
+    if len(set(singles)) != len(singles):
+        return False
+    singles.sort()
+    blocks.sort()
+    for a, b in pairwise(blocks):
+        if a + PAGES_PER_2M > b:
+            return False
+    for b in blocks:
+        i = bisect_left(singles, b)
+        if i < len(singles) and singles[i] < b + PAGES_PER_2M:
+            return False
+    starts = sorted(singles + blocks)  # only a claim's first frame must be allocated
+    if starts and (starts[0] < mem.base or starts[-1] >= mem.end):
+        return False
+    for s, e in mem.free:
+        i = bisect_left(starts, s)
+        if i < len(starts) and starts[i] < e:
+            return False
+    return True
+
+
+def first_ownership_fault(claims: list[tuple[str, int, int]], mem: Memory) -> str | None:
+    """The first claim, in :func:`owners` order, that overlaps an earlier one or names a
+    free frame (the message of :func:`ownership`)."""
     seen: iv.Runs = ()
-    mem = state.env.memory
-    for owner, pfn, frames in owners(state):
+    for owner, pfn, frames in claims:
         if iv.overlaps(seen, pfn, pfn + frames):
             return f"frame {pfn} ({owner}) has two owners"
         seen = iv.add(seen, pfn, pfn + frames)

@@ -61,6 +61,7 @@ def _solver(timeout: float) -> Any:
 def product_search(
     fix: str, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
     window: bool = False, pinned: bool = False, blocked: list[list[int]] | None = None,
+    attribution: bool = True, prefix: Any = None,
 ) -> tuple[str, str | None, int | None, Any]:  # fmt: skip
     """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps
     and that FIXED minus ``fix`` violates too (the three conditions of
@@ -75,6 +76,10 @@ def product_search(
     :data:`proofs.pinned.FREE_PRODUCT` are at their defaults (an under-approximation:
     what it finds is real, "none" proves nothing).  ``blocked`` lists SEED location
     paths not to answer again (their scenarios did not replay as the search said).
+    ``prefix`` (a :class:`proofs.check.Trace`, from :func:`divergence_search`) fixes
+    the initial state and the first inputs: the search then looks only for a way to
+    go on from there.  Without ``attribution`` the third copy (FIXED minus ``fix``)
+    is left out of the query (the replay still asks it, :func:`confirm_defect`).
     Returns ``(status, property, depth, trace)``; ``status`` is ``found``, ``none``
     (nothing up to ``depth``) or ``unknown``.
     """
@@ -87,18 +92,22 @@ def product_search(
     reach = reachable_locs(depth)
     a, b, c = [make_state("a0_")], [make_state("b0_")], [make_state("c0_")]
     inputs: list[dict[str, Expr]] = []
-    same = z3.And([a[0][n] == x[0][n] for x in (b, c) for n in FIELD_NAMES])
-    prefix = [z3.And(initial(a[0]), same)]
+    copies = (b, c) if attribution else (b,)
+    same = z3.And([a[0][n] == x[0][n] for x in copies for n in FIELD_NAMES])
+    fixed_start = [] if prefix is None else _equal(a[0], prefix.states[0])
+    unrolled = [z3.And(initial(a[0]), same, *fixed_start)]
     holds_b: list[dict[str, Expr]] = [{n: PROPERTIES[n](b[0]) for n in names}]
     fails_c: list[dict[str, Expr]] = [{n: z3.Not(PROPERTIES[n](c[0])) for n in names}]
     for k in range(1, depth + 1):
         i = make_inputs(f"i{k - 1}_")
         ta, tb, tc = make_state(f"a{k}_"), make_state(f"b{k}_"), make_state(f"c{k}_")
-        prefix.append(
+        given = [] if prefix is None or k > len(prefix.inputs) else _equal(i, prefix.inputs[k - 1])
+        unrolled.append(
             z3.And(
+                *given,
                 transition(a[-1], i, ta, SEED, reach[k - 1]),
                 transition(b[-1], i, tb, fixed, reach[k - 1]),
-                transition(c[-1], i, tc, minus, reach[k - 1]),
+                *([transition(c[-1], i, tc, minus, reach[k - 1])] if attribution else []),
                 *(pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []),
             )
         )
@@ -112,7 +121,7 @@ def product_search(
     def goal(k: int) -> Expr:
         return z3.Or([
             z3.And(z3.Not(PROPERTIES[n](a[k])), *(h[n] for h in holds_b[: k + 1]),
-                   z3.Or([f[n] for f in fails_c[: k + 1]]))
+                   *([z3.Or([f[n] for f in fails_c[: k + 1]])] if attribution else []))
             for n in names
         ])  # fmt: skip
 
@@ -125,7 +134,7 @@ def product_search(
     def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
         """A violation at some depth in ``lo..hi``: the answer, the model, the least depth."""
         sol = _solver(timeout)
-        sol.add(*prefix[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
+        sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
         r = sol.check()
         if r != z3.sat:
             return r, None, hi
@@ -134,35 +143,122 @@ def product_search(
                  if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
         return r, m, k
 
-    # galloping windows from the lower bound (1, 2, 4, ... depths per query; one depth per
-    # query without ``window``), then the window that answered is narrowed to the shortest
-    lo, size = start, 1
+    status, m, k = _shortest(ask, start, depth, window)
+    if status != "found":
+        return status, None, k, None
+    prop = next(
+        n for n in names
+        if z3.is_false(m.eval(PROPERTIES[n](a[k]), model_completion=True))
+        and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
+    )  # fmt: skip
+    trace = Trace(
+        [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
+        [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
+    )
+    return "found", prop, k, trace
+
+
+def _equal(x: dict[str, Expr], values: dict[str, int | bool]) -> list[Expr]:
+    """``x`` (a state or the inputs of a step) takes the concrete ``values``."""
+    out: list[Expr] = []
+    for n, v in values.items():
+        e = x[n]
+        value = z3.BoolVal(bool(v)) if z3.is_bool(e) else z3.BitVecVal(int(v), e.size())
+        out.append(e == value)
+    return out
+
+
+def divergence_search(
+    fix: str, depth: int, timeout: float, start: int = 0, pinned: bool = True,
+    blocked: list[list[int]] | None = None,
+) -> tuple[str, int | None, Any]:  # fmt: skip
+    """The shortest run of SEED after which SEED and SEED + ``fix`` part: the first step
+    whose successor differs between the two from the same state and the same inputs.
+
+    Until that step the two drivers are the same (same inputs, same transitions), so a
+    single copy of the encoding describes both: a query of one copy and one doubled
+    step, where :func:`product_search` carries every copy all the way.  That is what
+    makes a deep interplay affordable (``warn_status_frees``: 24 steps of SEED, two
+    ticks with a reset between them, before its fix changes anything).  Galloping
+    windows of depths from ``start`` as in :func:`product_search`.  Returns
+    ``(status, k, trace)``: ``trace`` holds SEED's states ``0..k+1`` and the inputs
+    ``0..k`` (those of the step that parts the drivers included).
+    """
+    from vmballoon.proofs.check import Trace
+    from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+
+    fixed = Variant(frozenset({fix}))
+    reach = reachable_locs(depth)
+    a, inputs = [make_state("a0_")], []
+    unrolled = [initial(a[0])]
+    for k in range(depth + 1):
+        i = make_inputs(f"i{k}_")
+        inputs.append(i)
+        if k < depth:
+            t = make_state(f"a{k + 1}_")
+            pins = pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []
+            unrolled.append(z3.And(transition(a[-1], i, t, SEED, reach[k]), *pins))
+            a.append(t)
+    parted: list[tuple[Expr, dict[str, Expr]]] = []
+    for k in range(depth + 1):
+        ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")
+        parted.append((z3.And(
+            transition(a[k], inputs[k], ts, SEED, reach[k]),
+            transition(a[k], inputs[k], tf, fixed, reach[k]),
+            *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
+            z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]),
+        ), ts))  # fmt: skip
+
+    def unblocked(hi: int) -> list[Expr]:
+        return [
+            z3.Not(z3.And([a[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
+            for path in blocked or [] if len(path) - 1 <= hi
+        ]  # fmt: skip
+
+    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
+        sol = _solver(timeout)
+        sol.add(*unrolled[: hi + 1], z3.Or([parted[k][0] for k in range(lo, hi + 1)]),
+                *unblocked(hi))  # fmt: skip
+        r = sol.check()
+        if r != z3.sat:
+            return r, None, hi
+        m = sol.model()
+        k = next(k for k in range(lo, hi + 1)
+                 if z3.is_true(m.eval(parted[k][0], model_completion=True)))  # fmt: skip
+        return r, m, k
+
+    status, m, k = _shortest(ask, start, depth, window=False)  # one depth per query: cheaper
+    if status != "found":
+        return status, k, None
+    trace = Trace(
+        [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in [*a[: k + 1], parted[k][1]]],
+        [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[: k + 1]],
+    )
+    return "found", k, trace
+
+
+def _shortest(ask: Callable[[int, int], tuple[Any, Any, int]], lo: int, depth: int,
+              window: bool = True) -> tuple[str, Any, int]:  # fmt: skip
+    """Galloping windows of depths from ``lo`` (1, 2, 4, ... per query), the window that
+    answers narrowed down to its least depth: ``(status, model, depth)``."""
+    size = 1
     while lo <= depth:
         hi = min(depth, lo + size - 1)
         r, m, k = ask(lo, hi)
         if r == z3.unknown:
-            return "unknown", None, hi, None
+            return "unknown", None, hi
         if r == z3.unsat:
             lo, size = hi + 1, size * 2 if window else 1
             continue
         while k > lo:
             r2, m2, k2 = ask(lo, k - 1)
             if r2 == z3.unknown:
-                return "unknown", None, k - 1, None
+                return "unknown", None, k - 1
             if r2 == z3.unsat:
                 break
             m, k = m2, k2
-        prop = next(
-            n for n in names
-            if z3.is_false(m.eval(PROPERTIES[n](a[k]), model_completion=True))
-            and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
-        )  # fmt: skip
-        trace = Trace(
-            [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
-            [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
-        )
-        return "found", prop, k, trace
-    return "none", None, depth, None
+        return "found", m, k
+    return "none", None, depth
 
 
 def violates(sc: Scenario, variant: Variant, prop: str) -> list[dict[str, Any]]:
@@ -205,6 +301,8 @@ def defect_row(
         row["evidence"] = evidence
         if not ok:
             row["status"] = "unconfirmed"
+        elif evidence["seed"]:  # the depth of the scenario kept (minimising may move it)
+            depth = row["depth"] = min(int(v["step"]) for v in evidence["seed"])
         if out_dir is not None:
             from vmballoon.proofs.check import write_scenario
 
@@ -224,12 +322,61 @@ def _shown_by(fix: str, prop: str) -> Callable[[Scenario], bool]:
 ATTEMPTS = 3
 """Answers per search whose scenario the replay does not confirm before it gives up."""
 
+SUFFIX = 6
+"""Steps after SEED and SEED + fix part within which the violation is looked for."""
+
+
+def _via_divergence(
+    fix: str, props: list[str], depth: int, start: int, timeout: float, notes: list[str]
+) -> tuple[str, int, Scenario, str] | None:
+    """A scenario showing the defect found from where SEED and SEED + ``fix`` part.
+
+    :func:`divergence_search` finds the shortest run of SEED (pinned inputs) after which
+    the two drivers take different steps; the scenario of that run is the defect's
+    when the replay confirms it (:func:`confirm_defect`) for one of ``props``;
+    otherwise a product search goes on from there for up to :data:`SUFFIX` steps.  A
+    divergence that shows nothing is blocked and the next shortest asked, up to
+    :data:`ATTEMPTS` times.  Returns ``(property, depth, scenario, how)`` or None
+    (what happened is appended to ``notes``).
+    """
+    from vmballoon.proofs.check import to_scenario
+
+    blocked: list[list[int]] = []
+    for _ in range(ATTEMPTS):
+        status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
+                                             True, blocked)  # fmt: skip
+        if status != "found" or k is None or trace is None:
+            notes.append("divergence of SEED and SEED + fix (pinned inputs): " + (
+                f"none up to depth {depth}" if status == "none"
+                else f"solver unknown (timeout) at depth {k}"
+            ))  # fmt: skip
+            return None
+        how = (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
+               f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
+        raw = to_scenario(trace, SEED)
+        for prop in props:
+            if confirm_defect(fix, prop, raw)[0]:
+                return prop, k + 1, raw, how + "; the violation is that transition's"
+        hi = min(depth, k + 1 + SUFFIX)
+        st, prop2, k2, tr2 = product_search(fix, hi, timeout, props, k + 1, True, True,
+                                            prefix=trace)  # fmt: skip
+        if st == "found" and prop2 is not None and k2 is not None and tr2 is not None:
+            raw = to_scenario(tr2, SEED)
+            if confirm_defect(fix, prop2, raw)[0]:
+                return prop2, k2, raw, how + (f"; the shortest violation after it (product BMC "
+                                              f"of SEED, SEED + {fix} and FIXED minus {fix})")
+        blocked.append([int(st_["loc"]) for st_ in trace.states[: k + 1]])
+    notes.append(f"divergence: {ATTEMPTS} runs where SEED and SEED + {fix} part, none shows it")
+    return None
+
 
 def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     """A per-defect product search (``vmballoon verify``'s obligation ``defect``).
 
     First over the pinned environment (:mod:`proofs.pinned`: cheap, and what it finds
-    is real), then over every input.  An answer whose scenario the replay does not
+    is real), then over every input; when neither shows the defect (the product of
+    three copies is too deep for the solver: ``warn_status_frees``), from where SEED
+    and SEED + fix part (:func:`_via_divergence`).  An answer whose scenario the replay does not
     confirm (the copies share each step's inputs, a replay consumes the scenario's
     answers in order: where the variants issue different commands they can part) is
     blocked by its location path and the search asked again, up to :data:`ATTEMPTS`
@@ -271,6 +418,14 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
             blocked.append([int(st["loc"]) for st in trace.states])
         if pinned and notes and "unknown" in notes[-1]:
             break  # the pinned search timed out: the full one is harder still
+    found = _via_divergence(fix, props, depth, start, timeout, notes)
+    if found is not None:
+        d_prop, d_depth, d_raw, how = found
+        sc = minimize(d_raw, _shown_by(fix, d_prop))
+        detail = "; ".join([*notes, how, "shortest not established: the product search "
+                            "did not finish"])  # fmt: skip
+        return defect_row(fix, d_prop, d_depth, sc, "violated", time.monotonic() - t0,
+                          "divergence", out_dir, detail)  # fmt: skip
     detail = "; ".join(notes)
     if last is not None:  # found, never confirmed: shown as such, never as violated
         prop, raw, k = last

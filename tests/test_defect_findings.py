@@ -24,13 +24,7 @@ DEFECTS: dict[str, dict[str, Any]] = {
 }
 
 
-NOT_FOUND_YET = {
-    "warn_status_frees": (
-        "its seed path (a RESET after a basic-mode lock, then a reset with batched commands "
-        "whose batch page reuses the stale b->page, ~26 transitions) is beyond the product "
-        "search within verify's time; issue 9"
-    ),
-}
+NOT_FOUND_YET: dict[str, str] = {}
 """Defects verify does not find a SEED scenario for yet: strict xfail, so the test fails
 the day one is found and this entry is not removed."""
 

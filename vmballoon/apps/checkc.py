@@ -34,6 +34,7 @@ from hypothesis import Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import get_state_machine_test, invariant
 
+from vmballoon.apps.drawpool import pinned_constant_pool
 from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
 from vmballoon.core import assumptions as asm
 from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
@@ -81,6 +82,11 @@ class CheckMachine(DifferentialMachine):
     """The model of :attr:`variant` builds the scenario; the compiled file follows it."""
 
     impls: tuple[str, ...] = ()
+    steady_odds = 2
+    """A steady host in every second example: a patch is mostly in the paths a grown
+    balloon takes (full batches, batched deflation, the rate ceiling), which an
+    erratic host rarely lets the balloon reach (with one in eight, the default of
+    ``vmballoon fuzz``, 60 examples held 0 or 1 batched unlocks)."""
     binary: ClassVar[Path]
     fail_on: ClassVar[str] = "regression"  # or "divergence"
     campaign: ClassVar[Campaign]
@@ -185,8 +191,8 @@ def run_check(binary: Path, variant: Variant, examples: int, seed: int, fail_on:
     test = get_state_machine_test(
         machine, settings=settings(campaign_settings(examples, steps), phases=NO_SHRINK)
     )
-    with contextlib.suppress(AssertionError):  # the finding is in campaign.failing
-        hypothesis_seed(seed)(test)()
+    with contextlib.suppress(AssertionError), pinned_constant_pool():
+        hypothesis_seed(seed)(test)()  # the finding is in campaign.failing
     return campaign
 
 
