@@ -61,7 +61,7 @@ def _solver(timeout: float) -> Any:
 def product_search(
     fix: str, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
     window: bool = False, pinned: bool = False, blocked: list[list[int]] | None = None,
-    attribution: bool = True, prefix: Any = None,
+    attribution: bool = True, prefix: Any = None, deadline: float | None = None,
 ) -> tuple[str, str | None, int | None, Any]:  # fmt: skip
     """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps
     and that FIXED minus ``fix`` violates too (the three conditions of
@@ -80,6 +80,7 @@ def product_search(
     the initial state and the first inputs: the search then looks only for a way to
     go on from there.  Without ``attribution`` the third copy (FIXED minus ``fix``)
     is left out of the query (the replay still asks it, :func:`confirm_defect`).
+    No query runs past ``deadline`` (``time.monotonic()``): the search is then unknown.
     Returns ``(status, property, depth, trace)``; ``status`` is ``found``, ``none``
     (nothing up to ``depth``) or ``unknown``.
     """
@@ -133,7 +134,10 @@ def product_search(
 
     def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
         """A violation at some depth in ``lo..hi``: the answer, the model, the least depth."""
-        sol = _solver(timeout)
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if left < 1:
+            return z3.unknown, None, hi
+        sol = _solver(left)
         sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
         r = sol.check()
         if r != z3.sat:
@@ -322,6 +326,14 @@ def _shown_by(fix: str, prop: str) -> Callable[[Scenario], bool]:
 ATTEMPTS = 3
 """Answers per search whose scenario the replay does not confirm before it gives up."""
 
+PRODUCT_BUDGET = 150.0
+"""Seconds the three-copy product searches of one defect may take in all before the
+divergence search takes over (:func:`defect_job`).  The two defects that need the
+product (``lock_64bit_refused``, ``reset_needs_ops``) are found in 11-31 s on this
+machine, a fifth of the budget, so a loaded CI machine does not cut them short; where
+the product has not answered by then it is deep (``warn_status_frees``: no answer up
+to depth 27 in 280 s), and going on only delayed the run."""
+
 SUFFIX = 6
 """Steps after SEED and SEED + fix part within which the violation is looked for."""
 
@@ -370,6 +382,28 @@ def _via_divergence(
     return None
 
 
+def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a process of its own, its last argument (a list of notes) updated.
+
+    Z3's answers depend on every term the process built before the query, and how far
+    the product search got before its budget ran out depends on the machine's speed: a
+    search run after it would answer differently from run to run.  In a fresh process
+    it asks the same queries in the same order every time, so two runs write the same
+    scenario."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    *rest, notes = args
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        found, more = pool.submit(_with_notes, fn, *rest).result()
+    notes.extend(more)
+    return found
+
+
+def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
+    notes: list[str] = []
+    return fn(*args, notes), notes
+
+
 def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     """A per-defect product search (``vmballoon verify``'s obligation ``defect``).
 
@@ -393,15 +427,18 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     timeout = float(job["timeout"])
     notes: list[str] = []
     last: tuple[str, Scenario, int | None] | None = None
+    deadline = t0 + PRODUCT_BUDGET
     for pinned in (True, False):
         blocked: list[list[int]] = []
         for _ in range(ATTEMPTS):
             status, prop, k, trace = product_search(fix, depth, timeout, props, start, window,
-                                                    pinned, blocked)  # fmt: skip
+                                                    pinned, blocked, deadline=deadline)  # fmt: skip
             if status != "found" or prop is None or trace is None:
                 how = "pinned inputs" if pinned else "every input"
+                spent = time.monotonic() >= deadline - 1
                 notes.append(f"{how}: " + (
                     f"no scenario from depth {start} up to {depth}" if status == "none"
+                    else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {k}" if spent
                     else f"solver unknown (timeout) at depth {k}"
                 ))  # fmt: skip
                 break
@@ -416,9 +453,9 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                                   f"{start})")  # fmt: skip
             last = (prop, raw, k)
             blocked.append([int(st["loc"]) for st in trace.states])
-        if pinned and notes and "unknown" in notes[-1]:
+        if pinned and notes and ("unknown" in notes[-1] or "budget" in notes[-1]):
             break  # the pinned search timed out: the full one is harder still
-    found = _via_divergence(fix, props, depth, start, timeout, notes)
+    found = _in_fresh_process(_via_divergence, fix, props, depth, start, timeout, notes)
     if found is not None:
         d_prop, d_depth, d_raw, how = found
         sc = minimize(d_raw, _shown_by(fix, d_prop))
