@@ -129,3 +129,10 @@ def test_the_readme_documents_each_commands_contract() -> None:
     assert JSON_SCHEMA in contract and "`complete`" in contract
     assert "vmballoon verify --json" in contract and "spec --from-verify" in contract
     assert "refuses a partial result" in contract and "jq" in contract
+
+
+def test_spec_from_a_folder_or_a_missing_file_says_which(tmp_path: Path) -> None:
+    folder = _one_line_usage_error(_run("spec", "--from-verify", str(tmp_path)))
+    assert "not a regular file" in folder
+    missing = _one_line_usage_error(_run("spec", "--from-verify", str(tmp_path / "none.json")))
+    assert "no such file" in missing

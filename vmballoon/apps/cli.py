@@ -137,7 +137,7 @@ def _source_file(args: argparse.Namespace) -> Path | None:
         raise UsageError("--source FILE.c needs --impl c")
     path = Path(args.source)
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     return path
 
 
@@ -204,7 +204,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
     if args.from_verify is not None:
         path = Path(args.from_verify)
         if not path.is_file():
-            raise UsageError(f"{path}: no such file")
+            what = "not a regular file" if path.exists() else "no such file"
+            raise UsageError(f"{path}: {what}")
         try:
             if args.check:
                 raw = json.loads(path.read_text(encoding="utf-8"))
