@@ -111,11 +111,22 @@ def test_kills_refused_bound_off_by_one(
     assert r.mismatches, r.problems()
 
 
-def test_kills_encoding_refused_bound_off_by_one() -> None:
+def _encoding_refused_bound_mutant() -> tuple[bool, list[str]]:
     old = 'room = z3.ULT(tx["n_ref0"], bv32(MAX_REFUSED))'
     with mutant("vmballoon.proofs.encoding", old, old.replace("ULT", "ULE")) as enc:
         r = check(FIXED, enc=enc, locs=[Loc.I_LOCK])
-    assert _fails(r), r.problems()
+    return _fails(r), r.problems()
+
+
+def test_kills_encoding_refused_bound_off_by_one() -> None:
+    """Checked in a fresh process, as the mutation benchmark checks every mutant: after the
+    rest of the suite has built its terms in this process's Z3 context, the witnesses Z3
+    picks at I_LOCK all agree with this mutant (seen in CI; the cause is not known yet)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        failed, problems = pool.apply(_encoding_refused_bound_mutant)
+    assert failed, problems
 
 
 ADDED_ASSUMES = {
