@@ -126,27 +126,7 @@ def product_search(
             for n in names
         ])  # fmt: skip
 
-    def unblocked(hi: int) -> list[Expr]:
-        return [
-            z3.Not(z3.And([a[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
-            for path in blocked or [] if len(path) - 1 <= hi
-        ]  # fmt: skip
-
-    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
-        """A violation at some depth in ``lo..hi``: the answer, the model, the least depth."""
-        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
-        if left < 1:
-            return z3.unknown, None, hi
-        sol = _solver(left)
-        sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
-        r = sol.check()
-        if r != z3.sat:
-            return r, None, hi
-        m = sol.model()
-        k = next(k for k in range(lo, hi + 1)
-                 if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
-        return r, m, k
-
+    ask = _depth_query(unrolled, goal, a, blocked, timeout, deadline)
     status, m, k = _shortest(ask, start, depth, window)
     if status != "found":
         return status, None, k, None
@@ -213,24 +193,7 @@ def divergence_search(
             z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]),
         ), ts))  # fmt: skip
 
-    def unblocked(hi: int) -> list[Expr]:
-        return [
-            z3.Not(z3.And([a[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
-            for path in blocked or [] if len(path) - 1 <= hi
-        ]  # fmt: skip
-
-    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
-        sol = _solver(timeout)
-        sol.add(*unrolled[: hi + 1], z3.Or([parted[k][0] for k in range(lo, hi + 1)]),
-                *unblocked(hi))  # fmt: skip
-        r = sol.check()
-        if r != z3.sat:
-            return r, None, hi
-        m = sol.model()
-        k = next(k for k in range(lo, hi + 1)
-                 if z3.is_true(m.eval(parted[k][0], model_completion=True)))  # fmt: skip
-        return r, m, k
-
+    ask = _depth_query(unrolled, lambda k: parted[k][0], a, blocked, timeout)
     status, m, k = _shortest(ask, start, depth, window=False)  # one depth per query: cheaper
     if status != "found":
         return status, k, None
@@ -239,6 +202,37 @@ def divergence_search(
         [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[: k + 1]],
     )
     return "found", k, trace
+
+
+def _depth_query(
+    unrolled: list[Expr], goal: Callable[[int], Expr], states: list[dict[str, Expr]],
+    blocked: list[list[int]] | None, timeout: float, deadline: float | None = None,
+) -> Callable[[int, int], tuple[Any, Any, int]]:  # fmt: skip
+    """The query :func:`_shortest` asks: ``goal`` at some depth in ``lo..hi`` after the
+    first ``hi`` steps of ``unrolled``, no run following a ``blocked`` location path of
+    ``states``, no query past ``deadline``; it answers ``(result, model, least depth)``."""
+
+    def unblocked(hi: int) -> list[Expr]:
+        return [
+            z3.Not(z3.And([states[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
+            for path in blocked or [] if len(path) - 1 <= hi
+        ]  # fmt: skip
+
+    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if left < 1:
+            return z3.unknown, None, hi
+        sol = _solver(left)
+        sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
+        r = sol.check()
+        if r != z3.sat:
+            return r, None, hi
+        m = sol.model()
+        k = next(k for k in range(lo, hi + 1)
+                 if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
+        return r, m, k
+
+    return ask
 
 
 def _shortest(ask: Callable[[int, int], tuple[Any, Any, int]], lo: int, depth: int,
