@@ -29,11 +29,14 @@ import z3
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, FIXES_BY_NAME, SEED, Variant
 from vmballoon.model.properties import check_trace
+from vmballoon.model.state import Loc
 from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
+    TRANSITIONS,
     Expr,
     initial,
+    loc_val,
     make_inputs,
     make_state,
     reachable_locs,
@@ -152,6 +155,30 @@ def _equal(x: dict[str, Expr], values: dict[str, int | bool]) -> list[Expr]:
     return out
 
 
+_FIX_LOCATIONS: dict[str, frozenset[Loc]] = {}
+
+
+def fix_locations(fix: str) -> frozenset[Loc]:
+    """The locations whose step ``fix`` can change: from some state at the location and
+    some inputs, SEED and SEED + ``fix`` take different steps (one query of one step per
+    location; a location where the solver cannot tell counts as changed).  Everywhere
+    else the two drivers step alike, so they can part only here."""
+    if fix not in _FIX_LOCATIONS:
+        fixed = Variant(frozenset({fix}))
+        out = set()
+        for loc in TRANSITIONS:
+            s, i = make_state("s_"), make_inputs("i_")
+            ts, tf = make_state("ts_"), make_state("tf_")
+            sol = _solver(30.0)
+            sol.add(s["loc"] == loc_val(loc), transition(s, i, ts, SEED, frozenset({loc})),
+                    transition(s, i, tf, fixed, frozenset({loc})),
+                    z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]))  # fmt: skip
+            if sol.check() != z3.unsat:
+                out.add(loc)
+        _FIX_LOCATIONS[fix] = frozenset(out)
+    return _FIX_LOCATIONS[fix]
+
+
 def divergence_search(
     fix: str, depth: int, timeout: float, start: int = 0, pinned: bool = True,
     blocked: list[list[int]] | None = None,
@@ -164,7 +191,9 @@ def divergence_search(
     step, where :func:`product_search` carries every copy all the way.  That is what
     makes a deep interplay affordable (``warn_status_frees``: 24 steps of SEED, two
     ticks with a reset between them, before its fix changes anything).  Galloping
-    windows of depths from ``start`` as in :func:`product_search`.  Returns
+    windows of depths from ``start`` as in :func:`product_search`.  The doubled step is
+    written only for the locations the fix changes (:func:`fix_locations`): a depth
+    where none of them is reachable is skipped.  Returns
     ``(status, k, trace)``: ``trace`` holds SEED's states ``0..k+1`` and the inputs
     ``0..k`` (those of the step that parts the drivers included).
     """
@@ -183,12 +212,17 @@ def divergence_search(
             pins = pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []
             unrolled.append(z3.And(transition(a[-1], i, t, SEED, reach[k]), *pins))
             a.append(t)
+    changed = fix_locations(fix)
     parted: list[tuple[Expr, dict[str, Expr]]] = []
     for k in range(depth + 1):
         ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")
+        where = reach[k] & changed
+        if not where:
+            parted.append((z3.BoolVal(False), ts))
+            continue
         parted.append((z3.And(
-            transition(a[k], inputs[k], ts, SEED, reach[k]),
-            transition(a[k], inputs[k], tf, fixed, reach[k]),
+            transition(a[k], inputs[k], ts, SEED, where),
+            transition(a[k], inputs[k], tf, fixed, where),
             *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
             z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]),
         ), ts))  # fmt: skip
@@ -332,9 +366,37 @@ SUFFIX = 6
 """Steps after SEED and SEED + fix part within which the violation is looked for."""
 
 
+def first_divergence(
+    fix: str, props: list[str], depth: int, timeout: float, notes: list[str]
+) -> tuple[int, Any, str | None] | None:
+    """The shortest run of SEED (pinned inputs) after which SEED and SEED + ``fix`` part
+    (:func:`divergence_search`), as ``(k, trace, property)``: the drivers part at
+    transition ``k + 1``, and ``property`` is the first of ``props`` whose violation that
+    transition shows (:func:`confirm_defect`), or None.  None when they never part up to
+    ``depth`` or the solver cannot tell (said in ``notes``).
+
+    Until they part the two drivers' states are equal, so are their properties: no
+    scenario of the pinned inputs shorter than ``k + 1`` transitions shows the defect.
+    A violation in transition ``k + 1`` is therefore the shortest, and otherwise
+    ``k + 1`` is a lower bound for the pinned product search."""
+    from vmballoon.proofs.check import to_scenario
+
+    status, k, trace = divergence_search(fix, depth - 1, timeout, 0, True)
+    if status != "found" or k is None or trace is None:
+        notes.append("divergence of SEED and SEED + fix (pinned inputs): " + (
+            f"none up to depth {depth}" if status == "none"
+            else f"solver unknown (timeout) at depth {k}"
+        ))  # fmt: skip
+        return None
+    raw = to_scenario(trace, SEED)
+    shown = next((p for p in props if confirm_defect(fix, p, raw)[0]), None)
+    return k, trace, shown
+
+
 def _via_divergence(
-    fix: str, props: list[str], depth: int, start: int, timeout: float, notes: list[str]
-) -> tuple[str, int, Scenario, str] | None:
+    fix: str, props: list[str], depth: int, start: int, timeout: float,
+    first: tuple[int, Any] | None, notes: list[str],
+) -> tuple[str, int, Scenario, str] | None:  # fmt: skip
     """A scenario showing the defect found from where SEED and SEED + ``fix`` part.
 
     :func:`divergence_search` finds the shortest run of SEED (pinned inputs) after which
@@ -342,15 +404,20 @@ def _via_divergence(
     when the replay confirms it (:func:`confirm_defect`) for one of ``props``;
     otherwise a product search goes on from there for up to :data:`SUFFIX` steps.  A
     divergence that shows nothing is blocked and the next shortest asked, up to
-    :data:`ATTEMPTS` times.  Returns ``(property, depth, scenario, how)`` or None
+    :data:`ATTEMPTS` times.  ``first`` is the shortest divergence when already known
+    (:func:`first_divergence`).  Returns ``(property, depth, scenario, how)`` or None
     (what happened is appended to ``notes``).
     """
     from vmballoon.proofs.check import to_scenario
 
     blocked: list[list[int]] = []
-    for _ in range(ATTEMPTS):
-        status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
-                                             True, blocked)  # fmt: skip
+    for attempt in range(ATTEMPTS):
+        k: int | None
+        if attempt == 0 and first is not None:
+            status, (k, trace) = "found", first
+        else:
+            status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
+                                                 True, blocked)  # fmt: skip
         if status != "found" or k is None or trace is None:
             notes.append("divergence of SEED and SEED + fix (pinned inputs): " + (
                 f"none up to depth {depth}" if status == "none"
@@ -383,11 +450,15 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     the product search got before its budget ran out depends on the machine's speed: a
     search run after it would answer differently from run to run.  In a fresh process
     it asks the same queries in the same order every time, so two runs write the same
-    scenario."""
+    scenario.  (The same holds of the first divergence search, whichever jobs the worker
+    running the defect ran before.)"""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     *rest, notes = args
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    # spawned, not forked: a forked child would inherit the terms of its parent
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         found, more = pool.submit(_with_notes, fn, *rest).result()
     notes.extend(more)
     return found
@@ -399,13 +470,16 @@ def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
 
 
 def defect_job(job: dict[str, Any]) -> dict[str, Any]:
-    """A per-defect product search (``vmballoon verify``'s obligation ``defect``).
+    """A per-defect search (``vmballoon verify``'s obligation ``defect``).
 
-    First over the pinned environment (:mod:`proofs.pinned`: cheap, and what it finds
-    is real), then over every input; when neither shows the defect (the product of
-    three copies is too deep for the solver: ``warn_status_frees``), from where SEED
-    and SEED + fix part (:func:`_via_divergence`).  An answer whose scenario the replay does not
-    confirm (the copies share each step's inputs, a replay consumes the scenario's
+    First where SEED and SEED + fix part (:func:`first_divergence`, in a fresh process:
+    one copy of the encoding, cheap even when deep): when the transition that parts them
+    shows the defect, that scenario is the shortest over the pinned inputs and no product
+    is needed.  Otherwise the product search (:func:`product_search`) over the pinned
+    environment (:mod:`proofs.pinned`), from the lower bound the divergence gives, then
+    over every input; when neither shows the defect in :data:`PRODUCT_BUDGET`, from the
+    divergences on (:func:`_via_divergence`).  An answer whose scenario the replay does
+    not confirm (the copies share each step's inputs, a replay consumes the scenario's
     answers in order: where the variants issue different commands they can part) is
     blocked by its location path and the search asked again, up to :data:`ATTEMPTS`
     times; what is reported is always what the replay shows.
@@ -420,18 +494,34 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     window = bool(job.get("window", False))
     timeout = float(job["timeout"])
     notes: list[str] = []
+    first = _in_fresh_process(first_divergence, fix, props, depth, timeout, notes)
+    lower = {True: start, False: start}
+    if first is not None:
+        k0, trace0, shown = first
+        how = (f"SEED and SEED + {fix} part at transition {k0 + 1} (the shortest such run of "
+               f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
+        if shown is not None:
+            sc = minimize(to_scenario(trace0, SEED), _shown_by(fix, shown))
+            detail = (f"{how}; the violation is that transition's: the shortest over the "
+                      f"pinned inputs (before they part the two drivers are in the same "
+                      f"states, so no run of fewer transitions tells them apart)")
+            return defect_row(fix, shown, k0 + 1, sc, "violated", time.monotonic() - t0,
+                              "divergence", out_dir, detail)  # fmt: skip
+        notes.append(how + "; that transition shows no violation")
+        lower[True] = max(start, k0 + 1)  # a sound bound for the pinned inputs only
     last: tuple[str, Scenario, int | None] | None = None
-    deadline = t0 + PRODUCT_BUDGET
+    deadline = time.monotonic() + PRODUCT_BUDGET
     for pinned in (True, False):
         blocked: list[list[int]] = []
         for _ in range(ATTEMPTS):
-            status, prop, k, trace = product_search(fix, depth, timeout, props, start, window,
-                                                    pinned, blocked, deadline=deadline)  # fmt: skip
+            status, prop, k, trace = product_search(fix, depth, timeout, props, lower[pinned],
+                                                    window, pinned, blocked,
+                                                    deadline=deadline)  # fmt: skip
             if status != "found" or prop is None or trace is None:
                 how = "pinned inputs" if pinned else "every input"
                 spent = time.monotonic() >= deadline - 1
                 notes.append(f"{how}: " + (
-                    f"no scenario from depth {start} up to {depth}" if status == "none"
+                    f"no scenario from depth {lower[pinned]} up to {depth}" if status == "none"
                     else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {k}" if spent
                     else f"solver unknown (timeout) at depth {k}"
                 ))  # fmt: skip
@@ -442,14 +532,17 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                 how = "pinned inputs (the others at their defaults)" if pinned else "every input"
                 return defect_row(fix, prop, k, sc, "violated", time.monotonic() - t0,
                                   "product", out_dir,
+                                  "; ".join([*notes,
                                   f"product BMC over {how}: SEED, SEED + {fix} and FIXED minus "
                                   f"{fix} on the same inputs (shortest from the lower bound "
-                                  f"{start})")  # fmt: skip
+                                  f"{lower[pinned]})"]))  # fmt: skip
             last = (prop, raw, k)
             blocked.append([int(st["loc"]) for st in trace.states])
         if pinned and notes and ("unknown" in notes[-1] or "budget" in notes[-1]):
             break  # the pinned search timed out: the full one is harder still
-    found = _in_fresh_process(_via_divergence, fix, props, depth, start, timeout, notes)
+    known = None if first is None else (first[0], first[1])
+    found = (None if first is None else
+             _in_fresh_process(_via_divergence, fix, props, depth, start, timeout, known, notes))
     if found is not None:
         d_prop, d_depth, d_raw, how = found
         sc = minimize(d_raw, _shown_by(fix, d_prop))

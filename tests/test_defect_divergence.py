@@ -1,0 +1,55 @@
+"""The per-defect search starts where SEED and SEED + fix part (proofs/defects.py).
+
+``first_divergence`` is what makes the deep defect (``warn_status_frees``, 25
+transitions) affordable, and its answer is also used as a *proof*: no scenario of the
+pinned inputs shorter than the first divergence can show the defect, because until the
+two drivers part their states, hence their properties, are equal.  These tests hold the
+two pieces that argument rests on to the solver and to the model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vmballoon.core.variants import FIX_NAMES, SEED, Variant
+from vmballoon.model.machine import event_log, run_scenario
+from vmballoon.model.state import Loc
+from vmballoon.proofs.check import to_scenario
+from vmballoon.proofs.defects import divergence_search, fix_locations, product_search
+from vmballoon.proofs.encoding import TRANSITIONS
+
+
+@pytest.mark.parametrize("fix", FIX_NAMES)
+def test_fix_locations_are_where_the_encoding_steps_differ(fix: str) -> None:
+    """Every fix changes some step, and never the final locations'."""
+    locs = fix_locations(fix)
+    assert locs, f"{fix} changes no step of the encoding"
+    assert locs <= set(TRANSITIONS)
+    assert Loc.EXITED not in locs and Loc.CRASHED not in locs
+
+
+def test_nothing_shorter_than_the_first_divergence_shows_the_defect() -> None:
+    """reset_needs_ops: the drivers part at transition k + 1; the product search (three
+    copies, pinned inputs) finds no scenario of k transitions or fewer, and finds one
+    once k + 1 and more are allowed."""
+    fix = "reset_needs_ops"
+    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
+    assert status == "found" and k is not None and trace is not None
+    # the transition that parts them leaves from a location the fix changes
+    assert Loc(int(trace.states[k]["loc"])) in fix_locations(fix)
+    below = product_search(fix, k, 30.0, None, 0, False, True)
+    assert below[0] == "none", below
+    found = product_search(fix, 12, 30.0, None, k + 1, True, True)
+    assert found[0] == "found" and found[2] is not None and found[2] >= k + 1
+
+
+def test_the_first_divergence_is_a_real_run_where_the_model_parts() -> None:
+    """The divergence trace, replayed through the model, is a run on which SEED and
+    SEED + fix leave different event logs (the encoding's answer is real)."""
+    fix = "doorbell_set_status"
+    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
+    assert status == "found" and k is not None and trace is not None
+    sc = to_scenario(trace, SEED)
+    seed_log = event_log(run_scenario(sc, SEED))
+    fix_log = event_log(run_scenario(sc, Variant(frozenset({fix}))))
+    assert seed_log != fix_log, "the model runs SEED and SEED + fix alike on it"
