@@ -17,7 +17,8 @@ finds bugs depends on constants scraped from the source.
 
 The hook is Hypothesis's module-level ``_get_local_constants``; if a later
 Hypothesis moves it, campaigns run unpinned and
-``tests/test_fuzz_cli.py::test_cli_and_in_process_campaigns_draw_alike`` fails.
+``tests/test_drawpool.py`` and
+``tests/test_fuzz_cli.py::test_cli_and_in_process_campaigns_draw_alike`` fail.
 """
 
 from __future__ import annotations
