@@ -19,6 +19,7 @@ from vmballoon.apps.fuzz import describe_difference
 from vmballoon.apps.replay import replay
 from vmballoon.core.protocol import (
     CAP_BATCHED,
+    CAP_BATCHED_2M,
     ERROR_PPN_INVALID,
     ERROR_PPN_NOTNEEDED,
     ERROR_PPN_PINNED,
@@ -229,3 +230,48 @@ BOUNDARY_SCENARIOS: dict[str, Scenario] = {
     "rate_lock_fails": rate_lock_fails(),
 }
 """The scenarios above at their boundaries, for the encoding's conformance check."""
+
+
+def two_sizes_scenario(target: int | None = None) -> tuple[Scenario, int]:
+    """Works that bring ``rate_alloc`` to its floor (NOSLEEP and CANSLEEP allocations
+    fail), slow works until ``slow_allocation_cycles`` runs out, then one work with 2 MiB
+    pages (lines 820-828: not slow once the work has counted the cycles down to 0): 300 of
+    them, a failed 2 MiB allocation, and 300 4 KiB pages to the target.
+    Returns the scenario and the number of works before the last."""
+    caps = CAP_BATCHED | CAP_BATCHED_2M
+    hv = [*batched_reset(caps)]
+    fail = [True] + [False] * 9  # the batch page, then three works of failures
+    big = 10**6 if target is None else target
+    for works in range(4, 12):
+        prefix = scenario(hv + [ok(big)] * 400, ["work"] * works, alloc=fail, frames=200_000)
+        log = both(prefix)
+        if log["final"]["slow_allocation_cycles"] == 1:  # the next work decrements it to 0
+            break
+    calls = sum(1 for e in log["events"] if e["ev"] == "alloc")
+    if target is None:  # the target the last work reaches with 300 + 300 pages
+        return two_sizes_scenario(log["final"]["size"] + 300 * 512 + 300)
+    alloc = fail + [True] * (calls - len(fail)) + [True] * 300 + [False]
+    return scenario(hv + [ok(target)] * 400, ["work"] * (works + 1), alloc=alloc,
+                    frames=200_000), works  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rate_raised_without_a_full_batch(variant: str) -> None:
+    """Line 916: ``error`` starts at 0 (line 797) and only a full batch's lock sets it
+    (893-898).  An inflation that locks 300 2 MiB pages when the next 2 MiB allocation
+    fails (line 850, its result ignored), then 300 4 KiB pages in the tail lock (910-911),
+    never fills a batch of 512: with the allocations counted (fix count_allocations),
+    600 >= rate_alloc raises the rate by 600 // rate_alloc * 16 all the same."""
+    sc, works = two_sizes_scenario()
+    before = both(scenario_from_json({**sc.to_json(), "steps": ["work"] * works}), variant)
+    log = both(sc, variant)
+    last = log["events"][len(before["events"]):]
+    locks = [(e["cmd"], e["arg2"]) for e in last
+             if e["ev"] == "hv" and e["cmd"] in ("BATCHED_LOCK", "BATCHED_2M_LOCK")]  # fmt: skip
+    rate = before["final"]["rate_alloc"]
+    if variant == "seed":  # no allocation is counted: no increase (and no 2 MiB pages)
+        assert log["final"]["rate_alloc"] == rate
+        return
+    assert locks == [("BATCHED_2M_LOCK", 300), ("BATCHED_LOCK", 300)]
+    assert 512 <= rate <= 600
+    assert log["final"]["rate_alloc"] == rate + 600 // rate * 16

@@ -50,6 +50,11 @@ def test_the_boundaries_of_a_block() -> None:
     assert not owned_once_and_allocated([block, ("pages2m", BASE + PAGES_PER_2M - 1,
                                                  PAGES_PER_2M)], mem)  # fmt: skip
     assert not owned_once_and_allocated([("batch", END, 1)], mem)
+    # one claim outside the pool is enough, on either side, whatever the others hold
+    inside = ("pages4k", BASE + 10, 1)
+    assert not owned_once_and_allocated([("batch", BASE - 1, 1), inside], mem)
+    assert not owned_once_and_allocated([inside, ("refused4k", END, 1)], mem)
+    assert owned_once_and_allocated([("batch", BASE, 1), inside, ("batch_page", END - 1, 1)], mem)
     free = ((BASE + 5, BASE + 6),)
     assert not owned_once_and_allocated([("batch", BASE + 5, 1)], Memory(BASE, END, free, (), ()))
     assert owned_once_and_allocated([("batch", BASE + 6, 1)], Memory(BASE, END, free, (), ()))

@@ -58,7 +58,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "boundaries",
         "pytest",
-        ("tests/test_boundaries.py", "tests/test_model_units.py"),
+        ("tests/test_boundaries.py", "tests/test_model_units.py", "tests/test_ownership_check.py"),
         (MODEL, REFERENCE),
     ),
     Stage(
