@@ -43,6 +43,10 @@ def test_transition_is_the_successor_of_each_location(variant: Variant, depth: i
         sol.add(s["loc"] == loc_val(loc), *st.cons)
         sol.add(z3.Not(z3.Exists([t[n] for n in FIELD_NAMES], rel)))
         assert sol.check() == z3.unsat, f"{loc.name}: transition refuses allowed inputs"
+        if st.cons:  # and admits no input the location's constraints refuse
+            sol = z3.Solver()
+            sol.add(rel, s["loc"] == loc_val(loc), z3.Not(z3.And(*st.cons)))
+            assert sol.check() == z3.unsat, f"{loc.name}: transition admits refused inputs"
 
 
 def test_reachable_locations_by_depth() -> None:
