@@ -58,7 +58,12 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "boundaries",
         "pytest",
-        ("tests/test_boundaries.py", "tests/test_model_units.py", "tests/test_ownership_check.py"),
+        (
+            "tests/test_boundaries.py",
+            "tests/test_model_units.py",
+            "tests/test_ownership_check.py",
+            "tests/test_property_units.py",
+        ),
         (MODEL, REFERENCE),
     ),
     Stage(
@@ -138,6 +143,7 @@ STAGES: tuple[Stage, ...] = (
             "--ignore=tests/test_boundaries.py",
             "--ignore=tests/test_model_units.py",
             "--ignore=tests/test_ownership_check.py",
+            "--ignore=tests/test_property_units.py",
             "--ignore=tests/test_property_verdicts.py",
             "--ignore=tests/test_property_findings.py",
             "--ignore=tests/test_encoding_relation.py",

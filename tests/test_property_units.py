@@ -1,0 +1,118 @@
+"""The property predicates at their boundaries (vmballoon/model/properties.py).
+
+The differential tests cannot see a change to a property (model and reference share
+the checker); the verdicts file (tests/test_property_verdicts.py) sees it only where a
+repository scenario reaches it.  Here each predicate is asked directly, on a state
+reached by a real replay with the field under test set, one below, at and one above
+its boundary, with the verdict the docstring of the predicate prescribes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from vmballoon.core.scenario import scenario_from_json
+from vmballoon.core.variants import FIXED, SEED
+from vmballoon.model.machine import run_scenario
+from vmballoon.model.properties import Ghost, check_trace, host_agreement, progress
+from vmballoon.model.state import State
+
+
+def _idle() -> State:
+    """FIXED after one work tick with a basic host (no reset pending, nothing ballooned)."""
+    sc = scenario_from_json({"format": "vmballoon-scenario/1", "frames": 64,
+                             "steps": ["work"], "hv": []})  # fmt: skip
+    state = run_scenario(sc, FIXED)
+    assert not state.drv.reset_required
+    return state
+
+
+def _after_tick(size: int, target: int, tick_target: int, broken: bool = False) -> str | None:
+    state = _idle()
+    state = state._replace(drv=state.drv._replace(size=size, target=target))
+    ghost = replace(Ghost(), tick_done=True, tick_target=tick_target,
+                    tick_broken=(("host_success", "x"),) if broken else ())  # fmt: skip
+    return progress(state, ghost)
+
+
+@pytest.mark.parametrize(
+    ("size", "target", "violated"),
+    [
+        (0, 0, False), (1, 0, True), (512, 0, True),
+        (99, 100, True), (100, 100, False), (612, 100, False), (613, 100, True),
+    ],
+)  # fmt: skip
+def test_progress_size_within_target_and_target_plus_512(
+    size: int, target: int, violated: bool
+) -> None:
+    """``T <= size <= T + 512``, and ``size == 0`` when ``T == 0``."""
+    assert (_after_tick(size, target, target) is not None) == violated
+
+
+def test_progress_needs_the_target_the_host_gave_and_a_kept_environment() -> None:
+    assert _after_tick(100, 101, 100) is not None  # b->target is not what GET_TARGET read
+    assert _after_tick(5, 0, -1) is None  # no target read in the tick: nothing claimed
+    assert _after_tick(5, 0, 0, broken=True) is None  # an assumption broken: nothing claimed
+
+
+@pytest.mark.parametrize("held", [(), (1,), (1, 2, 3, 4)])
+def test_host_agreement_names_three_frames_each_way(held: tuple[int, ...]) -> None:
+    """The balloon holds nothing: every frame the host holds is 'held but not in the
+    balloon', the first three of them named."""
+    message = host_agreement(_idle(), replace(Ghost(), held=frozenset(held)))
+    if not held:
+        assert message is None
+        return
+    assert message is not None and message.endswith(f"{list(held[:3])}")
+
+
+def test_target_from_host_holds_again_once_a_success_writes_the_target() -> None:
+    """SEED writes the target of a failed BATCHED_LOCK (result 7, status 1): violated
+    from that transition on, until the next GET_TARGET answered SUCCESS writes 7 again
+    (lines 425-437), and from then on kept."""
+    from tests.test_boundaries import batched_reset, ok, scenario
+
+    hv = [*batched_reset(), ok(20), {"status": 1, "result": 7}, ok(7)] + [ok(7)] * 6
+    sc = scenario(hv, ["work", "work", "work"])
+    found = check_trace(sc, SEED, frozenset({"target_from_host"}), first_only=False)
+    steps = [v.step for v in found]
+    assert steps and steps == list(range(steps[0], steps[-1] + 1))
+    assert found[-1].loc == "W_TARGET"  # the step before GET_TARGET's: it clears it
+    again = check_trace(sc, SEED, frozenset({"target_from_host"}), first_only=True)
+    assert [v.step for v in again] == [steps[0]]
+
+
+def test_progress_claims_nothing_for_a_basic_deflate_of_a_frame_above_2_32() -> None:
+    """Assumption ``basic_frames_below_2_32``: a tick whose basic deflate takes a frame above
+    2**32 off its list (line 945) is outside what progress claims.  The guest straddles
+    2**32; SEED balloons 2**32 - 2, 2**32 - 1 (LOCKed) and 2**32 (its LOCK never sent,
+    lines 451-453), and at target 0 the deflate takes 2**32 first (newest first) and
+    cannot unlock it: size stays 3, but the tick broke the assumption."""
+    from tests.test_boundaries import ok, scenario
+
+    hv = [ok(), ok(), ok(), ok(3), ok(3), ok(3), ok(0)] + [ok(0)] * 6
+    sc = scenario(hv, ["work", "work"], pfn_base=2**32 - 2, frames=64)
+    final = run_scenario(sc, SEED)
+    assert final.drv.size == 3 and final.drv.target == 0
+    assert check_trace(sc, SEED, frozenset({"progress"})) == []
+
+
+@pytest.mark.parametrize("entries", [None, (4, 4, 4)])
+def test_entries_of_a_batch_the_command_does_not_name_are_no_answer(
+    entries: tuple[int, ...] | None,
+) -> None:
+    """SEED names b->page (NULL) instead of the batch page (lines 470, 518), so the host
+    can write no entry: the entries of the scenario's answer are not the host's, and
+    the assumption that every batch entry reads SUCCESS is not broken by them.  The
+    cooperative host refuses the batch (ERROR_PPN_INVALID) and progress is violated,
+    with or without entries in that answer."""
+    from vmballoon.core.protocol import CAP_BATCHED, ERROR_PPN_INVALID, SUCCESS_WITH_CAPABILITIES
+    from vmballoon.core.scenario import Response, Scenario
+
+    hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED, None)]
+    hv += [Response(0, 0, None), Response(0, 3, None), Response(ERROR_PPN_INVALID, 3, entries)]
+    sc = Scenario(steps=("work",), frames=4096, pfn_base=0, hv=tuple(hv), alloc=(), vmci=(),
+                  totalram_pages=None)  # fmt: skip
+    assert [v.prop for v in check_trace(sc, SEED, frozenset({"progress"}))] == ["progress"]
