@@ -275,3 +275,18 @@ def test_rate_raised_without_a_full_batch(variant: str) -> None:
     assert locks == [("BATCHED_2M_LOCK", 300), ("BATCHED_LOCK", 300)]
     assert 512 <= rate <= 600
     assert log["final"]["rate_alloc"] == rate + 600 // rate * 16
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(("base", "sent"), [(2**32 - 2, True), (2**32 - 1, True), (2**32, False)])
+def test_basic_commands_carry_pfns_up_to_2_32_minus_1(variant: str, base: int, sent: bool) -> None:
+    """Lines 451-453 and 499-501: LOCK and UNLOCK take a 32-bit PFN; the frame 2**32 - 1
+    is locked and unlocked, 2**32 is never sent.  One page inflated with a basic host,
+    then deflated at target 0; the seed keeps the unsent page as ballooned (lines
+    598-600: locked = -1 is not > 0), FIXED refuses it (fix lock_64bit_refused)."""
+    hv = [ok(), ok(), ok(), ok(1), ok(1), ok(0), ok(0), ok(0)]
+    log = both(scenario(hv, ["work", "work"], pfn_base=base, frames=4), variant)
+    sent_pfns = [(e["cmd"], e["arg1"]) for e in log["events"]
+                 if e["ev"] == "hv" and e["cmd"] in ("LOCK", "UNLOCK")]  # fmt: skip
+    assert sent_pfns == ([("LOCK", base), ("UNLOCK", base)] if sent else [])
+    assert log["final"]["size"] == (1 if not sent and variant == "seed" else 0)

@@ -16,8 +16,15 @@ import pytest
 from vmballoon.core.scenario import scenario_from_json
 from vmballoon.core.variants import FIXED, SEED
 from vmballoon.model.machine import run_scenario
-from vmballoon.model.properties import Ghost, check_trace, host_agreement, progress
-from vmballoon.model.state import State
+from vmballoon.model.plist import from_iterable
+from vmballoon.model.properties import (
+    Ghost,
+    check_trace,
+    host_agreement,
+    progress,
+    refused_bounds,
+)
+from vmballoon.model.state import Loc, State
 
 
 def _idle() -> State:
@@ -116,3 +123,19 @@ def test_entries_of_a_batch_the_command_does_not_name_are_no_answer(
     sc = Scenario(steps=("work",), frames=4096, pfn_base=0, hv=tuple(hv), alloc=(), vmci=(),
                   totalram_pages=None)  # fmt: skip
     assert [v.prop for v in check_trace(sc, SEED, frozenset({"progress"}))] == ["progress"]
+
+
+@pytest.mark.parametrize(
+    ("loc", "n", "listed", "violated"),
+    [
+        (Loc.I_LOOP, 16, 16, False), (Loc.I_LOOP, 17, 17, True), (Loc.I_LOOP, 3, 2, True),
+        (Loc.IDLE, 0, 0, False), (Loc.IDLE, 1, 1, True), (Loc.CRASHED, 17, 17, False),
+    ],
+)  # fmt: skip
+def test_refused_bounds_at_the_limit_of_16(loc: Loc, n: int, listed: int, violated: bool) -> None:
+    """At most VMW_BALLOON_MAX_REFUSED (16) refused pages (lines 93, 614, 667), as many
+    as the list holds, none between ticks; a crashed guest claims nothing."""
+    state = _idle()
+    pages = from_iterable(list(range(100, 100 + listed)))
+    drv = state.drv._replace(refused=(pages, None), n_refused=(n, 0))
+    assert (refused_bounds(state._replace(loc=loc, drv=drv), Ghost()) is not None) == violated
