@@ -90,6 +90,7 @@ def inflated_to(size: int, then: list[int]) -> Scenario:
         (87, 600 - 2, [2]),  # 600 > 599: deflate while size - n >= 599: two pages
         (86, 600 - 3, [3]),
         (0, 0, [512, 88]),  # target 0: deflate everything (1126), no lower bound (947)
+        (1, 512, [88]),  # target 1 > 0: the lower bound holds, down to 512 < 1 + 512
     ],
 )
 def test_deflate_hysteresis(target: int, size: int, unlocked: list[int]) -> None:
