@@ -384,14 +384,19 @@ def first_divergence(
 
     status, k, trace = divergence_search(fix, depth - 1, timeout, 0, True)
     if status != "found" or k is None or trace is None:
-        notes.append("divergence of SEED and SEED + fix (pinned inputs): " + (
-            f"none up to depth {depth}" if status == "none"
-            else f"solver unknown (timeout) at depth {k}"
-        ))  # fmt: skip
+        notes.append(_no_divergence(status, depth, k))
         return None
     raw = to_scenario(trace, SEED)
     shown = next((p for p in props if confirm_defect(fix, p, raw)[0]), None)
     return k, trace, shown
+
+
+def _no_divergence(status: str, depth: int, k: int | None) -> str:
+    """The note for a divergence search that found nothing (``none`` or ``unknown``)."""
+    return "divergence of SEED and SEED + fix (pinned inputs): " + (
+        f"none up to depth {depth}" if status == "none"
+        else f"solver unknown (timeout) at depth {k}"
+    )  # fmt: skip
 
 
 def _via_divergence(
@@ -420,10 +425,7 @@ def _via_divergence(
             status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
                                                  True, blocked)  # fmt: skip
         if status != "found" or k is None or trace is None:
-            notes.append("divergence of SEED and SEED + fix (pinned inputs): " + (
-                f"none up to depth {depth}" if status == "none"
-                else f"solver unknown (timeout) at depth {k}"
-            ))  # fmt: skip
+            notes.append(_no_divergence(status, depth, k))
             return None
         how = (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
                f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
