@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -155,28 +156,24 @@ def _equal(x: dict[str, Expr], values: dict[str, int | bool]) -> list[Expr]:
     return out
 
 
-_FIX_LOCATIONS: dict[str, frozenset[Loc]] = {}
-
-
+@cache
 def fix_locations(fix: str) -> frozenset[Loc]:
     """The locations whose step ``fix`` can change: from some state at the location and
     some inputs, SEED and SEED + ``fix`` take different steps (one query of one step per
     location; a location where the solver cannot tell counts as changed).  Everywhere
     else the two drivers step alike, so they can part only here."""
-    if fix not in _FIX_LOCATIONS:
-        fixed = Variant(frozenset({fix}))
-        out = set()
-        for loc in TRANSITIONS:
-            s, i = make_state("s_"), make_inputs("i_")
-            ts, tf = make_state("ts_"), make_state("tf_")
-            sol = _solver(30.0)
-            sol.add(s["loc"] == loc_val(loc), transition(s, i, ts, SEED, frozenset({loc})),
-                    transition(s, i, tf, fixed, frozenset({loc})),
-                    z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]))  # fmt: skip
-            if sol.check() != z3.unsat:
-                out.add(loc)
-        _FIX_LOCATIONS[fix] = frozenset(out)
-    return _FIX_LOCATIONS[fix]
+    fixed = Variant(frozenset({fix}))
+    out = set()
+    for loc in TRANSITIONS:
+        s, i = make_state("s_"), make_inputs("i_")
+        ts, tf = make_state("ts_"), make_state("tf_")
+        sol = _solver(30.0)
+        sol.add(s["loc"] == loc_val(loc), transition(s, i, ts, SEED, frozenset({loc})),
+                transition(s, i, tf, fixed, frozenset({loc})),
+                z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]))  # fmt: skip
+        if sol.check() != z3.unsat:
+            out.add(loc)
+    return frozenset(out)
 
 
 def divergence_search(
@@ -399,9 +396,15 @@ def _no_divergence(status: str, depth: int, k: int | None) -> str:
     )  # fmt: skip
 
 
+def _parted_at(fix: str, k: int) -> str:
+    """How a divergence found at step ``k`` is told in a defect's detail."""
+    return (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
+            f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
+
+
 def _via_divergence(
     fix: str, props: list[str], depth: int, start: int, timeout: float,
-    first: tuple[int, Any] | None, notes: list[str],
+    first: tuple[int, Any], notes: list[str],
 ) -> tuple[str, int, Scenario, str] | None:  # fmt: skip
     """A scenario showing the defect found from where SEED and SEED + ``fix`` part.
 
@@ -410,16 +413,16 @@ def _via_divergence(
     when the replay confirms it (:func:`confirm_defect`) for one of ``props``;
     otherwise a product search goes on from there for up to :data:`SUFFIX` steps.  A
     divergence that shows nothing is blocked and the next shortest asked, up to
-    :data:`ATTEMPTS` times.  ``first`` is the shortest divergence when already known
-    (:func:`first_divergence`).  Returns ``(property, depth, scenario, how)`` or None
-    (what happened is appended to ``notes``).
+    :data:`ATTEMPTS` times, starting from ``first``, the shortest divergence
+    (:func:`first_divergence`: ``(k, trace)``).  Returns ``(property, depth, scenario,
+    how)`` or None (what happened is appended to ``notes``).
     """
     from vmballoon.proofs.check import to_scenario
 
     blocked: list[list[int]] = []
     for attempt in range(ATTEMPTS):
         k: int | None
-        if attempt == 0 and first is not None:
+        if attempt == 0:
             status, (k, trace) = "found", first
         else:
             status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
@@ -427,8 +430,7 @@ def _via_divergence(
         if status != "found" or k is None or trace is None:
             notes.append(_no_divergence(status, depth, k))
             return None
-        how = (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
-               f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
+        how = _parted_at(fix, k)
         raw = to_scenario(trace, SEED)
         for prop in props:
             if confirm_defect(fix, prop, raw)[0]:
@@ -501,8 +503,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     lower = {True: start, False: start}
     if first is not None:
         k0, trace0, shown = first
-        how = (f"SEED and SEED + {fix} part at transition {k0 + 1} (the shortest such run of "
-               f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
+        how = _parted_at(fix, k0)
         if shown is not None:
             sc = minimize(to_scenario(trace0, SEED), _shown_by(fix, shown))
             detail = (f"{how}; the violation is that transition's: the shortest over the "
@@ -543,9 +544,9 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
             blocked.append([int(st["loc"]) for st in trace.states])
         if pinned and notes and ("unknown" in notes[-1] or "budget" in notes[-1]):
             break  # the pinned search timed out: the full one is harder still
-    known = None if first is None else (first[0], first[1])
-    found = (None if first is None else
-             _in_fresh_process(_via_divergence, fix, props, depth, start, timeout, known, notes))
+    found = None if first is None else _in_fresh_process(
+        _via_divergence, fix, props, depth, start, timeout, first[:2], notes
+    )
     if found is not None:
         d_prop, d_depth, d_raw, how = found
         sc = minimize(d_raw, _shown_by(fix, d_prop))
