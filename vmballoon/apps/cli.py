@@ -135,7 +135,12 @@ def _source_file(args: argparse.Namespace) -> Path | None:
         return None
     if args.impl != "c":
         raise UsageError("--source FILE.c needs --impl c")
-    path = Path(args.source)
+    return _regular_file(args.source)
+
+
+def _regular_file(name: str) -> Path:
+    """``name`` as a path, refused on one line when it is missing or not a regular file."""
+    path = Path(name)
     if not path.is_file():
         raise UsageError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     return path
@@ -202,10 +207,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
     from vmballoon.apps import specgen
 
     if args.from_verify is not None:
-        path = Path(args.from_verify)
-        if not path.is_file():
-            what = "not a regular file" if path.exists() else "no such file"
-            raise UsageError(f"{path}: {what}")
+        path = _regular_file(args.from_verify)
         try:
             if args.check:
                 raw = json.loads(path.read_text(encoding="utf-8"))
