@@ -236,7 +236,7 @@ BOUNDARY_SCENARIOS: dict[str, Scenario] = {
 def two_sizes_scenario(target: int | None = None) -> tuple[Scenario, int]:
     """Works that bring ``rate_alloc`` to its floor (NOSLEEP and CANSLEEP allocations
     fail), slow works until ``slow_allocation_cycles`` runs out, then one work with 2 MiB
-    pages (lines 820-828: not slow once the work has counted the cycles down to 0): 300 of
+    pages (lines 821-828: not slow once the work has counted the cycles down to 0): 300 of
     them, a failed 2 MiB allocation, and 300 4 KiB pages to the target.
     Returns the scenario and the number of works before the last."""
     caps = CAP_BATCHED | CAP_BATCHED_2M
@@ -258,9 +258,9 @@ def two_sizes_scenario(target: int | None = None) -> tuple[Scenario, int]:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_rate_raised_without_a_full_batch(variant: str) -> None:
-    """Line 916: ``error`` starts at 0 (line 797) and only a full batch's lock sets it
+    """Line 916: ``error`` starts at 0 (line 796) and only a full batch's lock sets it
     (893-898).  An inflation that locks 300 2 MiB pages when the next 2 MiB allocation
-    fails (line 850, its result ignored), then 300 4 KiB pages in the tail lock (910-911),
+    fails (line 848, its result ignored), then 300 4 KiB pages in the tail lock (910-911),
     never fills a batch of 512: with the allocations counted (fix count_allocations),
     600 >= rate_alloc raises the rate by 600 // rate_alloc * 16 all the same."""
     sc, works = two_sizes_scenario()
