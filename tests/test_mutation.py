@@ -94,3 +94,48 @@ def test_unmutated_tree_passes_the_same_checks(worker: Worker) -> None:
     rel = "model/transitions.py"
     answer = worker.run(rel, (ROOT / rel).read_text(), ["boundaries"], {"boundaries": 300.0}, True)
     assert answer["outcome"] == "survived", answer.get("log")
+
+
+def _part(results: list[tuple[str, str]], shard: str) -> dict[str, object]:
+    """A shard's report as the runner writes it, reduced to what ``merge`` reads."""
+    return {
+        "shard": shard, "commit": "c0ffee", "mutants": len(results), "wall_seconds": 10.0,
+        "results": [{"key": k, "outcome": o, "stage": "golden" if o == "killed" else None,
+                     "seconds": 1.0} for k, o in results],
+        "survivors": [{"key": k, "line": 1, "kind": "relop", "diff": f"-{k}"}
+                      for k, o in results if o == "survived"],
+    }  # fmt: skip
+
+
+def test_merged_shards_score_every_current_mutant_once() -> None:
+    from benchmarks.mutation.runner import merge
+
+    current = ["a", "b", "c", "d", "e"]
+    one = _part([("a", "killed"), ("c", "survived"), ("gone", "survived")], "1/2")
+    two = _part([("b", "timeout"), ("d", "survived"), ("c", "killed")], "2/2")
+    rep = merge([one, two], current, {"d": "behaviour-preserving: reason"})
+    # c: the later report (it killed it) wins; d: listed equivalent; e: never run
+    assert (rep["mutants"], rep["killed"], rep["timeouts"]) == (4, 3, 1)
+    assert rep["equivalent"] == 1 and rep["survived"] == 0
+    assert rep["score"] == 1.0
+    assert rep["missing"] == ["e"]
+    assert rep["stale_keys"] == ["gone"]
+    assert [p["shard"] for p in rep["merged"]] == ["1/2", "2/2"]
+    rep = merge([two, one], current, {})
+    assert [s["key"] for s in rep["survivors"]] == ["c", "d"]
+    assert rep["survivors"][0]["diff"] == "-c"
+    assert rep["score"] == round(2 / 4, 4)
+
+
+def test_shards_partition_the_mutants(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.mutation.__main__ import main
+
+    seen: list[str] = []
+    for k in (1, 2, 3):
+        assert main(["--shard", f"{k}/3", "--list"]) == 0
+        seen += [line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(seen) == sorted(m.key for m in all_mutants(ROOT))
+    for bad in ("0/3", "4/3", "3", "a/b"):
+        with pytest.raises(SystemExit):
+            main(["--shard", bad, "--list"])
+        assert "expected K/N" in capsys.readouterr().err

@@ -23,7 +23,9 @@ from benchmarks.mutation.runner import (
     ROOT,
     Result,
     campaign,
+    commit,
     load_equivalent,
+    merge,
     report,
     rescore,
 )
@@ -42,6 +44,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, metavar="N", help="a random sample of N mutants")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument(
+        "--shard",
+        metavar="K/N",
+        type=_shard,
+        help="every N-th mutant from the K-th (1 <= K <= N): a full run in N parts, "
+        "joined by --merge",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="REPORT",
+        help="join the reports of shards into one, scored against the current mutants "
+        "and equivalent.json (runs nothing; a mutant no report ran is counted as missing)",
+    )
+    p.add_argument(
         "--stage",
         action="append",
         choices=[s.name for s in STAGES],
@@ -57,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``K/N`` as ``(K, N)``, 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N with 1 <= K <= N, e.g. 1/4")
+    return int(k), int(n)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -70,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             rep = rescore(earlier, load_equivalent())
         except (OSError, ValueError, KeyError) as exc:
             print(f"error: {args.rescore}: not a mutation report ({exc})", file=sys.stderr)
+            return 2
+        return _write(rep, args.out)
+    if args.merge:
+        try:
+            parts = [json.loads(Path(r).read_text()) for r in args.merge]
+            current = [m.key for m in all_mutants(ROOT)]
+            rep = merge(parts, current, load_equivalent())
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: --merge: not a mutation report ({exc})", file=sys.stderr)
             return 2
         return _write(rep, args.out)
     known = target_files(ROOT)
@@ -94,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             random.Random(args.seed).sample(mutants, args.sample),
             key=lambda m: (m.file, m.start, m.key),
         )
+    if args.shard is not None:
+        k, n = args.shard
+        mutants = mutants[k - 1 :: n]
     if args.list:
         for m in mutants:
             print(f"{m.line:5d} {m.key}")
@@ -115,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     results, base, wall = campaign(mutants, args.jobs, progress, args.stage)
     rep = report(results, base, wall, equivalent)
     rep["jobs"] = args.jobs
+    rep["commit"] = commit()
+    if args.shard is not None:
+        rep["shard"] = "{}/{}".format(*args.shard)
     return _write(rep, args.out)
 
 
@@ -126,6 +165,8 @@ def _write(rep: dict[str, Any], out: str) -> int:
         f"score {100 * rep['score']:.1f}% of non-equivalent mutants; "
         f"{rep['wall_seconds']:.0f} s wall ({rep.get('jobs', 1)} jobs); report: {out}"
     )
+    if rep.get("missing"):
+        print(f"not run by any report: {len(rep['missing'])} of the current mutants")
     for s in rep["survivors"]:
         print(f"\nsurvived: {s['key']} (line {s['line']})\n{s['diff']}")
     return 0

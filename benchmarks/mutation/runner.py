@@ -252,3 +252,75 @@ def rescore(rep: dict[str, Any], equivalent: dict[str, str]) -> dict[str, Any]:
         score=round(rep["killed"] / scored, 4) if scored else 1.0,
     )
     return out
+
+
+def commit() -> str | None:
+    """The commit the checks ran at (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _part(rep: dict[str, Any]) -> dict[str, Any]:
+    """What a merged report says of one of its parts."""
+    keys = ("shard", "commit", "mutants", "wall_seconds")
+    return {k: rep.get(k) for k in keys}
+
+
+def merge(
+    parts: list[dict[str, Any]], current: list[str], equivalent: dict[str, str]
+) -> dict[str, Any]:
+    """One report from the reports of several runs (``--shard``): every current mutant
+    counted once (the last report that ran it wins), scored against the current
+    ``equivalent.json``; mutants no report ran are listed as ``missing``, those of a
+    report that are no longer generated are dropped (``stale_keys``)."""
+    known = set(current)
+    outcome: dict[str, dict[str, Any]] = {}
+    diffs: dict[str, dict[str, Any]] = {}
+    for rep in parts:
+        for r in rep["results"]:
+            outcome[r["key"]] = r
+        for s in rep["survivors"]:
+            diffs[s["key"]] = s
+    killed_by: Counter[str] = Counter()
+    survivors, equivalents, stale = [], [], []
+    for key in current:
+        r = outcome.get(key)
+        if r is None:
+            continue
+        if r["outcome"] in ("killed", "timeout"):
+            stage = str(r["stage"])
+            killed_by[f"{stage} (timeout)" if r["outcome"] == "timeout" else stage] += 1
+            if key in equivalent:
+                stale.append(key)
+        elif key in equivalent:
+            equivalents.append({"key": key, "reason": equivalent[key]})
+        else:
+            survivors.append(diffs.get(key, {"key": key, "line": None, "kind": None,
+                                             "diff": None}))  # fmt: skip
+    ran = [key for key in current if key in outcome]
+    killed = sum(killed_by.values())
+    scored = len(ran) - len(equivalents)
+    return {
+        "mutants": len(ran),
+        "killed": killed,
+        "timeouts": sum(1 for k in ran if outcome[k]["outcome"] == "timeout"),
+        "equivalent": len(equivalents),
+        "survived": len(survivors),
+        "score": round(killed / scored, 4) if scored else 1.0,
+        "wall_seconds": round(sum(float(p.get("wall_seconds", 0.0)) for p in parts), 1),
+        "mutant_seconds": round(sum(float(outcome[k]["seconds"]) for k in ran), 1),
+        "killed_by": dict(killed_by.most_common()),
+        "survivors": survivors,
+        "equivalent_mutants": equivalents,
+        "killed_but_listed_equivalent": stale,
+        "missing": [k for k in current if k not in outcome],
+        "stale_keys": sorted(set(outcome) - known),
+        "merged": [_part(p) for p in parts],
+        "results": [outcome[k] for k in ran],
+    }
