@@ -125,6 +125,7 @@ def test_entries_of_a_batch_the_command_does_not_name_are_no_answer(
     assert [v.prop for v in check_trace(sc, SEED, frozenset({"progress"}))] == ["progress"]
 
 
+@pytest.mark.parametrize("idx", [0, 1])
 @pytest.mark.parametrize(
     ("loc", "n", "listed", "violated"),
     [
@@ -132,10 +133,15 @@ def test_entries_of_a_batch_the_command_does_not_name_are_no_answer(
         (Loc.IDLE, 0, 0, False), (Loc.IDLE, 1, 1, True), (Loc.CRASHED, 17, 17, False),
     ],
 )  # fmt: skip
-def test_refused_bounds_at_the_limit_of_16(loc: Loc, n: int, listed: int, violated: bool) -> None:
+def test_refused_bounds_at_the_limit_of_16(
+    loc: Loc, n: int, listed: int, violated: bool, idx: int
+) -> None:
     """At most VMW_BALLOON_MAX_REFUSED (16) refused pages (lines 93, 614, 667), as many
-    as the list holds, none between ticks; a crashed guest claims nothing."""
+    as the list holds, none between ticks; a crashed guest claims nothing.  The same for
+    the 4 KiB list (``idx`` 0) and the 2 MiB one (``idx`` 1): each has its own bound."""
     state = _idle()
-    pages = from_iterable(list(range(100, 100 + listed)))
-    drv = state.drv._replace(refused=(pages, None), n_refused=(n, 0))
+    pages = from_iterable([512 * k if idx else k for k in range(100, 100 + listed)])
+    refused = (pages, None) if idx == 0 else (None, pages)
+    counts = (n, 0) if idx == 0 else (0, n)
+    drv = state.drv._replace(refused=refused, n_refused=counts)
     assert (refused_bounds(state._replace(loc=loc, drv=drv), Ghost()) is not None) == violated
