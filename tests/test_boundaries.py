@@ -291,3 +291,20 @@ def test_basic_commands_carry_pfns_up_to_2_32_minus_1(variant: str, base: int, s
                  if e["ev"] == "hv" and e["cmd"] in ("LOCK", "UNLOCK")]  # fmt: skip
     assert sent_pfns == ([("LOCK", base), ("UNLOCK", base)] if sent else [])
     assert log["final"]["size"] == (1 if not sent and variant == "seed" else 0)
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed"])
+@pytest.mark.parametrize(("successes", "size"), [(2047, 2048), (2048, 2048), (2049, 2049)])
+def test_nosleep_failure_pauses_once_rate_alloc_pages_are_allocated(
+    variant: str, successes: int, size: int
+) -> None:
+    """Lines 881-889: a NOSLEEP allocation fails after ``successes`` pages; the inflation
+    pauses there when ``allocations >= b->rate_alloc`` (2048, line 883), else it goes on
+    with CANSLEEP pages at rate 2048 (lines 886-888), and stops once 2048 are allocated
+    (line 903).  So 2047 -> 2048 pages (one CANSLEEP page), 2048 -> 2048 (paused
+    exactly at the rate), 2049 -> 2049.  The seed never counts allocations: it never
+    pauses and inflates to the target, 3000."""
+    alloc = [True] + [True] * successes + [False]  # the batch page, the pages, the failure
+    hv = [*batched_reset(), ok(3000)] + [ok(3000)] * 12
+    log = both(scenario(hv, ["work"], alloc=alloc), variant)
+    assert log["final"]["size"] == (3000 if variant == "seed" else size)
