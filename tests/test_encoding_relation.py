@@ -64,3 +64,42 @@ def test_reachable_locations_by_depth() -> None:
     }  # fmt: skip
     assert {loc: first[loc] for loc in expected} == expected
     assert all(a <= b for a, b in itertools.pairwise(reach))
+
+
+@pytest.mark.parametrize("depth", [None, 0, 1, 5])
+def test_transition_admits_no_location_outside_its_set(depth: int | None) -> None:
+    """``transition(..., locs)`` steps only from a location of ``locs`` (or of TRANSITIONS,
+    every location, when None): no state elsewhere, and no value of ``loc`` that names no
+    location, has a successor.  The per-location queries rely on it
+    (``proofs.defects.fix_locations`` asks one location at a time)."""
+    s, i, t = make_state("s_"), make_inputs("i_"), make_state("t_")
+    locs = None if depth is None else reachable_locs(depth)[depth]
+    rel = transition(s, i, t, FIXED, locs)
+    allowed = set(TRANSITIONS) if locs is None else set(locs)
+    for loc in Loc:
+        sol = z3.Solver()
+        sol.add(rel, s["loc"] == loc_val(loc))
+        assert (sol.check() == z3.sat) == (loc in allowed), loc.name
+    sol = z3.Solver()
+    sol.add(rel, z3.UGT(s["loc"], z3.BitVecVal(max(int(x) for x in Loc), 8)))
+    assert sol.check() == z3.unsat, "a loc value that names no location steps"
+    for loc in sorted(allowed)[:3]:  # one location alone, as fix_locations asks it
+        sol = z3.Solver()
+        sol.add(transition(s, i, t, FIXED, frozenset({loc})), s["loc"] == loc_val(loc))
+        assert sol.check() == z3.sat, loc.name
+
+
+def test_well_formed_admits_every_location_and_no_other_value() -> None:
+    """``well_formed`` bounds ``loc`` to the locations: each of them (CRASHED, the
+    largest, included: a crashed seed state is a state of the encoding too, and Houdini
+    would otherwise drop the conjunct on SEED) is admitted, the next value is not."""
+    from vmballoon.proofs.encoding import well_formed
+
+    s = make_state("s_")
+    for loc in Loc:
+        sol = z3.Solver()
+        sol.add(well_formed(s), s["loc"] == loc_val(loc))
+        assert sol.check() == z3.sat, loc.name
+    sol = z3.Solver()
+    sol.add(well_formed(s), s["loc"] == z3.BitVecVal(max(int(x) for x in Loc) + 1, 8))
+    assert sol.check() == z3.unsat
