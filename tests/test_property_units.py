@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from vmballoon.core.protocol import CAP_BATCHED, CAP_BATCHED_2M
 from vmballoon.core.scenario import scenario_from_json
 from vmballoon.core.variants import FIXED, SEED
 from vmballoon.model.machine import run_scenario
@@ -145,3 +146,26 @@ def test_refused_bounds_at_the_limit_of_16(
     counts = (n, 0) if idx == 0 else (0, n)
     drv = state.drv._replace(refused=refused, n_refused=counts)
     assert (refused_bounds(state._replace(loc=loc, drv=drv), Ghost()) is not None) == violated
+
+
+@pytest.mark.parametrize(
+    ("caps", "frames"), [(CAP_BATCHED, 1), (CAP_BATCHED | CAP_BATCHED_2M, 512)]
+)
+def test_a_page_in_flight_owns_its_frames(caps: int, frames: int) -> None:
+    """A page the inflation has allocated and not yet locked (the batch in flight) owns
+    one frame, or the 512 of a 2 MiB page: the same span as on a balloon list, so the
+    same page also on the 4 KiB list is a frame with two owners."""
+    from tests.test_boundaries import batched_reset, ok, scenario
+    from vmballoon.model.machine import enter, start, step
+    from vmballoon.model.properties import owners, ownership
+
+    sc = scenario([*batched_reset(caps), ok(5000)] + [ok(5000)] * 4, ["work"])
+    state = enter(start(sc, FIXED), "work")
+    while not (state.loc == Loc.I_LOOP and state.loop.num_pages >= 2):
+        state = step(state)
+    batch = [c for c in owners(state) if c[0] == "batch"]
+    assert len(batch) == 2 and {n for _, _, n in batch} == {frames}
+    assert ownership(state, Ghost()) is None
+    pfn = batch[0][1]
+    twice = state.drv._replace(pages=((pfn, state.drv.pages[0]), state.drv.pages[1]))
+    assert "two owners" in str(ownership(state._replace(drv=twice), Ghost()))
