@@ -49,6 +49,10 @@ def test_the_boundaries_of_a_block() -> None:
     assert not owned_once_and_allocated([block, ("pages4k", BASE + PAGES_PER_2M - 1, 1)], mem)
     assert not owned_once_and_allocated([block, ("pages2m", BASE + PAGES_PER_2M - 1,
                                                  PAGES_PER_2M)], mem)  # fmt: skip
+    # two 2 MiB pages side by side (a 2 MiB balloon in a contiguous pool) own apart
+    beside = ("pages2m", BASE + PAGES_PER_2M, PAGES_PER_2M)
+    assert owned_once_and_allocated([beside, block], mem)
+    assert first_ownership_fault([beside, block], mem) is None
     assert not owned_once_and_allocated([("batch", END, 1)], mem)
     # one claim outside the pool is enough, on either side, whatever the others hold
     inside = ("pages4k", BASE + 10, 1)
