@@ -308,3 +308,19 @@ def test_nosleep_failure_pauses_once_rate_alloc_pages_are_allocated(
     hv = [*batched_reset(), ok(3000)] + [ok(3000)] * 12
     log = both(scenario(hv, ["work"], alloc=alloc), variant)
     assert log["final"]["size"] == (3000 if variant == "seed" else size)
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed"])
+@pytest.mark.parametrize(
+    ("totalram", "sent"), [(2**32 - 2, True), (2**32 - 1, True), (2**32, False)]
+)
+def test_get_target_needs_totalram_to_fit_in_32_bits(
+    variant: str, totalram: int, sent: bool
+) -> None:
+    """Lines 418-424: GET_TARGET sends ``totalram_pages`` as its argument only when it fits
+    in 32 bits (``limit != (u32)limit`` returns false, no command): 2**32 - 1 is sent,
+    2**32 is not, and then the tick ends with no target read."""
+    sc = scenario([*batched_reset(), ok(10)], ["work"], totalram_pages=totalram)
+    log = both(sc, variant)
+    limits = [e["arg1"] for e in log["events"] if e["ev"] == "hv" and e["cmd"] == "GET_TARGET"]
+    assert limits == ([totalram] if sent else [])
