@@ -34,7 +34,6 @@ from vmballoon.model.state import Loc
 from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
-    SUCCESSORS,
     TRANSITIONS,
     Expr,
     initial,
@@ -177,17 +176,6 @@ def fix_locations(fix: str) -> frozenset[Loc]:
     return frozenset(out)
 
 
-def _leading_to(targets: frozenset[Loc], depth: int) -> list[frozenset[Loc]]:
-    """``out[m]``: the locations from which the control flow (``SUCCESSORS``) reaches one
-    of ``targets`` in exactly ``m`` steps, for ``m <= depth``.  A run that ends at a
-    target after ``k`` steps is at one of ``out[k - j]`` after ``j``: a sound constraint
-    that spares the solver the branches of the other locations."""
-    out = [targets]
-    for _ in range(depth):
-        out.append(frozenset(x for x, nxt in SUCCESSORS.items() if out[-1] & set(nxt)))
-    return out
-
-
 def divergence_search(
     fix: str, depth: int, timeout: float, start: int = 0, pinned: bool = True,
     blocked: list[list[int]] | None = None,
@@ -222,7 +210,6 @@ def divergence_search(
             unrolled.append(z3.And(transition(a[-1], i, t, SEED, reach[k]), *pins))
             a.append(t)
     changed = fix_locations(fix)
-    back = _leading_to(changed, depth)
     parted: list[tuple[Expr, dict[str, Expr]]] = []
     for k in range(depth + 1):
         ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")
@@ -230,15 +217,11 @@ def divergence_search(
         if not where:
             parted.append((z3.BoolVal(False), ts))
             continue
-        # on the way: the state j steps in can get to a changed location in k - j steps
-        on_way = [z3.Or([a[j]["loc"] == loc_val(x) for x in sorted(back[k - j])])
-                  for j in range(k)]  # fmt: skip
         parted.append((z3.And(
             transition(a[k], inputs[k], ts, SEED, where),
             transition(a[k], inputs[k], tf, fixed, where),
             *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
             z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]),
-            *on_way,
         ), ts))  # fmt: skip
 
     ask = _depth_query(unrolled, lambda k: parted[k][0], a, blocked, timeout)

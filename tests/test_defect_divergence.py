@@ -9,20 +9,13 @@ two pieces that argument rests on to the solver and to the model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from vmballoon.core.variants import FIX_NAMES, SEED, Variant
 from vmballoon.model.machine import event_log, run_scenario
 from vmballoon.model.state import Loc
 from vmballoon.proofs.check import to_scenario
-from vmballoon.proofs.defects import (
-    _leading_to,
-    divergence_search,
-    fix_locations,
-    product_search,
-)
+from vmballoon.proofs.defects import divergence_search, fix_locations, product_search
 from vmballoon.proofs.encoding import TRANSITIONS
 
 
@@ -60,41 +53,3 @@ def test_the_first_divergence_is_a_real_run_where_the_model_parts() -> None:
     seed_log = event_log(run_scenario(sc, SEED))
     fix_log = event_log(run_scenario(sc, Variant(frozenset({fix}))))
     assert seed_log != fix_log, "the model runs SEED and SEED + fix alike on it"
-
-
-def _locations(sc_path: Path) -> list[Loc]:
-    """The location after each transition of the model's run of a scenario (SEED)."""
-    from vmballoon.core.scenario import load_scenario
-    from vmballoon.model.machine import STOPPED, enter, is_running, start, step
-
-    state = start(load_scenario(sc_path), SEED)
-    locs = [state.loc]
-    for name in load_scenario(sc_path).steps:
-        if state.loc in STOPPED:
-            break
-        state = enter(state, name)
-        locs.append(state.loc)
-        while is_running(state):
-            state = step(state)
-            locs.append(state.loc)
-    return locs
-
-
-_HERE = Path(__file__).resolve().parent
-_RUNS = [*sorted((_HERE / "scenarios").glob("*.json")),
-         *sorted((_HERE.parent / "spec" / "findings").glob("*.json"))]  # fmt: skip
-
-
-@pytest.mark.parametrize("path", [p for p in _RUNS if "64g" not in p.name], ids=lambda p: p.name)
-def test_the_divergence_query_keeps_every_real_run_on_the_way(path: Path) -> None:
-    """The divergence query asks the state j steps before a location L to be one from
-    which the control flow reaches L in the remaining steps (``_leading_to``): every run
-    of the model, at every location it visits, is allowed by that constraint (a run the
-    constraint cut off would be a divergence the search could miss)."""
-    locs = _locations(path)
-    for k, target in enumerate(locs):
-        if target not in TRANSITIONS:
-            continue
-        back = _leading_to(frozenset({target}), k)
-        for j in range(k):
-            assert locs[j] in back[k - j], (path.name, j, locs[j], k, target)
