@@ -163,7 +163,9 @@ def _write(rep: dict[str, Any], out: str) -> int:
         f"{rep['mutants']} mutants: {rep['killed']} killed ({rep['timeouts']} by timeout), "
         f"{rep['equivalent']} equivalent, {rep['survived']} survived; "
         f"score {100 * rep['score']:.1f}% of non-equivalent mutants; "
-        f"{rep['wall_seconds']:.0f} s wall ({rep.get('jobs', 1)} jobs); report: {out}"
+        f"{rep['wall_seconds']:.0f} s wall "
+        + (f"in {len(rep['merged'])} runs" if "merged" in rep else f"({rep.get('jobs', 1)} jobs)")
+        + f"; report: {out}"
     )
     if rep.get("missing"):
         print(f"not run by any report: {len(rep['missing'])} of the current mutants")
