@@ -62,10 +62,6 @@ class Lru:
         self.prev[head] = head
         return head
 
-    def on_list(self, page: int) -> bool:
-        """Whether ``page`` is currently linked into a list."""
-        return page in self.next
-
     def list_add(self, page: Page, head: int) -> None:
         """``list_add(&page->lru, head)``: insert ``page`` right after ``head``."""
         if page is None:
