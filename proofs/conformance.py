@@ -29,6 +29,7 @@ from vmballoon.core.protocol import (
     CAP_BATCHED_2M,
     CAP_SIGNALLED_WAKEUP,
     ERROR_PPN_PINNED,
+    ERROR_RESET,
     SUCCESS_WITH_CAPABILITIES,
 )
 from vmballoon.core.scenario import Response, Scenario
@@ -271,7 +272,9 @@ def samples(
 
 def targeted_scenarios() -> dict[str, Scenario]:
     """Scenarios for a 2 MiB balloon popped at reset and at exit, full unlock batches of 512
-    pages, and a refused list overflowing (17 refusals in one batch: 16 kept, 1 freed)."""
+    pages, a refused list overflowing (17 refusals in one batch: 16 kept, 1 freed), and the
+    2 MiB fallback locking 0 pages through batched ops whose batch page pop has freed (a
+    START granting only BATCHED_2M_CMDS keeps the old ops, lines 1078-1092; line 848)."""
     r = Response
     caps2m = CAP_BASIC | CAP_BATCHED | CAP_BATCHED_2M
     caps4k = CAP_BASIC | CAP_BATCHED
@@ -303,8 +306,17 @@ def targeted_scenarios() -> dict[str, Scenario]:
             r(0, 40), r(0, 40, (ERROR_PPN_PINNED,) * 20),
         ),
     )  # fmt: skip
+    stale_ops = Scenario(
+        steps=("work", "work"),
+        frames=4096,
+        hv=(
+            r(0), r(swc, caps2m), r(0), r(ERROR_RESET),  # batched, then RESET
+            r(0), r(swc, CAP_BATCHED_2M), r(0), r(0, 1024),  # pop frees the batch page
+        ),
+        alloc=(True, False),  # the batch page; the first 2 MiB page fails: lock 0 pages
+    )  # fmt: skip
     return {"two_mib_reset_exit": two_mib, "full_unlock_batches": full_unlock,
-            "refused_overflow": refused}  # fmt: skip
+            "refused_overflow": refused, "stale_batched_ops": stale_ops}  # fmt: skip
 
 
 def scenario_samples(
