@@ -96,7 +96,7 @@ def test_unmutated_tree_passes_the_same_checks(worker: Worker) -> None:
     assert answer["outcome"] == "survived", answer.get("log")
 
 
-def _part(results: list[tuple[str, str]], shard: str) -> dict[str, object]:
+def _part(results: list[tuple[str, str]], shard: str | None) -> dict[str, object]:
     """A shard's report as the runner writes it, reduced to what ``merge`` reads."""
     return {
         "shard": shard, "commit": "c0ffee", "mutants": len(results), "wall_seconds": 10.0,
@@ -139,3 +139,19 @@ def test_shards_partition_the_mutants(capsys: pytest.CaptureFixture[str]) -> Non
         with pytest.raises(SystemExit):
             main(["--shard", bad, "--list"])
         assert "expected K/N" in capsys.readouterr().err
+
+
+def test_merge_takes_reports_in_the_order_they_finished() -> None:
+    """A rerun that finished after a shard wins over it whatever the order given: a
+    ``runs/*.json`` glob sorts a rerun before the shard it reran."""
+    from benchmarks.mutation.runner import merge
+
+    shard = {**_part([("a", "survived"), ("b", "killed")], "1/1"),
+             "finished": "2026-11-29T10:00:00+00:00"}  # fmt: skip
+    rerun = {**_part([("a", "killed")], None), "finished": "2026-11-29T11:00:00+00:00"}
+    for order in ([rerun, shard], [shard, rerun]):
+        rep = merge(order, ["a", "b"], {})
+        assert (rep["killed"], rep["survived"]) == (2, 0)
+        assert [p["finished"][11:13] for p in rep["merged"]] == ["10", "11"]
+    rep = merge([{**shard, "finished": "2026-11-29T12:00:00+00:00"}, rerun], ["a", "b"], {})
+    assert rep["survived"] == 1  # the shard finished last: its survivor stands

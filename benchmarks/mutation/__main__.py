@@ -15,6 +15,7 @@ import json
 import random
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from benchmarks.mutation.runner import (
     Result,
     campaign,
     commit,
+    dirty,
     load_equivalent,
     merge,
     report,
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = report(results, base, wall, equivalent)
     rep["jobs"] = args.jobs
     rep["commit"] = commit()
+    rep["dirty"] = dirty()
+    rep["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     if args.shard is not None:
         rep["shard"] = "{}/{}".format(*args.shard)
     return _write(rep, args.out)

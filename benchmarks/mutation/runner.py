@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,49 +184,80 @@ def campaign(
     return results, base, time.monotonic() - t0
 
 
-def report(
-    results: list[Result], base: dict[str, float], wall: float, equivalent: dict[str, str]
-) -> dict[str, Any]:
-    """The JSON report: counts, score, survivors with their diffs."""
-    survivors, equivalents, stale = [], [], []
+@dataclass(frozen=True)
+class Row:
+    """One mutant's outcome as a tally sees it, from a run or from a report's JSON."""
+
+    key: str
+    outcome: str
+    stage: str | None
+    survivor: dict[str, Any]
+    """What a report lists for it if it survived and is not listed as equivalent."""
+
+
+def tally(rows: Iterable[Row], equivalent: dict[str, str]) -> dict[str, Any]:
+    """Counts, kills by stage, survivors, equivalents and the score of ``rows``, with the
+    reviewed ``equivalent`` mutants applied: shared by :func:`report` and :func:`merge`."""
     killed_by: Counter[str] = Counter()
-    per_file: dict[str, Counter[str]] = {}
-    for r in results:
-        m = r.mutant
-        counts = per_file.setdefault(m.file, Counter())
-        counts["mutants"] += 1
-        if r.outcome in ("killed", "timeout"):
-            killed_by[f"{r.stage} ({r.outcome})" if r.outcome == "timeout" else str(r.stage)] += 1
-            counts["killed"] += 1
-            if m.key in equivalent:
-                stale.append(m.key)
-            continue
-        if m.key in equivalent:
-            counts["equivalent"] += 1
-            equivalents.append({"key": m.key, "reason": equivalent[m.key]})
-            continue
-        counts["survived"] += 1
-        survivors.append({"key": m.key, "line": m.line, "kind": m.kind, "diff": r.diff})
-    total = len(results)
+    survivors: list[dict[str, Any]] = []
+    equivalents: list[dict[str, str]] = []
+    stale: list[str] = []
+    total = timeouts = 0
+    for row in rows:
+        total += 1
+        if row.outcome in ("killed", "timeout"):
+            timeouts += row.outcome == "timeout"
+            stage = str(row.stage)
+            killed_by[f"{stage} (timeout)" if row.outcome == "timeout" else stage] += 1
+            if row.key in equivalent:
+                stale.append(row.key)
+        elif row.key in equivalent:
+            equivalents.append({"key": row.key, "reason": equivalent[row.key]})
+        else:
+            survivors.append(row.survivor)
     killed = sum(killed_by.values())
     scored = total - len(equivalents)
     return {
         "mutants": total,
         "killed": killed,
-        "timeouts": sum(1 for r in results if r.outcome == "timeout"),
+        "timeouts": timeouts,
         "equivalent": len(equivalents),
         "survived": len(survivors),
         "score": round(killed / scored, 4) if scored else 1.0,
+        "killed_by": dict(killed_by.most_common()),
+        "survivors": survivors,
+        "equivalent_mutants": equivalents,
+        "killed_but_listed_equivalent": stale,
+    }
+
+
+def report(
+    results: list[Result], base: dict[str, float], wall: float, equivalent: dict[str, str]
+) -> dict[str, Any]:
+    """The JSON report: counts, score, survivors with their diffs."""
+    per_file: dict[str, Counter[str]] = {}
+    for r in results:
+        counts = per_file.setdefault(r.mutant.file, Counter())
+        counts["mutants"] += 1
+        if r.outcome in ("killed", "timeout"):
+            counts["killed"] += 1
+        elif r.mutant.key in equivalent:
+            counts["equivalent"] += 1
+        else:
+            counts["survived"] += 1
+    rows = (
+        Row(r.mutant.key, r.outcome, r.stage,
+            {"key": r.mutant.key, "line": r.mutant.line, "kind": r.mutant.kind, "diff": r.diff})
+        for r in results
+    )  # fmt: skip
+    return {
+        **tally(rows, equivalent),
         "wall_seconds": round(wall, 1),
         "mutant_seconds": round(sum(r.seconds for r in results), 1),
         "baseline_seconds": base,
         "stages": [s.name for s in STAGES],
-        "killed_by": dict(killed_by.most_common()),
         "kinds": dict(Counter(r.mutant.kind for r in results).most_common()),
         "files": {f: dict(c) for f, c in sorted(per_file.items())},
-        "survivors": survivors,
-        "equivalent_mutants": equivalents,
-        "killed_but_listed_equivalent": stale,
         "results": [
             {"key": r.mutant.key, "outcome": r.outcome, "stage": r.stage, "seconds": r.seconds}
             for r in results
@@ -234,24 +265,21 @@ def report(
     }
 
 
+def _rows(
+    outcome: dict[str, dict[str, Any]], diffs: dict[str, dict[str, Any]], keys: Iterable[str]
+) -> Iterator[Row]:
+    """Rows from reports' JSON: ``outcome`` and ``diffs`` map a key to its ``results`` and
+    ``survivors`` entries."""
+    for k in keys:
+        blank = {"key": k, "line": None, "kind": None, "diff": None}
+        yield Row(k, outcome[k]["outcome"], outcome[k]["stage"], diffs.get(k, blank))
+
+
 def rescore(rep: dict[str, Any], equivalent: dict[str, str]) -> dict[str, Any]:
     """``rep`` with the current list of equivalent mutants applied (no mutant is rerun)."""
-    out = dict(rep)
-    survivors, equivalents = [], list(rep["equivalent_mutants"])
-    for s in rep["survivors"]:
-        if s["key"] in equivalent:
-            equivalents.append({"key": s["key"], "reason": equivalent[s["key"]]})
-        else:
-            survivors.append(s)
-    scored = rep["mutants"] - len(equivalents)
-    out.update(
-        survivors=survivors,
-        survived=len(survivors),
-        equivalent_mutants=equivalents,
-        equivalent=len(equivalents),
-        score=round(rep["killed"] / scored, 4) if scored else 1.0,
-    )
-    return out
+    outcome = {r["key"]: r for r in rep["results"]}
+    diffs = {s["key"]: s for s in rep["survivors"]}
+    return {**rep, **tally(_rows(outcome, diffs, outcome), equivalent)}
 
 
 def commit() -> str | None:
@@ -266,9 +294,22 @@ def commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def dirty() -> bool | None:
+    """Whether tracked files differ from the commit (None outside a git checkout): a run on
+    a dirty tree checked more (or less) than its ``commit`` holds."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bool(out.stdout.strip())
+
+
 def _part(rep: dict[str, Any]) -> dict[str, Any]:
     """What a merged report says of one of its parts."""
-    keys = ("shard", "commit", "mutants", "wall_seconds")
+    keys = ("shard", "commit", "dirty", "finished", "mutants", "wall_seconds")
     return {k: rep.get(k) for k in keys}
 
 
@@ -278,8 +319,11 @@ def merge(
     """One report from the reports of several runs (``--shard``): every current mutant
     counted once (the last report that ran it wins), scored against the current
     ``equivalent.json``; mutants no report ran are listed as ``missing``, those of a
-    report that are no longer generated are dropped (``stale_keys``)."""
-    known = set(current)
+    report that are no longer generated are dropped (``stale_keys``).
+
+    Reports are taken in the order they finished (their ``finished`` time); reports
+    without one (older runs) come first, in the order given."""
+    parts = sorted(parts, key=lambda p: str(p.get("finished", "")))
     outcome: dict[str, dict[str, Any]] = {}
     diffs: dict[str, dict[str, Any]] = {}
     for rep in parts:
@@ -287,40 +331,13 @@ def merge(
             outcome[r["key"]] = r
         for s in rep["survivors"]:
             diffs[s["key"]] = s
-    killed_by: Counter[str] = Counter()
-    survivors, equivalents, stale = [], [], []
-    for key in current:
-        r = outcome.get(key)
-        if r is None:
-            continue
-        if r["outcome"] in ("killed", "timeout"):
-            stage = str(r["stage"])
-            killed_by[f"{stage} (timeout)" if r["outcome"] == "timeout" else stage] += 1
-            if key in equivalent:
-                stale.append(key)
-        elif key in equivalent:
-            equivalents.append({"key": key, "reason": equivalent[key]})
-        else:
-            survivors.append(diffs.get(key, {"key": key, "line": None, "kind": None,
-                                             "diff": None}))  # fmt: skip
     ran = [key for key in current if key in outcome]
-    killed = sum(killed_by.values())
-    scored = len(ran) - len(equivalents)
     return {
-        "mutants": len(ran),
-        "killed": killed,
-        "timeouts": sum(1 for k in ran if outcome[k]["outcome"] == "timeout"),
-        "equivalent": len(equivalents),
-        "survived": len(survivors),
-        "score": round(killed / scored, 4) if scored else 1.0,
+        **tally(_rows(outcome, diffs, ran), equivalent),
         "wall_seconds": round(sum(float(p.get("wall_seconds", 0.0)) for p in parts), 1),
         "mutant_seconds": round(sum(float(outcome[k]["seconds"]) for k in ran), 1),
-        "killed_by": dict(killed_by.most_common()),
-        "survivors": survivors,
-        "equivalent_mutants": equivalents,
-        "killed_but_listed_equivalent": stale,
         "missing": [k for k in current if k not in outcome],
-        "stale_keys": sorted(set(outcome) - known),
+        "stale_keys": sorted(set(outcome) - set(current)),
         "merged": [_part(p) for p in parts],
         "results": [outcome[k] for k in ran],
     }
