@@ -178,5 +178,14 @@ def _write(rep: dict[str, Any], out: str) -> int:
     return 0
 
 
+def _main() -> int:
+    """:func:`main`, quiet when its reader goes away (``... | head``)."""
+    try:
+        return main()
+    except BrokenPipeError:
+        sys.stdout = None  # nothing more to flush at exit
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())
