@@ -53,11 +53,6 @@ def step(state: State) -> State:
     return TRANSITIONS[state.loc](state)
 
 
-def is_running(state: State) -> bool:
-    """Whether an entry point is in progress."""
-    return state.loc not in (Loc.IDLE, Loc.EXITED, Loc.CRASHED)
-
-
 def run_to_idle(state: State) -> State:
     """Take transitions until the entry point in progress has returned."""
     transitions = TRANSITIONS
