@@ -155,3 +155,32 @@ def test_merge_takes_reports_in_the_order_they_finished() -> None:
         assert [p["finished"][11:13] for p in rep["merged"]] == ["10", "11"]
     rep = merge([{**shard, "finished": "2026-11-29T12:00:00+00:00"}, rerun], ["a", "b"], {})
     assert rep["survived"] == 1  # the shard finished last: its survivor stands
+
+
+def test_a_mutant_keeps_its_shard_when_others_come_and_go() -> None:
+    """Shards are chosen by key, not position: a run made in parts across commits that add
+    or remove mutants still covers each mutant once."""
+    from benchmarks.mutation.runner import shard_of
+
+    keys = [m.key for m in all_mutants(ROOT)]
+    before = {k: shard_of(k, 6) for k in keys}
+    after = {k: shard_of(k, 6) for k in ["model/new.py::f::constant: 0 -> 1", *keys[1:]]}
+    assert all(after[k] == before[k] for k in keys[1:])
+    sizes = [sum(1 for v in before.values() if v == k) for k in range(1, 7)]
+    assert min(sizes) > 0.8 * len(keys) / 6  # balanced enough to split the work
+
+
+def test_keys_file_selects_mutants_and_refuses_unknown_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.mutation.__main__ import main
+
+    keys = [m.key for m in all_mutants(ROOT)][:3]
+    listed = tmp_path / "keys.txt"
+    listed.write_text("# the missing of a merged report\n" + "\n".join(keys) + "\n\n")
+    assert main(["--keys", str(listed), "--list"]) == 0
+    assert [ln.split(None, 1)[1] for ln in capsys.readouterr().out.splitlines()] == keys
+    listed.write_text("model/none.py::f::relop: a < b -> a <= b\n")
+    assert main(["--keys", str(listed), "--list"]) == 2
+    assert "name no current mutant" in capsys.readouterr().err
+    assert main(["--keys", str(tmp_path / "absent.txt"), "--list"]) == 2

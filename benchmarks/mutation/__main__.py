@@ -26,10 +26,12 @@ from benchmarks.mutation.runner import (
     campaign,
     commit,
     dirty,
+    keys_from,
     load_equivalent,
     merge,
     report,
     rescore,
+    shard_of,
 )
 from benchmarks.mutation.stages import STAGES
 
@@ -43,14 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rerun", metavar="REPORT", help="only the survivors of an earlier report (keys)"
     )
+    p.add_argument(
+        "--keys", metavar="FILE",
+        help="only the mutants whose keys FILE lists, one a line (# starts a comment): "
+        "e.g. the 'missing' of a merged report",
+    )  # fmt: skip
     p.add_argument("--sample", type=int, metavar="N", help="a random sample of N mutants")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument(
         "--shard",
         metavar="K/N",
         type=_shard,
-        help="every N-th mutant from the K-th (1 <= K <= N): a full run in N parts, "
-        "joined by --merge",
+        help="the K-th of N parts (1 <= K <= N) of the mutants, by a hash of each key, so "
+        "a mutant stays in its part when others are added or removed; joined by --merge",
     )
     p.add_argument(
         "--merge",
@@ -129,9 +136,21 @@ def main(argv: list[str] | None = None) -> int:
             random.Random(args.seed).sample(mutants, args.sample),
             key=lambda m: (m.file, m.start, m.key),
         )
+    if args.keys:
+        try:
+            wanted = keys_from(Path(args.keys).read_text())
+        except OSError as exc:
+            print(f"error: --keys: {exc}", file=sys.stderr)
+            return 2
+        mutants = [m for m in mutants if m.key in wanted]
+        unknown = sorted(wanted - {m.key for m in mutants})
+        if unknown:
+            print(f"error: --keys: {len(unknown)} keys name no current mutant (first: "
+                  f"{unknown[0]!r})", file=sys.stderr)  # fmt: skip
+            return 2
     if args.shard is not None:
         k, n = args.shard
-        mutants = mutants[k - 1 :: n]
+        mutants = [m for m in mutants if shard_of(m.key, n) == k]
     if args.list:
         for m in mutants:
             print(f"{m.line:5d} {m.key}")

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -292,6 +293,18 @@ def commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None
+
+
+def shard_of(key: str, n: int) -> int:
+    """The part (1..n) of ``--shard K/N`` a mutant belongs to: by a hash of its key, not its
+    position, so that adding or removing a mutant moves no other one to another part."""
+    return zlib.crc32(key.encode()) % n + 1
+
+
+def keys_from(text: str) -> set[str]:
+    """The mutant keys of a ``--keys`` file: one a line, blank lines and ``#`` lines skipped."""
+    lines = (ln.strip() for ln in text.splitlines())
+    return {ln for ln in lines if ln and not ln.startswith("#")}
 
 
 def dirty() -> bool | None:
