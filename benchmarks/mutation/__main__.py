@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --keys: {exc}", file=sys.stderr)
             return 2
         mutants = [m for m in mutants if m.key in wanted]
-        unknown = sorted(wanted - {m.key for m in mutants})
+        unknown = sorted(wanted - {m.key for m in all_mutants(ROOT)})
         if unknown:
             print(f"error: --keys: {len(unknown)} keys name no current mutant (first: "
                   f"{unknown[0]!r})", file=sys.stderr)  # fmt: skip
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     rep["commit"] = commit()
     rep["dirty"] = dirty()
     rep["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    # a stage slowed by other jobs can pass its timeout: a survivor then counts as killed
+    rep["load_average_after"] = round(os.getloadavg()[0], 1)
+    if rep["load_average_after"] > max(1, args.jobs) + 0.5 and rep["timeouts"]:
+        print(f"note: load average {rep['load_average_after']} with {args.jobs} jobs: rerun "
+              f"the {rep['timeouts']} timeouts on a quiet machine (--keys)", file=sys.stderr)
     if args.shard is not None:
         rep["shard"] = "{}/{}".format(*args.shard)
     return _write(rep, args.out)
