@@ -351,6 +351,10 @@ def _shown_by(fix: str, prop: str) -> Callable[[Scenario], bool]:
 ATTEMPTS = 3
 """Answers per search whose scenario the replay does not confirm before it gives up."""
 
+SAME_DEPTH_ATTEMPTS = 3
+"""Runs parting SEED and SEED + fix at the least depth that :func:`first_divergence` asks
+for before it settles for one whose scenario shows nothing."""
+
 PRODUCT_BUDGET = 150.0
 """Seconds the three-copy product searches of one defect may take in all before the
 search goes on from the divergences (:func:`defect_job`).  The two defects that need
@@ -376,16 +380,41 @@ def first_divergence(
     Until they part the two drivers' states are equal, so are their properties: no
     scenario of the pinned inputs shorter than ``k + 1`` transitions shows the defect.
     A violation in transition ``k + 1`` is therefore the shortest, and otherwise
-    ``k + 1`` is a lower bound for the pinned product search."""
+    ``k + 1`` is a lower bound for the pinned product search.
+
+    The depths below the bound of :func:`proofs.abstract_reach.divergence_bound` are not
+    asked: no run parts the drivers there.  A run that parts them at ``k`` but whose
+    scenario shows nothing (it may have come through another defect that already broke
+    the property on both drivers) is blocked and the same depth asked again, up to
+    :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not rest on the model the
+    solver happened to give first."""
+    from vmballoon.proofs.abstract_reach import FIELDS, divergence_bound
     from vmballoon.proofs.check import to_scenario
 
-    status, k, trace = divergence_search(fix, depth - 1, timeout, 0, True)
+    bound = divergence_bound(fix, depth - 1, fix_locations(fix), timeout)
+    if bound > depth - 1:
+        notes.append(_no_divergence("none", depth, None) + " (abstract reachability)")
+        return None
+    if bound > 0:
+        notes.append(f"no run of SEED parts them before transition {bound + 1}: abstract "
+                     f"reachability over {', '.join(FIELDS)} (proofs/abstract_reach.py)")
+    status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True)
     if status != "found" or k is None or trace is None:
         notes.append(_no_divergence(status, depth, k))
         return None
-    raw = to_scenario(trace, SEED)
-    shown = next((p for p in props if confirm_defect(fix, p, raw)[0]), None)
-    return k, trace, shown
+    first = (k, trace)
+    blocked: list[list[int]] = []
+    for _ in range(SAME_DEPTH_ATTEMPTS):
+        raw = to_scenario(trace, SEED)
+        shown = next((p for p in props if confirm_defect(fix, p, raw)[0]), None)
+        if shown is not None:
+            return k, trace, shown
+        blocked.append([int(st["loc"]) for st in trace.states[: k + 1]])
+        again, k2, trace2 = divergence_search(fix, k, timeout, k, True, blocked)
+        if again != "found" or k2 != k or trace2 is None:
+            break
+        trace = trace2
+    return first[0], first[1], None
 
 
 def _no_divergence(status: str, depth: int, k: int | None) -> str:
@@ -506,9 +535,10 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
         how = _parted_at(fix, k0)
         if shown is not None:
             sc = minimize(to_scenario(trace0, SEED), _shown_by(fix, shown))
-            detail = (f"{how}; the violation is that transition's: the shortest over the "
-                      f"pinned inputs (before they part the two drivers are in the same "
-                      f"states, so no run of fewer transitions tells them apart)")
+            detail = "; ".join([*notes, (
+                f"{how}; the violation is that transition's: the shortest over the "
+                f"pinned inputs (before they part the two drivers are in the same "
+                f"states, so no run of fewer transitions tells them apart)")])  # fmt: skip
             return defect_row(fix, shown, k0 + 1, sc, "violated", time.monotonic() - t0,
                               "divergence", out_dir, detail)  # fmt: skip
         notes.append(how + "; that transition shows no violation")

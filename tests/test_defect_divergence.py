@@ -9,6 +9,8 @@ two pieces that argument rests on to the solver and to the model.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from vmballoon.core.variants import FIX_NAMES, SEED, Variant
@@ -53,3 +55,31 @@ def test_the_first_divergence_is_a_real_run_where_the_model_parts() -> None:
     seed_log = event_log(run_scenario(sc, SEED))
     fix_log = event_log(run_scenario(sc, Variant(frozenset({fix}))))
     assert seed_log != fix_log, "the model runs SEED and SEED + fix alike on it"
+
+
+@pytest.mark.parametrize("fix", ["reset_needs_ops", "lock_64bit_refused", "doorbell_set_status"])
+def test_the_abstract_bound_is_sound_on_the_first_divergence(fix: str) -> None:
+    """The abstract-reachability bound is at most the depth of the first divergence, and
+    the divergence run's own abstract path is one the abstract relation allows, step by
+    step (the relation over-approximates the pinned encoding it is computed from)."""
+    from vmballoon.proofs.abstract_reach import FIELDS, AbstractReach, divergence_bound
+
+    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
+    assert status == "found" and k is not None and trace is not None
+    bound = divergence_bound(fix, 12, fix_locations(fix))
+    assert 0 < bound <= k
+    reach = AbstractReach(Variant(frozenset({fix})), 30.0)
+    path = [tuple(st[n] for n in FIELDS) for st in trace.states[: k + 1]]
+    assert path[0] in reach.initial()
+    for a, b in pairwise(path):
+        assert b in reach.successors(a), (a, b)
+    assert reach.may_part(path[k], fix_locations(fix))
+
+
+def test_the_abstract_bound_excludes_the_shallow_depths_of_warn_status_frees() -> None:
+    """The deep defect: no abstract run parts SEED and SEED + warn_status_frees before
+    transition 22 (they part at 25), which spares the search 21 BMC queries."""
+    from vmballoon.proofs.abstract_reach import divergence_bound
+
+    fix = "warn_status_frees"
+    assert divergence_bound(fix, 27, fix_locations(fix)) == 21

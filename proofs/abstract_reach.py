@@ -1,0 +1,152 @@
+"""A sound lower bound on the depth where SEED and SEED + fix can part: abstract reachability.
+
+:func:`proofs.defects.divergence_search` proves "no divergence at depth ``k``" with one
+BMC query per depth, and the deep ones are costly (``warn_status_frees`` parts at
+transition 25; its queries at depths 13-23 took some 40 s).  Most of those depths can be
+excluded far more cheaply on a finite abstraction of the encoding's state: the control
+location and a few flags that gate the paths to a fix's locations (:data:`FIELDS`).
+
+The abstract transition relation is computed from the encoding itself, one location at a
+time: from every concrete state whose abstraction is ``a`` (no other constraint, so a
+superset of the reachable ones) and every input the search allows (the same
+:func:`proofs.pinned.pin` constraints), the solver enumerates every abstraction of a
+successor.  Every concrete run of the unrolling therefore has an abstract run of the same
+length from an abstraction of ``Init``.  A depth at which no reachable abstract state
+admits the two drivers' steps differing (:func:`may_part`, again asked of every concrete
+state with that abstraction) has no divergence at all.  Exploring breadth-first gives the
+least such depth: a lower bound the BMC search starts from.  A solver ``unknown`` anywhere
+gives no bound (0): the search then asks every depth, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import z3
+
+from vmballoon.core.variants import SEED, Variant
+from vmballoon.model.state import Loc
+from vmballoon.proofs.encoding import (
+    FIELD_NAMES,
+    Expr,
+    State,
+    initial,
+    make_inputs,
+    make_state,
+    transition,
+)
+from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+
+FIELDS: tuple[str, ...] = ("loc", "ops", "reset", "page_null", "bpage", "page_eq_batch")
+"""The abstraction: where the driver is, which ops it has, whether a reset is pending,
+whether ``b->page`` and the batch page exist and whether they are the same frame (the
+interplay by which a seed's batched command names its batch page at all)."""
+
+Abstract = tuple[int | bool, ...]
+
+
+def _value(m: z3.ModelRef, e: Expr) -> int | bool:
+    v = m.eval(e, model_completion=True)
+    return bool(z3.is_true(v)) if z3.is_bool(v) else int(v.as_long())
+
+
+def _is(s: State, a: Abstract) -> Expr:
+    """The state ``s`` has the abstraction ``a``."""
+    return z3.And([
+        s[n] == (z3.BoolVal(bool(x)) if z3.is_bool(s[n]) else z3.BitVecVal(int(x), s[n].size()))
+        for n, x in zip(FIELDS, a, strict=True)
+    ])  # fmt: skip
+
+
+class Unknown(Exception):
+    """The solver could not tell: no bound."""
+
+
+def _all(sol: z3.Solver, s: State) -> set[Abstract]:
+    """Every abstraction of ``s`` the constraints of ``sol`` admit (one query each, and a
+    last unsatisfiable one)."""
+    out: set[Abstract] = set()
+    while True:
+        r = sol.check()
+        if r == z3.unknown:
+            raise Unknown
+        if r == z3.unsat:
+            return out
+        a = tuple(_value(sol.model(), s[n]) for n in FIELDS)
+        out.add(a)
+        sol.add(z3.Not(_is(s, a)))
+
+
+class AbstractReach:
+    """The abstract transition relation of SEED under the pinned inputs of the search,
+    computed on demand and cached."""
+
+    def __init__(self, fixed: Variant, timeout: float) -> None:
+        self.s, self.i = make_state("abs_s_"), make_inputs("abs_i_")
+        self.t, self.tf = make_state("abs_t_"), make_state("abs_tf_")
+        self.fixed = fixed
+        self.timeout = timeout
+        self.pins = pin(self.i, FREE_PRODUCT, RESET_TOO)
+        self._succ: dict[Abstract, set[Abstract]] = {}
+        self._parts: dict[Abstract, bool] = {}
+
+    def _solver(self, *cons: Expr) -> z3.Solver:
+        sol = z3.Solver()
+        sol.set("timeout", max(1, int(self.timeout * 1000)))
+        sol.add(*cons)
+        return sol
+
+    def initial(self) -> set[Abstract]:
+        """The abstractions of ``Init``."""
+        return _all(self._solver(initial(self.s)), self.s)
+
+    def successors(self, a: Abstract) -> set[Abstract]:
+        """Every abstraction of a successor of a state abstracted as ``a``."""
+        if a not in self._succ:
+            loc = frozenset({Loc(int(a[0]))})
+            sol = self._solver(_is(self.s, a), transition(self.s, self.i, self.t, SEED, loc),
+                               *self.pins)  # fmt: skip
+            self._succ[a] = _all(sol, self.t)
+        return self._succ[a]
+
+    def may_part(self, a: Abstract, where: frozenset[Loc]) -> bool:
+        """Whether from some state abstracted as ``a`` SEED and SEED + fix step apart."""
+        if a not in self._parts:
+            loc = Loc(int(a[0]))
+            if loc not in where:
+                self._parts[a] = False
+            else:
+                s, i, t, tf = self.s, self.i, self.t, self.tf
+                sol = self._solver(
+                    _is(s, a), transition(s, i, t, SEED, frozenset({loc})),
+                    transition(s, i, tf, self.fixed, frozenset({loc})), *self.pins,
+                    z3.Or([t[n] != tf[n] for n in FIELD_NAMES]),
+                )  # fmt: skip
+                r = sol.check()
+                if r == z3.unknown:
+                    raise Unknown
+                self._parts[a] = r == z3.sat
+        return self._parts[a]
+
+
+def divergence_bound(
+    fix: str, depth: int, where: Iterable[Loc], timeout: float = 30.0
+) -> int:
+    """The least ``k <= depth`` at which some abstract run of ``k`` steps reaches a state
+    from which SEED and SEED + ``fix`` may step apart at one of the locations ``where``
+    (``depth + 1`` if none); 0 when the solver cannot tell.  No concrete run of the pinned
+    search parts the two drivers at a depth below it."""
+    reach = AbstractReach(Variant(frozenset({fix})), timeout)
+    locs = frozenset(where)
+    try:
+        level = reach.initial()
+        for k in range(depth + 1):
+            if any(reach.may_part(a, locs) for a in level):
+                return k
+            level = {b for a in level for b in reach.successors(a)}
+    except Unknown:
+        return 0
+    return depth + 1
+
+
+__all__ = ["FIELDS", "AbstractReach", "divergence_bound"]
