@@ -36,6 +36,7 @@ from vmballoon.proofs.encoding import (
     transition,
 )
 from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+from vmballoon.proofs.zeval import equal_to, value_of
 
 FIELDS: tuple[str, ...] = ("loc", "ops", "reset", "page_null", "bpage", "page_eq_batch")
 """The abstraction: where the driver is, which ops it has, whether a reset is pending,
@@ -45,17 +46,22 @@ interplay by which a seed's batched command names its batch page at all)."""
 Abstract = tuple[int | bool, ...]
 
 
-def _value(m: z3.ModelRef, e: Expr) -> int | bool:
-    v = m.eval(e, model_completion=True)
-    return bool(z3.is_true(v)) if z3.is_bool(v) else int(v.as_long())
-
-
 def _is(s: State, a: Abstract) -> Expr:
     """The state ``s`` has the abstraction ``a``."""
-    return z3.And([
-        s[n] == (z3.BoolVal(bool(x)) if z3.is_bool(s[n]) else z3.BitVecVal(int(x), s[n].size()))
-        for n, x in zip(FIELDS, a, strict=True)
-    ])  # fmt: skip
+    return z3.And(equal_to(s, dict(zip(FIELDS, a, strict=True))))
+
+
+def both_steps(
+    s: State, i: State, ts: State, tf: State, fixed: Variant, locs: frozenset[Loc]
+) -> list[Expr]:
+    """SEED steps from ``s`` to ``ts`` and ``fixed`` (SEED + a fix) to ``tf``, from the same
+    state, with the same inputs ``i``, out of one of ``locs``."""
+    return [transition(s, i, ts, SEED, locs), transition(s, i, tf, fixed, locs)]
+
+
+def apart(ts: State, tf: State) -> Expr:
+    """The two successors of :func:`both_steps` differ in some field."""
+    return z3.Or([ts[n] != tf[n] for n in FIELD_NAMES])
 
 
 class Unknown(Exception):
@@ -72,7 +78,7 @@ def _all(sol: z3.Solver, s: State) -> set[Abstract]:
             raise Unknown
         if r == z3.unsat:
             return out
-        a = tuple(_value(sol.model(), s[n]) for n in FIELDS)
+        a = tuple(value_of(sol.model(), s[n]) for n in FIELDS)
         out.add(a)
         sol.add(z3.Not(_is(s, a)))
 
@@ -118,9 +124,8 @@ class AbstractReach:
             else:
                 s, i, t, tf = self.s, self.i, self.t, self.tf
                 sol = self._solver(
-                    _is(s, a), transition(s, i, t, SEED, frozenset({loc})),
-                    transition(s, i, tf, self.fixed, frozenset({loc})), *self.pins,
-                    z3.Or([t[n] != tf[n] for n in FIELD_NAMES]),
+                    _is(s, a), *both_steps(s, i, t, tf, self.fixed, frozenset({loc})),
+                    *self.pins, apart(t, tf),
                 )  # fmt: skip
                 r = sol.check()
                 if r == z3.unknown:
@@ -149,4 +154,4 @@ def divergence_bound(
     return depth + 1
 
 
-__all__ = ["FIELDS", "AbstractReach", "divergence_bound"]
+__all__ = ["FIELDS", "AbstractReach", "apart", "both_steps", "divergence_bound"]

@@ -50,6 +50,7 @@ from vmballoon.proofs.encoding import (
 from vmballoon.proofs.houdini import Unknown, solver
 from vmballoon.proofs.houdini import houdini as houdini_core
 from vmballoon.proofs.props import AUX, PROPERTIES
+from vmballoon.proofs.zeval import value_of
 
 DEFAULT_DEPTH = 14
 DEFAULT_TIMEOUT = 30.0
@@ -257,13 +258,6 @@ class Trace:
     inputs: list[dict[str, int | bool]]
 
 
-def _value(m: z3.ModelRef, e: Expr) -> int | bool:
-    v = m.eval(e, model_completion=True)
-    if z3.is_bool(v):
-        return bool(z3.is_true(v))
-    return int(v.as_long())
-
-
 def _bv_solver(timeout: float) -> Any:
     """A non-incremental bit-blasting solver: the fastest here for BMC queries."""
     tactic = z3.Then(
@@ -307,10 +301,10 @@ def _trace_of(
     m: Any, k: int, states: list[dict[str, Expr]], inputs: list[dict[str, Expr]],
     accs: list[dict[str, Expr]],
 ) -> Trace:  # fmt: skip
-    ins = [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]]
+    ins = [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]]
     for inp, a in zip(ins, accs[:k], strict=False):
-        inp.update({n: _value(m, e) for n, e in a.items()})
-    return Trace([{n: _value(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]], ins)
+        inp.update({n: value_of(m, e) for n, e in a.items()})
+    return Trace([{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]], ins)
 
 
 def bmc_all(

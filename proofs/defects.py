@@ -31,6 +31,7 @@ from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, FIXES_BY_NAME, SEED, Variant
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
+from vmballoon.proofs.abstract_reach import FIELDS, apart, both_steps, divergence_bound
 from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
@@ -44,16 +45,10 @@ from vmballoon.proofs.encoding import (
     transition,
 )
 from vmballoon.proofs.props import PROPERTIES
+from vmballoon.proofs.zeval import equal_to, value_of
 
 DEFECT_DEPTH = 28
 """Depth of the per-defect search (the longest interplay, ``warn_status_frees``, needs 25)."""
-
-
-def _value(m: Any, e: Expr) -> int | bool:
-    v = m.eval(e, model_completion=True)
-    if z3.is_bool(v):
-        return bool(z3.is_true(v))
-    return int(v.as_long())
 
 
 def _solver(timeout: float) -> Any:
@@ -99,14 +94,15 @@ def product_search(
     inputs: list[dict[str, Expr]] = []
     copies = (b, c) if attribution else (b,)
     same = z3.And([a[0][n] == x[0][n] for x in copies for n in FIELD_NAMES])
-    fixed_start = [] if prefix is None else _equal(a[0], prefix.states[0])
+    fixed_start = [] if prefix is None else equal_to(a[0], prefix.states[0])
     unrolled = [z3.And(initial(a[0]), same, *fixed_start)]
     holds_b: list[dict[str, Expr]] = [{n: PROPERTIES[n](b[0]) for n in names}]
     fails_c: list[dict[str, Expr]] = [{n: z3.Not(PROPERTIES[n](c[0])) for n in names}]
     for k in range(1, depth + 1):
         i = make_inputs(f"i{k - 1}_")
         ta, tb, tc = make_state(f"a{k}_"), make_state(f"b{k}_"), make_state(f"c{k}_")
-        given = [] if prefix is None or k > len(prefix.inputs) else _equal(i, prefix.inputs[k - 1])
+        known = prefix is not None and k <= len(prefix.inputs)
+        given = equal_to(i, prefix.inputs[k - 1]) if known else []
         unrolled.append(
             z3.And(
                 *given,
@@ -140,20 +136,10 @@ def product_search(
         and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
     )  # fmt: skip
     trace = Trace(
-        [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
-        [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
+        [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
+        [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
     )
     return "found", prop, k, trace
-
-
-def _equal(x: dict[str, Expr], values: dict[str, int | bool]) -> list[Expr]:
-    """``x`` (a state or the inputs of a step) takes the concrete ``values``."""
-    out: list[Expr] = []
-    for n, v in values.items():
-        e = x[n]
-        value = z3.BoolVal(bool(v)) if z3.is_bool(e) else z3.BitVecVal(int(v), e.size())
-        out.append(e == value)
-    return out
 
 
 @cache
@@ -168,9 +154,8 @@ def fix_locations(fix: str) -> frozenset[Loc]:
         s, i = make_state("s_"), make_inputs("i_")
         ts, tf = make_state("ts_"), make_state("tf_")
         sol = _solver(30.0)
-        sol.add(s["loc"] == loc_val(loc), transition(s, i, ts, SEED, frozenset({loc})),
-                transition(s, i, tf, fixed, frozenset({loc})),
-                z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]))  # fmt: skip
+        sol.add(s["loc"] == loc_val(loc), *both_steps(s, i, ts, tf, fixed, frozenset({loc})),
+                apart(ts, tf))  # fmt: skip
         if sol.check() != z3.unsat:
             out.add(loc)
     return frozenset(out)
@@ -218,10 +203,9 @@ def divergence_search(
             parted.append((z3.BoolVal(False), ts))
             continue
         parted.append((z3.And(
-            transition(a[k], inputs[k], ts, SEED, where),
-            transition(a[k], inputs[k], tf, fixed, where),
+            *both_steps(a[k], inputs[k], ts, tf, fixed, where),
             *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
-            z3.Or([ts[n] != tf[n] for n in FIELD_NAMES]),
+            apart(ts, tf),
         ), ts))  # fmt: skip
 
     ask = _depth_query(unrolled, lambda k: parted[k][0], a, blocked, timeout)
@@ -229,8 +213,8 @@ def divergence_search(
     if status != "found":
         return status, k, None
     trace = Trace(
-        [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in [*a[: k + 1], parted[k][1]]],
-        [{n: _value(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[: k + 1]],
+        [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in [*a[: k + 1], parted[k][1]]],
+        [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[: k + 1]],
     )
     return "found", k, trace
 
@@ -388,7 +372,6 @@ def first_divergence(
     the property on both drivers) is blocked and the same depth asked again, up to
     :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not rest on the model the
     solver happened to give first."""
-    from vmballoon.proofs.abstract_reach import FIELDS, divergence_bound
     from vmballoon.proofs.check import to_scenario
 
     bound = divergence_bound(fix, depth - 1, fix_locations(fix), timeout)
@@ -402,7 +385,7 @@ def first_divergence(
     if status != "found" or k is None or trace is None:
         notes.append(_no_divergence(status, depth, k))
         return None
-    first = (k, trace)
+    first = trace  # the one reported when no run of depth k shows anything
     blocked: list[list[int]] = []
     for _ in range(SAME_DEPTH_ATTEMPTS):
         raw = to_scenario(trace, SEED)
@@ -414,7 +397,7 @@ def first_divergence(
         if again != "found" or k2 != k or trace2 is None:
             break
         trace = trace2
-    return first[0], first[1], None
+    return k, first, None
 
 
 def _no_divergence(status: str, depth: int, k: int | None) -> str:

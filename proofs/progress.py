@@ -544,7 +544,8 @@ def bmc_progress(
     ``(status, trace, depth, seconds)`` with ``trace`` as ``{"states": [...],
     "inputs": [...], "T": [T]}``.
     """
-    from vmballoon.proofs.check import _bv_solver, _value
+    from vmballoon.proofs.check import _bv_solver
+    from vmballoon.proofs.zeval import value_of
 
     t0 = time.monotonic()
     t = target_const()
@@ -582,9 +583,9 @@ def bmc_progress(
                 if z3.is_false(m.eval(progress_holds(states[k], t), model_completion=True))
             )  # fmt: skip
             trace = {
-                "states": [{n: _value(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]],
-                "inputs": [{n: _value(m, x[n]) for n in INPUT_NAMES} for x in inputs[:k]],
-                "T": [_value(m, t)],
+                "states": [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]],
+                "inputs": [{n: value_of(m, x[n]) for n in INPUT_NAMES} for x in inputs[:k]],
+                "T": [value_of(m, t)],
             }
             return "violated", trace, k, time.monotonic() - t0
     return "no-cex", None, depth, time.monotonic() - t0

@@ -1,5 +1,8 @@
 """Evaluate quantifier-free bit-vector Z3 terms on concrete values, in plain Python.
 
+Also the two small bridges between concrete values and terms the searches share:
+:func:`value_of` (a model's value of a term) and :func:`equal_to` (terms fixed to values).
+
 The conformance check evaluates hundreds of branch conditions of the encoding on
 every concrete sample.  Substituting and simplifying in Z3 costs about a
 millisecond per term; :class:`Program` walks the shared DAG of all the terms
@@ -18,6 +21,24 @@ import z3
 Env = dict[str, int | bool]
 Values = list[Any]
 Fn = Callable[[Values, Env], Any]
+
+
+def value_of(m: z3.ModelRef, e: Any) -> int | bool:
+    """The value a model gives the term ``e``: a bool, or a bit-vector's unsigned int."""
+    v = m.eval(e, model_completion=True)
+    if z3.is_bool(v):
+        return bool(z3.is_true(v))
+    return int(v.as_long())
+
+
+def equal_to(x: dict[str, Any], values: dict[str, int | bool]) -> list[Any]:
+    """``x`` (a state or the inputs of a step) takes the concrete ``values``, one equality
+    a field, in the order of ``values``."""
+    out: list[Any] = []
+    for n, v in values.items():
+        e = x[n]
+        out.append(e == (z3.BoolVal(bool(v)) if z3.is_bool(e) else z3.BitVecVal(int(v), e.size())))
+    return out
 
 
 def _signed(v: int, w: int) -> int:
