@@ -171,6 +171,14 @@ def test_a_page_in_flight_owns_its_frames(caps: int, frames: int) -> None:
     assert "two owners" in str(ownership(state._replace(drv=twice), Ghost()))
 
 
+def _ballooned(caps: int) -> State:
+    """FIXED after one work tick inflating to 2048 pages with host capabilities ``caps``
+    (4 KiB pages with BATCHED, 2 MiB ones with BATCHED_2M too)."""
+    from tests.test_boundaries import batched_reset, ok, scenario
+
+    return run_scenario(scenario([*batched_reset(caps), ok(2048), ok(2048)], ["work"]), FIXED)
+
+
 @pytest.mark.parametrize(
     ("caps", "frames"), [(CAP_BATCHED, 1), (CAP_BATCHED | CAP_BATCHED_2M, 512)]
 )
@@ -178,12 +186,11 @@ def test_a_refused_page_owns_its_frames(caps: int, frames: int) -> None:
     """A page on a refused list (lines 614, 667) owns one frame, or the 512 of a 2 MiB
     page, as on a balloon list: a ballooned page also put on the refused list is a frame
     with two owners."""
-    from tests.test_boundaries import batched_reset, ok, scenario
     from vmballoon.model.plist import to_list
     from vmballoon.model.properties import owners, ownership
 
     idx = 1 if frames > 1 else 0
-    state = run_scenario(scenario([*batched_reset(caps), ok(2048), ok(2048)], ["work"]), FIXED)
+    state = _ballooned(caps)
     pfn = to_list(state.drv.pages[idx])[0]
     one = from_iterable([pfn])
     refused = (one, None) if idx == 0 else (None, one)
@@ -202,11 +209,10 @@ def test_a_refused_page_owns_its_frames(caps: int, frames: int) -> None:
 def test_accounting_counts_every_page_held(caps: int, per_page: int, delta: int) -> None:
     """``b->size`` (line 281) is the pages held: 4 KiB pages count 1, 2 MiB pages 512; one
     more or one less is a violation, which a crashed guest no longer reports."""
-    from tests.test_boundaries import batched_reset, ok, scenario
     from vmballoon.model.plist import to_list
     from vmballoon.model.properties import accounting
 
-    state = run_scenario(scenario([*batched_reset(caps), ok(2048), ok(2048)], ["work"]), FIXED)
+    state = _ballooned(caps)
     held = sum(len(to_list(state.drv.pages[k])) * (1, 512)[k] for k in (0, 1))
     assert held > 0 and len(to_list(state.drv.pages[1 if per_page > 1 else 0])) > 0
     off = state._replace(drv=state.drv._replace(size=held + delta))

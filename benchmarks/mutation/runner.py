@@ -266,6 +266,17 @@ def report(
     }
 
 
+def _index(reports: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each key's ``results`` and ``survivors`` entries over ``reports`` (a later report's
+    entry replaces an earlier one's)."""
+    outcome: dict[str, dict[str, Any]] = {}
+    diffs: dict[str, dict[str, Any]] = {}
+    for rep in reports:
+        outcome.update((r["key"], r) for r in rep["results"])
+        diffs.update((s["key"], s) for s in rep["survivors"])
+    return outcome, diffs
+
+
 def _rows(
     outcome: dict[str, dict[str, Any]], diffs: dict[str, dict[str, Any]], keys: Iterable[str]
 ) -> Iterator[Row]:
@@ -278,8 +289,7 @@ def _rows(
 
 def rescore(rep: dict[str, Any], equivalent: dict[str, str]) -> dict[str, Any]:
     """``rep`` with the current list of equivalent mutants applied (no mutant is rerun)."""
-    outcome = {r["key"]: r for r in rep["results"]}
-    diffs = {s["key"]: s for s in rep["survivors"]}
+    outcome, diffs = _index([rep])
     return {**rep, **tally(_rows(outcome, diffs, outcome), equivalent)}
 
 
@@ -337,13 +347,7 @@ def merge(
     Reports are taken in the order they finished (their ``finished`` time); reports
     without one (older runs) come first, in the order given."""
     parts = sorted(parts, key=lambda p: str(p.get("finished", "")))
-    outcome: dict[str, dict[str, Any]] = {}
-    diffs: dict[str, dict[str, Any]] = {}
-    for rep in parts:
-        for r in rep["results"]:
-            outcome[r["key"]] = r
-        for s in rep["survivors"]:
-            diffs[s["key"]] = s
+    outcome, diffs = _index(parts)
     ran = [key for key in current if key in outcome]
     return {
         **tally(_rows(outcome, diffs, ran), equivalent),
