@@ -134,6 +134,55 @@ class AbstractReach:
         return self._parts[a]
 
 
+class Cone:
+    """The abstract runs that may part SEED and SEED + fix, depth by depth.
+
+    ``levels[j]`` holds every abstract state reachable in ``j`` steps (breadth-first from
+    the abstractions of ``Init``, computed on demand); :attr:`bound` is the least depth
+    at which one of them may part the drivers.  :meth:`at` gives, for a divergence at
+    depth ``k``, the states of each depth ``j <= k`` that lie on an abstract run of
+    ``k`` steps ending where the drivers may part: the *cone* of depth ``k``.  Every
+    concrete run of the pinned search that parts the drivers at ``k`` has its abstract
+    run inside that cone (the relation over-approximates the encoding), so constraining
+    the concrete query to it (:meth:`constraint`) loses no divergence; it only spares
+    the solver the runs that cannot get there.  A solver ``unknown`` raises
+    :class:`Unknown`."""
+
+    def __init__(self, fix: str, where: Iterable[Loc], timeout: float = 30.0) -> None:
+        self.reach = AbstractReach(Variant(frozenset({fix})), timeout)
+        self.where = frozenset(where)
+        self.levels: list[set[Abstract]] = [self.reach.initial()]
+
+    def level(self, j: int) -> set[Abstract]:
+        """The abstract states reachable in ``j`` steps."""
+        while len(self.levels) <= j:
+            self.levels.append({b for a in self.levels[-1] for b in self.reach.successors(a)})
+        return self.levels[j]
+
+    def bound(self, depth: int) -> int:
+        """The least ``k <= depth`` at which some reachable abstract state may part the
+        drivers (``depth + 1`` if none)."""
+        for k in range(depth + 1):
+            if any(self.reach.may_part(a, self.where) for a in self.level(k)):
+                return k
+        return depth + 1
+
+    def at(self, k: int) -> list[set[Abstract]]:
+        """The cone of depth ``k``: per depth ``j <= k``, the states reachable in ``j``
+        steps from which some abstract run reaches, at depth ``k``, a state that may
+        part the drivers (all empty when none does)."""
+        cone: list[set[Abstract]] = [set() for _ in range(k + 1)]
+        cone[k] = {a for a in self.level(k) if self.reach.may_part(a, self.where)}
+        for j in range(k - 1, -1, -1):
+            cone[j] = {a for a in self.level(j) if self.reach.successors(a) & cone[j + 1]}
+        return cone
+
+    def constraint(self, states: list[State], k: int) -> Expr:
+        """``states[0..k]`` follow an abstract run of the cone of depth ``k``."""
+        return z3.And([z3.Or([_is(states[j], a) for a in sorted(level, key=repr)])
+                       for j, level in enumerate(self.at(k))])  # fmt: skip
+
+
 def divergence_bound(
     fix: str, depth: int, where: Iterable[Loc], timeout: float = 30.0
 ) -> int:
@@ -141,17 +190,10 @@ def divergence_bound(
     from which SEED and SEED + ``fix`` may step apart at one of the locations ``where``
     (``depth + 1`` if none); 0 when the solver cannot tell.  No concrete run of the pinned
     search parts the two drivers at a depth below it."""
-    reach = AbstractReach(Variant(frozenset({fix})), timeout)
-    locs = frozenset(where)
     try:
-        level = reach.initial()
-        for k in range(depth + 1):
-            if any(reach.may_part(a, locs) for a in level):
-                return k
-            level = {b for a in level for b in reach.successors(a)}
+        return Cone(fix, where, timeout).bound(depth)
     except Unknown:
         return 0
-    return depth + 1
 
 
-__all__ = ["FIELDS", "AbstractReach", "apart", "both_steps", "divergence_bound"]
+__all__ = ["FIELDS", "AbstractReach", "Cone", "Unknown", "apart", "both_steps", "divergence_bound"]

@@ -727,6 +727,10 @@ def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
         from vmballoon.proofs.defects import defect_job
 
         return [defect_job(job)]
+    if kind == "divergence":
+        from vmballoon.proofs.defects import divergence_job
+
+        return [divergence_job(job)]
     if kind == "deep":
         outs = deep(job["props"], variant, int(job["deep_depth"]),
                     timeout * DEEP_TIMEOUT_FACTOR, out_dir, int(job["depth"]))  # fmt: skip

@@ -145,6 +145,15 @@ def _crashed(job: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
 
 
 def _progress(done: int, total: int, job: dict[str, Any], outs: list[dict[str, Any]]) -> None:
+    if job["kind"] == "divergence":
+        first = next((o["first"] for o in outs if "first" in o), None)
+        what = ("crashed: " + "; ".join(str(o.get("detail")) for o in outs)
+                if not any("first" in o for o in outs)
+                else "none (" + "; ".join(outs[0]["notes"]) + ")" if first is None
+                else f"SEED and SEED + {job['fix']} part at transition {first[0] + 1}")  # fmt: skip
+        print(f"[{done}/{total}] seed divergence {job['fix']}: {what}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        return
     if job["kind"] == "deep":
         what = ", ".join(f"{o['prop']}={o['status']}" for o in outs)
         print(f"[{done}/{total}] seed deep search (accelerated): {what}", file=sys.stderr,
@@ -237,6 +246,9 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
     conformance: list[dict[str, Any]] = []
     defects: dict[str, dict[str, Any]] = {}
     planned: set[str] = set()
+    # first divergences run ahead of their defect's search (proofs.defects.divergence_job)
+    early: dict[str, dict[str, Any]] = {}
+    early_pending: set[str] = set()
     deep_pending = False
     total = len(jobs) + (len(FIX_NAMES) if per_defect else 0)
     done = 0
@@ -246,7 +258,7 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                         for r in results)  # fmt: skip
         fixed_minus = FIXED.without(fix).name
         nec_done = not necessity or any(r["variant"] == fixed_minus for r in results)
-        return seed_done and nec_done and not deep_pending
+        return seed_done and nec_done and not deep_pending and fix not in early_pending
 
     # a fresh process per obligation: Z3's answers depend on the terms a process built
     # before, so a reused worker would make the counterexamples vary from run to run
@@ -270,7 +282,11 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                     outs = _crashed(job, exc)
                 done += 1
                 _progress(done, total, job, outs)
-                if job["kind"] == "defect":
+                if job["kind"] == "divergence":
+                    # a crashed one leaves nothing: the defect's search computes it itself
+                    early_pending.discard(job["fix"])
+                    early.update({o["fix"]: o for o in outs if "first" in o})
+                elif job["kind"] == "defect":
                     defects.update({o["fix"]: o for o in outs})
                 elif job["kind"] == "deep":
                     # the accelerated search replaces plain BMC's "no-cex" (its time added)
@@ -290,6 +306,12 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                         deep_pending = True
                         total += 1
                         queue.insert(0, deep)
+                    if per_defect:  # ahead of the deep search: the longest chain
+                        ahead = [d for d in (dft.plan_divergence(f, results, args)
+                                             for f in FIX_NAMES) if d is not None]  # fmt: skip
+                        early_pending.update(d["fix"] for d in ahead)
+                        total += len(ahead)
+                        queue[:0] = ahead
             if not per_defect:
                 continue
             for fix in FIX_NAMES:
@@ -302,6 +324,8 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                     done += 1
                     _progress(done, total, {"kind": "defect", "fix": fix}, [row])
                 elif search is not None:
+                    if fix in early:
+                        search["divergence"] = early[fix]
                     queue.insert(0, search)
     c_summary: dict[str, Any] | None = None
     if c_replay is not None:

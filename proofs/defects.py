@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, FIXES_BY_NAME, SEED, Variant
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
-from vmballoon.proofs.abstract_reach import FIELDS, apart, both_steps, divergence_bound
+from vmballoon.proofs.abstract_reach import FIELDS, Cone, Unknown, apart, both_steps
 from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
@@ -163,7 +164,8 @@ def fix_locations(fix: str) -> frozenset[Loc]:
 
 def divergence_search(
     fix: str, depth: int, timeout: float, start: int = 0, pinned: bool = True,
-    blocked: list[list[int]] | None = None,
+    blocked: list[list[int]] | None = None, cone: Cone | None = None,
+    shows: list[str] | None = None,
 ) -> tuple[str, int | None, Any]:  # fmt: skip
     """The shortest run of SEED after which SEED and SEED + ``fix`` part: the first step
     whose successor differs between the two from the same state and the same inputs.
@@ -175,7 +177,13 @@ def divergence_search(
     ticks with a reset between them, before its fix changes anything).  Galloping
     windows of depths from ``start`` as in :func:`product_search`.  The doubled step is
     written only for the locations the fix changes (:func:`fix_locations`): a depth
-    where none of them is reachable is skipped.  Returns
+    where none of them is reachable is skipped.  With ``cone`` (pinned inputs only) the
+    run of depth ``k`` is held to the abstract runs that may part the drivers at ``k``
+    (:meth:`proofs.abstract_reach.Cone.constraint`): an over-approximation of every run
+    that does, so no divergence is lost, and the deep queries get several times cheaper.
+    With ``shows`` the parting step must also break one of those properties on SEED's
+    side and keep it on the fixed side (a violation in the parting transition itself).
+    Returns
     ``(status, k, trace)``: ``trace`` holds SEED's states ``0..k+1`` and the inputs
     ``0..k`` (those of the step that parts the drivers included).
     """
@@ -202,13 +210,25 @@ def divergence_search(
         if not where:
             parted.append((z3.BoolVal(False), ts))
             continue
+        breaks = [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])
+                  ] if shows else []  # fmt: skip
         parted.append((z3.And(
             *both_steps(a[k], inputs[k], ts, tf, fixed, where),
             *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
-            apart(ts, tf),
+            apart(ts, tf), *breaks,
         ), ts))  # fmt: skip
 
-    ask = _depth_query(unrolled, lambda k: parted[k][0], a, blocked, timeout)
+    goals: dict[int, Expr] = {}
+
+    def goal(k: int) -> Expr:
+        if k not in goals:
+            goals[k] = parted[k][0]
+            if cone is not None and pinned:
+                with suppress(Unknown):  # no abstract cone: the query as it is
+                    goals[k] = z3.And(parted[k][0], cone.constraint(a, k))
+        return goals[k]
+
+    ask = _depth_query(unrolled, goal, a, blocked, timeout)
     status, m, k = _shortest(ask, start, depth, window=False)  # one depth per query: cheaper
     if status != "found":
         return status, k, None
@@ -325,11 +345,18 @@ def defect_row(
     return row
 
 
-def _shown_by(fix: str, prop: str) -> Callable[[Scenario], bool]:
-    def keep(sc: Scenario) -> bool:
-        return confirm_defect(fix, prop, sc)[0]
+def _minimal(fix: str, prop: str, raw: Scenario) -> Scenario:
+    """``raw`` minimised (:mod:`proofs.minimize`) while it shows the defect through
+    ``prop`` no later than ``raw`` does: minimising must not trade inputs for
+    transitions, so the depth found stays the depth reported."""
+    from vmballoon.proofs.minimize import minimize
 
-    return keep
+    last = _first_step(prop, raw)
+
+    def keep(sc: Scenario) -> bool:
+        return confirm_defect(fix, prop, sc)[0] and _first_step(prop, sc) <= last
+
+    return minimize(raw, keep)
 
 
 ATTEMPTS = 3
@@ -354,34 +381,43 @@ SUFFIX = 6
 
 def first_divergence(
     fix: str, props: list[str], depth: int, timeout: float, notes: list[str]
-) -> tuple[int, Any, str | None] | None:
+) -> tuple[int, Any, list[str]] | None:
     """The shortest run of SEED (pinned inputs) after which SEED and SEED + ``fix`` part
-    (:func:`divergence_search`), as ``(k, trace, property)``: the drivers part at
-    transition ``k + 1``, and ``property`` is the first of ``props`` whose violation that
-    transition shows (:func:`confirm_defect`), or None.  None when they never part up to
-    ``depth`` or the solver cannot tell (said in ``notes``).
+    (:func:`divergence_search`), as ``(k, trace, shown)``: the drivers part at
+    transition ``k + 1``, and ``shown`` lists the properties of ``props`` (in their
+    order) whose violation that transition shows (:func:`confirm_defect`), empty when
+    none.  None when they never part up to ``depth`` or the solver cannot tell (said in
+    ``notes``).
 
     Until they part the two drivers' states are equal, so are their properties: no
     scenario of the pinned inputs shorter than ``k + 1`` transitions shows the defect.
     A violation in transition ``k + 1`` is therefore the shortest, and otherwise
     ``k + 1`` is a lower bound for the pinned product search.
 
-    The depths below the bound of :func:`proofs.abstract_reach.divergence_bound` are not
-    asked: no run parts the drivers there.  A run that parts them at ``k`` but whose
-    scenario shows nothing (it may have come through another defect that already broke
-    the property on both drivers) is blocked and the same depth asked again, up to
-    :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not rest on the model the
-    solver happened to give first."""
+    The depths below the abstract bound (:meth:`proofs.abstract_reach.Cone.bound`) are
+    not asked: no run parts the drivers there; each deeper query is held to the abstract
+    cone of its depth (:meth:`~proofs.abstract_reach.Cone.constraint`).  A run that parts
+    them at ``k`` but whose scenario shows nothing (it may have come through another
+    defect that already broke the property on both drivers) is blocked and the same depth
+    asked again, up to :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not
+    rest on the model the solver happened to give first.  A run whose scenario shows the
+    defect only some transitions after the parting one is kept unless another run shows
+    it in the parting transition itself (:func:`_in_parting_step`)."""
     from vmballoon.proofs.check import to_scenario
 
-    bound = divergence_bound(fix, depth - 1, fix_locations(fix), timeout)
+    cone: Cone | None
+    try:
+        cone = Cone(fix, fix_locations(fix), timeout)
+        bound = cone.bound(depth - 1)
+    except Unknown:  # no abstraction: every depth is asked, each query as it is
+        cone, bound = None, 0
     if bound > depth - 1:
         notes.append(_no_divergence("none", depth, None) + " (abstract reachability)")
         return None
     if bound > 0:
         notes.append(f"no run of SEED parts them before transition {bound + 1}: abstract "
                      f"reachability over {', '.join(FIELDS)} (proofs/abstract_reach.py)")
-    status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True)
+    status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True, cone=cone)
     if status != "found" or k is None or trace is None:
         notes.append(_no_divergence(status, depth, k))
         return None
@@ -389,15 +425,43 @@ def first_divergence(
     blocked: list[list[int]] = []
     for _ in range(SAME_DEPTH_ATTEMPTS):
         raw = to_scenario(trace, SEED)
-        shown = next((p for p in props if confirm_defect(fix, p, raw)[0]), None)
-        if shown is not None:
+        shown = [p for p in props if confirm_defect(fix, p, raw)[0]]
+        if shown:
+            if _first_step(shown[0], raw) > k + 1:
+                return _in_parting_step(fix, shown[0], props, k, timeout, cone, notes) or (
+                    k, trace, shown)
             return k, trace, shown
         blocked.append([int(st["loc"]) for st in trace.states[: k + 1]])
-        again, k2, trace2 = divergence_search(fix, k, timeout, k, True, blocked)
+        again, k2, trace2 = divergence_search(fix, k, timeout, k, True, blocked, cone)
         if again != "found" or k2 != k or trace2 is None:
             break
         trace = trace2
-    return k, first, None
+    return k, first, []
+
+
+def _first_step(prop: str, sc: Scenario) -> int:
+    """The transition at which SEED first violates ``prop`` on ``sc``."""
+    return min(int(v["step"]) for v in violates(sc, SEED, prop))
+
+
+def _in_parting_step(
+    fix: str, prop: str, props: list[str], k: int, timeout: float, cone: Cone | None,
+    notes: list[str],
+) -> tuple[int, Any, list[str]] | None:  # fmt: skip
+    """A run parting SEED and SEED + ``fix`` at depth ``k`` whose parting transition
+    itself shows the defect through ``prop`` (the shortest there can be), when the first
+    run found shows it only some transitions later: ``(k, trace, shown)`` as
+    :func:`first_divergence` gives it, or None (said in ``notes``) when there is none."""
+    from vmballoon.proofs.check import to_scenario
+
+    status, k2, trace = divergence_search(fix, k, timeout, k, True, cone=cone, shows=[prop])
+    if status == "found" and k2 == k and trace is not None:
+        raw = to_scenario(trace, SEED)
+        if confirm_defect(fix, prop, raw)[0] and _first_step(prop, raw) == k + 1:
+            return k, trace, [p for p in props if confirm_defect(fix, p, raw)[0]]
+    notes.append(f"no run of the pinned inputs shows {prop} in the transition that parts "
+                 f"them ({'solver unknown' if status == 'unknown' else 'none'} at depth {k})")
+    return None
 
 
 def _no_divergence(status: str, depth: int, k: int | None) -> str:
@@ -486,6 +550,51 @@ def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
     return fn(*args, notes), notes
 
 
+def divergence_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The first divergence of SEED and SEED + ``job["fix"]`` (:func:`first_divergence`,
+    in a fresh process) for a defect whose search is yet to be planned: ``verify`` runs
+    it as soon as the seed's own counterexamples are known not to show the defect,
+    before the fix-necessity results that the search's properties wait for.  ``props``
+    is a superset of those (every property not proved on SEED);
+    :func:`defect_job` narrows what the run shows to its own properties, or searches
+    again where the run stopped at a scenario that shows only others.  Returns
+    ``{"fix", "first", "notes", "seconds"}``."""
+    t0 = time.monotonic()
+    notes: list[str] = []
+    first = _in_fresh_process(first_divergence, str(job["fix"]), list(job["props"]),
+                              int(job["depth"]), float(job["timeout"]), notes)  # fmt: skip
+    return {"fix": job["fix"], "props": list(job["props"]), "first": first, "notes": notes,
+            "seconds": time.monotonic() - t0}  # fmt: skip
+
+
+def _divergence_for(
+    fix: str, props: list[str], depth: int, timeout: float, early: dict[str, Any] | None,
+    notes: list[str],
+) -> tuple[int, Any, list[str]] | None:  # fmt: skip
+    """:func:`first_divergence` for ``props``: the result of the :func:`divergence_job`
+    run ahead (``early``, over a superset of ``props``) where it answers for ``props``,
+    else computed now in a fresh process.
+
+    The early run asks the same queries (a fresh process each time) and stops at the
+    first run of the parting depth that shows any of its properties.  When the first of
+    them (in the order of :data:`PROPERTIES`, which both lists keep) is in ``props``, a
+    search over ``props`` alone stops at the same run (the runs before it show none of
+    the superset) and asks the same further query (:func:`_in_parting_step`, about that
+    property), so its answer is the one computed now would be."""
+    if early is not None and set(props) <= set(early["props"]):
+        first = early["first"]
+        if first is None or not first[2] or first[2][0] in props:
+            notes.extend(early["notes"])
+            if first is None:
+                return None
+            k, trace, shown = first
+            return k, trace, [p for p in shown if p in props]
+    found: tuple[int, Any, list[str]] | None = _in_fresh_process(
+        first_divergence, fix, props, depth, timeout, notes
+    )
+    return found
+
+
 def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     """A per-defect search (``vmballoon verify``'s obligation ``defect``).
 
@@ -502,7 +611,6 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     times; what is reported is always what the replay shows.
     """
     from vmballoon.proofs.check import to_scenario
-    from vmballoon.proofs.minimize import minimize
 
     t0 = time.monotonic()
     fix, props = str(job["fix"]), list(job["props"])
@@ -511,18 +619,27 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     window = bool(job.get("window", False))
     timeout = float(job["timeout"])
     notes: list[str] = []
-    first = _in_fresh_process(first_divergence, fix, props, depth, timeout, notes)
+    early = job.get("divergence")
+    if early is not None:
+        t0 -= float(early["seconds"])  # the search began with the divergence job
+    first = _divergence_for(fix, props, depth, timeout, early, notes)
     lower = {True: start, False: start}
     if first is not None:
-        k0, trace0, shown = first
+        k0, trace0, shown_by = first
+        shown = shown_by[0] if shown_by else None
         how = _parted_at(fix, k0)
         if shown is not None:
-            sc = minimize(to_scenario(trace0, SEED), _shown_by(fix, shown))
+            sc = _minimal(fix, shown, to_scenario(trace0, SEED))
+            step = _first_step(shown, sc)
             detail = "; ".join([*notes, (
                 f"{how}; the violation is that transition's: the shortest over the "
                 f"pinned inputs (before they part the two drivers are in the same "
-                f"states, so no run of fewer transitions tells them apart)")])  # fmt: skip
-            return defect_row(fix, shown, k0 + 1, sc, "violated", time.monotonic() - t0,
+                f"states, so no run of fewer transitions tells them apart)"
+            ) if step == k0 + 1 else (
+                f"{how}; the violation shows at transition {step}: the shortest scenario "
+                f"over the pinned inputs has {k0 + 1} to {step} transitions (not established)"
+            )])  # fmt: skip
+            return defect_row(fix, shown, step, sc, "violated", time.monotonic() - t0,
                               "divergence", out_dir, detail)  # fmt: skip
         notes.append(how + "; that transition shows no violation")
         lower[True] = max(start, k0 + 1)  # a sound bound for the pinned inputs only
@@ -545,7 +662,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                 break
             raw = to_scenario(trace, SEED)
             if confirm_defect(fix, prop, raw)[0]:
-                sc = minimize(raw, _shown_by(fix, prop))
+                sc = _minimal(fix, prop, raw)
                 how = "pinned inputs (the others at their defaults)" if pinned else "every input"
                 return defect_row(fix, prop, k, sc, "violated", time.monotonic() - t0,
                                   "product", out_dir,
@@ -562,7 +679,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     )
     if found is not None:
         d_prop, d_depth, d_raw, how = found
-        sc = minimize(d_raw, _shown_by(fix, d_prop))
+        sc = _minimal(fix, d_prop, d_raw)
         detail = "; ".join([*notes, how, "shortest not established: the product search "
                             "did not finish"])  # fmt: skip
         return defect_row(fix, d_prop, d_depth, sc, "violated", time.monotonic() - t0,
@@ -589,8 +706,6 @@ def plan_defect(
     otherwise a product search (:func:`defect_job`) runs from the lower bound the SEED
     results give.
     """
-    from vmballoon.core.scenario import ScenarioError, load_scenario
-
     out_dir = Path(args.out) if args.out else None
     minus = FIXED.without(fix).name
     seed = {r["prop"]: r for r in results if r["variant"] == "seed"}
@@ -598,22 +713,13 @@ def plan_defect(
         r["variant"] == minus and r["prop"] == n and r["status"] == "violated" for r in results
     )] or list(PROPERTIES)  # fmt: skip
     props = [n for n in props if seed.get(n, {}).get("status") != "proved"]
-    rows = sorted(
-        (r for n, r in seed.items() if n in props and r["status"] == "violated"),
-        key=lambda r: (int(r["depth"]), list(PROPERTIES).index(r["prop"])),
-    )
-    for r in rows:
-        if not r.get("scenario"):
-            continue
-        try:
-            sc = load_scenario(r["scenario"])
-        except ScenarioError:
-            continue
-        if confirm_defect(fix, r["prop"], sc)[0]:
-            row = defect_row(fix, r["prop"], r["depth"], sc, "violated", 0.0, "seed", out_dir,
-                             "SEED's shortest counterexample of the property; the fix alone "
-                             "clears it")  # fmt: skip
-            return row, None
+    shown = _seed_counterexample(fix, props, seed)
+    if shown is not None:
+        r, sc = shown
+        row = defect_row(fix, r["prop"], r["depth"], sc, "violated", 0.0, "seed", out_dir,
+                         "SEED's shortest counterexample of the property; the fix alone "
+                         "clears it")  # fmt: skip
+        return row, None
     bounds = [
         int(seed[n]["depth"]) + (1 if seed[n]["status"] == "no-cex" else 0)
         for n in props if n in seed and seed[n].get("depth") is not None
@@ -627,13 +733,50 @@ def plan_defect(
     return None, job
 
 
+def _seed_counterexample(
+    fix: str, props: list[str], seed: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], Scenario] | None:
+    """SEED's shortest counterexample (row, scenario) of one of ``props`` that
+    :func:`confirm_defect` accepts for ``fix``, the shallowest first; None if none."""
+    from vmballoon.core.scenario import ScenarioError, load_scenario
+
+    rows = sorted(
+        (r for n, r in seed.items() if n in props and r["status"] == "violated"),
+        key=lambda r: (int(r["depth"]), list(PROPERTIES).index(r["prop"])),
+    )
+    for r in rows:
+        if not r.get("scenario"):
+            continue
+        try:
+            sc = load_scenario(r["scenario"])
+        except ScenarioError:
+            continue
+        if confirm_defect(fix, r["prop"], sc)[0]:
+            return r, sc
+    return None
+
+
+def plan_divergence(fix: str, results: list[dict[str, Any]], args: Any) -> dict[str, Any] | None:
+    """The :func:`divergence_job` to run ahead for ``fix`` once SEED's results are in, or
+    None: when none of SEED's counterexamples of a property not proved on SEED shows the
+    defect, its search will begin with the first divergence, which needs nothing else."""
+    seed = {r["prop"]: r for r in results if r["variant"] == "seed"}
+    if not seed:
+        return None
+    props = [n for n in PROPERTIES if seed.get(n, {}).get("status") != "proved"]
+    if not props or _seed_counterexample(fix, props, seed) is not None:
+        return None
+    return {"kind": "divergence", "variant": "seed", "fix": fix, "props": props,
+            "depth": DEFECT_DEPTH, "timeout": args.timeout}  # fmt: skip
+
+
 def lines_of(fix: str) -> str:
     """The C lines the fix changes (:mod:`vmballoon.core.variants`)."""
     return FIXES_BY_NAME[fix].lines
 
 
 __all__ = [
-    "DEFECT_DEPTH", "confirm_defect", "defect_job", "defect_row", "lines_of", "plan_defect",
-    "product_search",
+    "DEFECT_DEPTH", "confirm_defect", "defect_job", "defect_row", "divergence_job", "lines_of",
+    "plan_defect", "plan_divergence", "product_search",
     "shows", "violates",
 ]  # fmt: skip

@@ -991,11 +991,48 @@ def transition(
 ) -> Expr:
     """``T(s, i, t)``: ``t`` is the successor of ``s`` under inputs ``i``.
 
-    Written as top-level equalities ``t.x == If(loc = L1, x1, If(loc = L2, x2, ...))``
-    plus the input constraints of the location taken, which Z3 handles far better
-    than a disjunction of per-location conjunctions.  ``locs`` restricts ``s.loc``
-    to a set of locations (BMC passes the locations reachable at that depth).
+    Written as top-level equalities ``t.x == If(loc in Ls, x_L, ...)`` (the locations
+    whose successor computes the same term share one branch) plus the input
+    constraints of the location taken, which Z3 handles far better than a disjunction
+    of per-location conjunctions.  ``locs`` restricts ``s.loc`` to a set of locations
+    (BMC passes the locations reachable at that depth).
+
+    The relation is built once per variant and set of locations over template
+    constants (:func:`_template`) and instantiated by substitution: an unrolling of
+    ``k`` steps costs ``k`` substitutions, not ``k`` runs of the symbolic execution.
     """
+    tmpl = _template(variant, locs)
+    pairs = [(tmpl.s[n], s[n]) for n in FIELD_NAMES]
+    pairs += [(tmpl.i[n], i[n]) for n in INPUT_NAMES]
+    pairs += [(tmpl.t[n], t[n]) for n in FIELD_NAMES]
+    return z3.substitute(tmpl.relation, *pairs)
+
+
+@dataclass(frozen=True)
+class _Template:
+    s: State
+    i: State
+    t: State
+    relation: Expr
+
+
+_TEMPLATES: dict[tuple[Variant, frozenset[Loc] | None], _Template] = {}
+
+
+def _template(variant: Variant, locs: frozenset[Loc] | None) -> _Template:
+    """:func:`transition` over the template constants ``tmpl_s_*``, ``tmpl_i_*``,
+    ``tmpl_t_*`` (built on first use, then cached for the process)."""
+    key = (variant, locs)
+    if key not in _TEMPLATES:
+        s, i, t = make_state("tmpl_s_"), make_inputs("tmpl_i_"), make_state("tmpl_t_")
+        _TEMPLATES[key] = _Template(s, i, t, _relation(s, i, t, variant, locs))
+    return _TEMPLATES[key]
+
+
+def _relation(
+    s: State, i: State, t: State, variant: Variant, locs: frozenset[Loc] | None
+) -> Expr:
+    """The formula of :func:`transition`, built by symbolic execution of every location."""
     cases = [loc for loc in TRANSITIONS if locs is None or loc in locs]
     steps = {loc: successor(loc, s, i, variant) for loc in cases}
     out = [z3.Or([s["loc"] == loc_val(loc) for loc in cases])]
@@ -1004,9 +1041,20 @@ def transition(
         if cons:
             out.append(z3.Implies(s["loc"] == loc_val(loc), z3.And(*cons)))
     for n in FIELD_NAMES:
-        e = steps[cases[-1]].post[n]
-        for loc in reversed(cases[:-1]):
-            e = z3.If(s["loc"] == loc_val(loc), steps[loc].post[n], e)
+        groups: list[tuple[Expr, list[Loc]]] = []
+        for loc in cases:
+            post = steps[loc].post[n]
+            for e, same in groups:
+                if e.eq(post):
+                    same.append(loc)
+                    break
+            else:
+                groups.append((post, [loc]))
+        # the largest group is the default branch; a stable sort keeps the order of cases
+        groups.sort(key=lambda g: -len(g[1]))
+        e = groups[0][0]
+        for post, same in groups[1:]:
+            e = z3.If(z3.Or([s["loc"] == loc_val(loc) for loc in same]), post, e)
         out.append(t[n] == e)
     return z3.And(out)
 

@@ -83,6 +83,54 @@ def test_not_shown_and_not_observable_rows(tmp_path: Path) -> None:
     assert problem.startswith("seed protocol: the model shows the violation, the C does not")
 
 
+# FIXED minus no_2m_without_batching, one work step: a 2 MiB block locked through the basic
+# ops is freed at order 0 while still on the 4 KiB list (ownership broken at transition
+# 13), then the same entry point crashes on a corrupt list (transition 15)
+_CRASHING_TICK = {
+    "format": "vmballoon-scenario/1", "frames": 65536, "steps": ["work"],
+    "hv": [{"status": 0, "result": 0}, {"status": 50331648, "result": 26},
+           {"status": 2**64 - 1, "result": 0}, {"status": 0, "result": 0},
+           {"status": 0, "result": 0}, {"status": 0, "result": 1},
+           {"status": 0, "result": 2}, {"status": 2**64 - 8589934585, "result": 0}],
+    "alloc": [True, False],
+}  # fmt: skip
+
+
+def test_a_state_violation_inside_a_crashing_entry_point_is_not_observable_on_c(
+    tmp_path: Path,
+) -> None:
+    """The C's state is seen only when an entry point returns: a state property the model
+    breaks in an entry point that crashes before returning is out of the C's sight (not a
+    disagreement), while the transition properties of the same run are shown."""
+    from vmballoon.apps.ctrace import hidden_by_crash
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.variants import FIXED
+
+    path = tmp_path / "crashing.scenario.json"
+    path.write_text(json.dumps(_CRASHING_TICK), encoding="utf-8")
+    minus = FIXED.without("no_2m_without_batching")
+    why = hidden_by_crash(load_scenario(str(path)), minus, "ownership")
+    assert why is not None and "transition 13" in why and "crashes at transition 15" in why
+    assert hidden_by_crash(load_scenario(str(path)), minus, "free_order") is None  # a transition's
+    rows: list[dict[str, Any]] = [
+        {"prop": p, "variant": minus.name, "status": "violated", "scenario": str(path)}
+        for p in ("ownership", "free_order")
+    ]
+    summary = replay_counterexamples(rows, [])
+    assert [r["c"]["status"] for r in rows] == ["not-observable", "shows"]
+    assert rows[0]["c"]["log_equal"] is True and summary["disagreements"] == []
+
+
+def test_a_state_violation_the_entry_point_returns_with_is_not_hidden() -> None:
+    """Where the entry point returns, the C's state after it is checked: nothing hidden."""
+    from vmballoon.apps.ctrace import hidden_by_crash
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.variants import SEED
+
+    sc = load_scenario(str(FINDINGS / "seed.ownership.scenario.json"))
+    assert hidden_by_crash(sc, SEED, "ownership") is None
+
+
 def test_a_defect_row_is_checked_on_three_variants_of_the_c() -> None:
     defect: dict[str, Any] = {"fix": "reset_needs_ops", "prop": "no_crash", "status": "violated",
               "scenario": str(FINDINGS / "defect.reset_needs_ops.scenario.json")}  # fmt: skip

@@ -95,7 +95,7 @@ def check_on_c(scenario: Scenario, variant: Variant, prop: str) -> dict[str, Any
     its own observable trace), and whether its event log equals the model's."""
     from vmballoon import model
     from vmballoon.apps.checkc import log_difference
-    from vmballoon.apps.ctrace import NOT_OBSERVABLE, c_trace
+    from vmballoon.apps.ctrace import NOT_OBSERVABLE, c_trace, hidden_by_crash
     from vmballoon.harness.build import BuildError
     from vmballoon.harness.patches import PatchError
     from vmballoon.harness.process import HarnessError
@@ -118,6 +118,9 @@ def check_on_c(scenario: Scenario, variant: Variant, prop: str) -> dict[str, Any
     if prop in NOT_OBSERVABLE:
         return _field("not-observable", detail, props, None, equal)
     shown = prop in props
+    hidden = None if shown else hidden_by_crash(scenario, variant, prop)
+    if hidden is not None:
+        return _field("not-observable", detail or hidden, props, None, equal)
     if shown:
         v = next(v for v in violations if v.prop == prop)
         detail = detail or f"entry point {v.step}: {v.message}"

@@ -34,10 +34,13 @@ from vmballoon.core.variants import Variant
 from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Command
 from vmballoon.harness.replay import EVENTS_FORMAT, start
 from vmballoon.model import listed as ls
+from vmballoon.model.machine import STOPPED, enter, step
+from vmballoon.model.machine import start as model_start
 from vmballoon.model.plist import PList, from_iterable, iterate
 from vmballoon.model.properties import (
     BATCHED_CMDS,
     PROPERTY_NAMES,
+    STATE_PROPERTIES,
     Ghost,
     Violation,
     check_state,
@@ -219,3 +222,42 @@ def c_trace(
             checker.after_step(name, first)
         log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": drv.state()}
         return checker.violations, log
+
+
+def hidden_by_crash(scenario: Scenario, variant: Variant, prop: str) -> str | None:
+    """Why no run of the C can show the model's first violation of the state property
+    ``prop`` on ``scenario``, or None: the violation happens inside an entry point that
+    crashes before it returns.
+
+    The C's state is observed only when an entry point returns (:class:`CTraceChecker`),
+    and a crashed guest is checked for nothing but the crash.  A state property broken
+    at some transition of an entry point that then crashes (the model's
+    ``no_crash`` at a later transition of the same entry point) is therefore out of
+    the C's sight, however faithful the C is; its event log, crash included, is still
+    compared with the model's."""
+    if prop not in STATE_PROPERTIES:
+        return None
+    state = model_start(scenario, variant)
+    ghost = initial_ghost()
+    i = 0
+    for name in scenario.steps:
+        if state.loc in STOPPED:
+            break
+        nxt = enter(state, name)
+        broken_at = None
+        while True:
+            i += 1
+            ghost, _ = observe(state, nxt, ghost)
+            state = nxt
+            if broken_at is None and check_state(state, ghost, frozenset({prop})):
+                broken_at = i
+            if state.loc in (Loc.IDLE, Loc.EXITED, Loc.CRASHED):
+                break
+            nxt = step(state)
+        if broken_at is not None:
+            if state.loc != Loc.CRASHED:
+                return None
+            return (f"the model breaks it at transition {broken_at}, inside entry point "
+                    f"{name!r}, which crashes at transition {i} before it returns: the C's "
+                    f"state is seen only when an entry point returns")  # fmt: skip
+    return None
