@@ -320,6 +320,19 @@ def confirm_defect(fix: str, prop: str, sc: Scenario) -> tuple[bool, dict[str, A
     return ok, {"seed": seed_v, "seed_plus_fix": fix_v, "fixed_minus_fix": minus_v}
 
 
+def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
+    """The properties of ``props`` (in their order) through which ``sc`` shows the
+    defect of ``fix`` (:func:`confirm_defect` of each), with one replay per variant."""
+    names = frozenset(props)
+    on_seed = {v.prop for v in check_trace(sc, SEED, names)}
+    if not on_seed:
+        return []
+    on_fix = {v.prop for v in check_trace(sc, Variant(frozenset({fix})), names & on_seed)}
+    rest = names & on_seed - on_fix
+    on_minus = {v.prop for v in check_trace(sc, FIXED.without(fix), rest)} if rest else set()
+    return [p for p in props if p in on_seed and p not in on_fix and p in on_minus]
+
+
 def defect_row(
     fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: str,
     seconds: float, source: str, out_dir: Path | None, detail: str = "",
@@ -425,7 +438,7 @@ def first_divergence(
     blocked: list[list[int]] = []
     for _ in range(SAME_DEPTH_ATTEMPTS):
         raw = to_scenario(trace, SEED)
-        shown = [p for p in props if confirm_defect(fix, p, raw)[0]]
+        shown = confirmed(fix, props, raw)
         if shown:
             if _first_step(shown[0], raw) > k + 1:
                 return _in_parting_step(fix, shown[0], props, k, timeout, cone, notes) or (
@@ -458,7 +471,7 @@ def _in_parting_step(
     if status == "found" and k2 == k and trace is not None:
         raw = to_scenario(trace, SEED)
         if confirm_defect(fix, prop, raw)[0] and _first_step(prop, raw) == k + 1:
-            return k, trace, [p for p in props if confirm_defect(fix, p, raw)[0]]
+            return k, trace, confirmed(fix, props, raw)
     notes.append(f"no run of the pinned inputs shows {prop} in the transition that parts "
                  f"them ({'solver unknown' if status == 'unknown' else 'none'} at depth {k})")
     return None

@@ -56,34 +56,36 @@ def houdini(
     """
     live = list(cands)
     dropped: dict[str, str] = {}
+    pre = {n: c(s) for n, c in cands.items()}  # each candidate's formula built once
     sol = solver(timeout)
     sol.add(initial(s))
     for name in list(live):
-        r = sol.check(z3.Not(cands[name](s)))
+        r = sol.check(z3.Not(pre[name]))
         if r == z3.unknown:
             raise Unknown(f"initiation of {name}")
         if r == z3.sat:
             live.remove(name)
             dropped[name] = "initiation"
+    after: dict[Loc, dict[str, Expr]] = {}  # per location, each candidate on the successor
     changed = True
     while changed and live:
         changed = False
         for loc, st in posts.items():
+            if loc not in after:
+                after[loc] = {n: c(st.post) for n, c in cands.items()}
+            post = after[loc]
             while live:
                 sol = solver(timeout)
-                sol.add(*base(s), *(cands[n](s) for n in live), s["loc"] == loc_val(loc))
+                sol.add(*base(s), *(pre[n] for n in live), s["loc"] == loc_val(loc))
                 sol.add(*st.cons, *extra(s, i))
-                sol.add(z3.Or([z3.Not(cands[n](st.post)) for n in live]))
+                sol.add(z3.Or([z3.Not(post[n]) for n in live]))
                 r = sol.check()
                 if r == z3.unsat:
                     break
                 if r == z3.unknown:
                     raise Unknown(f"consecution from {loc.name}: {sol.reason_unknown()}")
                 m = sol.model()
-                bad = [
-                    n for n in live
-                    if z3.is_false(m.eval(cands[n](st.post), model_completion=True))
-                ]  # fmt: skip
+                bad = [n for n in live if z3.is_false(m.eval(post[n], model_completion=True))]
                 for n in bad:
                     live.remove(n)
                     dropped[n] = loc.name

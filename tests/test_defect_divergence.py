@@ -10,6 +10,7 @@ two pieces that argument rests on to the solver and to the model.
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,8 @@ from vmballoon.model.state import Loc
 from vmballoon.proofs.check import to_scenario
 from vmballoon.proofs.defects import divergence_search, fix_locations, product_search
 from vmballoon.proofs.encoding import TRANSITIONS
+
+FINDINGS = Path(__file__).resolve().parents[1] / "spec" / "findings"
 
 
 @pytest.mark.parametrize("fix", FIX_NAMES)
@@ -83,3 +86,63 @@ def test_the_abstract_bound_excludes_the_shallow_depths_of_warn_status_frees() -
 
     fix = "warn_status_frees"
     assert divergence_bound(fix, 27, fix_locations(fix)) == 21
+
+
+@pytest.mark.parametrize("fix", ["reset_needs_ops", "lock_64bit_refused", "batch_pfn"])
+def test_the_divergence_run_lies_in_the_abstract_cone_of_its_depth(fix: str) -> None:
+    """The cone of depth k (proofs/abstract_reach.Cone.at) holds the abstract path of the
+    divergence found without it, step by step: constraining the query to the cone loses
+    no divergence.  With the cone the search answers at the same depth."""
+    from vmballoon.proofs.abstract_reach import FIELDS, Cone
+
+    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
+    assert status == "found" and k is not None and trace is not None
+    cone = Cone(fix, fix_locations(fix))
+    path = [tuple(st[n] for n in FIELDS) for st in trace.states[: k + 1]]
+    for j, (a, level) in enumerate(zip(path, cone.at(k), strict=True)):
+        assert a in level, (j, a)
+    again = divergence_search(fix, 12, 30.0, 0, True, cone=cone)
+    assert again[0] == "found" and again[1] == k
+
+
+def test_a_cone_below_the_bound_is_empty_and_its_query_unsatisfiable() -> None:
+    """Below the abstract bound no abstract run may part the drivers: the cone is empty
+    at its last step, and the search held to it finds nothing there."""
+    from vmballoon.proofs.abstract_reach import Cone
+
+    fix = "warn_status_frees"
+    cone = Cone(fix, fix_locations(fix))
+    bound = cone.bound(27)
+    assert bound == 21
+    assert cone.at(bound - 1)[-1] == set()
+    assert cone.at(bound)[-1] != set()
+    status, _, _ = divergence_search(fix, bound - 1, 30.0, bound - 1, True, cone=cone)
+    assert status == "none"
+
+
+@pytest.mark.parametrize("fix", ["batch_pfn", "warn_status_frees"])
+def test_confirmed_is_confirm_defect_of_each_property(fix: str) -> None:
+    """One replay per variant gives what confirm_defect gives property by property."""
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.proofs.defects import confirm_defect, confirmed
+    from vmballoon.proofs.props import PROPERTIES
+
+    sc = load_scenario(str(FINDINGS / f"defect.{fix}.scenario.json"))
+    props = list(PROPERTIES)
+    assert confirmed(fix, props, sc) == [p for p in props if confirm_defect(fix, p, sc)[0]]
+    assert confirmed(fix, props, sc)
+
+
+def test_a_minimised_defect_scenario_shows_it_no_later() -> None:
+    """Minimising keeps every input the violation needs at its depth: the checked-in
+    defect scenarios show their property at the depth the search reported."""
+    import json
+
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.proofs.defects import violates
+
+    results = json.loads((FINDINGS.parent / "verify-results.json").read_text())
+    for row in results["defects"]:
+        sc = load_scenario(str(FINDINGS / f"defect.{row['fix']}.scenario.json"))
+        steps = [int(v["step"]) for v in violates(sc, SEED, row["prop"])]
+        assert steps and min(steps) == row["depth"], row["fix"]

@@ -103,3 +103,31 @@ def test_well_formed_admits_every_location_and_no_other_value() -> None:
     sol = z3.Solver()
     sol.add(well_formed(s), s["loc"] == z3.BitVecVal(max(int(x) for x in Loc) + 1, 8))
     assert sol.check() == z3.unsat
+
+
+def test_an_instance_of_the_relation_speaks_only_of_its_own_states() -> None:
+    """``transition`` is built once over template constants and instantiated by
+    substitution: an instance names exactly the states and inputs it was given (no
+    template constant left over), and two instances differ only by their names."""
+    names: set[str] = set()
+    seen: set[int] = set()
+
+    def collect(e: z3.ExprRef) -> None:  # over the DAG, each node once
+        todo = [e]
+        while todo:
+            x = todo.pop()
+            if x.get_id() in seen:
+                continue
+            seen.add(x.get_id())
+            if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                names.add(x.decl().name())
+            todo.extend(x.children())
+
+    s, i, t = make_state("a_"), make_inputs("b_"), make_state("c_")
+    locs = reachable_locs(3)[3]
+    collect(transition(s, i, t, SEED, locs))
+    assert names and all(n[:2] in ("a_", "b_", "c_") for n in names), sorted(names)[:5]
+    s2, i2, t2 = make_state("x_"), make_inputs("y_"), make_state("z_")
+    pairs = [(s[n], s2[n]) for n in s] + [(i[n], i2[n]) for n in i] + [(t[n], t2[n]) for n in t]
+    renamed = z3.substitute(transition(s, i, t, SEED, locs), *pairs)
+    assert renamed.eq(transition(s2, i2, t2, SEED, locs))

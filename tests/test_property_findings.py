@@ -57,7 +57,7 @@ CO_VIOLATIONS = {
     ],
     "progress": [("rate_counter", 10), ("protocol", 12), ("progress", 13)],
     "protocol": [("protocol", 11)],
-    "target_from_host": [("rate_counter", 10), ("target_from_host", 11)],
+    "target_from_host": [("protocol", 11), ("target_from_host", 11)],
 }  # fmt: skip
 
 
