@@ -60,7 +60,19 @@ def _smaller(v: int) -> list[int]:
 
 
 def minimize(sc: Scenario, keep: Keep, rounds: int = 4) -> Scenario:
-    """The scenario with every input that ``keep`` does not need at its default."""
+    """The scenario with every input that ``keep`` does not need at its default.
+
+    ``keep`` is asked once per distinct scenario: a later round that tries a candidate
+    again (most of them, when the round before changed little) gets the answer kept."""
+    answers: dict[Scenario, bool] = {}
+    wanted = keep
+
+    def remembered(cand: Scenario) -> bool:
+        if cand not in answers:
+            answers[cand] = wanted(cand)
+        return answers[cand]
+
+    keep = remembered
     if not keep(sc):
         return sc
     cur = _trim(sc)
