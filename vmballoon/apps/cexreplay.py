@@ -10,9 +10,11 @@ checks the properties on the C's own observable trace, with the code of
 
 * ``status``: ``shows`` (the C violates the property too), ``not-shown`` (it does
   not), ``not-observable`` (``rate_counter`` and ``throttle``, about inflate's
-  locals, which the C does not show), ``no-compiler`` (no ``cc``: nothing run,
-  nothing failed) or ``error`` (the variant's source does not build, or the driver
-  did not return);
+  locals, which the C does not show; or a state property the model breaks inside an
+  entry point that crashes before it returns,
+  :func:`vmballoon.apps.ctrace.hidden_by_crash`), ``no-compiler`` (no ``cc``:
+  nothing run, nothing failed) or ``error`` (the variant's source does not build, or
+  the driver did not return);
 * ``shows`` (true, false, or null when not checked), ``properties`` (every property
   the C's trace violates), ``log_equal`` (the C's event log equals the model's on
   the scenario) and ``detail``.
