@@ -146,3 +146,24 @@ def test_a_minimised_defect_scenario_shows_it_no_later() -> None:
         sc = load_scenario(str(FINDINGS / f"defect.{row['fix']}.scenario.json"))
         steps = [int(v["step"]) for v in violates(sc, SEED, row["prop"])]
         assert steps and min(steps) == row["depth"], row["fix"]
+
+
+def test_a_divergence_run_ahead_answers_as_the_defect_search_would() -> None:
+    """verify runs the first divergence ahead of the defect's search, over every property
+    not proved on SEED; the search then narrows it to its own properties.  Where the run
+    ahead stopped at a scenario whose first property is the search's, the answer is the
+    one the search computes itself; where not, the search computes it itself."""
+    from vmballoon.proofs.defects import DEFECT_DEPTH, _divergence_for, divergence_job
+    from vmballoon.proofs.props import PROPERTIES
+
+    fix = "batch_pfn"
+    superset = list(PROPERTIES)
+    early = divergence_job({"fix": fix, "props": superset, "depth": DEFECT_DEPTH,
+                            "timeout": 30.0})  # fmt: skip
+    assert early["first"] is not None and early["first"][2], early
+    shown = early["first"][2]
+    for props in ([shown[0]], [p for p in superset if p != shown[0]]):
+        ahead = _divergence_for(fix, props, DEFECT_DEPTH, 30.0, early, [])
+        now = _divergence_for(fix, props, DEFECT_DEPTH, 30.0, None, [])
+        assert ahead is not None and now is not None
+        assert (ahead[0], ahead[1], ahead[2]) == (now[0], now[1], now[2]), props
