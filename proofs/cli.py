@@ -144,15 +144,21 @@ def _crashed(job: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
     }]  # fmt: skip
 
 
+def _parted(fix: str, outs: list[dict[str, Any]]) -> str:
+    """What a first-divergence job (:func:`proofs.defects.divergence_job`) found."""
+    found = [o for o in outs if "first" in o]
+    if not found:  # crashed: the defect's search computes it itself
+        return "crashed: " + "; ".join(str(o.get("detail")) for o in outs)
+    first = found[0]["first"]
+    if first is None:
+        return "none (" + "; ".join(found[0]["notes"]) + ")"
+    return f"SEED and SEED + {fix} part at transition {first[0] + 1}"
+
+
 def _progress(done: int, total: int, job: dict[str, Any], outs: list[dict[str, Any]]) -> None:
     if job["kind"] == "divergence":
-        first = next((o["first"] for o in outs if "first" in o), None)
-        what = ("crashed: " + "; ".join(str(o.get("detail")) for o in outs)
-                if not any("first" in o for o in outs)
-                else "none (" + "; ".join(outs[0]["notes"]) + ")" if first is None
-                else f"SEED and SEED + {job['fix']} part at transition {first[0] + 1}")  # fmt: skip
-        print(f"[{done}/{total}] seed divergence {job['fix']}: {what}", file=sys.stderr,
-              flush=True)  # fmt: skip
+        print(f"[{done}/{total}] seed divergence {job['fix']}: {_parted(job['fix'], outs)}",
+              file=sys.stderr, flush=True)  # fmt: skip
         return
     if job["kind"] == "deep":
         what = ", ".join(f"{o['prop']}={o['status']}" for o in outs)

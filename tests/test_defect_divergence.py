@@ -167,3 +167,15 @@ def test_a_divergence_run_ahead_answers_as_the_defect_search_would() -> None:
         now = _divergence_for(fix, props, DEFECT_DEPTH, 30.0, None, [])
         assert ahead is not None and now is not None
         assert (ahead[0], ahead[1], ahead[2]) == (now[0], now[1], now[2]), props
+
+
+def test_the_progress_line_of_a_divergence_job_says_what_it_found() -> None:
+    """Parted (its transition), none (the job's notes) or crashed (the error): never
+    silent."""
+    from vmballoon.proofs.cli import _parted
+
+    assert _parted("batch_pfn", [{"fix": "batch_pfn", "first": (10, None, []), "notes": []}]) \
+        == "SEED and SEED + batch_pfn part at transition 11"
+    none = _parted("x", [{"fix": "x", "first": None, "notes": ["none up to depth 28"]}])
+    assert none == "none (none up to depth 28)"
+    assert _parted("x", [{"status": "error", "detail": "boom"}]) == "crashed: boom"
