@@ -179,3 +179,15 @@ def test_the_progress_line_of_a_divergence_job_says_what_it_found() -> None:
     none = _parted("x", [{"fix": "x", "first": None, "notes": ["none up to depth 28"]}])
     assert none == "none (none up to depth 28)"
     assert _parted("x", [{"status": "error", "detail": "boom"}]) == "crashed: boom"
+
+
+def test_the_gap_between_parting_and_violation_is_searched_or_said_not_established() -> None:
+    """lock_64bit_refused: the drivers part at transition 11 and its first scenario shows
+    the defect at 14; the two-copy product finds nothing of 11 to 13 transitions, so 14
+    is the shortest over the pinned inputs.  Deeper than GAP_DEPTH nothing is asked."""
+    from vmballoon.proofs.defects import GAP_DEPTH, _in_the_gap
+
+    found = _in_the_gap("lock_64bit_refused", ["host_agreement"], 11, 13, 30.0)
+    assert found is not None and found[0] is None
+    assert "finds no scenario of 11 to 13 transitions" in found[1]
+    assert _in_the_gap("warn_status_frees", ["no_leak"], 25, GAP_DEPTH + 1, 30.0) is None
