@@ -392,7 +392,7 @@ GAP_DEPTH = 16
 """Deepest scenario :func:`_in_the_gap` asks the product for.  Between a divergence at
 transition 11 and its violation at 14 (lock_64bit_refused) the two-copy product answers
 in 1.6 s; at depth 25 (warn_status_frees, parting at 25, violation at 26) it gave no
-answer in 30 s."""
+answer in 30 s, and that gap is decided by one-step queries instead."""
 
 SUFFIX = 6
 """Steps after SEED and SEED + fix part within which the violation is looked for."""
@@ -513,9 +513,19 @@ def _in_the_gap(
     ``fix``, a weaker condition, so "none" holds of the defect too), iterative deepening
     from ``lo``.  Returns ``(shorter, words)``: ``shorter`` is ``(property, scenario,
     depth)`` when one is found and the replay confirms it, with the words to report;
-    None when ``hi`` is deeper than :data:`GAP_DEPTH` (not asked)."""
+    None when ``hi`` is deeper than :data:`GAP_DEPTH` (not asked).  A gap that is the
+    parting transition alone (``lo == hi``) needs no product when no step from a
+    location the fix changes can break a property on SEED's side only
+    (:func:`_may_show_in_one_step`): the scenarios of ``lo`` transitions are the runs
+    of the drivers, one until that step."""
     from vmballoon.proofs.check import to_scenario
 
+    if lo == hi and not any(_may_show_in_one_step(fix, p, timeout) for p in props):
+        # the gap is the parting transition alone, and no step from a location the fix
+        # changes breaks any of the properties on SEED's side only
+        return None, (f"the shortest over the pinned inputs (before transition {lo} the "
+                      f"drivers are one, and no step that parts them breaks "
+                      f"{', '.join(props)} on SEED's side alone: one-step queries)")  # fmt: skip
     if hi > GAP_DEPTH:
         return None
     status, prop, k, trace = product_search(fix, hi, timeout, props, lo, False, True,
