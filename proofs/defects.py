@@ -333,14 +333,28 @@ def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
     return [p for p in props if p in on_seed and p not in on_fix and p in on_minus]
 
 
+SHORTEST = {
+    "property": "SEED violates the property in no fewer transitions on any input",
+    "every input": "no scenario shows the defect in fewer transitions, on any input",
+    "pinned inputs": "no scenario of the pinned inputs (proofs/pinned.py) shows the defect "
+                     "in fewer transitions",
+    "not established": "a shorter scenario may show the defect",
+}
+"""What a defect row's ``shortest`` claims of its depth (None: no scenario)."""
+
+
 def defect_row(
     fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: str,
     seconds: float, source: str, out_dir: Path | None, detail: str = "",
+    shortest: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The per-defect result (and its scenario file, with ``meta``, in ``out_dir``)."""
+    """The per-defect result (and its scenario file, with ``meta``, in ``out_dir``);
+    ``shortest`` is what the search established of its depth (:data:`SHORTEST`)."""
+    assert shortest is None or shortest in SHORTEST, shortest
     row: dict[str, Any] = {
         "fix": fix, "lines": lines_of(fix), "prop": prop, "depth": depth, "status": status,
         "seconds": seconds, "source": source, "scenario": None, "evidence": {}, "detail": detail,
+        "shortest": shortest if status == "violated" else None,
     }  # fmt: skip
     if sc is not None and prop is not None:
         ok, evidence = confirm_defect(fix, prop, sc)
@@ -713,6 +727,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
         if shown is not None:
             sc = _minimal(fix, shown, to_scenario(trace0, SEED))
             step = _first_step(shown, sc)
+            shortest = "pinned inputs"
             if step == k0 + 1:
                 said = (f"{how}; the violation is that transition's: the shortest over the "
                         f"pinned inputs (before they part the two drivers are in the same "
@@ -720,6 +735,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
             else:
                 gap = _in_the_gap(fix, props, k0 + 1, step - 1, timeout)
                 if gap is None:
+                    shortest = "not established"
                     words = (f"the shortest scenario over the pinned inputs has {k0 + 1} to "
                              f"{step} transitions (not established: the product over that "
                              f"gap is asked up to depth {GAP_DEPTH} only)")  # fmt: skip
@@ -727,10 +743,12 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                     shorter, words = gap
                     if shorter is not None:
                         shown, sc, step = shorter
+                    elif "not established" in words:
+                        shortest = "not established"
                 said = f"{how}; the violation shows at transition {step}: {words}"
             detail = "; ".join([*notes, said])
             return defect_row(fix, shown, step, sc, "violated", time.monotonic() - t0,
-                              "divergence", out_dir, detail)  # fmt: skip
+                              "divergence", out_dir, detail, shortest)  # fmt: skip
         notes.append(how + "; that transition shows no violation")
         lower[True] = max(start, k0 + 1)  # a sound bound for the pinned inputs only
     last: tuple[str, Scenario, int | None] | None = None
@@ -754,12 +772,17 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
             if confirm_defect(fix, prop, raw)[0]:
                 sc = _minimal(fix, prop, raw)
                 how = "pinned inputs (the others at their defaults)" if pinned else "every input"
+                # an answer after a blocked one need not be the shortest
+                shortest = ("pinned inputs" if pinned else "every input") if not blocked \
+                    else "not established"
                 return defect_row(fix, prop, k, sc, "violated", time.monotonic() - t0,
                                   "product", out_dir,
                                   "; ".join([*notes,
                                   f"product BMC over {how}: SEED, SEED + {fix} and FIXED minus "
-                                  f"{fix} on the same inputs (shortest from the lower bound "
-                                  f"{lower[pinned]})"]))  # fmt: skip
+                                  f"{fix} on the same inputs (" + (
+                                      f"shortest from the lower bound {lower[pinned]})"
+                                      if not blocked else "after blocked answers: shortest "
+                                      "not established)")]), shortest)  # fmt: skip
             last = (prop, raw, k)
             blocked.append([int(st["loc"]) for st in trace.states])
         if pinned and notes and ("unknown" in notes[-1] or "budget" in notes[-1]):
@@ -773,7 +796,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
         detail = "; ".join([*notes, how, "shortest not established: the product search "
                             "did not finish"])  # fmt: skip
         return defect_row(fix, d_prop, d_depth, sc, "violated", time.monotonic() - t0,
-                          "divergence", out_dir, detail)  # fmt: skip
+                          "divergence", out_dir, detail, "not established")  # fmt: skip
     detail = "; ".join(notes)
     if last is not None:  # found, never confirmed: shown as such, never as violated
         prop, raw, k = last
@@ -808,7 +831,7 @@ def plan_defect(
         r, sc = shown
         row = defect_row(fix, r["prop"], r["depth"], sc, "violated", 0.0, "seed", out_dir,
                          "SEED's shortest counterexample of the property; the fix alone "
-                         "clears it")  # fmt: skip
+                         "clears it", "property")  # fmt: skip
         return row, None
     bounds = [
         int(seed[n]["depth"]) + (1 if seed[n]["status"] == "no-cex" else 0)

@@ -198,3 +198,17 @@ def test_the_gap_between_parting_and_violation_is_searched_or_said_not_establish
     # ... while a step that parts SEED and SEED + batch_pfn can break protocol (its own
     # scenario shows it in the parting transition): that is not decided so
     assert _in_the_gap("batch_pfn", ["protocol"], 25, 25, 30.0) is None
+
+
+def test_every_shortest_claim_has_words_in_the_findings_table() -> None:
+    """What a defect row may claim of its depth (proofs/defects.SHORTEST) is what the
+    findings table can say (apps/specgen.SHORTEST_WORDS), and the checked-in rows each
+    claim something."""
+    import json
+
+    from vmballoon.apps.specgen import SHORTEST_WORDS
+    from vmballoon.proofs.defects import SHORTEST
+
+    assert set(SHORTEST_WORDS) == set(SHORTEST)
+    results = json.loads((FINDINGS.parent / "verify-results.json").read_text())
+    assert {d["shortest"] for d in results["defects"]} <= set(SHORTEST)

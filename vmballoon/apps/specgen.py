@@ -150,22 +150,33 @@ def c_cell(status: str | None) -> str:
     return "" if status is None else C_CELLS.get(status, status)
 
 
+SHORTEST_WORDS = {
+    "property": "yes, for this property (SEED's own shortest counterexample of it)",
+    "every input": "yes",
+    "pinned inputs": "yes, over the pinned inputs (proofs/pinned.py)",
+    "not established": "not established",
+}
+"""A defect row's ``shortest`` (proofs/defects.py ``SHORTEST``) in the findings table."""
+
+
 def defects_table(results: dict[str, Any]) -> str:
     """One row per fix flag: the SEED scenario that shows its defect, and what the fix changes."""
     by = {d["fix"]: d for d in results.get("defects", [])}
-    lines = ["| fix flag | C lines it changes | property violated on SEED | depth | scenario "
-             "(SEED violates it; SEED + the fix alone does not) | the compiled C on it |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| fix flag | C lines it changes | property violated on SEED | depth | shortest? "
+             "| scenario (SEED violates it; SEED + the fix alone does not) "
+             "| the compiled C on it |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for fix in FIX_NAMES:
         d = by.get(fix)
         if d is None:
-            lines.append(_row([f"`{fix}`", "", "not checked", "", "", ""]))
+            lines.append(_row([f"`{fix}`", "", "not checked", "", "", "", ""]))
             continue
         scenario = Path(d["scenario"]).name if d.get("scenario") else ""
         link = f"[{scenario}](findings/{scenario})" if scenario else str(d.get("status"))
         prop = f"`{d['prop']}`" if d.get("prop") else str(d.get("status"))
         lines.append(_row([f"`{fix}`", str(d.get("lines", "")), prop,
                            f"{d['depth']} transitions" if d.get("depth") is not None else "",
+                           SHORTEST_WORDS.get(str(d.get("shortest")), ""),
                            link, _defect_c_cell(d)]))  # fmt: skip
     return "\n".join(lines)
 
@@ -266,7 +277,8 @@ def stable_results(results: dict[str, Any]) -> dict[str, Any]:
     ]  # fmt: skip
     invariants.sort(key=lambda r: str(r["variant"]))
     defects = [
-        {k: d.get(k) for k in ("fix", "lines", "prop", "depth", "status", "source", "scenario")}
+        {k: d.get(k) for k in ("fix", "lines", "prop", "depth", "status", "source", "shortest",
+                               "scenario")}
         for d in results.get("defects", [])
     ]
     for d, raw_d in zip(defects, results.get("defects", []), strict=True):
@@ -397,7 +409,11 @@ def render(results: dict[str, Any]) -> str:
         "and FIXED without it on the same inputs (first with the inputs that do not matter "
         "at their defaults, proofs/pinned.py); every scenario is minimised (inputs that do "
         "not matter at their defaults) and confirmed by replay. A row that is not "
-        "`violated` says why (`unknown`: the search timed out).",
+        "`violated` says why (`unknown`: the search timed out). *shortest?* is what the "
+        "search established of the depth: the seed's own shortest counterexample is the "
+        "shortest for its property; a search from where SEED and SEED + the fix first part "
+        "(before that they are one driver, so nothing shorter tells them apart) is the "
+        "shortest over the inputs it searched.",
         "",
         defects_table(results),
         "",
@@ -575,7 +591,7 @@ def compare_results(fresh: dict[str, Any], checked_in: dict[str, Any]) -> list[s
         out.append("fix-necessity table differs")
 
     def dkey(d: dict[str, Any]) -> tuple[Any, ...]:
-        return (d.get("status"), d.get("prop"), d.get("depth"))
+        return (d.get("status"), d.get("prop"), d.get("depth"), d.get("shortest"))
 
     old_d = {d["fix"]: dkey(d) for d in checked_in.get("defects", [])}
     new_d = {d["fix"]: dkey(d) for d in fresh.get("defects", [])}
