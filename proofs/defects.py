@@ -381,7 +381,8 @@ def _minimal(fix: str, prop: str, raw: Scenario) -> Scenario:
     last = _first_step(prop, raw)
 
     def keep(sc: Scenario) -> bool:
-        return confirm_defect(fix, prop, sc)[0] and _first_step(prop, sc) <= last
+        ok, evidence = confirm_defect(fix, prop, sc)  # its SEED replay gives the step too
+        return ok and min(int(v["step"]) for v in evidence["seed"]) <= last
 
     return minimize(raw, keep)
 
@@ -520,44 +521,45 @@ def _may_show_in_one_step(fix: str, prop: str, timeout: float) -> bool:
 
 def _in_the_gap(
     fix: str, props: list[str], lo: int, hi: int, timeout: float
-) -> tuple[tuple[str, Scenario, int] | None, str] | None:  # fmt: skip
+) -> tuple[tuple[str, Scenario, int] | None, bool, str]:  # fmt: skip
     """Whether a scenario of ``lo..hi`` transitions (pinned inputs) shows the defect, when
     the drivers part at transition ``lo`` and the first scenario found shows it at
     ``hi + 1``: the product of SEED and SEED + ``fix`` (two copies: without FIXED minus
     ``fix``, a weaker condition, so "none" holds of the defect too), iterative deepening
-    from ``lo``.  Returns ``(shorter, words)``: ``shorter`` is ``(property, scenario,
-    depth)`` when one is found and the replay confirms it, with the words to report;
-    None when ``hi`` is deeper than :data:`GAP_DEPTH` (not asked).  A gap that is the
-    parting transition alone (``lo == hi``) needs no product when no step from a
-    location the fix changes can break a property on SEED's side only
-    (:func:`_may_show_in_one_step`): the scenarios of ``lo`` transitions are the runs
-    of the drivers, one until that step."""
+    from ``lo``, asked up to depth :data:`GAP_DEPTH`.  A gap that is the parting
+    transition alone (``lo == hi``) needs no product when no step from a location the
+    fix changes can break a property on SEED's side only (:func:`_may_show_in_one_step`):
+    the scenarios of ``lo`` transitions are the runs of the drivers, one until that step.
+    Returns ``(shorter, established, words)``: ``shorter`` is ``(property, scenario,
+    depth)`` when one is found and the replay confirms it; ``established`` whether the
+    depth reported (``shorter``'s, else ``hi + 1``) is the shortest over the pinned
+    inputs; ``words`` say why."""
     from vmballoon.proofs.check import to_scenario
 
     if lo == hi and not any(_may_show_in_one_step(fix, p, timeout) for p in props):
-        # the gap is the parting transition alone, and no step from a location the fix
-        # changes breaks any of the properties on SEED's side only
-        return None, (f"the shortest over the pinned inputs (before transition {lo} the "
-                      f"drivers are one, and no step that parts them breaks "
-                      f"{', '.join(props)} on SEED's side alone: one-step queries)")  # fmt: skip
+        return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
+                            f"the drivers are one, and no step that parts them breaks "
+                            f"{', '.join(props)} on SEED's side alone: one-step queries)")
+    unknown = (f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
+               f"transitions (not established: ")  # fmt: skip
     if hi > GAP_DEPTH:
-        return None
+        return None, False, unknown + f"the product over that gap is asked up to depth " \
+            f"{GAP_DEPTH} only)"
     status, prop, k, trace = product_search(fix, hi, timeout, props, lo, False, True,
                                             attribution=False)  # fmt: skip
     if status == "none":
-        return None, (f"the shortest over the pinned inputs (before transition {lo} the "
-                      f"drivers are one, and the product of SEED and SEED + {fix} finds no "
-                      f"scenario of {lo} to {hi} transitions)")  # fmt: skip
+        return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
+                            f"the drivers are one, and the product of SEED and SEED + {fix} "
+                            f"finds no scenario of {lo} to {hi} transitions)")  # fmt: skip
     if status == "found" and prop is not None and k is not None and trace is not None:
         raw = to_scenario(trace, SEED)
         if confirm_defect(fix, prop, raw)[0]:
             sc = _minimal(fix, prop, raw)
-            return (prop, sc, _first_step(prop, sc)), (
+            return (prop, sc, _first_step(prop, sc)), True, (
                 f"a shorter one from the product of SEED and SEED + {fix} (iterative "
                 f"deepening from transition {lo}): the shortest over the pinned inputs")
     what = "solver unknown" if status == "unknown" else "an answer the replay does not confirm"
-    return None, (f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
-                  f"transitions (not established: the product over that gap gave {what})")
+    return None, False, unknown + f"the product over that gap gave {what})"
 
 
 def _no_divergence(status: str, depth: int, k: int | None) -> str:
@@ -727,25 +729,18 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
         if shown is not None:
             sc = _minimal(fix, shown, to_scenario(trace0, SEED))
             step = _first_step(shown, sc)
-            shortest = "pinned inputs"
+            established = True
             if step == k0 + 1:
                 said = (f"{how}; the violation is that transition's: the shortest over the "
                         f"pinned inputs (before they part the two drivers are in the same "
                         f"states, so no run of fewer transitions tells them apart)")  # fmt: skip
             else:
-                gap = _in_the_gap(fix, props, k0 + 1, step - 1, timeout)
-                if gap is None:
-                    shortest = "not established"
-                    words = (f"the shortest scenario over the pinned inputs has {k0 + 1} to "
-                             f"{step} transitions (not established: the product over that "
-                             f"gap is asked up to depth {GAP_DEPTH} only)")  # fmt: skip
-                else:
-                    shorter, words = gap
-                    if shorter is not None:
-                        shown, sc, step = shorter
-                    elif "not established" in words:
-                        shortest = "not established"
+                shorter, established, words = _in_the_gap(fix, props, k0 + 1, step - 1,
+                                                          timeout)  # fmt: skip
+                if shorter is not None:
+                    shown, sc, step = shorter
                 said = f"{how}; the violation shows at transition {step}: {words}"
+            shortest = "pinned inputs" if established else "not established"
             detail = "; ".join([*notes, said])
             return defect_row(fix, shown, step, sc, "violated", time.monotonic() - t0,
                               "divergence", out_dir, detail, shortest)  # fmt: skip

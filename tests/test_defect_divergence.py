@@ -187,17 +187,19 @@ def test_the_gap_between_parting_and_violation_is_searched_or_said_not_establish
     is the shortest over the pinned inputs.  Deeper than GAP_DEPTH nothing is asked."""
     from vmballoon.proofs.defects import GAP_DEPTH, _in_the_gap
 
-    found = _in_the_gap("lock_64bit_refused", ["host_agreement"], 11, 13, 30.0)
-    assert found is not None and found[0] is None
-    assert "finds no scenario of 11 to 13 transitions" in found[1]
-    assert _in_the_gap("warn_status_frees", ["no_leak"], 24, GAP_DEPTH + 1, 30.0) is None
+    shorter, established, words = _in_the_gap(
+        "lock_64bit_refused", ["host_agreement"], 11, 13, 30.0)
+    assert shorter is None and established
+    assert "finds no scenario of 11 to 13 transitions" in words
+    deep = _in_the_gap("warn_status_frees", ["no_leak"], 24, GAP_DEPTH + 1, 30.0)
+    assert deep[:2] == (None, False) and "not established" in deep[2]
     # warn_status_frees parts at 25 and shows at 26: the gap is the parting transition
     # alone, and no step that parts the drivers leaks (no_leak holds until a tick ends)
     one = _in_the_gap("warn_status_frees", ["no_leak"], 25, 25, 30.0)
-    assert one is not None and one[0] is None and "one-step queries" in one[1]
+    assert one[:2] == (None, True) and "one-step queries" in one[2]
     # ... while a step that parts SEED and SEED + batch_pfn can break protocol (its own
     # scenario shows it in the parting transition): that is not decided so
-    assert _in_the_gap("batch_pfn", ["protocol"], 25, 25, 30.0) is None
+    assert _in_the_gap("batch_pfn", ["protocol"], 25, 25, 30.0)[:2] == (None, False)
 
 
 def test_every_shortest_claim_has_words_in_the_findings_table() -> None:
