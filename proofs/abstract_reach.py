@@ -14,8 +14,11 @@ successor.  Every concrete run of the unrolling therefore has an abstract run of
 length from an abstraction of ``Init``.  A depth at which no reachable abstract state
 admits the two drivers' steps differing (:func:`may_part`, again asked of every concrete
 state with that abstraction) has no divergence at all.  Exploring breadth-first gives the
-least such depth: a lower bound the BMC search starts from.  A solver ``unknown`` anywhere
-gives no bound (0): the search then asks every depth, as before.
+least such depth (:meth:`Cone.bound`): a lower bound the BMC search starts from.  For each
+deeper depth ``k``, the abstract states on a run that may part the drivers at ``k``
+(:meth:`Cone.at`) bound the concrete query of that depth (:meth:`Cone.constraint`).  A
+solver ``unknown`` anywhere raises :class:`Unknown`: the search
+(:func:`proofs.defects.first_divergence`) then asks every depth, each query unbounded.
 """
 
 from __future__ import annotations
@@ -183,17 +186,4 @@ class Cone:
                        for j, level in enumerate(self.at(k))])  # fmt: skip
 
 
-def divergence_bound(
-    fix: str, depth: int, where: Iterable[Loc], timeout: float = 30.0
-) -> int:
-    """The least ``k <= depth`` at which some abstract run of ``k`` steps reaches a state
-    from which SEED and SEED + ``fix`` may step apart at one of the locations ``where``
-    (``depth + 1`` if none); 0 when the solver cannot tell.  No concrete run of the pinned
-    search parts the two drivers at a depth below it."""
-    try:
-        return Cone(fix, where, timeout).bound(depth)
-    except Unknown:
-        return 0
-
-
-__all__ = ["FIELDS", "AbstractReach", "Cone", "Unknown", "apart", "both_steps", "divergence_bound"]
+__all__ = ["FIELDS", "AbstractReach", "Cone", "Unknown", "apart", "both_steps"]

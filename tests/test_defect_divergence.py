@@ -65,11 +65,11 @@ def test_the_abstract_bound_is_sound_on_the_first_divergence(fix: str) -> None:
     """The abstract-reachability bound is at most the depth of the first divergence, and
     the divergence run's own abstract path is one the abstract relation allows, step by
     step (the relation over-approximates the pinned encoding it is computed from)."""
-    from vmballoon.proofs.abstract_reach import FIELDS, AbstractReach, divergence_bound
+    from vmballoon.proofs.abstract_reach import FIELDS, AbstractReach, Cone
 
     status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
     assert status == "found" and k is not None and trace is not None
-    bound = divergence_bound(fix, 12, fix_locations(fix))
+    bound = Cone(fix, fix_locations(fix)).bound(12)
     assert 0 < bound <= k
     reach = AbstractReach(Variant(frozenset({fix})), 30.0)
     path = [tuple(st[n] for n in FIELDS) for st in trace.states[: k + 1]]
@@ -82,10 +82,10 @@ def test_the_abstract_bound_is_sound_on_the_first_divergence(fix: str) -> None:
 def test_the_abstract_bound_excludes_the_shallow_depths_of_warn_status_frees() -> None:
     """The deep defect: no abstract run parts SEED and SEED + warn_status_frees before
     transition 22 (they part at 25), which spares the search 21 BMC queries."""
-    from vmballoon.proofs.abstract_reach import divergence_bound
+    from vmballoon.proofs.abstract_reach import Cone
 
     fix = "warn_status_frees"
-    assert divergence_bound(fix, 27, fix_locations(fix)) == 21
+    assert Cone(fix, fix_locations(fix)).bound(27) == 21
 
 
 @pytest.mark.parametrize("fix", ["reset_needs_ops", "lock_64bit_refused", "batch_pfn"])
