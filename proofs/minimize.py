@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import cache
 
 from vmballoon.core.env import DEFAULT_RESPONSE
 from vmballoon.core.scenario import DEFAULT_FRAMES, Response, Scenario
@@ -64,15 +65,7 @@ def minimize(sc: Scenario, keep: Keep, rounds: int = 4) -> Scenario:
 
     ``keep`` is asked once per distinct scenario: a later round that tries a candidate
     again (most of them, when the round before changed little) gets the answer kept."""
-    answers: dict[Scenario, bool] = {}
-    wanted = keep
-
-    def remembered(cand: Scenario) -> bool:
-        if cand not in answers:
-            answers[cand] = wanted(cand)
-        return answers[cand]
-
-    keep = remembered
+    keep = cache(keep)
     if not keep(sc):
         return sc
     cur = _trim(sc)
