@@ -47,7 +47,7 @@ def test_core_imports_nothing_above_it() -> None:
 
 
 def test_model_imports_no_solver_and_no_hypothesis() -> None:
-    bad = _layer_violations(ROOT / "model", ("z3", "hypothesis", "vmballoon.proofs",
+    bad = _layer_violations(PKG / "model", ("z3", "hypothesis", "vmballoon.proofs",
                                              "vmballoon.apps", *TOP_LEVEL))  # fmt: skip
     assert not bad, bad
 
@@ -55,8 +55,8 @@ def test_model_imports_no_solver_and_no_hypothesis() -> None:
 def test_readings_import_no_applications() -> None:
     bad: list[str] = []
     for folder in ("model", "reference", "proofs"):
-        bad += _layer_violations(ROOT / folder, ("vmballoon.apps", *TOP_LEVEL))
-    bad += [b for b in _layer_violations(ROOT / "reference", ("z3", "hypothesis"))]
+        bad += _layer_violations(PKG / folder, ("vmballoon.apps", *TOP_LEVEL))
+    bad += [b for b in _layer_violations(PKG / "reference", ("z3", "hypothesis"))]
     assert not bad, bad
 
 

@@ -202,10 +202,25 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _spec_out(args: argparse.Namespace) -> Path:
+    """Where ``vmballoon spec`` writes: ``--out``, else the ``spec/`` of the checkout it
+    runs in; never the package's own copy in an installed tree."""
+    from vmballoon.core.specdata import checkout_spec_dir
+
+    if args.out is not None:
+        return Path(args.out)
+    found = checkout_spec_dir()
+    if found is None:
+        raise UsageError("spec: not run inside a vmballoon-spec checkout: give --out DIR")
+    return found
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     """``vmballoon spec``: regenerate (or check) spec/reference.md."""
     from vmballoon.apps import specgen
 
+    if args.check and args.out is not None:
+        raise UsageError("spec: --check writes nothing; --out goes without it")
     if args.from_verify is not None:
         path = _regular_file(args.from_verify)
         try:
@@ -214,7 +229,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
                 specgen.require_complete(raw)
                 fresh = specgen.stable_results(raw)
             else:
-                fresh = specgen.import_verify(path)
+                fresh = specgen.import_verify(path, _spec_out(args))
         except specgen.PartialResult as exc:
             raise UsageError(f"{path}: {exc}") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -228,7 +243,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
                       "--from-verify FILE and commit", file=sys.stderr)  # fmt: skip
                 return 1
         else:
-            results = specgen.SPEC / specgen.RESULTS
+            results = _spec_out(args) / specgen.RESULTS
             results.write_text(json.dumps(fresh, indent=1) + "\n", encoding="utf-8")
     if args.check:
         diff = specgen.check()
@@ -240,7 +255,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
             return 1
         print("spec/reference.md is up to date")
         return 0
-    out = specgen.write()
+    out_dir = _spec_out(args)
+    out = specgen.write(out_dir, out_dir / specgen.RESULTS if args.from_verify else None)
     print(f"wrote {out}")
     return 0
 
@@ -346,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the output of a full `vmballoon verify --json`: record its results, findings "
         "and reference (with --check: compare); a partial run (--property, --variant, "
         "--no-necessity) is refused with exit 2 and nothing is written, never merged",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write reference.md (and with --from-verify the results and findings) into DIR "
+        "instead of the spec/ of the checkout the command runs in",
     )
     p.set_defaults(func=cmd_spec)
 

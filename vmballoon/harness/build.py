@@ -2,11 +2,11 @@
 
 :func:`prepare_source` rewrites ``VMWARE_BALLOON_CMD`` (seed lines 200-219, the
 inline ``inl`` of the hypervisor port) into one line that calls the harness's
-host (``shim_backdoor`` in ``harness/c/harness.c``) and blanks the 19 lines of
+host (``shim_backdoor`` in ``vmballoon/harness/c/harness.c``) and blanks the 19 lines of
 its body, so every other line keeps its text and its number.  A source whose
 macro block is not the seed's is refused (:class:`BuildError`, one line).
 
-:func:`build` compiles ``harness/c/harness.c``, which includes the rewritten
+:func:`build` compiles ``vmballoon/harness/c/harness.c``, which includes the rewritten
 source, with the system's ``cc``; binaries are cached in the user's cache
 directory under the hash of everything that goes into them.
 """

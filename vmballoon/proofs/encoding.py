@@ -620,7 +620,7 @@ def _unlock_batched(tx: SymTx, num: Expr, is2m: Expr, eio: Expr) -> Expr:
     return z3.If(ok, bv32(0), eio)
 
 
-# -- the transitions, one per control location (model/transitions.py) ------------------------
+# -- the transitions, one per control location (vmballoon/model/transitions.py) ----------
 
 
 def t_idle(tx: SymTx) -> None:

@@ -8,6 +8,6 @@
   environment is the Python :class:`vmballoon.core.env.Env`;
 * :mod:`vmballoon.harness.replay`: a scenario's event log from the C.
 
-The C side is ``harness/c``: ``kshim.h`` (the kernel API the driver uses) and
+The C side is ``vmballoon/harness/c``: ``kshim.h`` (the kernel API the driver uses) and
 ``harness.c`` (the host, the fault handler and the state dump).
 """

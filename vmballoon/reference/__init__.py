@@ -1,6 +1,6 @@
 """C-faithful reference implementation of ``vmw_balloon.c``: the C transliterated.
 
-Written independently of ``model/``: it shares only the protocol constants,
+Written independently of ``vmballoon/model/``: it shares only the protocol constants,
 the environment, the scenario format and the fix flags with it, so that a
 misreading of the C in one is caught by the other.
 """

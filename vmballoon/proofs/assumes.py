@@ -23,7 +23,7 @@ from vmballoon.core.specdata import spec_dir
 
 @dataclass(frozen=True)
 class Assume:
-    function: str  # the function of proofs/encoding.py
+    function: str  # the function of vmballoon/proofs/encoding.py
     rank: int  # 0 for its first tx.assume, 1 for the second, ...
     source: str  # a prefix of the call's source, whitespace collapsed
     kind: str  # "environment", "C" or "abstraction"
@@ -150,8 +150,9 @@ def markdown() -> str:
     out = [
         "# Assumptions of the Z3 encoding",
         "",
-        "Generated from `proofs/assumes.py` (checked against the `tx.assume` calls of",
-        "`proofs/encoding.py` by `tests/test_vacuity.py`). Each restricts the inputs of a",
+        "Generated from `vmballoon/proofs/assumes.py` (checked against the `tx.assume` calls of",
+        "`vmballoon/proofs/encoding.py` by `tests/test_vacuity.py`). Each restricts the inputs "
+        "of a",
         "step; a behaviour it excluded would be invisible to every proof. *environment*:",
         "a fact about the hypervisor, allocator or kernel; *C*: what the C code does;",
         "*abstraction*: a fact of how the encoding describes one frame (it excludes no",

@@ -336,8 +336,8 @@ def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
 SHORTEST = {
     "property": "SEED violates the property in no fewer transitions on any input",
     "every input": "no scenario shows the defect in fewer transitions, on any input",
-    "pinned inputs": "no scenario of the pinned inputs (proofs/pinned.py) shows the defect "
-                     "in fewer transitions",
+    "pinned inputs": "no scenario of the pinned inputs (vmballoon/proofs/pinned.py) shows the "
+                     "defect in fewer transitions",
     "not established": "a shorter scenario may show the defect",
 }
 """What a defect row's ``shortest`` claims of its depth (None: no scenario)."""
@@ -450,7 +450,7 @@ def first_divergence(
         return None
     if bound > 0:
         notes.append(f"no run of SEED parts them before transition {bound + 1}: abstract "
-                     f"reachability over {', '.join(FIELDS)} (proofs/abstract_reach.py)")
+                     f"reachability over {', '.join(FIELDS)} (vmballoon/proofs/abstract_reach.py)")
     status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True, cone=cone)
     if status != "found" or k is None or trace is None:
         notes.append(_no_divergence(status, depth, k))
@@ -573,7 +573,7 @@ def _no_divergence(status: str, depth: int, k: int | None) -> str:
 def _parted_at(fix: str, k: int) -> str:
     """How a divergence found at step ``k`` is told in a defect's detail."""
     return (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
-            f"SEED, pinned inputs: proofs/pinned.py)")  # fmt: skip
+            f"SEED, pinned inputs: vmballoon/proofs/pinned.py)")  # fmt: skip
 
 
 def _via_divergence(

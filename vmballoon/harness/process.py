@@ -1,7 +1,7 @@
 """The compiled driver as a child process, its environment the Python :class:`Env`.
 
 :class:`CDriver` starts a harness binary (:mod:`harness.build`) and answers it
-over the line protocol documented in ``harness/c/harness.c``: every backdoor
+over the line protocol documented in ``vmballoon/harness/c/harness.c``: every backdoor
 command, allocation, free and VMCI call the C makes goes through the same
 :class:`vmballoon.core.env.Env` the model and the reference use (scripted
 host, cooperative host, memory pressure), so the three readings meet the same
