@@ -170,3 +170,28 @@ def test_vacuity_is_not_planned_without_fixed() -> None:
     assert not any(isinstance(j, VacuityJob) for j in plan(["seed"], ALL, 1.0, 1, None, False))
     assert sum(isinstance(j, VariantJob) for j in plan(["seed", "fixed"], ALL, 1.0, 1, None,
                                                        True)) == 2 + len(FIX_NAMES)  # fmt: skip
+
+
+def test_a_replay_exception_while_confirming_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """proofs/check.py's confirmation: a reference replay that raises confirms nothing."""
+    from vmballoon import reference
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.variants import SEED
+    from vmballoon.proofs import check
+
+    sc = load_scenario(str(Path(__file__).parents[1] / "spec/findings/seed.no_crash.scenario.json"))
+    assert check.confirm("no_crash", sc, SEED).confirmed
+
+    def boom(*_: object, **__: object) -> object:
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(reference, "replay", boom)
+    seen = check.confirm("no_crash", sc, SEED)
+    assert seen.violations and not seen.confirmed
+    assert seen.problem is not None and "reference replay failed" in seen.problem
+    # through the reporting of a counterexample: the row is unconfirmed, never violated
+    monkeypatch.setattr(check, "to_scenario", lambda trace, variant: sc)
+    o = Outcome("no_crash", "seed", "bmc", Status.VIOLATED, 0.0, depth=10)
+    check.report_counterexample(o, check.Trace([{"loc": 0}], []), SEED, None)
+    assert o.status == Status.UNCONFIRMED
+    assert o.replay[-1]["message"].startswith("reference replay failed")
