@@ -13,7 +13,6 @@ import pytest
 from vmballoon.apps import verify as vf
 from vmballoon.apps.verify_jobs import (
     Board,
-    ConformanceOutcome,
     DeepJob,
     DefectJob,
     DivergenceJob,
@@ -24,7 +23,7 @@ from vmballoon.apps.verify_jobs import (
     plan,
 )
 from vmballoon.core.variants import FIX_NAMES, FIXED
-from vmballoon.proofs.check import Outcome, conjuncts
+from vmballoon.proofs.check import ConformanceOutcome, Outcome, conjuncts
 from vmballoon.proofs.defects import DefectRow, lines_of
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.status import Status
