@@ -45,7 +45,8 @@ obligations over the encoding of :mod:`proofs.encoding`:
   ``16 + 2 T`` transitions: within 2 ticks of module init (the init tick and the
   first timer tick): no cooperative transition schedules a reset (one query per
   location), so after the init tick's reset every tick reads ``T``.  With ``T`` frozen
-  for a run the range is then kept strictly below ``T + 512`` for ever (the only tick that ends at ``T + 512`` starts there).
+  for a run the range is then kept strictly below ``T + 512`` for ever (the only tick
+  that ends at ``T + 512`` starts there).
 
 * **Counterexamples** (:func:`bmc_progress`): BMC from Init with the cooperative
   constraint on every step and ``T`` frozen for the run; a state at IDLE with no
