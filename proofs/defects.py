@@ -340,9 +340,17 @@ def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
 
 SHORTEST = {
     "property": "SEED violates the property in no fewer transitions on any input",
-    "every input": "no scenario shows the defect in fewer transitions, on any input",
+    "every input": "no scenario shows the defect in fewer transitions, on any input (SEED "
+                   "violates none of the properties looked at in fewer: its own BMC)",
     "pinned inputs": "no scenario of the pinned inputs (proofs/pinned.py) shows the defect "
-                     "in fewer transitions",
+                     "in fewer transitions (before SEED and SEED + fix part they are one)",
+    "pinned shared inputs": "no scenario of the pinned inputs shows the defect in fewer "
+                            "transitions when SEED and SEED + fix read the same inputs at "
+                            "every step (a product of the two: once they issue different "
+                            "commands a replay feeds them different answers, which it does "
+                            "not cover)",
+    "shared inputs": "no scenario shows the defect in fewer transitions when SEED and SEED + "
+                     "fix read the same inputs at every step (a product: see above)",
     "not established": "a shorter scenario may show the defect",
 }
 """What a defect row's ``shortest`` claims of its depth (None: no scenario)."""
@@ -461,6 +469,22 @@ answer in 30 s, and that gap is decided by one-step queries instead."""
 
 SUFFIX = 6
 """Steps after SEED and SEED + fix part within which the violation is looked for."""
+
+
+def product_shortest(pinned: bool, blocked: bool, k: int | None, start: int,
+                     exact: bool) -> str:  # fmt: skip
+    """What a product search's answer at depth ``k`` establishes (:data:`SHORTEST`).
+
+    The product drives its copies with one input per step: "shared inputs".  Only when
+    ``k`` is the lower bound ``start`` that SEED's own BMC gives (``exact``: single copy,
+    every input, iterative deepening) does it hold over every input: no scenario of
+    fewer transitions breaks any of the properties on SEED at all.  An answer after a
+    blocked one is not the shortest."""
+    if blocked:
+        return "not established"
+    if exact and k == start:
+        return "every input"
+    return "pinned shared inputs" if pinned else "shared inputs"
 
 
 def first_divergence(
@@ -773,6 +797,7 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
     out_dir = Path(job["out"]) if job.get("out") else None
     depth, start = int(job["depth"]), int(job.get("start", 0))
     window = bool(job.get("window", False))
+    exact = bool(job.get("start_exact", False))
     timeout = float(job["timeout"])
     notes = Notes()
     early = job.get("divergence")
@@ -798,7 +823,9 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
                 if shorter is not None:
                     shown, sc, step = shorter
                 said = f"{how}; the violation shows at transition {step}: {words}"
-            shortest = "pinned inputs" if established else "not established"
+            # the parting transition itself: one copy before it; a gap: a product
+            shortest = ("pinned inputs" if step == k0 + 1 else "pinned shared inputs") \
+                if established else "not established"
             detail = "; ".join([*notes, said])
             return defect_row(fix, shown, step, sc, Status.VIOLATED, time.monotonic() - t0,
                               "divergence", out_dir, detail, shortest)  # fmt: skip
@@ -828,8 +855,7 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
                 sc = _minimal(fix, prop, raw)
                 how = "pinned inputs (the others at their defaults)" if pinned else "every input"
                 # an answer after a blocked one need not be the shortest
-                shortest = ("pinned inputs" if pinned else "every input") if not blocked \
-                    else "not established"
+                shortest = product_shortest(pinned, bool(blocked), k, start, exact)
                 return defect_row(fix, prop, k, sc, Status.VIOLATED, time.monotonic() - t0,
                                   "product", out_dir,
                                   "; ".join([*notes,
@@ -894,9 +920,12 @@ def plan_defect(
         for n in props if n in seed and seed[n].depth is not None
     ]  # fmt: skip
     start = min(bounds) if len(bounds) == len(props) else 0
+    # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
+    # none of ``props`` in fewer transitions on any input
+    exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
     job = {
         "fix": fix, "props": props, "start": start, "depth": DEFECT_DEPTH,
-        "timeout": timeout, "out": out, "window": True,
+        "timeout": timeout, "out": out, "window": True, "start_exact": exact,
     }  # fmt: skip
     return None, job
 

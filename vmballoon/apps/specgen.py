@@ -154,6 +154,10 @@ SHORTEST_WORDS = {
     "property": "yes, for this property (SEED's own shortest counterexample of it)",
     "every input": "yes",
     "pinned inputs": "yes, over the pinned inputs (proofs/pinned.py)",
+    "pinned shared inputs": "yes, over the pinned inputs with SEED and SEED + fix reading "
+    "the same inputs at every step (a product; not every replay)",
+    "shared inputs": "yes, with SEED and SEED + fix reading the same inputs at every step "
+    "(a product; not every replay)",
     "not established": "not established",
 }
 """A defect row's ``shortest`` (proofs/defects.py ``SHORTEST``) in the findings table."""

@@ -107,7 +107,7 @@ class Board:
                     variant="seed", timeout=float(search["timeout"]), fix=fix,
                     props=tuple(search["props"]), start=int(search["start"]),
                     depth=int(search["depth"]), out=search["out"], window=bool(search["window"]),
-                    divergence=self.early.get(fix),
+                    start_exact=bool(search["start_exact"]), divergence=self.early.get(fix),
                 ))  # fmt: skip
         return rows, jobs
 
@@ -311,6 +311,7 @@ class DefectJob(Job):
     depth: int = 0
     out: str | None = None
     window: bool = True
+    start_exact: bool = False
     divergence: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     def run(self) -> list[Row]:
@@ -319,6 +320,7 @@ class DefectJob(Job):
         spec: dict[str, Any] = {
             "fix": self.fix, "props": list(self.props), "start": self.start,
             "depth": self.depth, "timeout": self.timeout, "out": self.out, "window": self.window,
+            "start_exact": self.start_exact,
         }  # fmt: skip
         if self.divergence is not None:
             spec["divergence"] = self.divergence
