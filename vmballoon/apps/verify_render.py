@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 # -- numbers as the C reads them ------------------------------------------------------------
 
 _NULL = re.compile(r"\b(PFN|frame|page|batch page) None\b")
-_HEX = re.compile(r"\b(PFN|frame|page|status|capabilities|result) (\d+)\b")
+_HEX = re.compile(r"\b(PFN|frame|page|status|capabilities|result|answered) (\d+)\b")
 
 
 def readable(message: str) -> str:
