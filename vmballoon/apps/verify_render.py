@@ -332,27 +332,49 @@ def report(setup: Setup, board: Board, v: Verdict, c_summary: dict[str, Any] | N
 # -- the results table of spec/verify-results.json -------------------------------------------
 
 
-def results_table(doc: dict[str, Any]) -> str:
+def results_table(doc: dict[str, Any], findings: Path | None = None) -> str:
     """The README's results table (Markdown) from a ``verify-results.json`` document
-    (:func:`vmballoon.apps.specgen.import_verify`'s): per property, SEED's verdict with
-    the depth of its shortest counterexample as its replay shows it, FIXED's."""
-    rows = doc["results"]
-    by = {(r["variant"], r["prop"]): r for r in rows}
+    (:func:`vmballoon.apps.specgen.import_verify`'s): per property, SEED's verdict and
+    FIXED's.  The transition of each SEED finding is the one its replay shows (the
+    scenario in ``findings``, default spec/findings, replayed through the model): for a
+    plain BMC row it is the recorded depth, for the accelerated search's (whose steps
+    may be many allocations) the depth of the search is given beside it."""
+    from vmballoon.core.specdata import spec_dir
+
+    where = findings if findings is not None else spec_dir() / "findings"
+    by = {(r["variant"], r["prop"]): r for r in doc["results"]}
     lines = ["| property | SEED | FIXED | seed finding |", "|---|---|---|---|"]
     for name in [*PROPERTIES, "progress"]:
         seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
         if seed is None and fixed is None:
             continue
         finding = f"`{seed['scenario']}`" if seed and seed.get("scenario") else ""
-        lines.append(f"| `{name}` | {_md_cell(seed)} | {_md_cell(fixed)} | {finding} |")
+        cell = _md_cell(seed, where)
+        lines.append(f"| `{name}` | {cell} | {_md_cell(fixed, where)} | {finding} |")
     return "\n".join(lines)
 
 
-def _md_cell(r: dict[str, Any] | None) -> str:
+def replay_transition(scenario: Path, prop: str) -> int | None:
+    """The transition at which the model first violates ``prop`` replaying ``scenario``
+    on SEED (None: it does not)."""
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.variants import SEED
+    from vmballoon.model.properties import check_trace
+
+    found = check_trace(load_scenario(str(scenario)), SEED, frozenset({prop}))
+    return min((v.step for v in found), default=None)
+
+
+def _md_cell(r: dict[str, Any] | None, findings: Path) -> str:
     if r is None:
         return "-"
-    if r["status"] == "violated" and r.get("depth") is not None:
-        return f"violated at transition {r['depth']}"
+    if r["status"] == "violated" and r.get("scenario"):
+        step = replay_transition(findings / Path(r["scenario"]).name, r["prop"])
+        if step is None:
+            return "violated (its replay does not show it)"
+        if r.get("kind") == "accelerated":
+            return f"violated at transition {step} (accelerated search, depth {r['depth']})"
+        return f"violated at transition {step}"
     if r["status"] == "no-cex" and r.get("depth") is not None:
         return f"no counterexample up to depth {r['depth']}"
     return str(r["status"])
