@@ -119,7 +119,7 @@ def test_a_run_that_says_it_was_partial_is_refused() -> None:
 
 def test_the_readme_documents_each_commands_contract() -> None:
     from tests.conftest import ROOT
-    from vmballoon.proofs.cli import JSON_SCHEMA
+    from vmballoon.apps.verify import JSON_SCHEMA
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     contract = readme.split("## The contract of each command", 1)[1].split("\n## ", 1)[0]

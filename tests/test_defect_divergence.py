@@ -172,13 +172,16 @@ def test_a_divergence_run_ahead_answers_as_the_defect_search_would() -> None:
 def test_the_progress_line_of_a_divergence_job_says_what_it_found() -> None:
     """Parted (its transition), none (the job's notes) or crashed (the error): never
     silent."""
-    from vmballoon.proofs.cli import _parted
+    from vmballoon.apps.verify_jobs import Divergence
+    from vmballoon.apps.verify_render import parted
 
-    assert _parted("batch_pfn", [{"fix": "batch_pfn", "first": (10, None, []), "notes": []}]) \
-        == "SEED and SEED + batch_pfn part at transition 11"
-    none = _parted("x", [{"fix": "x", "first": None, "notes": ["none up to depth 28"]}])
+    found = Divergence("batch_pfn", {"fix": "batch_pfn", "first": (10, None, []), "notes": []})
+    assert parted("batch_pfn", found) == "SEED and SEED + batch_pfn part at transition 11"
+    none = parted("x", Divergence("x", {"fix": "x", "first": None,
+                                        "notes": ["none up to depth 28"]}))  # fmt: skip
     assert none == "none (none up to depth 28)"
-    assert _parted("x", [{"status": "error", "detail": "boom"}]) == "crashed: boom"
+    assert parted("x", Divergence("x", None, "RuntimeError('boom')")) \
+        == "crashed: RuntimeError('boom')"
 
 
 def test_the_gap_between_parting_and_violation_is_searched_or_said_not_established() -> None:

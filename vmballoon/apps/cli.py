@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vmballoon.apps.golden import add_golden_parser
     from vmballoon.apps.patch import add_patch_parser
     from vmballoon.apps.simulate import add_simulate_parser
-    from vmballoon.proofs.cli import add_verify_parser
+    from vmballoon.apps.verify import add_verify_parser
 
     add_verify_parser(sub).set_defaults(func=_verify)
     add_simulate_parser(sub)
@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _verify(args: argparse.Namespace) -> int:
     """``vmballoon verify``, every counterexample also replayed on the compiled C."""
     from vmballoon.apps.cexreplay import replay_counterexamples
-    from vmballoon.proofs.cli import cmd_verify
+    from vmballoon.apps.verify import cmd_verify
 
     return cmd_verify(args, replay_counterexamples)
 

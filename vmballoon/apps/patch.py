@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmballoon.apps.argtypes import variant_name
+from vmballoon.core.argtypes import variant_name
 
 
 def cmd_patch(args: argparse.Namespace) -> int:

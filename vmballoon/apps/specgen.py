@@ -154,6 +154,10 @@ SHORTEST_WORDS = {
     "property": "yes, for this property (SEED's own shortest counterexample of it)",
     "every input": "yes",
     "pinned inputs": "yes, over the pinned inputs (vmballoon/proofs/pinned.py)",
+    "pinned shared inputs": "yes, over the pinned inputs with SEED and SEED + fix reading "
+    "the same inputs at every step (a product; not every replay)",
+    "shared inputs": "yes, with SEED and SEED + fix reading the same inputs at every step "
+    "(a product; not every replay)",
     "not established": "not established",
 }
 """A defect row's ``shortest`` (vmballoon/proofs/defects.py ``SHORTEST``) in the findings table."""
@@ -305,8 +309,8 @@ def _throttle_note(results: dict[str, Any]) -> str:
             "k successful allocations, k symbolic, in one transition, checked against k model "
             "steps by tests/test_accel.py), so its depth counts a batch of allocations as one "
             "transition. The search runs first with the inputs that do not matter at their "
-            "defaults (vmballoon/proofs/pinned.py: a sound under-approximation, so what it finds "
-            "is a "
+            "defaults (vmballoon/proofs/pinned.py: a sound under-approximation, so what it "
+            "finds is a "
             "real trace), then, for what it does not find, over every input."
         )
     return (
@@ -362,7 +366,9 @@ def render(results: dict[str, Any]) -> str:
         "the same name holds on the abstraction of the step (for `guest_below_2_32` the Z3 "
         "constraint is the weaker consequence it needs: the balloon holds fewer than 2^32 "
         "frames), so an executable check that honours the assumptions cannot refute a "
-        "property proved under them. GUEST_ID, VMCI_DOORBELL_SET and vmci_doorbell_create "
+        "property proved under them. GUEST_ID and VMCI_DOORBELL_SET may fail with any status "
+        "but ERROR_RESET (`no_reset_request`: that answer schedules a reset, and a host "
+        "giving it on every tick keeps GET_TARGET from ever being sent), vmci_doorbell_create "
         "may fail, and START may grant any capability word: `progress` is proved without "
         "assuming otherwise.",
         "",

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
+    ERROR_RESET,
     PAGES_PER_2M,
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
@@ -50,7 +51,13 @@ TARGET_CMDS = frozenset({"GET_TARGET", "LOCK", "UNLOCK"}) | BATCHED_CMDS
 """Commands whose result the C writes into ``b->target`` (lines 405-438, 445-535)."""
 STATUS_CMDS = TARGET_CMDS | {"START"}
 """Commands whose status decides what a tick achieves (the others, GUEST_ID and
-VMCI_DOORBELL_SET, may fail without keeping the balloon from its target)."""
+VMCI_DOORBELL_SET, may fail without keeping the balloon from its target, except with
+ERROR_RESET: :data:`RESET_CMDS`)."""
+
+RESET_CMDS = frozenset({"GUEST_ID", "VMCI_DOORBELL_SET"})
+"""Commands outside :data:`STATUS_CMDS` whose ERROR_RESET answer still schedules a reset
+(``vmballoon_check_status``, line 363): a host answering GUEST_ID with ERROR_RESET on
+every tick keeps every tick in ``vmballoon_reset``, GET_TARGET is never sent (line 1120)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,13 @@ def _host_success(g: Guest, v: StepView) -> str | None:
     return None
 
 
+def _no_reset_request(g: Guest, v: StepView) -> str | None:
+    for c in v.commands:
+        if c.cmd in RESET_CMDS and c.status == ERROR_RESET:
+            return f"{c.cmd} answered ERROR_RESET"
+    return None
+
+
 def _entries_success(g: Guest, v: StepView) -> str | None:
     for c in v.commands:
         if c.cmd in BATCHED_CMDS and c.named and any(e != 0 for e in c.entries):
@@ -203,8 +217,18 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "naming the batch page is refused as a whole with ERROR_PPN_INVALID",
         "a cooperative host follows the protocol; it cannot read a batch it was not shown "
         "(lines 470, 518); any other status ends the tick early (lines 425-437, 893-906, "
-        "959-963) or schedules a reset (line 364). GUEST_ID and VMCI_DOORBELL_SET may fail",
+        "959-963) or schedules a reset (line 364). GUEST_ID and VMCI_DOORBELL_SET may fail "
+        "(but not with ERROR_RESET: no_reset_request)",
         "progress", _host_success,
+    ),
+    Assumption(
+        "no_reset_request",
+        "GUEST_ID and VMCI_DOORBELL_SET are never answered ERROR_RESET (any other failure "
+        "is allowed)",
+        "ERROR_RESET schedules a reset (line 363); a host that answers GUEST_ID with it on "
+        "every tick keeps every tick in vmballoon_reset (lines 1114, 1098) and GET_TARGET is "
+        "never sent (line 1120): the balloon never moves",
+        "progress", _no_reset_request,
     ),
     Assumption(
         "batch_entries_success",
@@ -299,6 +323,7 @@ __all__ = [
     "GUEST_WIDE",
     "PFN_LIMIT",
     "PROGRESS",
+    "RESET_CMDS",
     "T_MAX",
     "Assumption",
     "Command",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from vmballoon.core.assumptions import names_for
 from vmballoon.core.env import DEFAULT_RESPONSE
 from vmballoon.core.protocol import U64_MASK
 from vmballoon.core.scenario import Response, Scenario
-from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
+from vmballoon.core.variants import Variant
 from vmballoon.model.machine import enter, start, step
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc, State
@@ -50,6 +50,7 @@ from vmballoon.proofs.encoding import (
 from vmballoon.proofs.houdini import Unknown, solver
 from vmballoon.proofs.houdini import houdini as houdini_core
 from vmballoon.proofs.props import AUX, PROPERTIES
+from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import value_of
 
 DEFAULT_DEPTH = 14
@@ -59,25 +60,50 @@ RUNNING_LOCS = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHE
 
 @dataclass
 class Outcome:
-    """The result of one obligation."""
+    """The result of one obligation: a row of ``verify --json``'s ``results``.
+
+    ``measured`` (not in the JSON) is false where ``seconds`` is not this row's own time
+    (a property Houdini proves shares the invariant's time); ``c`` is what the compiled C
+    showed replaying the row's counterexample (:mod:`vmballoon.apps.cexreplay`), in the
+    JSON only when it was replayed.  ``tied`` false (``tied_to_model`` in the JSON) marks
+    a proof for a variant whose encoding is not checked against the model (no conformance,
+    no totality: FIXED minus a fix): "proved, not tied to the model"."""
 
     prop: str
     variant: str
     kind: str  # "induction", "bmc" or "accelerated" (the deep search, proofs.accel)
-    status: str  # proved / violated / unconfirmed / no-cex / unknown / failed
+    status: Status
     seconds: float
     detail: str = ""
     depth: int | None = None
     scenario: str | None = None
     replay: list[dict[str, Any]] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)  # names, vmballoon.core.assumptions
+    measured: bool = field(default=True, kw_only=True)
+    c: dict[str, Any] | None = field(default=None, kw_only=True)
+    tied: bool | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
+        self.status = Status(self.status)
         if not self.assumptions:
             self.assumptions = names_for(self.prop)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("measured", "c", "tied")}  # fmt: skip
+        if self.tied is not None:
+            doc["tied_to_model"] = self.tied
+        if self.c is not None:
+            doc["c"] = self.c
+        return doc
+
+
+@dataclass
+class InvariantOutcome(Outcome):
+    """The invariant Houdini kept (:func:`invariant_row`): its conjuncts, what it dropped."""
+
+    conjuncts: list[dict[str, str]] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)
 
 
 _solver = solver
@@ -132,7 +158,7 @@ def houdini(
     return Houdini(variant.name, live, dropped, None, time.monotonic() - t0)
 
 
-def invariant_row(h: Houdini, split: bool) -> dict[str, Any]:
+def invariant_row(h: Houdini, split: bool) -> InvariantOutcome:
     """The inductive invariant Houdini kept, as a result row: each conjunct in words and
     as a formula, and whether it was derived mechanically (a split conjunct) or written."""
     from vmballoon.proofs.lemmas import SEED_LEMMAS, candidates
@@ -153,14 +179,12 @@ def invariant_row(h: Houdini, split: bool) -> dict[str, Any]:
             "name": name, "origin": origin, "words": " ".join((doc or "").split()),
             "formula": str(pool[name](plain)),
         })  # fmt: skip
-    return {
-        "prop": "invariant", "variant": h.variant, "kind": "houdini",
-        "status": "unknown" if h.unknown else "proved", "seconds": h.seconds,
-        "detail": h.unknown or f"Houdini kept {len(h.proved)} of {len(pool)} candidates",
-        "depth": None, "scenario": None, "replay": [], "assumptions": names_for("invariant"),
-        "conjuncts": kept,
-        "dropped": dict(sorted(h.dropped.items())),
-    }  # fmt: skip
+    return InvariantOutcome(
+        "invariant", h.variant, "houdini", Status.UNKNOWN if h.unknown else Status.PROVED,
+        h.seconds, h.unknown or f"Houdini kept {len(h.proved)} of {len(pool)} candidates",
+        assumptions=names_for("invariant"), conjuncts=kept,
+        dropped=dict(sorted(h.dropped.items())),
+    )  # fmt: skip
 
 
 DEEP_DEPTH = 22
@@ -176,7 +200,7 @@ ACCEL_PROPS = ("rate_bounds", "rate_counter", "throttle")
 def check_variant(
     variant: Variant, props: list[str], timeout: float, depth: int, out_dir: Path | None,
     use_bmc: bool,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[Outcome]:  # fmt: skip
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For the seed,
@@ -193,7 +217,7 @@ def check_variant(
     h = houdini(variant, timeout, split=split)
     if h.unknown is not None:
         return [
-            Outcome(n, variant.name, "induction", "unknown", h.seconds, h.unknown).to_json()
+            Outcome(n, variant.name, "induction", Status.UNKNOWN, h.seconds, h.unknown)
             for n in [*props, *(["progress"] if live else [])]
         ]
     outs: list[Outcome] = []
@@ -201,17 +225,18 @@ def check_variant(
     for name in shown:
         if name in h.proved:
             detail = "inductive: in the invariant Houdini kept"
-            outs.append(Outcome(name, variant.name, "induction", "proved", 0.0, detail))
+            outs.append(Outcome(name, variant.name, "induction", Status.PROVED, 0.0, detail,
+                                measured=False))  # fmt: skip
         elif not use_bmc:
             where = h.dropped.get(name, "?")
-            outs.append(Outcome(name, variant.name, "induction", "failed", 0.0,
-                                f"not inductive: fails at {where}"))  # fmt: skip
+            outs.append(Outcome(name, variant.name, "induction", Status.FAILED, 0.0,
+                                f"not inductive: fails at {where}", measured=False))  # fmt: skip
     rest = [n for n in props if n not in h.proved]
     if use_bmc and rest:
         outs.extend(bmc(rest, variant, depth, timeout, out_dir))
     if live:
         outs.append(progress_outcome(variant, h, use_bmc, depth, timeout, out_dir))
-    return [invariant_row(h, split), *(o.to_json() for o in outs)]
+    return [invariant_row(h, split), *outs]
 
 
 def progress_outcome(
@@ -229,16 +254,17 @@ def progress_outcome(
 
     if not use_bmc:
         if sorted(h.proved) != sorted(conjuncts()):
-            return Outcome("progress", variant.name, "induction", "failed", 0.0,
-                           f"the safety invariant is not inductive: {h.dropped}")  # fmt: skip
+            return Outcome("progress", variant.name, "induction", Status.FAILED, 0.0,
+                           f"the safety invariant is not inductive: {h.dropped}",
+                           measured=False)  # fmt: skip
         r = pg.prove(variant, timeout)
-        return Outcome("progress", variant.name, "induction", r["status"], r["seconds"],
+        return Outcome("progress", variant.name, "induction", Status(r["status"]), r["seconds"],
                        r["detail"])  # fmt: skip
     status, raw, k, secs = pg.bmc_progress(
         variant, depth, timeout, shortest=variant.name == "seed"
     )
-    o = Outcome("progress", variant.name, "bmc", status, secs, depth=k)
-    if status == "no-cex":
+    o = Outcome("progress", variant.name, "bmc", Status(status), secs, depth=k)
+    if status == Status.NO_CEX:
         o.detail = f"no counterexample up to depth {depth} in the cooperative environment"
     if raw is not None:
         trace = Trace(raw["states"], raw["inputs"])
@@ -310,7 +336,7 @@ def _trace_of(
 def bmc_all(
     names: list[str], variant: Variant, depth: int, timeout: float, accel: bool = False,
     start: int = 0,
-) -> dict[str, tuple[str, Trace | None, int | None, float]]:  # fmt: skip
+) -> dict[str, tuple[Status, Trace | None, int | None, float]]:  # fmt: skip
     """BMC of several properties over one unrolling: ``name -> (status, trace, depth, secs)``.
 
     Iterative deepening: for each depth ``k`` from ``start``, ask for a state ``k``
@@ -325,7 +351,7 @@ def bmc_all(
     divided among the properties it asked about.
     """
     states, inputs, accs, prefix = _unroll(variant, depth, accel, False)
-    out: dict[str, tuple[str, Trace | None, int | None, float]] = {}
+    out: dict[str, tuple[Status, Trace | None, int | None, float]] = {}
     spent: dict[str, float] = dict.fromkeys(names, 0.0)
     todo = list(names)
     # iterative deepening: a query per depth k asks for a state k that violates some
@@ -345,7 +371,7 @@ def bmc_all(
                 break
             if r == z3.unknown:
                 for n in todo:
-                    out[n] = ("unknown", None, k, spent[n])
+                    out[n] = (Status.UNKNOWN, None, k, spent[n])
                 return out
             m = sol.model()
             found = [
@@ -353,19 +379,20 @@ def bmc_all(
                 if z3.is_true(m.eval(z3.Not(PROPERTIES[n](states[k])), model_completion=True))
             ]  # fmt: skip
             for name in found:
-                out[name] = ("violated", _trace_of(m, k, states, inputs, accs), k, spent[name])
+                out[name] = (Status.VIOLATED, _trace_of(m, k, states, inputs, accs), k,
+                             spent[name])  # fmt: skip
                 todo.remove(name)
         if not todo:
             break
     for n in todo:
-        out[n] = ("no-cex", None, depth, spent[n])
+        out[n] = (Status.NO_CEX, None, depth, spent[n])
     return out
 
 
 def bmc_window(
     names: list[str], variant: Variant, depth: int, timeout: float, accel: bool = True,
     pinned: bool = False,
-) -> dict[str, tuple[str, Trace | None, int | None, float]]:  # fmt: skip
+) -> dict[str, tuple[Status, Trace | None, int | None, float]]:  # fmt: skip
     """One query for a violation of any of ``names`` at ANY depth up to ``depth``.
 
     Cheaper than iterative deepening when the violation is deep (no unsat query at
@@ -375,7 +402,7 @@ def bmc_window(
     system with ``pinned``: then it proves nothing about the full one).
     """
     states, inputs, accs, prefix = _unroll(variant, depth, accel, pinned)
-    out: dict[str, tuple[str, Trace | None, int | None, float]] = {}
+    out: dict[str, tuple[Status, Trace | None, int | None, float]] = {}
     spent: dict[str, float] = dict.fromkeys(names, 0.0)
     todo = list(names)
 
@@ -392,7 +419,7 @@ def bmc_window(
         for n in todo:
             spent[n] += share
         if r != z3.sat:
-            status = "unknown" if r == z3.unknown else "no-cex"
+            status = Status.UNKNOWN if r == z3.unknown else Status.NO_CEX
             for n in todo:
                 out[n] = (status, None, depth, spent[n])
             break
@@ -400,14 +427,14 @@ def bmc_window(
         k = next(k for k in range(depth + 1)
                  if any(z3.is_true(m.eval(bad(n, k), model_completion=True)) for n in todo))
         for n in [n for n in todo if z3.is_true(m.eval(bad(n, k), model_completion=True))]:
-            out[n] = ("violated", _trace_of(m, k, states, inputs, accs), k, spent[n])
+            out[n] = (Status.VIOLATED, _trace_of(m, k, states, inputs, accs), k, spent[n])
             todo.remove(n)
     return out
 
 
 def deep_search(
     names: list[str], variant: Variant, depth: int, timeout: float
-) -> dict[str, tuple[str, Trace | None, int | None, float, str]]:
+) -> dict[str, tuple[Status, Trace | None, int | None, float, str]]:
     """Accelerated BMC (:mod:`proofs.accel`) up to ``depth`` for what plain BMC left open.
 
     First over the pinned environment (:mod:`proofs.pinned`, a sound
@@ -415,12 +442,12 @@ def deep_search(
     does not find is searched again over every input, and only that second search
     may answer ``no-cex``.  Returns ``name -> (status, trace, depth, secs, how)``.
     """
-    out: dict[str, tuple[str, Trace | None, int | None, float, str]] = {}
+    out: dict[str, tuple[Status, Trace | None, int | None, float, str]] = {}
     first = bmc_window(names, variant, depth, timeout, pinned=True)
     rest = []
     for n in names:
         status, trace, k, secs = first[n]
-        if status == "violated":
+        if status == Status.VIOLATED:
             out[n] = (status, trace, k, secs, "pinned")
         else:
             rest.append(n)
@@ -542,19 +569,41 @@ def to_scenario(trace: Trace, variant: Variant) -> Scenario:
     return scenario()
 
 
-def confirm(name: str, scenario: Scenario, variant: Variant) -> list[dict[str, Any]]:
-    """Replay ``scenario`` with every property checked; the violations of ``name``."""
+@dataclass(frozen=True)
+class Confirmation:
+    """What replaying a counterexample showed: the violations of its property on the model
+    (``violations``), and ``problem``, why it confirms nothing although the model shows
+    it (the reference disagrees with the model, or its replay raised); None when none."""
+
+    violations: list[dict[str, Any]]
+    problem: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """The model shows the violation and nothing else speaks against it."""
+        return bool(self.violations) and self.problem is None
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        """The ``replay`` field of the result row: the violations, then the problem."""
+        extra = [] if self.problem is None else [{"property": name, "message": self.problem}]
+        return [*self.violations, *extra]
+
+
+def confirm(name: str, scenario: Scenario, variant: Variant) -> Confirmation:
+    """Replay ``scenario`` with every property checked: the violations of ``name``, and
+    whether the reference agrees with the model.  A reference replay that raises is a
+    failure of the confirmation, never a confirmation."""
     found = [v.to_json() for v in check_trace(scenario, variant) if v.prop == name]
     try:
         from vmballoon import model, reference
 
         ref = reference.replay(scenario, variant)
         mod = model.replay(scenario, variant)
-        if ref != mod:
-            found.append({"property": name, "message": "model and reference disagree on replay"})
-    except Exception as exc:  # the reference may be incomplete; never hide a real result
-        found.append({"property": name, "message": f"reference replay failed: {exc!r}"})
-    return found
+    except Exception as exc:  # an exception is never a confirmation (the row is unconfirmed)
+        return Confirmation(found, f"reference replay failed: {exc!r}")
+    if ref != mod:
+        return Confirmation(found, "model and reference disagree on replay")
+    return Confirmation(found)
 
 
 def report_counterexample(
@@ -563,8 +612,8 @@ def report_counterexample(
     """Turn ``trace`` into a scenario, replay it, record the outcome, write the file.
 
     The outcome stays *violated* only when the replay through the model shows the
-    violation of ``o.prop`` (and the reference, where it runs, agrees); otherwise it
-    becomes *unconfirmed*.
+    violation of ``o.prop`` and the reference replays it to the same log; otherwise
+    (no violation, a disagreement, a replay that raises) it becomes *unconfirmed*.
     """
     from vmballoon.proofs.minimize import minimize
 
@@ -578,11 +627,12 @@ def report_counterexample(
         return any(v.step <= first[0] for v in check_trace(sc, variant, props))
 
     scenario = minimize(raw, keep) if first else raw
-    o.replay = confirm(o.prop, scenario, variant)
+    seen = confirm(o.prop, scenario, variant)
+    o.replay = seen.rows(o.prop)
     locs = " ".join(Loc(int(st["loc"])).name for st in trace.states)
     o.detail = f"trace: {locs}{note}"
-    if not o.replay or any("disagree" in str(r.get("message")) for r in o.replay):
-        o.status = "unconfirmed"
+    if not seen.confirmed:
+        o.status = Status.UNCONFIRMED
     if out_dir is not None:
         meta = {"property": o.prop, "variant": variant.name, "depth": o.depth, "defect": None}
         o.scenario = str(write_scenario(out_dir / f"{variant.name}.{o.prop}.scenario.json",
@@ -616,7 +666,7 @@ def bmc(
     for name in names:
         status, trace, k, secs = res[name]
         o = Outcome(name, variant.name, "bmc", status, secs, depth=k)
-        if status == "no-cex":
+        if status == Status.NO_CEX:
             o.detail = f"no counterexample up to depth {depth}"
         if trace is not None:
             report_counterexample(o, trace, variant, out_dir)
@@ -635,10 +685,10 @@ def deep(
     for name in names:
         status, trace, k, secs, how = res[name]
         o = Outcome(name, variant.name, "accelerated", status, secs, depth=k)
-        if status == "no-cex":
+        if status == Status.NO_CEX:
             o.detail = (f"no counterexample up to depth {plain_depth}, nor up to depth {depth} "
                         "with accelerated inflate steps")  # fmt: skip
-        elif status == "unknown":
+        elif status == Status.UNKNOWN:
             o.detail = (f"no counterexample up to depth {plain_depth}; the accelerated search "
                         f"up to depth {depth} timed out")  # fmt: skip
         if trace is not None:
@@ -662,7 +712,7 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     if r != z3.sat:
         unknown = r == z3.unknown
         return Outcome(
-            "vacuity", variant.name, "vacuity", "unknown" if unknown else "failed",
+            "vacuity", variant.name, "vacuity", Status.UNKNOWN if unknown else Status.FAILED,
             time.monotonic() - t0,
             f"Init ∧ Inv: solver unknown ({sol.reason_unknown()})" if unknown
             else "Init ∧ Inv unsat",
@@ -686,7 +736,7 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     if tot.dead:
         dead += [f"{loc} (a state of Inv admits no input)" for loc in tot.dead]
     undecided += [f"{loc} (totality)" for loc in tot.unknown]
-    status = "failed" if dead else "unknown" if undecided else "proved"
+    status = Status.FAILED if dead else Status.UNKNOWN if undecided else Status.PROVED
     parts = [f"never enabled: {dead}"] if dead else []
     if undecided:
         parts.append(f"solver unknown (timeout?) for: {', '.join(undecided)}")
@@ -697,83 +747,40 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     return Outcome("vacuity", variant.name, "vacuity", status, time.monotonic() - t0, detail)
 
 
-def conformance_outcome(variant: Variant) -> dict[str, Any]:
+@dataclass
+class ConformanceOutcome:
+    """The conformance of the encoding with the model for one variant: ``ok`` and the
+    witness check's report (``data``, :meth:`proofs.witness.Report.to_json`), which is
+    the row of ``verify --json``'s ``conformance``."""
+
+    variant: str
+    ok: bool
+    data: dict[str, Any]
+
+    @property
+    def status(self) -> Status:
+        return Status.PASSED if self.ok else Status.FAILED
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prop": "conformance", "kind": "conformance", "status": self.status,
+                **self.data}  # fmt: skip
+
+
+def conformance_outcome(variant: Variant) -> ConformanceOutcome:
     """The branch- and boundary-complete conformance of the encoding with the model
     (:mod:`proofs.witness`): what ties a proof about the encoding to the driver."""
     from vmballoon.proofs.witness import check as witness_check
 
     r = witness_check(variant)
-    status = "passed" if r.ok() else "failed"
-    return {"prop": "conformance", "kind": "conformance", "status": status, **r.to_json()}
+    return ConformanceOutcome(variant.name, r.ok(), r.to_json())
 
 
-# -- obligations for process pools ------------------------------------------------------
-
-
-def run_obligation(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run one obligation described by a JSON-able dict (for ``concurrent.futures``)."""
-    variant = parse_variant(job["variant"])
-    timeout = float(job["timeout"])
-    kind = job["kind"]
-    if kind == "vacuity":
-        return [vacuity(variant, timeout).to_json()]
-    if kind == "conformance":
-        return [conformance_outcome(variant)]
-    out_dir = Path(job["out"]) if job.get("out") else None
-    if kind == "variant":
-        return check_variant(variant, job["props"], timeout, int(job["depth"]), out_dir,
-                             job["bmc"])  # fmt: skip
-    if kind == "defect":
-        from vmballoon.proofs.defects import defect_job
-
-        return [defect_job(job)]
-    if kind == "divergence":
-        from vmballoon.proofs.defects import divergence_job
-
-        return [divergence_job(job)]
-    if kind == "deep":
-        outs = deep(job["props"], variant, int(job["deep_depth"]),
-                    timeout * DEEP_TIMEOUT_FACTOR, out_dir, int(job["depth"]))  # fmt: skip
-        return [o.to_json() for o in outs]
-    outs = bmc(job["props"], variant, int(job["depth"]), timeout, out_dir)
-    return [o.to_json() for o in outs]
-
-
-def deep_job(results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any] | None:
-    """The accelerated search for the SEED properties over the allocation counters
-    (:data:`ACCEL_PROPS`) that plain BMC left without a counterexample, if any."""
-    open_ = [r["prop"] for r in results
-             if r["variant"] == "seed" and r["prop"] in ACCEL_PROPS and r["status"] == "no-cex"]
-    if not open_:
-        return None
-    props = sorted(open_, key=ACCEL_PROPS.index)
-    return {**base, "kind": "deep", "variant": "seed", "props": props, "deep_depth": DEEP_DEPTH}
-
-
-def jobs_for(
-    variants: list[str], props: list[str], timeout: float, depth: int, out: str | None,
-    necessity: bool,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The obligations of a verify run."""
-    jobs: list[dict[str, Any]] = []
-    base = {"timeout": timeout, "depth": depth, "out": out, "props": props}
-    # the longest chain first (the seed, then its deep search and the defect searches,
-    # which ``verify`` puts at the front of its queue), the independent checks last
-    for v in variants:
-        if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
-            jobs.append({**base, "kind": "variant", "variant": v, "bmc": True})
-    if necessity:
-        # the safety properties only: progress is checked on SEED and proved on FIXED; its
-        # BMC on every FIXED-minus-one variant cost more than the rest of the table
-        safety = [n for n in props if n in PROPERTIES]
-        for n in FIX_NAMES:
-            v = FIXED.without(n).name
-            jobs.append({**base, "props": safety, "kind": "variant", "variant": v, "bmc": True})
-    if "fixed" in variants:
-        jobs.append({**base, "kind": "variant", "variant": "fixed", "bmc": False})
-        jobs.append({**base, "kind": "vacuity", "variant": "fixed"})
-    jobs += [{**base, "kind": "conformance", "variant": v} for v in variants]
-    return jobs
+def seed_open_for_acceleration(results: list[Outcome]) -> list[str]:
+    """The SEED properties over the allocation counters (:data:`ACCEL_PROPS`) that plain
+    BMC left without a counterexample: what the accelerated search (:func:`deep`) is for."""
+    open_ = [r.prop for r in results
+             if r.variant == "seed" and r.prop in ACCEL_PROPS and r.status == Status.NO_CEX]
+    return sorted(open_, key=ACCEL_PROPS.index)
 
 
 __all__ = [
@@ -781,15 +788,16 @@ __all__ = [
     "DEEP_TIMEOUT_FACTOR",
     "DEFAULT_DEPTH",
     "DEFAULT_TIMEOUT",
+    "ConformanceOutcome",
+    "InvariantOutcome",
     "Outcome",
+    "Status",
     "bmc",
     "check_variant",
     "conjuncts",
     "deep",
-    "deep_job",
     "houdini",
-    "jobs_for",
-    "run_obligation",
+    "seed_open_for_acceleration",
     "to_scenario",
     "vacuity",
 ]

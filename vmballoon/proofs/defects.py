@@ -22,9 +22,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import z3
 
@@ -46,7 +47,11 @@ from vmballoon.proofs.encoding import (
     transition,
 )
 from vmballoon.proofs.props import PROPERTIES
+from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import equal_to, value_of
+
+if TYPE_CHECKING:
+    from vmballoon.proofs.check import Outcome
 
 DEFECT_DEPTH = 28
 """Depth of the per-defect search (the longest interplay, ``warn_status_frees``, needs 25)."""
@@ -335,41 +340,94 @@ def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
 
 SHORTEST = {
     "property": "SEED violates the property in no fewer transitions on any input",
-    "every input": "no scenario shows the defect in fewer transitions, on any input",
+    "every input": "no scenario shows the defect in fewer transitions, on any input (SEED "
+                   "violates none of the properties looked at in fewer: its own BMC)",
     "pinned inputs": "no scenario of the pinned inputs (vmballoon/proofs/pinned.py) shows the "
-                     "defect in fewer transitions",
+                     "defect in fewer transitions (before SEED and SEED + fix part they are one)",
+    "pinned shared inputs": "no scenario of the pinned inputs shows the defect in fewer "
+                            "transitions when SEED and SEED + fix read the same inputs at "
+                            "every step (a product of the two: once they issue different "
+                            "commands a replay feeds them different answers, which it does "
+                            "not cover)",
+    "shared inputs": "no scenario shows the defect in fewer transitions when SEED and SEED + "
+                     "fix read the same inputs at every step (a product: see above)",
     "not established": "a shorter scenario may show the defect",
 }
 """What a defect row's ``shortest`` claims of its depth (None: no scenario)."""
 
 
+@dataclass
+class DefectRow:
+    """The per-defect result: a row of ``verify --json``'s ``defects``.  ``shortest`` is
+    what the search established of its depth (:data:`SHORTEST`); ``c`` what the compiled
+    C showed replaying the scenario (:mod:`vmballoon.apps.cexreplay`), in the JSON only
+    when it was replayed."""
+
+    fix: str
+    lines: str
+    prop: str | None
+    depth: int | None
+    status: Status
+    seconds: float
+    source: str
+    scenario: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    shortest: str | None = None
+    c: dict[str, Any] | None = field(default=None, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "c"}
+        if self.c is not None:
+            doc["c"] = self.c
+        return doc
+
+
 def defect_row(
-    fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: str,
+    fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: Status,
     seconds: float, source: str, out_dir: Path | None, detail: str = "",
     shortest: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> DefectRow:  # fmt: skip
     """The per-defect result (and its scenario file, with ``meta``, in ``out_dir``);
     ``shortest`` is what the search established of its depth (:data:`SHORTEST`)."""
     assert shortest is None or shortest in SHORTEST, shortest
-    row: dict[str, Any] = {
-        "fix": fix, "lines": lines_of(fix), "prop": prop, "depth": depth, "status": status,
-        "seconds": seconds, "source": source, "scenario": None, "evidence": {}, "detail": detail,
-        "shortest": shortest if status == "violated" else None,
-    }  # fmt: skip
+    row = DefectRow(fix, lines_of(fix), prop, depth, status, seconds, source, detail=detail,
+                    shortest=shortest if status == Status.VIOLATED else None)  # fmt: skip
     if sc is not None and prop is not None:
         ok, evidence = confirm_defect(fix, prop, sc)
-        row["evidence"] = evidence
+        row.evidence = evidence
         if not ok:
-            row["status"] = "unconfirmed"
+            row.status = Status.UNCONFIRMED
         elif evidence["seed"]:  # the depth of the scenario kept (minimising may move it)
-            depth = row["depth"] = min(int(v["step"]) for v in evidence["seed"])
+            depth = row.depth = min(int(v["step"]) for v in evidence["seed"])
         if out_dir is not None:
             from vmballoon.proofs.check import write_scenario
 
             meta = {"property": prop, "variant": "seed", "depth": depth, "defect": fix}
             path = write_scenario(out_dir / f"defect.{fix}.scenario.json", sc, meta)
-            row["scenario"] = str(path)
+            row.scenario = str(path)
     return row
+
+
+class Notes(list[str]):
+    """What a defect's search says of itself, in order, and whether one of its searches
+    was left undecided (a solver unknown, a spent budget): then "no scenario" is not
+    established and the row is ``unknown``, never ``none``."""
+
+    undecided: bool = False
+
+    def unsure(self, text: str) -> None:
+        """Say ``text``, a search that did not decide."""
+        self.append(text)
+        self.undecided = True
+
+
+def _note(notes: list[str], text: str, *, undecided: bool) -> None:
+    """Append ``text`` to ``notes``; flag them undecided (:class:`Notes`) when so."""
+    if undecided and isinstance(notes, Notes):
+        notes.unsure(text)
+    else:
+        notes.append(text)
 
 
 def _minimal(fix: str, prop: str, raw: Scenario) -> Scenario:
@@ -413,6 +471,22 @@ SUFFIX = 6
 """Steps after SEED and SEED + fix part within which the violation is looked for."""
 
 
+def product_shortest(pinned: bool, blocked: bool, k: int | None, start: int,
+                     exact: bool) -> str:  # fmt: skip
+    """What a product search's answer at depth ``k`` establishes (:data:`SHORTEST`).
+
+    The product drives its copies with one input per step: "shared inputs".  Only when
+    ``k`` is the lower bound ``start`` that SEED's own BMC gives (``exact``: single copy,
+    every input, iterative deepening) does it hold over every input: no scenario of
+    fewer transitions breaks any of the properties on SEED at all.  An answer after a
+    blocked one is not the shortest."""
+    if blocked:
+        return "not established"
+    if exact and k == start:
+        return "every input"
+    return "pinned shared inputs" if pinned else "shared inputs"
+
+
 def first_divergence(
     fix: str, props: list[str], depth: int, timeout: float, notes: list[str]
 ) -> tuple[int, Any, list[str]] | None:
@@ -453,7 +527,7 @@ def first_divergence(
                      f"reachability over {', '.join(FIELDS)} (vmballoon/proofs/abstract_reach.py)")
     status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True, cone=cone)
     if status != "found" or k is None or trace is None:
-        notes.append(_no_divergence(status, depth, k))
+        _note(notes, _no_divergence(status, depth, k), undecided=status == "unknown")
         return None
     first = trace  # the one reported when no run of depth k shows anything
     blocked: list[list[int]] = []
@@ -497,8 +571,9 @@ def _in_parting_step(
         raw = to_scenario(trace, SEED)
         if confirm_defect(fix, prop, raw)[0] and _first_step(prop, raw) == k + 1:
             return k, trace, confirmed(fix, props, raw)
-    notes.append(f"no run of the pinned inputs shows {prop} in the transition that parts "
-                 f"them ({'solver unknown' if status == 'unknown' else 'none'} at depth {k})")
+    _note(notes, f"no run of the pinned inputs shows {prop} in the transition that parts "
+          f"them ({'solver unknown' if status == 'unknown' else 'none'} at depth {k})",
+          undecided=status == "unknown")  # fmt: skip
     return None
 
 
@@ -602,7 +677,7 @@ def _via_divergence(
             status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
                                                  True, blocked)  # fmt: skip
         if status != "found" or k is None or trace is None:
-            notes.append(_no_divergence(status, depth, k))
+            _note(notes, _no_divergence(status, depth, k), undecided=status == "unknown")
             return None
         how = _parted_at(fix, k)
         raw = to_scenario(trace, SEED)
@@ -638,14 +713,18 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     # spawned, not forked: a forked child would inherit the terms of its parent
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        found, more = pool.submit(_with_notes, fn, *rest).result()
+        found, more, undecided = pool.submit(_with_notes, fn, *rest).result()
     notes.extend(more)
+    if undecided:
+        _note(notes, "", undecided=True)
+        notes.pop()  # the flag, not the empty note
     return found
 
 
-def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
-    notes: list[str] = []
-    return fn(*args, notes), notes
+def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str], bool]:
+    notes = Notes()
+    found = fn(*args, notes)
+    return found, list(notes), notes.undecided
 
 
 def divergence_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -656,12 +735,13 @@ def divergence_job(job: dict[str, Any]) -> dict[str, Any]:
     is a superset of those (every property not proved on SEED);
     :func:`defect_job` narrows what the run shows to its own properties, or searches
     again where the run stopped at a scenario that shows only others.  Returns
-    ``{"fix", "first", "notes", "seconds"}``."""
+    ``{"fix", "first", "notes", "undecided", "seconds"}``."""
     t0 = time.monotonic()
-    notes: list[str] = []
+    notes = Notes()
     first = _in_fresh_process(first_divergence, str(job["fix"]), list(job["props"]),
                               int(job["depth"]), float(job["timeout"]), notes)  # fmt: skip
-    return {"fix": job["fix"], "props": list(job["props"]), "first": first, "notes": notes,
+    return {"fix": job["fix"], "props": list(job["props"]), "first": first,
+            "notes": list(notes), "undecided": notes.undecided,
             "seconds": time.monotonic() - t0}  # fmt: skip
 
 
@@ -683,6 +763,8 @@ def _divergence_for(
         first = early["first"]
         if first is None or not first[2] or first[2][0] in props:
             notes.extend(early["notes"])
+            if early.get("undecided") and isinstance(notes, Notes):
+                notes.undecided = True
             if first is None:
                 return None
             k, trace, shown = first
@@ -693,7 +775,7 @@ def _divergence_for(
     return found
 
 
-def defect_job(job: dict[str, Any]) -> dict[str, Any]:
+def defect_job(job: dict[str, Any]) -> DefectRow:
     """A per-defect search (``vmballoon verify``'s obligation ``defect``).
 
     First where SEED and SEED + fix part (:func:`first_divergence`, in a fresh process:
@@ -715,8 +797,9 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     out_dir = Path(job["out"]) if job.get("out") else None
     depth, start = int(job["depth"]), int(job.get("start", 0))
     window = bool(job.get("window", False))
+    exact = bool(job.get("start_exact", False))
     timeout = float(job["timeout"])
-    notes: list[str] = []
+    notes = Notes()
     early = job.get("divergence")
     if early is not None:
         t0 -= float(early["seconds"])  # the search began with the divergence job
@@ -740,9 +823,11 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                 if shorter is not None:
                     shown, sc, step = shorter
                 said = f"{how}; the violation shows at transition {step}: {words}"
-            shortest = "pinned inputs" if established else "not established"
+            # the parting transition itself: one copy before it; a gap: a product
+            shortest = ("pinned inputs" if step == k0 + 1 else "pinned shared inputs") \
+                if established else "not established"
             detail = "; ".join([*notes, said])
-            return defect_row(fix, shown, step, sc, "violated", time.monotonic() - t0,
+            return defect_row(fix, shown, step, sc, Status.VIOLATED, time.monotonic() - t0,
                               "divergence", out_dir, detail, shortest)  # fmt: skip
         notes.append(how + "; that transition shows no violation")
         lower[True] = max(start, k0 + 1)  # a sound bound for the pinned inputs only
@@ -750,6 +835,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + PRODUCT_BUDGET
     for pinned in (True, False):
         blocked: list[list[int]] = []
+        stopped = False  # this search ended undecided (solver unknown, budget spent)
         for _ in range(ATTEMPTS):
             status, prop, k, trace = product_search(fix, depth, timeout, props, lower[pinned],
                                                     window, pinned, blocked,
@@ -757,20 +843,20 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
             if status != "found" or prop is None or trace is None:
                 how = "pinned inputs" if pinned else "every input"
                 spent = time.monotonic() >= deadline - 1
-                notes.append(f"{how}: " + (
+                stopped = status != "none"
+                _note(notes, f"{how}: " + (
                     f"no scenario from depth {lower[pinned]} up to {depth}" if status == "none"
                     else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {k}" if spent
                     else f"solver unknown (timeout) at depth {k}"
-                ))  # fmt: skip
+                ), undecided=stopped)  # fmt: skip
                 break
             raw = to_scenario(trace, SEED)
             if confirm_defect(fix, prop, raw)[0]:
                 sc = _minimal(fix, prop, raw)
                 how = "pinned inputs (the others at their defaults)" if pinned else "every input"
                 # an answer after a blocked one need not be the shortest
-                shortest = ("pinned inputs" if pinned else "every input") if not blocked \
-                    else "not established"
-                return defect_row(fix, prop, k, sc, "violated", time.monotonic() - t0,
+                shortest = product_shortest(pinned, bool(blocked), k, start, exact)
+                return defect_row(fix, prop, k, sc, Status.VIOLATED, time.monotonic() - t0,
                                   "product", out_dir,
                                   "; ".join([*notes,
                                   f"product BMC over {how}: SEED, SEED + {fix} and FIXED minus "
@@ -780,7 +866,7 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
                                       "not established)")]), shortest)  # fmt: skip
             last = (prop, raw, k)
             blocked.append([int(st["loc"]) for st in trace.states])
-        if pinned and notes and ("unknown" in notes[-1] or "budget" in notes[-1]):
+        if pinned and stopped:
             break  # the pinned search timed out: the full one is harder still
     found = None if first is None else _in_fresh_process(
         _via_divergence, fix, props, depth, start, timeout, first[:2], notes
@@ -790,22 +876,23 @@ def defect_job(job: dict[str, Any]) -> dict[str, Any]:
         sc = _minimal(fix, d_prop, d_raw)
         detail = "; ".join([*notes, how, "shortest not established: the product search "
                             "did not finish"])  # fmt: skip
-        return defect_row(fix, d_prop, d_depth, sc, "violated", time.monotonic() - t0,
+        return defect_row(fix, d_prop, d_depth, sc, Status.VIOLATED, time.monotonic() - t0,
                           "divergence", out_dir, detail, "not established")  # fmt: skip
     detail = "; ".join(notes)
     if last is not None:  # found, never confirmed: shown as such, never as violated
         prop, raw, k = last
-        return defect_row(fix, prop, k, raw, "unconfirmed", time.monotonic() - t0, "product",
+        return defect_row(fix, prop, k, raw, Status.UNCONFIRMED, time.monotonic() - t0, "product",
                           out_dir, detail + "; the replay did not confirm the last answer")
-    status = "unknown" if "unknown" in detail else "none"
+    status = Status.UNKNOWN if notes.undecided else Status.NONE
     return defect_row(fix, None, None, None, status, time.monotonic() - t0, "product", out_dir,
                       detail)  # fmt: skip
 
 
 def plan_defect(
-    fix: str, results: list[dict[str, Any]], necessity: bool, args: Any
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The defect's row from a SEED counterexample already found, or the search job.
+    fix: str, results: list[Outcome], necessity: bool, *, timeout: float, out: str | None
+) -> tuple[DefectRow | None, dict[str, Any] | None]:
+    """The defect's row from a SEED counterexample already found, or the search job's
+    parameters (for :func:`defect_job`).
 
     The properties looked at are those FIXED minus ``fix`` violates (the fix-necessity
     results; every safety property without them), less those proved on SEED.  A SEED
@@ -814,68 +901,72 @@ def plan_defect(
     otherwise a product search (:func:`defect_job`) runs from the lower bound the SEED
     results give.
     """
-    out_dir = Path(args.out) if args.out else None
+    out_dir = Path(out) if out else None
     minus = FIXED.without(fix).name
-    seed = {r["prop"]: r for r in results if r["variant"] == "seed"}
+    seed = {r.prop: r for r in results if r.variant == "seed"}
     props = [n for n in PROPERTIES if not necessity or any(
-        r["variant"] == minus and r["prop"] == n and r["status"] == "violated" for r in results
+        r.variant == minus and r.prop == n and r.status == Status.VIOLATED for r in results
     )] or list(PROPERTIES)  # fmt: skip
-    props = [n for n in props if seed.get(n, {}).get("status") != "proved"]
+    props = [n for n in props if n not in seed or seed[n].status != Status.PROVED]
     shown = _seed_counterexample(fix, props, seed)
     if shown is not None:
         r, sc = shown
-        row = defect_row(fix, r["prop"], r["depth"], sc, "violated", 0.0, "seed", out_dir,
+        row = defect_row(fix, r.prop, r.depth, sc, Status.VIOLATED, 0.0, "seed", out_dir,
                          "SEED's shortest counterexample of the property; the fix alone "
                          "clears it", "property")  # fmt: skip
         return row, None
     bounds = [
-        int(seed[n]["depth"]) + (1 if seed[n]["status"] == "no-cex" else 0)
-        for n in props if n in seed and seed[n].get("depth") is not None
+        int(seed[n].depth or 0) + (1 if seed[n].status == Status.NO_CEX else 0)
+        for n in props if n in seed and seed[n].depth is not None
     ]  # fmt: skip
     start = min(bounds) if len(bounds) == len(props) else 0
+    # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
+    # none of ``props`` in fewer transitions on any input
+    exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
     job = {
-        "kind": "defect", "variant": "seed", "fix": fix, "props": props, "start": start,
-        "depth": DEFECT_DEPTH, "timeout": args.timeout, "out": args.out,
-        "window": True,
+        "fix": fix, "props": props, "start": start, "depth": DEFECT_DEPTH,
+        "timeout": timeout, "out": out, "window": True, "start_exact": exact,
     }  # fmt: skip
     return None, job
 
 
 def _seed_counterexample(
-    fix: str, props: list[str], seed: dict[str, dict[str, Any]]
-) -> tuple[dict[str, Any], Scenario] | None:
+    fix: str, props: list[str], seed: dict[str, Outcome]
+) -> tuple[Outcome, Scenario] | None:
     """SEED's shortest counterexample (row, scenario) of one of ``props`` that
     :func:`confirm_defect` accepts for ``fix``, the shallowest first; None if none."""
     from vmballoon.core.scenario import ScenarioError, load_scenario
 
     rows = sorted(
-        (r for n, r in seed.items() if n in props and r["status"] == "violated"),
-        key=lambda r: (int(r["depth"]), list(PROPERTIES).index(r["prop"])),
+        (r for n, r in seed.items() if n in props and r.status == Status.VIOLATED),
+        key=lambda r: (int(r.depth or 0), list(PROPERTIES).index(r.prop)),
     )
     for r in rows:
-        if not r.get("scenario"):
+        if not r.scenario:
             continue
         try:
-            sc = load_scenario(r["scenario"])
+            sc = load_scenario(r.scenario)
         except ScenarioError:
             continue
-        if confirm_defect(fix, r["prop"], sc)[0]:
+        if confirm_defect(fix, r.prop, sc)[0]:
             return r, sc
     return None
 
 
-def plan_divergence(fix: str, results: list[dict[str, Any]], args: Any) -> dict[str, Any] | None:
-    """The :func:`divergence_job` to run ahead for ``fix`` once SEED's results are in, or
-    None: when none of SEED's counterexamples of a property not proved on SEED shows the
-    defect, its search will begin with the first divergence, which needs nothing else."""
-    seed = {r["prop"]: r for r in results if r["variant"] == "seed"}
+def plan_divergence(
+    fix: str, results: list[Outcome], *, timeout: float
+) -> dict[str, Any] | None:
+    """The parameters of the :func:`divergence_job` to run ahead for ``fix`` once SEED's
+    results are in, or None: when none of SEED's counterexamples of a property not proved
+    on SEED shows the defect, its search will begin with the first divergence, which
+    needs nothing else."""
+    seed = {r.prop: r for r in results if r.variant == "seed"}
     if not seed:
         return None
-    props = [n for n in PROPERTIES if seed.get(n, {}).get("status") != "proved"]
+    props = [n for n in PROPERTIES if n not in seed or seed[n].status != Status.PROVED]
     if not props or _seed_counterexample(fix, props, seed) is not None:
         return None
-    return {"kind": "divergence", "variant": "seed", "fix": fix, "props": props,
-            "depth": DEFECT_DEPTH, "timeout": args.timeout}  # fmt: skip
+    return {"fix": fix, "props": props, "depth": DEFECT_DEPTH, "timeout": timeout}
 
 
 def lines_of(fix: str) -> str:
@@ -884,7 +975,8 @@ def lines_of(fix: str) -> str:
 
 
 __all__ = [
-    "DEFECT_DEPTH", "confirm_defect", "defect_job", "defect_row", "divergence_job", "lines_of",
+    "DEFECT_DEPTH", "DefectRow", "Notes", "confirm_defect", "defect_job", "defect_row",
+    "divergence_job", "lines_of",
     "plan_defect", "plan_divergence", "product_search",
     "shows", "violates",
 ]  # fmt: skip

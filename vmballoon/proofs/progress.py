@@ -12,7 +12,10 @@ obligations over the encoding of :mod:`proofs.encoding`:
   does not name it with ERROR_PPN_INVALID for the whole command (it cannot read a
   batch it was not shown: lines 470, 518); GET_TARGET, LOCK and UNLOCK results are
   ``T`` (lines 425-437, 457, 475-478, 505, 523-526); every allocation succeeds
-  (lines 836-841); vmci_doorbell_create succeeds (1034).  Plus what "enough memory"
+  (lines 836-841); vmci_doorbell_create succeeds (1034); GUEST_ID and
+  VMCI_DOORBELL_SET may fail, but never with ERROR_RESET (``no_reset_request``: that
+  answer schedules a reset, line 363, and a host giving it on every tick keeps GET_TARGET
+  from ever being sent, line 1120).  Plus what "enough memory"
   means for a C with 32-bit counters: the guest has fewer than 2**32 frames
   (``totalram`` fits in 32 bits, line 1121; the balloon holds fewer frames than
   that), every frame below 2**32 (so the basic protocol can name it, lines 451-453),
@@ -40,8 +43,10 @@ obligations over the encoding of :mod:`proofs.encoding`:
   tick takes at most that many transitions; from module init (``n4 = n2 = 0``) the
   first tick, which runs the reset (line 1114), reaches the target in at most
   ``16 + 2 T`` transitions: within 2 ticks of module init (the init tick and the
-  first timer tick).  With ``T`` frozen for a run the range is then kept strictly
-  below ``T + 512`` for ever (the only tick that ends at ``T + 512`` starts there).
+  first timer tick): no cooperative transition schedules a reset (one query per
+  location), so after the init tick's reset every tick reads ``T``.  With ``T`` frozen
+  for a run the range is then kept strictly below ``T + 512`` for ever (the only tick
+  that ends at ``T + 512`` starts there).
 
 * **Counterexamples** (:func:`bmc_progress`): BMC from Init with the cooperative
   constraint on every step and ``T`` frozen for the run; a state at IDLE with no
@@ -61,6 +66,7 @@ import z3
 
 from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
+    ERROR_RESET,
     PAGES_PER_2M,
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
@@ -148,6 +154,10 @@ def _host_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
     return z3.And(cs)
 
 
+def _no_reset_request(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
+    return z3.And([i[f"{site}_st"] != bv64(ERROR_RESET) for site in ("GUEST_ID", "DBSET", "DBINV")])
+
+
 def _entries_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
     ok = z3.And(
         i["e_ref"] == bv32(0),
@@ -202,6 +212,7 @@ def _unthrottled(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
 Constraint = Callable[[State, State, Expr, Expr], Expr]
 COOPERATIVE: dict[str, Constraint] = {
     "host_success": _host_success,
+    "no_reset_request": _no_reset_request,
     "batch_entries_success": _entries_success,
     "host_target_steady": _host_target,
     "target_fits": _target_fits,
@@ -491,12 +502,23 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
         if r != z3.unsat:
             why = sol.reason_unknown() if r == z3.unknown else "rank does not decrease"
             return result("unknown" if r == z3.unknown else "failed", f"{loc.name}: {why}")
+    # no cooperative transition schedules a reset: once the init tick's reset clears it
+    # (line 1092), every tick sends GET_TARGET (line 1120) and ends with no reset pending
+    for loc in TRANSITIONS:
+        st = posts[loc]
+        sol = solver(timeout)
+        sol.add(*pre, s["loc"] == loc_val(loc), z3.Not(s["reset"]), *st.cons, st.post["reset"])
+        r = sol.check()
+        if r != z3.unsat:
+            why = sol.reason_unknown() if r == z3.unknown else "a reset is scheduled"
+            return result("unknown" if r == z3.unknown else "failed", f"{loc.name}: {why}")
     detail = (
         f"per tick, inductive: {len(glob)} global + {len(live)} tick-local lemmas with the "
         "safety invariant; every cooperative tick with target T ends with "
         "T <= size <= T+512 (< unless it started at T+512; 0 when T == 0); rank decreases "
         "on every transition: a tick takes <= 15 + 2T + 2(n4+n2) transitions, "
-        "<= 16 + 2T from module init"
+        "<= 16 + 2T from module init; no cooperative transition schedules a reset, so "
+        "after the init tick's reset every tick reads T"
     )
     return result("proved", detail)
 
