@@ -4,9 +4,17 @@
 from vmballoon.core.argtypes import (
     nonnegative_int,
     output_dir,
+    output_file,
     positive_float,
     positive_int,
     variant_name,
 )
 
-__all__ = ["nonnegative_int", "output_dir", "positive_float", "positive_int", "variant_name"]
+__all__ = [
+    "nonnegative_int",
+    "output_dir",
+    "output_file",
+    "positive_float",
+    "positive_int",
+    "variant_name",
+]
