@@ -348,6 +348,8 @@ def parser() -> argparse.ArgumentParser:
         (["--pressure", "2"], "bad rate"),
         (["--variant", "best"], "unknown variant"),
         (["--ticks", "0"], "positive"),
+        (["--plot", "out.pdf"], ".png or .svg"),
+        (["--plot", "/nonexistent-folder/out.png"], "does not exist"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv: list[str], words: str) -> None:
@@ -356,13 +358,35 @@ def test_bad_arguments_are_one_line_errors(argv: list[str], words: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_a_plot_into_a_folder_or_a_missing_folder_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "pic.png"
+    folder.mkdir()
+    for target, words in ((folder, "is a directory"), (tmp_path / "no" / "p.png", "not exist")):
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "vmballoon", "simulate", "--ram", "64GiB", "--targets",
+             "0:48GiB,40:0", "--plot", str(target)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
+        assert "simulate: tick" not in proc.stderr  # refused before the first tick
+        assert time.monotonic() - started < 15
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
         (["--ram", "1GiB", "--targets", "0:2GiB"], "exceeds the RAM"),
         (["--ram", "0"], "at least one"),
         (["--ram", "16TiB"], "at most 16 TiB"),
-        (["--plot", "out.pdf"], ".png or .svg"),
+        (["--targets", "0:1GiB,100:0", "--ticks", "50"], "never comes into force"),
     ],
 )
 def test_inconsistent_arguments_are_usage_errors(argv: list[str], words: str) -> None:

@@ -91,6 +91,10 @@ def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
                          "nothing): drop it")  # fmt: skip
     if args.violations and args.no_check:
         raise UsageError("--violations needs the property checks: drop --no-check")
+    if args.source is not None and args.variant is not None:
+        raise UsageError("--source FILE.c is compiled as it is: --variant would be ignored, "
+                         "drop one (vmballoon patch --variant V -o FILE.c gives a variant's)")
+    args.variant = args.variant or "seed"
     if args.force and args.format != "itf":
         raise UsageError("--force lifts the size limit of --format itf only")
     if args.output is not None and args.check and args.format == "events":
@@ -224,6 +228,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
     if args.from_verify is not None:
         path = _regular_file(args.from_verify)
+        _require_verify_output(path)
         try:
             if args.check:
                 raw = json.loads(path.read_text(encoding="utf-8"))
@@ -261,6 +266,32 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+VERIFY_SCHEMA_PREFIX = "vmballoon-verify/"
+"""What the ``schema`` field of a ``vmballoon verify --json`` output starts with."""
+
+
+def _require_verify_output(path: Path) -> None:
+    """Refuse, on one line, a file that is not a ``vmballoon verify --json`` output: not
+    JSON, not an object, or without its ``schema`` (the checked-in
+    ``spec/verify-results.json`` has none: it is what ``spec --check`` compares with)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(
+            f"{path}: not a vmballoon verify --json output (not JSON: {exc})"
+        ) from None
+    schema = raw.get("schema") if isinstance(raw, dict) else None
+    if isinstance(schema, str) and schema.startswith(VERIFY_SCHEMA_PREFIX):
+        return
+    looks = ("; it looks like the checked-in results, which `vmballoon spec --check` already "
+             "compares with" if isinstance(raw, dict) and "invariants" in raw else "")  # fmt: skip
+    raise UsageError(
+        f"{path}: expected the output of `vmballoon verify --json` (\"schema\": "
+        f"\"{VERIFY_SCHEMA_PREFIX}N\"), found {'no schema' if schema is None else repr(schema)}"
+        f"{looks}"
+    )
+
+
 def package_version() -> str:
     """The installed distribution's version (``vmballoon-spec``)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -283,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variant",
         type=variant_name,
-        default="seed",
-        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+        default=None,
+        help="seed (default), fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
     )
     p.add_argument(
         "--format",

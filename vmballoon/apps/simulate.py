@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
 from vmballoon.apps.simulation import SimConfig, SimResult, simulate
-from vmballoon.core.argtypes import positive_int, variant_name
+from vmballoon.core.argtypes import output_file, positive_int, variant_name
 from vmballoon.core.host import Schedule
 from vmballoon.core.protocol import (
     CAP_BASIC,
@@ -161,6 +161,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def plot_file(text: str) -> str:
+    """``--plot``: a ``.png`` or ``.svg`` file that can be written (checked before the run)."""
+    if not text.lower().endswith((".png", ".svg")):
+        raise argparse.ArgumentTypeError(f"{text!r} must end in .png or .svg")
+    return output_file(text)
+
+
 def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``simulate`` to ``subparsers`` (from ``add_subparsers``); sets ``func``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -185,7 +192,7 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="probability that a page allocation fails, e.g. 0.05 or 5%%")  # fmt: skip
     p.add_argument("--pressure-seed", type=_seed, default=0,
                    help="seed of the allocation failures (default 0)")  # fmt: skip
-    p.add_argument("--plot", default=None, metavar="FILE",
+    p.add_argument("--plot", type=plot_file, default=None, metavar="FILE",
                    help="write the picture to FILE.png or FILE.svg: size, target, frames the "
                    "guest gave up and frames the host holds, per tick")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -216,8 +223,12 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 f"({fmt_size(ram)})"
             )
     ticks: int = args.ticks if args.ticks is not None else schedule[-1][0] + SETTLE_TICKS
-    if args.plot is not None and not args.plot.lower().endswith((".png", ".svg")):
-        raise UsageError(f"--plot: {args.plot!r} must end in .png or .svg")
+    late = [tick for tick, _ in schedule if tick >= ticks]
+    if late:
+        raise UsageError(
+            f"--targets: the entry at tick {late[0]} never comes into force (--ticks {ticks} "
+            f"runs ticks 0 to {ticks - 1})"
+        )
     return SimConfig(
         ram_pages=ram,
         schedule=schedule,
