@@ -22,6 +22,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
+from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
 from vmballoon.apps.simulation import SimConfig, SimResult, simulate
 from vmballoon.core.argtypes import output_file, positive_int, variant_name
 from vmballoon.core.host import Schedule
@@ -248,8 +249,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """
     config = config_from_args(args)
     bar = ProgressBar(sys.stderr)
-    result = simulate(config, bar.update)
-    bar.close(result)
+    try:
+        with terminate_as_interrupt():
+            result = simulate(config, bar.update, stop_on_interrupt=True)
+            bar.close(result)
+            if result.interrupted:
+                print(f"simulate: interrupted after {len(result.records)} of {config.ticks} "
+                      "ticks; the summary (and picture) cover those ticks and say "
+                      "\"interrupted\"", file=sys.stderr)  # fmt: skip
+            _write_outputs(args, result)
+    except KeyboardInterrupt:  # before the first tick, or while writing what was done
+        bar.stream.write("\n" if bar.tty else "")
+        print("simulate: interrupted before the summary was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if result.violations else 0
+
+
+def _write_outputs(args: argparse.Namespace, result: SimResult) -> None:
+    """The picture (through a temporary file) and the summary on stdout."""
     if args.plot is not None:
         from vmballoon.apps.simplot import plot
 
@@ -259,13 +278,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             from vmballoon.apps.cli import UsageError
 
             raise UsageError(f"--plot: cannot write {args.plot!r}: {exc.strerror}") from None
-        print(f"simulate: picture written to {args.plot}", file=sys.stderr)
+        if not result.interrupted:
+            print(f"simulate: picture written to {args.plot}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps(summary_json(result)) + "\n")
     else:
         sys.stdout.write(summary_text(result))
     sys.stdout.flush()
-    return 1 if result.violations else 0
 
 
 # -- progress ------------------------------------------------------------------------------
@@ -340,6 +359,8 @@ def summary_json(result: SimResult) -> dict[str, Any]:
         "variant": c.variant.name,
         "capabilities": c.capabilities,
         "ticks": len(result.records),
+        "ticks_asked": c.ticks,
+        "complete": result.complete,
         "seconds": round(result.seconds, 3),
         "transitions": result.transitions,
         "targets": [
@@ -378,6 +399,10 @@ def summary_text(result: SimResult) -> str:
     """The summary as tables."""
     c = result.config
     lines = [
+        f"INTERRUPTED after {len(result.records)} of {c.ticks} ticks: this summary covers "
+        "those ticks only"
+    ] if result.interrupted else []
+    lines += [
         f"guest {fmt_size(c.ram_pages)} ({c.ram_pages} pages), variant {c.variant.name}, "
         f"host capabilities {c.capabilities:#x} ({caps_names(c.capabilities)})"
         + (f", pressure {c.pressure:g} (seed {c.pressure_seed})" if c.pressure else ""),
