@@ -83,6 +83,15 @@ def test_table_with_check_and_property_prints_the_table_and_the_verdict() -> Non
     assert fixed.returncode == 0 and "! " not in fixed.stdout and "#  transition" in fixed.stdout
 
 
+def test_a_window_past_the_end_says_so() -> None:
+    proc = _run("replay", str(SCENARIOS / "null_ops.json"), "--format", "table", "--steps",
+                "100:200")  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "#  transition         changes"
+    assert proc.stderr.strip() == (
+        "replay: --steps 100:200 shows nothing: the replay has transitions 0 to 10"
+    )
+
+
 @pytest.mark.parametrize("fmt", ["events", "itf", "table"])
 def test_output_file_holds_what_stdout_would(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"r.{fmt}"

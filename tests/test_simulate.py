@@ -387,6 +387,8 @@ def test_a_plot_into_a_folder_or_a_missing_folder_is_refused_before_the_run(
         (["--ram", "0"], "at least one"),
         (["--ram", "16TiB"], "at most 16 TiB"),
         (["--targets", "0:1GiB,100:0", "--ticks", "50"], "never comes into force"),
+        (["--pressure-seed", "5"], "add --pressure"),
+        (["--pressure", "0", "--pressure-seed", "5"], "add --pressure"),
     ],
 )
 def test_inconsistent_arguments_are_usage_errors(argv: list[str], words: str) -> None:
@@ -421,6 +423,12 @@ def test_command_json_and_plain_progress(
     assert lines[-1] == f"simulate: picture written to {out}"
     assert out.stat().st_size > 0
     assert len(summary["series"]["allocated"]) == len(summary["series"]["host_held"]) == 12
+
+
+def test_the_default_schedule_runs_with_fewer_ticks(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parser().parse_args(["simulate", "--ram", "64MiB", "--ticks", "3", "--json"])
+    assert cmd_simulate(args) == 0  # its entry at tick 30 is not the user's: no refusal
+    assert json.loads(capsys.readouterr().out)["ticks"] == 3
 
 
 def test_command_text_summary(capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,6 +112,10 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
             print(f"replay: interrupted {what}; the {args.format} on stdout is incomplete",
                   file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
+    if args.steps is not None and args.steps[0] > seen.index:
+        print(f"replay: --steps {args.steps[0]}:{'' if args.steps[1] is None else args.steps[1]}"
+              f" shows nothing: the replay has transitions 0 to {seen.index}",
+              file=sys.stderr)  # fmt: skip
     return 1 if args.check and seen.violated else 0
 
 

@@ -191,8 +191,8 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"ticks to run (default: last schedule tick + {SETTLE_TICKS})")  # fmt: skip
     p.add_argument("--pressure", type=parse_rate, default=0.0,
                    help="probability that a page allocation fails, e.g. 0.05 or 5%%")  # fmt: skip
-    p.add_argument("--pressure-seed", type=_seed, default=0,
-                   help="seed of the allocation failures (default 0)")  # fmt: skip
+    p.add_argument("--pressure-seed", type=_seed, default=None,
+                   help="seed of the allocation failures of --pressure (default 0)")  # fmt: skip
     p.add_argument("--plot", type=plot_file, default=None, metavar="FILE",
                    help="write the picture to FILE.png or FILE.svg: size, target, frames the "
                    "guest gave up and frames the host holds, per tick")  # fmt: skip
@@ -224,7 +224,10 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 f"({fmt_size(ram)})"
             )
     ticks: int = args.ticks if args.ticks is not None else schedule[-1][0] + SETTLE_TICKS
-    late = [tick for tick, _ in schedule if tick >= ticks]
+    if args.pressure_seed is not None and not args.pressure:
+        raise UsageError("--pressure-seed seeds the allocation failures of --pressure: add "
+                         "--pressure RATE (above 0), or drop it")  # fmt: skip
+    late = [tick for tick, _ in args.targets or () if tick >= ticks]
     if late:
         raise UsageError(
             f"--targets: the entry at tick {late[0]} never comes into force (--ticks {ticks} "
@@ -237,7 +240,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         variant=parse_variant(args.variant),
         capabilities=args.capabilities,
         pressure=args.pressure,
-        pressure_seed=args.pressure_seed,
+        pressure_seed=args.pressure_seed or 0,
     )
 
 
