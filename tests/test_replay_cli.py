@@ -190,3 +190,20 @@ def test_interrupting_a_table_on_stdout_marks_it_incomplete(tmp_path: Path) -> N
     assert "the table on stdout is incomplete" in stderr
     last = out.read_text().strip().splitlines()[-1]
     assert last.startswith("(interrupted after transition ") and "incomplete" in last
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_check_is_one_line_and_exit_130(tmp_path: Path, sig: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmballoon", "replay", str(BIG), "--check"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(4)  # imports done, the check under way (it takes far longer)
+    assert proc.poll() is None
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "replay: interrupted before the end of the replay; the check reported nothing"
+    )

@@ -104,20 +104,29 @@ def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log (or a trace) on stdout or in ``-o``."""
+    from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
+
     _refuse_inert_replay_options(args)
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
-    if args.check and args.format == "events":
-        names = frozenset(args.property) if args.property else None
-        return _check(scenario, parse_variant(args.variant), names)
     if args.format != "events":
         from vmballoon.apps.replaycmd import write_trace
 
         return write_trace(scenario, args)
-    with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-        log = _replay_checked(scenario, args.impl, args.variant, source)
-        # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
-        text = json.dumps(log)
+    try:
+        with terminate_as_interrupt():
+            if args.check:
+                names = frozenset(args.property) if args.property else None
+                return _check(scenario, parse_variant(args.variant), names)
+            with cyclic_gc_paused():  # the log holds millions of objects: no full collections
+                log = _replay_checked(scenario, args.impl, args.variant, source)
+                # json.dumps runs the C encoder; json.dump would stream through the
+                # pure-Python one
+                text = json.dumps(log)
+    except KeyboardInterrupt:
+        what = "the check reported nothing" if args.check else "no event log was written"
+        print(f"replay: interrupted before the end of the replay; {what}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.output is not None:
         from vmballoon.apps.traceout import atomic_output
 
