@@ -18,6 +18,7 @@ from vmballoon.apps.replay import IMPLS, replay
 from vmballoon.core.argtypes import (
     nonnegative_int,
     output_dir,
+    output_file,
     positive_int,
     step_range,
     variant_name,
@@ -69,42 +70,70 @@ def _load_scenario(name: str) -> Scenario:
         raise UsageError(f"{'<stdin>' if name == '-' else name}: {exc}") from None
 
 
+def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
+    """Options that contradict each other, or that the chosen mode would ignore: one line
+    each (exit 2), before the scenario is read."""
+    if args.check and args.no_check:
+        raise UsageError("--check and --no-check contradict each other: give one")
+    if args.property and not args.check:
+        raise UsageError("--property selects what --check checks: add --check")
+    if args.check and args.impl != "model":
+        raise UsageError("--check replays through the model: use --impl model")
+    if args.format != "events" and args.impl != "model":
+        raise UsageError(
+            f"--format {args.format} traces the model's transitions: use --impl model"
+        )
+    if args.format != "table" and (args.steps is not None or args.violations):
+        given = "--steps" if args.steps is not None else "--violations"
+        raise UsageError(f"{given} filters --format table only (the format is {args.format})")
+    if args.no_check and args.format == "events":
+        raise UsageError("--no-check applies to --format itf and table (the event log checks "
+                         "nothing): drop it")  # fmt: skip
+    if args.violations and args.no_check:
+        raise UsageError("--violations needs the property checks: drop --no-check")
+    if args.source is not None and args.variant is not None:
+        raise UsageError("--source FILE.c is compiled as it is: --variant would be ignored, "
+                         "drop one (vmballoon patch --variant V -o FILE.c gives a variant's)")
+    args.variant = args.variant or "seed"
+    if args.force and args.format != "itf":
+        raise UsageError("--force lifts the size limit of --format itf only")
+    if args.output is not None and args.check and args.format == "events":
+        raise UsageError("-o writes the event log or a trace; --check prints its report on "
+                         "stdout: add --format table or itf, or drop -o")  # fmt: skip
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    """``vmballoon replay``: the contract's event log on stdout."""
+    """``vmballoon replay``: the contract's event log (or a trace) on stdout or in ``-o``."""
+    from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
+
+    _refuse_inert_replay_options(args)
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
-    if args.check:
-        if args.impl != "model":
-            raise UsageError("--check replays through the model: use --impl model")
-        names = frozenset(args.property) if args.property else None
-        return _check(scenario, parse_variant(args.variant), names)
-    if args.property:
-        raise UsageError("--property selects what --check checks: add --check")
     if args.format != "events":
-        if args.impl != "model":
-            raise UsageError(
-                f"--format {args.format} traces the model's transitions: use --impl model"
-            )
-        from vmballoon.apps.traces import walk, write_itf, write_table
+        from vmballoon.apps.replaycmd import write_trace
 
-        if args.violations and args.no_check:
-            raise UsageError("--violations needs the property checks: drop --no-check")
-        checked = not args.no_check
-        with cyclic_gc_paused():
-            steps = walk(scenario, parse_variant(args.variant), check=checked)
-            if args.format == "itf":
-                if args.steps is not None or args.violations:
-                    raise UsageError("--steps and --violations filter --format table only")
-                write_itf(steps, sys.stdout, source=str(args.scenario), checked=checked)
-            else:
-                first, stop = args.steps if args.steps is not None else (0, None)
-                write_table(steps, sys.stdout, first, stop, args.violations)
-        sys.stdout.flush()
+        return write_trace(scenario, args)
+    try:
+        with terminate_as_interrupt():
+            if args.check:
+                names = frozenset(args.property) if args.property else None
+                return _check(scenario, parse_variant(args.variant), names)
+            with cyclic_gc_paused():  # the log holds millions of objects: no full collections
+                log = _replay_checked(scenario, args.impl, args.variant, source)
+                # json.dumps runs the C encoder; json.dump would stream through the
+                # pure-Python one
+                text = json.dumps(log)
+    except KeyboardInterrupt:
+        what = "the check reported nothing" if args.check else "no event log was written"
+        print(f"replay: interrupted before the end of the replay; {what}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.output is not None:
+        from vmballoon.apps.traceout import atomic_output
+
+        with atomic_output(Path(args.output)) as out:
+            out.write(text + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
         return 0
-    with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-        log = _replay_checked(scenario, args.impl, args.variant, source)
-        # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
-        text = json.dumps(log)
     sys.stdout.write(text)
     sys.stdout.write("\n")
     sys.stdout.flush()
@@ -223,6 +252,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
         raise UsageError("spec: --check writes nothing; --out goes without it")
     if args.from_verify is not None:
         path = _regular_file(args.from_verify)
+        _require_verify_output(path)
         try:
             if args.check:
                 raw = json.loads(path.read_text(encoding="utf-8"))
@@ -261,6 +291,32 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+VERIFY_SCHEMA_PREFIX = "vmballoon-verify/"
+"""What the ``schema`` field of a ``vmballoon verify --json`` output starts with."""
+
+
+def _require_verify_output(path: Path) -> None:
+    """Refuse, on one line, a file that is not a ``vmballoon verify --json`` output: not
+    JSON, not an object, or without its ``schema`` (the checked-in
+    ``spec/verify-results.json`` has none: it is what ``spec --check`` compares with)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(
+            f"{path}: not a vmballoon verify --json output (not JSON: {exc})"
+        ) from None
+    schema = raw.get("schema") if isinstance(raw, dict) else None
+    if isinstance(schema, str) and schema.startswith(VERIFY_SCHEMA_PREFIX):
+        return
+    looks = ("; it looks like the checked-in results, which `vmballoon spec --check` already "
+             "compares with" if isinstance(raw, dict) and "invariants" in raw else "")  # fmt: skip
+    raise UsageError(
+        f"{path}: expected the output of `vmballoon verify --json` (\"schema\": "
+        f"\"{VERIFY_SCHEMA_PREFIX}N\"), found {'no schema' if schema is None else repr(schema)}"
+        f"{looks}"
+    )
+
+
 def package_version() -> str:
     """The installed distribution's version (``vmballoon-spec``)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -283,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variant",
         type=variant_name,
-        default="seed",
-        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+        default=None,
+        help="seed (default), fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
     )
     p.add_argument(
         "--format",
@@ -302,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check",
         action="store_true",
-        help="check every property along the replay: print each violation (exit 1 if any)",
+        help="check every property along the replay: print each violation (exit 1 if any); "
+        "with --format itf or table: the trace shows the violations (of --property) and "
+        "the exit status is 1 if there is any",
     )
     p.add_argument(
         "--property", action="append", default=None, metavar="NAME",
@@ -322,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--violations", action="store_true",
         help="table: only the transitions after which a property fails",
+    )  # fmt: skip
+    p.add_argument(
+        "-o", "--output", type=output_file, default=None, metavar="FILE",
+        help="write the log or trace to FILE (through a temporary file renamed when "
+        "complete: an interrupted run leaves no FILE) instead of stdout",
+    )  # fmt: skip
+    p.add_argument(
+        "--force", action="store_true",
+        help="itf: write even when the estimated size (shown before writing) is over "
+        "the 1 GB limit",
     )  # fmt: skip
     p.set_defaults(func=cmd_replay)
 

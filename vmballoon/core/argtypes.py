@@ -92,3 +92,34 @@ def step_range(text: str) -> tuple[int, int | None]:
     if lo < 0 or (hi is not None and hi < lo):
         raise argparse.ArgumentTypeError(f"expected 0 <= A <= B, got {text!r}")
     return lo, hi
+
+
+def output_file(text: str) -> str:
+    """A file to write: not a directory, in a directory that exists and is writable.
+
+    Checked before any work (``patch -o``, ``replay -o``, ``simulate --plot``): a
+    folder, a missing parent folder or an unwritable place is one line, never a
+    traceback after the work is done.  Nothing that stays is created (the parent is
+    probed with a temporary file, which root's permission bits would not show).
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(text)
+    if not text or text.endswith(("/", "\\")) or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file name")
+    parent = path.absolute().parent
+    if not parent.exists():
+        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {path.parent} is not a directory")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a regular file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".vmballoon-probe-"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text}: folder {path.parent} is not writable ({exc.strerror})"
+        ) from None
+    return text
