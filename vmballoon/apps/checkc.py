@@ -34,10 +34,10 @@ from hypothesis import Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import get_state_machine_test, invariant
 
+from vmballoon.apps.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.apps.drawpool import pinned_constant_pool
 from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
 from vmballoon.core import assumptions as asm
-from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant, parse_variant
 from vmballoon.model.machine import event_log

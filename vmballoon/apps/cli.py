@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from vmballoon.apps.nogc import cyclic_gc_paused
-from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.argtypes import (
+from vmballoon.apps.argtypes import (
     nonnegative_int,
     output_dir,
     output_file,
@@ -23,6 +21,8 @@ from vmballoon.core.argtypes import (
     step_range,
     variant_name,
 )
+from vmballoon.apps.nogc import cyclic_gc_paused
+from vmballoon.apps.replay import IMPLS, replay
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from vmballoon.core.variants import Variant, parse_variant
 from vmballoon.model.properties import PROPERTY_NAMES

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmballoon.core.argtypes import output_file, variant_name
+from vmballoon.apps.argtypes import output_file, variant_name
 
 
 def cmd_patch(args: argparse.Namespace) -> int:

@@ -22,9 +22,9 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
+from vmballoon.apps.argtypes import output_file, positive_int, variant_name
 from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
 from vmballoon.apps.simulation import SimConfig, SimResult, simulate
-from vmballoon.core.argtypes import output_file, positive_int, variant_name
 from vmballoon.core.host import Schedule
 from vmballoon.core.protocol import (
     CAP_BASIC,

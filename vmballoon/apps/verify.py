@@ -27,9 +27,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from vmballoon.apps.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.apps.verify_jobs import Board, DeepJob, DefectJob, Job, Row, plan, slots
-from vmballoon.core.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
