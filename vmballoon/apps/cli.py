@@ -73,6 +73,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
+    if args.include and source is None:
+        raise UsageError("--include DIR adds kernel headers for --source FILE.c: add --source")
     if args.check:
         if args.impl != "model":
             raise UsageError("--check replays through the model: use --impl model")
@@ -102,7 +104,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-        log = _replay_checked(scenario, args.impl, args.variant, source)
+        log = _replay_checked(scenario, args.impl, args.variant, source, tuple(args.include))
         # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
         text = json.dumps(log)
     sys.stdout.write(text)
@@ -147,7 +149,8 @@ def _regular_file(name: str) -> Path:
 
 
 def _replay_checked(
-    scenario: Scenario, impl: str, variant: str, source: Path | None
+    scenario: Scenario, impl: str, variant: str, source: Path | None,
+    include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """:func:`replay`, with a source that does not build as a usage error (exit 2)."""
     if impl != "c":
@@ -156,7 +159,8 @@ def _replay_checked(
     from vmballoon.harness.patches import PatchError
 
     try:
-        return replay(scenario, impl=impl, variant=variant, source=source)
+        return replay(scenario, impl=impl, variant=variant, source=source,
+                      include_dirs=include_dirs)  # fmt: skip
     except (BuildError, PatchError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -268,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant",
         type=variant_name,
         default="seed",
-        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+        help="seed, fixed, upstream-stable, fixed-<fix> (all fixes but one) or fix,fix,...",
     )
     p.add_argument(
         "--format",
@@ -283,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --impl c: compile this driver source instead of the variant's",
     )
+    p.add_argument(
+        "--include", action="append", default=[], type=Path, metavar="DIR",
+        help="with --source: a folder of kernel headers the harness does not provide "
+        "(searched after the harness's own; repeatable)",
+    )  # fmt: skip
     p.add_argument(
         "--check",
         action="store_true",
