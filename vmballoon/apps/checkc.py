@@ -294,13 +294,14 @@ def _write(finding: Finding, out: Path, name: str) -> None:
 
 
 def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
-            strict: bool = False) -> tuple[int, dict[str, Any]]:  # fmt: skip
+            strict: bool = False, include_dirs: tuple[Path, ...] = ()
+            ) -> tuple[int, dict[str, Any]]:  # fmt: skip
     """The whole check: exit status and report (raises ``BuildError`` for a bad source)."""
     from vmballoon.apps.ctrace import NOT_OBSERVABLE, check_c_trace
     from vmballoon.harness.replay import binary_for
 
     started = time.perf_counter()
-    binary = binary_for(source=source)
+    binary = binary_for(source=source, include_dirs=include_dirs)
     found = run_check(binary, against, examples, seed, "regression")
     regressions: list[Finding] = []
     if found.failing is not None:
@@ -370,7 +371,7 @@ def cmd_check_c(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     try:
         code, report = check_c(source, parse_variant(args.against), args.examples, seed,
-                               Path(args.out), args.strict)  # fmt: skip
+                               Path(args.out), args.strict, tuple(args.include))  # fmt: skip
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -394,6 +395,9 @@ def add_check_c_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed)")
     p.add_argument("--out", default="check-c-out", metavar="DIR",
                    help="where minimized scenarios are written (default check-c-out)")
+    p.add_argument("--include", action="append", default=[], type=Path, metavar="DIR",
+                   help="a folder of kernel headers the harness does not provide "
+                   "(searched after the harness's own; repeatable)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--strict", action="store_true", help="a divergence also fails (exit 1)")
     p.set_defaults(func=cmd_check_c)  # fmt: skip

@@ -109,6 +109,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     _refuse_inert_replay_options(args)
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
+    if args.include and source is None:
+        raise UsageError("--include DIR adds kernel headers for --source FILE.c: add --source")
     if args.format != "events":
         from vmballoon.apps.replaycmd import write_trace
 
@@ -119,7 +121,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 names = frozenset(args.property) if args.property else None
                 return _check(scenario, parse_variant(args.variant), names)
             with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-                log = _replay_checked(scenario, args.impl, args.variant, source)
+                log = _replay_checked(
+                    scenario, args.impl, args.variant, source, tuple(args.include)
+                )
                 # json.dumps runs the C encoder; json.dump would stream through the
                 # pure-Python one
                 text = json.dumps(log)
@@ -176,7 +180,8 @@ def _regular_file(name: str) -> Path:
 
 
 def _replay_checked(
-    scenario: Scenario, impl: str, variant: str, source: Path | None
+    scenario: Scenario, impl: str, variant: str, source: Path | None,
+    include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """:func:`replay`, with a source that does not build as a usage error (exit 2)."""
     if impl != "c":
@@ -185,7 +190,8 @@ def _replay_checked(
     from vmballoon.harness.patches import PatchError
 
     try:
-        return replay(scenario, impl=impl, variant=variant, source=source)
+        return replay(scenario, impl=impl, variant=variant, source=source,
+                      include_dirs=include_dirs)  # fmt: skip
     except (BuildError, PatchError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -340,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant",
         type=variant_name,
         default=None,
-        help="seed (default), fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+        help="seed (default), fixed, upstream-stable, fixed-<fix> (all fixes but one) or "
+        "fix,fix,...",
     )
     p.add_argument(
         "--format",
@@ -355,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --impl c: compile this driver source instead of the variant's",
     )
+    p.add_argument(
+        "--include", action="append", default=[], type=Path, metavar="DIR",
+        help="with --source: a folder of kernel headers the harness does not provide "
+        "(searched after the harness's own; repeatable)",
+    )  # fmt: skip
     p.add_argument(
         "--check",
         action="store_true",

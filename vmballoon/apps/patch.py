@@ -43,7 +43,8 @@ def add_patch_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--variant",
         type=variant_name,
         default="fixed",
-        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,... (default fixed)",
+        help="seed, fixed, upstream-stable, fixed-<fix> (all fixes but one) or fix,fix,... "
+        "(default fixed)",
     )
     p.add_argument(
         "-o", "--output", type=output_file, metavar="FILE.c", default=None,

@@ -180,7 +180,8 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
                    help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
     p.add_argument("--variant", type=variant_name, default="fixed",
-                   help="seed, fixed, fixed-<fix> or fix,fix,... (default fixed)")  # fmt: skip
+                   help="seed, fixed, upstream-stable, fixed-<fix> or fix,fix,... "
+                   "(default fixed)")  # fmt: skip
     p.add_argument("--capabilities", type=parse_capabilities, default=CAPABILITIES,
                    help="what the host offers: 0x1e or basic,batched,2m,doorbell "
                         "(default: all the driver asks for, 0x1e)")  # fmt: skip

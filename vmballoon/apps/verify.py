@@ -62,7 +62,7 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument(
         "--variant", type=_variant_or_all, default="all",
-        help="all (seed and fixed), seed, fixed, fixed-<fix> or fix,fix,...",
+        help="all (seed and fixed), seed, fixed, upstream-stable, fixed-<fix> or fix,fix,...",
     )  # fmt: skip
     p.add_argument(
         "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,

@@ -22,10 +22,13 @@ from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver
 EVENTS_FORMAT = "vmballoon-events/1"
 
 
-def binary_for(variant: Variant = SEED, source: Path | None = None) -> Path:
-    """The compiled harness for ``source`` (a file), else for ``variant``'s patched seed."""
+def binary_for(variant: Variant = SEED, source: Path | None = None,
+               include_dirs: tuple[Path, ...] = ()) -> Path:  # fmt: skip
+    """The compiled harness for ``source`` (a file, with the kernel headers of
+    ``include_dirs`` besides the harness's), else for ``variant``'s patched seed."""
     if source is not None:
-        return build(source.read_text(encoding="utf-8", errors="replace"), source.name)
+        return build(source.read_text(encoding="utf-8", errors="replace"), source.name,
+                     include_dirs=include_dirs)  # fmt: skip
     return _variant_binary(variant)
 
 
@@ -46,10 +49,11 @@ def replay(
     source: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     binary: Path | None = None,
+    include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """The event log (``vmballoon-events/1``) of ``scenario`` replayed by the compiled C
     (``binary`` when given, else the build of ``source`` or of ``variant``)."""
-    with start(binary or binary_for(variant, source), scenario, timeout) as drv:
+    with start(binary or binary_for(variant, source, include_dirs), scenario, timeout) as drv:
         for name in scenario.steps:
             if drv.exited or drv.crashed:
                 break

@@ -41,6 +41,7 @@ static vmci_callback doorbell_cb;
 static void *doorbell_data;
 struct workqueue_struct *system_freezable_wq;
 
+static void die(const char *what) __attribute__((noreturn));
 static void die(const char *what)
 {
 	fprintf(stderr, "harness: %s\n", what);

@@ -15,7 +15,18 @@
  *    write through NULL (ops, batch page) is a real SIGSEGV the harness turns
  *    into null_deref;
  *  - WARN_ON_ONCE logs fault warn the first time per module load;
- *  - work queue, debugfs, printk and module macros do nothing observable.
+ *  - work queue, debugfs, printk and module macros do nothing observable;
+ *  - the hypervisor is VMware, for both detection APIs: 4.14's
+ *    `x86_hyper_type != X86_HYPER_VMWARE` and 4.9's `x86_hyper != &x86_hyper_vmware`;
+ *  - a physical address has room for every PFN a scenario uses (up to 2**64-1),
+ *    so PHYS_PFN(virt_to_phys(p)) == page_to_pfn(virt_to_page(p)) for every page
+ *    (the batch page included; NULL gives the NULL PFN either way).  On x86-64
+ *    phys_addr_t has 64 bits and no page has a PFN of 2**52 or more: the
+ *    assumption pfn_below_2_52, within which the two expressions agree there too.
+ *
+ * Headers the driver includes and no include folder has (stable and vendor
+ * trees add e.g. <asm-generic/hypervisor.h>) are generated empty by
+ * harness/build.py; give others with --include DIR.
  */
 #ifndef VMBALLOON_KSHIM_H
 #define VMBALLOON_KSHIM_H
@@ -33,13 +44,16 @@ typedef uint32_t u32;
 typedef uint16_t u16;
 typedef uint8_t u8;
 typedef unsigned int gfp_t;
-typedef u64 phys_addr_t;
+typedef unsigned __int128 phys_addr_t; /* wider than the kernel's: see the top comment */
 
 /* the kernel configuration: debugfs statistics are compiled in */
 #define CONFIG_DEBUG_FS 1
 
 #define __init
 #define __exit
+#define __read_mostly
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
 #define KBUILD_MODNAME "vmw_balloon"
 
 #define container_of(ptr, type, member) \
@@ -58,6 +72,9 @@ static inline __attribute__((format(printf, 1, 2))) int no_printk(const char *fm
 }
 #define pr_debug(fmt, ...) no_printk(fmt, ##__VA_ARGS__)
 #define pr_err(fmt, ...) no_printk(fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) no_printk(fmt, ##__VA_ARGS__)
+#define pr_notice(fmt, ...) no_printk(fmt, ##__VA_ARGS__)
+#define pr_warn(fmt, ...) no_printk(fmt, ##__VA_ARGS__)
 
 /* ---- module ------------------------------------------------------------------------- */
 #define MODULE_AUTHOR(x) extern int vmballoon_shim_module_info
@@ -67,11 +84,23 @@ static inline __attribute__((format(printf, 1, 2))) int no_printk(const char *fm
 #define MODULE_LICENSE(x) extern int vmballoon_shim_module_info
 #define module_init(fn) extern int vmballoon_shim_module_info
 #define module_exit(fn) extern int vmballoon_shim_module_info
+/* the harness calls vmballoon_init itself, whichever initcall level registers it */
+#define late_initcall(fn) extern int vmballoon_shim_module_info
+#define device_initcall(fn) extern int vmballoon_shim_module_info
+#define module_param(name, type, perm) extern int vmballoon_shim_module_info
+#define MODULE_PARM_DESC(name, desc) extern int vmballoon_shim_module_info
 #define THIS_MODULE NULL
 
 /* ---- hypervisor detection: we always run on VMware ------------------------------------ */
+/* 4.14 and later */
 enum x86_hypervisor_type { X86_HYPER_NATIVE, X86_HYPER_VMWARE };
 static const enum x86_hypervisor_type x86_hyper_type = X86_HYPER_VMWARE;
+/* 4.9 (arch/x86/include/asm/hypervisor.h of 4.9.y) */
+struct hypervisor_x86 {
+	const char *name;
+};
+static const struct hypervisor_x86 x86_hyper_vmware = { .name = "VMware" };
+static const struct hypervisor_x86 *const x86_hyper = &x86_hyper_vmware;
 
 /* ---- faults (harness.c) -------------------------------------------------------------- */
 #define SHIM_NULL_PFN (~0UL)
@@ -161,9 +190,11 @@ static inline unsigned long page_to_pfn(const struct page *page)
 	return page ? page->pfn : SHIM_NULL_PFN;
 }
 
+/* linux/io.h and linux/pfn.h: exact for every page (see the top comment) */
 static inline phys_addr_t virt_to_phys(const void *addr)
 {
-	return (phys_addr_t)page_to_pfn(virt_to_page(addr)) << PAGE_SHIFT;
+	return ((phys_addr_t)page_to_pfn(virt_to_page(addr)) << PAGE_SHIFT) |
+	       ((uintptr_t)addr & (PAGE_SIZE - 1));
 }
 #define PHYS_PFN(x) ((unsigned long)((x) >> PAGE_SHIFT))
 
