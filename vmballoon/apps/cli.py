@@ -7,6 +7,7 @@ file) are reported as one line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -73,9 +74,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """``vmballoon replay``: the contract's event log on stdout."""
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
+    if args.impl == "c" and (args.check or args.format != "events"):
+        return _replay_c_view(args, scenario, source)
     if args.check:
         if args.impl != "model":
-            raise UsageError("--check replays through the model: use --impl model")
+            raise UsageError("--check replays through the model or the C: use --impl model or c")
         names = frozenset(args.property) if args.property else None
         return _check(scenario, parse_variant(args.variant), names)
     if args.property:
@@ -107,6 +110,51 @@ def cmd_replay(args: argparse.Namespace) -> int:
         text = json.dumps(log)
     sys.stdout.write(text)
     sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | None) -> int:
+    """``replay --impl c`` with ``--check`` or ``--format table|itf``: the C's own trace
+    (one state per entry point, :mod:`vmballoon.apps.cview`), checked on the C."""
+    from vmballoon.apps.ctrace import NOT_OBSERVABLE
+    from vmballoon.apps.cview import C_DESCRIPTION, c_walk, write_c_check
+    from vmballoon.apps.traces import write_itf, write_table
+    from vmballoon.harness.build import BuildError
+    from vmballoon.harness.patches import PatchError
+    from vmballoon.harness.replay import binary_for
+
+    variant = parse_variant(args.variant)
+    if args.check and args.format != "events":
+        raise UsageError("--check prints the violations; --format shows the trace: use one")
+    if args.check and args.no_check:
+        raise UsageError("--check and --no-check contradict each other")
+    names = frozenset(args.property) if args.property else None
+    if args.property and not args.check:
+        raise UsageError("--property selects what --check checks: add --check")
+    unseen = sorted((names or frozenset()) & set(NOT_OBSERVABLE))
+    if unseen and names is not None and names <= set(NOT_OBSERVABLE):
+        raise UsageError(f"{', '.join(unseen)}: not observable on the C (inflate's locals); "
+                         "check it on the model (--impl model)")  # fmt: skip
+    if args.format == "itf" and (args.steps is not None or args.violations):
+        raise UsageError("--steps and --violations filter --format table only")
+    if args.violations and args.no_check:
+        raise UsageError("--violations needs the property checks: drop --no-check")
+    try:
+        binary = binary_for(variant, source)
+    except (BuildError, PatchError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.check:
+        return write_c_check(binary, scenario, variant, names)
+    steps = c_walk(binary, scenario, variant)
+    if args.no_check:
+        steps = (dataclasses.replace(s, violations=()) for s in steps)
+    if args.format == "itf":
+        write_itf(steps, sys.stdout, source=str(args.scenario), checked=not args.no_check,
+                  description=C_DESCRIPTION)  # fmt: skip
+    else:
+        first, stop = args.steps if args.steps is not None else (0, None)
+        write_table(steps, sys.stdout, first, stop, args.violations)
     sys.stdout.flush()
     return 0
 
