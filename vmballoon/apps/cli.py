@@ -7,6 +7,7 @@ file) are reported as one line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -77,11 +78,12 @@ def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
         raise UsageError("--check and --no-check contradict each other: give one")
     if args.property and not args.check:
         raise UsageError("--property selects what --check checks: add --check")
-    if args.check and args.impl != "model":
-        raise UsageError("--check replays through the model: use --impl model")
-    if args.format != "events" and args.impl != "model":
+    if args.check and args.impl == "reference":
+        raise UsageError("--check replays through the model or the C: use --impl model or c")
+    if args.format != "events" and args.impl == "reference":
         raise UsageError(
-            f"--format {args.format} traces the model's transitions: use --impl model"
+            f"--format {args.format} traces the model's or the C's transitions: "
+            "use --impl model or c"
         )
     if args.format != "table" and (args.steps is not None or args.violations):
         given = "--steps" if args.steps is not None else "--violations"
@@ -111,6 +113,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     source = _source_file(args)
     if args.include and source is None:
         raise UsageError("--include DIR adds kernel headers for --source FILE.c: add --source")
+    if args.impl == "c" and (args.check or args.format != "events"):
+        return _replay_c_view(args, scenario, source)
+    if args.check:
+        if args.impl != "model":
+            raise UsageError("--check replays through the model or the C: use --impl model or c")
+        names = frozenset(args.property) if args.property else None
+        return _check(scenario, parse_variant(args.variant), names)
+    if args.property:
+        raise UsageError("--property selects what --check checks: add --check")
     if args.format != "events":
         from vmballoon.apps.replaycmd import write_trace
 
@@ -140,6 +151,51 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(text)
     sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | None) -> int:
+    """``replay --impl c`` with ``--check`` or ``--format table|itf``: the C's own trace
+    (one state per entry point, :mod:`vmballoon.apps.cview`), checked on the C."""
+    from vmballoon.apps.ctrace import NOT_OBSERVABLE
+    from vmballoon.apps.cview import C_DESCRIPTION, c_walk, write_c_check
+    from vmballoon.apps.traces import write_itf, write_table
+    from vmballoon.harness.build import BuildError
+    from vmballoon.harness.patches import PatchError
+    from vmballoon.harness.replay import binary_for
+
+    variant = parse_variant(args.variant)
+    if args.check and args.format != "events":
+        raise UsageError("--check prints the violations; --format shows the trace: use one")
+    if args.check and args.no_check:
+        raise UsageError("--check and --no-check contradict each other")
+    names = frozenset(args.property) if args.property else None
+    if args.property and not args.check:
+        raise UsageError("--property selects what --check checks: add --check")
+    unseen = sorted((names or frozenset()) & set(NOT_OBSERVABLE))
+    if unseen and names is not None and names <= set(NOT_OBSERVABLE):
+        raise UsageError(f"{', '.join(unseen)}: not observable on the C (inflate's locals); "
+                         "check it on the model (--impl model)")  # fmt: skip
+    if args.format == "itf" and (args.steps is not None or args.violations):
+        raise UsageError("--steps and --violations filter --format table only")
+    if args.violations and args.no_check:
+        raise UsageError("--violations needs the property checks: drop --no-check")
+    try:
+        binary = binary_for(variant, source, include_dirs=tuple(args.include))
+    except (BuildError, PatchError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.check:
+        return write_c_check(binary, scenario, variant, names)
+    steps = c_walk(binary, scenario, variant)
+    if args.no_check:
+        steps = (dataclasses.replace(s, violations=()) for s in steps)
+    if args.format == "itf":
+        write_itf(steps, sys.stdout, source=str(args.scenario), checked=not args.no_check,
+                  description=C_DESCRIPTION)  # fmt: skip
+    else:
+        first, stop = args.steps if args.steps is not None else (0, None)
+        write_table(steps, sys.stdout, first, stop, args.violations)
     sys.stdout.flush()
     return 0
 

@@ -49,6 +49,7 @@ from vmballoon.model.transitions import TRANSITIONS
 from vmballoon.model.tx import DEFLATE_LOCS
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
+MODEL_DESCRIPTION = "vmballoon-spec model replay: one state per transition"
 OPTIONAL_FIELDS = ("batch_page", "page", "doorbell", "ops")
 """Top-level fields that may be absent (C NULL pointers, an invalid doorbell handle)."""
 LOOP_FIELDS = ("num_pages", "allocations", "rate", "error", "cansleep", "is_2m")
@@ -230,13 +231,13 @@ class ItfWriter:
         self.lists = [[_ListText() for _ in range(3)] for _ in range(2)]
         self.count = 0
 
-    def begin(self, source: str, checked: bool) -> None:
+    def begin(self, source: str, checked: bool, description: str = MODEL_DESCRIPTION) -> None:
         """The trace's ``#meta`` and ``vars``; then the states follow."""
         meta = {
             "format": "ITF",
             "format-description": ITF_DESCRIPTION,
             "source": source,
-            "description": "vmballoon-spec model replay: one state per transition",
+            "description": description,
             "checked": checked,
             "violations": "in each state's #meta" if checked else "not checked (--no-check)",
         }
@@ -283,10 +284,11 @@ class ItfWriter:
         self.out.write("\n]}\n")
 
 
-def write_itf(steps: Iterable[TraceStep], out: TextSink, source: str, checked: bool) -> int:
+def write_itf(steps: Iterable[TraceStep], out: TextSink, source: str, checked: bool,
+              description: str = MODEL_DESCRIPTION) -> int:  # fmt: skip
     """Stream ``steps`` as one ITF document to ``out``; the number of states."""
     writer = ItfWriter(out)
-    writer.begin(source, checked)
+    writer.begin(source, checked, description)
     for item in steps:
         writer.state(item, checked)
     writer.end()
