@@ -93,7 +93,9 @@ def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
                          "nothing): drop it")  # fmt: skip
     if args.violations and args.no_check:
         raise UsageError("--violations needs the property checks: drop --no-check")
-    if args.source is not None and args.variant is not None:
+    if args.source is not None and args.variant is not None and not (
+        args.check or args.format != "events"
+    ):  # the C's own checks and traces read the variant; its event log does not
         raise UsageError("--source FILE.c is compiled as it is: --variant would be ignored, "
                          "drop one (vmballoon patch --variant V -o FILE.c gives a variant's)")
     args.variant = args.variant or "seed"
@@ -115,13 +117,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("--include DIR adds kernel headers for --source FILE.c: add --source")
     if args.impl == "c" and (args.check or args.format != "events"):
         return _replay_c_view(args, scenario, source)
-    if args.check:
-        if args.impl != "model":
-            raise UsageError("--check replays through the model or the C: use --impl model or c")
-        names = frozenset(args.property) if args.property else None
-        return _check(scenario, parse_variant(args.variant), names)
-    if args.property:
-        raise UsageError("--property selects what --check checks: add --check")
     if args.format != "events":
         from vmballoon.apps.replaycmd import write_trace
 
