@@ -307,6 +307,11 @@ def test_cc_naming_a_missing_compiler_is_one_line_exit_2(
                env=env)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "no-such-cc-xyz" in proc.stderr and "Traceback" not in proc.stderr
+    for args in (["fuzz", "--examples", "1", "--seed", "1"],
+                 ["replay", str(ROOT / "tests" / "scenarios" / "null_ops.json"), "--impl", "c"]):
+        proc = run(*args, env=env)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        assert "no-such-cc-xyz" in proc.stderr and "Traceback" not in proc.stderr
     monkeypatch.setenv("CC", "gcc -std=gnu11")
     assert b.compiler_command() == ["gcc", "-std=gnu11"]
 
