@@ -259,6 +259,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         open_database(args.database)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if "c" in IMPL_CHOICES[args.impl]:
+        from vmballoon.harness.build import compiler_command
+
+        compiler_command()  # a CC naming no program: one line, exit 2, before any work
     seeds = ", ".join(str(seed + i) for i in range(args.workers))
     print(f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S --workers 1)",
           file=sys.stderr)  # fmt: skip
@@ -533,6 +537,14 @@ def _harness_errors() -> tuple[type[Exception], ...]:
     return (HarnessError,)
 
 
+def _build_errors() -> tuple[type[Exception], ...]:
+    """A driver source or a compiler the harness cannot build with (``CC`` naming no
+    program): one line, exit 2."""
+    from vmballoon.harness.build import BuildError
+
+    return (BuildError,)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vmballoon`` console script."""
     parser = build_parser()
@@ -545,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return 1
+    except _build_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except _harness_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -20,7 +20,8 @@ source, with ``$CC`` (else ``cc``, else ``gcc``):
   with ``--coverage -O0`` (``VMBALLOON_COVERAGE`` defined) into a folder of its
   own, never cached, where the gcov notes stay and the counters are written;
 * the compiler's warnings are printed on stderr (all but the seed's own known
-  one, :meth:`Diagnostic.known_seed_warning`), on every build, cached or not;
+  one, :meth:`Diagnostic.known_seed_warning`), on every build, cached or not,
+  after a note for each generated stand-in (the build cannot see the real one);
 * an undefined kernel helper is named (``undefined reference to cpu_relax``),
   not left as ``collect2: error: ld returned 1 exit status``.
 
@@ -301,6 +302,16 @@ def resolve_includes(text: str, include_dirs: Sequence[Path]) -> dict[str, str]:
     return where
 
 
+def stub_notes(name: str, where: dict[str, str]) -> list[str]:
+    """One line per generated stand-in: the build cannot see what the real header holds."""
+    return [
+        f"{name}: note: <{header}> is not a header the harness knows: an empty stand-in is "
+        "used (give the real one with --include DIR if the driver needs what it defines)"
+        for header, origin in where.items()
+        if origin == "stub"
+    ]
+
+
 def write_stubs(build_dir: Path, where: dict[str, str]) -> Path:
     """An empty stand-in (it includes only ``kshim.h``) for each ``stub`` header."""
     stub_root = build_dir / STUB_DIR
@@ -455,7 +466,7 @@ def build(
         out_dir.mkdir(parents=True, exist_ok=True)
         target, warnings = _compile(prepared, name, out_dir, kind, coverage, dirs, where,
                                     host_c, out_dir / output_name(kind))  # fmt: skip
-        _emit(warnings, on_warning)
+        _emit(stub_notes(name, where) + warnings, on_warning)
         return target
     key = build_key(prepared, kind, coverage, dirs, where, host_c)
     folder = cache_dir() / key
@@ -465,7 +476,7 @@ def build(
         try:
             record = json.loads(manifest_path.read_text(encoding="utf-8"))
             if manifest_holds(record["headers"]):
-                _emit(list(record["warnings"]), on_warning)
+                _emit(stub_notes(name, where) + list(record["warnings"]), on_warning)
                 return target
         except (ValueError, KeyError, TypeError):
             pass  # a damaged record: build again
@@ -479,7 +490,7 @@ def build(
         (build_dir / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         os.replace(built, target)  # atomic: concurrent builds of the same source agree
         os.replace(build_dir / "manifest.json", manifest_path)
-    _emit(warnings, on_warning)
+    _emit(stub_notes(name, where) + warnings, on_warning)
     return target
 
 
