@@ -1,11 +1,11 @@
 """The README's example commands run, and their printed claims hold.
 
 Convention (the README follows it): every line of a fenced code block of README.md
-that starts with ``$ vmballoon `` (after any indentation) is an example command.  It may end with a comment
-``# exit N`` giving its expected exit status (default 0).  The lines right after it
-in the same block that do not start with ``$`` are fragments of the expected output:
-each must occur in the command's stdout + stderr (surrounding blanks ignored; a line
-``...`` means "anything"; blank lines are ignored).
+that starts with ``$ vmballoon `` (after any indentation) is an example command.  It
+may end with a comment ``# exit N`` giving its expected exit status (default 0).  The
+lines right after it in the same block that do not start with ``$`` are fragments of
+the expected output: each must occur in the command's stdout + stderr (surrounding
+blanks ignored; a line ``...`` means "anything"; blank lines are ignored).
 
 The examples run in order, in one temporary copy of the repository (so ``spec`` or
 ``golden`` writing into ``spec/`` or ``tests/`` change the copy only), with
