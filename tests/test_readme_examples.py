@@ -1,11 +1,11 @@
 """The README's example commands run, and their printed claims hold.
 
 Convention (the README follows it): every line of a fenced code block of README.md
-that starts with ``$ vmballoon `` is an example command.  It may end with a comment
-``# exit N`` giving its expected exit status (default 0).  The lines right after it
-in the same block that do not start with ``$`` are fragments of the expected output:
-each must occur in the command's stdout + stderr (surrounding blanks ignored; a line
-``...`` means "anything"; blank lines are ignored).
+that starts with ``$ vmballoon `` (after any indentation) is an example command.  It
+may end with a comment ``# exit N`` giving its expected exit status (default 0).  The
+lines right after it in the same block that do not start with ``$`` are fragments of
+the expected output: each must occur in the command's stdout + stderr (surrounding
+blanks ignored; a line ``...`` means "anything"; blank lines are ignored).
 
 The examples run in order, in one temporary copy of the repository (so ``spec`` or
 ``golden`` writing into ``spec/`` or ``tests/`` change the copy only), with
@@ -15,6 +15,8 @@ rewritten once is rewritten the same way in later examples and in the expected
 fragments (so ``verify --json --out /tmp/cex > /tmp/v.json`` then ``spec --from-verify
 /tmp/v.json`` chain).  Pipes and other shell syntax are not supported: such an
 example fails with a line saying so.
+
+``docs/commands.md`` follows the same convention and its examples run too.
 
 The property names are explained in one README table: every name of
 ``model.properties.PROPERTY_NAMES`` is the first cell of a row of the same table, and
@@ -92,10 +94,10 @@ def examples(text: str) -> list[Example]:
             close()
             fence = None
             continue
-        if raw.startswith("$"):
+        if stripped.startswith("$"):
             close()
-            if raw.startswith(PROMPT):
-                command = raw[2:]
+            if stripped.startswith(PROMPT):
+                command = stripped[2:]
                 status = 0
                 m = EXIT_COMMENT.search(command)
                 if m:
@@ -348,3 +350,9 @@ def test_every_readme_example_runs_and_prints_what_it_claims(tmp_path: Path) -> 
 def test_readme_explains_every_property_in_one_table() -> None:
     lacking = unexplained_properties(README.read_text(encoding="utf-8"))
     assert lacking == [], f"no single README table explains: {', '.join(lacking)}"
+
+
+def test_the_examples_of_docs_commands_md_hold(tmp_path: Path) -> None:
+    docs = ROOT / "docs" / "commands.md"
+    assert examples(docs.read_text(encoding="utf-8"))
+    assert report(run_all(docs, tmp_path)) == ""

@@ -207,3 +207,22 @@ def test_interrupting_a_check_is_one_line_and_exit_130(tmp_path: Path, sig: int)
     assert stderr.strip().splitlines()[-1] == (
         "replay: interrupted before the end of the replay; the check reported nothing"
     )
+
+
+def test_an_interrupt_while_estimating_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmballoon.apps import replaycmd
+    from vmballoon.apps.cli import build_parser
+
+    def interrupted(*args: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replaycmd, "estimate_itf", interrupted)
+    out = tmp_path / "t.json"
+    args = build_parser().parse_args(["replay", str(RESET), "--format", "itf", "-o", str(out)])
+    assert args.func(args) == 130
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "replay: interrupted while estimating the ITF's size; nothing written\n"
+    assert not any(tmp_path.iterdir())

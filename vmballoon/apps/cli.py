@@ -396,7 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
     p.add_argument("scenario", help="scenario file (vmballoon-scenario/1); - reads stdin")
-    p.add_argument("--impl", choices=IMPLS, default="model")
+    p.add_argument(
+        "--impl", choices=IMPLS, default="model",
+        help="model (default): the executable model; reference: the line-by-line Python; "
+        "c: the driver's C compiled (events only)",
+    )  # fmt: skip
     p.add_argument(
         "--variant",
         type=variant_name,
@@ -433,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--property", action="append", default=None, metavar="NAME",
         choices=sorted(PROPERTY_NAMES),
         help="with --check: only this property (repeatable); exit 0 when it holds along the "
-        "replay (how a reviewer sees that a fix clears a defect's finding)",
+        "replay (how a reviewer sees that a fix clears a defect's finding); one of "
+        + ", ".join(PROPERTY_NAMES),
     )  # fmt: skip
     p.add_argument(
         "--no-check", action="store_true",

@@ -76,7 +76,13 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output is not None else None
     total: int | None = None
     if args.format == "itf":
-        estimate = estimate_itf(scenario, variant, checked)
+        try:
+            with terminate_as_interrupt():
+                estimate = estimate_itf(scenario, variant, checked)
+        except KeyboardInterrupt:
+            print("replay: interrupted while estimating the ITF's size; nothing written",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
         total = estimate.states
         if estimate.bytes > ITF_LIMIT and not args.force:
             raise UsageError(

@@ -174,8 +174,10 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="a cooperative host and a target schedule over a guest; size against target",
-        description=(__doc__.split("\n\n")[0] if __doc__ else "")
-        + " Exit status: 0 no property violated, 1 a property was violated, 2 bad arguments.",
+        description=(__doc__.split("\n\n")[0].replace("``", "") if __doc__ else "")
+        + " Exit status: 0 no property violated, 1 a property was violated, 2 bad arguments, "
+        "130 interrupted (SIGINT or SIGTERM: the summary and picture cover the ticks done "
+        "and say so).",
     )
     p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
                    help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
