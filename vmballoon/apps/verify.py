@@ -366,12 +366,19 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                 schedule(setup, board, lambda job, rows: render.progress(counter, board, job, rows))
             except Interrupted as exc:
                 interrupted = str(exc) or "SIGINT"
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             c_summary = None
             if c_replay is not None and interrupted is None:
-                c_summary = replay_on_c(board, c_replay)
-                render.c_line(c_summary)
+                try:
+                    c_summary = replay_on_c(board, c_replay)
+                    render.c_line(c_summary)
+                except (KeyboardInterrupt, Interrupted) as exc:
+                    interrupted, c_summary = str(exc) or "SIGINT", None
+                    for r in board.results:
+                        r.c = None  # a C replay cut short says nothing
+                    for d in board.defects.values():
+                        d.c = None
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # writing what was found
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _register_outputs(out, board, wall0)
             v = verdict(setup, board, c_summary)
             elapsed = time.monotonic() - t0
