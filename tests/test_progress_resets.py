@@ -61,3 +61,17 @@ def test_the_assumption_and_its_constraint_exist_under_one_name() -> None:
     assert asm.BY_NAME["no_reset_request"].check(guest, view) == "GUEST_ID answered ERROR_RESET"
     other = asm.StepView(commands=(asm.Command("GUEST_ID", 1, 0),))  # any other failure: fine
     assert asm.BY_NAME["no_reset_request"].check(guest, other) is None
+
+
+def test_an_error_reset_on_the_doorbells_clearing_breaks_nothing() -> None:
+    """The doorbell is cleared at the start of a reset (line 1017), before the reset
+    clears ``reset_required`` (line 1092): ERROR_RESET there is harmless, the tick reads
+    its target, and no_reset_request does not exclude it."""
+    hv = (Response(ERROR_RESET, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BASIC, None),
+          Response(0, 0, None), Response(0, 0, None))  # fmt: skip
+    sc = Scenario(steps=("work",), hv=hv)
+    log = model.replay(sc, FIXED)
+    assert "GET_TARGET" in [ev["cmd"] for ev in log["events"] if ev["ev"] == "hv"]
+    view = asm.StepView(commands=(asm.Command("VMCI_DOORBELL_SET", ERROR_RESET, 0,
+                                              invalidates=True),))  # fmt: skip
+    assert asm.BY_NAME["no_reset_request"].check(asm.Guest(4096, 0, 4096), view) is None

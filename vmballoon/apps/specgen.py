@@ -366,8 +366,9 @@ def render(results: dict[str, Any]) -> str:
         "the same name holds on the abstraction of the step (for `guest_below_2_32` the Z3 "
         "constraint is the weaker consequence it needs: the balloon holds fewer than 2^32 "
         "frames), so an executable check that honours the assumptions cannot refute a "
-        "property proved under them. GUEST_ID and VMCI_DOORBELL_SET may fail with any status "
-        "but ERROR_RESET (`no_reset_request`: that answer schedules a reset, and a host "
+        "property proved under them. GUEST_ID and the VMCI_DOORBELL_SET that sets the "
+        "doorbell may fail with any status but ERROR_RESET (`no_reset_request`: that answer "
+        "schedules a reset, and a host "
         "giving it on every tick keeps GET_TARGET from ever being sent), vmci_doorbell_create "
         "may fail, and START may grant any capability word: `progress` is proved without "
         "assuming otherwise.",

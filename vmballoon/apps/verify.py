@@ -342,6 +342,22 @@ def _register_outputs(out: RunDir, board: Board, since: float) -> None:
             out.file(name)
 
 
+def _write(
+    as_json: bool, setup: Setup, board: Board, v: Verdict, c_summary: dict[str, Any] | None,
+    elapsed: float, interrupted: bool,
+) -> None:  # fmt: skip
+    """The results on stdout: JSON, or the text of :mod:`vmballoon.apps.verify_render`."""
+    from vmballoon.apps import verify_render as render
+
+    if as_json:
+        json.dump(to_json(setup, board, v, c_summary, elapsed, interrupted=interrupted),
+                  sys.stdout, indent=1)  # fmt: skip
+        sys.stdout.write("\n")
+    else:
+        render.report(setup, board, v, c_summary, elapsed, interrupted=interrupted)
+    sys.stdout.flush()
+
+
 def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int:
     """Run the obligations in parallel; print the tables; the exit code of :func:`verdict`.
 
@@ -358,7 +374,8 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
     jobs = plan(setup.variants, setup.props, setup.timeout, setup.depth, setup.out,
                 setup.necessity)  # fmt: skip
     counter = Counter(slots(jobs, setup.variants, setup.props, setup.per_defect))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    previous, previous_int = signal.signal(signal.SIGTERM, _raise_interrupted), \
+        signal.getsignal(signal.SIGINT)
     try:
         with RunDir(Path(setup.out or "verify-out"), command="verify") as out:
             interrupted: str | None = None
@@ -366,31 +383,34 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                 schedule(setup, board, lambda job, rows: render.progress(counter, board, job, rows))
             except Interrupted as exc:
                 interrupted = str(exc) or "SIGINT"
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             c_summary = None
             if c_replay is not None and interrupted is None:
-                c_summary = replay_on_c(board, c_replay)
-                render.c_line(c_summary)
+                try:
+                    c_summary = replay_on_c(board, c_replay)
+                    render.c_line(c_summary)
+                except (KeyboardInterrupt, Interrupted) as exc:
+                    interrupted, c_summary = str(exc) or "SIGINT", None
+                    for r in board.results:
+                        r.c = None  # a C replay cut short says nothing
+                    for d in board.defects.values():
+                        d.c = None
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # writing what was found
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _register_outputs(out, board, wall0)
             v = verdict(setup, board, c_summary)
-            elapsed = time.monotonic() - t0
-            if args.json:
-                json.dump(to_json(setup, board, v, c_summary, elapsed,
-                                  interrupted=interrupted is not None),
-                          sys.stdout, indent=1)  # fmt: skip
-                sys.stdout.write("\n")
-            else:
-                render.report(setup, board, v, c_summary, elapsed,
-                              interrupted=interrupted is not None)  # fmt: skip
-            sys.stdout.flush()
+            _write(args.json, setup, board, v, c_summary, time.monotonic() - t0,
+                   interrupted is not None)  # fmt: skip
             out.finish(complete=interrupted is None)
     except OutDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (Interrupted, KeyboardInterrupt) as exc:  # before the first obligation ran
+        print(f"interrupted ({str(exc) or 'SIGINT'}) before any obligation ran",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous_int)
     if interrupted is not None:
         print(f"interrupted ({interrupted}): {counter.done} of {counter.total} obligations "
               f"done; {setup.out} is marked INCOMPLETE", file=sys.stderr, flush=True)  # fmt: skip

@@ -603,7 +603,9 @@ def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
             if cmd in BATCHED_CMDS and named:
                 entries = tuple(st for _, st in _batch_statuses(prev, ev, resp))
             named = named or cmd not in BATCHED_CMDS
-            commands.append(asm.Command(cmd, ev["status"], ev["result"], named, entries))
+            invalidates = cmd == "VMCI_DOORBELL_SET" and ev["arg1"] == ev["arg2"] == 0xFFFFFFFF
+            commands.append(asm.Command(cmd, ev["status"], ev["result"], named, entries,
+                                        invalidates))  # fmt: skip
         elif ev["ev"] == "alloc":
             allocations.append(ev["pfn"])
     return asm.StepView(

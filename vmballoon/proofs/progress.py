@@ -12,10 +12,11 @@ obligations over the encoding of :mod:`proofs.encoding`:
   does not name it with ERROR_PPN_INVALID for the whole command (it cannot read a
   batch it was not shown: lines 470, 518); GET_TARGET, LOCK and UNLOCK results are
   ``T`` (lines 425-437, 457, 475-478, 505, 523-526); every allocation succeeds
-  (lines 836-841); vmci_doorbell_create succeeds (1034); GUEST_ID and
-  VMCI_DOORBELL_SET may fail, but never with ERROR_RESET (``no_reset_request``: that
-  answer schedules a reset, line 363, and a host giving it on every tick keeps GET_TARGET
-  from ever being sent, line 1120).  Plus what "enough memory"
+  (lines 836-841); vmci_doorbell_create succeeds (1034); GUEST_ID and the
+  VMCI_DOORBELL_SET that sets the doorbell may fail, but never with ERROR_RESET
+  (``no_reset_request``: that answer schedules a reset, line 363, and a host giving it
+  on every tick keeps GET_TARGET from ever being sent, line 1120).  Plus what "enough
+  memory"
   means for a C with 32-bit counters: the guest has fewer than 2**32 frames
   (``totalram`` fits in 32 bits, line 1121; the balloon holds fewer frames than
   that), every frame below 2**32 (so the basic protocol can name it, lines 451-453),
@@ -155,7 +156,7 @@ def _host_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
 
 
 def _no_reset_request(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
-    return z3.And([i[f"{site}_st"] != bv64(ERROR_RESET) for site in ("GUEST_ID", "DBSET", "DBINV")])
+    return z3.And([i[f"{site}_st"] != bv64(ERROR_RESET) for site in ("GUEST_ID", "DBSET")])
 
 
 def _entries_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
