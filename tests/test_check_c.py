@@ -153,3 +153,23 @@ def test_a_divergence_outside_the_assumptions_is_reported_apart(tmp_path: Path) 
     assert all(f.assumptions == ["pfn_below_2_52"] for f in found)
     inside = parse_scenario(json.dumps({**sc.to_json(), "pfn_base": 0}))
     assert violated_assumptions(inside) == []
+
+
+def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path: Path) -> None:
+    """The batched unlock takes one page too many off ``b->size`` (fixed source, line 759):
+    a branch the shipped corpus takes, so the corpus finds it before the fuzzer starts,
+    whatever the seed (a fuzzer of one example rarely reaches it)."""
+    from vmballoon.apps.checkc import Kind, Origin
+    from vmballoon.apps.checkc import check_c as run
+
+    lines = variant_source(FIXED).splitlines(keepends=True)
+    assert lines[758].strip() == "b->size -= size_per_page;"
+    lines[758] = lines[758].replace("size_per_page;", "size_per_page + 1;")
+    source = tmp_path / "planted.c"
+    source.write_text("".join(lines))
+    for seed in range(8):
+        report = run(source, FIXED, 1, seed, tmp_path / f"out{seed}")
+        assert report.complete and report.exit == 1
+        found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
+        assert found and "accounting" in found[0].properties, (seed, report.findings)
+        assert found[0].path is not None and found[0].path.exists()

@@ -48,6 +48,7 @@ import random
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -498,7 +499,9 @@ def corpus() -> Corpus:
 
 def judge(binary: Path, scenario: Scenario, against: Variant,
           ignore: frozenset[str] = frozenset()) -> list[Finding]:  # fmt: skip
-    """Every finding one whole scenario shows on the C against the model of ``against``."""
+    """Every finding one whole scenario shows on the C against the model of ``against``
+    (properties in ``ignore`` are not asked of the model: its check of a long scenario
+    is the costly part)."""
     from vmballoon import model
     from vmballoon.apps.ctrace import c_trace
     from vmballoon.harness.process import DriverTimeout
@@ -529,15 +532,19 @@ def judge(binary: Path, scenario: Scenario, against: Variant,
 
 def run_corpus(binary: Path, against: Variant, scenarios: list[tuple[str, Scenario]],
                ignore: frozenset[str] = frozenset()) -> list[Finding]:  # fmt: skip
-    """The corpus on the C: the first finding of each kind and set of properties."""
+    """The corpus on the C, the smallest guests first: the first finding of each kind and
+    property (a property already found is not asked again of later scenarios)."""
     found: list[Finding] = []
     seen: set[tuple[Kind, tuple[str, ...]]] = set()
-    for name, scenario in scenarios:
-        for f in judge(binary, scenario, against, ignore):
+    reported: set[str] = set(ignore)
+    for name, scenario in sorted(scenarios, key=lambda s: (s[1].frames, len(s[1].steps))):
+        for f in judge(binary, scenario, against, frozenset(reported)):
             key = (f.kind, tuple(f.properties) if f.kind in FAILS else ())
             if key in seen:
                 continue
             seen.add(key)
+            if f.kind in FAILS:
+                reported.update(f.properties)
             f.origin, f.corpus_file = Origin.CORPUS, name
             found.append(f)
     return found
@@ -704,6 +711,7 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
     ``out`` another run owns).  Interrupted (``KeyboardInterrupt``, which SIGTERM raises
     too under :func:`cmd_check_c`), it writes what it found and returns a report that is
     not complete."""
+    from vmballoon.harness.process import HarnessError
     from vmballoon.harness.replay import binary_for
 
     say = progress or (lambda _: None)
@@ -727,7 +735,9 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
                     say(f"check-c: minimizing the {f.origin}'s {f.kind}")
                 finalize(f, binary, against)
             report.complete = True
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, HarnessError) as exc:
+            if isinstance(exc, HarnessError) and not SIGNALLED.is_set():
+                raise  # a harness that failed on its own, not one a Ctrl-C stopped
             if not any(f.origin == Origin.FUZZER for f in report.findings):
                 report.findings += _campaign_findings(campaign)
         report.examples = campaign.examples
@@ -803,7 +813,13 @@ def print_report(report: Report) -> None:
     print("not observable on the C (inflate's locals): " + ", ".join(NOT_OBSERVABLE))
 
 
+SIGNALLED = threading.Event()
+"""Set by :func:`_raise_interrupt`: a harness that stops after it was stopped by the
+same signal (a Ctrl-C reaches the whole process group), not on its own."""
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    SIGNALLED.set()
     raise KeyboardInterrupt
 
 
@@ -819,7 +835,11 @@ def cmd_check_c(args: argparse.Namespace) -> int:
         print(f"error: {source}: {why}", file=sys.stderr)
         return EXIT_USAGE
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    SIGNALLED.clear()
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is signal.default_int_handler:  # not when the shell made us ignore it
+        signal.signal(signal.SIGINT, _raise_interrupt)
     try:
         report = check_c(source, parse_variant(args.against), args.examples, seed,
                          Path(args.out), args.strict, not args.no_corpus,
@@ -836,6 +856,7 @@ def cmd_check_c(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
