@@ -25,7 +25,7 @@ SOURCES = sorted((ROOT / "vmballoon").rglob("*.py"))
 
 _SUBPACKAGES = ("model", "proofs", "reference", "harness", "apps", "core")
 DOTTED = re.compile(
-    r"(?<![\w./-])((?:vmballoon\.)?(?:" + "|".join(_SUBPACKAGES) + r")\.[A-Za-z_][\w.]*\w)"
+    r"(?<![\w./-])((?:vmballoon|" + "|".join(_SUBPACKAGES) + r")\.[A-Za-z_][\w.]*\w)"
 )
 """A dotted name that starts with the package or one of its subpackages."""
 PATH = re.compile(

@@ -3,7 +3,7 @@
 Every scenario of the test suite (``tests/golden/*.scenario.json``, the sample
 the project started from, and ``tests/scenarios/*.json``) is replayed through
 the seed's own C (:mod:`vmballoon.harness`); the event logs are checked in
-beside them (``tests/golden/N.events.json``, ``tests/golden/scenarios/NAME.events.json``).
+beside them (``tests/golden/<N>.events.json``, ``tests/golden/scenarios/<NAME>.events.json``).
 ``--check`` compares instead of writing.
 """
 

@@ -31,7 +31,7 @@ def replay(
 
     ``scenario`` is a :class:`Scenario` or the path of a scenario file; ``variant``
     a :class:`Variant` or its name (``seed``, ``fixed``, ``fixed-<fix>``, ``fix,fix``).
-    Raises :class:`vmballoon.scenario.ScenarioError` for a malformed scenario and
+    Raises :class:`vmballoon.core.scenario.ScenarioError` for a malformed scenario and
     ``ValueError`` for an unknown implementation or variant.
     """
     if not isinstance(scenario, Scenario):

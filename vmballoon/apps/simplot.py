@@ -26,7 +26,7 @@ says crashed in which tick and why, or interrupted after how many of how many),
 with each value written beside its point when there are at most three ticks.
 
 Resets (ticks in which the driver sent START) are dotted vertical lines; ticks in
-which a property of :mod:`model.properties` failed are red crosses, with the
+which a property of :mod:`vmballoon.model.properties` failed are red crosses, with the
 properties named in the legend.  Uses matplotlib's Agg backend (no display
 needed); the format follows the file's extension, and the file is written through
 a temporary file renamed into place.

@@ -1,6 +1,6 @@
 """``vmballoon simulate``: a cooperative host and a target schedule over a guest of a given size.
 
-Wiring (in :mod:`vmballoon.cli`)::
+Wiring (in :mod:`vmballoon.apps.cli`)::
 
     from vmballoon.apps.simulate import add_simulate_parser
     add_simulate_parser(sub)        # sets func=cmd_simulate
@@ -9,7 +9,7 @@ Sizes are ``<number><unit>`` with binary units (``KiB``/``K``, ``MiB``/``M``,
 ``GiB``/``G``, ``TiB``/``T``; a multiple of 4 KiB) or a plain integer: a number
 of 4 KiB pages.  A schedule is ``tick:size,tick:size,...`` with strictly
 increasing ticks; the target before the first entry is 0.  The engine is
-:mod:`vmballoon.simulation`, the picture :mod:`vmballoon.simplot`.
+:mod:`vmballoon.apps.simulation`, the picture :mod:`vmballoon.apps.simplot`.
 """
 
 from __future__ import annotations

@@ -1,19 +1,19 @@
 """A cooperative host and a target schedule over a guest: the engine of ``vmballoon simulate``.
 
 :func:`simulate` loads the driver (the model, :mod:`model`) into a guest of
-``ram_pages`` frames whose environment has a :class:`vmballoon.host.CooperativeHost`
-(and optionally memory pressure, :class:`vmballoon.env.AllocFail`), then runs
+``ram_pages`` frames whose environment has a :class:`vmballoon.core.host.CooperativeHost`
+(and optionally memory pressure, :class:`vmballoon.core.env.AllocFail`), then runs
 one ``vmballoon_work`` per tick.  Along the way it checks the properties of
-:mod:`model.properties`:
+:mod:`vmballoon.model.properties`:
 
-* the transition checks (:func:`model.properties.observe`, which also keeps the
+* the transition checks (:func:`vmballoon.model.properties.observe`, which also keeps the
   ghost: the frames the host holds, the negotiated capabilities, ...) on every
   transition; runs of allocation steps (``I_LOOP -> I_LOOP``), of deflate
   steps (``D_LOOP -> D_LOOP``) and, with basic ops, of one-page LOCK / UNLOCK
   cycles are observed as one span (:func:`_mergeable`), so that a 24,576-page
   inflation costs a hundred ghost updates, not 24,576 (each copies the set of
   frames the host holds);
-* the state predicates (:func:`model.properties.check_state`) on the initial
+* the state predicates (:func:`vmballoon.model.properties.check_state`) on the initial
   state and at the end of every tick.  The expensive ones walk the whole
   balloon; on a tick that changed neither the balloon, the memory nor the
   ghost's held frames their previous answer is reused.
@@ -61,7 +61,7 @@ _DEFLATE_CYCLE = frozenset({Loc.D_LOOP, Loc.D_UNLOCK})
 def _mergeable(prev: State, nxt: State) -> bool:
     """Whether ``prev -> nxt`` may join a span observed as one step (see the module doc).
 
-    :func:`model.properties.observe` reads ``prev`` for a batched command (the
+    :func:`vmballoon.model.properties.observe` reads ``prev`` for a batched command (the
     batch it names) and ``nxt.drv.target`` for every command's result, so a span
     may hold only steps that issue no command or a basic LOCK / UNLOCK, and no
     step that changes ``b->target``: then observing the span at once gives the
@@ -178,7 +178,7 @@ def initial_state(config: SimConfig) -> State:
 
 
 class _Checker:
-    """The properties of :mod:`model.properties` along the simulation."""
+    """The properties of :mod:`vmballoon.model.properties` along the simulation."""
 
     def __init__(self, state: State) -> None:
         self.ghost: Ghost = initial_ghost()
@@ -371,7 +371,7 @@ def simulate(
     """Run ``config.ticks`` work ticks against the cooperative host; what happened.
 
     ``merge_spans=False`` observes every transition on its own, as
-    :func:`model.properties.check_trace` does: the same findings, much slower.
+    :func:`vmballoon.model.properties.check_trace` does: the same findings, much slower.
     With ``stop_on_interrupt`` a KeyboardInterrupt ends the run after the last whole
     tick: the result covers the ticks done and says ``interrupted``.
     """

@@ -2,8 +2,8 @@
 
 ``spec/reference.md`` is assembled from the hand-written chapters of ``spec/``
 (protocol, state, transitions, environment, fixes) and tables generated from the
-code: the protocol constants (:mod:`vmballoon.protocol`), the fixes
-(:mod:`vmballoon.variants`), the properties (:mod:`model.properties`) with their
+code: the protocol constants (:mod:`vmballoon.core.protocol`), the fixes
+(:mod:`vmballoon.core.variants`), the properties (:mod:`vmballoon.model.properties`) with their
 proof status, the findings and the fix-necessity table.  Statuses come from a
 ``vmballoon verify --json`` result checked in as ``spec/verify-results.json``;
 times are left out so that the document only changes when a result does.
@@ -28,7 +28,7 @@ DOCUMENT = "reference.md"
 RESULTS = "verify-results.json"
 TRACE_ONLY: dict[str, str] = {}
 """Properties that the Z3 encoding does not state; they run on model traces only
-(none now: ``progress`` is proved per tick by :mod:`proofs.progress`)."""
+(none now: ``progress`` is proved per tick by :mod:`vmballoon.proofs.progress`)."""
 
 CHAPTERS = ("protocol.md", "state.md", "transitions.md", "environment.md", "fixes.md")
 
@@ -48,7 +48,7 @@ def _row(cells: list[str]) -> str:
 
 
 def constants_table() -> str:
-    """Commands, statuses, capabilities and limits, from :mod:`vmballoon.protocol`."""
+    """Commands, statuses, capabilities and limits, from :mod:`vmballoon.core.protocol`."""
     lines = ["| command | number |", "|---|---|"]
     lines += [_row([f"`{name}`", str(num)]) for num, name in protocol.COMMAND_NAMES.items()]
     lines += ["", "| status | value |", "|---|---|"]

@@ -3,7 +3,7 @@
 A replay through the model passes through one state per transition.
 :func:`walk` yields them one at a time, with their labels, the events each
 transition emitted and, when asked, the properties that fail in that state
-(the same checks, ghost and numbering as :func:`model.properties.check_trace`:
+(the same checks, ghost and numbering as :func:`vmballoon.model.properties.check_trace`:
 index 0 is module init, every entry and every transition counts one).
 
 :func:`write_itf` streams them as an ITF trace (the Apalache trace format:

@@ -12,8 +12,8 @@ executable predicate over what the concrete checks see:
   a work tick, with the few driver facts they depend on) for the assumptions about
   the environment's answers during a tick.
 
-The Z3 side builds its constraints per name: ``proofs.encoding.well_formed`` for the
-guest-wide ones, ``proofs.progress.COOPERATIVE`` (one constraint per name of
+The Z3 side builds its constraints per name: ``vmballoon.proofs.encoding.well_formed`` for the
+guest-wide ones, ``vmballoon.proofs.progress.COOPERATIVE`` (one constraint per name of
 :data:`PROGRESS`) for the progress proof, and a test checks that the two sets of
 names agree.  The rule tying them: **whenever the concrete predicate of an
 assumption holds on a step, the Z3 constraint of the same name holds on the

@@ -15,7 +15,7 @@ a persistent stack inside it, so keeping an old environment costs nothing.
 
 Two optional parts replace the scripts for simulations (``vmballoon simulate``):
 
-* ``host``: a :class:`vmballoon.host.CooperativeHost` answers every backdoor
+* ``host``: a :class:`vmballoon.core.host.CooperativeHost` answers every backdoor
   command instead of the ``hv`` script;
 * ``alloc_fail``: an :class:`AllocFail` policy (memory pressure) decides which
   allocator calls fail when there is no ``alloc`` script.

@@ -2,7 +2,7 @@
 
 design.md ("Environment") names three hosts: scripted, adversarial and
 cooperative.  This is the cooperative one, as an immutable value inside
-:class:`vmballoon.env.Env` (its ``host`` field); every answer returns the host
+:class:`vmballoon.core.env.Env` (its ``host`` field); every answer returns the host
 to use next.  It
 
 * answers ``START`` with ``SUCCESS_WITH_CAPABILITIES`` and the capabilities it

@@ -4,7 +4,8 @@
 results and findings, the vendored driver and its fix patches) is read from the source
 checkout the package was installed from (``<checkout>/spec``, next to ``vmballoon/``), or,
 in an installed wheel, from the copy the build puts in the package
-(``vmballoon/spec_data``, see ``setup.py``). Everything that reads spec files asks
+(the ``spec_data`` folder of the installed ``vmballoon`` package, see ``setup.py``). Everything
+that reads spec files asks
 :func:`spec_dir`; :func:`checkout_spec_dir` says where ``vmballoon spec`` may write.
 """
 

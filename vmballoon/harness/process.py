@@ -1,6 +1,6 @@
 """The compiled driver as a child process, its environment the Python :class:`Env`.
 
-:class:`CDriver` starts a harness binary (:mod:`harness.build`) and answers it
+:class:`CDriver` starts a harness binary (:mod:`vmballoon.harness.build`) and answers it
 over the line protocol documented in ``vmballoon/harness/c/harness.c``: every backdoor
 command, allocation, free and VMCI call the C makes goes through the same
 :class:`vmballoon.core.env.Env` the model and the reference use (scripted

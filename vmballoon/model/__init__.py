@@ -1,7 +1,7 @@
 """The executable model of vmw_balloon.c: pure transitions over an immutable state.
 
-No z3, no hypothesis: plain Python.  See :mod:`model.state` for the state,
-:mod:`model.transitions` for the transitions and :mod:`model.machine` for entry
+No z3, no hypothesis: plain Python.  See :mod:`vmballoon.model.state` for the state,
+:mod:`vmballoon.model.transitions` for the transitions and :mod:`vmballoon.model.machine` for entry
 points and replay.
 """
 

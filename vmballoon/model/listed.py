@@ -2,7 +2,7 @@
 
 ``list_add`` must detect a page that is already on a list (``list_corrupt``), so
 the model keeps the set of listed PFNs.  As plain runs of PFNs
-(:mod:`vmballoon.intervals`) a balloon of 4 KiB pages is one run, but a
+(:mod:`vmballoon.core.intervals`) a balloon of 4 KiB pages is one run, but a
 balloon of 2 MiB pages is one run *per page* (their PFNs are 512 apart): every
 update then copies O(balloon) runs, and a 48 GiB inflation turns quadratic.
 

@@ -1,7 +1,7 @@
 """The two ``struct vmballoon_ops`` tables (lines 974-984) and the commands they send.
 
-Each function here runs inside one transition on a :class:`model.tx.Tx`.  They
-return the C's ``int`` result (0 or -EIO) and raise :class:`model.tx.Crash` when
+Each function here runs inside one transition on a :class:`vmballoon.model.tx.Tx`.  They
+return the C's ``int`` result (0 or -EIO) and raise :class:`vmballoon.model.tx.Crash` when
 the guest would crash.
 """
 

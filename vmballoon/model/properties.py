@@ -3,7 +3,7 @@
 Plain Python: no z3, no hypothesis.  The same predicates are used by
 :func:`check_trace` (replay a scenario, check after every transition), by the
 Hypothesis machine, and as the concrete side of the Z3 encoding's conformance
-tests (:mod:`proofs.encoding` abstracts a state and a :class:`Ghost`).
+tests (:mod:`vmballoon.proofs.encoding` abstracts a state and a :class:`Ghost`).
 
 Two kinds of checks:
 

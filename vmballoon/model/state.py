@@ -9,7 +9,7 @@ A :class:`State` is immutable.  It holds
   ``rate``, ``allocations``, ``num_pages``, ``error``, ``flags``, ``is_2m_pages`` and the
   batch being filled; ``vmballoon_deflate``'s page-size index, ``num_pages`` and cursor;
 * ``stats``: ``struct vmballoon_stats`` (lines 222-248) as a flat tuple;
-* ``env``: the environment (:class:`vmballoon.env.Env`), including the event log;
+* ``env``: the environment (:class:`vmballoon.core.env.Env`), including the event log;
 * ``loc``: the control location (:class:`Loc`), the label the next transition starts at.
 """
 

@@ -3,7 +3,7 @@
 ``TRANSITIONS[loc](state)`` takes one atomic step from ``loc``: one reset
 phase, one allocation attempt, one lock or unlock command with its batch.
 Each function names the C it models.  Entry points (``work``, ``doorbell``,
-``exit``) are in :mod:`model.machine`.
+``exit``) are in :mod:`vmballoon.model.machine`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A transition's scratch pad: read a :class:`State`, change fields, build the next one.
 
-Each transition of :mod:`model.transitions` is a pure function ``State -> State``.
+Each transition of :mod:`vmballoon.model.transitions` is a pure function ``State -> State``.
 Inside, it works on a :class:`Tx`, which holds the fields of the old state and
 records the changes; :meth:`Tx.commit` builds the new immutable state.  A fault
 that stops the guest (``null_deref``, ``list_corrupt``) raises :class:`Crash`;
@@ -179,7 +179,7 @@ class Tx:
         """Issue one backdoor command; returns the host's answer.
 
         ``batch``: the entries the driver wrote into its batch page, for a host
-        that reads them (see :meth:`vmballoon.env.Env.hv`).
+        that reads them (see :meth:`vmballoon.core.env.Env.hv`).
         """
         response, self.env = self.env.hv(cmd, arg1, arg2, batch)
         return response

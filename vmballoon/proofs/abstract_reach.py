@@ -1,6 +1,6 @@
 """A sound lower bound on the depth where SEED and SEED + fix can part: abstract reachability.
 
-:func:`proofs.defects.divergence_search` proves "no divergence at depth ``k``" with one
+:func:`vmballoon.proofs.defects.divergence_search` proves "no divergence at depth ``k``" with one
 BMC query per depth, and the deep ones are costly (``warn_status_frees`` parts at
 transition 25; its queries at depths 13-23 took some 40 s).  Most of those depths can be
 excluded far more cheaply on a finite abstraction of the encoding's state: the control
@@ -9,7 +9,7 @@ location and a few flags that gate the paths to a fix's locations (:data:`FIELDS
 The abstract transition relation is computed from the encoding itself, one location at a
 time: from every concrete state whose abstraction is ``a`` (no other constraint, so a
 superset of the reachable ones) and every input the search allows (the same
-:func:`proofs.pinned.pin` constraints), the solver enumerates every abstraction of a
+:func:`vmballoon.proofs.pinned.pin` constraints), the solver enumerates every abstraction of a
 successor.  Every concrete run of the unrolling therefore has an abstract run of the same
 length from an abstraction of ``Init``.  A depth at which no reachable abstract state
 admits the two drivers' steps differing (:func:`may_part`, again asked of every concrete
@@ -18,7 +18,7 @@ least such depth (:meth:`Cone.bound`): a lower bound the BMC search starts from.
 deeper depth ``k``, the abstract states on a run that may part the drivers at ``k``
 (:meth:`Cone.at`) bound the concrete query of that depth (:meth:`Cone.constraint`).  A
 solver ``unknown`` anywhere raises :class:`Unknown`: the search
-(:func:`proofs.defects.first_divergence`) then asks every depth, each query unbounded.
+(:func:`vmballoon.proofs.defects.first_divergence`) then asks every depth, each query unbounded.
 """
 
 from __future__ import annotations

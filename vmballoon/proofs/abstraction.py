@@ -1,9 +1,9 @@
 """The abstraction function α from concrete model states to the encoding's states.
 
 Plain Python (no z3): :func:`alpha` maps a model :class:`State` with its
-:class:`model.properties.Ghost` and a chosen frame ``f`` to values of
-:data:`proofs.encoding.FIELDS`; :func:`step_inputs` reads the values of
-:data:`proofs.encoding.INPUTS` off one concrete transition (the events it logged
+:class:`vmballoon.model.properties.Ghost` and a chosen frame ``f`` to values of
+:data:`vmballoon.proofs.encoding.FIELDS`; :func:`step_inputs` reads the values of
+:data:`vmballoon.proofs.encoding.INPUTS` off one concrete transition (the events it logged
 and the host answers it consumed).  Together they let the conformance tests check
 that the encoding's successor of α(s) is α(successor of s).
 """

@@ -9,7 +9,7 @@ transition of the encoding: exactly the effect of the ``k`` model steps, under t
 condition that none of the first ``k - 1`` leaves the loop (the batch is not full,
 the target is not reached, the rate is not hit).  It applies to the batched ops
 (with basic ops the batch holds one page, so every allocation is followed by a
-lock anyway).  BMC (:func:`proofs.check.bmc_all` with ``accel=True``) may take it
+lock anyway).  BMC (:func:`vmballoon.proofs.check.bmc_all` with ``accel=True``) may take it
 from ``I_LOOP`` instead of the ordinary step; a conformance test compares it with
 ``k`` model steps on concrete states.
 """
@@ -87,7 +87,8 @@ def accelerated(s: State, a: State, variant: Variant) -> Step:
 def transition_acc(
     s: State, i: State, a: State, t: State, variant: Variant, locs: frozenset[Loc] | None = None
 ) -> Expr:
-    """``T`` of :func:`proofs.encoding.transition`, or from ``I_LOOP`` the accelerated step."""
+    """``T`` of :func:`vmballoon.proofs.encoding.transition`, or from ``I_LOOP`` the accelerated
+    step."""
     normal = transition(s, i, t, variant, locs)
     if locs is not None and Loc.I_LOOP not in locs:
         return z3.And(z3.Not(a["acc"]), normal)

@@ -2,7 +2,7 @@
 
 An assumption of the encoding restricts the inputs of a step: a behaviour it
 excludes is a behaviour no proof looks at.  Each one is listed here by the
-function of :mod:`proofs.encoding` it is in and its rank there (source order),
+function of :mod:`vmballoon.proofs.encoding` it is in and its rank there (source order),
 with a prefix of its source text (so an edit of the assumption shows up as a
 mismatch) and why it holds.  ``tests/test_vacuity.py`` checks that the table
 lists exactly the ``tx.assume`` calls of the encoding, that ``spec/encoding-assumes.md``

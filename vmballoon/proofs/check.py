@@ -1,18 +1,18 @@
 """Proof obligations: induction for the fixed driver, BMC counterexamples for the others.
 
 * **Induction** (:func:`houdini`): Houdini keeps the largest subset of the properties
-  and auxiliary lemmas of :mod:`proofs.props` that is inductive *as a whole*
+  and auxiliary lemmas of :mod:`vmballoon.proofs.props` that is inductive *as a whole*
   (``Init => Inv`` and ``Inv ∧ T_L => Inv'`` for every location ``L``); each survivor is
   *proved*.  (A per-property check that assumed the whole conjunction without checking
   the other conjuncts was unsound and is gone.)
 * **BMC** (:func:`bmc`): from ``Init``, unroll ``T`` up to a depth and ask for a
   state violating the property; the first depth that answers gives the shortest
   counterexample.  It becomes a scenario of the contract (:func:`to_scenario`),
-  is replayed through the model with :func:`model.properties.check_trace` (and the
+  is replayed through the model with :func:`vmballoon.model.properties.check_trace` (and the
   reference when it exists) and is reported only if the replay shows the violation.
 * **Vacuity** (:func:`vacuity`): ``Init ∧ Inv`` satisfiable, every transition
   enabled from some state satisfying ``Inv``, and totality: from *every* state
-  satisfying ``Inv`` every location admits an input (:mod:`proofs.vacuity`).
+  satisfying ``Inv`` every location admits an input (:mod:`vmballoon.proofs.vacuity`).
 * ``unknown`` (a timeout) is a result of its own, never "proved".
 """
 
@@ -136,11 +136,12 @@ class Houdini:
 def houdini(
     variant: Variant, timeout: float, names: list[str] | None = None, split: bool = False
 ) -> Houdini:
-    """Houdini (:func:`proofs.houdini.houdini`) over the conjuncts of the safety invariant.
+    """Houdini (:func:`vmballoon.proofs.houdini.houdini`) over the conjuncts of the safety
+    invariant.
 
     The survivors form an inductive invariant, so each is *proved* for ``variant``.
     With ``split`` the candidates are the properties, every conjunct of every lemma
-    and the seed lemmas (:func:`proofs.lemmas.candidates`): what a variant with
+    and the seed lemmas (:func:`vmballoon.proofs.lemmas.candidates`): what a variant with
     defects needs, since one failing conjunct would otherwise drop a whole lemma.
     A solver ``unknown`` ends the search: nothing is claimed.
     """
@@ -204,7 +205,7 @@ def check_variant(
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For the seed,
-    Houdini runs over split lemmas (:mod:`proofs.lemmas`); a property over the
+    Houdini runs over split lemmas (:mod:`vmballoon.proofs.lemmas`); a property over the
     allocation counters (:data:`ACCEL_PROPS`) that plain BMC does not violate up to
     ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH` by a job of
     its own (:func:`deep_job`), which ``verify`` plans when this one is done.
@@ -243,7 +244,8 @@ def progress_outcome(
     variant: Variant, h: Houdini, use_bmc: bool, depth: int, timeout: float,
     out_dir: Path | None,
 ) -> Outcome:  # fmt: skip
-    """``progress`` (:mod:`proofs.progress`): the per-tick induction proof when ``use_bmc``
+    """``progress`` (:mod:`vmballoon.proofs.progress`): the per-tick induction proof when
+    ``use_bmc``
     is false (it assumes the safety invariant, so every conjunct must be in ``h.proved``),
     else BMC from Init in the cooperative environment, the counterexample replayed.
 
@@ -299,7 +301,7 @@ def _unroll(
 ) -> tuple[list[dict[str, Expr]], list[dict[str, Expr]], list[dict[str, Expr]], list[Expr]]:
     """``depth`` steps from ``Init``: the states, inputs, acceleration inputs and, per step,
     its constraint (``prefix[0]`` is ``Init``).  With ``pinned`` the inputs not in
-    :data:`proofs.pinned.FREE` are at their defaults (an under-approximation)."""
+    :data:`vmballoon.proofs.pinned.FREE` are at their defaults (an under-approximation)."""
     from vmballoon.proofs.accel import make_acc_inputs, transition_acc
     from vmballoon.proofs.pinned import pin
 
@@ -344,7 +346,7 @@ def bmc_all(
     property the model violates at ``k`` and ask again, until unsat, then go one
     step deeper.  The depth at which a property is found is therefore the length
     of its shortest counterexample (in transitions of the encoding: with ``accel``
-    a step from ``I_LOOP`` may be ``k`` allocations, :mod:`proofs.accel`; ``start``
+    a step from ``I_LOOP`` may be ``k`` allocations, :mod:`vmballoon.proofs.accel`; ``start``
     is a depth below which nothing is to be found).  Properties never found are
     ``no-cex`` up to ``depth``; a solver ``unknown`` stops the search and is reported
     as such.  ``secs`` is the property's share of the solver time: each query's time
@@ -435,9 +437,9 @@ def bmc_window(
 def deep_search(
     names: list[str], variant: Variant, depth: int, timeout: float
 ) -> dict[str, tuple[Status, Trace | None, int | None, float, str]]:
-    """Accelerated BMC (:mod:`proofs.accel`) up to ``depth`` for what plain BMC left open.
+    """Accelerated BMC (:mod:`vmballoon.proofs.accel`) up to ``depth`` for what plain BMC left open.
 
-    First over the pinned environment (:mod:`proofs.pinned`, a sound
+    First over the pinned environment (:mod:`vmballoon.proofs.pinned`, a sound
     under-approximation: what it finds is a real trace, and cheap to find); what it
     does not find is searched again over every input, and only that second search
     may answer ``no-cex``.  Returns ``name -> (status, trace, depth, secs, how)``.
@@ -750,7 +752,7 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
 @dataclass
 class ConformanceOutcome:
     """The conformance of the encoding with the model for one variant: ``ok`` and the
-    witness check's report (``data``, :meth:`proofs.witness.Report.to_json`), which is
+    witness check's report (``data``, :meth:`vmballoon.proofs.witness.Report.to_json`), which is
     the row of ``verify --json``'s ``conformance``."""
 
     variant: str
@@ -768,7 +770,7 @@ class ConformanceOutcome:
 
 def conformance_outcome(variant: Variant) -> ConformanceOutcome:
     """The branch- and boundary-complete conformance of the encoding with the model
-    (:mod:`proofs.witness`): what ties a proof about the encoding to the driver."""
+    (:mod:`vmballoon.proofs.witness`): what ties a proof about the encoding to the driver."""
     from vmballoon.proofs.witness import check as witness_check
 
     r = witness_check(variant)

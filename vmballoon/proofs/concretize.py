@@ -1,8 +1,9 @@
 """γ: from an abstract state and step inputs of the encoding to a concrete model state.
 
-The conformance check (:mod:`proofs.witness`) asks Z3 for abstract states and inputs
+The conformance check (:mod:`vmballoon.proofs.witness`) asks Z3 for abstract states and inputs
 that take a given branch of the encoding; :func:`concretize` turns such a witness
-into a model :class:`~model.state.State` (with its :class:`~model.properties.Ghost`
+into a model :class:`~vmballoon.model.state.State` (with its
+:class:`~vmballoon.model.properties.Ghost`
 and the frame ``f``) whose abstraction is the witness state, and whose environment
 (scripted host answers, allocator, VMCI) answers the next step the way the
 witness inputs say.  The model then takes that step for real.

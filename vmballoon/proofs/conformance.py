@@ -80,7 +80,8 @@ class Conformance:
     """The encoding of one variant, ready to be compared with concrete steps."""
 
     def __init__(self, variant: Variant, enc: ModuleType | None = None) -> None:
-        """``enc``: the encoding module (default :mod:`proofs.encoding`; tests pass mutants)."""
+        """``enc``: the encoding module (default :mod:`vmballoon.proofs.encoding`; tests pass
+        mutants)."""
         self.variant = variant
         mk_state = make_state if enc is None else enc.make_state
         mk_inputs = make_inputs if enc is None else enc.make_inputs

@@ -3,7 +3,7 @@
 For a fix flag ``F`` the search looks, on SEED itself, for the shortest scenario
 that violates some property ``P`` while ``SEED + F`` (the seed with that one fix
 applied) does not violate ``P`` on the same inputs.  It is bounded model checking
-over a *product*: two copies of the encoding (:mod:`proofs.encoding`), SEED and
+over a *product*: two copies of the encoding (:mod:`vmballoon.proofs.encoding`), SEED and
 SEED + F, driven by the same inputs at every step from the same initial state.
 At depth ``k`` it asks for ``¬P(seed_k) ∧ P(fix_0) ∧ ... ∧ P(fix_k)`` for some
 ``P``; iterative deepening makes the first answer the shortest such scenario.
@@ -11,9 +11,9 @@ Deep paths come for free: the copies may need a long interplay (a stale basic-mo
 page that happens to be the batch page, so that the host writes batch entries at
 all despite the seed's NULL batch PFN) and the search follows it.
 
-The solver's trace becomes a scenario of the contract (:func:`proofs.check.to_scenario`),
-is minimised (:mod:`proofs.minimize`) against the concrete replay, and is reported
-only when :func:`model.properties.check_trace` shows ``P`` violated on SEED and not
+The solver's trace becomes a scenario of the contract (:func:`vmballoon.proofs.check.to_scenario`),
+is minimised (:mod:`vmballoon.proofs.minimize`) against the concrete replay, and is reported
+only when :func:`vmballoon.model.properties.check_trace` shows ``P`` violated on SEED and not
 violated on SEED + F.
 """
 
@@ -78,10 +78,10 @@ def product_search(
     1, 2, 4, ... (one query for a violation at any depth of the window, fewer deep
     queries for a deep interplay); the window that answers is narrowed down, so the
     depth found is still the shortest.  With ``pinned`` the inputs outside
-    :data:`proofs.pinned.FREE_PRODUCT` are at their defaults (an under-approximation:
+    :data:`vmballoon.proofs.pinned.FREE_PRODUCT` are at their defaults (an under-approximation:
     what it finds is real, "none" proves nothing).  ``blocked`` lists SEED location
     paths not to answer again (their scenarios did not replay as the search said).
-    ``prefix`` (a :class:`proofs.check.Trace`, from :func:`divergence_search`) fixes
+    ``prefix`` (a :class:`vmballoon.proofs.check.Trace`, from :func:`divergence_search`) fixes
     the initial state and the first inputs: the search then looks only for a way to
     go on from there.  Without ``attribution`` the third copy (FIXED minus ``fix``)
     is left out of the query (the replay still asks it, :func:`confirm_defect`).
@@ -184,7 +184,7 @@ def divergence_search(
     written only for the locations the fix changes (:func:`fix_locations`): a depth
     where none of them is reachable is skipped.  With ``cone`` (pinned inputs only) the
     run of depth ``k`` is held to the abstract runs that may part the drivers at ``k``
-    (:meth:`proofs.abstract_reach.Cone.constraint`): an over-approximation of every run
+    (:meth:`vmballoon.proofs.abstract_reach.Cone.constraint`): an over-approximation of every run
     that does, so no divergence is lost, and the deep queries get several times cheaper.
     With ``shows`` the parting step must also break one of those properties on SEED's
     side and keep it on the fixed side (a violation in the parting transition itself).
@@ -431,7 +431,7 @@ def _note(notes: list[str], text: str, *, undecided: bool) -> None:
 
 
 def _minimal(fix: str, prop: str, raw: Scenario) -> Scenario:
-    """``raw`` minimised (:mod:`proofs.minimize`) while it shows the defect through
+    """``raw`` minimised (:mod:`vmballoon.proofs.minimize`) while it shows the defect through
     ``prop`` no later than ``raw`` does: minimising must not trade inputs for
     transitions, so the depth found stays the depth reported."""
     from vmballoon.proofs.minimize import minimize
@@ -502,9 +502,9 @@ def first_divergence(
     A violation in transition ``k + 1`` is therefore the shortest, and otherwise
     ``k + 1`` is a lower bound for the pinned product search.
 
-    The depths below the abstract bound (:meth:`proofs.abstract_reach.Cone.bound`) are
+    The depths below the abstract bound (:meth:`vmballoon.proofs.abstract_reach.Cone.bound`) are
     not asked: no run parts the drivers there; each deeper query is held to the abstract
-    cone of its depth (:meth:`~proofs.abstract_reach.Cone.constraint`).  A run that parts
+    cone of its depth (:meth:`~vmballoon.proofs.abstract_reach.Cone.constraint`).  A run that parts
     them at ``k`` but whose scenario shows nothing (it may have come through another
     defect that already broke the property on both drivers) is blocked and the same depth
     asked again, up to :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not
@@ -782,7 +782,7 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
     one copy of the encoding, cheap even when deep): when the transition that parts them
     shows the defect, that scenario is the shortest over the pinned inputs and no product
     is needed.  Otherwise the product search (:func:`product_search`) over the pinned
-    environment (:mod:`proofs.pinned`), from the lower bound the divergence gives, then
+    environment (:mod:`vmballoon.proofs.pinned`), from the lower bound the divergence gives, then
     over every input; when neither shows the defect in :data:`PRODUCT_BUDGET`, from the
     divergences on (:func:`_via_divergence`).  An answer whose scenario the replay does
     not confirm (the copies share each step's inputs, a replay consumes the scenario's

@@ -18,7 +18,7 @@ is ``f``.  Facts about pages other than ``f`` that the driver's state does not
 determine are inputs too (over-approximation: sound for safety).
 
 One function per control location builds the successor (:func:`successor`),
-mirroring :mod:`model.transitions` line by line; :func:`transition` is the
+mirroring :mod:`vmballoon.model.transitions` line by line; :func:`transition` is the
 relation ``T(s, i, s')``.  The conformance tests check, on random concrete
 states of the model, that the successor of the abstraction is the abstraction of
 the successor.
@@ -30,7 +30,7 @@ Modelling choices:
 * ``f`` is the first frame of an allocation; frames inside a 2 MiB block are the
   block's.  Environment assumption: PFNs are below 2**52 (a 64-bit physical
   address), so a batch entry ``pfn << 12`` reads back the same PFN (lines 179-185).
-* Transition checks of :mod:`model.properties` become sticky ghost flags of the
+* Transition checks of :mod:`vmballoon.model.properties` become sticky ghost flags of the
   state (``bad_free``, ``freed_held``, ``proto_bad``), so every property is a
   state invariant.
 """
@@ -624,7 +624,8 @@ def _unlock_batched(tx: SymTx, num: Expr, is2m: Expr, eio: Expr) -> Expr:
 
 
 def t_idle(tx: SymTx) -> None:
-    """Entry points (model.machine.enter): work, doorbell (when a handle is held), exit."""
+    """Entry points (vmballoon.model.machine.enter): work, doorbell (when a handle is held),
+    exit."""
     e = tx.i["entry"]
     tx.assume(z3.ULE(e, z3.BitVecVal(2, 8)))
     with tx.when(e == z3.BitVecVal(2, 8)):
@@ -1097,7 +1098,7 @@ def reachable_locs(depth: int) -> list[frozenset[Loc]]:
 
 
 def initial(s: State) -> Expr:
-    """After ``vmballoon_init`` (lines 1257-1291): ``model.state.initial_state``."""
+    """After ``vmballoon_init`` (lines 1257-1291): ``vmballoon.model.state.initial_state``."""
     zero32 = (
         "size", "target", "slow", "supported", "batch_max", "n_ref0", "n_ref1",
         "l_rate", "l_alloc", "l_num", "l_err", "l_allocated", "n4", "n2", "r4", "r2", "ncur",

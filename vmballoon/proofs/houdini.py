@@ -1,7 +1,7 @@
 """Houdini: the largest inductive subset of a set of candidate invariants.
 
-Used by the safety proofs (:func:`proofs.check.houdini`) and by the per-tick
-progress proof (:mod:`proofs.progress`), which adds assumptions on every step.
+Used by the safety proofs (:func:`vmballoon.proofs.check.houdini`) and by the per-tick
+progress proof (:mod:`vmballoon.proofs.progress`), which adds assumptions on every step.
 """
 
 from __future__ import annotations

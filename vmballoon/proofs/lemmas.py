@@ -1,6 +1,6 @@
 """Candidate lemmas for Houdini on variants other than FIXED (the seed above all).
 
-The auxiliary invariants of :mod:`proofs.props` are written for FIXED: each is a
+The auxiliary invariants of :mod:`vmballoon.proofs.props` are written for FIXED: each is a
 conjunction, and on the seed some conjuncts fail (the seed's defects break them), so
 Houdini drops the whole lemma and with it the properties it supported.  Here each
 lemma is *split* into its conjuncts (:func:`split`, mechanically: through ``And``,

@@ -6,7 +6,7 @@ input by its default (a host answer by status 0, result 0 and no entries; an
 allocation or a VMCI create by success; ``pfn_base`` by 0; ``totalram_pages`` by
 the frame count; ``frames`` by the format's default), drops entry points, and
 lowers numbers, keeping a change only when the replay
-(:func:`model.properties.check_trace`) still shows
+(:func:`vmballoon.model.properties.check_trace`) still shows
 what is wanted.  Each kept input is therefore needed: reverting any one of them to
 its default loses the violation.  The result depends only on the scenario it starts
 from, so equal solver models give byte-identical files.

@@ -1,11 +1,11 @@
 """A sound under-approximation of the environment: inputs that do not matter at their defaults.
 
-A counterexample search over every input of the encoding (:data:`proofs.encoding.INPUTS`)
+A counterexample search over every input of the encoding (:data:`vmballoon.proofs.encoding.INPUTS`)
 is expensive when the trace is deep.  Most violations need only a few inputs chosen:
 the capabilities START grants, the targets the host sets, which allocations fail.
 :func:`pin` constrains every other input of one step to its default, the value a
 cooperative, uneventful host and guest give it (the same defaults a minimised
-scenario keeps, :mod:`proofs.minimize`):
+scenario keeps, :mod:`vmballoon.proofs.minimize`):
 
 * every backdoor status SUCCESS, except START's, which may also be
   SUCCESS_WITH_CAPABILITIES (the only way to negotiate batched commands);
@@ -21,7 +21,7 @@ may free more (:data:`FREE`).  Every trace of the pinned system is a trace of th
 full one, so a counterexample found here is a real counterexample (it is still
 replayed through the model before it is reported); *no* counterexample here proves
 nothing, and the search must fall back to the full input space
-(:func:`proofs.check.deep_search`).
+(:func:`vmballoon.proofs.check.deep_search`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ FREE: frozenset[str] = frozenset(
 FREE_PRODUCT: frozenset[str] = FREE | {
     "e_present", "e_ref", "e_free", "e_warn", "f_cls", "f_rank", "a_f", "a_hi", "a_eqpage",
 }  # fmt: skip
-"""For the per-defect search (:mod:`proofs.defects`): the batch entries and the frames
+"""For the per-defect search (:mod:`vmballoon.proofs.defects`): the batch entries and the frames
 an allocation returns free too (defects live there), statuses SUCCESS or ERROR_RESET."""
 
 _TRUE_BY_DEFAULT = frozenset({"v_ok"})

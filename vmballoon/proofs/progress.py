@@ -1,8 +1,8 @@
 """``progress`` with Z3: a cooperative host and enough memory bring the balloon to its target.
 
-The property (:func:`model.properties.progress` on traces; design.md, "properties")
+The property (:func:`vmballoon.model.properties.progress` on traces; design.md, "properties")
 is liveness under an environment assumption.  It is split into safety-shaped
-obligations over the encoding of :mod:`proofs.encoding`:
+obligations over the encoding of :mod:`vmballoon.proofs.encoding`:
 
 * **The cooperative environment** (:func:`cooperative`): a constraint over one
   step's inputs (and a few environment facts of its pre-state), with ``T`` a fresh
@@ -26,7 +26,7 @@ obligations over the encoding of :mod:`proofs.encoding`:
   obligations only; the safety proofs do not see it.
 
 * **Per tick, by induction** (:func:`prove`, FIXED): from ANY state of the safety
-  invariant (proved by :func:`proofs.check.houdini`, so the obligations here may
+  invariant (proved by :func:`vmballoon.proofs.check.houdini`, so the obligations here may
   assume it), a work tick run in the cooperative environment with target ``T``
   ends, when no reset is pending, with ``T <= size <= T + 512`` and ``size == 0``
   when ``T == 0`` (lines 1117-1130 with the loops of 833 and 945), ``size < T + 512``
@@ -54,7 +54,7 @@ obligations over the encoding of :mod:`proofs.encoding`:
   reset pending is after a complete tick (reset is set at init and cleared only in
   ``vmballoon_reset``, line 1091), so the state predicate :func:`progress_holds`
   is the property.  Counterexamples are replayed through the model and must make
-  :func:`model.properties.check_trace` flag ``progress``.
+  :func:`vmballoon.model.properties.check_trace` flag ``progress``.
 """
 
 from __future__ import annotations
@@ -435,8 +435,8 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
     """The per-tick induction proof, the ranking function and the vacuity checks.
 
     Returns ``status`` (proved / failed / unknown), ``detail`` and ``seconds``.
-    Assumes the safety invariant of :mod:`proofs.props` (every property and lemma),
-    which :func:`proofs.check.houdini` proves inductive for FIXED in its own job.
+    Assumes the safety invariant of :mod:`vmballoon.proofs.props` (every property and lemma),
+    which :func:`vmballoon.proofs.check.houdini` proves inductive for FIXED in its own job.
     """
     from vmballoon.proofs.check import _invariant
 
@@ -536,7 +536,7 @@ which the cooperative environment excludes."""
 
 def reach_with_reset(depth: int) -> list[tuple[frozenset[Loc], bool]]:
     """For each ``k <= depth``: the locations reachable in ``k`` steps from IDLE through
-    :data:`proofs.encoding.SUCCESSORS` minus :data:`NEVER_COOPERATIVE`, and whether some
+    :data:`vmballoon.proofs.encoding.SUCCESSORS` minus :data:`NEVER_COOPERATIVE`, and whether some
     such path has passed ``R_OPS`` (the only step that clears ``reset_required``, line
     1091): before that no state is after a complete tick."""
     from vmballoon.proofs.encoding import SUCCESSORS
@@ -560,7 +560,7 @@ def bmc_progress(
 ) -> tuple[str, dict[str, Any] | None, int | None, float]:
     """BMC of :func:`progress_holds` from Init, cooperative on every step, ``T`` frozen.
 
-    With ``shortest``, iterative deepening like :func:`proofs.check.bmc_all`: the first
+    With ``shortest``, iterative deepening like :func:`vmballoon.proofs.check.bmc_all`: the first
     depth that answers is the shortest counterexample; otherwise one query for a
     violation at any depth up to ``depth`` (cheaper; the depth reported is the first
     violating state of the trace found).  ``max_target`` bounds ``T``.  Returns

@@ -1,11 +1,11 @@
-"""The properties of :mod:`model.properties` over the encoding's abstract state, and the
+"""The properties of :mod:`vmballoon.model.properties` over the encoding's abstract state, and the
 auxiliary invariants that make them inductive.
 
 Each property is the per-frame reading of its concrete counterpart: the encoding
 follows one arbitrary frame ``f``, so "for every frame" becomes "for the symbolic
 frame".  ``progress`` is a liveness property under a cooperative host; its
 obligations (cooperative environment, per-tick lemmas, ranking function) are in
-:mod:`proofs.progress`, apart from the safety invariant they assume.
+:mod:`vmballoon.proofs.progress`, apart from the safety invariant they assume.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def free_order(s: State) -> Expr:
 def no_leak(s: State) -> Expr:
     """Between ticks, f allocated => owned (a list or the batch page), and a 2 MiB block
     is never on a 4 KiB list nor the batch page (which would own only its first frame:
-    :func:`model.properties.no_leak` counts the frames each owner covers)."""
+    :func:`vmballoon.model.properties.no_leak` counts the frames each owner covers)."""
     owned = z3.Or(s["f_list"] != _b8(NONE), s["f_bpage"])
     whole = z3.Not(z3.And(s["f_o9"], z3.Or(_listed(s, L4, R4), s["f_bpage"])))
     return z3.Implies(_resting(s), z3.Implies(s["f_alloc"], z3.And(owned, whole)))
@@ -173,7 +173,7 @@ PROPERTIES: dict[str, Pred] = {
     "doorbell_agreement": doorbell_agreement,
     "target_from_host": target_from_host,
 }
-"""Safety properties checked by Z3, by name (``progress``: :mod:`proofs.progress`)."""
+"""Safety properties checked by Z3, by name (``progress``: :mod:`vmballoon.proofs.progress`)."""
 
 
 # -- auxiliary invariants (strengthening for induction) ----------------------------------------

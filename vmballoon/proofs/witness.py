@@ -1,6 +1,6 @@
 """Branch- and boundary-complete conformance of the encoding with the model.
 
-For every transition of the encoding (:mod:`proofs.encoding`) this module lists
+For every transition of the encoding (:mod:`vmballoon.proofs.encoding`) this module lists
 *targets*, each a formula over the pre-state and the inputs of one step:
 
 * ``branch``: every ``tx.when(c)`` taken and not taken (``pc ∧ c``, ``pc ∧ ¬c``
@@ -21,10 +21,10 @@ For every transition of the encoding (:mod:`proofs.encoding`) this module lists
   bits met on a path, overflowing.
 
 For each target Z3 looks for a witness: a state γ can build
-(:func:`proofs.concretize.representable`) and inputs that satisfy the step's
+(:func:`vmballoon.proofs.concretize.representable`) and inputs that satisfy the step's
 constraints and the target.  The witness becomes a concrete model state
-(:func:`proofs.concretize.concretize`), the model takes the step, and the step is
-checked both ways (:class:`proofs.conformance.Conformance`): the encoding admits
+(:func:`vmballoon.proofs.concretize.concretize`), the model takes the step, and the step is
+checked both ways (:class:`vmballoon.proofs.conformance.Conformance`): the encoding admits
 the model's step (its input constraints hold on the inputs read off the concrete
 step) and the encoding's successor of α(pre) is α(post).  A target counts as
 *witnessed* only when it holds on the concrete pre-state and the inputs read off

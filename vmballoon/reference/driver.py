@@ -7,15 +7,15 @@ switch fall-through) follows the C so the two can be read side by side.
 Conventions:
 
 * A ``struct page *`` is the page's PFN (``None`` for NULL); list membership
-  lives in :class:`reference.klist.Lru` (the pages' ``lru`` fields).
-* C integer types are kept with :mod:`reference.cint` on every update.
+  lives in :class:`vmballoon.reference.klist.Lru` (the pages' ``lru`` fields).
+* C integer types are kept with :mod:`vmballoon.reference.cint` on every update.
 * Every ``unsigned int *target`` parameter of the C is ``&b->target`` at
   every call site (lines 848, 894-895, 910, 959-960, 970), so the functions here
   write ``b.target`` directly instead of taking a pointer.
-* A fix of :mod:`vmballoon.variants` is an ``if b.variant.has(name)`` at the
+* A fix of :mod:`vmballoon.core.variants` is an ``if b.variant.has(name)`` at the
   place it names; the ``else`` branch is the seed as written.
 * A crash (NULL dereference, list corruption) raises
-  :class:`reference.klist.Oops`; ``WARN_ON_ONCE`` logs and goes on.
+  :class:`vmballoon.reference.klist.Oops`; ``WARN_ON_ONCE`` logs and goes on.
 """
 
 from __future__ import annotations

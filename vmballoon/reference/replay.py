@@ -1,7 +1,7 @@
 """Replaying a scenario through the reference (scenario-format.md, "The environment's rules").
 
 Module init runs first; then each step logs its ``step`` event and runs its
-entry point.  A crash (:class:`reference.klist.Oops`) is logged as a fault
+entry point.  A crash (:class:`vmballoon.reference.klist.Oops`) is logged as a fault
 and ends the replay with ``crashed`` true and the state at the fault.
 """
 
