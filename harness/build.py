@@ -109,31 +109,50 @@ def first_error(stderr: str, build_dir: Path) -> str:
 
 
 def build(source_text: str, name: str = "vmw_balloon.c") -> Path:
-    """The harness binary for a driver source (compiled once, then taken from the cache)."""
+    """The harness for a driver source: the shared library of :func:`build_library`."""
+    return build_library(source_text, name)
+
+
+LIBRARY_FLAGS = ("-shared", "-fPIC")
+"""The harness as a shared library, loaded in-process (:mod:`vmballoon.harness.process`)."""
+COVERAGE_FLAGS = ("-O0", "--coverage", "-DHARNESS_COVERAGE")
+"""Line and branch counters (gcov); -O0 keeps every branch of the source a branch."""
+
+
+def build_library(source_text: str, name: str = "vmw_balloon.c", coverage: bool = False) -> Path:
+    """The harness as a shared library for a driver source (compiled once, then taken
+    from the cache); ``coverage``: with gcov counters, the ``.gcno`` notes beside it."""
     prepared = prepare_source(source_text, name)
     cc = compiler()
+    flags = (*CFLAGS, *LIBRARY_FLAGS, *(COVERAGE_FLAGS if coverage else ()))
     h = hashlib.sha256()
     h.update(cc.encode())
-    h.update(" ".join(CFLAGS).encode())
+    h.update(" ".join(flags).encode())
     h.update(prepared.encode())
     for f in _harness_files():
         h.update(f.relative_to(C_DIR).as_posix().encode())
         h.update(f.read_bytes())
-    key = h.hexdigest()[:24]
-    target = cache_dir() / key / "harness"
+    folder = cache_dir() / (h.hexdigest()[:24] + ("-cov" if coverage else "-so"))
+    target = folder / "harness.so"
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        build_dir = Path(tmp)
-        (build_dir / "vmw_balloon.c").write_text(prepared, encoding="utf-8")
-        exe = build_dir / "harness"
-        cmd = [cc, *CFLAGS, "-I", str(build_dir), "-I", str(C_DIR), "-I", str(C_DIR / "include"),
-               str(C_DIR / "harness.c"), "-o", str(exe)]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
+    try:
+        (tmp / "vmw_balloon.c").write_text(prepared, encoding="utf-8")
+        cmd = [cc, *flags, "-I", str(tmp), "-I", str(C_DIR), "-I", str(C_DIR / "include"),
+               str(C_DIR / "harness.c"), "-o", str(tmp / "harness.so"), "-ldl"]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp)
         if proc.returncode != 0:
-            raise BuildError(f"{name}: does not compile: {first_error(proc.stderr, build_dir)}")
-        os.replace(exe, target)  # atomic: concurrent builds of the same source agree
+            raise BuildError(f"{name}: does not compile: {first_error(proc.stderr, tmp)}")
+        try:
+            os.rename(tmp, folder)  # atomic: a concurrent build of the same source wins
+        except OSError:
+            if not target.is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -2,12 +2,15 @@
 
 ``replay(scenario, variant)`` compiles the driver source of ``variant`` (the
 vendored seed with the variant's patches of ``spec/fixes`` applied) or a given
-``source`` file, runs module init and the scenario's steps, and returns the same
-JSON value as the model and the reference.
+``source`` file into the harness library, runs module init and the scenario's steps
+in a forked child (:class:`vmballoon.harness.process.CDriver`), and returns the
+same JSON value as the model and the reference.  :func:`run` also says where the
+C crashed, if it did.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,23 +18,26 @@ from typing import Any
 from vmballoon.core.env import Env
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import SEED, Variant
-from vmballoon.harness.build import build
+from vmballoon.harness.build import build_library
 from vmballoon.harness.patches import variant_source
-from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver
+from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Crash
 
 EVENTS_FORMAT = "vmballoon-events/1"
 
 
-def binary_for(variant: Variant = SEED, source: Path | None = None) -> Path:
-    """The compiled harness for ``source`` (a file), else for ``variant``'s patched seed."""
+def binary_for(variant: Variant = SEED, source: Path | None = None, coverage: bool = False,
+               ) -> Path:  # fmt: skip
+    """The harness library for ``source`` (a file), else for ``variant``'s patched seed;
+    ``coverage``: the build with gcov counters (:mod:`vmballoon.harness.coverage`)."""
     if source is not None:
-        return build(source.read_text(encoding="utf-8", errors="replace"), source.name)
-    return _variant_binary(variant)
+        text = source.read_text(encoding="utf-8", errors="replace")
+        return build_library(text, source.name, coverage)
+    return _variant_binary(variant, coverage)
 
 
 @cache
-def _variant_binary(variant: Variant) -> Path:
-    return build(variant_source(variant), f"vmw_balloon.c ({variant.name})")
+def _variant_binary(variant: Variant, coverage: bool = False) -> Path:
+    return build_library(variant_source(variant), f"vmw_balloon.c ({variant.name})", coverage)
 
 
 def start(binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
@@ -49,13 +55,30 @@ def replay(
 ) -> dict[str, Any]:
     """The event log (``vmballoon-events/1``) of ``scenario`` replayed by the compiled C
     (``binary`` when given, else the build of ``source`` or of ``variant``)."""
+    return run(scenario, variant, source, timeout, binary).log
+
+
+@dataclass(frozen=True)
+class CRun:
+    """A scenario replayed by the C: its event log, and where it crashed (None: it did not)."""
+
+    log: dict[str, Any]
+    crash: Crash | None
+
+
+def run(
+    scenario: Scenario,
+    variant: Variant = SEED,
+    source: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    binary: Path | None = None,
+) -> CRun:
+    """:func:`replay`, with the C line of a crash."""
     with start(binary or binary_for(variant, source), scenario, timeout) as drv:
-        for name in scenario.steps:
-            if drv.exited or drv.crashed:
-                break
-            drv.step(name)
+        drv.run(scenario.steps)
         final = drv.state()
-        return {"format": EVENTS_FORMAT, "events": drv.events(), "final": final}
+        log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": final}
+        return CRun(log, drv.crash)
 
 
 class Follower:
@@ -82,5 +105,5 @@ class Follower:
                 "final": self.driver.state()}  # fmt: skip
 
     def close(self) -> None:
-        """Stop the process."""
+        """Stop the child process."""
         self.driver.close()

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from vmballoon.core.scenario import Scenario
     from vmballoon.core.variants import Variant
 
-NOT_OBSERVABLE_ON_C = ("rate_counter", "throttle")
-"""The properties about inflate's locals (``vmballoon.apps.ctrace.NOT_OBSERVABLE``)."""
+NOT_OBSERVABLE_ON_C = ("rate_counter",)
+"""The property about inflate's locals (``vmballoon.apps.ctrace.NOT_OBSERVABLE``)."""
 
 
 def rows_to_replay(results: list[dict[str, Any]],
