@@ -11,10 +11,14 @@ Reports, on this machine:
 3. how each scales with the length of a scenario: one inflation of 4 KiB pages with a
    batched host, from 1,000 to ``--max-pages`` pages (microseconds per page).
 
-The C is a child process whose every allocation, free and backdoor command is a
-round trip over a pipe to the Python environment (``harness.process``), so its cost
-is dominated by those round trips, not by the driver's own code.  Not a test:
-nothing here asserts a time.  The figures go in the README.
+4. the cost of one scenario on the C, as ``check-c`` pays it per example: a fork, module
+   init, the steps, the state, with and without the trace checker (``apps.ctrace``,
+   the driver's state observed at every environment call), over the shipped corpus.
+
+The C is the harness library loaded in a forked child per module load, its every
+allocation, free and backdoor command a direct call into the Python environment
+(``harness.process``), one request over a pipe per entry point.  Not a test:
+nothing here asserts a time.  The figures go in docs/c-runtime.md.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,14 @@ CASES = (
     ("null_ops.json", SEED),
 )
 LENGTHS = (1_000, 10_000, 100_000, 1_000_000)
+CORPUS = sorted(
+    [
+        *SCENARIOS.glob("*.json"),
+        *(ROOT / "tests" / "golden").glob("*.scenario.json"),
+        *(ROOT / "spec" / "examples").glob("*.scenario.json"),
+        *(ROOT / "spec" / "findings").glob("*.scenario.json"),
+    ]
+)
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -124,6 +137,29 @@ def scaling(max_pages: int) -> list[dict[str, Any]]:
     return rows
 
 
+def per_scenario(repeat: int) -> dict[str, Any]:
+    """Milliseconds per scenario of the shipped corpus on the FIXED C (median), replayed
+    alone and replayed under the trace checker; the corpus's few long scenarios (an
+    inflation of thousands of pages) are left out: a fuzzer's example is short."""
+    from vmballoon.apps.ctrace import check_c_trace
+
+    binary = binary_for(FIXED)
+    short = [sc for sc in (load_scenario(p) for p in CORPUS) if sc.frames <= 4096]
+    plain, checked = [], []
+    for sc in short:
+        plain.append(_best(partial(replay_c, sc, FIXED, binary=binary), repeat)[0])
+        checked.append(_best(partial(check_c_trace, binary, sc, FIXED), repeat)[0])
+    plain.sort()
+    checked.sort()
+    return {
+        "scenarios": len(short),
+        "replay_ms_median": round(plain[len(plain) // 2] * 1000, 2),
+        "checked_ms_median": round(checked[len(checked) // 2] * 1000, 2),
+        "replay_ms_max": round(plain[-1] * 1000, 1),
+        "checked_ms_max": round(checked[-1] * 1000, 1),
+    }
+
+
 def main() -> None:
     """Run the benchmarks and print the figures (and JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -136,8 +172,10 @@ def main() -> None:
     build = compile_cost()
     rows = corpus(args.repeat)
     grow = scaling(args.max_pages)
+    each = per_scenario(args.repeat)
     if args.json:
-        print(json.dumps({"compile": build, "corpus": rows, "scaling": grow}, indent=2))
+        print(json.dumps({"compile": build, "corpus": rows, "scaling": grow,
+                          "per_scenario": each}, indent=2))  # fmt: skip
         return
     print(f"compile the FIXED driver: {build['cold_s']:.2f} s cold, "
           f"{build['cached_s'] * 1000:.1f} ms from the cache")  # fmt: skip
@@ -155,6 +193,11 @@ def main() -> None:
         print(f"{r['pages']:>10,} {r['events']:>9,} {r['model_us_per_page']:>8.2f} "
               f"{r['reference_us_per_page']:>8.2f} {r['c_us_per_page']:>8.2f} "
               f"{r['c_vs_model']:>9.2f}x")  # fmt: skip
+    print()
+    print(f"one scenario of the corpus on the C ({each['scenarios']} scenarios of at most "
+          f"4096 frames, median): replay {each['replay_ms_median']:.1f} ms, with the trace "
+          f"checker {each['checked_ms_median']:.1f} ms (slowest {each['replay_ms_max']:.0f} "
+          f"/ {each['checked_ms_max']:.0f} ms)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -71,8 +71,8 @@ def test_not_shown_and_not_observable_rows(tmp_path: Path) -> None:
     quiet = str(_quiet_scenario(tmp_path / "quiet.scenario.json"))
     rows: list[dict[str, Any]] = [
         {"prop": "protocol", "variant": "seed", "status": "violated", "scenario": quiet},
-        {"prop": "throttle", "variant": "seed", "status": "violated",
-         "scenario": str(FINDINGS / "seed.throttle.scenario.json")},
+        {"prop": "rate_counter", "variant": "seed", "status": "violated",
+         "scenario": str(FINDINGS / "seed.rate_counter.scenario.json")},
         {"prop": "no_crash", "variant": "seed", "status": "violated",
          "scenario": str(FINDINGS / "seed.no_crash.scenario.json")},
     ]  # fmt: skip

@@ -43,8 +43,8 @@ C_WORDS = {
 """What a counterexample row's ``c`` field (``status``) says in verify's table:
 ``C: <words>``."""
 
-NOT_OBSERVABLE_ON_C = ("rate_counter", "throttle")
-"""The properties about inflate's locals (``vmballoon.apps.ctrace.NOT_OBSERVABLE``)."""
+NOT_OBSERVABLE_ON_C = ("rate_counter",)
+"""The property about inflate's locals (``vmballoon.apps.ctrace.NOT_OBSERVABLE``)."""
 
 
 def rows_to_replay(results: list[dict[str, Any]],

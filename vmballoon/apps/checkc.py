@@ -197,9 +197,8 @@ class CheckMachine(DifferentialMachine):
             drv = self.c_driver
             drv.env = drv.env._replace(hv_script=sc.hv, alloc_script=sc.alloc,
                                        vmci_script=sc.vmci)  # fmt: skip
-            first = len(drv.commands)
             drv.step(name)
-            self.checker.after_step(name, first)
+            self.checker.after_step(name)
         except DriverTimeout as exc:
             self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
 

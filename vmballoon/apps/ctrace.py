@@ -1,23 +1,29 @@
-"""The properties on the compiled C's own observable trace (``vmballoon check-c``).
+"""The properties on the compiled C's own trace, observed at every environment call
+(``vmballoon check-c``, ``verify``'s replay of counterexamples on the C).
 
-The C has no control locations or loop locals to look at: what it shows is its
-event log and, at each backdoor command, ``b->target``, the batch page and the
-batch entries (the harness reports them), and its whole state after every entry
-point (:meth:`vmballoon.harness.process.CDriver.state`).  From those this module
-builds model :class:`State` values and runs the model's own property checks on
-them (:func:`vmballoon.model.properties.observe` and ``check_state``), so the C is
-judged by the same predicates as the model:
+The C has no control locations or loop locals to look at, but the harness shows its
+state between any two of its calls to the environment: :class:`CObserver` runs in the
+driver's process (:class:`vmballoon.harness.process.Observer`) and, before every
+backdoor command, allocation, free and VMCI call and when an entry point begins and
+returns, reads ``struct vmballoon``, its page lists, its refused lists and the batch
+entries from the C (:meth:`vmballoon.harness.process.Runtime.snapshot`) and builds a
+model :class:`State` from them.  Consecutive observations are checked as one
+transition of the model with the model's own checks
+(:func:`vmballoon.model.properties.observe` and ``check_state``), so the C is judged
+by the same predicates as the model at the granularity of its environment calls.
 
-* one *segment* per backdoor command: the events since the previous command up to
-  and including this one, observed with the batch page and the batch entries the
-  driver had when it issued it and ``b->target`` as the next command (or the end of
-  the entry point) found it;
-* after each command, ``target_from_host`` (it depends on the ghost only); after the
-  entry point, every state property on the driver's state.
+Pages the driver holds in no list between two calls (a batch being filled or locked,
+pages taken off a list by deflate, a page a pop or a release is freeing) are the
+harness's *pages in flight* (``vmballoon/harness/c/harness.c``): inside ``vmballoon_deflate``
+(after the tick's GET_TARGET) they are the loop's batch, as in the model (``size``
+still counts them); inside a pop or a release of refused pages they still count on
+the list they were taken from; inside ``vmballoon_inflate`` (the tick's NOSLEEP or
+CANSLEEP allocations) the allocated pages not yet listed are the batch.
 
-``rate_counter`` and ``throttle`` are about the locals of ``vmballoon_inflate``
-(``allocations``, ``rate``) and cannot be observed from outside the C; they are
-reported as not observable.
+``throttle`` is judged from the allocation events: the rate of the running inflate
+(``UINT_MAX``, or ``b->rate_alloc`` with slow cycles or after a NOSLEEP failure)
+against its successful allocations.  Only ``rate_counter`` (``allocations``, a local
+of ``vmballoon_inflate``, vmw_balloon.c:794) cannot be observed from outside the C.
 """
 
 from __future__ import annotations
@@ -28,17 +34,25 @@ from typing import Any
 
 from vmballoon.core import assumptions as asm
 from vmballoon.core.env import Env
-from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK
+from vmballoon.core.protocol import (
+    CMD_BATCHED_2M_LOCK,
+    CMD_BATCHED_2M_UNLOCK,
+    CMD_BATCHED_LOCK,
+    CMD_BATCHED_UNLOCK,
+    CMD_GET_TARGET,
+    CMD_VMCI_DOORBELL_SET,
+    PAGE_SHIFT,
+    UINT_MAX,
+)
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
-from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Command
+from vmballoon.harness.process import DEFAULT_TIMEOUT, NULL_PFN, OPS_NAMES, CDriver, Runtime
 from vmballoon.harness.replay import EVENTS_FORMAT, start
 from vmballoon.model import listed as ls
 from vmballoon.model.machine import STOPPED, enter, step
 from vmballoon.model.machine import start as model_start
-from vmballoon.model.plist import PList, from_iterable, iterate
+from vmballoon.model.plist import PList, concat, from_iterable
 from vmballoon.model.properties import (
-    BATCHED_CMDS,
     PROPERTY_NAMES,
     STATE_PROPERTIES,
     Ghost,
@@ -47,13 +61,19 @@ from vmballoon.model.properties import (
     guest_of,
     initial_ghost,
     observe,
-    target_from_host,
 )
-from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, STAT, Driver, Loc, State
+from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, STAT, Driver, Loc, Loop, State
 
-NOT_OBSERVABLE = ("rate_counter", "throttle")
-"""Properties about inflate's locals, which the C does not show."""
+NOT_OBSERVABLE = ("rate_counter",)
+"""Properties about locals of the C (``allocations`` in ``vmballoon_inflate``)."""
 OBSERVABLE = tuple(p for p in PROPERTY_NAMES if p not in NOT_OBSERVABLE)
+
+BATCHED_CMD_CODES = frozenset({CMD_BATCHED_LOCK, CMD_BATCHED_UNLOCK, CMD_BATCHED_2M_LOCK,
+                               CMD_BATCHED_2M_UNLOCK})  # fmt: skip
+TWO_MB_CMD_CODES = frozenset({CMD_BATCHED_2M_LOCK, CMD_BATCHED_2M_UNLOCK})
+TRANSIENT_DOORBELL = ("doorbell_agreement",)
+INFLATE_GFP = (0, 1)  # the gfp codes of harness.c: NOSLEEP, CANSLEEP
+FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED = 1, 2, 3  # enum flight of harness.c
 
 
 def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
@@ -95,18 +115,104 @@ def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) ->
     return State(loc, drv, EMPTY_LOOP, tuple(stats), env, variant, "")
 
 
-class CTraceChecker:
-    """Follows a compiled driver entry point by entry point and checks every property."""
+class CObserver:
+    """The trace checker beside the driver (in its process): one model transition per
+    stretch of C between two environment calls, every observable property checked."""
 
-    def __init__(self, driver: CDriver, variant: Variant) -> None:
-        self.driver = driver
+    def __init__(self, rt: Runtime, variant: Variant) -> None:
+        self.rt = rt
         self.variant = variant
         self.ghost: Ghost = initial_ghost()
         self.violations: list[Violation] = []
-        self.steps = 0
-        first = driver.state()
-        self.state = state_from_c(first, driver.env, variant, Loc.IDLE)
+        self.steps = 0  # entry points begun
+        self.entry = ""
+        self._version = -1
+        self._lists: list[list[int]] = [[], [], [], []]
+        self._plists: list[PList] = [None, None, None, None]
+        self._seen_log = rt.env.log
+        self._tick_slow = 0
+        self._reset_tick()
+        self.state = self._observe(Loc.IDLE)
         self._record(check_state(self.state, self.ghost))
+
+    def _reset_tick(self) -> None:
+        self.targeted = False  # GET_TARGET issued in this entry point: deflate may follow
+        self.inflating = False  # an allocation of vmballoon_inflate happened
+        self.rate = UINT_MAX  # the running inflate's rate
+        self.allocated = 0  # its successful allocations
+        self.rt.lib.harness_clear_taken()  # the log of frames taken off the balloon lists
+        self._unrefused: dict[int, int] = {}  # pfn -> refused list, being released
+        self._released = [0, 0]  # pages a release of refused pages freed so far
+
+    # -- Observer ----------------------------------------------------------------------------
+
+    def begin(self, name: str) -> None:
+        """Entry point ``name`` starts: the model's ``enter``."""
+        self.steps += 1
+        self.entry = name
+        self._reset_tick()
+        self._tick_slow = self.state.drv.slow_allocation_cycles
+        loc = Loc.E_CLEANUP if name == "exit" else Loc.W_BEGIN
+        nxt = self.state._replace(loc=loc, env=self.rt.env, entry=name)
+        self._advance(nxt)
+
+    def call(self, kind: str, args: tuple[int, ...]) -> None:
+        """The driver calls its environment: one transition up to here."""
+        self._account(kind, args)
+        # inside one step of the model: a doorbell created and not yet registered, or
+        # unregistered and not yet destroyed (vmw_balloon.c:1017-1024, 1035-1044)
+        transient = (kind == "hv" and args[0] == CMD_VMCI_DOORBELL_SET) or kind == "vmci_destroy"
+        self._advance(self._observe(None, kind, args), TRANSIENT_DOORBELL if transient else ())
+
+    def end(self) -> None:
+        """The entry point returned (or crashed)."""
+        rt = self.rt
+        loc = Loc.CRASHED if rt.was_crashed else Loc.EXITED if self.entry == "exit" else Loc.IDLE
+        deflated = sorted(set(rt.lists(5)))
+        if not self.ghost.tick_broken and deflated and self.state.drv.ops == OPS_BASIC:
+            # the frames deflate took off its list (put back unseen when the basic UNLOCK
+            # refuses a frame above 2**32, lines 500-501 and 698-701), as the assumptions read them
+            view = asm.StepView(allocations=tuple(deflated), basic=True)
+            broken = asm.broken(asm.PROGRESS, guest_of(self.state), view)
+            if broken:
+                self.ghost = replace(self.ghost, tick_broken=tuple(broken))
+        self._advance(self._observe(loc))
+        self.entry = ""
+
+    def report(self) -> list[Violation]:
+        """Every violation so far (each property once)."""
+        return list(self.violations)
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _account(self, kind: str, args: tuple[int, ...]) -> None:
+        """What the allocation events since the last call tell about the running inflate."""
+        if kind == "alloc" and args[1] in INFLATE_GFP and not self.inflating:
+            self.inflating = True
+            snap = self.rt.snapshot()
+            self.rate = snap[2] if snap[3] else UINT_MAX  # rate_alloc with slow cycles
+        elif kind == "hv" and args[0] == CMD_GET_TARGET:
+            self.targeted = True
+
+    def _advance(self, nxt: State, transient: tuple[str, ...] = ()) -> None:
+        events = nxt.env.log
+        stop = self.state.env.log
+        while events is not None and events is not stop:
+            ev = events[0]
+            if ev["ev"] == "alloc" and ev["gfp"] in ("nosleep", "cansleep"):
+                if ev["pfn"] is not None:
+                    self.allocated += 1
+                elif ev["gfp"] == "nosleep" and ev["order"] == 0:
+                    self.rate = nxt.drv.rate_alloc  # lines 876-888: CANSLEEP at rate_alloc
+            events = events[1]
+        if self.inflating and nxt.loc in (Loc.I_LOOP, Loc.I_LOCK):
+            nxt = nxt._replace(loop=nxt.loop._replace(rate=self.rate, allocated=self.allocated,
+                                                      allocations=self.allocated))  # fmt: skip
+        ghost, found = observe(self.state, nxt, self.ghost)
+        self.ghost = ghost
+        self.state = nxt
+        broken = [f for f in check_state(nxt, ghost) if f[0] not in transient]
+        self._record(found + broken)
 
     def _record(self, found: list[tuple[str, str]]) -> None:
         seen = {v.prop for v in self.violations}
@@ -115,95 +221,116 @@ class CTraceChecker:
                 seen.add(name)
                 self.violations.append(Violation(name, self.steps, self.state.loc.name, msg))
 
-    def after_step(self, name: str, first_command: int) -> None:
-        """Check the entry point ``name`` the driver just ran; its backdoor commands are
-        ``driver.commands[first_command:]``."""
-        drv = self.driver
-        prev = self.state
-        if prev.loc != Loc.IDLE:
-            return  # exited or crashed before: nothing ran
-        self.steps += 1
-        final = drv.state()
-        loc = Loc.CRASHED if final["crashed"] else Loc.EXITED if drv.exited else Loc.IDLE
-        end = state_from_c(final, drv.env, self.variant, loc)
-        ghost = self.ghost
-        found: list[tuple[str, str]] = []
-        commands = drv.commands[first_command:]
-        # inside the step, after a reset if there was one: the ops it chose, the balloon
-        # it popped (what the assumptions of progress read)
-        reset = any(c.env.log is not None and c.env.log[0]["cmd"] == "START" for c in commands)
-        drv_in = prev.drv._replace(ops=end.drv.ops, size=0 if reset else prev.drv.size)
-        inside = prev._replace(loc=Loc.W_TARGET, entry=name, drv=drv_in)
-        env = prev.env
-        for k, cmd in enumerate(commands):
-            after = commands[k + 1].target if k + 1 < len(commands) else end.drv.target
-            before = _at(prev if k == 0 else inside, cmd.batch_page, cmd.batch, env, cmd.target)
-            ghost, bad = observe(before, _at(inside, cmd.batch_page, None, cmd.env, after), ghost)
-            found += bad
-            msg = target_from_host(before, ghost)  # the one state property the ghost decides
-            if msg is not None:
-                found.append(("target_from_host", msg))
-            env = cmd.env
-        tail = _at(inside, end.drv.batch_page, None, env, end.drv.target) if commands else prev
-        ghost, bad = observe(tail, end, ghost)
-        found += bad
-        if not ghost.tick_broken:  # the assumptions of progress over the whole tick
-            broken = asm.broken(asm.PROGRESS, guest_of(prev), _tick_view(prev, end, commands))
-            ghost = replace(ghost, tick_broken=tuple(broken))
-        self.ghost = ghost
-        self.state = end
-        self._record(found + check_state(end, ghost))
+    def _observe(self, loc: Loc | None, kind: str = "", args: tuple[int, ...] = ()) -> State:
+        """The C's state now as a model state at ``loc`` (None: inside the entry point)."""
+        rt = self.rt
+        snap = rt.snapshot()
+        if snap[17] != self._version:  # a list changed since the last observation
+            self._version = snap[17]
+            self._lists = [rt.lists(i) for i in range(4)]
+            self._plists = [from_iterable(lst) for lst in self._lists]
+        plists = list(self._plists)
+        added: list[list[int]] = [[], [], [], []]  # pages in flight that count on a list
+        allocated: list[tuple[int, bool]] = []
+        taken: list[tuple[int, bool]] = []
+        unrefused: dict[int, int] = {}
+        for entry in rt.lists(4) if snap[18] else ():
+            pfn, flight, is_2m = entry >> 8, (entry >> 4) & 0xF, bool(entry & 1)
+            if flight == FL_ALLOCATED:
+                allocated.append((pfn, is_2m))
+            elif flight == FL_TAKEN:
+                taken.append((pfn, is_2m))
+            elif flight == FL_UNREFUSED:  # a release of refused pages is freeing it
+                added[2 + int(is_2m)].append(pfn)
+                unrefused[pfn] = int(is_2m)
+        # vmballoon_release_refused_pages zeroes n_refused_pages after its loop (lines
+        # 758-771): the pages it freed so far still count
+        log, stop = rt.env.log, self._seen_log
+        self._seen_log = log
+        while log is not None and log is not stop:
+            ev = log[0]
+            if ev["ev"] == "free" and ev["pfn"] in self._unrefused:
+                self._released[self._unrefused[ev["pfn"]]] += 1
+            log = log[1]
+        self._unrefused = unrefused
+        for i in (0, 1):
+            if snap[9 + i] == 0 or snap[9 + i] < self._released[i]:
+                self._released[i] = 0
+        loop = EMPTY_LOOP
+        deflating = loc is None and self.targeted and not self.inflating and self.entry != "exit"
+        if loc is None:
+            batched = kind == "hv" and args[0] in BATCHED_CMD_CODES
+            in_flight = taken if deflating else allocated
+            if not deflating:  # a pop frees the pages it took: size still counts them
+                for pfn, is_2m in taken:
+                    added[int(is_2m)].append(pfn)
+            is_2m = any(b for _, b in in_flight)
+            if batched:
+                is_2m = args[0] in TWO_MB_CMD_CODES
+                entries = rt.batch(args[2])
+            else:
+                entries = [pfn << PAGE_SHIFT for pfn, _ in in_flight]
+            fill: PList = None
+            for e in entries:
+                fill = (e, fill)  # newest first, as the model's loop keeps it
+            n = len(entries)
+            loop = Loop(0, 0, n, 0, False, is_2m, fill, None, None, 0)
+            if deflating:
+                loc = Loc.D_UNLOCK
+            elif self.inflating or (kind == "alloc" and args[1] in INFLATE_GFP):
+                loc = Loc.I_LOCK if n else Loc.I_LOOP
+            elif self.entry == "exit":
+                loc = Loc.E_POP
+            else:
+                loc = Loc.W_TARGET
+        for i, extra in enumerate(added):
+            if extra:
+                plists[i] = concat(plists[i], from_iterable(extra))
+        drv = Driver(
+            size=snap[0],
+            target=snap[1],
+            rate_alloc=snap[2],
+            slow_allocation_cycles=snap[3],
+            reset_required=bool(snap[4]),
+            capabilities=snap[5],
+            supported_page_sizes=snap[6],
+            batch_max_pages=snap[7],
+            ops=OPS_NAMES[snap[8]],
+            pages=(plists[0], plists[1]),
+            refused=(plists[2], plists[3]),
+            n_refused=(snap[9] - self._released[0], snap[10] - self._released[1]),
+            batch_page=None if snap[11] == NULL_PFN else snap[11],
+            page=None if snap[12] == NULL_PFN else snap[12],
+            doorbell=(snap[14], snap[15]) if snap[13] else None,
+            warned=False,
+            listed=ls.EMPTY,
+        )
+        stats = tuple(snap[20 : 20 + STAT["_len"]])
+        if loc == Loc.W_TARGET and kind == "hv" and args[0] == CMD_GET_TARGET:
+            # the model's W_TARGET is before the decrement of slow cycles (line 1117), which
+            # the assumption that the tick is not rate limited reads
+            drv = drv._replace(slow_allocation_cycles=self._tick_slow)
+        running = self.entry if loc not in (Loc.IDLE, Loc.EXITED, Loc.CRASHED) else ""
+        return State(loc, drv, loop, stats, rt.env, self.variant, running)
 
 
-def _tick_view(prev: State, end: State, commands: list[Command]) -> asm.StepView:
-    """The whole entry point as one step of the assumptions: its commands (with the
-    batch entries the host answered), allocations and the frames it deflated."""
-    cmds: list[asm.Command] = []
-    allocations: list[int | None] = []
-    k = 0
-    for ev in end.env.events()[len(prev.env.events()):]:
-        if ev["ev"] == "alloc":
-            allocations.append(ev["pfn"])
-        elif ev["ev"] == "hv":
-            c = commands[k]
-            k += 1
-            named = c.batch_page is not None and ev["arg1"] == c.batch_page
-            entries: tuple[int, ...] = ()
-            resp = c.env.hv_script[c.env.hv_pos - 1] if c.env.hv_pos <= len(c.env.hv_script) \
-                else None
-            if ev["cmd"] in BATCHED_CMDS and named and resp is not None and resp.entries:
-                n = min(ev["arg2"], len(resp.entries), BATCH_MAX_PAGES)
-                entries = tuple(e & BATCH_STATUS_MASK for e in resp.entries[:n])
-            named = named or ev["cmd"] not in BATCHED_CMDS
-            cmds.append(asm.Command(ev["cmd"], ev["status"], ev["result"], named, entries))
-    before = set(iterate(prev.drv.pages[0])) | set(iterate(prev.drv.pages[1]))
-    after = set(iterate(end.drv.pages[0])) | set(iterate(end.drv.pages[1]))
-    # deflate takes frames from the heads: a refused unlock puts the head back, unseen
-    heads = {lst[0] for lst in prev.drv.pages if lst is not None}
-    return asm.StepView(
-        commands=tuple(cmds),
-        allocations=(*allocations, *sorted((before - after) | heads)),  # deflated too
-        basic=end.drv.ops == OPS_BASIC,
-        reads_target=True,
-        slow=prev.drv.slow_allocation_cycles,
-        size=prev.drv.size,
-    )
+class CTraceChecker:
+    """The parent's handle on the :class:`CObserver` attached to a compiled driver."""
 
+    def __init__(self, driver: CDriver, variant: Variant) -> None:
+        self.driver = driver
+        self.variant = variant
+        self.violations: list[Violation] = list(driver.attach(CObserver, variant))
 
-def _at(base: State, batch_page: int | None, batch: tuple[int, ...] | None, env: Env,
-        target: int) -> State:  # fmt: skip
-    """``base`` with the batch page, the batch being sent, the environment and the target."""
-    fill: PList = None
-    for entry in batch or ():
-        fill = (entry, fill)  # newest first, as the model's loop keeps it
-    drv = base.drv._replace(batch_page=batch_page, target=target)
-    return base._replace(drv=drv, env=env, loop=EMPTY_LOOP._replace(fill=fill))
+    def after_step(self, name: str) -> None:
+        """Take the violations the observer found in entry point ``name``."""
+        self.violations = list(self.driver.report)
 
 
 def check_c_trace(binary: Path, scenario: Scenario, variant: Variant,
                   timeout: float = DEFAULT_TIMEOUT) -> list[Violation]:  # fmt: skip
     """Replay ``scenario`` through a compiled driver and check every observable property
-    after every entry point (``variant`` only names what the states are labelled with)."""
+    at every environment call (``variant`` only names what the states are labelled with)."""
     return c_trace(binary, scenario, variant, timeout)[0]
 
 
@@ -214,12 +341,8 @@ def c_trace(
     as ``replay --impl c`` writes it) of the same run."""
     with start(binary, scenario, timeout, trace=True) as drv:
         checker = CTraceChecker(drv, variant)
-        for name in scenario.steps:
-            if drv.exited or drv.crashed:
-                break
-            first = len(drv.commands)
-            drv.step(name)
-            checker.after_step(name, first)
+        drv.run(scenario.steps)
+        checker.after_step("")
         log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": drv.state()}
         return checker.violations, log
 

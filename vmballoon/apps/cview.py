@@ -25,6 +25,7 @@ from vmballoon.apps.traces import TraceStep
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.properties import Violation
+from vmballoon.model.state import State
 
 
 @dataclass
@@ -41,8 +42,9 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
            run: CRun | None = None) -> Iterator[TraceStep]:  # fmt: skip
     """The C's states replaying ``scenario``: module init, then one per entry point.
     ``run`` (when given) collects the violations and the crash's site as they come."""
-    from vmballoon.apps.ctrace import CTraceChecker
+    from vmballoon.apps.ctrace import CTraceChecker, state_from_c
     from vmballoon.harness.replay import start
+    from vmballoon.model.state import Loc
 
     run = run if run is not None else CRun()
     with start(binary, scenario, trace=True) as drv:
@@ -56,23 +58,25 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
             run.violations += [(index, label, v) for v in fresh]
             return tuple((v.prop, v.message) for v in fresh)
 
+        def state_now() -> State:
+            loc = Loc.CRASHED if drv.crashed else Loc.EXITED if drv.exited else Loc.IDLE
+            return state_from_c(drv.state(), drv.env, variant, loc)
+
         logged = len(drv.events())
-        yield TraceStep(0, "init", checker.state, tuple(drv.events()),
+        yield TraceStep(0, "init", state_now(), tuple(drv.events()),
                         new_violations(0, "init"))  # fmt: skip
         for index, name in enumerate(scenario.steps, start=1):
             if drv.exited or drv.crashed:
                 break
-            first = len(drv.commands)
             drv.step(name)
-            checker.after_step(name, first)
+            checker.after_step(name)
             events = drv.events()
             label = f"C {name}"
             found = new_violations(index, label)
             if drv.crashed:
                 run.crashed = True
-                site = getattr(drv, "crash_site", None)
-                run.crash_site = str(site) if site else None
-            yield TraceStep(index, label, checker.state, tuple(events[logged:]), found)
+                run.crash_site = drv.crash.site() if drv.crash is not None else None
+            yield TraceStep(index, label, state_now(), tuple(events[logged:]), found)
             logged = len(events)
 
 

@@ -15,8 +15,8 @@ source, with ``$CC`` (else ``cc``, else ``gcc``):
   ``<asm-generic/...>`` the source includes and no include folder has gets an
   empty stand-in generated into the build folder; ``include_dirs`` (``--include
   DIR``) are searched after the harness's own headers;
-* ``kind="exe"`` is the process harness, ``kind="shared"`` a shared library
-  (``-fPIC -shared``, ``VMBALLOON_SHARED`` defined); ``coverage=True`` builds
+* the harness is a shared library (``-fPIC -shared -z defs``, ``VMBALLOON_SHARED``
+  defined), loaded in-process by :mod:`vmballoon.harness.process`; ``coverage=True`` builds
   with ``--coverage -O0`` (``VMBALLOON_COVERAGE`` defined) into a folder of its
   own, never cached, where the gcov notes stay and the counters are written;
 * the compiler's warnings are printed on stderr (all but the seed's own known
@@ -68,9 +68,11 @@ CFLAGS = (
     # as the kernel builds: NULL checks are kept, no strict aliasing, wrapping signed overflow
     "-fno-delete-null-pointer-checks", "-fno-strict-aliasing", "-fno-strict-overflow",
 )  # fmt: skip
-COVERAGE_FLAGS = ("--coverage", "-O0", "-DVMBALLOON_COVERAGE=1")
+COVERAGE_FLAGS = ("--coverage", "-O0", "-DVMBALLOON_COVERAGE=1", "-DHARNESS_COVERAGE=1")
 """Added after :data:`CFLAGS` for a coverage build (``-O0`` keeps every line countable)."""
-SHARED_FLAGS = ("-fPIC", "-shared", "-DVMBALLOON_SHARED=1")
+SHARED_FLAGS = ("-fPIC", "-shared", "-DVMBALLOON_SHARED=1", "-Wl,-z,defs")
+"""A shared library loaded in-process; ``-z defs``: a kernel helper the harness lacks is
+a link error naming the symbol, not a failure to load."""
 COMPILER_ENV = (
     "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH", "GCC_EXEC_PREFIX",
     "COMPILER_PATH", "LIBRARY_PATH", "LD_LIBRARY_PATH", "LD_RUN_PATH", "SDKROOT",
@@ -80,7 +82,7 @@ KERNEL_INCLUDE = re.compile(r"^\s*#\s*include\s*<((?:linux|asm|asm-generic)/[^>\
 STUB_DIR = "kstub"
 """The build folder's sub-folder of generated stand-ins for unknown kernel headers."""
 
-Kind = Literal["exe", "shared"]
+Kind = Literal["shared"]
 
 
 class BuildError(Exception):
@@ -410,14 +412,12 @@ def _flags(kind: Kind, coverage: bool) -> list[str]:
     flags = list(CFLAGS)
     if coverage:
         flags += COVERAGE_FLAGS
-    if kind == "shared":
-        flags += SHARED_FLAGS
-    return flags
+    return flags + list(SHARED_FLAGS)
 
 
 def output_name(kind: Kind) -> str:
-    """``harness`` or ``libharness.so``."""
-    return "libharness.so" if kind == "shared" else "harness"
+    """The library's file name."""
+    return "libharness.so"
 
 
 def print_warnings(lines: Iterable[str]) -> None:
@@ -433,7 +433,7 @@ def build(
     source_text: str,
     name: str = "vmw_balloon.c",
     *,
-    kind: Kind = "exe",
+    kind: Kind = "shared",
     coverage: bool = False,
     include_dirs: Iterable[Path | str] = (),
     out_dir: Path | None = None,
@@ -450,8 +450,8 @@ def build(
     when it runs).  ``host`` is the C file that includes the driver (default
     ``vmballoon/harness/c/harness.c``).  The compiler's warnings but the seed's known one go
     to ``on_warning`` (default: stderr; ``None``: dropped)."""
-    if kind not in ("exe", "shared"):
-        raise BuildError(f"unknown build kind {kind!r} (exe or shared)")
+    if kind != "shared":
+        raise BuildError(f"unknown build kind {kind!r} (the harness is a shared library)")
     prepared = prepare_source(source_text, name)
     dirs = check_include_dirs(include_dirs)
     host_c = (host or C_DIR / "harness.c").resolve()
@@ -507,7 +507,8 @@ def _compile(prepared: str, name: str, build_dir: Path, kind: Kind, coverage: bo
     stub_root = write_stubs(build_dir, where)
     cmd = [*compiler_command(), *_flags(kind, coverage),
            *_include_flags(build_dir, dirs, stub_root),
-           "-MD", "-MF", str(build_dir / "deps.d"), str(host), "-o", str(output)]  # fmt: skip
+           "-MD", "-MF", str(build_dir / "deps.d"), str(host), "-o", str(output),
+           "-ldl"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=build_dir)
     if proc.returncode != 0:
         stage = "does not link" if UNDEFINED.search(proc.stderr) else "does not compile"

@@ -1,33 +1,65 @@
-"""The compiled driver as a child process, its environment the Python :class:`Env`.
+"""The compiled driver in-process, its environment the Python :class:`Env`.
 
-:class:`CDriver` starts a harness binary (:mod:`vmballoon.harness.build`) and answers it
-over the line protocol documented in ``vmballoon/harness/c/harness.c``: every backdoor
-command, allocation, free and VMCI call the C makes goes through the same
-:class:`vmballoon.core.env.Env` the model and the reference use (scripted
+The harness (:mod:`harness.build`, ``vmballoon/harness/c/harness.c``) is a shared library.
+:class:`CDriver` forks a child process per module load; the child loads the
+library with ctypes and installs the environment as callbacks: every backdoor
+command, allocation, free and VMCI call the C makes is a direct call into the
+same :class:`vmballoon.core.env.Env` the model and the reference use (scripted
 host, cooperative host, memory pressure), so the three readings meet the same
-world and log the same events.
+world and log the same events.  The parent talks to the child once per entry
+point (one pickled request, one pickled reply), not once per command; a crash of
+the C or of the child cannot take the checker down.
 
-A fault of the driver (a NULL dereference, a list corruption) ends the
-entry point in progress and is logged as a ``fault`` event; a driver that does
-not answer within ``timeout`` seconds is killed and reported as
-:class:`DriverTimeout`.
+In the child an :class:`Observer` (the trace checker of
+:mod:`vmballoon.apps.ctrace`) can be attached: it is called before every
+environment call and reads the driver's state from the C
+(:meth:`Runtime.snapshot`, :meth:`Runtime.lists`), and what it reports travels
+back with each reply.
+
+A fault of the driver (a NULL dereference, a list corruption) ends the entry
+point in progress and is logged as a ``fault`` event; :attr:`CDriver.crash` names
+the line of the driver it happened at (:class:`Crash`).  A driver that does not
+return within ``timeout`` seconds is killed and reported as :class:`DriverTimeout`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
+import faulthandler
 import os
+import pickle
 import select
+import signal
+import struct
 import subprocess
+import sys
 import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
-from vmballoon.core.env import Env, Event
-from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK
+from vmballoon.core.env import Env, Event, EventStack
+from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK, STATS_FIELDS
 
 DEFAULT_TIMEOUT = 10.0
-"""Seconds the driver may run without a word to its environment before it is stopped."""
+"""Seconds the driver may run an entry point before it is stopped."""
+
+U64 = (1 << 64) - 1
+NULL_PFN = U64
+GFP_NAMES = ("nosleep", "cansleep", "kernel", "other")
+"""The allocation flags the harness tells apart (``gfp_code`` in harness.c)."""
+OPS_NAMES: tuple[str | None, ...] = (None, "basic", "batched", None)
+"""``b->ops``: NULL, the basic ops, the batched ops, ops of a patched source's own."""
+ENTRIES = {"init": 0, "work": 1, "doorbell": 2, "exit": 3}
+SNAP_FIELDS = 20
+"""The fields of ``harness_snapshot`` before the statistics."""
+HARNESS_SOURCES = ("harness.c", "kshim.h")
+"""Files of the harness (not the driver) that addr2line may name in a crash's inline chain."""
+
 
 class HarnessError(Exception):
     """The harness process failed (not the driver: the driver's faults are events)."""
@@ -37,186 +69,560 @@ class DriverTimeout(HarnessError):
     """The driver did not return from an entry point in time (it loops)."""
 
 
-class Command(NamedTuple):
-    """What the harness reported with one backdoor command, for trace checks."""
+@dataclass(frozen=True)
+class Crash:
+    """Where the driver faulted: the fault's kind and the line of the driver source."""
 
-    target: int  # b->target when the command was issued
-    batch_page: int | None  # PFN of b->batch_page then (None: NULL)
-    batch: tuple[int, ...] | None  # the batch entries 0 .. num_pages-1 as the driver wrote them
-    env: Env  # the environment right after the command (its hv event the newest)
+    kind: str  # null_deref or list_corrupt
+    file: str  # the driver source as the compiler named it ("" when unknown)
+    line: int  # 0 when unknown
+    function: str  # the driver's function ("" when unknown)
+
+    def site(self) -> str:
+        """``file:line (function)``, or why there is none."""
+        if not self.line:
+            return "an unknown line (no debug information for the address)"
+        return f"{self.file}:{self.line} ({self.function})"
 
 
-def _pfn(text: bytes) -> int | None:
-    return None if text == b"-" else int(text)
+class Observer(Protocol):
+    """What runs in the child beside the driver: told of every entry point and of every
+    environment call before it is answered (the C's state is then readable)."""
+
+    def begin(self, name: str) -> None:
+        """Entry point ``name`` starts (the runtime's env holds its ``step`` event)."""
+
+    def call(self, kind: str, args: tuple[int, ...]) -> None:
+        """The driver calls its environment: ``hv`` (cmd, arg1, arg2), ``alloc`` (order,
+        gfp code), ``free`` (order, pfn), ``vmci_create``, ``vmci_destroy`` or ``warn``."""
+
+    def end(self) -> None:
+        """The entry point returned, or crashed."""
+
+    def report(self) -> Any:
+        """What the parent receives after each entry point (picklable)."""
+
+
+ObserverFactory = Callable[..., Observer]
+
+
+# -- the child: one module load of the library ------------------------------------------------
+
+_ALLOC = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_uint, ctypes.c_int)
+_RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_uint, ctypes.c_ulong)
+_U64P = ctypes.POINTER(ctypes.c_uint64)
+_HV = ctypes.CFUNCTYPE(None, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                       _U64P, _U64P)  # fmt: skip
+_CREATE = ctypes.CFUNCTYPE(ctypes.c_long)
+_NOTIFY = ctypes.CFUNCTYPE(None)
+
+
+class Runtime:
+    """The library loaded in this process, its environment :attr:`env` (child side)."""
+
+    def __init__(self, library: Path, env: Env, send_batch: bool) -> None:
+        self.env = env
+        self.observer: Observer | None = None
+        self.error: str | None = None  # an exception raised inside a callback
+        self.was_crashed = False
+        self.heartbeat: Callable[[], None] | None = None  # told now and then of progress
+        self._calls = 0
+        lib = ctypes.CDLL(str(library))
+        self.lib = lib
+        lib.harness_snapshot.restype = ctypes.c_size_t
+        lib.harness_snapshot.argtypes = [ctypes.POINTER(ctypes.c_uint64)]
+        lib.harness_list.restype = ctypes.c_size_t
+        lib.harness_list.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
+                                     ctypes.c_size_t]  # fmt: skip
+        lib.harness_batch.restype = ctypes.c_size_t
+        lib.harness_batch.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+        lib.harness_run.restype = ctypes.c_int
+        lib.harness_run.argtypes = [ctypes.c_int]
+        self._snap = (ctypes.c_uint64 * 64)()
+        self._buf = (ctypes.c_uint64 * 1024)()
+        self._callbacks = (
+            _ALLOC(self._alloc), _RELEASE(self._release), _HV(self._hv), _CREATE(self._create),
+            _NOTIFY(self._destroy), _NOTIFY(self._warn),
+        )  # fmt: skip
+        lib.harness_setup(*self._callbacks, ctypes.c_ulong(env.totalram & U64),
+                          ctypes.c_int(1 if send_batch else 0))  # fmt: skip
+
+    # -- the environment, called by the C --------------------------------------------------
+
+    def _beat(self) -> None:
+        """Every 64 environment calls: tell :attr:`heartbeat` (the parent's clock of a
+        driver that loops restarts at each of the driver's words to its environment)."""
+        self._calls += 1
+        if self._calls & 63 == 0 and self.heartbeat is not None:
+            self.heartbeat()
+
+    def _failed(self) -> None:
+        if self.error is None:
+            self.error = traceback.format_exc(limit=-3).strip()
+
+    def _alloc(self, order: int, gfp: int) -> int:
+        self._beat()
+        try:
+            if self.observer is not None:
+                self.observer.call("alloc", (order, gfp))
+            pfn, self.env = self.env.alloc(order, GFP_NAMES[gfp])
+            return -1 if pfn is None else pfn
+        except Exception:
+            self._failed()
+            return -1
+
+    def _release(self, order: int, pfn: int) -> None:
+        self._beat()
+        try:
+            if self.observer is not None:
+                self.observer.call("free", (order, pfn))
+            self.env = self.env.free(pfn, order)
+        except Exception:
+            self._failed()
+
+    def _hv(self, cmd: int, arg1: int, arg2: int, n: int, entries: Any, out: Any) -> None:
+        self._beat()
+        try:
+            if self.observer is not None:
+                self.observer.call("hv", (cmd, arg1, arg2))
+            batch = tuple(entries[:n]) if n else None
+            response, self.env = self.env.hv(cmd, arg1, arg2, batch)
+            out[0] = response.status & U64
+            out[1] = response.result & U64
+            got = response.entries
+            if got:
+                m = min(len(got), BATCH_MAX_PAGES)
+                out[2] = m
+                for i in range(m):
+                    out[3 + i] = got[i] & BATCH_STATUS_MASK
+        except Exception:
+            self._failed()
+
+    def _create(self) -> int:
+        try:
+            if self.observer is not None:
+                self.observer.call("vmci_create", ())
+            handle, self.env = self.env.vmci_create()
+            return -1 if handle is None else handle[1]
+        except Exception:
+            self._failed()
+            return -1
+
+    def _destroy(self) -> None:
+        try:
+            if self.observer is not None:
+                self.observer.call("vmci_destroy", ())
+            self.env = self.env.vmci_destroy()
+        except Exception:
+            self._failed()
+
+    def _warn(self) -> None:
+        try:
+            if self.observer is not None:
+                self.observer.call("warn", ())
+            self.env = self.env.fault("warn", None)
+        except Exception:
+            self._failed()
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def run(self, name: str) -> bool:
+        """Run entry point ``name`` (``init``: module init); whether the driver crashed
+        (the ``fault`` event is logged)."""
+        obs = self.observer
+        if obs is not None and name != "init":
+            obs.begin(name)
+        crashed = bool(self.lib.harness_run(ENTRIES[name]))
+        if crashed and not self.was_crashed:
+            self.was_crashed = True
+            kind = ctypes.c_char_p.in_dll(self.lib, "harness_crash_kind").value or b"null_deref"
+            pfn = ctypes.c_ulong.in_dll(self.lib, "harness_crash_pfn").value
+            self.env = self.env.fault(kind.decode(), None if pfn == NULL_PFN else pfn)
+        if obs is not None and name != "init":
+            obs.end()
+        if self.error is not None:
+            raise HarnessError(f"the environment failed inside the driver: {self.error}")
+        return crashed
+
+    def crash_pc(self) -> tuple[str, int] | None:
+        """The crash's kind and the offset of its program counter in the library."""
+        if not self.was_crashed:
+            return None
+        kind = ctypes.c_char_p.in_dll(self.lib, "harness_crash_kind").value or b"null_deref"
+        pc = ctypes.c_ulong.in_dll(self.lib, "harness_crash_pc").value
+        return kind.decode(), pc - _load_base(self.lib)
+
+    # -- the driver's state ----------------------------------------------------------------
+
+    def snapshot(self) -> list[int]:
+        """``harness_snapshot``: the fields of ``struct vmballoon`` (see harness.c) and the
+        statistics in :data:`STATS_FIELDS` order."""
+        n = self.lib.harness_snapshot(self._snap)
+        return self._snap[:n]
+
+    def lists(self, which: int) -> list[int]:
+        """List ``which`` head to tail (0/1: pages 4k/2m, 2/3: refused 4k/2m), or (4) the
+        pages in flight as ``pfn << 8 | flight << 4 | is_2m``."""
+        n = self.lib.harness_list(which, self._buf, len(self._buf))
+        if n > len(self._buf):
+            self._buf = (ctypes.c_uint64 * (2 * n))()
+            n = self.lib.harness_list(which, self._buf, len(self._buf))
+        return self._buf[:n]
+
+    def batch(self, n: int) -> list[int]:
+        """The first ``n`` (at most 512) batch entries as the driver wrote them."""
+        got = self.lib.harness_batch(self._buf, min(n, BATCH_MAX_PAGES))
+        return self._buf[:got]
+
+    def final(self) -> dict[str, Any]:
+        """The driver's state now, as the contract's ``final`` object."""
+        return final_of(self.snapshot(), [self.lists(i) for i in range(4)])
+
+    def dump_coverage(self) -> None:
+        """Write the gcov counters of a coverage build (nothing otherwise)."""
+        self.lib.harness_dump_coverage()
+
+
+def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
+    """The contract's ``final`` object from a snapshot and the four page lists."""
+    stats: dict[str, Any] = {}
+    i = SNAP_FIELDS
+    for name, pair in STATS_FIELDS:
+        if pair:
+            stats[name] = [snap[i], snap[i + 1]]
+            i += 2
+        else:
+            stats[name] = snap[i]
+            i += 1
+    return {
+        "size": snap[0],
+        "target": snap[1],
+        "rate_alloc": snap[2],
+        "slow_allocation_cycles": snap[3],
+        "reset_required": bool(snap[4]),
+        "capabilities": snap[5],
+        "supported_page_sizes": snap[6],
+        "batch_max_pages": snap[7],
+        "ops": OPS_NAMES[snap[8]],
+        "pages": [lists[0], lists[1]],
+        "refused": [lists[2], lists[3]],
+        "n_refused": [snap[9], snap[10]],
+        "batch_page": None if snap[11] == NULL_PFN else snap[11],
+        "page": None if snap[12] == NULL_PFN else snap[12],
+        "doorbell": [snap[14], snap[15]] if snap[13] else None,
+        "crashed": bool(snap[16]),
+        "stats": stats,
+    }
+
+
+def _load_base(lib: ctypes.CDLL) -> int:
+    """Where the library is mapped in this process (its first mapping)."""
+    path = os.path.realpath(lib._name)
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == path and int(parts[2], 16) == 0:
+                return int(parts[0].split("-")[0], 16)
+    return 0
+
+
+# -- the pipe between parent and child --------------------------------------------------------
+
+
+def _send(fd: int, value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(struct.pack("<Q", len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
+    chunks: list[bytes] = []
+    while n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(fd: int, deadline: float | None = None) -> Any:
+    head = _read_exact(fd, 8, deadline)
+    if head is None:
+        raise EOFError
+    body = _read_exact(fd, struct.unpack("<Q", head)[0], deadline)
+    if body is None:
+        raise EOFError
+    return pickle.loads(body)
+
+
+def _env_fields(env: Env) -> tuple[Any, ...]:
+    return (env.hv_pos, env.alloc_pos, env.vmci_pos, env.vmci_created, env.memory,
+            env.host, env.alloc_fail)  # fmt: skip
+
+
+def _new_events(log: EventStack, since: EventStack) -> list[Event]:
+    out: list[Event] = []
+    while log is not None and log is not since:
+        out.append(log[0])
+        log = log[1]
+    out.reverse()
+    return out
+
+
+def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> None:
+    """The child's loop: run what the parent asks, reply with what changed."""
+    rt = Runtime(library, env, send_batch)
+    sent: EventStack = None
+    exited = False
+
+    def reply(**extra: Any) -> None:
+        nonlocal sent
+        events = _new_events(rt.env.log, sent)
+        sent = rt.env.log
+        obs = rt.observer
+        _send(wfd, {"events": events, "env": _env_fields(rt.env), "crashed": rt.was_crashed,
+                    "exited": exited, "crash": rt.crash_pc(),
+                    "report": obs.report() if obs is not None else None, **extra})  # fmt: skip
+
+    last = [time.monotonic()]
+
+    def alive() -> None:
+        now = time.monotonic()
+        if now - last[0] > 0.5:
+            last[0] = now
+            _send(wfd, {"alive": True})
+
+    rt.heartbeat = alive
+    rt.run("init")
+    reply()
+    while True:
+        msg = _recv(rfd)
+        op = msg[0]
+        if op == "step" or op == "run":
+            if msg[2] is not None:
+                hv, alloc, vmci = msg[2]
+                rt.env = rt.env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+            for name in (msg[1],) if op == "step" else msg[1]:
+                if exited or rt.was_crashed:
+                    break
+                if op == "run":
+                    _send(wfd, {"begin": name})  # the parent times each entry point
+                rt.env = rt.env.step(name)
+                rt.run(name)
+                exited = name == "exit"
+            reply(final=rt.final() if len(msg) < 4 or msg[3] else None)
+        elif op == "state":
+            reply(final=rt.final())
+        elif op == "attach":
+            rt.observer = msg[1](rt, *msg[2])
+            reply()
+        elif op == "quit":
+            rt.dump_coverage()
+            return
+        else:
+            raise HarnessError(f"unknown request {op!r}")
+
+
+# -- the parent's handle ----------------------------------------------------------------------
 
 
 class CDriver:
-    """One module load of the compiled driver, stepped entry point by entry point.
+    """One module load of the compiled driver (a forked child), stepped entry point by
+    entry point.
 
-    ``env`` is the environment at module load; after every call :attr:`env`
-    holds the environment with the new events.  ``with_batch``: send the batch
-    entries of batched commands to the host (a cooperative host reads them); by
-    default only when ``env`` has a host or with ``trace``, which records in
-    :attr:`commands` what the driver showed at each command (for ``check-c``).
+    ``env`` is the environment at module load; after every call :attr:`env` holds the
+    environment with the new events.  Assigning :attr:`env` new scripts (a scenario that
+    grows while it runs) hands them to the child with the next step.  ``with_batch``:
+    show a host the batch entries of batched commands; by default only when ``env`` has a
+    host (a cooperative host reads them) or with ``trace`` (a trace checker reads them).
     """
 
     def __init__(
         self,
-        binary: Path,
+        library: Path,
         env: Env,
         timeout: float = DEFAULT_TIMEOUT,
         with_batch: bool | None = None,
         trace: bool = False,
     ) -> None:
-        self.env = env
-        self.trace = trace
+        self.library = library
         self.timeout = timeout
+        self.trace = trace
         self.crashed = False
         self.exited = False
         self.steps = 0
-        self.commands: list[Command] = []  # what the driver showed at each backdoor command
+        self.crash: Crash | None = None
+        self.report: Any = None  # the attached observer's last report
+        self._env = env
+        self._scripts_sent = (env.hv_script, env.alloc_script, env.vmci_script)
+        self._final: dict[str, Any] | None = None
         send = (env.host is not None or trace) if with_batch is None else with_batch
-        self._proc = subprocess.Popen(
-            [str(binary), str(env.totalram), "1" if send else "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._in = self._proc.stdin
-        self._fd = self._proc.stdout.fileno()
-        self._buf = b""
-        self._serve()  # module init (vmballoon_init)
+        to_child, self._to_child = os.pipe()
+        self._from_child, from_parent = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 0
+            try:
+                os.close(self._to_child)
+                os.close(self._from_child)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                faulthandler.disable()  # the driver's faults are the harness's to report
+                _child(library, env, send, to_child, from_parent)
+            except EOFError:
+                pass
+            except BaseException:
+                code = 1
+                with contextlib.suppress(OSError):
+                    _send(from_parent, {"error": traceback.format_exc(limit=-4).strip()})
+            finally:
+                os._exit(code)
+        os.close(to_child)
+        os.close(from_parent)
+        self.pid = pid
+        self._closed = False
+        self._receive("module init")
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _line(self, deadline: float) -> bytes:
-        buf = self._buf
-        while True:
-            i = buf.find(b"\n")
-            if i >= 0:
-                self._buf = buf[i + 1 :]
-                return buf[:i]
-            remaining = deadline - time.monotonic()
-            ready = select.select([self._fd], [], [], max(remaining, 0))[0] if remaining > 0 else []
-            if not ready:
-                self.close()
-                raise DriverTimeout(f"the driver did not return within {self.timeout:g} s")
-            chunk = os.read(self._fd, 1 << 16)
-            if not chunk:
-                err = self._stderr()
-                raise HarnessError(f"the harness stopped: {err or 'no message'}")
-            buf += chunk
-
-    def _stderr(self) -> str:
-        self.close()
-        assert self._proc.stderr is not None
-        return self._proc.stderr.read().decode(errors="replace").strip()
-
-    def _send(self, text: str) -> None:
+    def _receive(self, what: str) -> dict[str, Any]:
         try:
-            self._in.write(text.encode())
-            self._in.flush()
-        except BrokenPipeError:
-            raise HarnessError(f"the harness stopped: {self._stderr() or 'no message'}") from None
+            while True:
+                msg: dict[str, Any] = _recv(self._from_child, time.monotonic() + self.timeout)
+                if "alive" in msg:
+                    continue
+                if "begin" not in msg:
+                    break
+                self.steps += 1
+                what = f"step {self.steps} ({msg['begin']})"
+        except TimeoutError:
+            self._kill()
+            raise DriverTimeout(f"the driver did not return from {what} within "
+                                f"{self.timeout:g} s: it loops") from None  # fmt: skip
+        except EOFError:
+            status = self._reap()
+            raise HarnessError(f"the harness stopped during {what}: {status}") from None
+        if "error" in msg:
+            self._kill()
+            raise HarnessError(f"the harness failed during {what}: {msg['error']}")
+        env = self._env
+        log = env.log
+        for ev in msg["events"]:
+            log = (ev, log)
+        hv_pos, alloc_pos, vmci_pos, created, memory, host, alloc_fail = msg["env"]
+        self._env = Env(env.hv_script, hv_pos, env.alloc_script, alloc_pos, env.vmci_script,
+                        vmci_pos, created, memory, env.totalram, log, host, alloc_fail)  # fmt: skip
+        self.crashed = msg["crashed"]
+        self.exited = msg["exited"]
+        if msg["crash"] is not None and self.crash is None:
+            self.crash = _crash_site(self.library, *msg["crash"])
+        self.report = msg["report"]
+        self._final = msg.get("final")
+        return msg
 
-    def _serve(self) -> None:
-        """Answer the driver's requests until it reports the entry point returned."""
-        timeout = self.timeout
-        deadline = time.monotonic() + timeout
-        env = self.env
-        reply = ""
-        while True:
-            line = self._line(deadline)
-            kind = line[:1]
-            if kind == b"A":
-                _, order, gfp = line.split()
-                pfn, env = env.alloc(int(order), gfp.decode())
-                reply = ("-\n" if pfn is None else f"{pfn}\n")
-            elif kind == b"F":
-                _, order_b, pfn_b = line.split()
-                env = env.free(int(pfn_b), int(order_b))
-                continue
-            elif kind == b"H":
-                parts = line.split()
-                cmd, arg1, arg2 = int(parts[1]), int(parts[2]), int(parts[3])
-                n = int(parts[6])
-                batch = tuple(int(x) for x in parts[7 : 7 + n]) if n else None
-                response, env = env.hv(cmd, arg1, arg2, batch)
-                if self.trace:
-                    self.commands.append(Command(int(parts[4]), _pfn(parts[5]), batch, env))
-                entries = response.entries or ()
-                m = min(len(entries), BATCH_MAX_PAGES)
-                statuses = " ".join(str(e & BATCH_STATUS_MASK) for e in entries[:m])
-                reply = (f"{response.status} {response.result} {m} {statuses}\n")
-            elif kind == b"C":
-                handle, env = env.vmci_create()
-                reply = ("-\n" if handle is None else f"{handle[1]}\n")
-            elif kind == b"D":
-                env = env.vmci_destroy()
-                continue
-            elif kind == b"W":
-                env = env.fault("warn", None)
-                continue
-            elif kind == b"K":
-                _, fault, pfn_b = line.split()
-                env = env.fault(fault.decode(), None if pfn_b == b"-" else int(pfn_b))
-                self.crashed = True
-                continue
-            elif kind == b"R":
-                self.env = env
-                return
-            else:
-                self.env = env
-                raise HarnessError(f"the harness sent {line[:60]!r}")
-            self._send(reply)
-            deadline = time.monotonic() + timeout
+    def _request(self, msg: tuple[Any, ...], what: str) -> dict[str, Any]:
+        if self._closed:
+            raise HarnessError("the harness was closed")
+        try:
+            _send(self._to_child, msg)
+        except OSError:
+            raise HarnessError(f"the harness stopped: {self._reap()}") from None
+        return self._receive(what)
+
+    def _scripts(self) -> tuple[Any, ...] | None:
+        env = self._env
+        now = (env.hv_script, env.alloc_script, env.vmci_script)
+        if all(a is b for a, b in zip(now, self._scripts_sent, strict=True)):
+            return None
+        self._scripts_sent = now
+        return now
+
+    def _reap(self) -> str:
+        if self._closed:
+            return "closed"
+        self._closed = True
+        os.close(self._to_child)
+        os.close(self._from_child)
+        _, status = os.waitpid(self.pid, 0)
+        if os.WIFSIGNALED(status):
+            return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+        return f"exit status {os.WEXITSTATUS(status)}"
+
+    @property
+    def env(self) -> Env:
+        """The environment with every event so far."""
+        return self._env
+
+    @env.setter
+    def env(self, env: Env) -> None:
+        self._env = env
 
     # -- entry points ----------------------------------------------------------------------
 
-    def step(self, name: str) -> None:
-        """Run entry point ``name`` (logging its ``step`` event); nothing after exit or a crash."""
+    def attach(self, factory: ObserverFactory, *args: Any) -> Any:
+        """Attach ``factory(runtime, *args)`` as the child's observer; its first report."""
+        self._request(("attach", factory, args), "attach")
+        return self.report
+
+    def step(self, name: str, final: bool = True) -> None:
+        """Run entry point ``name`` (logging its ``step`` event); nothing after exit or a
+        crash.  ``final``: also fetch the driver's state (:meth:`state`)."""
         if self.exited or self.crashed:
             return
         if name not in ("work", "doorbell", "exit"):
             raise ValueError(f"unknown step {name!r}")
-        self.env = self.env.step(name)
         self.steps += 1
-        self._send(name + "\n")
-        try:
-            self._serve()
-        except DriverTimeout:
-            raise DriverTimeout(
-                f"the driver did not return from step {self.steps} ({name}) within "
-                f"{self.timeout:g} s: it loops"
-            ) from None
-        if name == "exit":
-            self.exited = True
+        self._request(("step", name, self._scripts(), final), f"step {self.steps} ({name})")
+
+    def run(self, steps: tuple[str, ...]) -> None:
+        """Run ``steps`` in one request (the replay of a whole scenario)."""
+        for name in steps:
+            if name not in ("work", "doorbell", "exit"):
+                raise ValueError(f"unknown step {name!r}")
+        if self.exited or self.crashed or not steps:
+            return
+        self._request(("run", steps, self._scripts(), True), "a step")
 
     def state(self) -> dict[str, Any]:
         """The driver's state now, as the contract's ``final`` object."""
-        self._send("state\n")
-        line = self._line(time.monotonic() + self.timeout)
-        if not line.startswith(b"S "):
-            raise HarnessError(f"the harness sent {line[:60]!r} instead of its state")
-        state: dict[str, Any] = json.loads(line[2:])
-        self._line(time.monotonic() + self.timeout)  # R
-        if state["ops"] == "other":
-            state["ops"] = None  # a patched source with ops of its own: not one of the contract's
-        return state
+        if self._final is None:
+            self._request(("state",), "state")
+        assert self._final is not None
+        return self._final
 
     def events(self) -> list[Event]:
         """The event log so far."""
-        return self.env.events()
+        return self._env.events()
 
     def close(self) -> None:
-        """Stop the harness process."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
+        """Stop the child; it writes its coverage counters first (it is killed when it
+        does not end within 5 s)."""
+        if self._closed:
+            return
+        try:
+            _send(self._to_child, ("quit",))
+            if select.select([self._from_child], [], [], 5.0)[0]:
+                os.read(self._from_child, 1)  # end of file: the child is gone
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            self._kill()
+        self._reap()
+
+    def _kill(self) -> None:
+        """Stop the child at once (it loops, or it cannot be told)."""
+        if self._closed:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self._reap()
 
     def __enter__(self) -> CDriver:
         return self
@@ -224,3 +630,37 @@ class CDriver:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+
+@cache
+def _crash_site(library: Path, kind: str, offset: int) -> Crash:
+    """The driver's line at ``offset`` in ``library`` (addr2line, inlined frames unwound
+    to the first that is not the harness's own)."""
+    try:
+        out = subprocess.run(["addr2line", "-f", "-i", "-e", str(library), hex(offset)],
+                             capture_output=True, text=True, check=False).stdout  # fmt: skip
+    except OSError:
+        return Crash(kind, "", 0, "")
+    lines = out.splitlines()
+    for function, where in zip(lines[0::2], lines[1::2], strict=False):
+        file, _, line = where.rpartition(":")
+        line = line.split()[0] if line else ""
+        if not line.isdigit() or line == "0" or Path(file).name in HARNESS_SOURCES:
+            continue
+        return Crash(kind, Path(file).name, int(line), function)
+    return Crash(kind, "", 0, "")
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CDriver",
+    "Crash",
+    "DriverTimeout",
+    "HarnessError",
+    "Observer",
+    "Runtime",
+    "final_of",
+]

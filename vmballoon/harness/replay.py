@@ -2,12 +2,15 @@
 
 ``replay(scenario, variant)`` compiles the driver source of ``variant`` (the
 vendored seed with the variant's patches of ``spec/fixes`` applied) or a given
-``source`` file, runs module init and the scenario's steps, and returns the same
-JSON value as the model and the reference.
+``source`` file into the harness library, runs module init and the scenario's steps
+in a forked child (:class:`vmballoon.harness.process.CDriver`), and returns the
+same JSON value as the model and the reference.  :func:`run` also says where the
+C crashed, if it did.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,24 +20,25 @@ from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.harness.build import build
 from vmballoon.harness.patches import variant_source
-from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver
+from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Crash
 
 EVENTS_FORMAT = "vmballoon-events/1"
 
 
-def binary_for(variant: Variant = SEED, source: Path | None = None,
+def binary_for(variant: Variant = SEED, source: Path | None = None, coverage: bool = False,
                include_dirs: tuple[Path, ...] = ()) -> Path:  # fmt: skip
-    """The compiled harness for ``source`` (a file, with the kernel headers of
-    ``include_dirs`` besides the harness's), else for ``variant``'s patched seed."""
+    """The harness library for ``source`` (a file, with the kernel headers of
+    ``include_dirs`` besides the harness's), else for ``variant``'s patched seed;
+    ``coverage``: the build with gcov counters (:mod:`vmballoon.harness.coverage`)."""
     if source is not None:
-        return build(source.read_text(encoding="utf-8", errors="replace"), source.name,
-                     include_dirs=include_dirs)  # fmt: skip
-    return _variant_binary(variant)
+        text = source.read_text(encoding="utf-8", errors="replace")
+        return build(text, source.name, coverage=coverage, include_dirs=include_dirs)
+    return _variant_binary(variant, coverage)
 
 
 @cache
-def _variant_binary(variant: Variant) -> Path:
-    return build(variant_source(variant), f"vmw_balloon.c ({variant.name})")
+def _variant_binary(variant: Variant, coverage: bool = False) -> Path:
+    return build(variant_source(variant), f"vmw_balloon.c ({variant.name})", coverage=coverage)
 
 
 def start(binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
@@ -52,14 +56,34 @@ def replay(
     include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """The event log (``vmballoon-events/1``) of ``scenario`` replayed by the compiled C
-    (``binary`` when given, else the build of ``source`` or of ``variant``)."""
-    with start(binary or binary_for(variant, source, include_dirs), scenario, timeout) as drv:
-        for name in scenario.steps:
-            if drv.exited or drv.crashed:
-                break
-            drv.step(name)
+    (``binary`` when given, else the build of ``source`` (with the kernel headers of
+    ``include_dirs``) or of ``variant``)."""
+    return run(scenario, variant, source, timeout, binary, include_dirs).log
+
+
+@dataclass(frozen=True)
+class CRun:
+    """A scenario replayed by the C: its event log, and where it crashed (None: it did not)."""
+
+    log: dict[str, Any]
+    crash: Crash | None
+
+
+def run(
+    scenario: Scenario,
+    variant: Variant = SEED,
+    source: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    binary: Path | None = None,
+    include_dirs: tuple[Path, ...] = (),
+) -> CRun:
+    """:func:`replay`, with the C line of a crash."""
+    built = binary or binary_for(variant, source, include_dirs=include_dirs)
+    with start(built, scenario, timeout) as drv:
+        drv.run(scenario.steps)
         final = drv.state()
-        return {"format": EVENTS_FORMAT, "events": drv.events(), "final": final}
+        log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": final}
+        return CRun(log, drv.crash)
 
 
 class Follower:
@@ -86,5 +110,5 @@ class Follower:
                 "final": self.driver.state()}  # fmt: skip
 
     def close(self) -> None:
-        """Stop the process."""
+        """Stop the child process."""
         self.driver.close()

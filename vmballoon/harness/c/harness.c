@@ -1,45 +1,64 @@
 /*
- * harness.c - runs vmw_balloon.c, compiled as it is, in a userspace process.
+ * harness.c - runs vmw_balloon.c, compiled as it is, inside the checker's process.
  *
  * The driver source (with only its VMWARE_BALLOON_CMD macro rewritten, see
  * harness/build.py) is included below, so the harness sees `balloon` and the
- * driver's static functions.  Everything outside the driver is answered by the
- * Python environment (vmballoon.core.env.Env) over a line protocol on
- * stdin/stdout (harness/process.py):
+ * driver's static functions.  The whole is built as a shared library that
+ * harness/process.py loads with ctypes (in a forked child per scenario); every
+ * environment call the driver makes is a direct call of a function pointer the
+ * Python side installed with harness_setup():
  *
- *   harness -> python                         python -> harness
- *   H cmd arg1 arg2 target bp n e0..e(n-1)    status result m s0..s(m-1)
- *   A order gfp                               pfn | -
- *   C                                         resource | -
- *   F order pfn        D        W             (no answer)
- *   K kind pfn|-       (crash: the step ends)
- *   S {json}           (the driver's state)   R  (a step returned)
+ *   alloc(order, gfp)            -> pfn, or -1 for NULL      (alloc_pages)
+ *   release(order, pfn)                                      (__free_pages)
+ *   hv(cmd, arg1, arg2, n, entries, out)                     (the backdoor; out[0] status,
+ *                                                             out[1] result, out[2] m,
+ *                                                             out[3..] the m entry statuses)
+ *   vmci_create()                -> resource, or -1          (vmci_doorbell_create)
+ *   vmci_destroy(), warn()
  *
- * Commands read from stdin: work, doorbell, exit, state.
- * (target: b->target before the command; bp: the batch page's PFN or -; e: the
- * batch entries, sent when argv asks for them.)
- * argv: totalram, and 1 when batched commands should carry the batch entries
- * (a host or a trace checker reads them).
+ * Between two environment calls the Python side can read the driver's state:
+ * harness_snapshot() (the fields of struct vmballoon and its statistics) and
+ * harness_list() (a page list, or the pages in flight).  To tell where each page
+ * is, the harness wraps the driver's list_add and list_del (kshim.h does the
+ * checks): a page taken off a balloon list or a refused list, or handed out by the
+ * allocator, and neither listed again nor freed, is "in flight".
+ *
+ * A fault of the driver ends the entry point: list_add of a NULL or listed page and
+ * __free_pages(NULL) call shim_crash(); a read or write through NULL is a SIGSEGV
+ * that the handler turns into a null_deref.  Both record the program counter of
+ * the driver's code (harness_crash_pc), which the Python side maps to a line of the
+ * driver with addr2line (the library is built with -g).
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "kshim.h"
 
-#include "vmw_balloon.c"
+/* ---- struct page for every frame, with where the harness saw it go ------------------------ */
+enum where { ON_NONE, ON_PAGES4K, ON_PAGES2M, ON_REFUSED4K, ON_REFUSED2M, ON_OTHER };
+enum flight { FL_NONE, FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED };
 
-static FILE *out;
-static sigjmp_buf crash_jmp;
-static unsigned long totalram;
-static int send_batch;
-static vmci_callback doorbell_cb;
-static void *doorbell_data;
-struct workqueue_struct *system_freezable_wq;
+struct hpage {
+	struct page page; /* first: the driver only ever sees &hpage->page */
+	int on;		  /* enum where */
+	int flight;	  /* enum flight */
+	int is_2m;	  /* allocated at order 9, or taken off a 2 MiB list */
+	long slot;	  /* index in in_flight[], -1 when not in flight */
+};
+
+static struct list_head *list_heads[4]; /* the lists of enum where 1..4, set at setup */
+static unsigned long list_version;	/* bumped by every list change */
+static struct hpage **in_flight;
+static size_t n_in_flight, cap_in_flight;
+static unsigned long *taken_log; /* PFNs taken off a balloon list since harness_clear_taken */
+static size_t n_taken_log, cap_taken_log;
 
 static void die(const char *what) __attribute__((noreturn));
 static void die(const char *what)
@@ -48,13 +67,113 @@ static void die(const char *what)
 	exit(3);
 }
 
-static char *reply(char *buf, size_t size)
+static struct hpage *hpage_of(struct list_head *lru)
 {
-	fflush(out);
-	if (!fgets(buf, (int)size, stdin))
-		die("environment closed the pipe");
-	return buf;
+	return (struct hpage *)container_of(lru, struct page, lru);
 }
+
+static void set_flight(struct hpage *h, int flight)
+{
+	if (h->slot >= 0 && flight == FL_NONE) {
+		struct hpage *last = in_flight[--n_in_flight];
+
+		in_flight[h->slot] = last;
+		last->slot = h->slot;
+		h->slot = -1;
+	} else if (h->slot < 0 && flight != FL_NONE) {
+		if (n_in_flight == cap_in_flight) {
+			cap_in_flight = cap_in_flight ? 2 * cap_in_flight : 1024;
+			in_flight = realloc(in_flight, cap_in_flight * sizeof(*in_flight));
+			if (!in_flight)
+				die("out of memory");
+		}
+		h->slot = (long)n_in_flight;
+		in_flight[n_in_flight++] = h;
+	}
+	h->flight = flight;
+}
+
+static int where_of(struct list_head *head)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (list_heads[i] == head)
+			return i + 1;
+	return ON_OTHER;
+}
+
+/* kshim's list_add crashes on a NULL or listed page: the checks come first */
+static inline __attribute__((always_inline)) void harness_list_add(struct list_head *new,
+								   struct list_head *head)
+{
+	struct hpage *h;
+
+	list_add(new, head);
+	h = hpage_of(new);
+	h->on = where_of(head);
+	set_flight(h, FL_NONE);
+	list_version++;
+}
+
+static inline __attribute__((always_inline)) void harness_list_del(struct list_head *entry)
+{
+	struct hpage *h = hpage_of(entry);
+	int on = h->on;
+
+	list_del(entry);
+	h->on = ON_NONE;
+	h->is_2m = on == ON_PAGES2M || on == ON_REFUSED2M;
+	if (on == ON_PAGES4K || on == ON_PAGES2M) {
+		set_flight(h, FL_TAKEN);
+		if (n_taken_log == cap_taken_log) {
+			cap_taken_log = cap_taken_log ? 2 * cap_taken_log : 1024;
+			taken_log = realloc(taken_log, cap_taken_log * sizeof(*taken_log));
+			if (!taken_log)
+				die("out of memory");
+		}
+		taken_log[n_taken_log++] = h->page.pfn;
+	}
+	else if (on == ON_REFUSED4K || on == ON_REFUSED2M)
+		set_flight(h, FL_UNREFUSED);
+	list_version++;
+}
+
+#define list_add harness_list_add
+#define list_del harness_list_del
+
+#include "vmw_balloon.c"
+
+#undef list_add
+#undef list_del
+
+/* ---- the environment: function pointers installed by the Python side -------------------- */
+typedef long (*alloc_fn)(unsigned int order, int gfp);
+typedef void (*release_fn)(unsigned int order, unsigned long pfn);
+typedef void (*hv_fn)(unsigned long cmd, unsigned long arg1, unsigned long arg2,
+		      unsigned long n, const u64 *entries, u64 *out);
+typedef long (*vmci_create_fn)(void);
+typedef void (*notify_fn)(void);
+
+static alloc_fn env_alloc;
+static release_fn env_release;
+static hv_fn env_hv;
+static vmci_create_fn env_vmci_create;
+static notify_fn env_vmci_destroy;
+static notify_fn env_warn;
+
+static sigjmp_buf crash_jmp;
+static unsigned long totalram;
+static int send_batch;
+static int crashed;
+static vmci_callback doorbell_cb;
+static void *doorbell_data;
+struct workqueue_struct *system_freezable_wq;
+
+/* what the last crash was: kind, PFN and the program counter in the driver's code */
+const char *harness_crash_kind;
+unsigned long harness_crash_pfn = SHIM_NULL_PFN;
+unsigned long harness_crash_pc;
 
 /* ---- struct page for every frame ------------------------------------------------------ */
 static struct page **page_table;
@@ -92,6 +211,7 @@ static void page_table_grow(void)
 
 struct page *shim_pfn_to_page(unsigned long pfn)
 {
+	struct hpage *h;
 	struct page *p;
 
 	if (page_count >= page_buckets)
@@ -99,9 +219,11 @@ struct page *shim_pfn_to_page(unsigned long pfn)
 	for (p = page_table[page_hash(pfn)]; p; p = p->hash_next)
 		if (p->pfn == pfn)
 			return p;
-	p = calloc(1, sizeof(*p));
-	if (!p)
+	h = calloc(1, sizeof(*h));
+	if (!h)
 		die("out of memory");
+	h->slot = -1;
+	p = &h->page;
 	p->pfn = pfn;
 	p->hash_next = page_table[page_hash(pfn)];
 	page_table[page_hash(pfn)] = p;
@@ -110,27 +232,33 @@ struct page *shim_pfn_to_page(unsigned long pfn)
 }
 
 /* ---- page allocator -------------------------------------------------------------------- */
-static const char *gfp_name(gfp_t flags)
+enum gfp_code { GFP_NOSLEEP_CODE, GFP_CANSLEEP_CODE, GFP_KERNEL_CODE, GFP_OTHER_CODE };
+
+static int gfp_code(gfp_t flags)
 {
 	if (flags == (__GFP_HIGHMEM | __GFP_NOWARN))
-		return "nosleep";
+		return GFP_NOSLEEP_CODE;
 	if (flags == GFP_HIGHUSER)
-		return "cansleep";
+		return GFP_CANSLEEP_CODE;
 	if (flags == (GFP_KERNEL | __GFP_ZERO))
-		return "kernel";
-	return "other";
+		return GFP_KERNEL_CODE;
+	return GFP_OTHER_CODE;
 }
 
 struct page *alloc_pages(gfp_t flags, unsigned int order)
 {
-	char buf[64];
+	int code = gfp_code(flags);
+	long pfn = env_alloc(order, code);
+	struct hpage *h;
 	struct page *p;
 
-	fprintf(out, "A %u %s\n", order, gfp_name(flags));
-	reply(buf, sizeof(buf));
-	if (buf[0] == '-')
+	if (pfn < 0)
 		return NULL;
-	p = shim_pfn_to_page(strtoul(buf, NULL, 10));
+	p = shim_pfn_to_page((unsigned long)pfn);
+	h = (struct hpage *)p;
+	h->is_2m = order != 0;
+	if (code != GFP_KERNEL_CODE)
+		set_flight(h, FL_ALLOCATED);
 	if ((flags & __GFP_ZERO) && p->virt)
 		memset(p->virt, 0, PAGE_SIZE);
 	return p;
@@ -140,7 +268,8 @@ void __free_pages(struct page *page, unsigned int order)
 {
 	if (!page)
 		shim_crash("null_deref", SHIM_NULL_PFN);
-	fprintf(out, "F %u %lu\n", order, page->pfn);
+	env_release(order, page->pfn);
+	set_flight((struct hpage *)page, FL_NONE);
 }
 
 /* pages with a kernel mapping (the batch page): few, searched linearly */
@@ -190,16 +319,15 @@ void si_meminfo(struct sysinfo *info)
 int vmci_doorbell_create(struct vmci_handle *handle, u32 flags, u32 priv_flags,
 			 vmci_callback notify_cb, void *client_data)
 {
-	char buf[64];
+	long resource;
 
 	(void)flags;
 	(void)priv_flags;
-	fputs("C\n", out);
-	reply(buf, sizeof(buf));
-	if (buf[0] == '-')
+	resource = env_vmci_create();
+	if (resource < 0)
 		return VMCI_ERROR_NO_RESOURCES;
 	handle->context = 0;
-	handle->resource = (u32)strtoul(buf, NULL, 10);
+	handle->resource = (u32)resource;
 	doorbell_cb = notify_cb;
 	doorbell_data = client_data;
 	return VMCI_SUCCESS;
@@ -208,7 +336,7 @@ int vmci_doorbell_create(struct vmci_handle *handle, u32 flags, u32 priv_flags,
 int vmci_doorbell_destroy(struct vmci_handle handle)
 {
 	(void)handle;
-	fputs("D\n", out);
+	env_vmci_destroy();
 	return VMCI_SUCCESS;
 }
 
@@ -256,8 +384,6 @@ void seq_printf(struct seq_file *m, const char *fmt, ...)
 	(void)m; (void)fmt;
 }
 
-static void put_pfn(unsigned long pfn);
-
 /* ---- the hypervisor port ----------------------------------------------------------------- */
 static int is_batched(unsigned long cmd)
 {
@@ -268,200 +394,252 @@ static int is_batched(unsigned long cmd)
 unsigned long shim_backdoor(unsigned long cmd, unsigned long arg1, unsigned long arg2,
 			    unsigned long *result)
 {
-	static char buf[16384];
-	unsigned long status, m, i, n = 0;
+	static u64 out[3 + VMW_BALLOON_BATCH_MAX_PAGES];
+	unsigned long m, i, n = 0;
 	struct vmballoon_batch_page *batch = balloon.batch_page;
-	char *s;
 
 	if (send_batch && is_batched(cmd) && batch)
 		n = arg2 < VMW_BALLOON_BATCH_MAX_PAGES ? arg2 : VMW_BALLOON_BATCH_MAX_PAGES;
-	fprintf(out, "H %lu %lu %lu %u ", cmd, arg1, arg2, balloon.target);
-	put_pfn(batch ? page_to_pfn(virt_to_page(batch)) : SHIM_NULL_PFN);
-	fprintf(out, " %lu", n);
-	for (i = 0; i < n; i++)
-		fprintf(out, " %llu", (unsigned long long)batch->pages[i]);
-	fputc('\n', out);
-	s = reply(buf, sizeof(buf));
-	status = strtoul(s, &s, 10);
-	*result = strtoul(s, &s, 10);
-	m = strtoul(s, &s, 10);
+	out[2] = 0;
+	env_hv(cmd, arg1, arg2, n, batch ? batch->pages : NULL, out);
+	*result = (unsigned long)out[1];
+	m = (unsigned long)out[2];
 	/* the host writes the status bits of the batch it was shown (scenario-format.md) */
 	if (m && is_batched(cmd) && batch && arg1 == page_to_pfn(virt_to_page(batch))) {
-		for (i = 0; i < m; i++) {
-			u64 st = strtoull(s, &s, 10);
-
-			if (i < arg2 && i < VMW_BALLOON_BATCH_MAX_PAGES)
+		for (i = 0; i < m && i < VMW_BALLOON_BATCH_MAX_PAGES; i++) {
+			if (i < arg2)
 				batch->pages[i] = (batch->pages[i] & ~VMW_BALLOON_BATCH_STATUS_MASK) |
-						  (st & VMW_BALLOON_BATCH_STATUS_MASK);
+						  (out[3 + i] & VMW_BALLOON_BATCH_STATUS_MASK);
 		}
 	}
-	return status;
+	return (unsigned long)out[0];
 }
 
 /* ---- faults -------------------------------------------------------------------------- */
 void shim_warn(void)
 {
-	fputs("W\n", out);
+	env_warn();
 }
 
-static void put_pfn(unsigned long pfn)
+__attribute__((noinline)) void shim_crash(const char *kind, unsigned long pfn)
 {
-	if (pfn == SHIM_NULL_PFN)
-		fputs("-", out);
-	else
-		fprintf(out, "%lu", pfn);
-}
-
-void shim_crash(const char *kind, unsigned long pfn)
-{
-	fprintf(out, "K %s ", kind);
-	put_pfn(pfn);
-	fputc('\n', out);
+	harness_crash_kind = kind;
+	harness_crash_pfn = pfn;
+	harness_crash_pc = (unsigned long)__builtin_return_address(0) - 1;
 	siglongjmp(crash_jmp, 1);
 }
 
-static void on_segv(int sig)
+static int in_library(unsigned long pc)
 {
+	Dl_info at, ours;
+
+	if (!pc || !dladdr((void *)pc, &at) || !dladdr((void *)shim_crash, &ours))
+		return 0;
+	return at.dli_fbase == ours.dli_fbase;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *context)
+{
+	ucontext_t *uc = context;
+	unsigned long pc = (unsigned long)uc->uc_mcontext.gregs[REG_RIP];
+	unsigned long sp = (unsigned long)uc->uc_mcontext.gregs[REG_RSP];
+
 	(void)sig;
-	/* a read or write through NULL (ops, batch page): fault null_deref */
-	fputs("K null_deref -\n", out);
+	(void)si;
+	/* a call through a NULL function pointer faults at address 0: name its caller */
+	if (!in_library(pc) && sp)
+		pc = *(unsigned long *)sp - 1;
+	harness_crash_kind = "null_deref";
+	harness_crash_pfn = SHIM_NULL_PFN;
+	harness_crash_pc = pc;
 	siglongjmp(crash_jmp, 1);
 }
 
-/* ---- the driver's state, as the contract's `final` object -------------------------------- */
-static void put_list(struct list_head *head)
-{
-	struct list_head *pos;
-	const char *sep = "";
+/* ---- reading the driver's state ------------------------------------------------------------ */
+#define SNAP_FIELDS 20
+#define SNAP_STATS 33
 
-	fputc('[', out);
-	for (pos = head->next; pos != head; pos = pos->next) {
-		fprintf(out, "%s%lu", sep, container_of(pos, struct page, lru)->pfn);
-		sep = ",";
-	}
-	fputc(']', out);
-}
-
-static void put_pair(const char *name, const unsigned int *v, const char *sep)
-{
-	fprintf(out, "\"%s\":[%u,%u]%s", name, v[0], v[1], sep);
-}
-
-static void put_state(int crashed)
+/* the fields of struct vmballoon, then struct vmballoon_stats in STATS_FIELDS order */
+size_t harness_snapshot(u64 *out)
 {
 	struct vmballoon *b = &balloon;
 	struct vmballoon_stats *s = &b->stats;
-	const char *ops = b->ops == &vmballoon_basic_ops ? "\"basic\"" :
-			  b->ops == &vmballoon_batched_ops ? "\"batched\"" :
-			  b->ops ? "\"other\"" : "null";
+	u64 *st = out + SNAP_FIELDS;
+	int i = 0;
 
-	fprintf(out, "S {\"size\":%u,\"target\":%u,\"rate_alloc\":%u,\"slow_allocation_cycles\":%u,"
-		"\"reset_required\":%s,\"capabilities\":%lu,\"supported_page_sizes\":%u,"
-		"\"batch_max_pages\":%u,\"ops\":%s,\"pages\":[",
-		b->size, b->target, b->rate_alloc, b->slow_allocation_cycles,
-		b->reset_required ? "true" : "false", b->capabilities, b->supported_page_sizes,
-		b->batch_max_pages, ops);
-	put_list(&b->page_sizes[0].pages);
-	fputc(',', out);
-	put_list(&b->page_sizes[1].pages);
-	fputs("],\"refused\":[", out);
-	put_list(&b->page_sizes[0].refused_pages);
-	fputc(',', out);
-	put_list(&b->page_sizes[1].refused_pages);
-	fprintf(out, "],\"n_refused\":[%u,%u],\"batch_page\":", b->page_sizes[0].n_refused_pages,
-		b->page_sizes[1].n_refused_pages);
-	if (b->batch_page)
-		put_pfn(page_to_pfn(virt_to_page(b->batch_page)));
-	else
-		fputs("null", out);
-	fputs(",\"page\":", out);
-	if (b->page)
-		put_pfn(b->page->pfn);
-	else
-		fputs("null", out);
-	fputs(",\"doorbell\":", out);
-	if (vmci_handle_is_invalid(b->vmci_doorbell))
-		fputs("null", out);
-	else
-		fprintf(out, "[%u,%u]", b->vmci_doorbell.context, b->vmci_doorbell.resource);
-	fprintf(out, ",\"crashed\":%s,\"stats\":{\"timer\":%u,\"doorbell\":%u,",
-		crashed ? "true" : "false", s->timer, s->doorbell);
-	put_pair("alloc", s->alloc, ",");
-	put_pair("alloc_fail", s->alloc_fail, ",");
-	fprintf(out, "\"sleep_alloc\":%u,\"sleep_alloc_fail\":%u,", s->sleep_alloc,
-		s->sleep_alloc_fail);
-	put_pair("refused_alloc", s->refused_alloc, ",");
-	put_pair("refused_free", s->refused_free, ",");
-	put_pair("free", s->free, ",");
-	put_pair("lock", s->lock, ",");
-	put_pair("lock_fail", s->lock_fail, ",");
-	put_pair("unlock", s->unlock, ",");
-	put_pair("unlock_fail", s->unlock_fail, ",");
-	fprintf(out, "\"target\":%u,\"target_fail\":%u,\"start\":%u,\"start_fail\":%u,"
-		"\"guest_type\":%u,\"guest_type_fail\":%u,\"doorbell_set\":%u,"
-		"\"doorbell_unset\":%u}}\n",
-		s->target, s->target_fail, s->start, s->start_fail, s->guest_type,
-		s->guest_type_fail, s->doorbell_set, s->doorbell_unset);
+	out[0] = b->size;
+	out[1] = b->target;
+	out[2] = b->rate_alloc;
+	out[3] = b->slow_allocation_cycles;
+	out[4] = b->reset_required;
+	out[5] = b->capabilities;
+	out[6] = b->supported_page_sizes;
+	out[7] = b->batch_max_pages;
+	out[8] = b->ops == &vmballoon_basic_ops ? 1 : b->ops == &vmballoon_batched_ops ? 2 :
+		 b->ops ? 3 : 0;
+	out[9] = b->page_sizes[0].n_refused_pages;
+	out[10] = b->page_sizes[1].n_refused_pages;
+	out[11] = b->batch_page ? page_to_pfn(virt_to_page(b->batch_page)) : SHIM_NULL_PFN;
+	out[12] = b->page ? b->page->pfn : SHIM_NULL_PFN;
+	out[13] = !vmci_handle_is_invalid(b->vmci_doorbell);
+	out[14] = b->vmci_doorbell.context;
+	out[15] = b->vmci_doorbell.resource;
+	out[16] = (u64)crashed;
+	out[17] = list_version;
+	out[18] = n_in_flight;
+	out[19] = 0;
+	st[i++] = s->timer;
+	st[i++] = s->doorbell;
+	st[i++] = s->alloc[0]; st[i++] = s->alloc[1];
+	st[i++] = s->alloc_fail[0]; st[i++] = s->alloc_fail[1];
+	st[i++] = s->sleep_alloc;
+	st[i++] = s->sleep_alloc_fail;
+	st[i++] = s->refused_alloc[0]; st[i++] = s->refused_alloc[1];
+	st[i++] = s->refused_free[0]; st[i++] = s->refused_free[1];
+	st[i++] = s->free[0]; st[i++] = s->free[1];
+	st[i++] = s->lock[0]; st[i++] = s->lock[1];
+	st[i++] = s->lock_fail[0]; st[i++] = s->lock_fail[1];
+	st[i++] = s->unlock[0]; st[i++] = s->unlock[1];
+	st[i++] = s->unlock_fail[0]; st[i++] = s->unlock_fail[1];
+	st[i++] = s->target;
+	st[i++] = s->target_fail;
+	st[i++] = s->start;
+	st[i++] = s->start_fail;
+	st[i++] = s->guest_type;
+	st[i++] = s->guest_type_fail;
+	st[i++] = s->doorbell_set;
+	st[i++] = s->doorbell_unset;
+	return SNAP_FIELDS + (size_t)i;
+}
+
+/*
+ * List `which` (0: pages 4k, 1: pages 2m, 2: refused 4k, 3: refused 2m) head to tail,
+ * (4) the pages in flight as (pfn << 8 | flight << 4 | is_2m) entries, or (5) the PFNs
+ * taken off a balloon list since harness_clear_taken(); at most `cap` entries are
+ * written, the length is returned.
+ */
+size_t harness_list(int which, u64 *out, size_t cap)
+{
+	struct list_head *head, *pos;
+	size_t n = 0, i;
+
+	if (which == 5) {
+		for (i = 0; i < n_taken_log; i++)
+			if (i < cap)
+				out[i] = taken_log[i];
+		return n_taken_log;
+	}
+	if (which == 4) {
+		for (i = 0; i < n_in_flight; i++) {
+			struct hpage *h = in_flight[i];
+
+			if (n < cap)
+				out[n] = ((u64)h->page.pfn << 8) | ((u64)h->flight << 4) | (u64)h->is_2m;
+			n++;
+		}
+		return n;
+	}
+	head = list_heads[which];
+	for (pos = head->next; pos != head && pos; pos = pos->next) {
+		if (n < cap)
+			out[n] = container_of(pos, struct page, lru)->pfn;
+		n++;
+	}
+	return n;
+}
+
+void harness_clear_taken(void)
+{
+	n_taken_log = 0;
+}
+
+/* the first len entries of the batch page as the driver wrote them (0 without one) */
+size_t harness_batch(u64 *out, size_t len)
+{
+	size_t i;
+
+	if (!balloon.batch_page)
+		return 0;
+	if (len > VMW_BALLOON_BATCH_MAX_PAGES)
+		len = VMW_BALLOON_BATCH_MAX_PAGES;
+	for (i = 0; i < len; i++)
+		out[i] = balloon.batch_page->pages[i];
+	return len;
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */
-static void run_step(const char *name)
+void harness_setup(alloc_fn alloc, release_fn release, hv_fn hv, vmci_create_fn create,
+		   notify_fn destroy, notify_fn warn, unsigned long ram, int with_batch)
 {
-	if (!strcmp(name, "work")) {
+	struct sigaction sa;
+	int i;
+
+	env_alloc = alloc;
+	env_release = release;
+	env_hv = hv;
+	env_vmci_create = create;
+	env_vmci_destroy = destroy;
+	env_warn = warn;
+	totalram = ram;
+	send_batch = with_batch;
+	for (i = 0; i < 2; i++) {
+		list_heads[i] = &balloon.page_sizes[i].pages;
+		list_heads[2 + i] = &balloon.page_sizes[i].refused_pages;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* 0: module init (vmballoon_init), 1: work, 2: doorbell, 3: exit; returns 1 once crashed */
+int harness_run(int entry)
+{
+	if (crashed)
+		return 1;
+	if (sigsetjmp(crash_jmp, 1) != 0) {
+		crashed = 1;
+		return 1;
+	}
+	switch (entry) {
+	case 0:
+		if (vmballoon_init() != 0)
+			die("vmballoon_init failed");
+		break;
+	case 1:
 		balloon.dwork.work.func(&balloon.dwork.work);
-	} else if (!strcmp(name, "doorbell")) {
+		break;
+	case 2:
 		/* the host rang: the doorbell callback, then the work it queued */
 		if (!vmci_handle_is_invalid(balloon.vmci_doorbell) && doorbell_cb) {
 			doorbell_cb(doorbell_data);
 			balloon.dwork.work.func(&balloon.dwork.work);
 		}
-	} else if (!strcmp(name, "exit")) {
+		break;
+	case 3:
 		vmballoon_exit();
-	} else {
-		die("unknown step");
-	}
-}
-
-int main(int argc, char **argv)
-{
-	static char line[256];
-	struct sigaction sa;
-	volatile int crashed = 0;
-
-	if (argc != 3)
-		die("usage: harness TOTALRAM SEND_BATCH");
-	totalram = strtoul(argv[1], NULL, 10);
-	send_batch = atoi(argv[2]);
-	out = stdout;
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_segv;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, NULL);
-	sigaction(SIGBUS, &sa, NULL);
-
-	if (sigsetjmp(crash_jmp, 1) == 0) {
-		if (vmballoon_init() != 0)
-			die("vmballoon_init failed");
-	} else {
-		crashed = 1;
-	}
-	fputs("R\n", out);
-	fflush(out);
-
-	while (fgets(line, sizeof(line), stdin)) {
-		line[strcspn(line, "\n")] = 0;
-		if (!strcmp(line, "state")) {
-			put_state(crashed);
-		} else if (!crashed) {
-			if (sigsetjmp(crash_jmp, 1) == 0)
-				run_step(line);
-			else
-				crashed = 1;
-		}
-		fputs("R\n", out);
-		fflush(out);
+		break;
+	default:
+		die("unknown entry point");
 	}
 	return 0;
 }
+
+/* for a coverage build (-DHARNESS_COVERAGE): write the counters, since a forked child
+ * ends with _exit and no exit handler runs */
+#ifdef HARNESS_COVERAGE
+extern void __gcov_dump(void);
+
+int harness_dump_coverage(void)
+{
+	__gcov_dump();
+	return 1;
+}
+#else
+int harness_dump_coverage(void)
+{
+	return 0;
+}
+#endif

@@ -1,0 +1,119 @@
+"""The C in-process (harness.process): a forked child per module load, the environment as
+callbacks, the driver's state observed at every environment call (apps.ctrace)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from vmballoon.apps.ctrace import NOT_OBSERVABLE, OBSERVABLE, check_c_trace
+from vmballoon.core.scenario import Scenario, load_scenario, scenario_from_json
+from vmballoon.core.variants import FIXED, SEED
+from vmballoon.harness.build import build
+from vmballoon.harness.patches import variant_source
+from vmballoon.harness.process import HarnessError
+from vmballoon.harness.replay import binary_for, run
+from vmballoon.model.properties import PROPERTY_NAMES, check_trace
+
+FINDINGS = ROOT / "spec" / "findings"
+SOURCE_LINES = (ROOT / "spec" / "driver" / "vmw_balloon.c").read_text().splitlines()
+FIXED_TEXT = variant_source(FIXED)
+
+
+def _batched(entries: list[int], target: int = 20, **extra: Any) -> Scenario:
+    """One work tick of a batched host (no 2 MiB pages): START, GUEST_ID, GET_TARGET
+    ``target``, then one BATCHED_LOCK of the whole target answered with ``entries``."""
+    return scenario_from_json({
+        "format": "vmballoon-scenario/1", "frames": 4096, "steps": ["work"],
+        "hv": [{"status": 0}, {"status": 0x03000000, "result": 6}, {"status": 0},
+               {"status": 0, "result": target},
+               {"status": 0, "result": target, "entries": entries}],
+        **extra,
+    })  # fmt: skip
+
+
+def _planted(old: str, new: str) -> Path:
+    """The FIXED source with ``old`` (found exactly once) replaced by ``new``, compiled."""
+    assert FIXED_TEXT.count(old) == 1, old
+    return build(FIXED_TEXT.replace(old, new), "planted.c")
+
+
+def _props(binary: Path, scenario: Scenario) -> set[str]:
+    return {v.prop for v in check_c_trace(binary, scenario, FIXED)}
+
+
+def test_a_crash_names_the_line_of_the_driver() -> None:
+    seed_null = run(load_scenario(ROOT / "tests" / "scenarios" / "null_ops.json"), SEED)
+    assert seed_null.crash is not None and seed_null.crash.kind == "null_deref"
+    assert seed_null.crash.function == "vmballoon_inflate"
+    assert "b->ops->" in SOURCE_LINES[seed_null.crash.line - 1]
+    assert seed_null.crash.site().startswith(f"vmw_balloon.c (seed):{seed_null.crash.line} ")
+    corrupt = run(load_scenario(ROOT / "tests" / "scenarios" / "basic_2m_list_corrupt.json"))
+    assert corrupt.crash is not None and corrupt.crash.kind == "list_corrupt"
+    assert "list_add(" in SOURCE_LINES[corrupt.crash.line - 1]
+    assert run(load_scenario(ROOT / "tests" / "scenarios" / "null_ops.json"), FIXED).crash is None
+
+
+def test_a_child_that_dies_is_an_error_not_the_checkers_end() -> None:
+    """A driver that kills its process (here abort()) ends the child, not the checker."""
+    dying = _planted("\tSTATS_INC(b->stats.timer);", "\tSTATS_INC(b->stats.timer);\n\tabort();")
+    scenario = scenario_from_json({"format": "vmballoon-scenario/1", "steps": ["work"]})
+    with pytest.raises(HarnessError, match="SIGABRT"):
+        run(scenario, binary=dying)
+    assert run(scenario, FIXED).log["events"][0] == {"ev": "step", "name": "work"}
+
+
+def test_only_the_locals_of_inflate_are_not_observable() -> None:
+    assert NOT_OBSERVABLE == ("rate_counter",)
+    assert set(OBSERVABLE) | set(NOT_OBSERVABLE) == set(PROPERTY_NAMES)
+
+
+def test_the_refused_list_off_by_one_is_caught_inside_the_entry_point() -> None:
+    """``<`` changed to ``<=`` in vmballoon_lock_batched_page: 17 refused pages are listed
+    and released again before the tick returns; observed at the frees, refused_bounds."""
+    old = "\t\t\tif (page_size->n_refused_pages\n\t\t\t\t\t< VMW_BALLOON_MAX_REFUSED) {"
+    planted = _planted(old, old.replace("<", "<="))
+    scenario = _batched([5] * 20)  # every entry PPN_PINNED
+    assert check_trace(scenario, FIXED) == []
+    assert _props(binary_for(FIXED), scenario) == set()
+    [v] = check_c_trace(planted, scenario, FIXED)
+    assert (v.prop, v.message) == ("refused_bounds", "n_refused[0] = 17 > 16")
+    assert v.loc == "I_LOCK"  # inside vmballoon_inflate: the lists are empty at return
+
+
+def test_accounting_broken_inside_a_lock_is_caught() -> None:
+    listed = "\t\t\tlist_add(&p->lru, &page_size->pages);\n"
+    planted = _planted(listed + "\t\t\tb->size += size_per_page;", listed + "\t\t\tb->size += 2;")
+    scenario = _batched([0] * 20)
+    assert check_trace(scenario, FIXED) == [] and _props(binary_for(FIXED), scenario) == set()
+    assert "accounting" in _props(planted, scenario)
+
+
+def test_rate_bounds_broken_by_a_halving_without_floor_is_caught() -> None:
+    halving = "b->rate_alloc = max(b->rate_alloc / 2,\n\t\t\t\t\t\t    VMW_BALLOON_RATE_ALLOC_MIN);"
+    planted = _planted(halving, "b->rate_alloc = b->rate_alloc / 8;")
+    # the batch page, then a NOSLEEP and a CANSLEEP allocation fail: rate_alloc halves
+    scenario = _batched([], alloc=[True, False, False])
+    assert check_trace(scenario, FIXED) == [] and _props(binary_for(FIXED), scenario) == set()
+    assert "rate_bounds" in _props(planted, scenario)
+
+
+SEED_FINDINGS = sorted(p for p in OBSERVABLE if (FINDINGS / f"seed.{p}.scenario.json").is_file())
+
+
+@pytest.mark.parametrize("prop", SEED_FINDINGS)
+def test_each_seed_defect_shows_on_its_c_and_the_fixed_c_keeps_it(prop: str) -> None:
+    """The seed is the fixed source with the defects planted back: on the model's shortest
+    counterexample of each property, the seed's C shows it and the fixed C does not."""
+    scenario = load_scenario(FINDINGS / f"seed.{prop}.scenario.json")
+    assert prop in {v.prop for v in check_c_trace(binary_for(SEED), scenario, SEED)}
+    assert prop not in {v.prop for v in check_c_trace(binary_for(FIXED), scenario, FIXED)}
+
+
+def test_every_observable_property_has_a_planted_violation_here() -> None:
+    """The seed's findings and the plants above cover every observable property."""
+    planted_here = {"refused_bounds", "accounting", "rate_bounds"}
+    assert set(OBSERVABLE) == set(SEED_FINDINGS) | planted_here
