@@ -113,16 +113,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _check(scenario: Scenario, variant: Variant, names: frozenset[str] | None = None) -> int:
     """``replay --check``: every property (of ``names``) the replay violates, where, and
-    why; exit 1 if any."""
-    from vmballoon.apps.traces import model_trace
-    from vmballoon.model.properties import check_trace
+    why; exit 1 if any.  One replay, the properties checked incrementally
+    (:class:`vmballoon.model.properties.Monitor`)."""
+    from vmballoon.model.machine import start, trace
+    from vmballoon.model.properties import Monitor
 
     with cyclic_gc_paused():
-        found = check_trace(scenario, variant, names)
-        labels = [t.label for t in model_trace(scenario, variant)] if found else []
+        state = start(scenario, variant)
+        monitor = Monitor(state, properties=names)
+        labels = {0: "init"}
+        for t in trace(state, scenario.steps):
+            if monitor.step(t.prev, t.state):
+                labels[t.index] = t.label
+    found = monitor.violations
     for v in found:
-        label = labels[v.step] if v.step < len(labels) else "?"
-        print(f"{v.prop}: transition {v.step} ({label} -> {v.loc}): {v.message}")
+        print(f"{v.prop}: transition {v.step} ({labels[v.step]} -> {v.loc}): {v.message}")
     if not found:
         which = f" of {', '.join(sorted(names))}" if names else ""
         print(f"no property{which} violated ({variant.name})")

@@ -52,17 +52,9 @@ from vmballoon.core.protocol import (
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.harness.replay import Follower, binary_for
-from vmballoon.model.machine import STOPPED, enter, event_log, run_to_idle
-from vmballoon.model.properties import (
-    Ghost,
-    Violation,
-    check_state,
-    initial_ghost,
-    new_events,
-    observe,
-    step_view,
-)
-from vmballoon.model.state import Loc, State
+from vmballoon.model.machine import enter, event_log, run_to_idle
+from vmballoon.model.properties import Ghost, Monitor, new_events, step_view
+from vmballoon.model.state import STOPPED, Loc, State
 
 MAX_DRAWS = 32
 """Answers drawn in one step at most, per script (host commands, allocations, VMCI
@@ -302,46 +294,20 @@ def _with_scripts(state: State, hv: tuple[Response, ...], alloc: tuple[bool, ...
     return state._replace(env=env)
 
 
-class TraceCheck:
-    """Every property on the model's trace, one transition at a time, as
-    :func:`vmballoon.model.properties.check_trace` does on the whole scenario: the
-    machine checks each new step only (a whole replay after every step made a campaign
-    quadratic in its length)."""
-
-    def __init__(self, state: State) -> None:
-        self.ghost = initial_ghost()
-        self.transitions = 0
-        self.violations: list[Violation] = []
-        self._keep(check_state(state, self.ghost), state)
-
-    def _keep(self, found: list[tuple[str, str]], state: State) -> None:
-        seen = {v.prop for v in self.violations}
-        for name, msg in found:
-            if name not in seen:
-                seen.add(name)
-                self.violations.append(Violation(name, self.transitions, state.loc.name, msg))
-
-    def transition(self, prev: State, nxt: State) -> None:
-        """Check the transition ``prev -> nxt`` and the state it reaches."""
-        self.transitions += 1
-        self.ghost, found = observe(prev, nxt, self.ghost)
-        self._keep(found + check_state(nxt, self.ghost), nxt)
-
-
-def _record(coverage: Coverage, before: State, name: str, check: TraceCheck | None = None,
+def _record(coverage: Coverage, before: State, name: str, check: Monitor | None = None,
             ) -> State:  # fmt: skip
     """Run entry point ``name`` transition by transition, recording coverage (and
     checking the properties with ``check``)."""
     state = enter(before, name)
     if check is not None and before.loc not in STOPPED:
-        check.transition(before, state)
+        check.step(before, state)
     coverage.transitions.add((before.loc.name, state.loc.name))
     coverage.boundaries |= boundaries_of(before, state)
     refused = refusals_of(before, state)
     while state.loc in model.transitions.TRANSITIONS:
         nxt = model.machine.step(state)
         if check is not None:
-            check.transition(state, nxt)
+            check.step(state, nxt)
         coverage.transitions.add((state.loc.name, nxt.loc.name))
         coverage.boundaries |= boundaries_of(state, nxt)
         refused += refusals_of(state, nxt)
@@ -364,7 +330,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.scenario = Scenario(steps=())
         self.state: State | None = None
         self.c: Follower | None = None
-        self.check: TraceCheck | None = None
+        self.check: Monitor | None = None
         self.steady = False
         COVERAGE.examples += 1
         if PROGRESS[0] is not None:
@@ -410,7 +376,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         )
         self.state = model.machine.start(self.scenario, self.variant)
         guest = asm.Guest(frames, pfn_base, self.scenario.totalram)
-        self.check = None if asm.broken(asm.GLOBAL, guest) else TraceCheck(self.state)
+        self.check = None if asm.broken(asm.GLOBAL, guest) else Monitor(self.state)
         if "c" in self.impls:
             self.c = Follower(binary_for(self.variant), self.scenario)
 

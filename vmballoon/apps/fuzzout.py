@@ -22,9 +22,8 @@ from typing import Any
 from vmballoon.core.env import DEFAULT_RESPONSE
 from vmballoon.core.scenario import Scenario, scenario_from_json
 from vmballoon.core.variants import Variant, parse_variant
-from vmballoon.model.machine import STOPPED, enter, start, step
-from vmballoon.model.properties import STATE_PROPERTIES, initial_ghost, observe
-from vmballoon.model.state import Loc
+from vmballoon.model.machine import start, trace
+from vmballoon.model.properties import Monitor
 
 MAX_TRIES = 400
 """Replays the minimizer may spend on one scenario (it stops early when nothing shrinks)."""
@@ -32,47 +31,25 @@ MAX_TRIES = 400
 
 def first_violation(scenario: Scenario, variant: Variant, prop: str) -> tuple[int, str] | None:
     """``(transition index, message)`` where ``prop`` first fails, as ``check_trace``
-    numbers them; only that property is evaluated, so this is cheap."""
-    fn = STATE_PROPERTIES.get(prop)
+    numbers them; only that property is evaluated, and the replay stops there."""
     state = start(scenario, variant)
-    ghost = initial_ghost()
-    if fn is not None and (msg := fn(state, ghost)) is not None:
-        return 0, msg
-    i = 0
-    for name in scenario.steps:
-        if state.loc in STOPPED:
-            break
-        nxt = enter(state, name)
-        while True:
-            i += 1
-            ghost, found = observe(state, nxt, ghost)
-            state = nxt
-            for p, msg in found:
-                if p == prop:
-                    return i, msg
-            if fn is not None and (msg := fn(state, ghost)) is not None:
-                return i, msg
-            if state.loc in (Loc.IDLE, Loc.EXITED, Loc.CRASHED):
-                break
-            nxt = step(state)
+    monitor = Monitor(state, properties=frozenset({prop}))
+    if monitor.last:
+        return 0, monitor.last[0].message
+    for t in trace(state, scenario.steps):
+        if found := monitor.step(t.prev, t.state):
+            return t.index, found[0].message
     return None
 
 
 def _step_of_transition(scenario: Scenario, variant: Variant, index: int) -> int:
     """How many steps of the scenario run up to transition ``index``."""
-    state = start(scenario, variant)
-    i = 0
-    for k, name in enumerate(scenario.steps):
-        if state.loc in STOPPED:
-            return k
-        state = enter(state, name)
-        i += 1
-        while state.loc not in (Loc.IDLE, Loc.EXITED, Loc.CRASHED):
-            state = step(state)
-            i += 1
-        if i >= index:
-            return k + 1
-    return len(scenario.steps)
+    k = 0
+    for t in trace(start(scenario, variant), scenario.steps):
+        k += t.label.startswith("enter(")
+        if t.index >= index:
+            break
+    return k
 
 
 def minimize(scenario: Scenario, variant: Variant, prop: str) -> Scenario:
