@@ -1,9 +1,10 @@
 """The properties of the spec as named predicates over model states (design.md, "properties").
 
-Plain Python: no z3, no hypothesis.  The same predicates are used by
-:func:`check_trace` (replay a scenario, check after every transition), by the
-Hypothesis machine, and as the concrete side of the Z3 encoding's conformance
-tests (:mod:`proofs.encoding` abstracts a state and a :class:`Ghost`).
+Plain Python: no z3, no hypothesis.  :class:`Monitor` checks them along a trace
+(every checker of a trace uses it: :func:`check_trace`, the fuzzer, the trace
+writers, ``simulate``); the predicates are also the concrete side of the Z3
+encoding's conformance tests (:mod:`proofs.encoding` abstracts a state and a
+:class:`Ghost`).
 
 Two kinds of checks:
 

@@ -11,6 +11,9 @@ scenario so built is then replayed from scratch by the reference, and the two
 event logs, final states included, must be equal after every step.
 
 The same machine runs in pytest with pinned settings and as ``vmballoon fuzz``.
+A :class:`Campaign` is one run of it (variant, examples, seed, ...) and holds what
+the run found (:class:`Coverage`, :class:`Failure`); :func:`run_campaigns` splits
+campaigns over worker processes and stops them on request (:class:`StopRequest`).
 """
 
 from __future__ import annotations
