@@ -183,11 +183,11 @@ def test_upstream_stable_everywhere_a_variant_is(tmp_path: Path) -> None:
                  ["replay", scenario, "--check", "--variant", "upstream-stable"]):  # fmt: skip
         proc = run(*args)
         assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, args
-    from vmballoon.apps.fuzz import machine_for
+    from vmballoon.apps.fuzz import Campaign
     from vmballoon.apps.verify import _variant_or_all
 
     assert _variant_or_all("upstream-stable") == "upstream-stable"
-    assert machine_for(UPSTREAM_STABLE, ("reference",)) is not None
+    assert Campaign(UPSTREAM_STABLE, impls=("reference",)).machine().variant == UPSTREAM_STABLE
 
 
 def test_check_c_on_the_414_file(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from vmballoon.apps.cli import build_parser, main
+from vmballoon.core.minimize import minimize
 from vmballoon.core.scenario import Response, Scenario, ScenarioError, parse_scenario
 from vmballoon.core.variants import SEED, parse_variant
 from vmballoon.model.properties import check_trace
-from vmballoon.proofs.minimize import minimize
 
 SWC = 0x03000000
 # basic ops (START answers BASIC | SIGNALLED_WAKEUP), one page above 2**32, target 1:

@@ -12,17 +12,13 @@ from vmballoon.core.variants import FIXED
 
 
 def test_pinned_campaign_reaches_the_boundaries() -> None:
-    before = set(fz.COVERAGE.boundaries)
-    fz.COVERAGE.boundaries = set()
-    try:
-        result = fz.run_campaign(FIXED, 300, seed=3, steps=12, steady_odds=2)
-        reached = set(fz.COVERAGE.boundaries)
-    finally:
-        fz.COVERAGE.boundaries = before | fz.COVERAGE.boundaries
+    campaign = fz.Campaign(FIXED, 300, seed=3, steps=12, steady_odds=2)
+    result = campaign.run()
+    reached = campaign.coverage.boundaries
     assert result.failure is None, result.failure
     missing = [b for b in fz.BOUNDARIES if b not in reached]
     assert not missing, f"boundaries never reached: {missing}"
-    assert "boundaries reached:" in fz.coverage_report(fz.COVERAGE)
+    assert "boundaries reached:" in fz.coverage_report(campaign.coverage)
 
 
 def test_boundary_names_are_the_hunted_ones() -> None:

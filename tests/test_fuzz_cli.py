@@ -201,7 +201,8 @@ def test_minimize_keeps_the_violation_and_shrinks() -> None:
     big = load_scenario(SCENARIOS / "reset_mid_inflation.json")
     where = first_violation(big, SEED, "protocol")
     assert where is not None
-    small = minimize(big, SEED, "protocol")
+    small, done = minimize(big, SEED, "protocol")
+    assert done
     assert first_violation(small, SEED, "protocol") is not None
     assert len(json.dumps(small.to_json())) < len(json.dumps(big.to_json()))
 

@@ -67,7 +67,8 @@ from vmballoon.apps.drawpool import pinned_constant_pool
 from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
 from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.core import assumptions as asm
-from vmballoon.core.scenario import Response, Scenario, ScenarioError, load_scenario
+from vmballoon.core.minimize import minimize
+from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
 from vmballoon.core.specdata import PACKAGE_DIR, spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
 from vmballoon.model.machine import event_log
@@ -75,7 +76,10 @@ from vmballoon.model.properties import check_trace
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 NO_SHRINK = (Phase.explicit, Phase.generate)
-"""Hypothesis finds; :func:`minimize` shrinks the scenario itself (far fewer replays)."""
+"""Hypothesis finds; :func:`vmballoon.core.minimize.minimize` shrinks the scenario itself
+(far fewer replays)."""
+MINIMIZE_BUDGET = 300
+"""Replays of the compiled C the minimiser may spend on one scenario."""
 REPORT = "report.json"
 """The report's file in ``--out`` (also what an interrupted run found)."""
 
@@ -362,56 +366,6 @@ def first_divergence(binary: Path, scenario: Scenario, variant: Variant) -> str:
                              replay(scenario, binary=binary))  # fmt: skip
 
 
-def minimize(scenario: Scenario, fails: Callable[[Scenario], bool], budget: int = 300,
-             ) -> Scenario:  # fmt: skip
-    """A smaller scenario that still ``fails``: fewer steps, fewer scripted answers,
-    plain answers, fewer frames (greedy, at most ``budget`` replays)."""
-    tries = 0
-
-    def attempt(candidate: Scenario) -> bool:
-        nonlocal tries
-        if tries >= budget or candidate == scenario:
-            return False
-        tries += 1
-        return fails(candidate)
-
-    changed = True
-    while changed and tries < budget:
-        changed = False
-        for cut in _candidates(scenario):
-            if attempt(cut):
-                scenario, changed = cut, True
-                break
-    return scenario
-
-
-def _candidates(sc: Scenario) -> Iterator[Scenario]:
-    """Smaller variations of ``sc``, the most promising first."""
-    def with_(**kw: Any) -> Scenario:
-        return dataclasses.replace(sc, **kw)
-
-    for n in range(1, len(sc.steps)):  # the shortest prefix of steps first
-        yield with_(steps=sc.steps[:n])
-    for i in range(len(sc.steps)):
-        yield with_(steps=sc.steps[:i] + sc.steps[i + 1 :])
-    for name, script in (("hv", sc.hv), ("alloc", sc.alloc), ("vmci", sc.vmci)):
-        for n in range(len(script)):  # drop the tail: answers default
-            yield with_(**{name: script[:n]})
-    plain = Response(0, 0, None)
-    for i, r in enumerate(sc.hv):
-        if r != plain:
-            yield with_(hv=(*sc.hv[:i], plain, *sc.hv[i + 1 :]))
-    for i, r in enumerate(sc.hv):
-        if r.entries is not None:
-            yield with_(hv=(*sc.hv[:i], dataclasses.replace(r, entries=None), *sc.hv[i + 1 :]))
-    for i, ok in enumerate(sc.alloc):
-        if not ok:
-            yield with_(alloc=(*sc.alloc[:i], True, *sc.alloc[i + 1 :]))
-    for frames in (1, 7, 600, 1024, 4096):
-        if frames < sc.frames:
-            yield with_(frames=frames)
-
-
 # -- known defects, the corpus, the crash's line ------------------------------------------
 
 
@@ -559,7 +513,9 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
     if f.kind == Kind.REGRESSION:
         props = set(f.properties)
         f.scenario = minimize(
-            f.scenario, lambda sc: bool(props & set(regressed(binary, sc, against)))
+            f.scenario,
+            lambda sc: bool(props & set(regressed(binary, sc, against))),
+            budget=MINIMIZE_BUDGET,
         )
         f.minimized = True
         f.properties = regressed(binary, f.scenario, against)
@@ -574,6 +530,7 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
         f.scenario = minimize(
             f.scenario,
             lambda sc: not outside_assumptions(sc) and diverges(binary, sc, against),
+            budget=MINIMIZE_BUDGET,
         )
         f.minimized = True
         f.message = first_divergence(binary, f.scenario, against)

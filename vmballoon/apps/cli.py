@@ -197,16 +197,21 @@ def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | 
 
 def _check(scenario: Scenario, variant: Variant, names: frozenset[str] | None = None) -> int:
     """``replay --check``: every property (of ``names``) the replay violates, where, and
-    why; exit 1 if any."""
-    from vmballoon.apps.traces import model_trace
-    from vmballoon.model.properties import check_trace
+    why; exit 1 if any.  One replay, the properties checked incrementally
+    (:class:`vmballoon.model.properties.Monitor`)."""
+    from vmballoon.model.machine import start, trace
+    from vmballoon.model.properties import Monitor
 
     with cyclic_gc_paused():
-        found = check_trace(scenario, variant, names)
-        labels = [t.label for t in model_trace(scenario, variant)] if found else []
+        state = start(scenario, variant)
+        monitor = Monitor(state, properties=names)
+        labels = {0: "init"}
+        for t in trace(state, scenario.steps):
+            if monitor.step(t.prev, t.state):
+                labels[t.index] = t.label
+    found = monitor.violations
     for v in found:
-        label = labels[v.step] if v.step < len(labels) else "?"
-        print(f"{v.prop}: transition {v.step} ({label} -> {v.loc}): {v.message}")
+        print(f"{v.prop}: transition {v.step} ({labels[v.step]} -> {v.loc}): {v.message}")
     if not found:
         which = f" of {', '.join(sorted(names))}" if names else ""
         print(f"no property{which} violated ({variant.name})")
@@ -248,13 +253,15 @@ def _replay_checked(
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    """``vmballoon fuzz``: differential campaigns, model against reference and compiled C."""
+    """``vmballoon fuzz``: differential campaigns, model against reference and compiled C
+    (:func:`vmballoon.apps.fuzzout.run_fuzz`)."""
     import random
 
-    from vmballoon.apps.fuzz import coverage_report, open_database, run_campaigns
+    from vmballoon.apps.fuzz import open_database
+    from vmballoon.apps.fuzzout import run_fuzz
+    from vmballoon.apps.outdir import OutDirBusy
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    variants = _fuzz_variants(args.variant)
     try:
         open_database(args.database)
     except ValueError as exc:
@@ -264,32 +271,16 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
         compiler_command()  # a CC naming no program: one line, exit 2, before any work
     seeds = ", ".join(str(seed + i) for i in range(args.workers))
-    print(f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S --workers 1)",
-          file=sys.stderr)  # fmt: skip
-    results, coverage = run_campaigns(
-        variants, args.examples, seed, args.workers, args.steps, args.database,
-        IMPL_CHOICES[args.impl],
-    )
-    failed = False
-    for result in results:
-        status = "FAILED" if result.failure else "ok"
-        dropped = f" (and {result.discarded} abandoned by Hypothesis)" if result.discarded else ""
-        print(f"{result.variant} (seed {result.seed}): {result.examples} examples{dropped} "
-              f"in {result.seconds:.1f} s: {status}")  # fmt: skip
-        if result.failure:
-            failed = True
-            print(f"  {result.failure}")
-            if result.failed and args.out is None:
-                print("  scenario: " + json.dumps(result.failed["scenario"]))
-    print(coverage_report(coverage))
-    if args.out is not None:
-        from vmballoon.apps.fuzzout import write_findings
-
-        print(f"fuzz: minimizing {len(coverage.witnesses)} violation(s) into {args.out}",
-              file=sys.stderr)  # fmt: skip
-        for path in write_findings(Path(args.out), coverage, results):
-            print(f"wrote {path}")
-    return 1 if failed else 0
+    try:
+        return run_fuzz(
+            variants=_fuzz_variants(args.variant), examples=args.examples, seed=seed,
+            workers=args.workers, steps=args.steps, database=args.database,
+            impls=IMPL_CHOICES[args.impl], out=Path(args.out) if args.out is not None else None,
+            announce=f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S "
+            "--workers 1)",
+        )  # fmt: skip
+    except OutDirBusy as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _spec_out(args: argparse.Namespace) -> Path:

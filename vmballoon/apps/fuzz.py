@@ -11,15 +11,21 @@ scenario so built is then replayed from scratch by the reference, and the two
 event logs, final states included, must be equal after every step.
 
 The same machine runs in pytest with pinned settings and as ``vmballoon fuzz``.
+A :class:`Campaign` is one run of it (variant, examples, seed, ...) and holds what
+the run found (:class:`Coverage`, :class:`Failure`); :func:`run_campaigns` splits
+campaigns over worker processes and stops them on request (:class:`StopRequest`).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
@@ -52,17 +58,9 @@ from vmballoon.core.protocol import (
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.harness.replay import Follower, binary_for
-from vmballoon.model.machine import STOPPED, enter, event_log, run_to_idle
-from vmballoon.model.properties import (
-    Ghost,
-    Violation,
-    check_state,
-    initial_ghost,
-    new_events,
-    observe,
-    step_view,
-)
-from vmballoon.model.state import Loc, State
+from vmballoon.model.machine import enter, event_log, run_to_idle
+from vmballoon.model.properties import Ghost, Monitor, new_events, step_view
+from vmballoon.model.state import STOPPED, Loc, State
 
 MAX_DRAWS = 32
 """Answers drawn in one step at most, per script (host commands, allocations, VMCI
@@ -110,6 +108,27 @@ ENTRY_STATUSES = (0, 0, 0, 0, ERROR_PPN_PINNED, ERROR_PPN_INVALID, ERROR_RESET,
                   ERROR_PPN_NOTNEEDED, 1, 3, 4, 8, 31)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Witness:
+    """The first scenario of a campaign that violated a property: where and why."""
+
+    scenario: dict[str, Any]  # the scenario's JSON
+    step: int  # the transition of the violation (check_trace's numbering)
+    message: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What made a campaign fail: the model and the reference disagree, or FIXED violates
+    a property (the last one raised: after Hypothesis shrinks, the minimal one)."""
+
+    kind: str  # "disagreement" or "violation"
+    message: str
+    scenario: dict[str, Any]
+    prop: str | None = None
+    step: int | None = None
+
+
 @dataclass
 class Coverage:
     """What a campaign reached: transitions (from, to), statuses per command."""
@@ -120,22 +139,29 @@ class Coverage:
     """Examples started (the progress count)."""
     steps: int = 0
     violations: set[tuple[str, str]] = field(default_factory=set)  # (variant, property)
-    witnesses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    """The first scenario seen violating each (variant, property): its JSON and where."""
+    witnesses: dict[tuple[str, str], Witness] = field(default_factory=dict)
+    """The first scenario seen violating each (variant, property)."""
     boundaries: set[str] = field(default_factory=set)  # names of BOUNDARIES reached
     discarded: int = 0
     """Of those, the ones Hypothesis abandoned before the end (not counted as examples)."""
 
+    def merge(self, other: Coverage) -> None:
+        """Add ``other``'s coverage (a witness already seen is kept)."""
+        self.transitions |= other.transitions
+        self.statuses |= other.statuses
+        self.violations |= other.violations
+        self.boundaries |= other.boundaries
+        for key, witness in other.witnesses.items():
+            self.witnesses.setdefault(key, witness)
+        self.examples += other.examples
+        self.discarded += other.discarded
+        self.steps += other.steps
 
-FAILURE: dict[str, Any] = {}
-"""The last failure the machine raised (Hypothesis replays the minimal one last)."""
 
-PROGRESS: list[Any] = [None]
-"""A callable ``(examples_so_far)`` the machine calls as each example starts, or None."""
-
-
-COVERAGE = Coverage()
-"""Accumulated over every machine run in this process."""
+class Stopped(KeyboardInterrupt):
+    """Raised inside the machine when its campaign was asked to stop (a signal): Hypothesis
+    lets an interrupt through untouched (no test failure, nothing saved in its database)
+    and :meth:`Campaign.run` ends there."""
 
 
 def _status(data: st.DataObject, usual: int, rare: tuple[int, ...], steady: bool = False) -> int:
@@ -302,46 +328,20 @@ def _with_scripts(state: State, hv: tuple[Response, ...], alloc: tuple[bool, ...
     return state._replace(env=env)
 
 
-class TraceCheck:
-    """Every property on the model's trace, one transition at a time, as
-    :func:`vmballoon.model.properties.check_trace` does on the whole scenario: the
-    machine checks each new step only (a whole replay after every step made a campaign
-    quadratic in its length)."""
-
-    def __init__(self, state: State) -> None:
-        self.ghost = initial_ghost()
-        self.transitions = 0
-        self.violations: list[Violation] = []
-        self._keep(check_state(state, self.ghost), state)
-
-    def _keep(self, found: list[tuple[str, str]], state: State) -> None:
-        seen = {v.prop for v in self.violations}
-        for name, msg in found:
-            if name not in seen:
-                seen.add(name)
-                self.violations.append(Violation(name, self.transitions, state.loc.name, msg))
-
-    def transition(self, prev: State, nxt: State) -> None:
-        """Check the transition ``prev -> nxt`` and the state it reaches."""
-        self.transitions += 1
-        self.ghost, found = observe(prev, nxt, self.ghost)
-        self._keep(found + check_state(nxt, self.ghost), nxt)
-
-
-def _record(coverage: Coverage, before: State, name: str, check: TraceCheck | None = None,
+def _record(coverage: Coverage, before: State, name: str, check: Monitor | None = None,
             ) -> State:  # fmt: skip
     """Run entry point ``name`` transition by transition, recording coverage (and
     checking the properties with ``check``)."""
     state = enter(before, name)
     if check is not None and before.loc not in STOPPED:
-        check.transition(before, state)
+        check.step(before, state)
     coverage.transitions.add((before.loc.name, state.loc.name))
     coverage.boundaries |= boundaries_of(before, state)
     refused = refusals_of(before, state)
     while state.loc in model.transitions.TRANSITIONS:
         nxt = model.machine.step(state)
         if check is not None:
-            check.transition(state, nxt)
+            check.step(state, nxt)
         coverage.transitions.add((state.loc.name, nxt.loc.name))
         coverage.boundaries |= boundaries_of(state, nxt)
         refused += refusals_of(state, nxt)
@@ -358,24 +358,36 @@ class DifferentialMachine(RuleBasedStateMachine):
     impls: tuple[str, ...] = ("reference", "c")
     """What the model is compared with: the reference, and the compiled driver (``c``)."""
     steady_odds: int = 8
+    fuzz_campaign: ClassVar[Campaign]
+    """The campaign this machine class runs for: its coverage, failure and stop request
+    (each subclass has its own; :meth:`Campaign.machine` makes one per campaign)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fuzz_campaign" not in cls.__dict__:
+            cls.fuzz_campaign = Campaign(cls.variant, impls=cls.impls, steady_odds=cls.steady_odds)
 
     def __init__(self) -> None:
+        campaign = self.fuzz_campaign
+        if campaign.stop():
+            raise Stopped
         super().__init__()
+        self.coverage = campaign.coverage
         self.scenario = Scenario(steps=())
         self.state: State | None = None
         self.c: Follower | None = None
-        self.check: TraceCheck | None = None
+        self.check: Monitor | None = None
         self.steady = False
-        COVERAGE.examples += 1
-        if PROGRESS[0] is not None:
-            PROGRESS[0](COVERAGE.examples)
+        self.coverage.examples += 1
+        if campaign.progress is not None:
+            campaign.progress(self.coverage.examples)
 
     def teardown(self) -> None:
         """Stop the compiled driver's process; count the example as discarded when
         Hypothesis abandons it (its data outgrew the buffer: ``StopTest``), since such
         an example does not count towards ``max_examples`` either."""
         if abandoned():
-            COVERAGE.discarded += 1
+            self.coverage.discarded += 1
         if self.c is not None:
             self.c.close()
 
@@ -401,7 +413,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             pfn_base = data.draw(st.sampled_from(PFN_BASES))
             totalram = data.draw(st.sampled_from(TOTALRAMS))
         if totalram in EDGE_PFNS:
-            COVERAGE.boundaries.add(f"totalram={EDGE_PFNS[int(totalram)]}")
+            self.coverage.boundaries.add(f"totalram={EDGE_PFNS[int(totalram)]}")
         self.scenario = Scenario(
             steps=(),
             frames=frames,
@@ -410,7 +422,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         )
         self.state = model.machine.start(self.scenario, self.variant)
         guest = asm.Guest(frames, pfn_base, self.scenario.totalram)
-        self.check = None if asm.broken(asm.GLOBAL, guest) else TraceCheck(self.state)
+        self.check = None if asm.broken(asm.GLOBAL, guest) else Monitor(self.state)
         if "c" in self.impls:
             self.c = Follower(binary_for(self.variant), self.scenario)
 
@@ -457,11 +469,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         hv = (*hv, *([DEFAULT_RESPONSE] * (env.hv_pos - len(hv))))
         alloc = (*alloc, *([True] * (env.alloc_pos - len(alloc))))
         vmci = (*vmci, *([True] * (env.vmci_pos - len(vmci))))
-        after = _record(COVERAGE, _with_scripts(before, hv, alloc, vmci), name, self.check)
+        after = _record(self.coverage, _with_scripts(before, hv, alloc, vmci), name, self.check)
         for e in after.env.events():
             if e["ev"] == "hv":
-                COVERAGE.statuses.add((e["cmd"], e["status"]))
-        COVERAGE.steps += 1
+                self.coverage.statuses.add((e["cmd"], e["status"]))
+        self.coverage.steps += 1
         self.state = after
         self.scenario = Scenario(
             steps=(*sc.steps, name), frames=sc.frames, pfn_base=sc.pfn_base,
@@ -478,6 +490,8 @@ class DifferentialMachine(RuleBasedStateMachine):
 
         One rule rather than three: Hypothesis's swarm testing switches rules off per
         example, and with ``work`` off an example never inflates or deflates."""
+        if self.fuzz_campaign.stop():
+            raise Stopped
         pick = data.draw(st.integers(0, sum(w for _, w in ENTRY_POINTS) - 1))
         for name, weight in ENTRY_POINTS:
             if pick < weight:
@@ -494,9 +508,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         got = reference.replay(self.scenario, self.variant)
         if got != expected:
             message = describe_difference(self.scenario, expected, got)
-            FAILURE.clear()
-            FAILURE.update(kind="disagreement", scenario=self.scenario.to_json(),
-                           message=message.splitlines()[1] if "\n" in message else message)
+            first = message.splitlines()[1] if "\n" in message else message
+            self.fuzz_campaign.failure = Failure("disagreement", first, self.scenario.to_json())
             raise AssertionError(message)
 
     @invariant()
@@ -524,20 +537,99 @@ class DifferentialMachine(RuleBasedStateMachine):
             return
         found = self.check.violations
         for v in found:
-            COVERAGE.violations.add((self.variant.name, v.prop))
             key = (self.variant.name, v.prop)
-            if key not in COVERAGE.witnesses:
-                COVERAGE.witnesses[key] = {"scenario": self.scenario.to_json(),
-                                           "step": v.step, "message": v.message}  # fmt: skip
+            self.coverage.violations.add(key)
+            if key not in self.coverage.witnesses:
+                self.coverage.witnesses[key] = Witness(self.scenario.to_json(), v.step, v.message)
         if self.variant == FIXED and found:
-            FAILURE.clear()
-            FAILURE.update(kind="violation", property=found[0].prop, step=found[0].step,
-                           message=found[0].message, scenario=self.scenario.to_json())
+            self.fuzz_campaign.failure = Failure(
+                "violation", found[0].message, self.scenario.to_json(), found[0].prop, found[0].step
+            )
             raise AssertionError(
                 "FIXED violates " + "; ".join(f"{v.prop} at step {v.step}: {v.message}"
                                              for v in found)
                 + "\nscenario: " + json.dumps(self.scenario.to_json())
             )  # fmt: skip
+
+
+class StopRequest:
+    """Whether a run was asked to stop (SIGINT or SIGTERM), polled by the machines.
+
+    :meth:`set` is what a signal handler calls: it only sets flags (and the event
+    shared with worker processes, if any).  A second request sets :attr:`hurry`: the
+    minimiser then stops where it is."""
+
+    def __init__(self, event: Any = None) -> None:
+        self.requested = False
+        self.hurry = False
+        self.event = event  # a multiprocessing.Event shared with the workers, or None
+
+    def set(self) -> None:
+        """Ask to stop (again: hurry)."""
+        self.hurry = self.requested
+        self.requested = True
+        if self.event is not None:
+            self.event.set()
+
+    def __call__(self) -> bool:
+        return self.requested or (self.event is not None and self.event.is_set())
+
+
+@dataclass
+class Campaign:
+    """One fuzz campaign: what it runs (a variant, how many examples from which seed,
+    compared with which implementations) and what it found so far.
+
+    :meth:`run` runs it; the machines of :meth:`machine` add to :attr:`coverage` and
+    record :attr:`failure`, and stop (:class:`Stopped`) when :attr:`stop` says so, so
+    an interrupted campaign still has everything it saw."""
+
+    variant: Variant
+    examples: int = 100
+    seed: int = 0
+    steps: int = 12
+    impls: tuple[str, ...] = ("reference", "c")
+    steady_odds: int = 8
+    database: Any = None
+    progress: Callable[[int], None] | None = None
+    """Called with the number of examples started, as each one starts."""
+    stop: Callable[[], bool] = field(default=lambda: False)
+    coverage: Coverage = field(default_factory=Coverage)
+    failure: Failure | None = None
+
+    def machine(self) -> type[DifferentialMachine]:
+        """The machine class of this campaign (Hypothesis instantiates it per example)."""
+        name = f"Machine_{self.variant.name}_{'_'.join(self.impls)}"
+        attrs = {"variant": self.variant, "impls": self.impls,
+                 "steady_odds": self.steady_odds, "fuzz_campaign": self}  # fmt: skip
+        return type(name, (DifferentialMachine,), attrs)
+
+    def run(self) -> CampaignResult:
+        """Run the campaign (to its end, a failure, or a stop request)."""
+        test = get_state_machine_test(
+            self.machine(), settings=campaign_settings(self.examples, self.steps, self.database)
+        )
+        test = hypothesis_seed(self.seed)(test)
+        started = time.perf_counter()
+        before, dropped = self.coverage.examples, self.coverage.discarded
+        failure: str | None = None
+        interrupted = False
+        self.failure = None
+        try:
+            with pinned_constant_pool():
+                test()
+        except Stopped:  # a failure being shrunk when the stop came is kept, unshrunk
+            interrupted = True
+            if self.failure is not None:
+                failure = _one_line(Stopped(), self.failure)
+        except Exception as exc:  # any failure is reported in one line
+            failure = _one_line(exc, self.failure)
+        discarded = self.coverage.discarded - dropped
+        return CampaignResult(
+            self.variant.name, self.coverage.examples - before - discarded, self.seed,
+            time.perf_counter() - started, failure, self.failure if failure else None,
+            discarded, interrupted,
+        )  # fmt: skip
 
 
 class SeedMachine(DifferentialMachine):
@@ -550,15 +642,6 @@ class FixedMachine(DifferentialMachine):
     """The differential machine with every fix applied."""
 
     variant = FIXED
-
-
-def machine_for(variant: Variant, impls: tuple[str, ...] = ("reference", "c"),
-                steady_odds: int = 8) -> type[DifferentialMachine]:  # fmt: skip
-    """A machine class for any variant, comparing the model with ``impls``; a steady host
-    in one example in ``steady_odds``."""
-    name = f"Machine_{variant.name}_{'_'.join(impls)}"
-    attrs = {"variant": variant, "impls": impls, "steady_odds": steady_odds}
-    return type(name, (DifferentialMachine,), attrs)
 
 
 def describe_difference(scenario: Scenario, expected: dict[str, Any], got: dict[str, Any],
@@ -605,42 +688,27 @@ class CampaignResult:
     seed: int
     seconds: float
     failure: str | None
-    failed: dict[str, Any] | None = None  # the failing scenario (minimized) and what failed
+    failed: Failure | None = None  # the failing scenario (shrunk by Hypothesis) and what failed
     discarded: int = 0
     """Examples Hypothesis abandoned (data beyond its buffer), not among ``examples``."""
+    interrupted: bool = False
+    """Stopped by a signal before its examples were done."""
 
 
 def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
                  database: Any = None, impls: tuple[str, ...] = ("reference", "c"),
                  steady_odds: int = 8) -> CampaignResult:  # fmt: skip
     """Run the differential machine for ``examples`` examples from ``seed``."""
-    machine = machine_for(variant, impls, steady_odds)
-    test = get_state_machine_test(machine, settings=campaign_settings(examples, steps, database))
-    test = hypothesis_seed(seed)(test)
-    started = time.perf_counter()
-    before, dropped = COVERAGE.examples, COVERAGE.discarded
-    failure: str | None = None
-    FAILURE.clear()
-    try:
-        with pinned_constant_pool():
-            test()
-    except Exception as exc:  # any failure is reported in one line
-        failure = _one_line(exc)
-    discarded = COVERAGE.discarded - dropped
-    return CampaignResult(
-        variant.name, COVERAGE.examples - before - discarded, seed,
-        time.perf_counter() - started, failure, dict(FAILURE) if failure and FAILURE else None,
-        discarded,
-    )
+    return Campaign(variant, examples, seed, steps, impls, steady_odds, database).run()
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, failure: Failure | None = None) -> str:
     """What failed, in one line: a check's message, or the error's type and first line."""
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return _one_line(exc.exceptions[0])
-    if FAILURE:
-        what = FAILURE.get("property") or "model and reference disagree"
-        return f"{what}: {FAILURE.get('message', '')}".strip()
+        return _one_line(exc.exceptions[0], failure)
+    if failure is not None:
+        what = failure.prop or "model and reference disagree"
+        return f"{what}: {failure.message}".strip()
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
@@ -702,12 +770,26 @@ def open_database(spec: str | None) -> Any:
 
 
 Job = tuple[str, int, int, int, str | None, tuple[str, ...]]
+"""A campaign for a worker: variant, examples, seed, steps, database, implementations."""
+
+_worker_stop = StopRequest()
+"""In a worker process: the parent's stop event (set by :func:`_init_worker`) and the
+worker's own flag, set when the signal reaches it too (Ctrl-C signals the whole group)."""
 
 
-def _progress_printer(variant: str, seed: int, examples: int) -> Any:
+def _init_worker(event: Any) -> None:
+    """A worker process: stop at the parent's event, or when a signal reaches it."""
+    _worker_stop.event = event
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _worker_stop.requested = True  # a flag only: never a lock inside a handler
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def _progress_printer(variant: str, seed: int, examples: int) -> Callable[[int], None]:
     """Prints ``fuzz: VARIANT (seed S): N/EXAMPLES examples`` on stderr every tenth."""
-    import sys
-
     every = max(1, examples // 10)
 
     def show(n: int) -> None:
@@ -718,53 +800,51 @@ def _progress_printer(variant: str, seed: int, examples: int) -> Any:
     return show
 
 
-def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
-    """One campaign in a worker process; returns its result and coverage."""
+def _run_job(job: Job, stop: Callable[[], bool]) -> tuple[CampaignResult, Coverage]:
+    """One campaign of :func:`run_campaigns`; its result and coverage."""
     from vmballoon.core.variants import parse_variant
 
     variant_name, examples, seed, steps, database, impls = job
-    COVERAGE.transitions, COVERAGE.statuses, COVERAGE.violations = set(), set(), set()
-    COVERAGE.boundaries = set()
-    COVERAGE.examples = COVERAGE.steps = COVERAGE.discarded = 0
-    COVERAGE.witnesses = {}
-    PROGRESS[0] = _progress_printer(variant_name, seed, examples)
-    result = run_campaign(
-        parse_variant(variant_name), examples, seed, steps, open_database(database), impls
-    )
-    return result, Coverage(set(COVERAGE.transitions), set(COVERAGE.statuses),
-                            COVERAGE.examples, COVERAGE.steps,
-                            set(COVERAGE.violations), dict(COVERAGE.witnesses),
-                            set(COVERAGE.boundaries), COVERAGE.discarded)  # fmt: skip
+    campaign = Campaign(parse_variant(variant_name), examples, seed, steps, impls,
+                        database=open_database(database),
+                        progress=_progress_printer(variant_name, seed, examples),
+                        stop=stop)  # fmt: skip
+    return campaign.run(), campaign.coverage
+
+
+def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
+    """One campaign in a worker process."""
+    return _run_job(job, _worker_stop)
 
 
 def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
                   steps: int = 12, database: str | None = None,
                   impls: tuple[str, ...] = ("reference", "c"),
+                  stop: StopRequest | None = None,
                   ) -> tuple[list[CampaignResult], Coverage]:  # fmt: skip
     """Campaigns for each variant, split over ``workers`` processes.
 
     Worker ``i`` runs with seed ``seed + i`` and its share of ``examples`` (the shares
     add up to ``examples``); one worker with seed ``seed + i`` reproduces its run.
+    When ``stop`` is set (a signal handler), every campaign stops at its next step and
+    what each found so far is returned, the results marked ``interrupted``.
     """
+    stop = stop if stop is not None else StopRequest()
     shares = [examples // workers + (i < examples % workers) for i in range(workers)]
     jobs: list[Job] = [(v, shares[i], seed + i, steps, database, impls)
                        for v in variants for i in range(workers) if shares[i] > 0]  # fmt: skip
     if workers == 1:
-        outcomes = [_worker(job) for job in jobs]
+        outcomes = [_run_job(job, stop) for job in jobs]
     else:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        event = multiprocessing.Event()
+        stop.event = event
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(event,)) as pool:  # fmt: skip
             outcomes = list(pool.map(_worker, jobs))
     merged = Coverage()
     for _, cov in outcomes:
-        merged.transitions |= cov.transitions
-        merged.statuses |= cov.statuses
-        merged.violations |= cov.violations
-        merged.boundaries |= cov.boundaries
-        for key, witness in cov.witnesses.items():
-            merged.witnesses.setdefault(key, witness)
-    merged.examples = sum(c.examples for _, c in outcomes)
-    merged.discarded = sum(c.discarded for _, c in outcomes)
-    merged.steps = sum(c.steps for _, c in outcomes)
+        merged.merge(cov)
     return [r for r, _ in outcomes], merged

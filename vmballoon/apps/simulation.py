@@ -3,20 +3,18 @@
 :func:`simulate` loads the driver (the model, :mod:`model`) into a guest of
 ``ram_pages`` frames whose environment has a :class:`vmballoon.core.host.CooperativeHost`
 (and optionally memory pressure, :class:`vmballoon.core.env.AllocFail`), then runs
-one ``vmballoon_work`` per tick.  Along the way it checks the properties of
-:mod:`vmballoon.model.properties`:
+one ``vmballoon_work`` per tick.  Along the way a
+:class:`vmballoon.model.properties.Monitor` checks the properties:
 
-* the transition checks (:func:`vmballoon.model.properties.observe`, which also keeps the
-  ghost: the frames the host holds, the negotiated capabilities, ...) on every
-  transition; runs of allocation steps (``I_LOOP -> I_LOOP``), of deflate
-  steps (``D_LOOP -> D_LOOP``) and, with basic ops, of one-page LOCK / UNLOCK
-  cycles are observed as one span (:func:`_mergeable`), so that a 24,576-page
-  inflation costs a hundred ghost updates, not 24,576 (each copies the set of
-  frames the host holds);
-* the state predicates (:func:`vmballoon.model.properties.check_state`) on the initial
-  state and at the end of every tick.  The expensive ones walk the whole
-  balloon; on a tick that changed neither the balloon, the memory nor the
-  ghost's held frames their previous answer is reused.
+* the transition checks (which also keep the ghost: the frames the host holds, the
+  negotiated capabilities, ...) on every transition; runs of allocation steps
+  (``I_LOOP -> I_LOOP``), of deflate steps (``D_LOOP -> D_LOOP``) and, with basic
+  ops, of one-page LOCK / UNLOCK cycles are observed as one span
+  (:func:`_mergeable`), so that a 24,576-page inflation costs a hundred ghost
+  updates, not 24,576 (a LOCK copies the set of frames the host holds);
+* the state predicates on the initial state and at the end of every tick; the
+  monitor follows the balloon by what changed, so a tick's check costs what the
+  tick changed, not what the balloon holds.
 
 The event log is dropped between ticks (only counters are kept), and the
 cyclic GC is paused, so memory stays bounded by one tick's events.
@@ -38,13 +36,7 @@ from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, Variant
 from vmballoon.model.machine import enter, start
 from vmballoon.model.plist import length as plist_length
-from vmballoon.model.properties import (
-    PROPERTY_NAMES,
-    STATE_PROPERTIES,
-    Ghost,
-    initial_ghost,
-    observe,
-)
+from vmballoon.model.properties import PROPERTY_NAMES, Monitor, Violation
 from vmballoon.model.state import OPS_BASIC, Loc, State
 from vmballoon.model.transitions import TRANSITIONS
 
@@ -77,8 +69,6 @@ def _mergeable(prev: State, nxt: State) -> bool:
     )
 
 
-_WHOLE_BALLOON = ("accounting", "refused_bounds", "no_leak", "ownership", "host_agreement")
-"""State predicates that walk the balloon; the others are O(1)."""
 
 
 @dataclass(frozen=True)
@@ -177,62 +167,10 @@ def initial_state(config: SimConfig) -> State:
     return state._replace(env=state.env._replace(host=host, alloc_fail=pressure))
 
 
-class _Checker:
-    """The properties of :mod:`vmballoon.model.properties` along the simulation."""
-
-    def __init__(self, state: State) -> None:
-        self.ghost: Ghost = initial_ghost()
-        self.found: set[str] = set()
-        self.messages: dict[str, str] = {}
-        self._key: tuple[Any, ...] | None = None
-        self._held: frozenset[int] | None = None
-        self._cached: list[tuple[str, str]] = []
-        self.check_state(state)
-
-    def observe(self, prev: State, nxt: State) -> None:
-        """The transition checks of ``prev -> nxt``; updates the ghost."""
-        self.ghost, bad = observe(prev, nxt, self.ghost)
-        for name, msg in bad:
-            self._found(name, msg)
-
-    def check_state(self, state: State) -> None:
-        """Every state predicate on ``state``; whole-balloon ones cached while nothing moved."""
-        ghost = self.ghost
-        for name, fn in STATE_PROPERTIES.items():
-            if name not in _WHOLE_BALLOON:
-                msg = fn(state, ghost)
-                if msg is not None:
-                    self._found(name, msg)
-        d = state.drv
-        key = (state.loc, d.size, d.reset_required, d.ops, d.batch_page, d.n_refused,
-               *d.pages, *d.refused, state.loop, state.env.memory)  # fmt: skip
-        same = (
-            self._key is not None
-            and len(key) == len(self._key)
-            and all(a is b or a == b for a, b in zip(key, self._key, strict=True))
-            and ghost.held == self._held
-        )
-        if not same:
-            self._key, self._held = key, ghost.held
-            self._cached = []
-            for name in _WHOLE_BALLOON:
-                msg = STATE_PROPERTIES[name](state, ghost)
-                if msg is not None:
-                    self._cached.append((name, msg))
-        for name, msg in self._cached:
-            self._found(name, msg)
-
-    def _found(self, name: str, msg: str) -> None:
-        self.found.add(name)
-        self.messages.setdefault(name, msg)
-
-    def take(self) -> tuple[list[str], dict[str, str]]:
-        """The properties found since the last call (report order) and their messages."""
-        names = [n for n in PROPERTY_NAMES if n in self.found]
-        names += sorted(self.found - set(PROPERTY_NAMES))
-        messages = self.messages
-        self.found, self.messages = set(), {}
-        return names, messages
+def _report(found: tuple[Violation, ...]) -> tuple[list[str], dict[str, str]]:
+    """The properties a check reported, in report order, and their first messages."""
+    messages = {v.prop: v.message for v in reversed(found)}
+    return [n for n in PROPERTY_NAMES if n in messages], messages
 
 
 def _count_events(result: SimResult, state: State) -> bool:
@@ -257,7 +195,7 @@ def _count_events(result: SimResult, state: State) -> bool:
 
 
 def _run_tick(
-    state: State, checker: _Checker, on_step: Callable[[State], None], merge: bool
+    state: State, checker: Monitor, on_step: Callable[[State], None], merge: bool
 ) -> tuple[State, int]:
     """One ``work`` entry point, transition by transition, with the checks.
 
@@ -331,7 +269,7 @@ def _outcomes(config: SimConfig, records: list[TickRecord]) -> list[TargetOutcom
 def _tick(
     state: State,
     tick: int,
-    checker: _Checker,
+    checker: Monitor,
     on_step: Callable[[State], None],
     merge: bool,
     result: SimResult,
@@ -343,8 +281,7 @@ def _tick(
     state, steps = _run_tick(state._replace(env=env), checker, on_step, merge)
     result.transitions += steps
     reset = _count_events(result, state)
-    checker.check_state(state)
-    names, messages = checker.take()
+    names, messages = _report(checker.check(state))
     for name in names:
         if name in result.violations:
             result.violations[name].ticks += 1
@@ -385,8 +322,8 @@ def simulate(
 
     with cyclic_gc_paused():
         state = initial_state(config)
-        checker = _Checker(state)
-        names, messages = checker.take()
+        checker = Monitor(state, first_only=False)
+        names, messages = _report(checker.last)
         for name in names:
             result.violations[name] = ViolationSummary(-1, messages[name])
         for tick in range(config.ticks):

@@ -41,12 +41,11 @@ from vmballoon.core.protocol import (
 )
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
-from vmballoon.model.machine import STOPPED, enter, start, step
+from vmballoon.model.claims import list_segments as list_segments  # re-exported (traceout)
+from vmballoon.model.machine import start, trace
 from vmballoon.model.plist import PList, iterate
-from vmballoon.model.properties import check_state, initial_ghost, observe
-from vmballoon.model.state import STAT, Loc, State
-from vmballoon.model.transitions import TRANSITIONS
-from vmballoon.model.tx import DEFLATE_LOCS
+from vmballoon.model.properties import Monitor
+from vmballoon.model.state import RETURNED, STAT, Loc, State
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
 MODEL_DESCRIPTION = "vmballoon-spec model replay: one state per transition"
@@ -94,31 +93,22 @@ def _new_events(before: EventStack, after: EventStack) -> tuple[Event, ...]:
 def walk(scenario: Scenario, variant: Variant, check: bool = False) -> Iterator[TraceStep]:
     """Every state the model passes through replaying ``scenario``, from module init.
 
-    With ``check`` every property is checked in every state (as ``check_trace`` with
-    ``first_only=False``); this costs time proportional to the balloon per state.
+    With ``check`` a :class:`vmballoon.model.properties.Monitor` checks every property in
+    every state and each step carries the ones failing there (as ``check_trace`` with
+    ``first_only=False``).
     """
     state = start(scenario, variant)
-    ghost = initial_ghost()
-    index = 0
-    found: list[tuple[str, str]] = check_state(state, ghost) if check else []
-    yield TraceStep(0, "init", state, (), tuple(found))
-    for name in scenario.steps:
-        if state.loc in STOPPED:
-            break
-        nxt = enter(state, name)
-        label = f"enter({name})"
-        while True:
-            index += 1
-            if check:
-                ghost, found = observe(state, nxt, ghost)
-                found += check_state(nxt, ghost)
-            yield TraceStep(index, label, nxt, _new_events(state.env.log, nxt.env.log),
-                            tuple(found))  # fmt: skip
-            state = nxt
-            if state.loc not in TRANSITIONS:
-                break
-            label = TRANSITIONS[state.loc].__name__
-            nxt = step(state)
+    monitor = Monitor(state, first_only=False) if check else None
+
+    def failing() -> tuple[tuple[str, str], ...]:
+        return tuple((v.prop, v.message) for v in monitor.last) if monitor else ()
+
+    yield TraceStep(0, "init", state, (), failing())
+    for t in trace(state, scenario.steps):
+        if monitor is not None:
+            monitor.step(t.prev, t.state)
+        yield TraceStep(t.index, t.label, t.state, _new_events(t.prev.env.log, t.state.env.log),
+                        failing())  # fmt: skip
 
 
 def model_trace(scenario: Scenario, variant: Variant, check: bool = False) -> list[TraceStep]:
@@ -127,7 +117,7 @@ def model_trace(scenario: Scenario, variant: Variant, check: bool = False) -> li
 
 
 def _stopped_loop(state: State) -> bool:
-    return state.loc in (Loc.IDLE, Loc.EXITED, Loc.CRASHED)
+    return state.loc in RETURNED
 
 
 def _loop_values(state: State) -> dict[str, Any]:
@@ -149,18 +139,6 @@ def _small_values(state: State) -> dict[str, Any]:
         "supported_page_sizes": d.supported_page_sizes, "batch_max_pages": d.batch_max_pages,
         "ops": d.ops,
     }  # fmt: skip
-
-
-def list_segments(state: State, idx: int) -> tuple[PList, PList, PList]:
-    """Balloon list ``idx`` head to tail as three persistent segments (their
-    concatenation is ``balloon_pages(state)[idx]``): pages deflate put back at the
-    head, the list itself, and the rest of a list that deflate is iterating."""
-    pages = state.drv.pages[idx]
-    loop = state.loop
-    if int(loop.is_2m) != idx:
-        return None, pages, None
-    iterating = state.loc in DEFLATE_LOCS or (state.loc == Loc.CRASHED and loop.cursor is not None)
-    return loop.readded, pages, loop.cursor if iterating else None
 
 
 def _num(value: int) -> str:

@@ -1,6 +1,6 @@
 """The compiled driver in-process, its environment the Python :class:`Env`.
 
-The harness (:mod:`harness.build`, ``vmballoon/harness/c/harness.c``) is a shared library.
+The harness (:mod:`vmballoon.harness.build`, ``vmballoon/harness/c/harness.c``) is a shared library.
 :class:`CDriver` forks a child process per module load; the child loads the
 library with ctypes and installs the environment as callbacks: every backdoor
 command, allocation, free and VMCI call the C makes is a direct call into the

@@ -3,23 +3,26 @@
 * :func:`enter` starts an entry point (``work``, ``doorbell``, ``exit``) at ``IDLE``;
 * :func:`step` takes one transition;
 * :func:`run_to_idle` runs transitions until the driver is idle, exited or crashed;
+* :func:`trace` yields every transition of a run of entry points (:class:`Transition`);
 * :func:`replay` runs a whole scenario and returns the contract's event log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from vmballoon.core.protocol import STATS_FIELDS
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.model.plist import concat, to_list
-from vmballoon.model.state import STAT, Loc, State, initial_state
+from vmballoon.model.state import DEFLATE_LOCS, STAT, Loc, State, initial_state
+from vmballoon.model.state import STOPPED as STOPPED  # re-exported: callers import it here
 from vmballoon.model.transitions import TRANSITIONS
-from vmballoon.model.tx import DEFLATE_LOCS, Tx
+from vmballoon.model.tx import Tx
 
 EVENTS_FORMAT = "vmballoon-events/1"
-STOPPED = frozenset({Loc.EXITED, Loc.CRASHED})
 
 
 def enter(state: State, name: str) -> State:
@@ -61,6 +64,39 @@ def run_to_idle(state: State) -> State:
     if state.loc == Loc.IDLE:
         state = state._replace(entry="")
     return state
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One transition ``prev -> state`` of a run: its index (module init is 0, every
+    entry and every step counts one) and its label (``enter(work)`` or the name of the
+    transition function of :mod:`vmballoon.model.transitions`)."""
+
+    index: int
+    label: str
+    prev: State
+    state: State
+
+
+def trace(state: State, steps: Iterable[str]) -> Iterator[Transition]:
+    """Every transition from ``state`` running the entry points ``steps`` in turn: the
+    entry, then one transition at a time until the entry point returns (``IDLE``,
+    ``EXITED``, ``CRASHED``); nothing runs after exit or a crash."""
+    index = 0
+    for name in steps:
+        if state.loc in STOPPED:
+            return
+        nxt = enter(state, name)
+        label = f"enter({name})"
+        while True:
+            index += 1
+            yield Transition(index, label, state, nxt)
+            state = nxt
+            fn = TRANSITIONS.get(state.loc)
+            if fn is None:
+                break
+            label = fn.__name__
+            nxt = fn(state)
 
 
 def start(scenario: Scenario, variant: Variant = SEED) -> State:

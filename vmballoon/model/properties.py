@@ -1,9 +1,10 @@
 """The properties of the spec as named predicates over model states (design.md, "properties").
 
-Plain Python: no z3, no hypothesis.  The same predicates are used by
-:func:`check_trace` (replay a scenario, check after every transition), by the
-Hypothesis machine, and as the concrete side of the Z3 encoding's conformance
-tests (:mod:`vmballoon.proofs.encoding` abstracts a state and a :class:`Ghost`).
+Plain Python: no z3, no hypothesis.  :class:`Monitor` checks them along a trace
+(every checker of a trace uses it: :func:`check_trace`, the fuzzer, the trace
+writers, ``simulate``); the predicates are also the concrete side of the Z3
+encoding's conformance tests (:mod:`vmballoon.proofs.encoding` abstracts a state and a
+:class:`Ghost`).
 
 Two kinds of checks:
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
 from itertools import pairwise
 from typing import Any
 
@@ -52,16 +54,18 @@ from vmballoon.core.protocol import (
 )
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
-from vmballoon.model.machine import STOPPED, balloon_pages, enter, start, step
+from vmballoon.model.claims import Claims, list_segments
+from vmballoon.model.machine import balloon_pages, start, trace
 from vmballoon.model.plist import iterate, to_list
-from vmballoon.model.state import OPS_BASIC, OPS_BATCHED, Loc, State
-
-INFLATE_LOCS = frozenset({Loc.I_LOOP, Loc.I_LOCK, Loc.I_FALLBACK, Loc.I_TAIL, Loc.I_END})
-"""Control locations inside ``vmballoon_inflate`` (lines 791-926)."""
-DEFLATE_LOCS = frozenset({Loc.D_LOOP, Loc.D_UNLOCK, Loc.D_TAIL})
-"""Control locations inside ``vmballoon_deflate`` (lines 931-972)."""
-RESTING = frozenset({Loc.IDLE, Loc.EXITED})
-"""Where no entry point runs: between two ticks, or after module exit."""
+from vmballoon.model.state import (
+    DEFLATE_LOCS,
+    INFLATE_LOCS,
+    OPS_BASIC,
+    OPS_BATCHED,
+    RESTING,
+    Loc,
+    State,
+)
 
 LOCK_CMDS = frozenset({"LOCK", "BATCHED_LOCK", "BATCHED_2M_LOCK"})
 UNLOCK_CMDS = frozenset({"UNLOCK", "BATCHED_UNLOCK", "BATCHED_2M_UNLOCK"})
@@ -189,7 +193,12 @@ def accounting(state: State, ghost: Ghost) -> str | None:
     if state.loc == Loc.CRASHED:
         return None
     p4, p2 = balloon_pages(state)
-    expect = len(p4) + PAGES_PER_2M * len(p2)
+    return _accounting(state, len(p4), len(p2))
+
+
+def _accounting(state: State, n4k: int, n2m: int) -> str | None:
+    """:func:`accounting` with the lengths of the two balloon lists given."""
+    expect = n4k + PAGES_PER_2M * n2m
     if state.loc in DEFLATE_LOCS:
         ps = PAGES_PER_2M if state.loop.is_2m else 1
         expect += state.loop.num_pages * ps
@@ -527,7 +536,7 @@ def observe_frames(
 ) -> tuple[Ghost, list[tuple[str, str, int | None]]]:
     """:func:`observe`, with the frame each violation is about (``None``: no frame)."""
     bad: list[tuple[str, str, int | None]] = []
-    held = set(ghost.held)
+    held = _Held(ghost.held)
     neg, db_ok, target_ok = ghost.negotiated, ghost.doorbell_ok, ghost.target_ok
     broken, targeted = ghost.tick_broken, ghost.tick_target
     if prev.loc == Loc.IDLE:  # an entry point starts: a new tick
@@ -582,8 +591,41 @@ def observe_frames(
     if not broken:  # the first assumption the tick breaks is enough
         broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), step_view(prev, nxt, ghost)))
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
-    new = Ghost(frozenset(held), neg, db_ok, target_ok, broken, targeted, tick_done=done)
+    new = Ghost(held.frozen(), neg, db_ok, target_ok, broken, targeted, tick_done=done)
     return new, bad
+
+
+class _Held:
+    """The frames the host holds, copied only when a command changes them (a copy per
+    transition would cost time proportional to the balloon)."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self, frames: frozenset[int]) -> None:
+        self.frames: frozenset[int] | set[int] = frames
+
+    def __contains__(self, pfn: object) -> bool:
+        return pfn in self.frames
+
+    def _own(self) -> set[int]:
+        if isinstance(self.frames, frozenset):
+            self.frames = set(self.frames)
+        return self.frames
+
+    def clear(self) -> None:
+        if self.frames:
+            self.frames = set()
+
+    def add(self, pfn: int) -> None:
+        if pfn not in self.frames:
+            self._own().add(pfn)
+
+    def discard(self, pfn: int) -> None:
+        if pfn in self.frames:
+            self._own().discard(pfn)
+
+    def frozen(self) -> frozenset[int]:
+        return self.frames if isinstance(self.frames, frozenset) else frozenset(self.frames)
 
 
 def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
@@ -628,17 +670,180 @@ def _deflate_head(prev: State) -> int | None:
     return None
 
 
-# -- replay with checks -----------------------------------------------------------------------
+# -- the monitor: every property along a trace ----------------------------------------------
 
 
-def _record(
-    out: list[Violation], found: list[tuple[str, str]], i: int, state: State, seen: set[str]
-) -> None:
-    for name, msg in found:
-        if name in seen:
-            continue
-        seen.add(name)
-        out.append(Violation(name, i, state.loc.name, msg))
+class Verdict(Enum):
+    """What a :class:`Monitor` says of one property over the trace it saw."""
+
+    HOLDS = "holds"  # checked after every transition, never failed
+    VIOLATED = "violated"
+    NOT_CHECKED = "not checked"  # not among the properties the monitor was asked for
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """A monitor's findings: the transitions it saw, the violations it reported (the first
+    of each property, or every one), and a verdict per property of :data:`PROPERTY_NAMES`."""
+
+    transitions: int
+    violations: tuple[Violation, ...]
+    verdicts: tuple[tuple[str, Verdict], ...]
+
+    def verdict(self, prop: str) -> Verdict:
+        """The verdict on ``prop``."""
+        return dict(self.verdicts)[prop]
+
+
+_CACHED = ("no_leak", "host_agreement")
+"""State predicates that walk the balloon when they apply (at rest, at IDLE): their last
+answer is kept while the lists, the memory and the host's frames are the same objects."""
+
+
+class Monitor:
+    """Every property along a trace, one transition at a time.
+
+    ``Monitor(state)`` checks the state predicates on ``state`` (transition 0, module
+    init); :meth:`step` takes the transition ``prev -> nxt``: the transition checks of
+    :func:`observe` (which keep the :class:`Ghost`) and the state predicates on ``nxt``.
+    ``ownership`` and ``accounting`` are decided from :class:`vmballoon.model.claims.Claims`,
+    updated with what the transition changed, so a step costs the same whatever the
+    balloon holds; ``no_leak`` and ``host_agreement`` keep their last answer while the
+    balloon, the memory and the host's frames are unchanged.  The messages are those
+    of the predicates of :data:`STATE_PROPERTIES`.
+
+    ``properties``: the names to check (default all); ``first_only``: report each
+    property once, at its first violation (and stop evaluating it), or at every
+    transition where it fails.  :meth:`observe` and :meth:`check` are the two halves
+    of :meth:`step`, for a caller that checks the state predicates less often.
+    """
+
+    def __init__(
+        self,
+        state: State,
+        *,
+        properties: frozenset[str] | None = None,
+        first_only: bool = True,
+    ) -> None:
+        self.properties = frozenset(PROPERTY_NAMES) if properties is None else properties
+        self.first_only = first_only
+        self.ghost = initial_ghost()
+        self.index = 0
+        self.violations: list[Violation] = []
+        self.violated: set[str] = set()
+        self._claims: Claims | None = None
+        self._cache: dict[str, tuple[tuple[object, ...], str | None]] = {}
+        self._pending: list[tuple[str, str]] = []
+        self.last = self.check(state)
+
+    def _wanted(self, name: str) -> bool:
+        return name in self.properties and not (self.first_only and name in self.violated)
+
+    def observe(self, prev: State, nxt: State) -> None:
+        """The transition ``prev -> nxt``: the ghost follows; its findings wait for
+        :meth:`check`."""
+        self.index += 1
+        self.ghost, found = observe(prev, nxt, self.ghost)
+        self._pending.extend(f for f in found if self._wanted(f[0]))
+
+    def check(self, state: State) -> tuple[Violation, ...]:
+        """The state predicates on ``state`` (after the transitions observed since the last
+        check); the violations reported now, transition checks first."""
+        found, self._pending = self._pending, []
+        claims = self._claims_of(state)
+        ghost = self.ghost
+        for name, fn in STATE_PROPERTIES.items():
+            if not self._wanted(name):
+                continue
+            if name == "ownership" and claims is not None:
+                msg = None
+                if state.loc != Loc.CRASHED and not claims.owned_once_and_allocated():
+                    msg = first_ownership_fault(owners(state), state.env.memory)
+            elif name == "accounting" and claims is not None:
+                msg = None if state.loc == Loc.CRASHED else _accounting(
+                    state, *claims.balloon_lengths()
+                )  # fmt: skip
+            elif name in _CACHED:
+                msg = self._cached(name, state)
+            else:
+                msg = fn(state, ghost)
+            if msg is not None:
+                found.append((name, msg))
+        out: list[Violation] = []
+        seen: set[str] = set()
+        for name, msg in found:
+            if name not in seen:
+                seen.add(name)
+                out.append(Violation(name, self.index, state.loc.name, msg))
+        self.violated |= seen
+        self.violations.extend(out)
+        self.last = tuple(out)
+        return self.last
+
+    def step(self, prev: State, nxt: State) -> tuple[Violation, ...]:
+        """:meth:`observe` then :meth:`check`: the violations reported at this transition."""
+        self.observe(prev, nxt)
+        return self.check(nxt)
+
+    def _claims_of(self, state: State) -> Claims | None:
+        """The claims of ``state``, while ``ownership`` or ``accounting`` is still checked."""
+        if not (self._wanted("ownership") or self._wanted("accounting")):
+            self._claims = None
+        elif self._claims is None:
+            self._claims = Claims(state)
+        else:
+            self._claims.update(state)
+        return self._claims
+
+    def _cached(self, name: str, state: State) -> str | None:
+        if name == "no_leak" and state.loc not in RESTING:
+            return None
+        if name == "host_agreement" and (state.loc != Loc.IDLE or state.drv.reset_required):
+            return None
+        d = state.drv
+        key: tuple[object, ...] = (
+            state.loc, *list_segments(state, 0), *list_segments(state, 1), *d.refused,
+            d.batch_page, state.env.memory, self.ghost.held,
+        )  # fmt: skip
+        hit = self._cache.get(name)
+        if hit is not None and all(_same(a, b) for a, b in zip(hit[0], key, strict=True)):
+            return hit[1]
+        msg = STATE_PROPERTIES[name](state, self.ghost)
+        self._cache[name] = (key, msg)
+        return msg
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """Each property of :data:`PROPERTY_NAMES`: held, violated or not checked."""
+        return {
+            name: Verdict.NOT_CHECKED if name not in self.properties
+            else Verdict.VIOLATED if name in self.violated else Verdict.HOLDS
+            for name in PROPERTY_NAMES
+        }  # fmt: skip
+
+    def result(self) -> MonitorResult:
+        """What the monitor found so far."""
+        return MonitorResult(self.index, tuple(self.violations), tuple(self.verdicts().items()))
+
+
+def _same(a: object, b: object) -> bool:
+    """The same object, or equal values that are not persistent lists (comparing two of
+    those would recurse once per entry)."""
+    return a is b or (type(a) is not tuple and a == b)
+
+
+def monitor_trace(
+    scenario: Scenario,
+    variant: Variant,
+    properties: frozenset[str] | None = None,
+    *,
+    first_only: bool = True,
+) -> MonitorResult:
+    """Replay ``scenario`` through the model with a :class:`Monitor` on every transition."""
+    state = start(scenario, variant)
+    monitor = Monitor(state, properties=properties, first_only=first_only)
+    for t in trace(state, scenario.steps):
+        monitor.step(t.prev, t.state)
+    return monitor.result()
 
 
 def check_trace(
@@ -649,31 +854,7 @@ def check_trace(
 ) -> list[Violation]:
     """Replay ``scenario`` through the model one transition at a time; every property
     after every transition.  With ``first_only`` each property is reported once."""
-    state = start(scenario, variant)
-    ghost = initial_ghost()
-    out: list[Violation] = []
-    seen: set[str] = set()
-    i = 0
-
-    def keep(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        return [f for f in found if properties is None or f[0] in properties]
-
-    _record(out, keep(check_state(state, ghost, properties)), 0, state, seen)
-    for name in scenario.steps:
-        if state.loc in STOPPED:
-            break
-        nxt = enter(state, name)
-        while True:
-            i += 1
-            ghost, found = observe(state, nxt, ghost)
-            state = nxt
-            _record(out, keep(found + check_state(state, ghost, properties)), i, state, seen)
-            if not first_only:
-                seen.clear()
-            if state.loc in (Loc.IDLE, Loc.EXITED, Loc.CRASHED):
-                break
-            nxt = step(state)
-    return out
+    return list(monitor_trace(scenario, variant, properties, first_only=first_only).violations)
 
 
 def replace_ghost(ghost: Ghost, **changes: Any) -> Ghost:
@@ -682,10 +863,16 @@ def replace_ghost(ghost: Ghost, **changes: Any) -> Ghost:
 
 
 __all__ = [
+    "DEFLATE_LOCS",
+    "INFLATE_LOCS",
     "PROPERTY_NAMES",
+    "RESTING",
     "STATE_PROPERTIES",
     "TRANSITION_PROPERTIES",
     "Ghost",
+    "Monitor",
+    "MonitorResult",
+    "Verdict",
     "Violation",
     "check_state",
     "check_trace",

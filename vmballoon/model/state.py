@@ -54,6 +54,20 @@ class Loc(IntEnum):
     CRASHED = 22  # a null_deref or list_corrupt fault stopped the guest
 
 
+INFLATE_LOCS = frozenset({Loc.I_LOOP, Loc.I_LOCK, Loc.I_FALLBACK, Loc.I_TAIL, Loc.I_END})
+"""Control locations inside ``vmballoon_inflate`` (lines 791-926)."""
+DEFLATE_LOCS = frozenset({Loc.D_LOOP, Loc.D_UNLOCK, Loc.D_TAIL})
+"""Control locations inside ``vmballoon_deflate`` (lines 931-972)."""
+LOOP_LOCS = INFLATE_LOCS | DEFLATE_LOCS
+"""Control locations inside either loop: a batch may be in flight."""
+RESTING = frozenset({Loc.IDLE, Loc.EXITED})
+"""Where no entry point runs: between two ticks, or after module exit."""
+STOPPED = frozenset({Loc.EXITED, Loc.CRASHED})
+"""Where nothing runs any more: the module was unloaded or the guest crashed."""
+RETURNED = RESTING | STOPPED
+"""Where an entry point's run of transitions ends (``IDLE``, ``EXITED``, ``CRASHED``)."""
+
+
 OPS_BASIC = "basic"
 OPS_BATCHED = "batched"
 

@@ -17,7 +17,7 @@ from vmballoon.core.protocol import NULL_PFN, U32_MASK
 from vmballoon.core.scenario import Response
 from vmballoon.model import listed as ls
 from vmballoon.model.plist import PList
-from vmballoon.model.state import STAT, Driver, Loc, Loop, State
+from vmballoon.model.state import DEFLATE_LOCS, STAT, Driver, Loc, Loop, State
 
 
 class Crash(Exception):
@@ -197,5 +197,3 @@ def pfn_arg(pfn: int | None) -> int:
     """``page_to_pfn(page)`` with ``page_to_pfn(NULL) == NULL_PFN``."""
     return NULL_PFN if pfn is None else pfn
 
-
-DEFLATE_LOCS = frozenset({Loc.D_LOOP, Loc.D_UNLOCK, Loc.D_TAIL})

@@ -1,0 +1,166 @@
+"""The trace monitor (:class:`vmballoon.model.properties.Monitor`) and its claims index.
+
+The monitor decides ``ownership`` and ``accounting`` from an index it updates with what
+each transition changed; these tests hold it to the whole-state predicates it replaces
+(:func:`check_state` after every transition) and check that a step's cost does not
+grow with the balloon.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from vmballoon.core.scenario import Scenario, load_scenario
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model import properties
+from vmballoon.model.claims import Claims, diff
+from vmballoon.model.machine import balloon_pages, start, trace
+from vmballoon.model.plist import from_iterable
+from vmballoon.model.properties import (
+    PROPERTY_NAMES,
+    Monitor,
+    Verdict,
+    Violation,
+    check_state,
+    check_trace,
+    initial_ghost,
+    monitor_trace,
+    observe,
+    owners,
+)
+
+HERE = Path(__file__).parent
+SCENARIOS = sorted(
+    p
+    for p in [*HERE.glob("scenarios/*.json"), *HERE.glob("golden/*.scenario.json")]
+    if "guest64g" not in p.name
+)
+BIG = HERE / "scenarios" / "guest64g_2m_to_48g_and_back.json"
+
+
+def naive_trace(scenario: Scenario, variant: Variant, first_only: bool) -> list[Violation]:
+    """Every property re-evaluated on the whole state after every transition."""
+    state = start(scenario, variant)
+    ghost = initial_ghost()
+    out: list[Violation] = []
+    seen: set[str] = set()
+
+    def record(found: list[tuple[str, str]], index: int, loc: str) -> None:
+        here: set[str] = set()
+        for name, msg in found:
+            if name in here or (first_only and name in seen):
+                continue
+            here.add(name)
+            seen.add(name)
+            out.append(Violation(name, index, loc, msg))
+
+    record(check_state(state, ghost), 0, state.loc.name)
+    for t in trace(state, scenario.steps):
+        ghost, found = observe(t.prev, t.state, ghost)
+        record(found + check_state(t.state, ghost), t.index, t.state.loc.name)
+    return out
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_monitor_reports_what_the_whole_state_predicates_report(path: Path) -> None:
+    scenario = load_scenario(str(path))
+    for variant in (SEED, FIXED):
+        for first_only in (True, False):
+            expected = naive_trace(scenario, variant, first_only)
+            assert check_trace(scenario, variant, first_only=first_only) == expected
+
+
+def _multiset(claims: Claims) -> Counter[tuple[int, int]]:
+    out: Counter[tuple[int, int]] = Counter()
+    for frames, index in ((1, claims.singles), (512, claims.blocks)):
+        for bucket in index.values():
+            for pfn, k in bucket.items():
+                out[(pfn, frames)] += k
+    return out
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_claims_follow_owners_transition_by_transition(path: Path) -> None:
+    scenario = load_scenario(str(path))
+    state = start(scenario, SEED)
+    claims = Claims(state)
+    for t in trace(state, scenario.steps):
+        claims.update(t.state)
+        listed = owners(t.state)
+        assert _multiset(claims) == Counter((pfn, frames) for _, pfn, frames in listed)
+        p4, p2 = balloon_pages(t.state)
+        assert claims.balloon_lengths() == (len(p4), len(p2))
+        whole = properties.owned_once_and_allocated(listed, t.state.env.memory)
+        assert claims.owned_once_and_allocated() == whole, t.index
+
+
+def test_claims_count_overlaps_and_free_frames() -> None:
+    """Two owners of a frame, and a claim on a free frame, are seen and then forgotten."""
+    scenario = load_scenario(str(HERE / "scenarios" / "batched_statuses.json"))
+    state = start(scenario, SEED)
+    claims = Claims(state)
+    claims._add(5, 1)
+    claims._add(4, 512)  # covers frame 5
+    assert claims.pairs == 1 and not claims.owned_once_and_allocated()
+    claims._remove(5, 1)
+    assert claims.pairs == 0
+    assert claims.unallocated  # frame 4 is free in the initial memory
+    claims._remove(4, 512)
+    assert claims.owned_once_and_allocated()
+
+
+def test_diff_of_persistent_lists() -> None:
+    tail = from_iterable([7, 8, 9])
+    assert diff(tail, (6, tail)) == ([6], [])
+    assert diff((6, tail), tail) == ([], [6])
+    assert diff((1, (2, tail)), (3, tail)) == ([3], [1, 2])
+    assert diff(from_iterable([1, 2]), from_iterable([1, 2])) == ([1, 2], [1, 2])  # no sharing
+    assert diff(None, tail) == ([7, 8, 9], [])
+
+
+def test_verdicts_are_enums_per_property() -> None:
+    scenario = load_scenario(str(HERE / "scenarios" / "null_ops.json"))
+    result = monitor_trace(scenario, SEED, frozenset({"no_crash", "ownership"}))
+    assert {v.prop for v in result.violations} <= {"no_crash", "ownership"}
+    for name in PROPERTY_NAMES:
+        expected = (
+            Verdict.NOT_CHECKED
+            if name not in ("no_crash", "ownership")
+            else Verdict.VIOLATED
+            if name in {v.prop for v in result.violations}
+            else Verdict.HOLDS
+        )
+        assert result.verdict(name) is expected
+
+
+def test_a_step_does_not_list_the_balloon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the 64 GiB inflation the whole-state listings run only at rest (cached there)."""
+    scenario = load_scenario(str(BIG))
+    calls = Counter[str]()
+    for name in ("owners", "balloon_pages"):
+        real = getattr(properties, name)
+
+        def counted(*args: object, _real: object = real, _name: str = name) -> object:
+            calls[_name] += 1
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(properties, name, counted)
+    state = start(scenario, FIXED)
+    monitor = Monitor(state)
+    resting = 0
+    for t in trace(state, scenario.steps):
+        monitor.step(t.prev, t.state)
+        resting += t.state.loc.name in ("IDLE", "EXITED")
+    assert monitor.index > 40_000 and not monitor.violations
+    assert calls["owners"] + calls["balloon_pages"] <= 3 * (resting + 1)  # not per step
+
+
+def test_replay_check_of_the_64g_scenario_takes_seconds() -> None:
+    started = time.perf_counter()
+    found = check_trace(load_scenario(str(BIG)), SEED, frozenset({"ownership"}))
+    assert found == []
+    assert time.perf_counter() - started < 60  # the whole listing after each step: > 60 s
