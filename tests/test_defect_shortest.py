@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vmballoon.core.scenario import Scenario
+from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.model.machine import enter, start, step
 from vmballoon.model.properties import new_events
@@ -55,3 +55,33 @@ def test_product_labels() -> None:
     assert product_shortest(False, False, 7, 7, False) == "shared inputs"
     assert product_shortest(True, True, 7, 7, True) == "not established"
     assert {"pinned shared inputs", "shared inputs"} <= set(SHORTEST)
+
+
+def test_pinned_inputs_only_where_the_violation_is_the_parting_transition() -> None:
+    """lock_64bit_refused: SEED and SEED + fix part at transition 11 and the violation
+    shows at 14; the gap was searched by a two-copy product, so the depth holds for
+    shared inputs only (the two differ: after transition 11 the drivers issue different
+    commands, and a replay answers each in its own order)."""
+    checked = 0
+    for row in RESULTS["defects"]:
+        if row["shortest"] != "pinned inputs":
+            continue
+        sc = load_scenario(str(ROOT / row["scenario"]))
+        assert _parting(sc, row["fix"]) == row["depth"], row["fix"]
+        checked += 1
+    row = next(r for r in RESULTS["defects"] if r["fix"] == "lock_64bit_refused")
+    sc = load_scenario(str(ROOT / row["scenario"]))
+    part = _parting(sc, "lock_64bit_refused")
+    assert part is not None and part < row["depth"]
+    a, b = _walk(sc, SEED), _walk(sc, Variant(frozenset({"lock_64bit_refused"})))
+    assert [c for _, c in a[part - 1:]] != [c for _, c in b[part - 1:]]  # they differ
+    assert row["shortest"] in ("pinned shared inputs", "shared inputs", "not established")
+
+
+def test_every_input_only_at_the_seeds_own_lower_bound() -> None:
+    seed = {r["prop"]: r for r in RESULTS["results"] if r["variant"] == "seed"}
+    for row in RESULTS["defects"]:
+        if row["shortest"] == "every input":
+            r = seed[row["prop"]]
+            assert r["kind"] == "bmc" and r["status"] == "violated", row["fix"]
+            assert r["depth"] <= row["depth"], row["fix"]
