@@ -150,10 +150,10 @@ class Runtime:
     # -- the environment, called by the C --------------------------------------------------
 
     def _beat(self) -> None:
-        """Every 64 environment calls: tell :attr:`heartbeat` (the parent's clock of a
+        """Every 8 environment calls: tell :attr:`heartbeat` (the parent's clock of a
         driver that loops restarts at each of the driver's words to its environment)."""
         self._calls += 1
-        if self._calls & 63 == 0 and self.heartbeat is not None:
+        if self._calls & 7 == 0 and self.heartbeat is not None:
             self.heartbeat()
 
     def _failed(self) -> None:
