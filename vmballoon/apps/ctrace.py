@@ -22,8 +22,8 @@ CANSLEEP allocations) the allocated pages not yet listed are the batch.
 
 ``throttle`` is judged from the allocation events: the rate of the running inflate
 (``UINT_MAX``, or ``b->rate_alloc`` with slow cycles or after a NOSLEEP failure)
-against its successful allocations.  Only ``rate_counter`` (``allocations``, a local
-of ``vmballoon_inflate``, vmw_balloon.c:794) cannot be observed from outside the C.
+against its successful allocations.  Only ``rate_counter`` (about ``allocations``
+(vmw_balloon.c:794), a local of vmballoon_inflate) cannot be observed from outside the C.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from vmballoon.core import assumptions as asm
-from vmballoon.core.env import Env
 from vmballoon.core.protocol import (
     CMD_BATCHED_2M_LOCK,
     CMD_BATCHED_2M_UNLOCK,
@@ -75,45 +74,6 @@ TWO_MB_CMD_CODES = frozenset({CMD_BATCHED_2M_LOCK, CMD_BATCHED_2M_UNLOCK})
 TRANSIENT_DOORBELL = ("doorbell_agreement",)
 INFLATE_GFP = (0, 1)  # the gfp codes of harness.c: NOSLEEP, CANSLEEP
 FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED = 1, 2, 3  # enum flight of harness.c
-
-
-def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
-    """A model state holding what the C showed: its ``final`` object and the environment."""
-    stats = [0] * STAT["_len"]
-    for name, value in final["stats"].items():
-        if isinstance(value, list):
-            stats[STAT[name]], stats[STAT[name] + 1] = value
-        else:
-            stats[STAT[name]] = value
-    pages: tuple[PList, PList] = (
-        from_iterable(final["pages"][0]),
-        from_iterable(final["pages"][1]),
-    )
-    refused: tuple[PList, PList] = (
-        from_iterable(final["refused"][0]),
-        from_iterable(final["refused"][1]),
-    )
-    doorbell = final["doorbell"]
-    drv = Driver(
-        size=final["size"],
-        target=final["target"],
-        rate_alloc=final["rate_alloc"],
-        slow_allocation_cycles=final["slow_allocation_cycles"],
-        reset_required=final["reset_required"],
-        capabilities=final["capabilities"],
-        supported_page_sizes=final["supported_page_sizes"],
-        batch_max_pages=final["batch_max_pages"],
-        ops=final["ops"],
-        pages=pages,
-        refused=refused,
-        n_refused=(final["n_refused"][0], final["n_refused"][1]),
-        batch_page=final["batch_page"],
-        page=final["page"],
-        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
-        warned=False,
-        listed=ls.EMPTY,
-    )
-    return State(loc, drv, EMPTY_LOOP, tuple(stats), env, variant, "")
 
 
 class CObserver:
@@ -164,8 +124,9 @@ class CObserver:
     def call(self, kind: str, args: tuple[int, ...]) -> None:
         """The driver calls its environment: one transition up to here."""
         self._account(kind, args)
-        # inside one step of the model: a doorbell created and not yet registered, or
-        # unregistered and not yet destroyed (vmw_balloon.c:1017-1024, 1035-1044)
+        # inside one step of the model: a doorbell just created
+        # `vmci_doorbell_create` (vmw_balloon.c:1035) and not yet registered, or
+        # unregistered and not yet destroyed `vmci_doorbell_destroy` (vmw_balloon.c:1022)
         transient = (kind == "hv" and args[0] == CMD_VMCI_DOORBELL_SET) or kind == "vmci_destroy"
         self._advance(self._observe(None, kind, args), TRANSIENT_DOORBELL if transient else ())
         if kind == "hv" and args[0] == CMD_GET_TARGET:
