@@ -207,8 +207,8 @@ class CObserver:
         else:
             allocated, taken, unrefused = [], [], {}
             new = raw
-        for entry in new:
-            pfn, flight, is_2m = entry >> 8, (entry >> 4) & 0xF, bool(entry & 1)
+        for pfn, entry in zip(new[0::2], new[1::2], strict=True):
+            flight, is_2m = entry >> 4, bool(entry & 1)
             if flight == FL_ALLOCATED:
                 allocated.append((pfn, is_2m))
             elif flight == FL_TAKEN:
