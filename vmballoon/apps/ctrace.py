@@ -22,8 +22,8 @@ CANSLEEP allocations) the allocated pages not yet listed are the batch.
 
 ``throttle`` is judged from the allocation events: the rate of the running inflate
 (``UINT_MAX``, or ``b->rate_alloc`` with slow cycles or after a NOSLEEP failure)
-against its successful allocations.  Only ``rate_counter`` (``allocations``, a local
-of ``vmballoon_inflate``, vmw_balloon.c:794) cannot be observed from outside the C.
+against its successful allocations.  Only ``rate_counter`` (about ``allocations``
+(vmw_balloon.c:794), a local of vmballoon_inflate) cannot be observed from outside the C.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from vmballoon.core import assumptions as asm
-from vmballoon.core.env import Env
 from vmballoon.core.protocol import (
     CMD_BATCHED_2M_LOCK,
     CMD_BATCHED_2M_UNLOCK,
@@ -60,6 +59,7 @@ from vmballoon.model.properties import (
     check_state,
     guest_of,
     initial_ghost,
+    new_events,
     observe,
 )
 from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, STAT, Driver, Loc, Loop, State
@@ -76,45 +76,6 @@ INFLATE_GFP = (0, 1)  # the gfp codes of harness.c: NOSLEEP, CANSLEEP
 FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED = 1, 2, 3  # enum flight of harness.c
 
 
-def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
-    """A model state holding what the C showed: its ``final`` object and the environment."""
-    stats = [0] * STAT["_len"]
-    for name, value in final["stats"].items():
-        if isinstance(value, list):
-            stats[STAT[name]], stats[STAT[name] + 1] = value
-        else:
-            stats[STAT[name]] = value
-    pages: tuple[PList, PList] = (
-        from_iterable(final["pages"][0]),
-        from_iterable(final["pages"][1]),
-    )
-    refused: tuple[PList, PList] = (
-        from_iterable(final["refused"][0]),
-        from_iterable(final["refused"][1]),
-    )
-    doorbell = final["doorbell"]
-    drv = Driver(
-        size=final["size"],
-        target=final["target"],
-        rate_alloc=final["rate_alloc"],
-        slow_allocation_cycles=final["slow_allocation_cycles"],
-        reset_required=final["reset_required"],
-        capabilities=final["capabilities"],
-        supported_page_sizes=final["supported_page_sizes"],
-        batch_max_pages=final["batch_max_pages"],
-        ops=final["ops"],
-        pages=pages,
-        refused=refused,
-        n_refused=(final["n_refused"][0], final["n_refused"][1]),
-        batch_page=final["batch_page"],
-        page=final["page"],
-        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
-        warned=False,
-        listed=ls.EMPTY,
-    )
-    return State(loc, drv, EMPTY_LOOP, tuple(stats), env, variant, "")
-
-
 class CObserver:
     """The trace checker beside the driver (in its process): one model transition per
     stretch of C between two environment calls, every observable property checked."""
@@ -129,6 +90,10 @@ class CObserver:
         self._version = -1
         self._lists: list[list[int]] = [[], [], [], []]
         self._plists: list[PList] = [None, None, None, None]
+        empty: tuple[list[tuple[int, bool]], list[tuple[int, bool]], dict[int, int]]
+        empty = ([], [], {})
+        self._flight: tuple[list[int], Any] = ([], empty)  # the last decoded pages in flight
+        self._fill: tuple[list[tuple[int, bool]], PList] = ([], None)  # the last batch
         self._seen_log = rt.env.log
         self._tick_slow = 0
         self._reset_tick()
@@ -159,10 +124,13 @@ class CObserver:
     def call(self, kind: str, args: tuple[int, ...]) -> None:
         """The driver calls its environment: one transition up to here."""
         self._account(kind, args)
-        # inside one step of the model: a doorbell created and not yet registered, or
-        # unregistered and not yet destroyed (vmw_balloon.c:1017-1024, 1035-1044)
+        # inside one step of the model: a doorbell just created
+        # `vmci_doorbell_create` (vmw_balloon.c:1035) and not yet registered, or
+        # unregistered and not yet destroyed `vmci_doorbell_destroy` (vmw_balloon.c:1022)
         transient = (kind == "hv" and args[0] == CMD_VMCI_DOORBELL_SET) or kind == "vmci_destroy"
         self._advance(self._observe(None, kind, args), TRANSIENT_DOORBELL if transient else ())
+        if kind == "hv" and args[0] == CMD_GET_TARGET:
+            self.targeted = True  # what follows in this tick is inflate or deflate
 
     def end(self) -> None:
         """The entry point returned (or crashed)."""
@@ -191,8 +159,6 @@ class CObserver:
             self.inflating = True
             snap = self.rt.snapshot()
             self.rate = snap[2] if snap[3] else UINT_MAX  # rate_alloc with slow cycles
-        elif kind == "hv" and args[0] == CMD_GET_TARGET:
-            self.targeted = True
 
     def _advance(self, nxt: State, transient: tuple[str, ...] = ()) -> None:
         events = nxt.env.log
@@ -231,18 +197,27 @@ class CObserver:
             self._plists = [from_iterable(lst) for lst in self._lists]
         plists = list(self._plists)
         added: list[list[int]] = [[], [], [], []]  # pages in flight that count on a list
-        allocated: list[tuple[int, bool]] = []
-        taken: list[tuple[int, bool]] = []
-        unrefused: dict[int, int] = {}
-        for entry in rt.lists(4) if snap[18] else ():
-            pfn, flight, is_2m = entry >> 8, (entry >> 4) & 0xF, bool(entry & 1)
+        raw = rt.lists(4) if snap[18] else []
+        old_raw, decoded = self._flight
+        n_old = len(old_raw)
+        if n_old and n_old <= len(raw) and raw[:n_old] == old_raw:  # pages only added
+            allocated, taken, unrefused = (list(decoded[0]), list(decoded[1]),
+                                           dict(decoded[2]))  # fmt: skip
+            new = raw[n_old:]
+        else:
+            allocated, taken, unrefused = [], [], {}
+            new = raw
+        for pfn, entry in zip(new[0::2], new[1::2], strict=True):
+            flight, is_2m = entry >> 4, bool(entry & 1)
             if flight == FL_ALLOCATED:
                 allocated.append((pfn, is_2m))
             elif flight == FL_TAKEN:
                 taken.append((pfn, is_2m))
             elif flight == FL_UNREFUSED:  # a release of refused pages is freeing it
-                added[2 + int(is_2m)].append(pfn)
                 unrefused[pfn] = int(is_2m)
+        self._flight = (raw, (allocated, taken, unrefused))
+        for pfn, idx in unrefused.items():
+            added[2 + idx].append(pfn)
         # vmballoon_release_refused_pages zeroes n_refused_pages after its loop (lines
         # 758-771): the pages it freed so far still count
         log, stop = rt.env.log, self._seen_log
@@ -264,16 +239,24 @@ class CObserver:
             if not deflating:  # a pop frees the pages it took: size still counts them
                 for pfn, is_2m in taken:
                     added[int(is_2m)].append(pfn)
-            is_2m = any(b for _, b in in_flight)
-            if batched:
+            is_2m = bool(in_flight) and in_flight[-1][1]  # one page size per batch
+            fill: PList
+            if batched:  # what the host is shown: the batch entries as the driver wrote them
                 is_2m = args[0] in TWO_MB_CMD_CODES
+                fill = None
                 entries = rt.batch(args[2])
+                for e in entries:
+                    fill = (e, fill)  # newest first, as the model's loop keeps it
+                n = len(entries)
             else:
-                entries = [pfn << PAGE_SHIFT for pfn, _ in in_flight]
-            fill: PList = None
-            for e in entries:
-                fill = (e, fill)  # newest first, as the model's loop keeps it
-            n = len(entries)
+                old_flight, fill = self._fill
+                start = len(old_flight)
+                if not (start and start <= len(in_flight) and in_flight[:start] == old_flight):
+                    fill, start = None, 0
+                for pfn, _ in in_flight[start:]:
+                    fill = (pfn << PAGE_SHIFT, fill)
+                self._fill = (in_flight, fill)
+                n = len(in_flight)
             loop = Loop(0, 0, n, 0, False, is_2m, fill, None, None, 0)
             if deflating:
                 loc = Loc.D_UNLOCK
@@ -347,17 +330,22 @@ def c_trace(
         return checker.violations, log
 
 
+ENV_CALL_EVENTS = frozenset({"hv", "alloc", "free", "vmci_create", "vmci_destroy"})
+"""Events of an environment call, before which the C's state is observed (a ``warn``
+fault is one too)."""
+
+
 def hidden_by_crash(scenario: Scenario, variant: Variant, prop: str) -> str | None:
     """Why no run of the C can show the model's first violation of the state property
     ``prop`` on ``scenario``, or None: the violation happens inside an entry point that
-    crashes before it returns.
+    crashes before the driver calls its environment again.
 
-    The C's state is observed only when an entry point returns (:class:`CTraceChecker`),
-    and a crashed guest is checked for nothing but the crash.  A state property broken
-    at some transition of an entry point that then crashes (the model's
-    ``no_crash`` at a later transition of the same entry point) is therefore out of
-    the C's sight, however faithful the C is; its event log, crash included, is still
-    compared with the model's."""
+    The C's state is observed before each environment call and when an entry point
+    returns (:class:`CObserver`), and a crashed guest is checked for nothing but the
+    crash.  A state property broken at some transition of an entry point that then
+    crashes with no environment call in the transitions between (the model's
+    ``no_crash``) is therefore out of the C's sight, however faithful the C is; its
+    event log, crash included, is still compared with the model's."""
     if prop not in STATE_PROPERTIES:
         return None
     state = model_start(scenario, variant)
@@ -368,8 +356,12 @@ def hidden_by_crash(scenario: Scenario, variant: Variant, prop: str) -> str | No
             break
         nxt = enter(state, name)
         broken_at = None
+        seen_after = False  # an environment call after the breaking transition
         while True:
             i += 1
+            if broken_at is not None and not seen_after:
+                seen_after = any(ev["ev"] in ENV_CALL_EVENTS or ev.get("kind") == "warn"
+                                 for ev in new_events(state, nxt))  # fmt: skip
             ghost, _ = observe(state, nxt, ghost)
             state = nxt
             if broken_at is None and check_state(state, ghost, frozenset({prop})):
@@ -378,9 +370,9 @@ def hidden_by_crash(scenario: Scenario, variant: Variant, prop: str) -> str | No
                 break
             nxt = step(state)
         if broken_at is not None:
-            if state.loc != Loc.CRASHED:
+            if state.loc != Loc.CRASHED or seen_after:
                 return None
             return (f"the model breaks it at transition {broken_at}, inside entry point "
-                    f"{name!r}, which crashes at transition {i} before it returns: the C's "
-                    f"state is seen only when an entry point returns")  # fmt: skip
+                    f"{name!r}, which crashes at transition {i} before the driver calls its "
+                    f"environment again: the C's state is seen at those calls")  # fmt: skip
     return None

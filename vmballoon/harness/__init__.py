@@ -5,10 +5,15 @@
   wherever a file has it), the kernel headers (stand-ins, ``--include``), the
   compiler and the cache of binaries;
 * :mod:`vmballoon.harness.patches`: the fixes as kernel patches (``spec/fixes``);
-* :mod:`vmballoon.harness.process`: the compiled driver as a child process whose
-  environment is the Python :class:`vmballoon.core.env.Env`;
-* :mod:`vmballoon.harness.replay`: a scenario's event log from the C.
+* :mod:`vmballoon.harness.process`: the compiled driver as a shared library loaded in a
+  forked child per module load, its environment the Python
+  :class:`vmballoon.core.env.Env` called directly (ctypes callbacks), its state
+  readable at every environment call;
+* :mod:`vmballoon.harness.replay`: a scenario's event log from the C (and the line of a
+  crash);
+* :mod:`vmballoon.harness.coverage`: the driver's line and branch coverage (gcov) and
+  the reviewed unreachable branches (``harness/coverage-unreachable.json``).
 
-The C side is ``vmballoon/harness/c``: ``kshim.h`` (the kernel API the driver uses) and
-``harness.c`` (the host, the fault handler and the state dump).
+The C side is ``harness/c``: ``kshim.h`` (the kernel API the driver uses) and
+``harness.c`` (the environment's entry points, the fault handler, the state readers).
 """

@@ -108,7 +108,8 @@ ObserverFactory = Callable[..., Observer]
 
 # -- the child: one module load of the library ------------------------------------------------
 
-_ALLOC = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_uint, ctypes.c_int)
+_ALLOC = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint, ctypes.c_int,
+                          ctypes.POINTER(ctypes.c_ulong))  # fmt: skip
 _RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_uint, ctypes.c_ulong)
 _U64P = ctypes.POINTER(ctypes.c_uint64)
 _HV = ctypes.CFUNCTYPE(None, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
@@ -150,26 +151,29 @@ class Runtime:
     # -- the environment, called by the C --------------------------------------------------
 
     def _beat(self) -> None:
-        """Every 64 environment calls: tell :attr:`heartbeat` (the parent's clock of a
+        """Every 8 environment calls: tell :attr:`heartbeat` (the parent's clock of a
         driver that loops restarts at each of the driver's words to its environment)."""
         self._calls += 1
-        if self._calls & 63 == 0 and self.heartbeat is not None:
+        if self._calls & 7 == 0 and self.heartbeat is not None:
             self.heartbeat()
 
     def _failed(self) -> None:
         if self.error is None:
             self.error = traceback.format_exc(limit=-3).strip()
 
-    def _alloc(self, order: int, gfp: int) -> int:
+    def _alloc(self, order: int, gfp: int, out: Any) -> int:
         self._beat()
         try:
             if self.observer is not None:
                 self.observer.call("alloc", (order, gfp))
             pfn, self.env = self.env.alloc(order, GFP_NAMES[gfp])
-            return -1 if pfn is None else pfn
+            if pfn is None:
+                return 0
+            out[0] = pfn  # any PFN up to 2**64 - 2 (frames at 2**63 and above are drawn)
+            return 1
         except Exception:
             self._failed()
-            return -1
+            return 0
 
     def _release(self, order: int, pfn: int) -> None:
         self._beat()
@@ -261,8 +265,9 @@ class Runtime:
         return self._snap[:n]
 
     def lists(self, which: int) -> list[int]:
-        """List ``which`` head to tail (0/1: pages 4k/2m, 2/3: refused 4k/2m), or (4) the
-        pages in flight as ``pfn << 8 | flight << 4 | is_2m``."""
+        """List ``which`` head to tail (0/1: pages 4k/2m, 2/3: refused 4k/2m), (4) the
+        pages in flight as pairs ``pfn, flight << 4 | is_2m``, or (5) the frames taken off
+        the balloon lists since ``harness_clear_taken``."""
         n = self.lib.harness_list(which, self._buf, len(self._buf))
         if n > len(self._buf):
             self._buf = (ctypes.c_uint64 * (2 * n))()

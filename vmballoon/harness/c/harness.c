@@ -8,7 +8,7 @@
  * environment call the driver makes is a direct call of a function pointer the
  * Python side installed with harness_setup():
  *
- *   alloc(order, gfp)            -> pfn, or -1 for NULL      (alloc_pages)
+ *   alloc(order, gfp, &pfn)      -> 1 and the pfn, 0: NULL   (alloc_pages)
  *   release(order, pfn)                                      (__free_pages)
  *   hv(cmd, arg1, arg2, n, entries, out)                     (the backdoor; out[0] status,
  *                                                             out[1] result, out[2] m,
@@ -148,7 +148,7 @@ static inline __attribute__((always_inline)) void harness_list_del(struct list_h
 #undef list_del
 
 /* ---- the environment: function pointers installed by the Python side -------------------- */
-typedef long (*alloc_fn)(unsigned int order, int gfp);
+typedef int (*alloc_fn)(unsigned int order, int gfp, unsigned long *pfn);
 typedef void (*release_fn)(unsigned int order, unsigned long pfn);
 typedef void (*hv_fn)(unsigned long cmd, unsigned long arg1, unsigned long arg2,
 		      unsigned long n, const u64 *entries, u64 *out);
@@ -248,13 +248,13 @@ static int gfp_code(gfp_t flags)
 struct page *alloc_pages(gfp_t flags, unsigned int order)
 {
 	int code = gfp_code(flags);
-	long pfn = env_alloc(order, code);
+	unsigned long pfn = 0;
 	struct hpage *h;
 	struct page *p;
 
-	if (pfn < 0)
+	if (!env_alloc(order, code, &pfn))
 		return NULL;
-	p = shim_pfn_to_page((unsigned long)pfn);
+	p = shim_pfn_to_page(pfn);
 	h = (struct hpage *)p;
 	h->is_2m = order != 0;
 	if (code != GFP_KERNEL_CODE)
@@ -514,7 +514,7 @@ size_t harness_snapshot(u64 *out)
 
 /*
  * List `which` (0: pages 4k, 1: pages 2m, 2: refused 4k, 3: refused 2m) head to tail,
- * (4) the pages in flight as (pfn << 8 | flight << 4 | is_2m) entries, or (5) the PFNs
+ * (4) the pages in flight as pairs (pfn, flight << 4 | is_2m), or (5) the PFNs
  * taken off a balloon list since harness_clear_taken(); at most `cap` entries are
  * written, the length is returned.
  */
@@ -533,9 +533,11 @@ size_t harness_list(int which, u64 *out, size_t cap)
 		for (i = 0; i < n_in_flight; i++) {
 			struct hpage *h = in_flight[i];
 
-			if (n < cap)
-				out[n] = ((u64)h->page.pfn << 8) | ((u64)h->flight << 4) | (u64)h->is_2m;
-			n++;
+			if (n + 1 < cap) {
+				out[n] = h->page.pfn;
+				out[n + 1] = ((u64)h->flight << 4) | (u64)h->is_2m;
+			}
+			n += 2;
 		}
 		return n;
 	}
