@@ -173,3 +173,19 @@ def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path:
         found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
         assert found and "accounting" in found[0].properties, (seed, report.findings)
         assert found[0].path is not None and found[0].path.exists()
+
+
+def test_the_model_and_the_c_word_a_violation_alike() -> None:
+    """target_from_host names the value the failed command wrote, from the ghost, so the
+    C's checker (which sees the target as the command found it) says what the model says."""
+    from vmballoon.apps.ctrace import check_c_trace
+    from vmballoon.model.properties import check_trace
+
+    spec = Path(__file__).resolve().parents[1] / "spec"
+    for path in (spec / "findings" / "seed.target_from_host.scenario.json",
+                 spec / "examples" / "target_on_success.scenario.json"):  # fmt: skip
+        sc = load_scenario(path)
+        model = {v.prop: v.message for v in check_trace(sc, SEED)}
+        c = {v.prop: v.message for v in check_c_trace(binary_for(SEED), sc, SEED)}
+        assert c["target_from_host"] == model["target_from_host"], path
+        assert model["target_from_host"].endswith("was written by a failed command")
