@@ -96,6 +96,8 @@ def _scenario(rng: random.Random) -> Scenario:
 
 OK, SWC = Response(0, 0), SUCCESS_WITH_CAPABILITIES
 KNOWN = [
+    # GUEST_ID answered ERROR_RESET on every tick: GET_TARGET never sent (no_reset_request)
+    Scenario(steps=("work",) * 2, hv=(OK, Response(SWC, 2), Response(7, 0)) * 2),
     # frames above 2**32 under the basic commands
     Scenario(steps=("work",), frames=3, pfn_base=2**32 - 1,
              hv=(OK, Response(0, 0), OK, *[Response(0, 3)] * 5)),

@@ -30,10 +30,61 @@ def test_fuzz_prints_its_seed_and_coverage(tmp_path: Path) -> None:
     assert "coverage:" in proc.stdout and "locations never left:" in proc.stdout
 
 
-def test_same_seed_same_campaign() -> None:
+PLANTED = 10**12 + 4321
+"""A distinctive integer a planted local module holds (Hypothesis scrapes such constants
+from local modules into its draws unless the pool is pinned)."""
+
+_DRAWS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import planted_constants  # a local module: its constants join Hypothesis's pool
+from hypothesis import HealthCheck, given, seed, settings, strategies as st
+from vmballoon.apps.drawpool import pinned_constant_pool
+
+def draws():
+    out = []
+    @seed(5)
+    @settings(max_examples=100, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def draw(data):
+        out.extend(data.draw(st.integers()) for _ in range(10))
+    draw()
+    return out
+
+if sys.argv[2] == "pinned":
+    with pinned_constant_pool():  # as run_campaign (the CLI) and the test session draw
+        print(json.dumps(draws()))
+else:
+    print(json.dumps(draws()))
+"""
+
+
+def _planted_draws(where: Path, constant: int, pinned: bool) -> list[int]:
+    """``st.integers()`` drawn from seed 5 in a fresh process that imported a local module
+    holding ``constant``, with the pool pinned or not."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "planted_constants.py").write_text(f"VALUE = {constant}\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRAWS, str(where), "pinned" if pinned else "unpinned"],
+        capture_output=True, text=True, check=False, timeout=300, cwd=where,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    drawn: list[int] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return drawn
+
+
+def test_same_seed_same_campaign(tmp_path: Path) -> None:
+    """A seed names one campaign whatever local modules a process loaded: pinned, two
+    processes with different planted constants draw alike; unpinned, each draws its own
+    constant (so this test fails if the pinning is switched off)."""
     first = run_campaigns(["seed"], 15, seed=5, workers=1, steps=6)[1]
     second = run_campaigns(["seed"], 15, seed=5, workers=1, steps=6)[1]
     assert first.transitions == second.transitions and first.steps == second.steps
+    a = _planted_draws(tmp_path / "a", PLANTED, pinned=True)
+    b = _planted_draws(tmp_path / "b", PLANTED + 7, pinned=True)
+    assert a == b and PLANTED not in a
+    ua = _planted_draws(tmp_path / "a", PLANTED, pinned=False)
+    assert PLANTED in ua and ua != a
 
 
 def test_workers_split_the_examples_and_merge_coverage() -> None:
@@ -96,11 +147,28 @@ def _coverage_of_campaign(seed: int) -> str:
     return coverage_report(run_campaigns(["seed"], 25, seed=seed, workers=1, steps=6)[1])
 
 
-def test_cli_and_in_process_campaigns_draw_alike() -> None:
-    """A seed names one campaign: the CLI draws what pytest draws (no per-process constant pool)."""
+def test_cli_and_in_process_campaigns_draw_alike(tmp_path: Path) -> None:
+    """A seed names one campaign: the CLI draws what pytest draws (no per-process constant
+    pool).  A process that loaded a planted local constant draws, pinned as the CLI is,
+    exactly what this (pinned) test session draws; unpinned it draws the constant."""
     proc = _fuzz("--examples", "25", "--seed", "13", "--variant", "seed", "--steps", "6")
     cli = proc.stdout[proc.stdout.index("coverage:"):].strip()
     assert cli == _coverage_of_campaign(13).strip()
+    from hypothesis import HealthCheck, given, seed, settings
+    from hypothesis import strategies as st
+
+    here: list[int] = []
+
+    @seed(5)
+    @settings(max_examples=100, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def draw(data: st.DataObject) -> None:
+        here.extend(data.draw(st.integers()) for _ in range(10))
+
+    draw()
+    assert _planted_draws(tmp_path, PLANTED, pinned=True) == here
+    unpinned = _planted_draws(tmp_path, PLANTED, pinned=False)
+    assert PLANTED in unpinned and unpinned != here
 
 
 def test_fuzz_out_writes_each_violation_minimized_with_its_meta(tmp_path: Path) -> None:

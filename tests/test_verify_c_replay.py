@@ -13,8 +13,8 @@ import pytest
 
 from vmballoon.apps.cexreplay import replay_counterexamples
 from vmballoon.apps.cli import build_parser
+from vmballoon.apps.verify import cmd_verify
 from vmballoon.core.scenario import Scenario
-from vmballoon.proofs.cli import cmd_verify
 
 ROOT = Path(__file__).resolve().parents[1]
 FINDINGS = ROOT / "spec" / "findings"

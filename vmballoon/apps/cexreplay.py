@@ -29,11 +29,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmballoon.proofs.cli import C_WORDS
-
 if TYPE_CHECKING:
     from vmballoon.core.scenario import Scenario
     from vmballoon.core.variants import Variant
+
+C_WORDS = {
+    "shows": "shows it",
+    "not-shown": "does not show it",
+    "not-observable": "not observable",
+    "no-compiler": "not compiled (no cc)",
+    "error": "error",
+}
+"""What a counterexample row's ``c`` field (``status``) says in verify's table:
+``C: <words>``."""
 
 NOT_OBSERVABLE_ON_C = ("rate_counter", "throttle")
 """The properties about inflate's locals (``vmballoon.apps.ctrace.NOT_OBSERVABLE``)."""

@@ -62,11 +62,11 @@ from hypothesis import Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import get_state_machine_test, invariant
 
+from vmballoon.apps.argtypes import nonnegative_int, output_dir, positive_int, variant_name
 from vmballoon.apps.drawpool import pinned_constant_pool
 from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
 from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.core import assumptions as asm
-from vmballoon.core.argtypes import nonnegative_int, output_dir, positive_int, variant_name
 from vmballoon.core.scenario import Response, Scenario, ScenarioError, load_scenario
 from vmballoon.core.specdata import PACKAGE_DIR, spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
@@ -705,7 +705,8 @@ def _signals_held() -> Iterator[None]:
 
 def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
             strict: bool = False, corpus_first: bool = True,
-            progress: Callable[[str], None] | None = None) -> Report:  # fmt: skip
+            progress: Callable[[str], None] | None = None,
+            include_dirs: tuple[Path, ...] = ()) -> Report:  # fmt: skip
     """The whole check (raises ``BuildError`` for a bad source, ``OutDirBusy`` for an
     ``out`` another run owns).  Interrupted (``KeyboardInterrupt``, which SIGTERM raises
     too under :func:`cmd_check_c`), it writes what it found and returns a report that is
@@ -716,7 +717,7 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
     say = progress or (lambda _: None)
     started = time.perf_counter()
     data = source.read_bytes()
-    binary = binary_for(source=source)
+    binary = binary_for(source=source, include_dirs=include_dirs)
     report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict)
     with RunDir(out, command="check-c") as rd:
         campaign = Campaign()
@@ -842,7 +843,8 @@ def cmd_check_c(args: argparse.Namespace) -> int:
     try:
         report = check_c(source, parse_variant(args.against), args.examples, seed,
                          Path(args.out), args.strict, not args.no_corpus,
-                         lambda line: print(line, file=sys.stderr))  # fmt: skip
+                         lambda line: print(line, file=sys.stderr),
+                         include_dirs=tuple(args.include))  # fmt: skip
     except (BuildError, OutDirBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -877,6 +879,9 @@ def add_check_c_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--out", type=output_dir, default="check-c-out", metavar="DIR",
                    help="where the report and the minimized scenarios are written (default "
                    "check-c-out; a folder one run owns)")
+    p.add_argument("--include", action="append", default=[], type=Path, metavar="DIR",
+                   help="a folder of kernel headers the harness does not provide "
+                   "(searched after the harness's own; repeatable)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--strict", action="store_true", help="a divergence also fails (exit 1)")
     p.add_argument("--no-corpus", action="store_true",

@@ -28,7 +28,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import StringIO
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from vmballoon.core.env import Event, EventStack
 from vmballoon.core.protocol import (
@@ -61,6 +61,13 @@ VARS = ("action", "loc", *SMALL_FIELDS, "pages", "refused", "n_refused", "batch_
         "doorbell", "crashed", "stats", *LOOP_FIELDS, "events")  # fmt: skip
 """The variables of every ITF state, in order."""
 SAFE_INT = 1 << 53
+
+
+class TextSink(Protocol):
+    """Where a trace is streamed: anything with ``write(str)`` (a text file, stdout)."""
+
+    def write(self, text: str, /) -> int:
+        """Write ``text``."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ def _option(value: Any) -> list[Any]:
 class ItfWriter:
     """Writes an ITF document state by state (:meth:`begin`, :meth:`state`, :meth:`end`)."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextSink) -> None:
         self.out = out
         self.lists = [[_ListText() for _ in range(3)] for _ in range(2)]
         self.count = 0
@@ -277,7 +284,7 @@ class ItfWriter:
         self.out.write("\n]}\n")
 
 
-def write_itf(steps: Iterable[TraceStep], out: TextIO, source: str, checked: bool,
+def write_itf(steps: Iterable[TraceStep], out: TextSink, source: str, checked: bool,
               description: str = MODEL_DESCRIPTION) -> int:  # fmt: skip
     """Stream ``steps`` as one ITF document to ``out``; the number of states."""
     writer = ItfWriter(out)
@@ -418,7 +425,7 @@ def table_rows(
         previous = snap
 
 
-def write_table(steps: Iterable[TraceStep], out: TextIO, first: int = 0,
+def write_table(steps: Iterable[TraceStep], out: TextSink, first: int = 0,
                 stop: int | None = None, violations_only: bool = False) -> None:  # fmt: skip
     """Stream the table of :func:`table_rows` to ``out``."""
     out.write(TABLE_HEADER + "\n")

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
+    ERROR_RESET,
     PAGES_PER_2M,
     SUCCESS_WITH_CAPABILITIES,
     U32_MASK,
@@ -50,7 +52,15 @@ TARGET_CMDS = frozenset({"GET_TARGET", "LOCK", "UNLOCK"}) | BATCHED_CMDS
 """Commands whose result the C writes into ``b->target`` (lines 405-438, 445-535)."""
 STATUS_CMDS = TARGET_CMDS | {"START"}
 """Commands whose status decides what a tick achieves (the others, GUEST_ID and
-VMCI_DOORBELL_SET, may fail without keeping the balloon from its target)."""
+VMCI_DOORBELL_SET, may fail without keeping the balloon from its target, except with
+ERROR_RESET: :data:`RESET_CMDS`)."""
+
+RESET_CMDS = frozenset({"GUEST_ID", "VMCI_DOORBELL_SET"})
+"""Commands outside :data:`STATUS_CMDS` whose ERROR_RESET answer still schedules a reset
+(``vmballoon_check_status``, line 363) after the reset cleared it (line 1092): a host
+answering GUEST_ID with ERROR_RESET on every tick keeps every tick in
+``vmballoon_reset``, GET_TARGET is never sent (line 1120).  (The doorbell's clearing at
+the start of a reset, before line 1092, may answer anything.)"""
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class Command:
     result: int
     named: bool = True  # a batched command names the batch page (lines 470, 518)
     entries: tuple[int, ...] = ()  # batched, named: each entry's status after the host wrote
+    invalidates: bool = False  # VMCI_DOORBELL_SET clearing the doorbell (line 1017, in a reset)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,13 @@ def _host_success(g: Guest, v: StepView) -> str | None:
                 return f"{c.cmd} not naming the batch page answered {c.status}"
         elif c.status != 0:
             return f"{c.cmd} answered {c.status}"
+    return None
+
+
+def _no_reset_request(g: Guest, v: StepView) -> str | None:
+    for c in v.commands:
+        if c.cmd in RESET_CMDS and not c.invalidates and c.status == ERROR_RESET:
+            return f"{c.cmd} answered ERROR_RESET"
     return None
 
 
@@ -203,8 +221,18 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "naming the batch page is refused as a whole with ERROR_PPN_INVALID",
         "a cooperative host follows the protocol; it cannot read a batch it was not shown "
         "(lines 470, 518); any other status ends the tick early (lines 425-437, 893-906, "
-        "959-963) or schedules a reset (line 364). GUEST_ID and VMCI_DOORBELL_SET may fail",
+        "959-963) or schedules a reset (line 364). GUEST_ID and VMCI_DOORBELL_SET may fail "
+        "(but not with ERROR_RESET: no_reset_request)",
         "progress", _host_success,
+    ),
+    Assumption(
+        "no_reset_request",
+        "GUEST_ID and the VMCI_DOORBELL_SET that sets the doorbell are never answered "
+        "ERROR_RESET (any other failure is allowed)",
+        "ERROR_RESET schedules a reset (line 363); a host that answers GUEST_ID with it on "
+        "every tick keeps every tick in vmballoon_reset (lines 1114, 1098) and GET_TARGET is "
+        "never sent (line 1120): the balloon never moves",
+        "progress", _no_reset_request,
     ),
     Assumption(
         "batch_entries_success",
@@ -292,6 +320,39 @@ def broken(assumptions: tuple[Assumption, ...], guest: Guest,
     return out
 
 
+class GuestOf(Protocol):
+    """What :func:`scenario_outside` reads of a scenario (``vmballoon.core.scenario.Scenario``
+    has it)."""
+
+    @property
+    def frames(self) -> int: ...
+    @property
+    def pfn_base(self) -> int: ...
+    @property
+    def totalram(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Outside:
+    """A declared assumption a scenario's guest does not meet, and why."""
+
+    name: str
+    message: str
+
+
+def scenario_outside(
+    scenario: GuestOf, assumptions: tuple[Assumption, ...] = ASSUMPTIONS
+) -> list[Outside]:
+    """The guest-wide assumptions among ``assumptions`` (``pfn_below_2_52``,
+    ``totalram_below_2_32``, ``guest_below_2_32``) that ``scenario``'s guest violates, in
+    report order.  These are decided by the scenario alone; the assumptions about the
+    environment's answers in a tick need the trace (:func:`broken` with a
+    :class:`StepView`).  ``scenario_outside(sc, GLOBAL)`` non-empty: no property is
+    claimed for ``sc``, and a divergence on it is outside the declared assumptions."""
+    guest = Guest(scenario.frames, scenario.pfn_base, scenario.totalram)
+    return [Outside(name, msg) for name, msg in broken(assumptions, guest)]
+
+
 __all__ = [
     "ASSUMPTIONS",
     "BY_NAME",
@@ -299,11 +360,15 @@ __all__ = [
     "GUEST_WIDE",
     "PFN_LIMIT",
     "PROGRESS",
+    "RESET_CMDS",
     "T_MAX",
     "Assumption",
     "Command",
     "Guest",
+    "GuestOf",
+    "Outside",
     "StepView",
     "broken",
     "names_for",
+    "scenario_outside",
 ]

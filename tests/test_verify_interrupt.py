@@ -1,0 +1,101 @@
+"""verify stops on SIGINT and SIGTERM: workers stopped, no traceback, the --out folder
+marked INCOMPLETE (vmballoon.apps.outdir.RunDir), exit 130 with one line, within ~2 s;
+the next run into the same folder removes the files the earlier run wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _start(out: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vmballoon", "verify", "--out", str(out), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _children(pid: int) -> set[int]:
+    """Every live process whose parent chain reaches ``pid`` or whose group is a worker's."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat[0] != "Z" and int(stat[1]) == pid:
+            found.add(int(entry))
+    for child in list(found):
+        found |= _children(child)
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_verify_quickly_and_marks_its_out(tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "cex"
+    proc = _start(out, "--variant", "seed", "--json")
+    time.sleep(12)  # the workers are solving by now
+    workers = _children(proc.pid)
+    assert workers, "verify started no worker"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert took < 5, took  # ~2 s on an idle machine
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr, stderr
+    assert lines[-1].startswith("interrupted (") and "INCOMPLETE" in lines[-1]
+    doc = json.loads(stdout)  # what it had, as the schema says: not complete, exit 130
+    assert doc["complete"] is False and doc["exit"] == 130 and doc["ok"] is False
+    assert (out / "INCOMPLETE").exists() and not (out / ".vmballoon.lock").exists()
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["complete"] is False
+    time.sleep(0.5)
+    assert not any(Path(f"/proc/{p}").exists() and "Z" not in
+                   Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                   for p in workers), "a worker outlived verify"  # fmt: skip
+
+
+def test_a_second_run_removes_the_files_of_the_first(tmp_path: Path) -> None:
+    """A run then a smaller run into the same folder: only the second's files stay."""
+    out = tmp_path / "cex"
+    small = ["--variant", "fixed-doorbell_set_status", "--property", "doorbell_agreement",
+             "--depth", "7", "--json"]  # fmt: skip
+    out.mkdir()
+    stale = out / "seed.no_leak.scenario.json"
+    (out / "MANIFEST.json").write_text(json.dumps({"command": "verify", "complete": True,
+                                                   "files": [stale.name]}))  # fmt: skip
+    stale.write_text("{}")
+    mine = out / "notes.txt"
+    mine.write_text("the user's own file")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmballoon", "verify", "--out", str(out), *small],
+        capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists() and mine.exists() and not (out / "INCOMPLETE").exists()
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["complete"] is True
+    assert manifest["files"] == ["fixed-doorbell_set_status.doorbell_agreement.scenario.json"]
+
+
+def test_a_second_verify_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "cex"
+    out.mkdir()
+    (out / ".vmballoon.lock").write_text(f"{os.getpid()}\n")  # a live owner: this test
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmballoon", "verify", "--out", str(out), "--variant", "seed"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "another vmballoon run" in proc.stderr
