@@ -443,8 +443,10 @@ def known_defect_fixes(scenario: Scenario, prop: str) -> list[str]:
 
 
 def crash_line(binary: Path, scenario: Scenario) -> str | None:
-    """``file:line`` of the C where the driver crashed on ``scenario``, when the runtime
-    reports one (``CDriver.crash_site``); None when it did not crash or cannot say."""
+    """``file:line (function)`` of the C where the driver crashed on ``scenario``, when the
+    runtime reports one (:func:`vmballoon.apps.cview.crash_site`); None when it did not
+    crash or cannot say."""
+    from vmballoon.apps.cview import crash_site
     from vmballoon.harness.process import HarnessError
     from vmballoon.harness.replay import start
 
@@ -454,10 +456,9 @@ def crash_line(binary: Path, scenario: Scenario) -> str | None:
                 if drv.exited or drv.crashed:
                     break
                 drv.step(name)
-            site = getattr(drv, "crash_site", None) if drv.crashed else None
+            return crash_site(drv) if drv.crashed else None
     except HarnessError:
         return None
-    return str(site) if site else None
 
 
 REPO_ROOT = PACKAGE_DIR.parent
@@ -585,10 +586,12 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
 # -- writing and reporting ----------------------------------------------------------------
 
 
-def replay_commands(path: Path, source: Path, against: Variant, f: Finding) -> list[str]:
+def replay_commands(path: Path, source: Path, against: Variant, f: Finding,
+                    include_dirs: tuple[Path, ...] = ()) -> list[str]:  # fmt: skip
     """The exact ``vmballoon replay`` commands that show finding ``f`` again."""
     p, s, v = shlex.quote(str(path)), shlex.quote(str(source)), shlex.quote(against.name)
-    c = f"vmballoon replay {p} --impl c --source {s} --variant {v}"
+    inc = "".join(f" --include {shlex.quote(str(d))}" for d in include_dirs)
+    c = f"vmballoon replay {p} --impl c --source {s}{inc} --variant {v}"
     cmds = [f"{c} --check", f"{c} --format table"]
     if f.kind in (Kind.DIVERGENCE, Kind.OUTSIDE):
         cmds = [f"{c} --format table", f"vmballoon replay {p} --variant {v} --format table"]
@@ -621,6 +624,7 @@ class Report:
     complete: bool = False
     seconds: float = 0.0
     strict: bool = False
+    include_dirs: tuple[Path, ...] = ()
 
     def of(self, *kinds: Kind, origin: Origin | None = None) -> list[Finding]:
         """The findings of these kinds (and of ``origin``)."""
@@ -668,7 +672,7 @@ def _write(f: Finding, out: RunDir, report: Report, taken: set[str]) -> None:
     name = _file_name(f, taken)
     path = out.path / name
     f.path = path
-    f.replay = replay_commands(path, report.source, report.against, f)
+    f.replay = replay_commands(path, report.source, report.against, f, report.include_dirs)
     doc = f.scenario.to_json()
     doc["meta"] = {
         "tool": "vmballoon check-c",
@@ -718,7 +722,8 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
     started = time.perf_counter()
     data = source.read_bytes()
     binary = binary_for(source=source, include_dirs=include_dirs)
-    report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict)
+    report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict,
+                    include_dirs=include_dirs)
     with RunDir(out, command="check-c") as rd:
         campaign = Campaign()
         try:

@@ -15,16 +15,18 @@ says so and never counts them as kept.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from vmballoon.apps.traces import TraceStep
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.properties import Violation
+from vmballoon.model.state import Loc, State
 
 
 @dataclass
@@ -35,6 +37,31 @@ class CRun:
     violations: list[tuple[int, str, Violation]] = field(default_factory=list)
     crash_site: str | None = None
     crashed: bool = False
+
+
+def _after_step(checker: Any, drv: Any, name: str, first: int) -> None:
+    """Hand the trace checker the entry point the driver just ran: the pipe runtime asks
+    where its backdoor commands begin (``first``), the in-process runtime does not."""
+    if len(inspect.signature(checker.after_step).parameters) >= 2:
+        checker.after_step(name, first)
+    else:
+        checker.after_step(name)
+
+
+def c_state(drv: Any, variant: Variant) -> State:
+    """The driver's state now, read from the C, as a model state (no locals: ``loc`` is
+    IDLE, EXITED or CRASHED)."""
+    from vmballoon.apps.ctrace import state_from_c
+
+    final = drv.state()
+    loc = Loc.CRASHED if final["crashed"] else Loc.EXITED if drv.exited else Loc.IDLE
+    return state_from_c(final, drv.env, variant, loc)
+
+
+def crash_site(drv: Any) -> str | None:
+    """``file:line (function)`` where the C crashed, when the runtime reports it."""
+    crash = getattr(drv, "crash", None)
+    return None if crash is None else str(crash.site())
 
 
 def c_walk(binary: Path, scenario: Scenario, variant: Variant,
@@ -57,22 +84,21 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
             return tuple((v.prop, v.message) for v in fresh)
 
         logged = len(drv.events())
-        yield TraceStep(0, "init", checker.state, tuple(drv.events()),
+        yield TraceStep(0, "init", c_state(drv, variant), tuple(drv.events()),
                         new_violations(0, "init"))  # fmt: skip
         for index, name in enumerate(scenario.steps, start=1):
             if drv.exited or drv.crashed:
                 break
-            first = len(drv.commands)
+            first = len(getattr(drv, "commands", ()))
             drv.step(name)
-            checker.after_step(name, first)
+            _after_step(checker, drv, name, first)
             events = drv.events()
             label = f"C {name}"
             found = new_violations(index, label)
             if drv.crashed:
                 run.crashed = True
-                site = getattr(drv, "crash_site", None)
-                run.crash_site = str(site) if site else None
-            yield TraceStep(index, label, checker.state, tuple(events[logged:]), found)
+                run.crash_site = crash_site(drv)
+            yield TraceStep(index, label, c_state(drv, variant), tuple(events[logged:]), found)
             logged = len(events)
 
 
