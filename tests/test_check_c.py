@@ -173,3 +173,66 @@ def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path:
         found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
         assert found and "accounting" in found[0].properties, (seed, report.findings)
         assert found[0].path is not None and found[0].path.exists()
+
+
+def test_the_model_and_the_c_word_a_violation_alike() -> None:
+    """target_from_host names the value the failed command wrote, from the ghost, so the
+    C's checker (which sees the target as the command found it) says what the model says."""
+    from vmballoon.apps.ctrace import check_c_trace
+    from vmballoon.model.properties import check_trace
+
+    spec = Path(__file__).resolve().parents[1] / "spec"
+    for path in (spec / "findings" / "seed.target_from_host.scenario.json",
+                 spec / "examples" / "target_on_success.scenario.json"):  # fmt: skip
+        sc = load_scenario(path)
+        model = {v.prop: v.message for v in check_trace(sc, SEED)}
+        c = {v.prop: v.message for v in check_c_trace(binary_for(SEED), sc, SEED)}
+        assert c["target_from_host"] == model["target_from_host"], path
+        assert model["target_from_host"].endswith("was written by a failed command")
+
+
+def test_the_replay_commands_carry_what_the_build_needs(tmp_path: Path) -> None:
+    from vmballoon.apps.checkc import Finding, Kind, replay_commands
+
+    f = Finding(Kind.REGRESSION, ["no_leak"], "m", parse_scenario('{"format": '
+                '"vmballoon-scenario/1", "steps": ["work"]}'))  # fmt: skip
+    cmds = replay_commands(Path("o/x.json"), Path("my patch.c"), FIXED, f, (Path("inc"),))
+    assert cmds[0] == ("vmballoon replay o/x.json --impl c --source 'my patch.c' --include inc "
+                       "--variant fixed --check")  # fmt: skip
+    assert cmds[-1] == "vmballoon replay o/x.json --variant fixed --check"
+
+
+def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -> None:
+    """SIGINT in the fuzzer's phase: exit 130, one line of its own, no traceback; the
+    corpus's findings written, report.json not complete, the folder marked INCOMPLETE."""
+    import signal
+    import time
+
+    lines = variant_source(FIXED).splitlines(keepends=True)
+    lines[758] = lines[758].replace("size_per_page;", "size_per_page + 1;")
+    source = tmp_path / "planted.c"
+    source.write_text("".join(lines))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmballoon", "check-c", str(source), "--examples", "100000",
+         "--seed", "1", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 600
+    for line in proc.stderr:  # wait for the fuzzer's phase
+        if "fuzzer:" in line or time.monotonic() > deadline:
+            break
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    said = stderr.strip().splitlines()  # progress lines, then the one line of the interrupt
+    assert said and all(ln.startswith("check-c: ") for ln in said), stderr
+    assert said[-1].startswith("check-c: interrupted:")
+    assert "INTERRUPTED" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] is False and report["exit"] == 130
+    assert (out / "INCOMPLETE").exists()
+    [found] = [f for f in report["corpus"]["found"] if f["kind"] == "regression"]
+    assert "accounting" in found["properties"] and Path(found["scenario"]).exists()

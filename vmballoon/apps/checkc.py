@@ -19,8 +19,8 @@ the model's.  Each finding (:class:`Finding`) is one of :class:`Kind`:
   does not;
 * ``known-defect``: the same, and the violation is one of the seed's known defects
   (the model of FIXED without that fix violates the property on the scenario, per
-  the necessity matrix of ``spec/verify-results.json``): the finding names the fix
-  flag that removes it;
+  the necessity matrix of ``spec/verify-results.json``, and the C's event log there
+  is that model's): the finding names the fix flag that removes it;
 * ``divergence``: the C's log differs from the model variant's (information: the
   patch changes behaviour), shown as the fields that differ;
 * ``outside-assumptions``: a divergence or violation on a scenario outside the
@@ -300,10 +300,10 @@ def log_difference(expected: dict[str, Any], got: dict[str, Any]) -> str:
 
 def violated_assumptions(sc: Scenario) -> list[str]:
     """The names of the declared assumptions every result rests on (``GLOBAL``, e.g.
-    ``pfn_below_2_52``) that scenario ``sc`` breaks: the properties and the model are
-    not claimed for it, so what it shows is reported apart."""
-    guest = asm.Guest(sc.frames, sc.pfn_base, sc.totalram)
-    return [name for name, _ in asm.broken(asm.GLOBAL, guest)]
+    ``pfn_below_2_52``) that scenario ``sc`` breaks
+    (:func:`vmballoon.core.assumptions.scenario_outside`): the properties and the model
+    are not claimed for it, so what it shows is reported apart."""
+    return [o.name for o in asm.scenario_outside(sc, asm.GLOBAL)]
 
 
 def outside_assumptions(sc: Scenario) -> bool:
@@ -384,20 +384,27 @@ def necessity() -> dict[str, tuple[str, ...]]:
             if fix in FIX_NAMES and isinstance(props, list)}  # fmt: skip
 
 
-def known_defect_fixes(scenario: Scenario, prop: str) -> list[str]:
+def known_defect_fixes(scenario: Scenario, prop: str, c_log: dict[str, Any]) -> list[str]:
     """The fix flags whose known seed defect is this violation of ``prop`` on
-    ``scenario``: the necessity matrix says FIXED without the fix violates ``prop``, and
-    the model of FIXED without it does so on this very scenario (FIXED does not)."""
+    ``scenario``: the necessity matrix says FIXED without the fix violates ``prop``, the
+    model of FIXED without it does so on this very scenario (FIXED does not), and the C
+    does there exactly what that model does (its event log ``c_log`` is the model's): the
+    same defect, not another violation of the same property."""
+    from vmballoon import model
+
     only = frozenset({prop})
     candidates = [fix for fix, props in necessity().items() if prop in props]
     if not candidates or check_trace(scenario, FIXED, only):
         return []
-    return [fix for fix in candidates if check_trace(scenario, FIXED.without(fix), only)]
+    return [fix for fix in candidates if check_trace(scenario, FIXED.without(fix), only)
+            and model.replay(scenario, FIXED.without(fix)) == c_log]  # fmt: skip
 
 
 def crash_line(binary: Path, scenario: Scenario) -> str | None:
-    """``file:line`` of the C where the driver crashed on ``scenario``, when the runtime
-    reports one (``CDriver.crash_site``); None when it did not crash or cannot say."""
+    """``file:line (function)`` of the C where the driver crashed on ``scenario``, when the
+    runtime reports one (:func:`vmballoon.apps.cview.crash_site`); None when it did not
+    crash or cannot say."""
+    from vmballoon.apps.cview import crash_site
     from vmballoon.harness.process import HarnessError
     from vmballoon.harness.replay import start
 
@@ -407,10 +414,9 @@ def crash_line(binary: Path, scenario: Scenario) -> str | None:
                 if drv.exited or drv.crashed:
                     break
                 drv.step(name)
-            site = getattr(drv, "crash_site", None) if drv.crashed else None
+            return crash_site(drv) if drv.crashed else None
     except HarnessError:
         return None
-    return str(site) if site else None
 
 
 REPO_ROOT = PACKAGE_DIR.parent
@@ -509,6 +515,7 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
     minimized scenario: the C's messages, the known defect and its fix flag, the crash's
     line of C."""
     from vmballoon.apps.ctrace import check_c_trace
+    from vmballoon.harness.replay import replay
 
     if f.kind == Kind.REGRESSION:
         props = set(f.properties)
@@ -522,7 +529,8 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
         if f.properties != ["timeout"]:
             c_msgs = {v.prop: v.message for v in check_c_trace(binary, f.scenario, against)}
             f.message = "; ".join(f"{p}: {c_msgs.get(p, '')}" for p in f.properties)
-            known = {p: known_defect_fixes(f.scenario, p) for p in f.properties}
+            c_log = replay(f.scenario, binary=binary)
+            known = {p: known_defect_fixes(f.scenario, p, c_log) for p in f.properties}
             f.fixes = sorted({fix for fixes in known.values() for fix in fixes})
             if f.properties and all(known.values()):
                 f.kind = Kind.KNOWN_DEFECT
@@ -541,10 +549,12 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
 # -- writing and reporting ----------------------------------------------------------------
 
 
-def replay_commands(path: Path, source: Path, against: Variant, f: Finding) -> list[str]:
+def replay_commands(path: Path, source: Path, against: Variant, f: Finding,
+                    include_dirs: tuple[Path, ...] = ()) -> list[str]:  # fmt: skip
     """The exact ``vmballoon replay`` commands that show finding ``f`` again."""
     p, s, v = shlex.quote(str(path)), shlex.quote(str(source)), shlex.quote(against.name)
-    c = f"vmballoon replay {p} --impl c --source {s} --variant {v}"
+    inc = "".join(f" --include {shlex.quote(str(d))}" for d in include_dirs)
+    c = f"vmballoon replay {p} --impl c --source {s}{inc} --variant {v}"
     cmds = [f"{c} --check", f"{c} --format table"]
     if f.kind in (Kind.DIVERGENCE, Kind.OUTSIDE):
         cmds = [f"{c} --format table", f"vmballoon replay {p} --variant {v} --format table"]
@@ -577,6 +587,7 @@ class Report:
     complete: bool = False
     seconds: float = 0.0
     strict: bool = False
+    include_dirs: tuple[Path, ...] = ()
 
     def of(self, *kinds: Kind, origin: Origin | None = None) -> list[Finding]:
         """The findings of these kinds (and of ``origin``)."""
@@ -624,7 +635,7 @@ def _write(f: Finding, out: RunDir, report: Report, taken: set[str]) -> None:
     name = _file_name(f, taken)
     path = out.path / name
     f.path = path
-    f.replay = replay_commands(path, report.source, report.against, f)
+    f.replay = replay_commands(path, report.source, report.against, f, report.include_dirs)
     doc = f.scenario.to_json()
     doc["meta"] = {
         "tool": "vmballoon check-c",
@@ -674,7 +685,8 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
     started = time.perf_counter()
     data = source.read_bytes()
     binary = binary_for(source=source, include_dirs=include_dirs)
-    report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict)
+    report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict,
+                    include_dirs=include_dirs)
     with RunDir(out, command="check-c") as rd:
         campaign = Campaign()
         try:
@@ -720,8 +732,8 @@ def _finding_lines(f: Finding, against: str) -> list[str]:
     if f.kind == Kind.KNOWN_DEFECT:
         flags = ", ".join(f.fixes)
         head = (f"KNOWN DEFECT {names}{where}: the seed's defect {flags}, removed by fix flag "
-                f"{flags} (the model of FIXED without it violates {names} on this scenario; "
-                f"{against} does not): {f.message}")  # fmt: skip
+                f"{flags} (the C does what the model of FIXED without it does on this "
+                f"scenario, which violates {names}; {against} does not): {f.message}")  # fmt: skip
     elif f.kind == Kind.REGRESSION:
         head = f"REGRESSION {names}{where}: the C violates it, {against} does not: {f.message}"
         if f.fixes:

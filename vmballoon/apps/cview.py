@@ -19,13 +19,17 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from vmballoon.apps.traces import TraceStep
+from vmballoon.core.env import Env
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
+from vmballoon.harness.process import CDriver
+from vmballoon.model import listed as ls
+from vmballoon.model.plist import PList, from_iterable
 from vmballoon.model.properties import Violation
-from vmballoon.model.state import State
+from vmballoon.model.state import EMPTY_LOOP, STAT, Driver, Loc, State
 
 
 @dataclass
@@ -38,13 +42,64 @@ class CRun:
     crashed: bool = False
 
 
+def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
+    """A model state holding what the C showed: its ``final`` object and the environment."""
+    stats = [0] * STAT["_len"]
+    for name, value in final["stats"].items():
+        if isinstance(value, list):
+            stats[STAT[name]], stats[STAT[name] + 1] = value
+        else:
+            stats[STAT[name]] = value
+    pages: tuple[PList, PList] = (
+        from_iterable(final["pages"][0]),
+        from_iterable(final["pages"][1]),
+    )
+    refused: tuple[PList, PList] = (
+        from_iterable(final["refused"][0]),
+        from_iterable(final["refused"][1]),
+    )
+    doorbell = final["doorbell"]
+    drv = Driver(
+        size=final["size"],
+        target=final["target"],
+        rate_alloc=final["rate_alloc"],
+        slow_allocation_cycles=final["slow_allocation_cycles"],
+        reset_required=final["reset_required"],
+        capabilities=final["capabilities"],
+        supported_page_sizes=final["supported_page_sizes"],
+        batch_max_pages=final["batch_max_pages"],
+        ops=final["ops"],
+        pages=pages,
+        refused=refused,
+        n_refused=(final["n_refused"][0], final["n_refused"][1]),
+        batch_page=final["batch_page"],
+        page=final["page"],
+        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
+        warned=False,
+        listed=ls.EMPTY,
+    )
+    return State(loc, drv, EMPTY_LOOP, tuple(stats), env, variant, "")
+
+
+def c_state(drv: CDriver, variant: Variant) -> State:
+    """The driver's state now, read from the C, as a model state (no locals: ``loc`` is
+    IDLE, EXITED or CRASHED)."""
+    final = drv.state()
+    loc = Loc.CRASHED if final["crashed"] else Loc.EXITED if drv.exited else Loc.IDLE
+    return state_from_c(final, drv.env, variant, loc)
+
+
+def crash_site(drv: CDriver) -> str | None:
+    """``file:line (function)`` where the C crashed (None: it did not)."""
+    return None if drv.crash is None else drv.crash.site()
+
+
 def c_walk(binary: Path, scenario: Scenario, variant: Variant,
            run: CRun | None = None) -> Iterator[TraceStep]:  # fmt: skip
     """The C's states replaying ``scenario``: module init, then one per entry point.
     ``run`` (when given) collects the violations and the crash's site as they come."""
-    from vmballoon.apps.ctrace import CTraceChecker, state_from_c
+    from vmballoon.apps.ctrace import CTraceChecker
     from vmballoon.harness.replay import start
-    from vmballoon.model.state import Loc
 
     run = run if run is not None else CRun()
     with start(binary, scenario, trace=True) as drv:
@@ -58,12 +113,8 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
             run.violations += [(index, label, v) for v in fresh]
             return tuple((v.prop, v.message) for v in fresh)
 
-        def state_now() -> State:
-            loc = Loc.CRASHED if drv.crashed else Loc.EXITED if drv.exited else Loc.IDLE
-            return state_from_c(drv.state(), drv.env, variant, loc)
-
         logged = len(drv.events())
-        yield TraceStep(0, "init", state_now(), tuple(drv.events()),
+        yield TraceStep(0, "init", c_state(drv, variant), tuple(drv.events()),
                         new_violations(0, "init"))  # fmt: skip
         for index, name in enumerate(scenario.steps, start=1):
             if drv.exited or drv.crashed:
@@ -75,8 +126,8 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
             found = new_violations(index, label)
             if drv.crashed:
                 run.crashed = True
-                run.crash_site = drv.crash.site() if drv.crash is not None else None
-            yield TraceStep(index, label, state_now(), tuple(events[logged:]), found)
+                run.crash_site = crash_site(drv)
+            yield TraceStep(index, label, c_state(drv, variant), tuple(events[logged:]), found)
             logged = len(events)
 
 

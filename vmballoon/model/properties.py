@@ -87,7 +87,10 @@ class Ghost:
     ``doorbell_ok``: the last VMCI_DOORBELL_SET named a real handle and was
     answered SUCCESS (a DOORBELL_SET(INVALID, INVALID) clears it).
     ``target_ok``: ``b->target`` holds 0 from init or a value written from a
-    command answered SUCCESS (a write from a failed command that changes it clears it).
+    command answered SUCCESS (a write from a failed command that changes it clears it);
+    ``target_written``: the value that failed command wrote (what
+    :func:`target_from_host` names, so every checker words it alike whichever state it
+    shows).
     ``tick_broken`` / ``tick_target``: facts about the work tick in progress, for
     :func:`progress`: the assumptions of :data:`vmballoon.core.assumptions.PROGRESS`
     the environment broke so far in the tick (name and message of each), and the
@@ -101,6 +104,7 @@ class Ghost:
     tick_broken: tuple[tuple[str, str], ...] = ()
     tick_target: int = -1  # the target GET_TARGET read in this tick, -1 when none
     tick_done: bool = False  # a work tick returned at the transition just observed
+    target_written: int = 0  # the value the last failed command wrote into b->target
 
 
 def initial_ghost() -> Ghost:
@@ -375,7 +379,7 @@ def target_from_host(state: State, ghost: Ghost) -> str | None:
     """``b->target`` only takes values the host reported with a SUCCESS status
     (GET_TARGET at 425-437 checks; LOCK/UNLOCK at 457, 475-478, 505, 523-526 do not)."""
     if not ghost.target_ok:
-        return f"target {state.drv.target} was written by a failed command"
+        return f"target {ghost.target_written} was written by a failed command"
     return None
 
 
@@ -538,6 +542,7 @@ def observe_frames(
     bad: list[tuple[str, str, int | None]] = []
     held = _Held(ghost.held)
     neg, db_ok, target_ok = ghost.negotiated, ghost.doorbell_ok, ghost.target_ok
+    written = ghost.target_written
     broken, targeted = ghost.tick_broken, ghost.tick_target
     if prev.loc == Loc.IDLE:  # an entry point starts: a new tick
         broken, targeted = (), -1
@@ -581,7 +586,7 @@ def observe_frames(
                 if status == 0 and nxt.drv.target == r32:
                     target_ok, target = True, r32
                 elif status != 0 and nxt.drv.target == r32 and r32 != target:
-                    target_ok, target = False, r32
+                    target_ok, target, written = False, r32, r32
         elif kind == "free":
             if ev["pfn"] in held:
                 msg = f"frame {ev['pfn']} freed while the host holds it"
@@ -591,7 +596,8 @@ def observe_frames(
     if not broken:  # the first assumption the tick breaks is enough
         broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), step_view(prev, nxt, ghost)))
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
-    new = Ghost(held.frozen(), neg, db_ok, target_ok, broken, targeted, tick_done=done)
+    new = Ghost(held.frozen(), neg, db_ok, target_ok, broken, targeted, tick_done=done,
+                target_written=written)
     return new, bad
 
 
