@@ -698,13 +698,12 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
 
 
 def conformance_outcome(variant: Variant) -> dict[str, Any]:
-    """The branch- and boundary-complete conformance of the encoding with the model
-    (:mod:`proofs.witness`): what ties a proof about the encoding to the driver."""
-    from vmballoon.proofs.witness import check as witness_check
+    """The branch- and boundary-complete conformance of the encoding with the model, its
+    input-completeness and its properties' conformance (:mod:`proofs.argument`): what ties
+    a proof about the encoding to the driver."""
+    from vmballoon.proofs.argument import outcome
 
-    r = witness_check(variant)
-    status = "passed" if r.ok() else "failed"
-    return {"prop": "conformance", "kind": "conformance", "status": status, **r.to_json()}
+    return outcome(variant)
 
 
 # -- obligations for process pools ------------------------------------------------------

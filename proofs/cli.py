@@ -184,7 +184,8 @@ def conformance_line(c: dict[str, Any]) -> str:
         f"({c['unsatisfiable']} unreachable, reviewed in spec/conformance-unreachable.json; "
         f"{c['seconds']}s): {'ok' if c['ok'] else 'FAILED'}"
     )
-    return "\n".join([head, *(f"  {p}" for p in c.get("problems", [])[:10])])
+    lines = [head, *(f"  {x}" for x in c.get("lines", []))]  # the other links (proofs.argument)
+    return "\n".join([*lines, *(f"  {p}" for p in c.get("problems", [])[:10])])
 
 
 def assumption_lines(results: list[dict[str, Any]]) -> list[str]:
