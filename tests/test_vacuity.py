@@ -121,10 +121,8 @@ def test_strengthening_an_assume_is_caught(fn: str, rank: int) -> None:
     from types import ModuleType
 
     from vmballoon.proofs import completeness
-    from vmballoon.proofs.witness import Status
-
     from vmballoon.proofs.assumes import encoding_source, sites
-    from vmballoon.proofs.witness import check
+    from vmballoon.proofs.witness import Status, check
 
     src = encoding_source()
     (a, b, text) = next((a, b, t) for f, r, t, a, b in sites(src) if (f, r) == (fn, rank))

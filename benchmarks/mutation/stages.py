@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MODEL, REFERENCE, ENCODING = "model/", "reference/", "proofs/encoding.py"
+PROPS, PROGRESS = "proofs/props.py", "proofs/progress.py"
+DRIVERS = ("proofs/houdini.py", "proofs/check.py", "proofs/defects.py", "proofs/vacuity.py",
+           "proofs/abstract_reach.py")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,14 @@ STAGES: tuple[Stage, ...] = (
         (MODEL, ENCODING),
     ),
     Stage(
+        "argument",
+        "call",
+        # the links of issue 20: input-completeness, witnesses that do not crash, and
+        # property conformance, on FIXED then SEED, stopping at the first failure
+        ("benchmarks.mutation.quick:argument",),
+        (ENCODING, PROPS, PROGRESS),
+    ),
+    Stage(
         "fuzz",
         "pytest",
         (
@@ -164,10 +175,25 @@ STAGES: tuple[Stage, ...] = (
         default=False,
     ),
     Stage(
+        "drivers",
+        "pytest",
+        # the proof drivers' own tests: Houdini, BMC and its confirmation, the defect
+        # searches, vacuity, the abstract cone, progress
+        (
+            "tests/test_vacuity.py",
+            "tests/test_progress.py",
+            "tests/test_check_replay.py",
+            "tests/test_defect_divergence.py",
+            "tests/test_defect_findings.py",
+            "tests/test_accel.py",
+        ),
+        (PROPS, PROGRESS, *DRIVERS),
+    ),
+    Stage(
         "verify",
         "cli",
         ("verify", "--variant", "fixed", "--no-necessity", "--jobs", "1", "--timeout", "120"),
-        (ENCODING,),
+        (ENCODING, PROPS, PROGRESS, *DRIVERS),
     ),
 )
 STAGES_BY_NAME = {s.name: s for s in STAGES}
