@@ -115,12 +115,14 @@ def _strengthened(text: str) -> str:
 
 @pytest.mark.parametrize(("fn", "rank"), _assume_sites())
 def test_strengthening_an_assume_is_caught(fn: str, rank: int) -> None:
-    """Each ``tx.assume`` made stricter: totality or the branch-complete conformance fails."""
+    """Each ``tx.assume`` made stricter: totality, input-completeness or the branch-complete
+    conformance fails."""
     import sys
     from types import ModuleType
 
+    from vmballoon.proofs import completeness
     from vmballoon.proofs.assumes import encoding_source, sites
-    from vmballoon.proofs.witness import check
+    from vmballoon.proofs.witness import Status, check
 
     src = encoding_source()
     (a, b, text) = next((a, b, t) for f, r, t, a, b in sites(src) if (f, r) == (fn, rank))
@@ -132,7 +134,11 @@ def test_strengthening_an_assume_is_caught(fn: str, rank: int) -> None:
     try:
         exec(compile(mutated, mod.__file__, "exec"), mod.__dict__)
         r = totality(FIXED, _invariant, enc=mod, locs=LOCS_OF[fn])
-        caught = bool(r.dead) or not check(FIXED, enc=mod, locs=LOCS_OF[fn]).ok()
+        complete = completeness.check(FIXED, enc=mod, locs=LOCS_OF[fn])
+        witnessed = check(FIXED, enc=mod, locs=LOCS_OF[fn])
+        caught = bool(r.dead) or complete.status != Status.PASSED or not witnessed.ok()
+        # input-completeness catches each by itself: the contract allows what it drops
+        assert complete.status == Status.FAILED, complete.line()
     finally:
         del sys.modules[name]
     assert caught, f"strengthening {fn} #{rank} went unnoticed"

@@ -19,6 +19,11 @@ is one hunk).  Kinds:
 * ``assume``: (encoding only) an added ``tx.assume(z3.Not(c))`` at the head of a
   ``with tx.when(c):`` block or before ``tx.crash(c)``: the encoding silently
   stops allowing a behaviour of the model.
+* ``stricter``: (encoding only) an added ``tx.assume(z3.Extract(7, 0, x) != 0x39)``
+  after ``st, res = tx.hv(...)`` for ``x`` the status and the result: the host's
+  answers with one low byte dropped (the stricter ``assume`` of issue 20).
+* ``weaken``: (the encoded properties and the progress obligations) one argument of a
+  ``z3.And`` dropped: a weaker property or lemma.
 
 A mutant's :attr:`Mutant.key` names it by file, enclosing function, kind, the
 original and the mutated text and an occurrence number, not by line, so the
@@ -36,13 +41,20 @@ from pathlib import Path
 
 from vmballoon.core.variants import FIX_NAMES
 
-KINDS: tuple[str, ...] = ("relop", "constant", "negate", "nofix", "assume")
+KINDS: tuple[str, ...] = ("relop", "constant", "negate", "nofix", "assume", "stricter", "weaken")
 TARGETS: tuple[str, ...] = (
     "vmballoon/model",
     "vmballoon/reference",
-    "vmballoon/proofs/encoding.py",
-)
-"""Files and folders (relative to the repository root) that are mutated."""
+    *(
+        f"vmballoon/proofs/{name}.py"
+        for name in ("encoding", "props", "progress", "houdini", "check", "defects", "vacuity",
+                     "abstract_reach")
+    ),
+)  # fmt: skip
+"""Files and folders (relative to the repository root) that are mutated: the readings, the
+encoding, the encoded properties, the progress obligations and the proof drivers."""
+WEAKENED = ("vmballoon/proofs/props.py", "vmballoon/proofs/progress.py")
+"""Files whose ``z3.And`` arguments are dropped one at a time (``weaken``)."""
 
 _BOUNDARY: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE,
@@ -282,6 +294,25 @@ class _Collector(ast.NodeVisitor):
                 self._insert_assume(node.body[0], cond, node.body[0])
         self.generic_visit(node)
 
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if (
+            self.file == "vmballoon/proofs/encoding.py"
+            and _tx_call(node.value, "hv") is not None
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Tuple)
+        ):
+            indent = " " * node.col_offset
+            line = (node.end_lineno or node.lineno) + 1
+            for name in node.targets[0].elts:
+                if isinstance(name, ast.Name) and not name.id.startswith("_"):
+                    stmt = f"tx.assume(z3.Extract(7, 0, {name.id}) != 0x39)"
+                    self.out.append(Mutant(
+                        file=self.file, kind="stricter", scope=self._scope(),
+                        original=f"after {_one_line(node)}", replacement=stmt, line=line,
+                        start=(line, 0), end=(line, 0), new_text=f"{indent}{stmt}\n",
+                    ))  # fmt: skip
+        self.generic_visit(node)
+
     def visit_Expr(self, node: ast.Expr) -> None:
         cond = _tx_call(node.value, "crash")
         if cond is not None:
@@ -326,6 +357,11 @@ class _Collector(ast.NodeVisitor):
             other = "Or" if func.attr == "And" else "And"
             new_func = ast.Attribute(value=func.value, attr=other)
             self._replace("negate", node, ast.Call(new_func, node.args, node.keywords))
+            starred = any(isinstance(a, ast.Starred) for a in node.args)
+            if func.attr == "And" and self.file in WEAKENED and len(node.args) > 1 and not starred:
+                for k in range(len(node.args)):
+                    rest = node.args[:k] + node.args[k + 1 :]
+                    self._replace("weaken", node, ast.Call(func, rest, node.keywords))
         elif _is_z3(node, "Not") and len(node.args) == 1:
             arg = node.args[0]
             self._add("negate", node, ast.unparse(arg), _one_line(node), _one_line(arg))

@@ -26,3 +26,27 @@ def conformance() -> int:
                 print(f"{variant.name}: mismatch at {smp.loc.name}")
                 return 1
     return 0
+
+
+def argument() -> int:
+    """The checks of :mod:`proofs.argument` on FIXED then SEED (input-completeness, the
+    witnesses, property conformance): 1 at the first that does not pass."""
+    from vmballoon.core.variants import FIXED, SEED
+    from vmballoon.proofs import completeness, propconf, witness
+    from vmballoon.proofs.witness import Status
+
+    for variant in (FIXED, SEED):
+        c = completeness.check(variant)
+        if c.status != Status.PASSED:
+            print(c.line())
+            return 1
+    for variant in (FIXED, SEED):
+        w = witness.check(variant, keep_steps=True)
+        if w.status != Status.PASSED:
+            print(f"{variant.name}: witnesses {w.status.value}: {w.problems()[:1]}")
+            return 1
+        p = propconf.check(variant, w.steps, boundary=False, random_runs=10)
+        if p.status != Status.PASSED:
+            print(p.line())
+            return 1
+    return 0

@@ -232,6 +232,12 @@ def tally(rows: Iterable[Row], equivalent: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _score(c: Counter[str]) -> float:
+    """A module's score: killed over mutants not listed as equivalent."""
+    scored = c["mutants"] - c["equivalent"]
+    return round(c["killed"] / scored, 4) if scored else 1.0
+
+
 def report(
     results: list[Result], base: dict[str, float], wall: float, equivalent: dict[str, str]
 ) -> dict[str, Any]:
@@ -258,7 +264,7 @@ def report(
         "baseline_seconds": base,
         "stages": [s.name for s in STAGES],
         "kinds": dict(Counter(r.mutant.kind for r in results).most_common()),
-        "files": {f: dict(c) for f, c in sorted(per_file.items())},
+        "files": {f: {**c, "score": _score(c)} for f, c in sorted(per_file.items())},
         "results": [
             {"key": r.mutant.key, "outcome": r.outcome, "stage": r.stage, "seconds": r.seconds}
             for r in results

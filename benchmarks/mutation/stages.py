@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 
 MODEL, REFERENCE = "vmballoon/model/", "vmballoon/reference/"
 ENCODING = "vmballoon/proofs/encoding.py"
+PROPS, PROGRESS = "vmballoon/proofs/props.py", "vmballoon/proofs/progress.py"
+DRIVERS = tuple(
+    f"vmballoon/proofs/{name}.py"
+    for name in ("houdini", "check", "defects", "vacuity", "abstract_reach")
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,14 @@ STAGES: tuple[Stage, ...] = (
         (MODEL, ENCODING),
     ),
     Stage(
+        "argument",
+        "call",
+        # the links of issue 20: input-completeness, witnesses that do not crash, and
+        # property conformance, on FIXED then SEED, stopping at the first failure
+        ("benchmarks.mutation.quick:argument",),
+        (ENCODING, PROPS, PROGRESS),
+    ),
+    Stage(
         "fuzz",
         "pytest",
         (
@@ -165,10 +178,25 @@ STAGES: tuple[Stage, ...] = (
         default=False,
     ),
     Stage(
+        "drivers",
+        "pytest",
+        # the proof drivers' own tests: Houdini, BMC and its confirmation, the defect
+        # searches, vacuity, the abstract cone, progress
+        (
+            "tests/test_vacuity.py",
+            "tests/test_progress.py",
+            "tests/test_check_replay.py",
+            "tests/test_defect_divergence.py",
+            "tests/test_defect_findings.py",
+            "tests/test_accel.py",
+        ),
+        (PROPS, PROGRESS, *DRIVERS),
+    ),
+    Stage(
         "verify",
         "cli",
         ("verify", "--variant", "fixed", "--no-necessity", "--jobs", "1", "--timeout", "120"),
-        (ENCODING,),
+        (ENCODING, PROPS, PROGRESS, *DRIVERS),
     ),
 )
 STAGES_BY_NAME = {s.name: s for s in STAGES}

@@ -213,7 +213,8 @@ def conformance_lines(c: ConformanceOutcome) -> list[str]:
         f"({d['unsatisfiable']} unreachable, reviewed in spec/conformance-unreachable.json; "
         f"{d['seconds']}s): {'ok' if c.ok else 'FAILED'}"
     )
-    return [head, *(f"  {p}" for p in d.get("problems", [])[:10])]
+    others = [f"  {x}" for x in d.get("lines", [])]  # the other links (proofs.argument)
+    return [head, *others, *(f"  {p}" for p in d.get("problems", [])[:10])]
 
 
 def _table(setup: Setup, board: Board, notes: Assumptions) -> list[str]:

@@ -12,8 +12,8 @@
 * :mod:`vmballoon.harness.replay`: a scenario's event log from the C (and the line of a
   crash);
 * :mod:`vmballoon.harness.coverage`: the driver's line and branch coverage (gcov) and
-  the reviewed unreachable branches (``harness/coverage-unreachable.json``).
+  the reviewed unreachable branches (``vmballoon/harness/coverage-unreachable.json``).
 
-The C side is ``harness/c``: ``kshim.h`` (the kernel API the driver uses) and
+The C side is ``vmballoon/harness/c``: ``kshim.h`` (the kernel API the driver uses) and
 ``harness.c`` (the environment's entry points, the fault handler, the state readers).
 """

@@ -769,12 +769,14 @@ class ConformanceOutcome:
 
 
 def conformance_outcome(variant: Variant) -> ConformanceOutcome:
-    """The branch- and boundary-complete conformance of the encoding with the model
-    (:mod:`vmballoon.proofs.witness`): what ties a proof about the encoding to the driver."""
-    from vmballoon.proofs.witness import check as witness_check
+    """The branch- and boundary-complete conformance of the encoding with the model, its
+    input-completeness and its properties' conformance (:mod:`vmballoon.proofs.argument`):
+    what ties a proof about the encoding to the driver."""
+    from vmballoon.proofs.argument import outcome
 
-    r = witness_check(variant)
-    return ConformanceOutcome(variant.name, r.ok(), r.to_json())
+    row = outcome(variant)
+    data = {k: v for k, v in row.items() if k not in ("prop", "kind", "status")}
+    return ConformanceOutcome(variant.name, bool(row["ok"]), data)
 
 
 def seed_open_for_acceleration(results: list[Outcome]) -> list[str]:

@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -68,6 +69,7 @@ from vmballoon.proofs.concretize import (
     representable,
     scripted,
 )
+from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import Program
 
 Expr = Any
@@ -79,15 +81,26 @@ QF_BV = True
 """Comparisons and arithmetic of at least this many bits get boundary and wrap targets."""
 
 
+class TargetStatus(Enum):
+    """What the search found for one target."""
+
+    OPEN = "open"
+    WITNESSED = "witnessed"  # by a concrete model step that does not crash
+    CRASH_ONLY = "crash-only"  # no non-crashing step meets it; a crashing one does
+    UNSAT = "unsat"  # no representable state meets it
+    UNKNOWN = "unknown"  # the solver gave up: never counted as witnessed
+    UNWITNESSED = "sat-unwitnessed"  # satisfiable, but no witness agreed with the target
+
+
 @dataclass
 class Target:
     """One branch, update, boundary or wrap point of one transition."""
 
     loc: Loc
-    kind: str  # branch / update / boundary / wrap
+    kind: str  # branch / update / mcdc / value / boundary / decisive / wrap
     desc: str
     expr: Expr
-    status: str = "open"  # open / witnessed / unsat / unknown / sat-unwitnessed
+    status: TargetStatus = TargetStatus.OPEN
 
 
 # -- the targets of a transition -------------------------------------------------------------
@@ -135,20 +148,37 @@ _AR_OPS = frozenset({z3.Z3_OP_BADD, z3.Z3_OP_BSUB, z3.Z3_OP_BMUL})
 
 
 def _comparisons(e: Expr, seen: set[int], cmps: list[Expr], arith: list[Expr]) -> None:
-    """Comparisons and arithmetic of at least :data:`WIDE` bits in ``e`` not in ``seen``."""
+    """Comparisons and arithmetic of at least :data:`WIDE` bits in ``e`` not in ``seen``,
+    and the narrower comparisons that read an input (a low byte of a host result, a class
+    code, an entry point: the comparisons an ``assume`` on an input is made of)."""
     ctx = e.ctx
     c = ctx.ref()
     stack = [e.as_ast()]
+    reads: dict[int, bool] = {}
 
-    def wide(x: Any) -> bool:
+    def width(x: Any) -> int:
         srt = z3.Z3_get_sort(c, x)
-        return bool(
-            z3.Z3_get_sort_kind(c, srt) == z3.Z3_BV_SORT
-            and z3.Z3_get_bv_sort_size(c, srt) >= WIDE
-        )
+        if z3.Z3_get_sort_kind(c, srt) != z3.Z3_BV_SORT:
+            return 0
+        return int(z3.Z3_get_bv_sort_size(c, srt))
 
     def numeral(x: Any) -> bool:
         return bool(z3.Z3_get_ast_kind(c, x) == z3.Z3_NUMERAL_AST)
+
+    def reads_input(x: Any) -> bool:
+        k = z3.Z3_get_ast_id(c, x)
+        if k not in reads:
+            if z3.Z3_get_ast_kind(c, x) != z3.Z3_APP_AST:
+                reads[k] = False
+            else:
+                n = z3.Z3_get_app_num_args(c, x)
+                if n == 0:
+                    decl = z3.Z3_get_app_decl(c, x)
+                    name = z3.Z3_get_symbol_string(c, z3.Z3_get_decl_name(c, decl))
+                    reads[k] = name.startswith("i_")
+                else:
+                    reads[k] = any(reads_input(z3.Z3_get_app_arg(c, x, j)) for j in range(n))
+        return reads[k]
 
     while stack:
         x = stack.pop()
@@ -159,9 +189,14 @@ def _comparisons(e: Expr, seen: set[int], cmps: list[Expr], arith: list[Expr]) -
         kind = z3.Z3_get_decl_kind(c, z3.Z3_get_app_decl(c, x))
         n = z3.Z3_get_app_num_args(c, x)
         ch = [z3.Z3_get_app_arg(c, x, j) for j in range(n)]
-        if kind in _CMP_OPS and n == 2 and wide(ch[0]) and not all(numeral(y) for y in ch):
-            cmps.append(z3.z3._to_expr_ref(x, ctx))
-        if kind in _AR_OPS and n == 2 and wide(x) and not all(numeral(y) for y in ch):
+        if (kind in _CMP_OPS or kind == z3.Z3_OP_DISTINCT) and n == 2 and not all(
+            numeral(y) for y in ch
+        ):
+            w = width(ch[0])
+            wide_cmp = w >= WIDE and kind in _CMP_OPS
+            if wide_cmp or (0 < w < WIDE and reads_input(x)):
+                cmps.append(z3.z3._to_expr_ref(x, ctx))
+        if kind in _AR_OPS and n == 2 and width(x) >= WIDE and not all(numeral(y) for y in ch):
             arith.append(z3.z3._to_expr_ref(x, ctx))
         stack.extend(ch)
 
@@ -202,9 +237,46 @@ def _wraps(x: Expr) -> Expr:
     return z3.UGT(prod, z3.BitVecVal((1 << w) - 1, 2 * w))
 
 
+@dataclass
+class Transition:
+    """The targets of one transition, with its state, inputs, constraints and successor."""
+
+    targets: list[Target]
+    s: dict[str, Expr]
+    i: dict[str, Expr]
+    cons: Expr
+    post: dict[str, Expr]
+
+    @property
+    def crashes(self) -> Expr:
+        """The step crashes (only the location is meaningful after it)."""
+        return self.post["loc"] == z3.BitVecVal(int(Loc.CRASHED), 8)
+
+
+def _as_bits(e: Expr) -> Expr:
+    return z3.If(e, z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)) if z3.is_bool(e) else e
+
+
+def _changes_successor(post: dict[str, Expr]) -> Callable[[Expr], Expr]:
+    """``flip(c)``: the successor differs with ``c`` replaced by true and by false (after a
+    crash only the location counts: the other fields mean nothing there)."""
+    names = sorted(n for n in post if n != "loc")
+    vec = z3.Concat(*[_as_bits(post[n]) for n in names])
+    loc = post["loc"]
+    crashed = z3.BitVecVal(int(Loc.CRASHED), 8)
+
+    def flip(c: Expr) -> Expr:
+        t, f = (c, z3.BoolVal(True)), (c, z3.BoolVal(False))
+        lt, lf = z3.substitute(loc, t), z3.substitute(loc, f)
+        differ = z3.substitute(vec, t) != z3.substitute(vec, f)
+        return z3.Or(lt != lf, z3.And(lt != crashed, differ))
+
+    return flip
+
+
 def transition_targets(
     loc: Loc, variant: Variant, enc: ModuleType = default_encoding
-) -> tuple[list[Target], Any, Any, Any]:
+) -> Transition:
     """The targets of the transition out of ``loc``; with its state, inputs and constraints."""
     log: list[tuple[str, str, Expr, Expr]] = []
     enc_file = str(enc.__file__)
@@ -233,6 +305,8 @@ def transition_targets(
     tx = Recorder(s, i, variant)
     enc.TRANSITIONS[loc](tx)
     cons = z3.And(*tx.cons) if tx.cons else z3.BoolVal(True)
+    post: dict[str, Expr] = dict(tx.v)
+    flip = _changes_successor(post)
     out: list[Target] = []
     seen: set[int] = set()
     names: dict[str, int] = {}
@@ -277,11 +351,9 @@ def transition_targets(
             a, b = c.children()
             one = z3.BitVecVal(1, a.size())
             text = _short(c, 90)
-            # decisive: the comparison's value decides the value of the expression it is in
-            flips = z3.substitute(e, (c, z3.BoolVal(True))) != z3.substitute(
-                e, (c, z3.BoolVal(False))
-            )
-            on = z3.And(pc, flips)
+            # decisive: the comparison's value decides the successor of the step (the
+            # observable one: after a crash, only the location)
+            on = z3.And(pc, flip(c))
             add("boundary", f"{site} {text} at a = b", z3.And(pc, a == b))
             add("boundary", f"{site} {text} at a = b - 1", z3.And(pc, a + one == b))
             add("boundary", f"{site} {text} at a = b + 1", z3.And(pc, a == b + one))
@@ -290,7 +362,7 @@ def transition_targets(
             add("decisive", f"{site} {text} decides, at a = b + 1", z3.And(on, a == b + one))
         for x in arith:
             add("wrap", f"{site} {_short(x, 90)} wraps", z3.And(pc, _wraps(x)))
-    return out, s, i, cons
+    return Transition(out, s, i, cons, post)
 
 
 # -- running a witness through the model ----------------------------------------------------
@@ -298,12 +370,22 @@ def transition_targets(
 
 @dataclass
 class Concrete1:
-    """One concrete step seen from frame ``f``: the abstraction before and after, the inputs."""
+    """One concrete step seen from frame ``f``: the abstraction before and after, the inputs;
+    and the concrete states, ghosts and transition violations (for the property check)."""
 
     loc: Loc
     pre: dict[str, int | bool]
     inputs: dict[str, int | bool]
     post: dict[str, int | bool]
+    prev: State | None = None
+    nxt: State | None = None
+    ghost: Any = None  # model.properties.Ghost before the step
+    ghost_after: Any = None
+    found: list[tuple[str, str, int | None]] = field(default_factory=list)
+
+    @property
+    def crashed(self) -> bool:
+        return self.post["loc"] == int(Loc.CRASHED)
 
 
 def run_step(c: Concrete, step: Callable[[State], State] = model_step) -> Concrete1:
@@ -328,7 +410,8 @@ def run_step(c: Concrete, step: Callable[[State], State] = model_step) -> Concre
     held = any(n == "host_agreement" and p == f for n, _, p in found)
     pre = alpha(prev, c2.ghost, f)
     post = alpha(nxt, ghost, f, bad_free=bad, freed_held=held, proto_bad=proto)
-    return Concrete1(prev.loc, pre, step_inputs(prev, nxt, f), post)
+    return Concrete1(prev.loc, pre, step_inputs(prev, nxt, f), post, prev, nxt, c2.ghost,
+                     ghost, found)  # fmt: skip
 
 
 # -- the check ------------------------------------------------------------------------------
@@ -343,6 +426,7 @@ class LocReport:
     unsat: list[str] = field(default_factory=list)
     unwitnessed: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    crash_only: list[str] = field(default_factory=list)  # witnessed only by crashing steps
     samples: int = 0
     not_concretizable: int = 0
     masked: int = 0  # decisive boundaries no state reaches (the comparison never decides there)
@@ -360,6 +444,10 @@ class Report:
     unexplained: list[str]  # unsatisfiable targets no rule explains
     rules_used: set[int]
     seconds: float
+    unreviewed_crash: list[str] = field(default_factory=list)  # crash-only, not in the list
+    crash_rules_used: set[int] = field(default_factory=set)
+    seed: int = 0
+    steps: list[Concrete1] = field(default_factory=list, repr=False)  # kept on request
 
     @property
     def satisfiable(self) -> int:
@@ -369,19 +457,32 @@ class Report:
     def witnessed(self) -> int:
         return sum(r.witnessed for r in self.locs)
 
-    def ok(self) -> bool:
-        return (
+    @property
+    def crash_only(self) -> list[str]:
+        return [f"{r.loc} {t}" for r in self.locs for t in r.crash_only]
+
+    @property
+    def status(self) -> Status:
+        if any(r.unknown for r in self.locs):
+            return Status.UNKNOWN
+        ok = (
             not self.mismatches
             and not self.gamma_errors
             and not self.unexplained
+            and not self.unreviewed_crash
             and self.not_representable == 0
             and self.witnessed == self.satisfiable
-            and not any(r.unknown for r in self.locs)
         )
+        return Status.PASSED if ok else Status.FAILED
+
+    def ok(self) -> bool:
+        return self.status == Status.PASSED
 
     def problems(self) -> list[str]:
         out = list(self.mismatches[:10]) + list(self.gamma_errors[:10])
         out += [f"unexplained unreachable target: {u}" for u in self.unexplained[:20]]
+        out += [f"witnessed only by a crashing step, not in the reviewed list: {u}"
+                for u in self.unreviewed_crash[:20]]  # fmt: skip
         for r in self.locs:
             out += [f"{r.loc}: satisfiable but not witnessed: {u}" for u in r.unwitnessed[:5]]
             out += [f"{r.loc}: solver unknown: {u}" for u in r.unknown[:5]]
@@ -393,8 +494,10 @@ class Report:
         return {
             "variant": self.variant,
             "ok": self.ok(),
+            "status": self.status.value,
             "satisfiable": self.satisfiable,
             "witnessed": self.witnessed,
+            "crash_only": len(self.crash_only),
             "unsatisfiable": sum(len(r.unsat) for r in self.locs),
             "seconds": round(self.seconds, 1),
             "per_transition": {
@@ -402,6 +505,7 @@ class Report:
                     "targets": r.targets,
                     "satisfiable": r.satisfiable,
                     "witnessed": r.witnessed,
+                    "crash_only": len(r.crash_only),
                     "unsatisfiable": len(r.unsat),
                     "samples": r.samples,
                 }
@@ -411,23 +515,25 @@ class Report:
         }
 
     def table(self) -> str:
-        lines = [f"{'transition':<12} {'witnessed/satisfiable':>22} {'unsat':>6} {'steps':>6}"]
+        lines = [f"{'transition':<12} {'witnessed/satisfiable':>22} {'crash':>6} {'unsat':>6}"
+                 f" {'steps':>6}"]  # fmt: skip
         for r in self.locs:
             lines.append(
-                f"{r.loc:<12} {f'{r.witnessed}/{r.satisfiable}':>22} {len(r.unsat):>6}"
-                f" {r.samples:>6}"
+                f"{r.loc:<12} {f'{r.witnessed}/{r.satisfiable}':>22} {len(r.crash_only):>6}"
+                f" {len(r.unsat):>6} {r.samples:>6}"
             )
         lines.append(
             f"{'all':<12} {f'{self.witnessed}/{self.satisfiable}':>22}"
-            f" {sum(len(r.unsat) for r in self.locs):>6}"
+            f" {len(self.crash_only):>6} {sum(len(r.unsat) for r in self.locs):>6}"
         )
         return "\n".join(lines)
 
 
-def load_rules(path: Path = UNREACHABLE) -> list[dict[str, str]]:
-    """The reviewed rules that explain unsatisfiable targets."""
+def load_rules(path: Path = UNREACHABLE, key: str = "rules") -> list[dict[str, str]]:
+    """The reviewed rules that explain unsatisfiable targets (``key="crash_only"``: the
+    targets only a crashing step meets)."""
     data = json.loads(path.read_text())
-    rules: list[dict[str, str]] = data["rules"]
+    rules: list[dict[str, str]] = data[key]
     return rules
 
 
@@ -456,21 +562,38 @@ def _env(pre: dict[str, int | bool], inputs: dict[str, int | bool]) -> dict[str,
     return env
 
 
-def _absorb(
-    checker: Any, one: Concrete1, prog: Program, targets: list[Target], rep: LocReport,
-    mismatches: list[str], variant: Variant,
-) -> None:  # fmt: skip
-    """Check one concrete step both ways; mark the targets it witnesses."""
-    bad = checker.mismatches(one.loc, one.pre, one.inputs, one.post)
-    if bad:
-        mismatches.append(
-            f"{variant.name} {one.loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}"
-        )
-    vals = prog.run(_env(one.pre, one.inputs))
-    for t, val in zip(targets, vals, strict=True):
-        if val:
-            t.status = "witnessed"
-    rep.samples += 1
+Values = dict[str, int | bool]
+
+
+def _retry(
+    s: dict[str, Expr], i: dict[str, Expr], a: Values, inp: Values, one: Concrete1 | None
+) -> list[Expr]:
+    """What the next witness must do differently: another frame or size, and the inputs
+    the concrete step read differently from the solver's (an input the encoding does not
+    read there, such as ``h_hi`` when the head is ``f``) at the value the step read."""
+    out = [z3.Or(s["f_pfn"] != a["f_pfn"], s["size"] != a["size"])]
+    if one is not None:
+        for k, v in one.inputs.items():
+            if k in inp and inp[k] != v:
+                out.append(i[k] == (z3.BoolVal(bool(v)) if z3.is_bool(i[k]) else v))
+    return out
+
+
+Bias = Callable[[dict[str, Expr], dict[str, Expr]], Expr]
+"""A preference over witnesses (state, inputs): asked first, dropped where it cannot hold.
+Tests use it to steer the solver toward the witnesses that could hide a defect."""
+
+
+@contextmanager
+def solver_seed(seed: int) -> Iterator[None]:
+    """Z3's random seeds (SMT core and SAT solver) set to ``seed`` for the block."""
+    z3.set_param("smt.random_seed", seed)
+    z3.set_param("sat.random_seed", seed)
+    try:
+        yield
+    finally:
+        z3.set_param("smt.random_seed", 0)
+        z3.set_param("sat.random_seed", 0)
 
 
 def check(
@@ -480,101 +603,201 @@ def check(
     rules: list[dict[str, str]] | None = None,
     locs: list[Loc] | None = None,
     timeout_ms: int = 20_000,
+    seed: int = 0,
+    bias: Bias | None = None,
+    keep_steps: bool = False,
+    crash_rules: list[dict[str, str]] | None = None,
 ) -> Report:
-    """Witness every target of every transition of ``variant``; see the module docstring."""
+    """Witness every target of every transition of ``variant``; see the module docstring.
+
+    Every target is first asked for a witness whose step does not crash (after a crash
+    only the location is compared, so a crashing witness shows little); only where none
+    exists is a crashing one asked for, and such a target counts only when a rule of the
+    reviewed list (``crash_only`` in :data:`UNREACHABLE`) names it.  A concrete step that
+    crashes witnesses no target but the crash-only one it was asked for.  ``seed``: Z3's
+    random seeds; ``bias``: a preference tried first for every witness (tests);
+    ``keep_steps``: keep every concrete step in :attr:`Report.steps`.
+    """
+    with solver_seed(seed):
+        return _check(variant, enc, step, rules, locs, timeout_ms, seed, bias, keep_steps,
+                      crash_rules)  # fmt: skip
+
+
+def _check(
+    variant: Variant, enc: ModuleType, step: Callable[[State], State],
+    rules: list[dict[str, str]] | None, locs: list[Loc] | None, timeout_ms: int, seed: int,
+    bias: Bias | None, keep_steps: bool, crash_rules: list[dict[str, str]] | None,
+) -> Report:  # fmt: skip
     from vmballoon.proofs.conformance import Conformance
 
     t0 = time.monotonic()
     rules = load_rules() if rules is None else rules
+    crash_rules = load_rules(key="crash_only") if crash_rules is None else crash_rules
     checker = Conformance(variant, enc)
     reports: list[LocReport] = []
     mismatches: list[str] = []
     gamma_errors: list[str] = []
     unexplained: list[str] = []
+    unreviewed: list[str] = []
     used: set[int] = set()
+    crash_used: set[int] = set()
+    kept: list[Concrete1] = []
     not_rep = 0
-    for loc in locs or [x for x in enc.TRANSITIONS if x not in SKIPPED]:
-        targets, s, i, cons = transition_targets(loc, variant, enc)
+    def one_loc(loc: Loc) -> None:
+        tr = transition_targets(loc, variant, enc)
+        targets, s, i = tr.targets, tr.s, tr.i
         rep = LocReport(loc.name, targets=len(targets))
         sol = z3.SolverFor("QF_BV") if QF_BV else z3.Solver()
         sol.set("timeout", timeout_ms)
-        sol.add(representable(s), s["loc"] == enc.loc_val(loc), cons)
-        open_ = list(targets)
+        sol.add(representable(s), s["loc"] == enc.loc_val(loc), tr.cons)
         prog = Program([t.expr for t in targets])
+        pref = bias(s, i) if bias is not None else None
 
-        while open_:
-            t = open_[0]
-            tries = 0
+        def witness(extra: list[Expr]) -> tuple[Any, Values, Values, Concrete1 | None]:
+            """A solver witness under ``extra``, run through the model: the solver's
+            answer, the witness state and inputs, and the concrete step (None: none)."""
+            nonlocal not_rep
             sol.push()
-            sol.add(t.expr)
-            done = False
-            while not done:
+            sol.add(*extra)
+            r, m = z3.unknown, None
+            if pref is not None:
+                sol.push()
+                sol.add(pref)
                 r = sol.check()
-                if r == z3.unsat:
-                    t.status = "unsat"
-                    done = True
-                elif r == z3.unknown:
-                    t.status = "unknown"
-                    done = True
-                else:
-                    m = sol.model()
-                    a, inp = _values(m, s), _values(m, i)
-                    try:
-                        c = concretize(loc, a, inp, variant)
-                        one = run_step(c, step)
-                    except NotConcretizable:
-                        rep.not_concretizable += 1
-                        one = None
-                    except NotRepresentable as exc:
-                        not_rep += 1
-                        gamma_errors.append(f"{variant.name} {loc.name}: α failed: {exc}")
-                        one = None
-                    except Exception as exc:  # the model has no step from this state
-                        gamma_errors.append(f"{variant.name} {loc.name}: model raised {exc!r}")
-                        one = None
-                    if one is not None:
-                        if one.pre != {**one.pre, **a} and len(gamma_errors) < 50:
-                            diff = {k: (a[k], one.pre[k]) for k in a if one.pre[k] != a[k]}
-                            gamma_errors.append(
-                                f"{variant.name} {loc.name}: α(γ(a)) != a on {diff}"
-                            )
-                        _absorb(checker, one, prog, targets, rep, mismatches, variant)
-                        open_ = [t for t in open_ if t.status != "witnessed"]
-                    if t.status == "witnessed":
-                        done = True
-                    else:
-                        tries += 1
-                        if tries >= 4:
-                            t.status = "sat-unwitnessed"
-                            done = True
-                        else:  # another witness: move the frame and the free values
-                            sol.add(z3.Or(s["f_pfn"] != a["f_pfn"], s["size"] != a["size"]))
+                m = sol.model() if r == z3.sat else None
+                sol.pop()
+            if r != z3.sat:
+                r = sol.check()
+                m = sol.model() if r == z3.sat else None
             sol.pop()
-            if t in open_:
-                open_.remove(t)
+            if m is None:
+                return r, {}, {}, None
+            a, inp = _values(m, s), _values(m, i)
+            try:
+                c = concretize(loc, a, inp, variant)
+                one: Concrete1 | None = run_step(c, step)
+            except NotConcretizable:
+                rep.not_concretizable += 1
+                return r, a, inp, None
+            except NotRepresentable as exc:
+                not_rep += 1
+                gamma_errors.append(f"{variant.name} {loc.name}: α failed: {exc}")
+                return r, a, inp, None
+            except Exception as exc:  # the model has no step from this state
+                gamma_errors.append(f"{variant.name} {loc.name}: model raised {exc!r}")
+                return r, a, inp, None
+            assert one is not None
+            if one.pre != {**one.pre, **a} and len(gamma_errors) < 50:
+                diff = {k: (a[k], one.pre[k]) for k in a if one.pre[k] != a[k]}
+                gamma_errors.append(f"{variant.name} {loc.name}: α(γ(a)) != a on {diff}")
+            bad = checker.mismatches(one.loc, one.pre, one.inputs, one.post)
+            if bad:
+                mismatches.append(
+                    f"{variant.name} {loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}"
+                )
+            rep.samples += 1
+            if keep_steps:
+                kept.append(one)
+            return r, a, inp, one
+
+        def holds(one: Concrete1) -> list[bool]:
+            return [bool(v) for v in prog.run(_env(one.pre, one.inputs))]
+
         for t in targets:
-            if t.status == "witnessed":
+            if t.status != TargetStatus.OPEN:
+                continue
+            # 1. a witness whose step does not crash
+            tries = 0
+            moved: list[Expr] = []
+            while t.status == TargetStatus.OPEN:
+                r, a, inp, one = witness([t.expr, z3.Not(tr.crashes), *moved])
+                if r == z3.unsat:
+                    if moved:  # non-crashing witnesses exist, none agreed with the target
+                        t.status = TargetStatus.UNWITNESSED
+                    break  # else: no non-crashing step meets it
+                if r != z3.sat:
+                    t.status = TargetStatus.UNKNOWN
+                    break
+                if one is not None and not one.crashed:
+                    for u, val in zip(targets, holds(one), strict=True):
+                        if val and u.status == TargetStatus.OPEN:
+                            u.status = TargetStatus.WITNESSED
+                if t.status == TargetStatus.OPEN:
+                    tries += 1
+                    if tries >= 4:
+                        t.status = TargetStatus.UNWITNESSED
+                    else:  # another witness: move the frame and the free values
+                        moved += _retry(s, i, a, inp, one)
+            if t.status != TargetStatus.OPEN:
+                continue
+            # 2. none: a crashing step, the only kind there is
+            tries = 0
+            moved = []
+            while t.status == TargetStatus.OPEN:
+                r, a, inp, one = witness([t.expr, *moved])
+                if r == z3.unsat:
+                    t.status = TargetStatus.UNSAT if not moved else TargetStatus.UNWITNESSED
+                    break
+                if r != z3.sat:
+                    t.status = TargetStatus.UNKNOWN
+                    break
+                if one is not None and holds(one)[targets.index(t)]:
+                    t.status = TargetStatus.CRASH_ONLY
+                    break
+                tries += 1
+                if tries >= 4:
+                    t.status = TargetStatus.UNWITNESSED
+                else:
+                    moved += _retry(s, i, a, inp, one)
+        for t in targets:
+            name = f"{t.kind}: {t.desc}"
+            if t.status == TargetStatus.WITNESSED:
                 rep.satisfiable += 1
                 rep.witnessed += 1
-            elif t.status == "sat-unwitnessed":
+            elif t.status == TargetStatus.CRASH_ONLY:
                 rep.satisfiable += 1
-                rep.unwitnessed.append(f"{t.kind}: {t.desc}")
-            elif t.status == "unknown":
-                rep.unknown.append(f"{t.kind}: {t.desc}")
-            elif t.status == "unsat" and t.kind == "decisive":
+                rep.crash_only.append(name)
+                k = _explained(t, variant, crash_rules)
+                if k is None:
+                    unreviewed.append(f"{loc.name} {name}")
+                else:
+                    crash_used.add(k)
+                    rep.witnessed += 1
+            elif t.status == TargetStatus.UNWITNESSED:
+                rep.satisfiable += 1
+                rep.unwitnessed.append(name)
+            elif t.status == TargetStatus.UNKNOWN:
+                rep.unknown.append(name)
+            elif t.status == TargetStatus.UNSAT and t.kind == "decisive":
                 rep.masked += 1  # the plain boundary target stands for it
-            elif t.status == "unsat":
-                rep.unsat.append(f"{t.kind}: {t.desc}")
+            elif t.status == TargetStatus.UNSAT:
+                rep.unsat.append(name)
                 k = _explained(t, variant, rules)
                 if k is None:
-                    unexplained.append(f"{loc.name} {t.kind}: {t.desc}")
+                    unexplained.append(f"{loc.name} {name}")
                 else:
                     used.add(k)
         reports.append(rep)
+
+    for loc in locs or [x for x in enc.TRANSITIONS if x not in SKIPPED]:
+        one_loc(loc)
     return Report(
         variant.name, reports, mismatches, not_rep, gamma_errors, unexplained, used,
-        time.monotonic() - t0,
+        time.monotonic() - t0, unreviewed, crash_used, seed, kept,
     )  # fmt: skip
 
 
-__all__ = ["Report", "Target", "check", "load_rules", "run_step", "transition_targets"]
+__all__ = [
+    "Bias",
+    "Concrete1",
+    "Report",
+    "Status",
+    "Target",
+    "TargetStatus",
+    "Transition",
+    "check",
+    "load_rules",
+    "run_step",
+    "solver_seed",
+    "transition_targets",
+]

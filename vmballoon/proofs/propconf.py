@@ -1,0 +1,507 @@
+"""Property conformance: each encoded property says of every frame what the model's says.
+
+The proofs are about the encoded properties ``P̂`` of :mod:`vmballoon.proofs.props` over one
+symbolic frame ``f``.  Section 5 of ``spec/encoding-argument.md`` argues that for every
+model state ``s``, ``P(s)`` iff ``P̂(α_f(s))`` for every frame ``f``; this module checks
+it on concrete model states, for the 13 state properties and ``progress``:
+
+* ``P(s)``: the predicate of :mod:`vmballoon.model.properties` on ``s`` and its ghost, and for
+  the properties with a transition part (``free_order``, ``protocol``, the
+  freed-while-held half of ``host_agreement``) no violation of it so far along the run
+  (the encoding keeps those as sticky flags: ``bad_free``, ``proto_bad``,
+  ``freed_held``);
+* ``∀f. P̂(α_f(s))``: the encoded property evaluated on the abstraction seen from every
+  frame that is in any role (allocated, listed, in the batch, the batch page,
+  ``b->page``, held by the host, freed badly), a free frame and a frame outside the
+  pool: every other frame has the same abstraction as the free one up to its PFN, and
+  the encoded properties do not read the PFN (checked: the abstractions are compared on
+  the fields the properties read, so one that read ``f_pfn`` would be evaluated for
+  every frame);
+* ``progress``: where the model's predicate applies (after a work tick in which every
+  progress assumption held, at IDLE with no reset pending, a target read),
+  ``progress_holds(α(s), T)`` of :mod:`vmballoon.proofs.progress` with ``T`` that target.
+
+The states: every pre- and post-state of the witness check's concrete steps, the
+*boundary* states (every situation of ``f`` that :func:`vmballoon.proofs.concretize.representable`
+admits at IDLE, built by γ, with small lists), the targeted scenarios of
+:mod:`vmballoon.proofs.conformance`, cooperative runs for ``progress``, the checked-in
+counterexamples of ``spec/findings`` (reachable states where properties fail), and
+random scenarios; of a run, the states at the ends of loops and ticks and after every
+step with a transition violation.
+A state the abstraction cannot represent is counted, not checked.  For each property
+the report says in how many checked states it held and failed: one never seen failing
+is *blind* (a weakened ``P̂`` could not be told apart there) and is listed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+
+from vmballoon.core import intervals as iv
+from vmballoon.core.protocol import CAP_BASIC, CAP_BATCHED, SUCCESS_WITH_CAPABILITIES
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.model.machine import balloon_pages
+from vmballoon.model.plist import to_list
+from vmballoon.model.properties import (
+    STATE_PROPERTIES,
+    Ghost,
+    in_flight,
+    owners,
+)
+from vmballoon.model.state import Loc, State
+from vmballoon.proofs.abstraction import NotRepresentable, alpha, f_allocation
+from vmballoon.proofs.encoding import make_state
+from vmballoon.proofs.props import PROPERTIES
+from vmballoon.proofs.witness import Concrete1, Status
+from vmballoon.proofs.zeval import Program
+
+NAMES: tuple[str, ...] = (*PROPERTIES, "progress")
+TRANSITION_PART = {"free_order": "free_order", "protocol": "protocol",
+                   "host_agreement": "host_agreement"}  # fmt: skip
+"""Properties whose model side includes a transition check
+(:func:`vmballoon.model.properties.observe`)."""
+FRAME_FIELDS = ("f_pfn", "f_alloc", "f_o9", "f_list", "f_cur", "f_batch", "f_bpage",
+                "f_page", "f_host", "bad_free", "freed_held")  # fmt: skip
+L4, L2, R4, R2, NONE = 1, 2, 3, 4, 0
+REACHED = frozenset({"targeted", "random"})
+"""Sources whose states model runs reached from the initial state."""
+U32 = 0xFFFFFFFF
+CHECKPOINTS = frozenset({Loc.IDLE, Loc.EXITED, Loc.CRASHED, Loc.W_TARGET, Loc.I_TAIL, Loc.I_END,
+                         Loc.D_TAIL, Loc.R_OPS, Loc.R_GUEST_ID, Loc.E_POP})  # fmt: skip
+"""Where the states of a run are checked: the ends of loops and ticks, the reset, and the
+steps before and after them (and every step with a transition violation)."""
+
+
+@dataclass
+class Mismatch:
+    prop: str
+    source: str  # witness / boundary / targeted / random
+    model: bool  # P(s)
+    encoding: bool  # for every frame, P̂(α_f(s))
+    detail: str
+
+    @property
+    def unsound(self) -> bool:
+        """The encoding says the property holds of every frame where the model's fails:
+        a proof of ``P̂`` would claim ``P`` where it is false."""
+        return self.encoding and not self.model
+
+
+@dataclass
+class PropConformance:
+    """The outcome on one variant."""
+
+    variant: str
+    states: Counter[str] = field(default_factory=Counter)  # checked states by source
+    unrepresentable: int = 0  # states α cannot represent (not checked)
+    held: Counter[str] = field(default_factory=Counter)  # property -> states where P held
+    failed: Counter[str] = field(default_factory=Counter)  # property -> states where P failed
+    mismatches: list[Mismatch] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def blind(self) -> list[str]:
+        """Properties never seen failing: a weakened encoding of them would pass here."""
+        return [n for n in NAMES if self.failed[n] == 0]
+
+    @property
+    def failing(self) -> list[Mismatch]:
+        """Disagreements that fail the check: every one on a state a model run reached, and
+        on the other states (witness and boundary states, built by γ and not necessarily
+        reachable) every one where the encoding is weaker than the model."""
+        return [m for m in self.mismatches if m.unsound or m.source in REACHED]
+
+    @property
+    def stricter(self) -> list[Mismatch]:
+        """The encoding stricter than the model on a state no run was seen to reach (kept:
+        proving a stricter property proves the model's)."""
+        return [m for m in self.mismatches if m not in self.failing]
+
+    @property
+    def status(self) -> Status:
+        return Status.FAILED if self.failing else Status.PASSED
+
+    def problems(self) -> list[str]:
+        out = []
+        for m in self.failing[:10]:
+            out.append(f"property {m.prop} ({m.source} state): the model says "
+                       f"{'holds' if m.model else 'fails'}, the encoding for every frame says "
+                       f"{'holds' if m.encoding else 'fails'}: {m.detail}")  # fmt: skip
+        if len(self.failing) > 10:
+            out.append(f"... {len(self.failing) - 10} more property disagreements")
+        return out
+
+    def line(self) -> str:
+        n = sum(self.states.values())
+        by = ", ".join(f"{k} {v}" for k, v in sorted(self.states.items()))
+        blind = f"; never seen failing: {', '.join(self.blind)}" if self.blind else ""
+        if self.stricter:
+            blind += (f"; the encoding stricter on {len(self.stricter)} unreached states "
+                      f"({', '.join(sorted({m.prop for m in self.stricter}))})")
+        return (f"property conformance ({self.variant}): P(s) iff P-hat(alpha_f(s)) for every "
+                f"frame, for the {len(PROPERTIES)} state properties and progress, on {n} model "
+                f"states ({by}; {self.unrepresentable} not representable){blind} "
+                f"({self.seconds:.1f}s): {self.status.value}")  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "status": self.status.value,
+            "states": dict(self.states),
+            "unrepresentable": self.unrepresentable,
+            "held": dict(self.held),
+            "failed": dict(self.failed),
+            "blind": self.blind,
+            "mismatches": len(self.failing),
+            "stricter": len(self.stricter),
+            "seconds": round(self.seconds, 1),
+            "problems": self.problems(),
+        }
+
+
+# -- the abstraction of every frame at once ------------------------------------------------
+
+
+def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int = 16) -> list[int]:
+    """The frames whose abstractions can differ from a free frame's (up to the PFN): every
+    frame in a role (in the batch, the cursor, the batch page, ``b->page``, held, freed
+    badly) and, of a page list longer than ``2 * ends``, its first and last ``ends`` pages
+    and every page whose alignment makes its abstraction differ from its neighbours' (a
+    512-aligned page on a 4 KiB list, an unaligned one on a 2 MiB list: the others of a
+    list share one abstraction, allocated at the list's order); the first frames of the
+    allocated runs (between ticks: of the runs no owner covers) and blocks; a free frame
+    and one outside the pool."""
+    d = state.drv
+    out: set[int] = set(ghost.held) | set(flagged) | set(in_flight(state))
+    out |= set(to_list(state.loop.cursor))
+    for p in (d.page, d.batch_page):
+        if p is not None:
+            out.add(p)
+    p4, p2 = balloon_pages(state)
+    lists = ((p4, False), (p2, True), (to_list(d.refused[0]), False), (to_list(d.refused[1]), True))
+    for lst, two_m in lists:
+        if len(lst) <= 2 * ends:
+            out.update(lst)
+            continue
+        out.update(lst[:ends])
+        out.update(lst[-ends:])
+        out.update(p for p in lst if (p % 512 == 0) != two_m)
+    mem = state.env.memory
+    runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
+    for s_, e_ in mem.free:
+        runs = iv.remove(runs, s_, e_)
+    if state.loc in (Loc.IDLE, Loc.EXITED):  # the frames allocated and owned by nothing
+        for _, pfn, n in owners(state):
+            runs = iv.remove(runs, pfn, pfn + n)
+    for s_, e_ in runs[:64]:  # an allocated run: its first frame and first blocks' frames
+        out.add(s_)
+        first = s_ + (-s_) % 512
+        out.update(range(first, min(e_, first + 512 * 8), 512))
+    for b_s, _ in mem.blocks[:64]:
+        out.add(b_s << 9)
+    if mem.free:
+        out.add(mem.free[0][0])
+    out.add(mem.end)
+    return sorted(p for p in out if 0 <= p < (1 << 52))
+
+
+def alpha_frames(
+    state: State, ghost: Ghost, frames: list[int], bad: set[int], freed_held: set[int],
+    proto_bad: bool, read: frozenset[str] | None = None,
+) -> list[dict[str, int | bool]]:  # fmt: skip
+    """``alpha(state, ghost, f, ...)`` for every ``f`` of ``frames`` (the state's part
+    computed once); raises :class:`NotRepresentable` as :func:`alpha` does.  With ``read``
+    (the fields the caller reads), frames whose abstractions agree on those fields are
+    given once."""
+    if not frames:
+        return []
+    base = alpha(state, ghost, frames[0], proto_bad=proto_bad)
+    d = state.drv
+    p4, p2 = balloon_pages(state)
+    count: dict[int, list[int]] = {}
+    for tag, lst in ((L4, p4), (L2, p2), (R4, to_list(d.refused[0])), (R2, to_list(d.refused[1]))):
+        for p in lst:
+            count.setdefault(p, []).append(tag)
+    batch = Counter(in_flight(state))
+    cursor = set(to_list(state.loop.cursor))
+    keep = [n in (read if read is not None else FRAME_FIELDS) for n in FRAME_FIELDS]
+    seen: set[tuple[Any, ...]] = set()
+    out: list[dict[str, int | bool]] = []
+    for f in frames:
+        tags = count.get(f, [])
+        if len(tags) > 1:
+            raise NotRepresentable("f on two lists")
+        if batch[f] > 1:
+            raise NotRepresentable("f twice in the batch")
+        f_alloc, f_o9 = f_allocation(state, f)
+        code = tags[0] if tags else NONE
+        vals: tuple[int | bool, ...] = (
+            f, f_alloc, f_o9, code, f in cursor, batch[f] > 0, d.batch_page == f,
+            d.page == f, f in ghost.held, f in bad, f in freed_held,
+        )  # fmt: skip
+        key = tuple(v for v, k in zip(vals, keep, strict=True) if k)
+        if read is not None and key in seen:
+            continue
+        seen.add(key)
+        out.append({**base, **dict(zip(FRAME_FIELDS, vals, strict=True))})
+    return out
+
+
+# -- the check ------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """The transition violations of a run so far (the encoding's sticky flags)."""
+
+    bad: set[int] = field(default_factory=set)  # frames freed badly
+    freed_held: set[int] = field(default_factory=set)  # frames freed while the host held them
+    proto: bool = False
+    unframed: set[str] = field(default_factory=set)  # violations about no frame
+
+    def after(self, found: list[tuple[str, str, int | None]]) -> History:
+        h = History(set(self.bad), set(self.freed_held), self.proto, set(self.unframed))
+        for name, _, p in found:
+            if name == "protocol":
+                h.proto = True
+            elif name == "free_order":
+                (h.bad.add(p) if p is not None else h.unframed.add(name))
+            elif name == "host_agreement":
+                (h.freed_held.add(p) if p is not None else h.unframed.add(name))
+        return h
+
+    def violated(self, prop: str) -> bool:
+        if prop == "protocol":
+            return self.proto
+        if prop == "free_order":
+            return bool(self.bad) or prop in self.unframed
+        if prop == "host_agreement":
+            return bool(self.freed_held) or prop in self.unframed
+        return False
+
+
+class Checker:
+    """Compares ``P`` and ``∀f. P̂`` on model states; accumulates a :class:`PropConformance`."""
+
+    def __init__(self, variant: Variant, props: dict[str, Any] | None = None) -> None:
+        from vmballoon.proofs.progress import progress_holds
+
+        props = PROPERTIES if props is None else props
+        s = make_state("s_")
+        self.t = z3.BitVec("p_T", 32)
+        self.names = list(props)
+        exprs = [props[n](s) for n in self.names] + [progress_holds(s, self.t)]
+        self.prog = Program(exprs)
+        read: set[str] = set()
+        for e in exprs:
+            read |= _consts(e)
+        self.read = frozenset(n[2:] for n in read if n.startswith("s_"))
+        self.out = PropConformance(variant.name)
+
+    def model_says(self, state: State, ghost: Ghost, hist: History) -> dict[str, bool]:
+        out = {}
+        for n in self.names:
+            fn = STATE_PROPERTIES.get(n)
+            ok = fn is None or fn(state, ghost) is None
+            out[n] = ok and not hist.violated(n)
+        return out
+
+    def state(self, state: State, ghost: Ghost, hist: History, source: str) -> None:
+        """Check one model state (with its ghost and the run's history)."""
+        if state.loop.allocated > U32:  # α keeps the counter mod 2**32: not faithful here
+            self.out.unrepresentable += 1
+            return
+        frames = frames_of(state, ghost, hist.bad | hist.freed_held)
+        try:
+            views = alpha_frames(state, ghost, frames, hist.bad, hist.freed_held, hist.proto,
+                                 self.read)  # fmt: skip
+        except NotRepresentable:
+            self.out.unrepresentable += 1
+            return
+        t = ghost.tick_target
+        every = dict.fromkeys(self.names, True)
+        prog_hat = True
+        for v in views:
+            env: dict[str, int | bool] = {f"s_{n}": x for n, x in v.items()}
+            env["p_T"] = t & 0xFFFFFFFF
+            vals = self.prog.run(env)
+            for n, x in zip(self.names, vals, strict=False):
+                every[n] = every[n] and bool(x)
+            prog_hat = bool(vals[-1])
+        says = self.model_says(state, ghost, hist)
+        self.out.states[source] += 1
+        for n in self.names:
+            (self.out.held if says[n] else self.out.failed)[n] += 1
+            if says[n] != every[n]:
+                self.out.mismatches.append(Mismatch(n, source, says[n], every[n],
+                                                    _where(state, ghost)))  # fmt: skip
+        # progress: where the model's predicate applies (a cooperative tick just ended)
+        applies = (ghost.tick_done and state.loc == Loc.IDLE and not state.drv.reset_required
+                   and not ghost.tick_broken and t >= 0)  # fmt: skip
+        if applies:
+            fn = STATE_PROPERTIES["progress"]
+            model_ok = fn(state, ghost) is None
+            (self.out.held if model_ok else self.out.failed)["progress"] += 1
+            if model_ok != prog_hat:
+                self.out.mismatches.append(Mismatch("progress", source, model_ok, prog_hat,
+                                                    _where(state, ghost)))  # fmt: skip
+
+    def run(self, scenario: Scenario, variant: Variant, source: str, limit: int = 2000) -> None:
+        """Every state of a replay of ``scenario`` (its first ``limit`` transitions)."""
+        from vmballoon.proofs.conformance import transitions_of
+
+        hist = History()
+        first = True
+        for prev, nxt, g0, g1, found in transitions_of(scenario, variant, limit):
+            if first:
+                self.state(prev, g0, hist, source)
+                first = False
+            hist = hist.after(found)
+            # the ends of loops and ticks, and every step with a transition violation: the
+            # states inside a loop differ from these by one page each
+            if found or nxt.loc in CHECKPOINTS or prev.loc in CHECKPOINTS:
+                self.state(nxt, g1, hist, source)
+
+    def witness_step(self, one: Concrete1) -> None:
+        if one.prev is None or one.nxt is None:
+            return
+        self.state(one.prev, one.ghost, History(), "witness")
+        self.state(one.nxt, one.ghost_after, History().after(one.found), "witness")
+
+
+def _where(state: State, ghost: Ghost) -> str:
+    d = state.drv
+    return (f"at {state.loc.name}, size {d.size}, target {d.target}, lists "
+            f"{[len(x) for x in balloon_pages(state)]}, reset {d.reset_required}, "
+            f"held {sorted(ghost.held)[:4]}")  # fmt: skip
+
+
+def _consts(e: Any) -> set[str]:
+    out: set[str] = set()
+    stack, seen = [e], set()
+    while stack:
+        x = stack.pop()
+        if x.get_id() in seen:
+            continue
+        seen.add(x.get_id())
+        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            out.add(str(x))
+        else:
+            stack.extend(x.children())
+    return out
+
+
+# -- the states -----------------------------------------------------------------------------
+
+
+def cooperative_scenarios() -> dict[str, Scenario]:
+    """Runs in which every progress assumption holds, so ``progress`` applies: a host
+    granting the batched commands (and one granting only the basic ones) that answers
+    SUCCESS with a steady target per tick."""
+    r = Response
+    swc = SUCCESS_WITH_CAPABILITIES
+    out = {}
+    for name, caps in (("batched", CAP_BASIC | CAP_BATCHED), ("basic", CAP_BASIC)):
+        targets = (30, 100, 100, 0)
+        hv: list[Response] = [r(0), r(swc, caps), r(0)]
+        hv += [r(0, t) for t in targets for _ in range(60)]
+        out[f"cooperative_{name}"] = Scenario(
+            steps=("work",) * len(targets), frames=400, hv=tuple(hv))
+    return out
+
+
+def finding_scenarios() -> dict[str, Scenario]:
+    """The checked-in counterexamples (``spec/findings``): reachable SEED states where
+    properties fail, each one's defect alone (replayed on any variant, they are runs)."""
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.core.specdata import spec_dir
+
+    return {p.name: load_scenario(p) for p in sorted((spec_dir() / "findings").glob("*.json"))}
+
+
+def boundary_states(variant: Variant, limit: int = 400, timeout_ms: int = 10_000,
+                    ) -> Iterator[tuple[State, Ghost]]:  # fmt: skip
+    """Every situation of the frame ``f`` (its role fields) that γ can build at IDLE,
+    with and without a reset pending, lists of at most 3 pages: found by Z3 one at a time,
+    each blocked once found."""
+    from vmballoon.proofs.concretize import NotConcretizable, concretize, representable
+    from vmballoon.proofs.encoding import loc_val, make_inputs
+
+    s, i = make_state("s_"), make_inputs("i_")
+    sol = z3.SolverFor("QF_BV")
+    sol.set("timeout", timeout_ms)
+    small = [z3.ULE(s[n], z3.BitVecVal(3, 32)) for n in ("n4", "n2", "r4", "r2")]
+    sol.add(representable(s), s["loc"] == loc_val(Loc.IDLE), *small)
+    sol.add(i["entry"] == z3.BitVecVal(0, 8), z3.Not(i["a_ok"]), z3.Not(i["a_f"]))
+    keys = [s[n] for n in (*FRAME_FIELDS[1:9], "reset", "bpage", "page_null")]
+    n = 0
+    while n < limit and sol.check() == z3.sat:
+        m = sol.model()
+        vals = [m.eval(k, model_completion=True) for k in keys]
+        sol.add(z3.Or([k != v for k, v in zip(keys, vals, strict=True)]))
+        a = {k: _py(m.eval(e, model_completion=True)) for k, e in s.items()}
+        inp = {k: _py(m.eval(e, model_completion=True)) for k, e in i.items()}
+        n += 1
+        try:
+            c = concretize(Loc.IDLE, a, inp, variant)
+        except NotConcretizable:
+            continue
+        yield c.state, c.ghost
+
+
+def _py(v: Any) -> int | bool:
+    return bool(z3.is_true(v)) if z3.is_bool(v) else int(v.as_long())
+
+
+def check(
+    variant: Variant,
+    steps: Iterable[Concrete1] = (),
+    random_runs: int = 20,
+    seed: int = 1,
+    props: dict[str, Any] | None = None,
+    boundary: bool = True,
+    scenarios: bool = True,
+) -> PropConformance:
+    """Property conformance of ``variant`` on the witness steps ``steps`` (from
+    ``vmballoon.proofs.witness.check(..., keep_steps=True)``), the boundary states, the targeted and
+    cooperative scenarios and ``random_runs`` random scenarios.  ``props``: the encoded
+    properties (default :data:`vmballoon.proofs.props.PROPERTIES`; tests pass weakened ones)."""
+    from vmballoon.proofs.conformance import random_scenario, targeted_scenarios
+
+    t0 = time.monotonic()
+    ck = Checker(variant, props)
+    for one in steps:
+        ck.witness_step(one)
+    if boundary:
+        for st, g in boundary_states(variant):
+            ck.state(st, g, History(), "boundary")
+    runs = {**targeted_scenarios(), **cooperative_scenarios(), **finding_scenarios()}
+    for sc in runs.values() if scenarios else ():
+        ck.run(sc, variant, "targeted")
+    rng = random.Random(seed)
+    for _ in range(random_runs):
+        ck.run(random_scenario(rng), variant, "random", limit=400)
+    ck.out.seconds = time.monotonic() - t0
+    return ck.out
+
+
+__all__ = [
+    "NAMES",
+    "Checker",
+    "History",
+    "Mismatch",
+    "PropConformance",
+    "alpha_frames",
+    "boundary_states",
+    "check",
+    "cooperative_scenarios",
+    "frames_of",
+]
