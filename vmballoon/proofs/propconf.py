@@ -105,6 +105,7 @@ class PropConformance:
     held: Counter[str] = field(default_factory=Counter)  # property -> states where P held
     failed: Counter[str] = field(default_factory=Counter)  # property -> states where P failed
     mismatches: list[Mismatch] = field(default_factory=list)
+    overlaps: int = 0  # unreached states whose claims overlap across first frames (ownership)
     seconds: float = 0.0
 
     @property
@@ -143,6 +144,9 @@ class PropConformance:
         n = sum(self.states.values())
         by = ", ".join(f"{k} {v}" for k, v in sorted(self.states.items()))
         blind = f"; never seen failing: {', '.join(self.blind)}" if self.blind else ""
+        if self.overlaps:
+            blind += (f"; ownership not compared on {self.overlaps} unreached states whose "
+                      "claims overlap across first frames")
         if self.stricter:
             blind += (f"; the encoding stricter on {len(self.stricter)} unreached states "
                       f"({', '.join(sorted({m.prop for m in self.stricter}))})")
@@ -162,6 +166,7 @@ class PropConformance:
             "blind": self.blind,
             "mismatches": len(self.failing),
             "stricter": len(self.stricter),
+            "overlaps": self.overlaps,
             "seconds": round(self.seconds, 1),
             "problems": self.problems(),
         }
@@ -340,6 +345,13 @@ class Checker:
         self.out.states[source] += 1
         for n in self.names:
             (self.out.held if says[n] else self.out.failed)[n] += 1
+            if n == "ownership" and source not in REACHED and every[n] and not says[n]:
+                # claims that overlap with different first frames (a 4 KiB page inside a
+                # 2 MiB block on another list): no frame's abstraction shows two owners,
+                # as none shows f in two places (section 4: such states are outside R,
+                # excluded by the invariant); γ builds them, no run was seen to reach one
+                self.out.overlaps += 1
+                continue
             if says[n] != every[n]:
                 self.out.mismatches.append(Mismatch(n, source, says[n], every[n],
                                                     _where(state, ghost)))  # fmt: skip
