@@ -30,7 +30,8 @@ def main() -> None:
     """Run the replay, print the figures."""
     began = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CODE, "replay", str(SCENARIO), "--format", "itf", "--no-check"],
+        [sys.executable, "-c", CODE, "replay", str(SCENARIO), "--format", "itf", "--no-check",
+         "--force"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None

@@ -1,4 +1,4 @@
-"""The accelerated inflate step (proofs/accel.py) is k steps of the model.
+"""The accelerated inflate step (vmballoon/proofs/accel.py) is k steps of the model.
 
 From concrete ``I_LOOP`` states of the model (batched host, 4 KiB and 2 MiB pages,
 finite and unlimited rates), the accelerated transition with ``acc_k = k`` must

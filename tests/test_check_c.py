@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from vmballoon.apps.checkc import regressed
-from vmballoon.core.scenario import load_scenario
-from vmballoon.core.variants import FIXED, SEED
+from vmballoon.apps.checkc import field_differences, log_difference, regressed
+from vmballoon.core.scenario import load_scenario, parse_scenario
+from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.harness.patches import variant_source
 from vmballoon.harness.replay import binary_for
 
@@ -21,6 +22,11 @@ def check_c(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, check=False)  # fmt: skip
 
 
+def vmballoon(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vmballoon", *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
 def test_the_seed_against_the_seed_has_no_regression(tmp_path: Path) -> None:
     source = tmp_path / "vmw_balloon.c"
     source.write_text(variant_source(SEED))
@@ -28,10 +34,12 @@ def test_the_seed_against_the_seed_has_no_regression(tmp_path: Path) -> None:
                    "--out", str(tmp_path / "out"))  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no regression" in proc.stdout and "no divergence" in proc.stdout
+    assert "corpus: nothing found" in proc.stdout and "fuzzer: nothing found" in proc.stdout
 
 
 def test_a_failed_unlock_that_frees_the_page_is_a_regression(tmp_path: Path) -> None:
-    """Planted bug: the batched unlock frees pages the host refused to unlock."""
+    """Planted bug: the batched unlock frees pages the host refused to unlock.  The
+    written scenario carries the verdict (meta) and the printed replay command shows it."""
     fixed = variant_source(FIXED)
     assert fixed.count(UNLOCK_CHECK) == 1
     source = tmp_path / "planted.c"
@@ -40,19 +48,32 @@ def test_a_failed_unlock_that_frees_the_page_is_a_regression(tmp_path: Path) -> 
     proc = check_c(str(source), "--examples", "60", "--seed", "3", "--out", str(out), "--json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
-    assert report["against"] == "fixed"
-    [regression] = report["regressions"]
+    assert report["against"] == "fixed" and report["complete"] is True
+    regression = report["regressions"][0]
+    assert regression["kind"] == "regression" and regression["origin"] == "corpus"
     assert regression["properties"] == ["host_agreement"]
     assert "freed while the host holds it" in regression["message"]
     scenario = load_scenario(regression["scenario"])
     # the written scenario shows it again: the C breaks host_agreement, FIXED does not
     assert regressed(binary_for(source=source), scenario, FIXED) == ["host_agreement"]
     assert report["divergence"] is not None
+    meta = json.loads(Path(regression["scenario"]).read_text())["meta"]
+    assert meta["source"] == str(source) and meta["variant"] == "fixed"
+    assert meta["property"] == "host_agreement" and meta["seed"] == 3
+    assert meta["message"] == regression["message"]
+    import hashlib
+
+    assert meta["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    [check_cmd] = [c for c in meta["replay"] if "--impl c" in c and c.endswith("--check")]
+    assert check_cmd.startswith("vmballoon replay ")
+    shown = vmballoon(*check_cmd.split()[1:])
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    assert "host_agreement" in shown.stdout and "freed while the host holds it" in shown.stdout
 
 
 def test_strict_fails_on_a_divergence_alone(tmp_path: Path) -> None:
     """A change no property is about (the timer statistic counts twice) is a divergence:
-    information by default, a failure with --strict."""
+    information by default, a failure with --strict; shown as the one field that differs."""
     source = tmp_path / "stats.c"
     # count timer ticks twice: visible in the state (a divergence), no property cares
     source.write_text(variant_source(FIXED).replace(
@@ -61,19 +82,94 @@ def test_strict_fails_on_a_divergence_alone(tmp_path: Path) -> None:
     args = ("--examples", "20", "--seed", "1", "--out", str(tmp_path / "o"))
     lenient = check_c(str(source), *args)
     assert lenient.returncode == 0, lenient.stdout + lenient.stderr
-    assert "divergence (information)" in lenient.stdout and "final.stats" in lenient.stdout
+    lines = [ln for ln in lenient.stdout.splitlines() if ln.startswith("divergence")]
+    assert lines  # the corpus's (and the fuzzer's, when it finds one)
+    for line in lines:
+        assert line.endswith(": final.stats.timer: model 1, C 2"), line  # not the whole dicts
     assert check_c(str(source), *args, "--strict").returncode == 1
+
+
+def test_a_divergence_names_only_the_fields_that_differ() -> None:
+    stats: dict[str, Any] = {f"s{i}": i for i in range(20)}
+    model = {"events": [{"ev": "hv", "cmd": "LOCK", "status": 0, "arg1": 5}],
+             "final": {"size": 1, "stats": stats}}  # fmt: skip
+    c = json.loads(json.dumps(model))
+    c["final"]["stats"]["s7"] = 8
+    assert log_difference(model, c) == "final.stats.s7: model 7, C 8"
+    c = json.loads(json.dumps(model))
+    c["events"][0]["status"] = 1
+    assert log_difference(model, c) == "event #0 (hv LOCK): status: model 0, C 1"
+    assert field_differences([1, 2], [1, 3]) == [": model [1, 2], C [1, 3]"]
+
+
+def test_a_known_seed_defect_names_its_fix_flag(tmp_path: Path) -> None:
+    """The seed with batch_pfn fixed, against the seed: the warn_status_frees leak the
+    seed's batch_pfn defect hid is a known defect, named by its fix flag, not a bare
+    REGRESSION (found by the corpus, so on every seed)."""
+    source = tmp_path / "batch_pfn.c"
+    source.write_text(variant_source(Variant(frozenset({"batch_pfn"}))))
+    proc = check_c(str(source), "--against", "seed", "--examples", "5", "--seed", "1",
+                   "--out", str(tmp_path / "o"))  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [line] = [ln for ln in proc.stdout.splitlines() if "no_leak" in ln and "DEFECT" in ln]
+    assert line.startswith("KNOWN DEFECT no_leak")
+    assert "removed by fix flag warn_status_frees" in line
+    assert "REGRESSION" not in proc.stdout
 
 
 def test_bad_input_is_exit_2_on_one_line(tmp_path: Path) -> None:
     missing = check_c(str(tmp_path / "none.c"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    folder = check_c(str(tmp_path))
+    assert folder.returncode == 2 and folder.stderr.strip().endswith("is a directory")
     broken = tmp_path / "broken.c"
     broken.write_text(variant_source(SEED).replace("b->size++;", "b->size++"))
-    bad = check_c(str(broken))
+    bad = check_c(str(broken), "--out", str(tmp_path / "o"))
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "broken.c:" in bad.stderr and "error" in bad.stderr
     source = tmp_path / "ok.c"
     source.write_text(variant_source(SEED))
     unknown = check_c(str(source), "--against", "nofix")
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    into_file = check_c(str(source), "--out", str(afile), "--examples", "1000")
+    assert into_file.returncode == 2, into_file.stdout + into_file.stderr
+    assert into_file.stderr.count("\n") == 1 and "not a directory" in into_file.stderr
+    assert into_file.stdout == "" and afile.read_text() == "x"
+
+
+def test_a_divergence_outside_the_assumptions_is_reported_apart(tmp_path: Path) -> None:
+    """PFNs at or above 2**52 (outside pfn_below_2_52): the C of the seed and upstream's
+    fixed C differ there, and check-c says so apart, never as a divergence."""
+    from vmballoon.apps.checkc import Kind, judge, violated_assumptions
+
+    sc = load_scenario(Path(__file__).parent / "scenarios" / "pfn_above_2_52.json")
+    assert violated_assumptions(sc) == ["pfn_below_2_52"]
+    source = tmp_path / "batch_pfn.c"
+    source.write_text(variant_source(Variant(frozenset({"batch_pfn"}))))
+    found = judge(binary_for(source=source), sc, SEED)
+    assert found and {f.kind for f in found} == {Kind.OUTSIDE}
+    assert all(f.assumptions == ["pfn_below_2_52"] for f in found)
+    inside = parse_scenario(json.dumps({**sc.to_json(), "pfn_base": 0}))
+    assert violated_assumptions(inside) == []
+
+
+def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path: Path) -> None:
+    """The batched unlock takes one page too many off ``b->size`` (fixed source, line 759):
+    a branch the shipped corpus takes, so the corpus finds it before the fuzzer starts,
+    whatever the seed (a fuzzer of one example rarely reaches it)."""
+    from vmballoon.apps.checkc import Kind, Origin
+    from vmballoon.apps.checkc import check_c as run
+
+    lines = variant_source(FIXED).splitlines(keepends=True)
+    assert lines[758].strip() == "b->size -= size_per_page;"
+    lines[758] = lines[758].replace("size_per_page;", "size_per_page + 1;")
+    source = tmp_path / "planted.c"
+    source.write_text("".join(lines))
+    for seed in range(8):
+        report = run(source, FIXED, 1, seed, tmp_path / f"out{seed}")
+        assert report.complete and report.exit == 1
+        found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
+        assert found and "accounting" in found[0].properties, (seed, report.findings)
+        assert found[0].path is not None and found[0].path.exists()

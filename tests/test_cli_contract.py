@@ -89,6 +89,7 @@ def _partial_verify(tmp_path: Path) -> Path:
     full = json.loads((specgen.SPEC / specgen.RESULTS).read_text())
     full["results"] = [r for r in full["results"] if r["prop"] == "protocol"]
     full["necessity"] = {}
+    full["schema"] = "vmballoon-verify/1"  # as verify --json writes it
     path = tmp_path / "one-property.json"
     path.write_text(json.dumps(full))
     return path
@@ -131,8 +132,43 @@ def test_the_readme_documents_each_commands_contract() -> None:
     assert "refuses a partial result" in contract and "jq" in contract
 
 
+def test_spec_from_the_checked_in_results_says_what_it_expects(tmp_path: Path) -> None:
+    """spec/verify-results.json is what --check compares with, not a verify output."""
+    before = _spec_files()
+    for args in (["--check", "--from-verify"], ["--from-verify"]):
+        line = _one_line_usage_error(_run("spec", *args, "spec/verify-results.json",
+                                          cwd=specgen.SPEC.parent))  # fmt: skip
+        assert "expected the output of `vmballoon verify --json`" in line
+        assert "checked-in results" in line
+    for text in ("[1, 2]", "{not json", '{"schema": "other/1", "results": []}'):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        line = _one_line_usage_error(_run("spec", "--check", "--from-verify", str(bad)))
+        assert "verify --json" in line
+    assert _spec_files() == before
+
+
 def test_spec_from_a_folder_or_a_missing_file_says_which(tmp_path: Path) -> None:
     folder = _one_line_usage_error(_run("spec", "--from-verify", str(tmp_path)))
     assert "not a regular file" in folder
     missing = _one_line_usage_error(_run("spec", "--from-verify", str(tmp_path / "none.json")))
     assert "no such file" in missing
+
+
+def test_patch_into_a_folder_or_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    for target, says in ((tmp_path, "is a directory"), (tmp_path / "no" / "x.c", "not exist")):
+        line = _one_line_usage_error(_run("patch", "--variant", "fixed", "-o", str(target)))
+        assert says in line and "-o/--output" in line
+    out = tmp_path / "fixed.c"
+    proc = _run("patch", "--variant", "fixed", "-o", str(out))
+    assert proc.returncode == 0 and proc.stderr.strip() == f"wrote {out}"
+    assert out.read_text() == _run("patch", "--variant", "fixed").stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.c"]
+
+
+def test_replay_source_with_a_variant_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "d.c"
+    source.write_text("int x;\n")
+    line = _one_line_usage_error(_run("replay", str(SCENARIOS / "null_ops.json"), "--impl", "c",
+                                      "--source", str(source), "--variant", "fixed"))  # fmt: skip
+    assert "--variant would be ignored" in line

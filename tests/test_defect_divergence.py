@@ -1,4 +1,4 @@
-"""The per-defect search starts where SEED and SEED + fix part (proofs/defects.py).
+"""The per-defect search starts where SEED and SEED + fix part (vmballoon/proofs/defects.py).
 
 ``first_divergence`` is what makes the deep defect (``warn_status_frees``, 25
 transitions) affordable, and its answer is also used as a *proof*: no scenario of the
@@ -90,7 +90,7 @@ def test_the_abstract_bound_excludes_the_shallow_depths_of_warn_status_frees() -
 
 @pytest.mark.parametrize("fix", ["reset_needs_ops", "lock_64bit_refused", "batch_pfn"])
 def test_the_divergence_run_lies_in_the_abstract_cone_of_its_depth(fix: str) -> None:
-    """The cone of depth k (proofs/abstract_reach.Cone.at) holds the abstract path of the
+    """The cone of depth k (vmballoon/proofs/abstract_reach.Cone.at) holds the abstract path of the
     divergence found without it, step by step: constraining the query to the cone loses
     no divergence.  With the cone the search answers at the same depth."""
     from vmballoon.proofs.abstract_reach import FIELDS, Cone
@@ -206,7 +206,7 @@ def test_the_gap_between_parting_and_violation_is_searched_or_said_not_establish
 
 
 def test_every_shortest_claim_has_words_in_the_findings_table() -> None:
-    """What a defect row may claim of its depth (proofs/defects.SHORTEST) is what the
+    """What a defect row may claim of its depth (vmballoon/proofs/defects.SHORTEST) is what the
     findings table can say (apps/specgen.SHORTEST_WORDS), and the checked-in rows each
     claim something."""
     import json

@@ -1,6 +1,6 @@
 """Every defect has a checked-in SEED scenario that shows it, and its fix alone clears it.
 
-``vmballoon verify``'s per-defect search (proofs/defects.py) writes, for every fix flag
+``vmballoon verify``'s per-defect search (vmballoon/proofs/defects.py) writes, for every fix flag
 of vmballoon.core.variants, a scenario on which SEED violates a property and SEED with
 that one fix does not.  The checked-in results (spec/verify-results.json, "defects",
 and spec/findings/) are read here and each scenario is replayed through the command a

@@ -1,6 +1,6 @@
 """What a defect row's ``shortest`` claims is what its search established.
 
-The product searches of proofs/defects.py drive SEED and SEED + fix with ONE input per
+The product searches of vmballoon/proofs/defects.py drive SEED and SEED + fix with ONE input per
 step; once the two drivers issue different commands a replay feeds them different
 answers, which the product does not cover.  So a depth the product (or the two-copy
 gap search) establishes is labelled "shared inputs"; "pinned inputs" is kept for a

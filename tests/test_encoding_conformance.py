@@ -1,4 +1,4 @@
-"""The Z3 encoding agrees with the model on random concrete steps (proofs/conformance.py).
+"""The Z3 encoding agrees with the model on random concrete steps (vmballoon/proofs/conformance.py).
 
 For >= 10,000 (state, step, frame) samples per variant, drawn from random
 scenarios, the encoding's successor of α(state) under the step's inputs is

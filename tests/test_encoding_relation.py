@@ -1,4 +1,4 @@
-"""The encoding's transition relation and BMC's location pruning (proofs/encoding.py).
+"""The encoding's transition relation and BMC's location pruning (vmballoon/proofs/encoding.py).
 
 ``transition`` folds the per-location successors into one relation for bounded
 model checking, ``reachable_locs`` prunes it by depth; ``verify --variant fixed``

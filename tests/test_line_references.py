@@ -27,8 +27,8 @@ ANY = re.compile(r"vmw_balloon\.c:[0-9]")
 def sources() -> list[Path]:
     """The code (docstrings and comments included), the spec chapters and the README."""
     out: list[Path] = []
-    for folder in ("model", "reference", "proofs", "harness", "vmballoon/core", "vmballoon/apps"):
-        out += sorted((ROOT / folder).rglob("*.py"))
+    for folder in ("model", "reference", "proofs", "harness", "core", "apps"):
+        out += sorted((ROOT / "vmballoon" / folder).rglob("*.py"))
     out += sorted((ROOT / "spec").glob("*.md"))
     out.append(ROOT / "README.md")
     return out
@@ -76,7 +76,7 @@ def test_every_citation_holds() -> None:
 
 
 def test_the_fixed_examples_of_the_issue_are_cited_right() -> None:
-    props = (ROOT / "model" / "properties.py").read_text(encoding="utf-8")
+    props = (ROOT / "vmballoon" / "model" / "properties.py").read_text(encoding="utf-8")
     assert "``allocations`` (vmw_balloon.c:794)" in props
     assert "(vmw_balloon.c:867-868" in props
     assert "848, 892, 894, 910, 954, 959, 970" in props

@@ -19,7 +19,7 @@ from benchmarks.mutation.mutator import KINDS, Mutant, all_mutants, mutants_of
 from benchmarks.mutation.runner import ROOT, Worker, load_equivalent, make_tree
 
 HYSTERESIS = (
-    "model/transitions.py::work_target::relop: tx.size > target + PAGES_PER_2M & U32_MASK"
+    "vmballoon/model/transitions.py::work_target::relop: tx.size > target + PAGES_PER_2M & U32_MASK"
     " -> tx.size >= target + PAGES_PER_2M & U32_MASK"
 )
 
@@ -35,23 +35,24 @@ def test_every_kind_on_the_readings() -> None:
     kinds = Counter(m.kind for m in mutants)
     assert set(kinds) == set(KINDS), kinds
     files = {m.file for m in mutants}
-    assert {"model/transitions.py", "reference/driver.py", "proofs/encoding.py"} <= files
+    readings = {"model/transitions.py", "reference/driver.py", "proofs/encoding.py"}
+    assert {f"vmballoon/{r}" for r in readings} <= files
     keys = [m.key for m in mutants]
     assert len(keys) == len(set(keys)), "mutant keys must be unique"
 
 
 def test_mutants_are_local_and_keys_survive_line_shifts(tmp_path: Path) -> None:
-    source = (ROOT / "model/transitions.py").read_text()
-    m = _find("model/transitions.py", HYSTERESIS)
+    source = (ROOT / "vmballoon/model/transitions.py").read_text()
+    m = _find("vmballoon/model/transitions.py", HYSTERESIS)
     mutated = m.apply(source)
     assert m.key == HYSTERESIS
     assert "tx.size >= target + PAGES_PER_2M & U32_MASK" in mutated
     diff = m.diff(source)
     changed = [x for x in diff.splitlines()[2:] if x[:1] in "+-"]
     assert len(changed) == 2, diff
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model/transitions.py").write_text("# a new first line\n\n" + source)
-    shifted = {x.key: x.line for x in mutants_of(tmp_path, "model/transitions.py")}
+    (tmp_path / "vmballoon/model").mkdir(parents=True)
+    (tmp_path / "vmballoon/model/transitions.py").write_text("# a new first line\n\n" + source)
+    shifted = {x.key: x.line for x in mutants_of(tmp_path, "vmballoon/model/transitions.py")}
     assert shifted[HYSTERESIS] == m.line + 2
 
 
@@ -71,13 +72,13 @@ def worker() -> object:
 
 
 PLANTED = [
-    ("model/transitions.py", HYSTERESIS),
+    ("vmballoon/model/transitions.py", HYSTERESIS),
     (
-        "model/ops.py",
-        "model/ops.py::_lock_batched_page::relop: tx.n_refused[idx] < MAX_REFUSED -> "
+        "vmballoon/model/ops.py",
+        "vmballoon/model/ops.py::_lock_batched_page::relop: tx.n_refused[idx] < MAX_REFUSED -> "
         "tx.n_refused[idx] <= MAX_REFUSED",
     ),
-    ("reference/driver.py", "::nofix: b.variant.has('count_allocations') -> False"),
+    ("vmballoon/reference/driver.py", "::nofix: b.variant.has('count_allocations') -> False"),
 ]
 STAGES = ["golden", "boundaries", "scenarios"]
 
@@ -91,7 +92,7 @@ def test_planted_mutant_is_killed(worker: Worker, rel: str, key: str) -> None:
 
 
 def test_unmutated_tree_passes_the_same_checks(worker: Worker) -> None:
-    rel = "model/transitions.py"
+    rel = "vmballoon/model/transitions.py"
     answer = worker.run(rel, (ROOT / rel).read_text(), ["boundaries"], {"boundaries": 300.0}, True)
     assert answer["outcome"] == "survived", answer.get("log")
 
@@ -164,7 +165,7 @@ def test_a_mutant_keeps_its_shard_when_others_come_and_go() -> None:
 
     keys = [m.key for m in all_mutants(ROOT)]
     before = {k: shard_of(k, 6) for k in keys}
-    after = {k: shard_of(k, 6) for k in ["model/new.py::f::constant: 0 -> 1", *keys[1:]]}
+    after = {k: shard_of(k, 6) for k in ["vmballoon/model/new.py::f::constant: 0 -> 1", *keys[1:]]}
     assert all(after[k] == before[k] for k in keys[1:])
     sizes = [sum(1 for v in before.values() if v == k) for k in range(1, 7)]
     assert min(sizes) > 0.8 * len(keys) / 6  # balanced enough to split the work
@@ -180,7 +181,7 @@ def test_keys_file_selects_mutants_and_refuses_unknown_keys(
     listed.write_text("# the missing of a merged report\n" + "\n".join(keys) + "\n\n")
     assert main(["--keys", str(listed), "--list"]) == 0
     assert [ln.split(None, 1)[1] for ln in capsys.readouterr().out.splitlines()] == keys
-    listed.write_text("model/none.py::f::relop: a < b -> a <= b\n")
+    listed.write_text("vmballoon/model/none.py::f::relop: a < b -> a <= b\n")
     assert main(["--keys", str(listed), "--list"]) == 2
     assert "name no current mutant" in capsys.readouterr().err
     assert main(["--keys", str(tmp_path / "absent.txt"), "--list"]) == 2

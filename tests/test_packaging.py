@@ -47,7 +47,7 @@ def test_core_imports_nothing_above_it() -> None:
 
 
 def test_model_imports_no_solver_and_no_hypothesis() -> None:
-    bad = _layer_violations(ROOT / "model", ("z3", "hypothesis", "vmballoon.proofs",
+    bad = _layer_violations(PKG / "model", ("z3", "hypothesis", "vmballoon.proofs",
                                              "vmballoon.apps", *TOP_LEVEL))  # fmt: skip
     assert not bad, bad
 
@@ -55,8 +55,8 @@ def test_model_imports_no_solver_and_no_hypothesis() -> None:
 def test_readings_import_no_applications() -> None:
     bad: list[str] = []
     for folder in ("model", "reference", "proofs"):
-        bad += _layer_violations(ROOT / folder, ("vmballoon.apps", *TOP_LEVEL))
-    bad += [b for b in _layer_violations(ROOT / "reference", ("z3", "hypothesis"))]
+        bad += _layer_violations(PKG / folder, ("vmballoon.apps", *TOP_LEVEL))
+    bad += [b for b in _layer_violations(PKG / "reference", ("z3", "hypothesis"))]
     assert not bad, bad
 
 
@@ -110,6 +110,14 @@ def test_a_non_editable_install_runs_every_subcommand(tmp_path: Path) -> None:
     assert run("--version").returncode == 0
     check = run("spec", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
+    shipped = site / "vmballoon" / "spec_data" / "reference.md"
+    before = shipped.stat().st_mtime_ns
+    outside = run("spec")  # not in a checkout: refused, the installed copy untouched
+    assert outside.returncode == 2 and "--out" in outside.stderr, outside.stderr
+    written = run("spec", "--out", str(work / "spec-out"))
+    assert written.returncode == 0, written.stderr
+    assert (work / "spec-out" / "reference.md").read_text() == shipped.read_text()
+    assert shipped.stat().st_mtime_ns == before
     scenario = str(SCENARIOS / "null_ops.json")
     assert run("replay", scenario).returncode == 0
     assert run("replay", scenario, "--impl", "reference").returncode == 0

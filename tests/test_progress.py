@@ -1,4 +1,4 @@
-"""The Z3 obligations of ``progress`` (proofs/progress.py) against the model.
+"""The Z3 obligations of ``progress`` (vmballoon/proofs/progress.py) against the model.
 
 * the cooperative constraint is satisfiable at every location of a tick (not vacuous);
 * a cooperative host driving the model (FIXED) reaches the target in the first tick

@@ -1,7 +1,7 @@
 """A host that answers GUEST_ID with ERROR_RESET on every tick keeps every tick in
 ``vmballoon_reset``: GET_TARGET is never sent and the balloon never moves.  ``progress``
 is claimed only under the named host assumption ``no_reset_request``
-(vmballoon/core/assumptions.py, and its constraint in proofs/progress.py COOPERATIVE):
+(vmballoon/core/assumptions.py, and its constraint in vmballoon/proofs/progress.py COOPERATIVE):
 the executable predicate marks every such tick as outside the cooperative environment,
 so the model's ``progress`` does not judge it, and the proof's obligation "no
 cooperative transition schedules a reset" is what the assumption buys."""

@@ -1,4 +1,4 @@
-"""The executable properties (model/properties.py) agree with bounded model checking.
+"""The executable properties (vmballoon/model/properties.py) agree with bounded model checking.
 
 ``vmballoon verify`` found each checked-in finding of the seed as the SHORTEST
 counterexample of its property in the Z3 encoding (depth in
@@ -37,7 +37,7 @@ along the free_order finding the model flags ``no_leak`` at transition 13, while
 the bounded search reports its shortest ``no_leak`` counterexample at 14."""
 LONG = {"rate_counter", "throttle"}
 """Findings whose replay runs thousands of transitions (a throttle defect needs > 512
-allocations in one inflate call); the accelerated search (proofs/accel.py) counts a
+allocations in one inflate call); the accelerated search (vmballoon/proofs/accel.py) counts a
 batch of allocations as one step, so their depth is not a transition number."""
 
 CO_VIOLATIONS = {

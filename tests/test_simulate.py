@@ -348,6 +348,8 @@ def parser() -> argparse.ArgumentParser:
         (["--pressure", "2"], "bad rate"),
         (["--variant", "best"], "unknown variant"),
         (["--ticks", "0"], "positive"),
+        (["--plot", "out.pdf"], ".png or .svg"),
+        (["--plot", "/nonexistent-folder/out.png"], "does not exist"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv: list[str], words: str) -> None:
@@ -356,13 +358,37 @@ def test_bad_arguments_are_one_line_errors(argv: list[str], words: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_a_plot_into_a_folder_or_a_missing_folder_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "pic.png"
+    folder.mkdir()
+    for target, words in ((folder, "is a directory"), (tmp_path / "no" / "p.png", "not exist")):
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "vmballoon", "simulate", "--ram", "64GiB", "--targets",
+             "0:48GiB,40:0", "--plot", str(target)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
+        assert "simulate: tick" not in proc.stderr  # refused before the first tick
+        assert time.monotonic() - started < 15
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
         (["--ram", "1GiB", "--targets", "0:2GiB"], "exceeds the RAM"),
         (["--ram", "0"], "at least one"),
         (["--ram", "16TiB"], "at most 16 TiB"),
-        (["--plot", "out.pdf"], ".png or .svg"),
+        (["--targets", "0:1GiB,100:0", "--ticks", "50"], "never comes into force"),
+        (["--pressure-seed", "5"], "add --pressure"),
+        (["--pressure", "0", "--pressure-seed", "5"], "add --pressure"),
     ],
 )
 def test_inconsistent_arguments_are_usage_errors(argv: list[str], words: str) -> None:
@@ -397,6 +423,12 @@ def test_command_json_and_plain_progress(
     assert lines[-1] == f"simulate: picture written to {out}"
     assert out.stat().st_size > 0
     assert len(summary["series"]["allocated"]) == len(summary["series"]["host_held"]) == 12
+
+
+def test_the_default_schedule_runs_with_fewer_ticks(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parser().parse_args(["simulate", "--ram", "64MiB", "--ticks", "3", "--json"])
+    assert cmd_simulate(args) == 0  # its entry at tick 30 is not the user's: no refusal
+    assert json.loads(capsys.readouterr().out)["ticks"] == 3
 
 
 def test_command_text_summary(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Vacuity that means something (proofs/vacuity.py): totality, reachability, Init.
+"""Vacuity that means something (vmballoon/proofs/vacuity.py): totality, reachability, Init.
 
 * totality: from every state of the FIXED invariant, at every location, some input
   satisfies the step's constraints; strengthening any ``tx.assume`` of the encoding to

@@ -172,7 +172,7 @@ def test_vacuity_is_not_planned_without_fixed() -> None:
 
 
 def test_a_replay_exception_while_confirming_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    """proofs/check.py's confirmation: a reference replay that raises confirms nothing."""
+    """vmballoon/proofs/check.py's confirmation: a reference replay that raises confirms nothing."""
     from vmballoon import reference
     from vmballoon.core.scenario import load_scenario
     from vmballoon.core.variants import SEED

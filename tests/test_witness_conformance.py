@@ -1,4 +1,5 @@
-"""Branch- and boundary-complete conformance of the encoding with the model (proofs/witness.py).
+"""Branch- and boundary-complete conformance of the encoding with the model
+(vmballoon/proofs/witness.py).
 
 Every satisfiable branch, guarded update, comparison boundary and wrap point of
 every transition gets a solver witness, which is turned into a model state and

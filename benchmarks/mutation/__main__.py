@@ -1,6 +1,6 @@
 """``python -m benchmarks.mutation [--jobs N] [--only FILE] [--out report.json] ...``.
 
-Mutates ``model/``, ``reference/`` and ``proofs/encoding.py``
+Mutates ``vmballoon/model/``, ``vmballoon/reference/`` and ``vmballoon/proofs/encoding.py``
 (:mod:`benchmarks.mutation.mutator`), runs each mutant against the project's fast
 checks cheapest first (:mod:`benchmarks.mutation.stages`) and writes a JSON report:
 killed (and by which stage), survived (with the mutant's diff), the reviewed

@@ -1,4 +1,5 @@
-"""A small AST mutator for the readings: ``model/``, ``reference/``, ``proofs/encoding.py``.
+"""A small AST mutator for the readings: ``vmballoon/model/``, ``vmballoon/reference/``,
+``vmballoon/proofs/encoding.py``.
 
 Each :class:`Mutant` is one local change of the source, spliced into the original
 text at the node's position (the rest of the file is byte-identical, so the diff
@@ -36,7 +37,11 @@ from pathlib import Path
 from vmballoon.core.variants import FIX_NAMES
 
 KINDS: tuple[str, ...] = ("relop", "constant", "negate", "nofix", "assume")
-TARGETS: tuple[str, ...] = ("model", "reference", "proofs/encoding.py")
+TARGETS: tuple[str, ...] = (
+    "vmballoon/model",
+    "vmballoon/reference",
+    "vmballoon/proofs/encoding.py",
+)
 """Files and folders (relative to the repository root) that are mutated."""
 
 _BOUNDARY: dict[type[ast.cmpop], type[ast.cmpop]] = {

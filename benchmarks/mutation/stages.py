@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MODEL, REFERENCE, ENCODING = "model/", "reference/", "proofs/encoding.py"
+MODEL, REFERENCE = "vmballoon/model/", "vmballoon/reference/"
+ENCODING = "vmballoon/proofs/encoding.py"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 import model  # noqa: E402
+
 from vmballoon.apps.replay import replay  # noqa: E402
 from vmballoon.core import intervals as iv  # noqa: E402
 from vmballoon.core.scenario import load_scenario  # noqa: E402

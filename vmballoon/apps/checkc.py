@@ -1,19 +1,40 @@
 """``vmballoon check-c FILE.c``: the reviewer's command for a patch of the driver.
 
-It compiles ``FILE.c`` in the harness (:mod:`vmballoon.harness`), then lets the
-differential fuzzer (:mod:`vmballoon.apps.fuzz`) build scenarios with the model of
-variant ``--against`` (default ``fixed``) and runs each scenario through the
-compiled file too, step by step.  After every step it checks every property on
-the C's own observable trace (:mod:`vmballoon.apps.ctrace`) and compares the C's
-event log and state with the model's.
+It compiles ``FILE.c`` in the harness (:mod:`vmballoon.harness`), then judges it
+against the model of variant ``--against`` (default ``fixed``) in two phases:
 
-* A **regression**: the C violates a property on a scenario where the model
-  variant does not.  Hypothesis shrinks the scenario; it is written to ``--out``.
-* A **divergence**: the C's log differs from the model variant's (information:
-  the patch changes behaviour).  The first one found is shrunk and written too.
-* Exit status 0: no regression; 1: a regression (or, with ``--strict``, a
-  divergence); 2: bad input (missing file, a source that does not compile,
-  unknown variant).
+1. **the corpus** (:func:`corpus`): every shipped scenario (``spec/findings``,
+   ``spec/examples``, ``tests/golden``, ``tests/scenarios``) is replayed on the C and
+   on the model, the same on every seed, so a patch that breaks a branch one of them
+   takes is found whatever the seed;
+2. **the fuzzer**: the differential fuzzer (:mod:`vmballoon.apps.fuzz`) builds
+   scenarios with the model and runs each through the compiled file too, step by
+   step.
+
+After every step the properties are checked on the C's own observable trace
+(:mod:`vmballoon.apps.ctrace`) and the C's event log and state are compared with
+the model's.  Each finding (:class:`Finding`) is one of :class:`Kind`:
+
+* ``regression``: the C violates a property on a scenario where the model variant
+  does not;
+* ``known-defect``: the same, and the violation is one of the seed's known defects
+  (the model of FIXED without that fix violates the property on the scenario, per
+  the necessity matrix of ``spec/verify-results.json``): the finding names the fix
+  flag that removes it;
+* ``divergence``: the C's log differs from the model variant's (information: the
+  patch changes behaviour), shown as the fields that differ;
+* ``outside-assumptions``: a divergence or violation on a scenario outside the
+  declared assumptions every result rests on (``vmballoon/core/assumptions.py``,
+  e.g. ``pfn_below_2_52``): reported apart, never as a behaviour change;
+* ``timeout``: the C did not return from an entry point.
+
+Each is minimized and written to ``--out`` as a scenario whose ``meta`` says what
+it shows (source and its sha256, variant, property, message, seed) and the exact
+``vmballoon replay`` commands that show it again.  Exit status 0: no regression;
+1: a regression or known defect (or, with ``--strict``, a divergence); 2: bad
+input (missing file, a source that does not compile, unknown variant, an ``--out``
+that is not a folder); 130: interrupted (what was found is written, the folder
+marked INCOMPLETE).
 """
 
 from __future__ import annotations
@@ -21,50 +42,96 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import random
+import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 from hypothesis import Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import get_state_machine_test, invariant
 
+from vmballoon.apps.argtypes import nonnegative_int, output_dir, positive_int, variant_name
 from vmballoon.apps.drawpool import pinned_constant_pool
 from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
+from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.core import assumptions as asm
-from vmballoon.core.argtypes import nonnegative_int, positive_int, variant_name
-from vmballoon.core.scenario import Response, Scenario
-from vmballoon.core.variants import Variant, parse_variant
+from vmballoon.core.scenario import Response, Scenario, ScenarioError, load_scenario
+from vmballoon.core.specdata import PACKAGE_DIR, spec_dir
+from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
 from vmballoon.model.machine import event_log
 from vmballoon.model.properties import check_trace
 
-EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 NO_SHRINK = (Phase.explicit, Phase.generate)
 """Hypothesis finds; :func:`minimize` shrinks the scenario itself (far fewer replays)."""
+REPORT = "report.json"
+"""The report's file in ``--out`` (also what an interrupted run found)."""
+
+
+class Kind(StrEnum):
+    """What a finding is."""
+
+    REGRESSION = "regression"
+    KNOWN_DEFECT = "known-defect"
+    DIVERGENCE = "divergence"
+    OUTSIDE = "outside-assumptions"
+    TIMEOUT = "timeout"
+
+
+FAILS = frozenset({Kind.REGRESSION, Kind.KNOWN_DEFECT, Kind.TIMEOUT})
+"""The kinds that make check-c exit 1 (a divergence too with ``--strict``)."""
+
+
+class Origin(StrEnum):
+    """Which phase found a finding."""
+
+    CORPUS = "corpus"
+    FUZZER = "fuzzer"
 
 
 @dataclass
 class Finding:
-    """A regression or a divergence, on the scenario that shows it."""
+    """A regression, known defect, divergence, ... on the scenario that shows it."""
 
-    kind: str  # "regression", "divergence" or "timeout"
+    kind: Kind
     properties: list[str]
     message: str
     scenario: Scenario
+    origin: Origin = Origin.FUZZER
+    corpus_file: str | None = None  # the corpus scenario it was found on
+    fixes: list[str] = field(default_factory=list)  # known-defect: the flags that remove it
+    assumptions: list[str] = field(default_factory=list)  # outside: the assumptions broken
+    crash_line: str | None = None  # where the C crashed, when the runtime says
+    minimized: bool = False
     path: Path | None = None
+    replay: list[str] = field(default_factory=list)  # commands that show it again
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": str(self.kind),
+            "origin": str(self.origin),
+            "corpus_file": self.corpus_file,
             "properties": self.properties,
             "message": self.message,
+            "fixes": self.fixes,
+            "assumptions": self.assumptions,
+            "crash_line": self.crash_line,
             "steps": len(self.scenario.steps),
+            "minimized": self.minimized,
             "scenario": str(self.path) if self.path else None,
+            "replay": self.replay,
         }
 
 
@@ -73,7 +140,8 @@ class Campaign:
     """What the machine saw in one campaign (class-level: Hypothesis builds the machines)."""
 
     failing: Finding | None = None  # the last failure raised: after shrinking, the minimal one
-    divergence: Finding | None = None  # the first divergence seen (not shrunk)
+    divergence: Finding | None = None  # the first divergence inside the assumptions
+    outside: Finding | None = None  # the first divergence or violation outside them
     examples: int = 0
     ignore: set[str] = field(default_factory=set)
 
@@ -133,25 +201,30 @@ class CheckMachine(DifferentialMachine):
             drv.step(name)
             self.checker.after_step(name, first)
         except DriverTimeout as exc:
-            self._fail(Finding("timeout", [], str(exc), sc))
+            self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
 
     @invariant()
     def c_checked(self) -> None:
-        """Regressions (properties the C breaks and the model variant keeps), divergences."""
+        """Regressions (properties the C breaks and the model variant keeps), divergences;
+        both apart when the scenario is outside the declared assumptions."""
         if self.state is None or self.checker is None:
             return
         sc = self.scenario
+        outside = violated_assumptions(sc)
         expected = event_log(self.state)
         got = {"format": expected["format"], "events": self.c_driver.events(),
                "final": self.c_driver.state()}  # fmt: skip
         if got != expected:
-            first = log_difference(expected, got)
-            finding = Finding("divergence", [], first, sc)
-            if self.campaign.divergence is None:
+            finding = Finding(Kind.DIVERGENCE, [], log_difference(expected, got), sc)
+            if outside:
+                if self.campaign.outside is None:
+                    self.campaign.outside = dataclasses.replace(
+                        finding, kind=Kind.OUTSIDE, assumptions=outside)
+            elif self.campaign.divergence is None:
                 self.campaign.divergence = finding
-            if self.fail_on == "divergence":
+            if self.fail_on == "divergence" and not outside:
                 self._fail(finding)
-        if self.fail_on != "regression" or outside_assumptions(sc):
+        if self.fail_on != "regression":
             return
         c_props = {v.prop: v.message for v in self.checker.violations}
         c_props = {p: m for p, m in c_props.items() if p not in self.campaign.ignore}
@@ -160,29 +233,88 @@ class CheckMachine(DifferentialMachine):
         if not set(c_props) <= self.model_violates:  # a violation seen on a prefix stays
             self.model_violates = {v.prop for v in check_trace(sc, self.variant)}
         regressed = sorted(p for p in c_props if p not in self.model_violates)
-        if regressed:
-            message = "; ".join(f"{p}: {c_props[p]}" for p in regressed)
-            self._fail(Finding("regression", regressed, message, sc))
+        if not regressed:
+            return
+        message = "; ".join(f"{p}: {c_props[p]}" for p in regressed)
+        if outside:
+            if self.campaign.outside is None or not self.campaign.outside.properties:
+                self.campaign.outside = Finding(Kind.OUTSIDE, regressed, message, sc,
+                                                assumptions=outside)  # fmt: skip
+            return
+        self._fail(Finding(Kind.REGRESSION, regressed, message, sc))
+
+
+def _differences(path: str, a: Any, b: Any, out: list[tuple[str, Any, Any]]) -> None:
+    """The leaves where ``a`` and ``b`` differ, as ``(path, a's, b's)``."""
+    if a == b:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            _differences(f"{path}.{key}" if path else str(key), a.get(key), b.get(key), out)
+        return
+    if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+            and not all(isinstance(x, int) for x in (*a, *b))):  # fmt: skip
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _differences(f"{path}[{i}]", x, y, out)
+        return
+    out.append((path, a, b))
+
+
+def _brief(value: Any) -> str:
+    text = json.dumps(value)
+    if isinstance(value, list) and len(value) > 8:
+        text = f"[{', '.join(json.dumps(v) for v in value[:4])}, ... {len(value)} items]"
+    return text
+
+
+def field_differences(expected: Any, got: Any, path: str = "") -> list[str]:
+    """Only the fields where ``got`` (the C's) differs from ``expected`` (the model's):
+    ``path: model X, C Y`` each."""
+    out: list[tuple[str, Any, Any]] = []
+    _differences(path, expected, got, out)
+    return [f"{p}: model {_brief(a)}, C {_brief(b)}" for p, a, b in out]
 
 
 def log_difference(expected: dict[str, Any], got: dict[str, Any]) -> str:
-    """Where event log ``got`` (the C's) first differs from ``expected`` (the model's)."""
+    """Where event log ``got`` (the C's) first differs from ``expected`` (the model's):
+    the first event that differs, by the fields that differ, else the final state's
+    fields that differ (not the whole objects)."""
     ev_m, ev_c = expected["events"], got["events"]
     for i, (a, b) in enumerate(zip(ev_m, ev_c, strict=False)):
         if a != b:
-            return f"event #{i}: model {json.dumps(a)}, C {json.dumps(b)}"
+            what = a.get("cmd") or a.get("name") or a.get("kind") or ""
+            head = f"event #{i} ({a.get('ev')}{' ' + what if what else ''})"
+            if a.get("ev") != b.get("ev"):
+                return f"{head}: model {json.dumps(a)}, C {json.dumps(b)}"
+            return f"{head}: " + "; ".join(field_differences(a, b))
     if len(ev_m) != len(ev_c):
-        return f"the model logs {len(ev_m)} events, the C {len(ev_c)}"
-    for key, value in expected["final"].items():
-        if got["final"].get(key) != value:
-            return f"final.{key}: model {json.dumps(value)}, C {json.dumps(got['final'].get(key))}"
-    return "the logs differ"
+        longer, who = (ev_m, "model") if len(ev_m) > len(ev_c) else (ev_c, "C")
+        return (f"the model logs {len(ev_m)} events, the C {len(ev_c)} (the {who}'s next: "
+                f"{json.dumps(longer[min(len(ev_m), len(ev_c))])})")  # fmt: skip
+    diffs = field_differences(expected["final"], got["final"], "final")
+    return "; ".join(diffs) if diffs else "the logs differ"
+
+
+def violated_assumptions(sc: Scenario) -> list[str]:
+    """The names of the declared assumptions every result rests on (``GLOBAL``, e.g.
+    ``pfn_below_2_52``) that scenario ``sc`` breaks: the properties and the model are
+    not claimed for it, so what it shows is reported apart."""
+    guest = asm.Guest(sc.frames, sc.pfn_base, sc.totalram)
+    return [name for name, _ in asm.broken(asm.GLOBAL, guest)]
+
+
+def outside_assumptions(sc: Scenario) -> bool:
+    """A guest the properties are not claimed for (frames at or above 2**52)."""
+    return bool(violated_assumptions(sc))
 
 
 def run_check(binary: Path, variant: Variant, examples: int, seed: int, fail_on: str,
-              steps: int = 12, ignore: set[str] | None = None) -> Campaign:  # fmt: skip
-    """One campaign; the campaign's failing finding is the shrunk one."""
-    campaign = Campaign(ignore=set(ignore or ()))
+              steps: int = 12, ignore: set[str] | None = None,
+              campaign: Campaign | None = None) -> Campaign:  # fmt: skip
+    """One campaign; the campaign's failing finding is the shrunk one.  ``campaign``:
+    the object to record into (so an interrupted run still has what it saw)."""
+    campaign = campaign or Campaign()
+    campaign.ignore |= set(ignore or ())
     machine = type(
         "CheckC",
         (CheckMachine,),
@@ -194,11 +326,6 @@ def run_check(binary: Path, variant: Variant, examples: int, seed: int, fail_on:
     with contextlib.suppress(AssertionError), pinned_constant_pool():
         hypothesis_seed(seed)(test)()  # the finding is in campaign.failing
     return campaign
-
-
-def outside_assumptions(sc: Scenario) -> bool:
-    """A guest the properties are not claimed for (frames at or above 2**52)."""
-    return bool(asm.broken(asm.GLOBAL, asm.Guest(sc.frames, sc.pfn_base, sc.totalram)))
 
 
 def regressed(binary: Path, scenario: Scenario, variant: Variant) -> list[str]:
@@ -286,76 +413,414 @@ def _candidates(sc: Scenario) -> Iterator[Scenario]:
             yield with_(frames=frames)
 
 
-def _write(finding: Finding, out: Path, name: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.scenario.json"
-    path.write_text(json.dumps(finding.scenario.to_json(), indent=1) + "\n", encoding="utf-8")
-    finding.path = path
+# -- known defects, the corpus, the crash's line ------------------------------------------
+
+
+@cache
+def necessity() -> dict[str, tuple[str, ...]]:
+    """The necessity matrix of ``spec/verify-results.json``: for each fix flag, the
+    properties FIXED without it violates (``{}`` when the file is missing)."""
+    try:
+        data = json.loads((spec_dir() / "verify-results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    raw = data.get("necessity") if isinstance(data, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    return {fix: tuple(str(p) for p in props) for fix, props in raw.items()
+            if fix in FIX_NAMES and isinstance(props, list)}  # fmt: skip
+
+
+def known_defect_fixes(scenario: Scenario, prop: str) -> list[str]:
+    """The fix flags whose known seed defect is this violation of ``prop`` on
+    ``scenario``: the necessity matrix says FIXED without the fix violates ``prop``, and
+    the model of FIXED without it does so on this very scenario (FIXED does not)."""
+    only = frozenset({prop})
+    candidates = [fix for fix, props in necessity().items() if prop in props]
+    if not candidates or check_trace(scenario, FIXED, only):
+        return []
+    return [fix for fix in candidates if check_trace(scenario, FIXED.without(fix), only)]
+
+
+def crash_line(binary: Path, scenario: Scenario) -> str | None:
+    """``file:line`` of the C where the driver crashed on ``scenario``, when the runtime
+    reports one (``CDriver.crash_site``); None when it did not crash or cannot say."""
+    from vmballoon.harness.process import HarnessError
+    from vmballoon.harness.replay import start
+
+    try:
+        with start(binary, scenario) as drv:
+            for name in scenario.steps:
+                if drv.exited or drv.crashed:
+                    break
+                drv.step(name)
+            site = getattr(drv, "crash_site", None) if drv.crashed else None
+    except HarnessError:
+        return None
+    return str(site) if site else None
+
+
+REPO_ROOT = PACKAGE_DIR.parent
+CORPUS: tuple[tuple[str, Callable[[], Path], str], ...] = (
+    ("spec/findings", lambda: spec_dir() / "findings", "*.json"),
+    ("spec/examples", lambda: spec_dir() / "examples", "*.scenario.json"),
+    ("tests/golden", lambda: REPO_ROOT / "tests" / "golden", "*.scenario.json"),
+    ("tests/scenarios", lambda: REPO_ROOT / "tests" / "scenarios", "*.json"),
+)
+"""The deterministic corpus: folder label, where it is, which files."""
+
+
+@dataclass
+class Corpus:
+    """The corpus's scenarios, and the folders or files that could not be read."""
+
+    scenarios: list[tuple[str, Scenario]]
+    missing: list[str]
+
+
+def corpus() -> Corpus:
+    """Every scenario of the corpus (sorted, so every run replays them in one order).
+    A folder that is not there (an installed package has no ``tests/``) or a file that
+    does not load is listed in ``missing``: the report says so."""
+    scenarios: list[tuple[str, Scenario]] = []
+    missing: list[str] = []
+    for label, where, pattern in CORPUS:
+        folder = where()
+        files = sorted(folder.glob(pattern)) if folder.is_dir() else []
+        if not files:
+            missing.append(f"{label} (no scenarios found at {folder})")
+        for path in files:
+            try:
+                scenarios.append((f"{label}/{path.name}", load_scenario(path)))
+            except (OSError, ScenarioError) as exc:
+                missing.append(f"{label}/{path.name} ({exc})")
+    return Corpus(scenarios, missing)
+
+
+def judge(binary: Path, scenario: Scenario, against: Variant,
+          ignore: frozenset[str] = frozenset()) -> list[Finding]:  # fmt: skip
+    """Every finding one whole scenario shows on the C against the model of ``against``
+    (properties in ``ignore`` are not asked of the model: its check of a long scenario
+    is the costly part)."""
+    from vmballoon import model
+    from vmballoon.apps.ctrace import c_trace
+    from vmballoon.harness.process import DriverTimeout
+
+    try:
+        violations, log = c_trace(binary, scenario, against)
+    except DriverTimeout as exc:
+        return [Finding(Kind.TIMEOUT, [], str(exc), scenario)]
+    outside = violated_assumptions(scenario)
+    found: list[Finding] = []
+    expected = model.replay(scenario, against)
+    if log != expected:
+        diff = log_difference(expected, log)
+        if outside:
+            found.append(Finding(Kind.OUTSIDE, [], diff, scenario, assumptions=outside))
+        else:
+            found.append(Finding(Kind.DIVERGENCE, [], diff, scenario))
+    c_props = {v.prop: v.message for v in violations if v.prop not in ignore}
+    if c_props:
+        kept = {v.prop for v in check_trace(scenario, against, frozenset(c_props))}
+        worse = sorted(p for p in c_props if p not in kept)
+        if worse:
+            message = "; ".join(f"{p}: {c_props[p]}" for p in worse)
+            kind = Kind.OUTSIDE if outside else Kind.REGRESSION
+            found.append(Finding(kind, worse, message, scenario, assumptions=outside))
+    return found
+
+
+def run_corpus(binary: Path, against: Variant, scenarios: list[tuple[str, Scenario]],
+               ignore: frozenset[str] = frozenset()) -> list[Finding]:  # fmt: skip
+    """The corpus on the C, the smallest guests first: the first finding of each kind and
+    property (a property already found is not asked again of later scenarios)."""
+    found: list[Finding] = []
+    seen: set[tuple[Kind, tuple[str, ...]]] = set()
+    reported: set[str] = set(ignore)
+    for name, scenario in sorted(scenarios, key=lambda s: (s[1].frames, len(s[1].steps))):
+        for f in judge(binary, scenario, against, frozenset(reported)):
+            key = (f.kind, tuple(f.properties) if f.kind in FAILS else ())
+            if key in seen:
+                continue
+            seen.add(key)
+            if f.kind in FAILS:
+                reported.update(f.properties)
+            f.origin, f.corpus_file = Origin.CORPUS, name
+            found.append(f)
+    return found
+
+
+def finalize(f: Finding, binary: Path, against: Variant) -> None:
+    """Minimize ``f``'s scenario (a regression keeps one of its properties regressed, a
+    divergence stays a divergence inside the assumptions), then say what it shows on the
+    minimized scenario: the C's messages, the known defect and its fix flag, the crash's
+    line of C."""
+    from vmballoon.apps.ctrace import check_c_trace
+
+    if f.kind == Kind.REGRESSION:
+        props = set(f.properties)
+        f.scenario = minimize(
+            f.scenario, lambda sc: bool(props & set(regressed(binary, sc, against)))
+        )
+        f.minimized = True
+        f.properties = regressed(binary, f.scenario, against)
+        if f.properties != ["timeout"]:
+            c_msgs = {v.prop: v.message for v in check_c_trace(binary, f.scenario, against)}
+            f.message = "; ".join(f"{p}: {c_msgs.get(p, '')}" for p in f.properties)
+            known = {p: known_defect_fixes(f.scenario, p) for p in f.properties}
+            f.fixes = sorted({fix for fixes in known.values() for fix in fixes})
+            if f.properties and all(known.values()):
+                f.kind = Kind.KNOWN_DEFECT
+    elif f.kind == Kind.DIVERGENCE:
+        f.scenario = minimize(
+            f.scenario,
+            lambda sc: not outside_assumptions(sc) and diverges(binary, sc, against),
+        )
+        f.minimized = True
+        f.message = first_divergence(binary, f.scenario, against)
+    if f.kind != Kind.TIMEOUT:
+        f.crash_line = crash_line(binary, f.scenario)
+
+
+# -- writing and reporting ----------------------------------------------------------------
+
+
+def replay_commands(path: Path, source: Path, against: Variant, f: Finding) -> list[str]:
+    """The exact ``vmballoon replay`` commands that show finding ``f`` again."""
+    p, s, v = shlex.quote(str(path)), shlex.quote(str(source)), shlex.quote(against.name)
+    c = f"vmballoon replay {p} --impl c --source {s} --variant {v}"
+    cmds = [f"{c} --check", f"{c} --format table"]
+    if f.kind in (Kind.DIVERGENCE, Kind.OUTSIDE):
+        cmds = [f"{c} --format table", f"vmballoon replay {p} --variant {v} --format table"]
+    else:
+        cmds.append(f"vmballoon replay {p} --variant {v} --check")
+    return cmds
+
+
+def _file_name(f: Finding, taken: set[str]) -> str:
+    base = f"{f.origin}.{f.kind}." + ("-".join(f.properties) or "log")
+    name, n = f"{base}.scenario.json", 2
+    while name in taken:
+        name, n = f"{base}.{n}.scenario.json", n + 1
+    taken.add(name)
+    return name
+
+
+@dataclass
+class Report:
+    """What one check-c run found, by phase."""
+
+    source: Path
+    sha256: str
+    against: Variant
+    seed: int
+    corpus_scenarios: int = 0
+    corpus_missing: list[str] = field(default_factory=list)
+    examples: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    complete: bool = False
+    seconds: float = 0.0
+    strict: bool = False
+
+    def of(self, *kinds: Kind, origin: Origin | None = None) -> list[Finding]:
+        """The findings of these kinds (and of ``origin``)."""
+        return [f for f in self.findings if f.kind in kinds and origin in (None, f.origin)]
+
+    @property
+    def exit(self) -> int:
+        """The exit status the findings call for."""
+        if not self.complete:
+            return EXIT_INTERRUPTED
+        if self.of(*FAILS) or (self.strict and self.of(Kind.DIVERGENCE)):
+            return EXIT_FOUND
+        return EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        from vmballoon.apps.ctrace import NOT_OBSERVABLE
+
+        def listed(*kinds: Kind) -> list[dict[str, Any]]:
+            return [f.to_json() for f in self.of(*kinds)]
+
+        divergences = listed(Kind.DIVERGENCE)
+        return {
+            "source": str(self.source),
+            "sha256": self.sha256,
+            "against": self.against.name,
+            "seed": self.seed,
+            "complete": self.complete,
+            "corpus": {"scenarios": self.corpus_scenarios, "missing": self.corpus_missing,
+                       "found": [f.to_json() for f in self.findings
+                                 if f.origin == Origin.CORPUS]},
+            "fuzzer": {"examples": self.examples,
+                       "found": [f.to_json() for f in self.findings
+                                 if f.origin == Origin.FUZZER]},
+            "examples": self.examples,
+            "seconds": self.seconds,
+            "regressions": listed(Kind.REGRESSION, Kind.KNOWN_DEFECT, Kind.TIMEOUT),
+            "divergence": divergences[0] if divergences else None,
+            "outside_assumptions": listed(Kind.OUTSIDE),
+            "not_observable": list(NOT_OBSERVABLE),
+            "exit": self.exit,
+        }  # fmt: skip
+
+
+def _write(f: Finding, out: RunDir, report: Report, taken: set[str]) -> None:
+    name = _file_name(f, taken)
+    path = out.path / name
+    f.path = path
+    f.replay = replay_commands(path, report.source, report.against, f)
+    doc = f.scenario.to_json()
+    doc["meta"] = {
+        "tool": "vmballoon check-c",
+        "kind": str(f.kind),
+        "origin": str(f.origin),
+        "corpus_file": f.corpus_file,
+        "source": str(report.source),
+        "sha256": report.sha256,
+        "variant": report.against.name,
+        "property": f.properties[0] if f.properties else None,
+        "properties": f.properties,
+        "message": f.message,
+        "seed": report.seed,
+        "fixes": f.fixes,
+        "assumptions": f.assumptions,
+        "crash_line": f.crash_line,
+        "minimized": f.minimized,
+        "replay": f.replay,
+    }
+    out.write_text(name, json.dumps(doc, indent=1) + "\n")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the findings are written (a second Ctrl-C does
+    not cut a file in half)."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
-            strict: bool = False) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    """The whole check: exit status and report (raises ``BuildError`` for a bad source)."""
-    from vmballoon.apps.ctrace import NOT_OBSERVABLE, check_c_trace
+            strict: bool = False, corpus_first: bool = True,
+            progress: Callable[[str], None] | None = None,
+            include_dirs: tuple[Path, ...] = ()) -> Report:  # fmt: skip
+    """The whole check (raises ``BuildError`` for a bad source, ``OutDirBusy`` for an
+    ``out`` another run owns).  Interrupted (``KeyboardInterrupt``, which SIGTERM raises
+    too under :func:`cmd_check_c`), it writes what it found and returns a report that is
+    not complete."""
+    from vmballoon.harness.process import HarnessError
     from vmballoon.harness.replay import binary_for
 
+    say = progress or (lambda _: None)
     started = time.perf_counter()
-    binary = binary_for(source=source)
-    found = run_check(binary, against, examples, seed, "regression")
-    regressions: list[Finding] = []
-    if found.failing is not None:
-        f = found.failing
-        if f.kind == "regression":
-            props = set(f.properties)
-            f.scenario = minimize(
-                f.scenario, lambda sc: bool(props & set(regressed(binary, sc, against)))
-            )
-            f.properties = regressed(binary, f.scenario, against)
-            c_msgs = {v.prop: v.message for v in check_c_trace(binary, f.scenario, against)}
-            f.message = "; ".join(f"{p}: {c_msgs.get(p, '')}" for p in f.properties)
-        _write(f, out, f"{f.kind}." + ("-".join(f.properties) or "hang"))
-        regressions.append(f)
-    divergence = found.divergence
-    if divergence is not None:
-        divergence.scenario = minimize(
-            divergence.scenario, lambda sc: diverges(binary, sc, against)
-        )
-        divergence.message = first_divergence(binary, divergence.scenario, against)
-        _write(divergence, out, "divergence")
-    code = EXIT_FOUND if regressions or (strict and divergence) else EXIT_OK
-    report = {
-        "source": str(source),
-        "against": against.name,
-        "examples": found.examples,
-        "seed": seed,
-        "seconds": round(time.perf_counter() - started, 1),
-        "regressions": [r.to_json() for r in regressions],
-        "divergence": divergence.to_json() if divergence else None,
-        "not_observable": list(NOT_OBSERVABLE),
-        "exit": code,
-    }
-    return code, report
+    data = source.read_bytes()
+    binary = binary_for(source=source, include_dirs=include_dirs)
+    report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict)
+    with RunDir(out, command="check-c") as rd:
+        campaign = Campaign()
+        try:
+            if corpus_first:
+                cor = corpus()
+                report.corpus_scenarios, report.corpus_missing = len(cor.scenarios), cor.missing
+                say(f"check-c: corpus: {len(cor.scenarios)} scenarios")
+                report.findings += run_corpus(binary, against, cor.scenarios)
+            say(f"check-c: fuzzer: {examples} examples (seed {seed})")
+            run_check(binary, against, examples, seed, "regression", campaign=campaign)
+            report.findings += _campaign_findings(campaign)
+            for f in report.findings:
+                if f.kind in (Kind.REGRESSION, Kind.DIVERGENCE):
+                    say(f"check-c: minimizing the {f.origin}'s {f.kind}")
+                finalize(f, binary, against)
+            report.complete = True
+        except (KeyboardInterrupt, HarnessError) as exc:
+            if isinstance(exc, HarnessError) and not SIGNALLED.is_set():
+                raise  # a harness that failed on its own, not one a Ctrl-C stopped
+            if not any(f.origin == Origin.FUZZER for f in report.findings):
+                report.findings += _campaign_findings(campaign)
+        report.examples = campaign.examples
+        with _signals_held():
+            taken: set[str] = set()
+            for f in report.findings:
+                _write(f, rd, report, taken)
+            report.seconds = round(time.perf_counter() - started, 1)
+            rd.write_text(REPORT, json.dumps(report.to_json(), indent=1) + "\n")
+            rd.finish(complete=report.complete)
+    return report
 
 
-def print_report(report: dict[str, Any]) -> None:
-    """The report as text."""
-    print(f"check-c {report['source']} against {report['against']}: {report['examples']} "
-          f"scenarios (seed {report['seed']}) in {report['seconds']} s")  # fmt: skip
-    for r in report["regressions"]:
-        names = ", ".join(r["properties"]) or "the driver does not return"
-        print(f"REGRESSION {names}: the C violates it, {report['against']} does not: "
-              f"{r['message']}")  # fmt: skip
-        print(f"  minimized scenario ({r['steps']} steps): {r['scenario']}")
-    if not report["regressions"]:
-        print(f"no regression: every property {report['against']} keeps, the C keeps")
-    d = report["divergence"]
-    if d:
-        print(f"divergence (information): the C behaves unlike {report['against']}: "
-              f"{d['message']}")  # fmt: skip
-        print(f"  minimized scenario ({d['steps']} steps): {d['scenario']}")
+def _campaign_findings(campaign: Campaign) -> list[Finding]:
+    found = [f for f in (campaign.failing, campaign.divergence, campaign.outside) if f]
+    for f in found:
+        f.origin = Origin.FUZZER
+    return found
+
+
+def _finding_lines(f: Finding, against: str) -> list[str]:
+    names = ", ".join(f.properties)
+    where = f" (corpus {f.corpus_file})" if f.corpus_file else ""
+    if f.kind == Kind.KNOWN_DEFECT:
+        flags = ", ".join(f.fixes)
+        head = (f"KNOWN DEFECT {names}{where}: the seed's defect {flags}, removed by fix flag "
+                f"{flags} (the model of FIXED without it violates {names} on this scenario; "
+                f"{against} does not): {f.message}")  # fmt: skip
+    elif f.kind == Kind.REGRESSION:
+        head = f"REGRESSION {names}{where}: the C violates it, {against} does not: {f.message}"
+        if f.fixes:
+            head += f" (in part the seed's defect {', '.join(f.fixes)})"
+    elif f.kind == Kind.TIMEOUT:
+        head = f"REGRESSION the driver does not return{where}: {f.message}"
+    elif f.kind == Kind.DIVERGENCE:
+        head = f"divergence (information){where}: the C behaves unlike {against}: {f.message}"
     else:
-        print(f"no divergence: the C's event logs equal {report['against']}'s")
-    print("not observable on the C (inflate's locals): " + ", ".join(report["not_observable"]))
+        what = f"the C violates {names}" if f.properties else "the C's log differs"
+        head = (f"outside assumptions: {', '.join(f.assumptions)}{where}: {what} (not a "
+                f"behaviour change: no result is claimed there): {f.message}")  # fmt: skip
+    lines = [head]
+    if f.crash_line:
+        lines.append(f"  the C crashed at {f.crash_line}")
+    state = "minimized scenario" if f.minimized else "scenario"
+    lines.append(f"  {state} ({len(f.scenario.steps)} steps): {f.path}")
+    lines += [f"  replay: {cmd}" for cmd in f.replay]
+    return lines
+
+
+def print_report(report: Report) -> None:
+    """The report as text."""
+    from vmballoon.apps.ctrace import NOT_OBSERVABLE
+
+    against = report.against.name
+    state = "" if report.complete else " (INTERRUPTED: partial)"
+    print(f"check-c {report.source} (sha256 {report.sha256[:12]}) against {against}{state}: "
+          f"corpus {report.corpus_scenarios} scenarios, fuzzer {report.examples} scenarios "
+          f"(seed {report.seed}) in {report.seconds} s")  # fmt: skip
+    for line in report.corpus_missing:
+        print(f"corpus: not replayed: {line}")
+    for origin in (Origin.CORPUS, Origin.FUZZER):
+        mine = [f for f in report.findings if f.origin == origin]
+        print(f"{origin}: " + (", ".join(f"{f.kind} {','.join(f.properties)}".rstrip()
+                                         for f in mine) or "nothing found"))  # fmt: skip
+    order = list(Kind)
+    for f in sorted(report.findings, key=lambda f: (f.kind not in FAILS, order.index(f.kind))):
+        for line in _finding_lines(f, against):
+            print(line)
+    if not report.of(*FAILS):
+        print(f"no regression: every property {against} keeps, the C keeps")
+    if not report.of(Kind.DIVERGENCE):
+        print(f"no divergence: the C's event logs equal {against}'s")
+    print("not observable on the C (inflate's locals): " + ", ".join(NOT_OBSERVABLE))
+
+
+SIGNALLED = threading.Event()
+"""Set by :func:`_raise_interrupt`: a harness that stops after it was stopped by the
+same signal (a Ctrl-C reaches the whole process group), not on its own."""
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    SIGNALLED.set()
+    raise KeyboardInterrupt
 
 
 def cmd_check_c(args: argparse.Namespace) -> int:
@@ -365,23 +830,41 @@ def cmd_check_c(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if not source.is_file():
-        print(f"error: {source}: no such file", file=sys.stderr)
+        why = "is a directory" if source.is_dir() else \
+            "not a regular file" if source.exists() else "no such file"
+        print(f"error: {source}: {why}", file=sys.stderr)
         return EXIT_USAGE
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    SIGNALLED.clear()
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is signal.default_int_handler:  # not when the shell made us ignore it
+        signal.signal(signal.SIGINT, _raise_interrupt)
     try:
-        code, report = check_c(source, parse_variant(args.against), args.examples, seed,
-                               Path(args.out), args.strict)  # fmt: skip
-    except BuildError as exc:
+        report = check_c(source, parse_variant(args.against), args.examples, seed,
+                         Path(args.out), args.strict, not args.no_corpus,
+                         lambda line: print(line, file=sys.stderr),
+                         include_dirs=tuple(args.include))  # fmt: skip
+    except (BuildError, OutDirBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FOUND
+    except KeyboardInterrupt:  # before the output folder was taken
+        print("check-c: interrupted before the campaign started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(json.dumps(report.to_json(), indent=1))
     else:
         print_report(report)
-    return code
+    if not report.complete:
+        print(f"check-c: interrupted: {len(report.findings)} finding(s) so far written to "
+              f"{args.out} (marked INCOMPLETE)", file=sys.stderr)  # fmt: skip
+    return report.exit
 
 
 def add_check_c_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -390,10 +873,18 @@ def add_check_c_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("source", metavar="FILE.c", help="the driver source to check")
     p.add_argument("--against", type=variant_name, default="fixed",
                    help="the model variant it must keep the properties of (default fixed)")
-    p.add_argument("--examples", type=positive_int, default=200, help="scenarios (default 200)")
+    p.add_argument("--examples", type=positive_int, default=200,
+                   help="fuzzer scenarios, after the corpus (default 200)")
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed)")
-    p.add_argument("--out", default="check-c-out", metavar="DIR",
-                   help="where minimized scenarios are written (default check-c-out)")
+    p.add_argument("--out", type=output_dir, default="check-c-out", metavar="DIR",
+                   help="where the report and the minimized scenarios are written (default "
+                   "check-c-out; a folder one run owns)")
+    p.add_argument("--include", action="append", default=[], type=Path, metavar="DIR",
+                   help="a folder of kernel headers the harness does not provide "
+                   "(searched after the harness's own; repeatable)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--strict", action="store_true", help="a divergence also fails (exit 1)")
+    p.add_argument("--no-corpus", action="store_true",
+                   help="skip the deterministic corpus (spec/findings, spec/examples, "
+                   "tests/golden, tests/scenarios) that runs before the fuzzer")
     p.set_defaults(func=cmd_check_c)  # fmt: skip

@@ -7,21 +7,23 @@ file) are reported as one line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from vmballoon.apps.nogc import cyclic_gc_paused
-from vmballoon.apps.replay import IMPLS, replay
-from vmballoon.core.argtypes import (
+from vmballoon.apps.argtypes import (
     nonnegative_int,
     output_dir,
+    output_file,
     positive_int,
     step_range,
     variant_name,
 )
+from vmballoon.apps.nogc import cyclic_gc_paused
+from vmballoon.apps.replay import IMPLS, replay
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from vmballoon.core.variants import Variant, parse_variant
 from vmballoon.model.properties import PROPERTY_NAMES
@@ -69,44 +71,126 @@ def _load_scenario(name: str) -> Scenario:
         raise UsageError(f"{'<stdin>' if name == '-' else name}: {exc}") from None
 
 
+def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
+    """Options that contradict each other, or that the chosen mode would ignore: one line
+    each (exit 2), before the scenario is read."""
+    if args.check and args.no_check:
+        raise UsageError("--check and --no-check contradict each other: give one")
+    if args.property and not args.check:
+        raise UsageError("--property selects what --check checks: add --check")
+    if args.check and args.impl == "reference":
+        raise UsageError("--check replays through the model or the C: use --impl model or c")
+    if args.format != "events" and args.impl == "reference":
+        raise UsageError(
+            f"--format {args.format} traces the model's or the C's transitions: "
+            "use --impl model or c"
+        )
+    if args.format != "table" and (args.steps is not None or args.violations):
+        given = "--steps" if args.steps is not None else "--violations"
+        raise UsageError(f"{given} filters --format table only (the format is {args.format})")
+    if args.no_check and args.format == "events":
+        raise UsageError("--no-check applies to --format itf and table (the event log checks "
+                         "nothing): drop it")  # fmt: skip
+    if args.violations and args.no_check:
+        raise UsageError("--violations needs the property checks: drop --no-check")
+    if args.source is not None and args.variant is not None and not (
+        args.check or args.format != "events"
+    ):  # the C's own checks and traces read the variant; its event log does not
+        raise UsageError("--source FILE.c is compiled as it is: --variant would be ignored, "
+                         "drop one (vmballoon patch --variant V -o FILE.c gives a variant's)")
+    args.variant = args.variant or "seed"
+    if args.force and args.format != "itf":
+        raise UsageError("--force lifts the size limit of --format itf only")
+    if args.output is not None and args.check and args.format == "events":
+        raise UsageError("-o writes the event log or a trace; --check prints its report on "
+                         "stdout: add --format table or itf, or drop -o")  # fmt: skip
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    """``vmballoon replay``: the contract's event log on stdout."""
+    """``vmballoon replay``: the contract's event log (or a trace) on stdout or in ``-o``."""
+    from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
+
+    _refuse_inert_replay_options(args)
     scenario = _load_scenario(args.scenario)
     source = _source_file(args)
-    if args.check:
-        if args.impl != "model":
-            raise UsageError("--check replays through the model: use --impl model")
-        names = frozenset(args.property) if args.property else None
-        return _check(scenario, parse_variant(args.variant), names)
-    if args.property:
-        raise UsageError("--property selects what --check checks: add --check")
+    if args.include and source is None:
+        raise UsageError("--include DIR adds kernel headers for --source FILE.c: add --source")
+    if args.impl == "c" and (args.check or args.format != "events"):
+        return _replay_c_view(args, scenario, source)
     if args.format != "events":
-        if args.impl != "model":
-            raise UsageError(
-                f"--format {args.format} traces the model's transitions: use --impl model"
-            )
-        from vmballoon.apps.traces import walk, write_itf, write_table
+        from vmballoon.apps.replaycmd import write_trace
 
-        if args.violations and args.no_check:
-            raise UsageError("--violations needs the property checks: drop --no-check")
-        checked = not args.no_check
-        with cyclic_gc_paused():
-            steps = walk(scenario, parse_variant(args.variant), check=checked)
-            if args.format == "itf":
-                if args.steps is not None or args.violations:
-                    raise UsageError("--steps and --violations filter --format table only")
-                write_itf(steps, sys.stdout, source=str(args.scenario), checked=checked)
-            else:
-                first, stop = args.steps if args.steps is not None else (0, None)
-                write_table(steps, sys.stdout, first, stop, args.violations)
-        sys.stdout.flush()
+        return write_trace(scenario, args)
+    try:
+        with terminate_as_interrupt():
+            if args.check:
+                names = frozenset(args.property) if args.property else None
+                return _check(scenario, parse_variant(args.variant), names)
+            with cyclic_gc_paused():  # the log holds millions of objects: no full collections
+                log = _replay_checked(
+                    scenario, args.impl, args.variant, source, tuple(args.include)
+                )
+                # json.dumps runs the C encoder; json.dump would stream through the
+                # pure-Python one
+                text = json.dumps(log)
+    except KeyboardInterrupt:
+        what = "the check reported nothing" if args.check else "no event log was written"
+        print(f"replay: interrupted before the end of the replay; {what}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.output is not None:
+        from vmballoon.apps.traceout import atomic_output
+
+        with atomic_output(Path(args.output)) as out:
+            out.write(text + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
         return 0
-    with cyclic_gc_paused():  # the log holds millions of objects: no full collections
-        log = _replay_checked(scenario, args.impl, args.variant, source)
-        # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
-        text = json.dumps(log)
     sys.stdout.write(text)
     sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | None) -> int:
+    """``replay --impl c`` with ``--check`` or ``--format table|itf``: the C's own trace
+    (one state per entry point, :mod:`vmballoon.apps.cview`), checked on the C."""
+    from vmballoon.apps.ctrace import NOT_OBSERVABLE
+    from vmballoon.apps.cview import C_DESCRIPTION, c_walk, write_c_check
+    from vmballoon.apps.traces import write_itf, write_table
+    from vmballoon.harness.build import BuildError
+    from vmballoon.harness.patches import PatchError
+    from vmballoon.harness.replay import binary_for
+
+    variant = parse_variant(args.variant)
+    if args.check and args.format != "events":
+        raise UsageError("--check prints the violations; --format shows the trace: use one")
+    if args.check and args.no_check:
+        raise UsageError("--check and --no-check contradict each other")
+    names = frozenset(args.property) if args.property else None
+    if args.property and not args.check:
+        raise UsageError("--property selects what --check checks: add --check")
+    unseen = sorted((names or frozenset()) & set(NOT_OBSERVABLE))
+    if unseen and names is not None and names <= set(NOT_OBSERVABLE):
+        raise UsageError(f"{', '.join(unseen)}: not observable on the C (inflate's locals); "
+                         "check it on the model (--impl model)")  # fmt: skip
+    if args.format == "itf" and (args.steps is not None or args.violations):
+        raise UsageError("--steps and --violations filter --format table only")
+    if args.violations and args.no_check:
+        raise UsageError("--violations needs the property checks: drop --no-check")
+    try:
+        binary = binary_for(variant, source, include_dirs=tuple(args.include))
+    except (BuildError, PatchError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.check:
+        return write_c_check(binary, scenario, variant, names)
+    steps = c_walk(binary, scenario, variant)
+    if args.no_check:
+        steps = (dataclasses.replace(s, violations=()) for s in steps)
+    if args.format == "itf":
+        write_itf(steps, sys.stdout, source=str(args.scenario), checked=not args.no_check,
+                  description=C_DESCRIPTION)  # fmt: skip
+    else:
+        first, stop = args.steps if args.steps is not None else (0, None)
+        write_table(steps, sys.stdout, first, stop, args.violations)
     sys.stdout.flush()
     return 0
 
@@ -147,7 +231,8 @@ def _regular_file(name: str) -> Path:
 
 
 def _replay_checked(
-    scenario: Scenario, impl: str, variant: str, source: Path | None
+    scenario: Scenario, impl: str, variant: str, source: Path | None,
+    include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """:func:`replay`, with a source that does not build as a usage error (exit 2)."""
     if impl != "c":
@@ -156,7 +241,8 @@ def _replay_checked(
     from vmballoon.harness.patches import PatchError
 
     try:
-        return replay(scenario, impl=impl, variant=variant, source=source)
+        return replay(scenario, impl=impl, variant=variant, source=source,
+                      include_dirs=include_dirs)  # fmt: skip
     except (BuildError, PatchError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -173,6 +259,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         open_database(args.database)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if "c" in IMPL_CHOICES[args.impl]:
+        from vmballoon.harness.build import compiler_command
+
+        compiler_command()  # a CC naming no program: one line, exit 2, before any work
     seeds = ", ".join(str(seed + i) for i in range(args.workers))
     print(f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S --workers 1)",
           file=sys.stderr)  # fmt: skip
@@ -202,19 +292,35 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _spec_out(args: argparse.Namespace) -> Path:
+    """Where ``vmballoon spec`` writes: ``--out``, else the ``spec/`` of the checkout it
+    runs in; never the package's own copy in an installed tree."""
+    from vmballoon.core.specdata import checkout_spec_dir
+
+    if args.out is not None:
+        return Path(args.out)
+    found = checkout_spec_dir()
+    if found is None:
+        raise UsageError("spec: not run inside a vmballoon-spec checkout: give --out DIR")
+    return found
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     """``vmballoon spec``: regenerate (or check) spec/reference.md."""
     from vmballoon.apps import specgen
 
+    if args.check and args.out is not None:
+        raise UsageError("spec: --check writes nothing; --out goes without it")
     if args.from_verify is not None:
         path = _regular_file(args.from_verify)
+        _require_verify_output(path)
         try:
             if args.check:
                 raw = json.loads(path.read_text(encoding="utf-8"))
                 specgen.require_complete(raw)
                 fresh = specgen.stable_results(raw)
             else:
-                fresh = specgen.import_verify(path)
+                fresh = specgen.import_verify(path, _spec_out(args))
         except specgen.PartialResult as exc:
             raise UsageError(f"{path}: {exc}") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -228,7 +334,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
                       "--from-verify FILE and commit", file=sys.stderr)  # fmt: skip
                 return 1
         else:
-            results = specgen.SPEC / specgen.RESULTS
+            results = _spec_out(args) / specgen.RESULTS
             results.write_text(json.dumps(fresh, indent=1) + "\n", encoding="utf-8")
     if args.check:
         diff = specgen.check()
@@ -240,9 +346,36 @@ def cmd_spec(args: argparse.Namespace) -> int:
             return 1
         print("spec/reference.md is up to date")
         return 0
-    out = specgen.write()
+    out_dir = _spec_out(args)
+    out = specgen.write(out_dir, out_dir / specgen.RESULTS if args.from_verify else None)
     print(f"wrote {out}")
     return 0
+
+
+VERIFY_SCHEMA_PREFIX = "vmballoon-verify/"
+"""What the ``schema`` field of a ``vmballoon verify --json`` output starts with."""
+
+
+def _require_verify_output(path: Path) -> None:
+    """Refuse, on one line, a file that is not a ``vmballoon verify --json`` output: not
+    JSON, not an object, or without its ``schema`` (the checked-in
+    ``spec/verify-results.json`` has none: it is what ``spec --check`` compares with)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(
+            f"{path}: not a vmballoon verify --json output (not JSON: {exc})"
+        ) from None
+    schema = raw.get("schema") if isinstance(raw, dict) else None
+    if isinstance(schema, str) and schema.startswith(VERIFY_SCHEMA_PREFIX):
+        return
+    looks = ("; it looks like the checked-in results, which `vmballoon spec --check` already "
+             "compares with" if isinstance(raw, dict) and "invariants" in raw else "")  # fmt: skip
+    raise UsageError(
+        f"{path}: expected the output of `vmballoon verify --json` (\"schema\": "
+        f"\"{VERIFY_SCHEMA_PREFIX}N\"), found {'no schema' if schema is None else repr(schema)}"
+        f"{looks}"
+    )
 
 
 def package_version() -> str:
@@ -263,12 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
     p.add_argument("scenario", help="scenario file (vmballoon-scenario/1); - reads stdin")
-    p.add_argument("--impl", choices=IMPLS, default="model")
+    p.add_argument(
+        "--impl", choices=IMPLS, default="model",
+        help="model (default): the executable model; reference: the line-by-line Python; "
+        "c: the driver's C compiled (events only)",
+    )  # fmt: skip
     p.add_argument(
         "--variant",
         type=variant_name,
-        default="seed",
-        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,...",
+        default=None,
+        help="seed (default), fixed, upstream-stable, fixed-<fix> (all fixes but one) or "
+        "fix,fix,...",
     )
     p.add_argument(
         "--format",
@@ -284,15 +422,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --impl c: compile this driver source instead of the variant's",
     )
     p.add_argument(
+        "--include", action="append", default=[], type=Path, metavar="DIR",
+        help="with --source: a folder of kernel headers the harness does not provide "
+        "(searched after the harness's own; repeatable)",
+    )  # fmt: skip
+    p.add_argument(
         "--check",
         action="store_true",
-        help="check every property along the replay: print each violation (exit 1 if any)",
+        help="check every property along the replay: print each violation (exit 1 if any); "
+        "with --format itf or table: the trace shows the violations (of --property) and "
+        "the exit status is 1 if there is any",
     )
     p.add_argument(
         "--property", action="append", default=None, metavar="NAME",
         choices=sorted(PROPERTY_NAMES),
         help="with --check: only this property (repeatable); exit 0 when it holds along the "
-        "replay (how a reviewer sees that a fix clears a defect's finding)",
+        "replay (how a reviewer sees that a fix clears a defect's finding); one of "
+        + ", ".join(PROPERTY_NAMES),
     )  # fmt: skip
     p.add_argument(
         "--no-check", action="store_true",
@@ -306,6 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--violations", action="store_true",
         help="table: only the transitions after which a property fails",
+    )  # fmt: skip
+    p.add_argument(
+        "-o", "--output", type=output_file, default=None, metavar="FILE",
+        help="write the log or trace to FILE (through a temporary file renamed when "
+        "complete: an interrupted run leaves no FILE) instead of stdout",
+    )  # fmt: skip
+    p.add_argument(
+        "--force", action="store_true",
+        help="itf: write even when the estimated size (shown before writing) is over "
+        "the 1 GB limit",
     )  # fmt: skip
     p.set_defaults(func=cmd_replay)
 
@@ -347,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
         "and reference (with --check: compare); a partial run (--property, --variant, "
         "--no-necessity) is refused with exit 2 and nothing is written, never merged",
     )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write reference.md (and with --from-verify the results and findings) into DIR "
+        "instead of the spec/ of the checkout the command runs in",
+    )
     p.set_defaults(func=cmd_spec)
 
     from vmballoon.apps.checkc import add_check_c_parser
@@ -379,6 +542,14 @@ def _harness_errors() -> tuple[type[Exception], ...]:
     return (HarnessError,)
 
 
+def _build_errors() -> tuple[type[Exception], ...]:
+    """A driver source or a compiler the harness cannot build with (``CC`` naming no
+    program): one line, exit 2."""
+    from vmballoon.harness.build import BuildError
+
+    return (BuildError,)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vmballoon`` console script."""
     parser = build_parser()
@@ -391,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return 1
+    except _build_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except _harness_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmballoon.core.argtypes import variant_name
+from vmballoon.apps.argtypes import output_file, variant_name
 
 
 def cmd_patch(args: argparse.Namespace) -> int:
@@ -27,11 +27,11 @@ def cmd_patch(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
+    from vmballoon.apps.traceout import atomic_output
+
     out = Path(args.output)
-    if not out.parent.is_dir():
-        print(f"error: {out.parent}: no such folder", file=sys.stderr)
-        return 2
-    out.write_text(text, encoding="utf-8")
+    with atomic_output(out) as stream:
+        stream.write(text)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -43,7 +43,12 @@ def add_patch_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--variant",
         type=variant_name,
         default="fixed",
-        help="seed, fixed, fixed-<fix> (all fixes but one) or fix,fix,... (default fixed)",
+        help="seed, fixed, upstream-stable, fixed-<fix> (all fixes but one) or fix,fix,... "
+        "(default fixed)",
     )
-    p.add_argument("-o", "--output", metavar="FILE.c", default=None, help="default: stdout")
+    p.add_argument(
+        "-o", "--output", type=output_file, metavar="FILE.c", default=None,
+        help="write the source to FILE.c (default: stdout); a folder, or a file in a folder "
+        "that does not exist, is refused before anything is done",
+    )  # fmt: skip
     p.set_defaults(func=cmd_patch)

@@ -21,11 +21,13 @@ def replay(
     impl: str = "model",
     variant: Variant | str = SEED,
     source: Path | None = None,
+    include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """The event log of ``scenario`` replayed by ``impl`` ("model", "reference" or "c").
 
     ``impl="c"`` compiles and runs the driver's C (:mod:`vmballoon.harness`): the
-    variant's patched seed, or the file ``source``.
+    variant's patched seed, or the file ``source`` (with the kernel headers of
+    ``include_dirs`` besides the harness's).
 
     ``scenario`` is a :class:`Scenario` or the path of a scenario file; ``variant``
     a :class:`Variant` or its name (``seed``, ``fixed``, ``fixed-<fix>``, ``fix,fix``).
@@ -49,5 +51,5 @@ def replay(
     if impl == "c":
         from vmballoon.harness.replay import replay as replay_c
 
-        return replay_c(scenario, variant, source)
+        return replay_c(scenario, variant, source, include_dirs=include_dirs)
     raise ValueError(f"unknown implementation {impl!r} (use model, reference or c)")

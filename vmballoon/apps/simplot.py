@@ -2,57 +2,197 @@
 
 Top panel (GiB, linear): the host's target and ``b->size`` as the driver counts it,
 beside the frames the guest has given up (allocated from its page allocator and
-not returned) and the frames the host holds locked.  Bottom panel (frames, log
-scale, so that 1 and 12 million show together): the same two, and the frames the
-driver allocated during the tick (the seed's allocate-and-free churn, which ends
-each tick back near 0).  Each tick's values are drawn at that tick: the target in
-force during tick t and the state at the end of tick t share the abscissa t.
+not returned) and the frames the host holds locked.  Where these three agree (the
+fixed driver: they differ by the batch page at most) their lines coincide: each
+series has its own marker and line style, the markers are staggered over the ticks
+(one series in three at each tick) and the legend's title says that they coincide.
+
+Middle panel, only when a series stays below a tenth of the top panel's scale but
+reaches 1 MiB (a
+balloon held small by memory pressure, the 4 KiB pages of a run that crashed in its
+first tick): those series again, in MiB or GiB, linear, so that they are read off
+an axis and not only off the log panel.
+
+Bottom panel (frames, log scale, so that 1 and 12 million show together): the same
+two, and the frames the driver allocated during the tick (the seed's
+allocate-and-free churn, which ends each tick back near 0).  When the balloon is
+empty and one frame is still given up, that frame is the batch page (the driver
+keeps it while batched commands are in use): it is labelled.
+
+Each tick's values are drawn at that tick: the target in force during tick t and the
+state at the end of tick t share the abscissa t.  The x axis covers the ticks that
+ran: a run that crashed or was interrupted is drawn over its own ticks (the title
+says crashed in which tick and why, or interrupted after how many of how many),
+with each value written beside its point when there are at most three ticks.
 
 Resets (ticks in which the driver sent START) are dotted vertical lines; ticks in
 which a property of :mod:`model.properties` failed are red crosses, with the
 properties named in the legend.  Uses matplotlib's Agg backend (no display
-needed); the format follows the file's extension.
+needed); the format follows the file's extension, and the file is written through
+a temporary file renamed into place.
 """
 
 from __future__ import annotations
 
-from vmballoon.apps.simulation import SimResult
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vmballoon.apps.simulation import SimResult, TickRecord
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 GIB_PAGES = 1 << 18
+MIB_PAGES = 1 << 8
+ZOOM_BELOW = 0.1
+"""A series whose maximum is below this fraction of the top panel's (and at least 1 MiB:
+a few frames are read off the log panel) gets the zoom panel."""
+LABEL_TICKS = 3
+"""Runs of at most this many ticks have their values written beside the points."""
+COINCIDE = 0.001
+"""Series that differ by at most this fraction of the RAM (or one frame) coincide."""
+
+SIZE_STYLE: dict[str, Any] = {"color": "tab:blue", "linewidth": 2.4, "marker": "o",
+                              "markersize": 4, "label": "b->size (driver's count)"}  # fmt: skip
+GIVEN_STYLE: dict[str, Any] = {"color": "tab:purple", "linewidth": 1.4, "linestyle": "--",
+                               "marker": "^", "markersize": 5,
+                               "label": "frames the guest gave up (allocated)"}  # fmt: skip
+HELD_STYLE: dict[str, Any] = {"color": "tab:brown", "linewidth": 1.0, "linestyle": "-.",
+                              "marker": "s", "markersize": 4,
+                              "label": "frames the host holds locked"}  # fmt: skip
+
+
+def _coincide(records: list[TickRecord], ram: int) -> bool:
+    """Whether size, frames given up and frames held agree at every tick (and are not all 0)."""
+    slack = max(1.0, COINCIDE * ram)
+    return any(r.size for r in records) and all(
+        abs(r.size - r.allocated) <= slack and abs(r.size - r.held) <= slack for r in records
+    )
+
+
+def _batch_page_tick(records: list[TickRecord]) -> TickRecord | None:
+    """The first tick whose one frame given up is the batch page alone (the balloon
+    empty, nothing held)."""
+    for r in records:
+        if r.size == 0 and r.held == 0 and r.allocated == r.batch_page == 1:
+            return r
+    return None
+
+
+LABELS = (("target", "target"), ("size", "b->size"), ("allocated", "given up"),
+          ("held", "held"))  # fmt: skip
+
+
+def _label_values(
+    axis: Any,
+    records: list[TickRecord],
+    keys: set[str],
+    scale: int,
+    fmt: Any,
+    only: bool = False,
+) -> None:
+    """Write each value beside its point (runs of a few ticks): on the zoom panel the
+    series of ``keys`` (``only``), elsewhere the others; equal values share one label."""
+    for r in records:
+        groups: dict[int, list[str]] = {}
+        for key, name in LABELS:
+            if (key in keys) == only:
+                groups.setdefault(getattr(r, key), []).append(name)
+        for value, names in groups.items():
+            axis.annotate(f"{' = '.join(names)}: {fmt(value)}", (r.tick, value / scale),
+                          xytext=(14, 0), textcoords="offset points", fontsize=7,
+                          va="center")  # fmt: skip
+
+
+def _short_title(result: SimResult) -> str:
+    c = result.config
+    title = f"{c.variant.name}: {c.ram_pages / GIB_PAGES:g} GiB guest, host capabilities "
+    title += f"{c.capabilities:#x}" + (f", pressure {c.pressure:g}" if c.pressure else "")
+    ran = len(result.records)
+    if result.crashed_at is not None:
+        why = ", ".join(sorted(result.faults)) or "fault"
+        title += f"\nguest CRASHED in tick {result.crashed_at} ({why}): "
+        title += f"{ran} of {c.ticks} ticks ran"
+    elif result.interrupted:
+        title += f"\nINTERRUPTED after {ran} of {c.ticks} ticks (partial run)"
+    return title
 
 
 def plot(result: SimResult, path: str) -> None:
-    """Write the picture of ``result`` to ``path`` (``.png`` or ``.svg``)."""
+    """Write the picture of ``result`` to ``path`` (``.png`` or ``.svg``), through a
+    temporary file renamed into place."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(result)
+    try:
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            fig.savefig(tmp, format=target.suffix[1:].lower())
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        plt.close(fig)
+
+
+def draw(result: SimResult) -> Figure:
+    """The picture of ``result`` (the caller closes it with ``pyplot.close``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from vmballoon.apps.simulate import fmt_size
 
     records = result.records
     c = result.config
+    ran = len(records)
     ticks = [r.tick for r in records]
-    target = [r.target / GIB_PAGES for r in records]
-    size = [r.size / GIB_PAGES for r in records]
-    allocated = [r.allocated / GIB_PAGES for r in records]
-    held = [r.held / GIB_PAGES for r in records]
+    series = {
+        "target": [r.target for r in records],
+        "size": [r.size for r in records],
+        "allocated": [r.allocated for r in records],
+        "held": [r.held for r in records],
+    }
+    gib = {k: [v / GIB_PAGES for v in vals] for k, vals in series.items()}
+    top = max([*(v for vals in gib.values() for v in vals), c.ram_pages / GIB_PAGES * 0.05])
+    zoomed = [k for k in ("size", "allocated", "held")
+              if MIB_PAGES <= max(series[k], default=0) < ZOOM_BELOW * top * GIB_PAGES]  # fmt: skip
+    stagger = ran > 6
+    big = ran <= LABEL_TICKS
 
-    fig, (ax, low) = plt.subplots(2, 1, figsize=(9, 7.2), dpi=110, sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 2]})  # fmt: skip
+    def styled(style: dict[str, Any], offset: int) -> dict[str, Any]:
+        out = dict(style)
+        if stagger:
+            out["markevery"] = (offset, 3)
+        if big:  # a few points: large, the first drawn largest so that none hides another
+            out["markersize"] = {0: 12, 1: 9, 2: 6}[offset]
+        return out
+
+    rows = 3 if zoomed else 2
+    ratios = [3, 2, 2] if zoomed else [3, 2]
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 9.6 if zoomed else 7.2), dpi=110,
+                             sharex=True, gridspec_kw={"height_ratios": ratios})  # fmt: skip
+    ax, low = axes[0], axes[-1]
     try:
-        ax.plot(ticks, target, color="tab:green", alpha=0.35, linewidth=7,
-                drawstyle="steps-mid", label="target (host schedule)")  # fmt: skip
-        ax.plot(ticks, size, color="tab:blue", linewidth=1.8, marker=".",
-                label="b->size (driver's count)")  # fmt: skip
-        ax.plot(ticks, allocated, color="tab:purple", linewidth=1.4, linestyle="--",
-                marker="^", markersize=3, label="frames the guest gave up (allocated)")  # fmt: skip
-        ax.plot(ticks, held, color="tab:brown", linewidth=1.4, linestyle="-.",
-                marker="s", markersize=3, label="frames the host holds locked")  # fmt: skip
-        for axis in (ax, low):
+        ax.plot(ticks, gib["target"], color="tab:green", alpha=0.35, linewidth=7,
+                drawstyle="steps-mid", marker="_" if big else None, markersize=30,
+                label="target (host schedule)")  # fmt: skip
+        ax.plot(ticks, gib["size"], **styled(SIZE_STYLE, 0))
+        ax.plot(ticks, gib["allocated"], **styled(GIVEN_STYLE, 1))
+        ax.plot(ticks, gib["held"], **styled(HELD_STYLE, 2))
+        if big:
+            _label_values(ax, records, set(zoomed), GIB_PAGES, fmt_size)
+        for axis in axes:
             for i, t in enumerate(r.tick for r in records if r.reset):
-                axis.axvline(t, color="tab:orange", linestyle=":", linewidth=1.5,
+                axis.axvline(t, color="tab:orange", linestyle=":", linewidth=1.5, zorder=0,
                              label="reset (START)" if i == 0 and axis is ax else None)  # fmt: skip
             if result.crashed_at is not None:
-                axis.axvline(result.crashed_at, color="black", linewidth=2,
+                axis.axvline(result.crashed_at, color="black", linewidth=1.2, alpha=0.5,
+                             linestyle="--", zorder=0,
                              label="guest crashed" if axis is ax else None)  # fmt: skip
         bad = [r for r in records if r.violations]
         if bad:
@@ -61,33 +201,70 @@ def plot(result: SimResult, path: str) -> None:
                        color="tab:red", s=40, zorder=3,
                        label="property violated: " + ", ".join(names))  # fmt: skip
         ax.set_ylabel("GiB")
-        top = max([*size, *target, *allocated, *held, c.ram_pages / GIB_PAGES * 0.05])
         ax.set_ylim(bottom=0, top=top * 1.12)
-        ax.set_title(
-            f"{c.variant.name}: {c.ram_pages / GIB_PAGES:g} GiB guest, "
-            f"host capabilities {c.capabilities:#x}"
-            + (f", pressure {c.pressure:g}" if c.pressure else "")
-        )
+        ax.set_title(_short_title(result), fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right", fontsize=7)
+        note = None
+        if _coincide(records, c.ram_pages):
+            note = ("b->size, frames given up and frames held coincide\n"
+                    "(within 0.1% of the RAM): markers alternate ticks")  # fmt: skip
+        ax.legend(loc="upper right", fontsize=7, title=note, title_fontsize=7)
+
+        if zoomed:
+            mid = axes[1]
+            peak = max(max(series[k]) for k in zoomed)
+            unit, scale = ("GiB", GIB_PAGES) if peak >= GIB_PAGES else ("MiB", MIB_PAGES)
+            styles = {"size": (SIZE_STYLE, 0), "allocated": (GIVEN_STYLE, 1),
+                      "held": (HELD_STYLE, 2)}  # fmt: skip
+            for key in zoomed:
+                style, offset = styles[key]
+                mid.plot(ticks, [v / scale for v in series[key]], **styled(style, offset))
+            if big:
+                _label_values(mid, records, set(zoomed), scale, fmt_size, only=True)
+            mid.set_ylim(bottom=0, top=peak / scale * 1.25)
+            mid.set_ylabel(f"{unit} (zoom)")
+            mid.grid(True, alpha=0.3)
+            mid.legend(loc="upper right", fontsize=7,
+                       title="below a tenth of the top panel's scale: zoomed",
+                       title_fontsize=7)  # fmt: skip
 
         def positive(values: list[int]) -> list[float]:
             return [float(v) if v > 0 else float("nan") for v in values]
 
         low.plot(ticks, positive([r.churn for r in records]), color="tab:gray", linewidth=0,
-                 marker="o", markersize=3, label="frames allocated during the tick")  # fmt: skip
-        low.plot(ticks, positive([r.allocated for r in records]), color="tab:purple",
-                 linestyle="--", marker="^", markersize=3, label="frames given up (end)")
-        low.plot(ticks, positive([r.held for r in records]), color="tab:brown", linestyle="-.",
-                 marker="s", markersize=3, label="frames the host holds (end)")  # fmt: skip
+                 marker="o", markersize=6 if big else 3,
+                 label="frames allocated during the tick")  # fmt: skip
+        batch = _batch_page_tick(records)
+        given = styled(GIVEN_STYLE, 1)
+        given["label"] = "frames given up (end)" + (", the batch page included" if batch else "")
+        low.plot(ticks, positive(series["allocated"]), **given)
+        held = styled(HELD_STYLE, 2)
+        held["label"] = "frames the host holds (end)"
+        low.plot(ticks, positive(series["held"]), **held)
+        if big:
+            for r in records:
+                for name, value in (("given up", r.allocated), ("held", r.held)):
+                    if value > 0:
+                        low.annotate(f"{name}: {value:,} frames", (r.tick, value),
+                                     xytext=(14, 0), textcoords="offset points", fontsize=7,
+                                     va="center")  # fmt: skip
+        if batch is not None:
+            low.annotate("1 frame: the batch page\n(kept while batched commands are in use)",
+                         (batch.tick, 1), xytext=(10, 28), textcoords="offset points",
+                         fontsize=7,
+                         arrowprops={"arrowstyle": "->", "color": "tab:purple"})  # fmt: skip
         low.set_yscale("log")
         low.set_ylim(bottom=0.5, top=max(2.0, c.ram_pages * 2.0))
         low.set_ylabel("4 KiB frames (log; 0 not drawn)")
         low.set_xlabel("tick (one vmballoon_work each; values at the end of the tick)")
-        low.set_xlim(-0.02 * c.ticks - 0.5, c.ticks + 0.5)
+        last = c.ticks - 1 if result.complete and result.crashed_at is None else max(ran - 1, 0)
+        pad = 1.0 if last < 4 else 0.5 + 0.02 * last
+        low.set_xlim(-pad, last + (4.0 if big else pad))
+        low.xaxis.set_major_locator(MaxNLocator(integer=True))
         low.grid(True, alpha=0.3, which="both")
         low.legend(loc="upper right", fontsize=7)
         fig.tight_layout()
-        fig.savefig(path)
-    finally:
+    except BaseException:
         plt.close(fig)
+        raise
+    return fig

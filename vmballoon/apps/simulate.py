@@ -22,8 +22,9 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
+from vmballoon.apps.argtypes import output_file, positive_int, variant_name
+from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
 from vmballoon.apps.simulation import SimConfig, SimResult, simulate
-from vmballoon.core.argtypes import positive_int, variant_name
 from vmballoon.core.host import Schedule
 from vmballoon.core.protocol import (
     CAP_BASIC,
@@ -161,18 +162,28 @@ def _seed(text: str) -> int:
     return value
 
 
+def plot_file(text: str) -> str:
+    """``--plot``: a ``.png`` or ``.svg`` file that can be written (checked before the run)."""
+    if not text.lower().endswith((".png", ".svg")):
+        raise argparse.ArgumentTypeError(f"{text!r} must end in .png or .svg")
+    return output_file(text)
+
+
 def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``simulate`` to ``subparsers`` (from ``add_subparsers``); sets ``func``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="a cooperative host and a target schedule over a guest; size against target",
-        description=(__doc__.split("\n\n")[0] if __doc__ else "")
-        + " Exit status: 0 no property violated, 1 a property was violated, 2 bad arguments.",
+        description=(__doc__.split("\n\n")[0].replace("``", "") if __doc__ else "")
+        + " Exit status: 0 no property violated, 1 a property was violated, 2 bad arguments, "
+        "130 interrupted (SIGINT or SIGTERM: the summary and picture cover the ticks done "
+        "and say so).",
     )
     p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
                    help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
     p.add_argument("--variant", type=variant_name, default="fixed",
-                   help="seed, fixed, fixed-<fix> or fix,fix,... (default fixed)")  # fmt: skip
+                   help="seed, fixed, upstream-stable, fixed-<fix> or fix,fix,... "
+                   "(default fixed)")  # fmt: skip
     p.add_argument("--capabilities", type=parse_capabilities, default=CAPABILITIES,
                    help="what the host offers: 0x1e or basic,batched,2m,doorbell "
                         "(default: all the driver asks for, 0x1e)")  # fmt: skip
@@ -183,9 +194,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"ticks to run (default: last schedule tick + {SETTLE_TICKS})")  # fmt: skip
     p.add_argument("--pressure", type=parse_rate, default=0.0,
                    help="probability that a page allocation fails, e.g. 0.05 or 5%%")  # fmt: skip
-    p.add_argument("--pressure-seed", type=_seed, default=0,
-                   help="seed of the allocation failures (default 0)")  # fmt: skip
-    p.add_argument("--plot", default=None, metavar="FILE",
+    p.add_argument("--pressure-seed", type=_seed, default=None,
+                   help="seed of the allocation failures of --pressure (default 0)")  # fmt: skip
+    p.add_argument("--plot", type=plot_file, default=None, metavar="FILE",
                    help="write the picture to FILE.png or FILE.svg: size, target, frames the "
                    "guest gave up and frames the host holds, per tick")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -216,8 +227,15 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 f"({fmt_size(ram)})"
             )
     ticks: int = args.ticks if args.ticks is not None else schedule[-1][0] + SETTLE_TICKS
-    if args.plot is not None and not args.plot.lower().endswith((".png", ".svg")):
-        raise UsageError(f"--plot: {args.plot!r} must end in .png or .svg")
+    if args.pressure_seed is not None and not args.pressure:
+        raise UsageError("--pressure-seed seeds the allocation failures of --pressure: add "
+                         "--pressure RATE (above 0), or drop it")  # fmt: skip
+    late = [tick for tick, _ in args.targets or () if tick >= ticks]
+    if late:
+        raise UsageError(
+            f"--targets: the entry at tick {late[0]} never comes into force (--ticks {ticks} "
+            f"runs ticks 0 to {ticks - 1})"
+        )
     return SimConfig(
         ram_pages=ram,
         schedule=schedule,
@@ -225,7 +243,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         variant=parse_variant(args.variant),
         capabilities=args.capabilities,
         pressure=args.pressure,
-        pressure_seed=args.pressure_seed,
+        pressure_seed=args.pressure_seed or 0,
     )
 
 
@@ -237,8 +255,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """
     config = config_from_args(args)
     bar = ProgressBar(sys.stderr)
-    result = simulate(config, bar.update)
-    bar.close(result)
+    try:
+        with terminate_as_interrupt():
+            result = simulate(config, bar.update, stop_on_interrupt=True)
+            bar.close(result)
+            if result.interrupted:
+                print(f"simulate: interrupted after {len(result.records)} of {config.ticks} "
+                      "ticks; the summary (and picture) cover those ticks and say "
+                      "\"interrupted\"", file=sys.stderr)  # fmt: skip
+            _write_outputs(args, result)
+    except KeyboardInterrupt:  # before the first tick, or while writing what was done
+        bar.stream.write("\n" if bar.tty else "")
+        print("simulate: interrupted before the summary was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if result.violations else 0
+
+
+def _write_outputs(args: argparse.Namespace, result: SimResult) -> None:
+    """The picture (through a temporary file) and the summary on stdout."""
     if args.plot is not None:
         from vmballoon.apps.simplot import plot
 
@@ -248,13 +284,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             from vmballoon.apps.cli import UsageError
 
             raise UsageError(f"--plot: cannot write {args.plot!r}: {exc.strerror}") from None
-        print(f"simulate: picture written to {args.plot}", file=sys.stderr)
+        if not result.interrupted:
+            print(f"simulate: picture written to {args.plot}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps(summary_json(result)) + "\n")
     else:
         sys.stdout.write(summary_text(result))
     sys.stdout.flush()
-    return 1 if result.violations else 0
 
 
 # -- progress ------------------------------------------------------------------------------
@@ -329,6 +365,8 @@ def summary_json(result: SimResult) -> dict[str, Any]:
         "variant": c.variant.name,
         "capabilities": c.capabilities,
         "ticks": len(result.records),
+        "ticks_asked": c.ticks,
+        "complete": result.complete,
         "seconds": round(result.seconds, 3),
         "transitions": result.transitions,
         "targets": [
@@ -367,6 +405,10 @@ def summary_text(result: SimResult) -> str:
     """The summary as tables."""
     c = result.config
     lines = [
+        f"INTERRUPTED after {len(result.records)} of {c.ticks} ticks: this summary covers "
+        "those ticks only"
+    ] if result.interrupted else []
+    lines += [
         f"guest {fmt_size(c.ram_pages)} ({c.ram_pages} pages), variant {c.variant.name}, "
         f"host capabilities {c.capabilities:#x} ({caps_names(c.capabilities)})"
         + (f", pressure {c.pressure:g} (seed {c.pressure_seed})" if c.pressure else ""),

@@ -106,6 +106,7 @@ class TickRecord:
     allocated: int = 0  # frames the guest has given up at the end of the tick (allocated)
     held: int = 0  # frames the host holds locked at the end of the tick
     churn: int = 0  # frames the driver allocated during the tick (freed again or not)
+    batch_page: int = 0  # of ``allocated``: the batch page's frame (1 while it is allocated)
 
 
 @dataclass
@@ -149,6 +150,12 @@ class SimResult:
     final: dict[str, Any] = field(default_factory=dict)
     pages_refused: int = 0  # pages the host answered with a failure
     crashed_at: int | None = None  # tick at which the guest crashed
+    interrupted: bool = False  # SIGINT/SIGTERM stopped the run: records cover fewer ticks
+
+    @property
+    def complete(self) -> bool:
+        """Whether every tick asked for ran (a crash ends a run completely)."""
+        return not self.interrupted
 
 
 def in_band(size: int, target: int) -> bool:
@@ -321,13 +328,52 @@ def _outcomes(config: SimConfig, records: list[TickRecord]) -> list[TargetOutcom
     return out
 
 
+def _tick(
+    state: State,
+    tick: int,
+    checker: _Checker,
+    on_step: Callable[[State], None],
+    merge: bool,
+    result: SimResult,
+) -> State:
+    """Run tick ``tick`` and record it in ``result``; the state at its end."""
+    host = state.env.host
+    assert host is not None
+    env = state.env._replace(log=None, host=host.at_tick(tick))  # drop the log
+    state, steps = _run_tick(state._replace(env=env), checker, on_step, merge)
+    result.transitions += steps
+    reset = _count_events(result, state)
+    checker.check_state(state)
+    names, messages = checker.take()
+    for name in names:
+        if name in result.violations:
+            result.violations[name].ticks += 1
+        else:
+            result.violations[name] = ViolationSummary(tick, messages[name])
+    mem, now = state.env.memory, state.env.host
+    result.records.append(TickRecord(
+        tick, state.drv.size, host.at_tick(tick).target(), reset, tuple(names),
+        allocated=(mem.end - mem.base) - sum(e - b for b, e in mem.free),
+        held=now.held_frames() if now is not None else 0,
+        churn=sum(1 << ev["order"] for ev in events_of(state.env.log)
+                  if ev["ev"] == "alloc" and ev["pfn"] is not None),
+        batch_page=int(state.drv.batch_page is not None),
+    ))  # fmt: skip
+    return state
+
+
 def simulate(
-    config: SimConfig, progress: Progress | None = None, merge_spans: bool = True
+    config: SimConfig,
+    progress: Progress | None = None,
+    merge_spans: bool = True,
+    stop_on_interrupt: bool = False,
 ) -> SimResult:
     """Run ``config.ticks`` work ticks against the cooperative host; what happened.
 
     ``merge_spans=False`` observes every transition on its own, as
     :func:`model.properties.check_trace` does: the same findings, much slower.
+    With ``stop_on_interrupt`` a KeyboardInterrupt ends the run after the last whole
+    tick: the result covers the ticks done and says ``interrupted``.
     """
     result = SimResult(config)
     t0 = time.perf_counter()
@@ -344,31 +390,18 @@ def simulate(
         for name in names:
             result.violations[name] = ViolationSummary(-1, messages[name])
         for tick in range(config.ticks):
-            host = state.env.host
-            assert host is not None
-            env = state.env._replace(log=None, host=host.at_tick(tick))  # drop the log
-            state, steps = _run_tick(state._replace(env=env), checker, on_step, merge_spans)
-            result.transitions += steps
-            reset = _count_events(result, state)
-            checker.check_state(state)
-            names, messages = checker.take()
-            for name in names:
-                if name in result.violations:
-                    result.violations[name].ticks += 1
-                else:
-                    result.violations[name] = ViolationSummary(tick, messages[name])
-            mem, now = state.env.memory, state.env.host
-            result.records.append(TickRecord(
-                tick, state.drv.size, host.at_tick(tick).target(), reset, tuple(names),
-                allocated=(mem.end - mem.base) - sum(e - b for b, e in mem.free),
-                held=now.held_frames() if now is not None else 0,
-                churn=sum(1 << ev["order"] for ev in events_of(state.env.log)
-                          if ev["ev"] == "alloc" and ev["pfn"] is not None),
-            ))  # fmt: skip
-            done = tick + 1
-            on_step(state)
-            if state.loc == Loc.CRASHED:
-                result.crashed_at = tick
+            try:
+                state = _tick(state, tick, checker, on_step, merge_spans, result)
+                done = tick + 1
+                if state.loc == Loc.CRASHED:
+                    result.crashed_at = tick
+                on_step(state)
+                if result.crashed_at is not None:
+                    break
+            except KeyboardInterrupt:
+                if not stop_on_interrupt:
+                    raise
+                result.interrupted = result.crashed_at is None  # a crash ended it anyway
                 break
         host = state.env.host
         result.pages_refused = host.refused if host is not None else 0

@@ -153,14 +153,14 @@ def c_cell(status: str | None) -> str:
 SHORTEST_WORDS = {
     "property": "yes, for this property (SEED's own shortest counterexample of it)",
     "every input": "yes",
-    "pinned inputs": "yes, over the pinned inputs (proofs/pinned.py)",
+    "pinned inputs": "yes, over the pinned inputs (vmballoon/proofs/pinned.py)",
     "pinned shared inputs": "yes, over the pinned inputs with SEED and SEED + fix reading "
     "the same inputs at every step (a product; not every replay)",
     "shared inputs": "yes, with SEED and SEED + fix reading the same inputs at every step "
     "(a product; not every replay)",
     "not established": "not established",
 }
-"""A defect row's ``shortest`` (proofs/defects.py ``SHORTEST``) in the findings table."""
+"""A defect row's ``shortest`` (vmballoon/proofs/defects.py ``SHORTEST``) in the findings table."""
 
 
 def defects_table(results: dict[str, Any]) -> str:
@@ -304,11 +304,13 @@ def _throttle_note(results: dict[str, Any]) -> str:
     if seed is not None and seed["status"] == "violated":
         return (
             "`throttle` fails on the seed only after more than 512 allocations in one inflate "
-            "call; bounded model checking finds it with accelerated steps (proofs/accel.py: "
+            "call; bounded model checking finds it with accelerated steps "
+            "(vmballoon/proofs/accel.py: "
             "k successful allocations, k symbolic, in one transition, checked against k model "
             "steps by tests/test_accel.py), so its depth counts a batch of allocations as one "
             "transition. The search runs first with the inputs that do not matter at their "
-            "defaults (proofs/pinned.py: a sound under-approximation, so what it finds is a "
+            "defaults (vmballoon/proofs/pinned.py: a sound under-approximation, so what it "
+            "finds is a "
             "real trace), then, for what it does not find, over every input."
         )
     return (
@@ -335,8 +337,8 @@ def render(results: dict[str, Any]) -> str:
         "the protocol, the state, "
         "the control locations and every transition with the C lines it models, the "
         "environment, the properties with their status on the seed and on the fixed "
-        "driver, the fixes, and the findings. The executable form is `model/`; "
-        "`reference/` and `proofs/` are checked against it.",
+        "driver, the fixes, and the findings. The executable form is `vmballoon/model/`; "
+        "`vmballoon/reference/` and `vmballoon/proofs/` are checked against it.",
         "",
         "## Protocol constants",
         "",
@@ -354,10 +356,11 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Every result of this spec is claimed only for the environments these assumptions "
         "allow. They are declared once, in `vmballoon/core/assumptions.py`, each with an "
-        "executable predicate: the trace check (`model/properties.py`), the fuzzer and "
+        "executable predicate: the trace check (`vmballoon/model/properties.py`), the fuzzer and "
         "`vmballoon simulate` read the predicates, the Z3 proofs build one constraint per "
-        "name (`proofs/encoding.py` `ASSUMED` for the ones every property rests on, "
-        "`proofs/progress.py` `COOPERATIVE` for `progress`), and `vmballoon verify` names "
+        "name (`vmballoon/proofs/encoding.py` `ASSUMED` for the ones every property rests on, "
+        "`vmballoon/proofs/progress.py` `COOPERATIVE` for `progress`), and `vmballoon verify` "
+        "names "
         "them with every proved result. A test (`tests/test_assumptions.py`) checks on "
         "fuzzed concrete steps that each predicate holds exactly when the Z3 constraint of "
         "the same name holds on the abstraction of the step (for `guest_below_2_32` the Z3 "
@@ -388,14 +391,15 @@ def render(results: dict[str, Any]) -> str:
         "",
         properties_table(results),
         "",
-        "Each safety property's Z3 form (`proofs/props.py`) is the per-frame reading of "
-        "its Python twin (`model/properties.py`): the twin quantifies over every frame, the "
+        "Each safety property's Z3 form (`vmballoon/proofs/props.py`) is the per-frame reading of "
+        "its Python twin (`vmballoon/model/properties.py`): the twin quantifies over every "
+        "frame, the "
         "Z3 form speaks of one arbitrary frame f. They state the same thing: `no_leak` "
         "requires, like its twin counting the frames each owner covers, that a 2 MiB block "
         "is neither on a 4 KiB list nor the batch page (one frame owned, 511 leaked). The "
         "one difference is in form, not strength: a frame on two lists, or twice on one, "
         "which the twins of `ownership` and `accounting` reject, cannot be represented by "
-        "the abstraction (one `f_list`); `proofs/abstraction.py` raises NotRepresentable "
+        "the abstraction (one `f_list`); `vmballoon/proofs/abstraction.py` raises NotRepresentable "
         "for it and the conformance tests count such states.",
         "",
         f"FIXED proves every checked property: {'yes' if fixed_ok and results else 'no'}.",
@@ -411,10 +415,12 @@ def render(results: dict[str, Any]) -> str:
         "it too, so the violation is this defect's). `vmballoon replay SCENARIO --check` "
         "prints the violation; `--variant <flag> --property <property>` shows it cleared "
         "(exit 0). Found by `vmballoon verify` "
-        "(proofs/defects.py): the seed's own shortest counterexample of the property when "
+        "(vmballoon/proofs/defects.py): the seed's own shortest counterexample of the property "
+        "when "
         "the fix alone clears it, otherwise bounded model checking of SEED, SEED + the fix "
         "and FIXED without it on the same inputs (first with the inputs that do not matter "
-        "at their defaults, proofs/pinned.py); every scenario is minimised (inputs that do "
+        "at their defaults, vmballoon/proofs/pinned.py); every scenario is minimised (inputs "
+        "that do "
         "not matter at their defaults) and confirmed by replay. A row that is not "
         "`violated` says why (`unknown`: the search timed out). *shortest?* is what the "
         "search established of the depth: the seed's own shortest counterexample is the "
@@ -444,10 +450,11 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Inductive invariants",
         "",
-        "The invariants Houdini keeps (proofs/check.py): every conjunct is inductive "
+        "The invariants Houdini keeps (vmballoon/proofs/check.py): every conjunct is inductive "
         "together with the others, so each property among them holds in every reachable "
         "state, with no bound. For the seed the candidates are the properties, every "
-        "conjunct of the FIXED lemmas split mechanically (proofs/lemmas.py: origin *split "
+        "conjunct of the FIXED lemmas split mechanically (vmballoon/proofs/lemmas.py: origin "
+        "*split "
         "from ...*, derived, not written) and a few hand-written seed lemmas.",
         "",
         invariants_section(results),
@@ -489,9 +496,10 @@ def contents(body: list[str]) -> list[str]:
     return [*lines, ""]
 
 
-def write(results_path: Path | None = None) -> Path:
-    """Regenerate ``spec/reference.md``."""
-    out = SPEC / DOCUMENT
+def write(out_dir: Path, results_path: Path | None = None) -> Path:
+    """Regenerate ``reference.md`` in ``out_dir`` (a checkout's ``spec/``, or ``--out``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / DOCUMENT
     out.write_text(render(load_results(results_path)), encoding="utf-8")
     return out
 
@@ -552,17 +560,17 @@ def require_complete(raw: dict[str, Any]) -> None:
         )
 
 
-def import_verify(raw_path: Path) -> dict[str, Any]:
+def import_verify(raw_path: Path, out_dir: Path) -> dict[str, Any]:
     """Take a ``vmballoon verify --json`` output: its stable part and its counterexamples.
 
     Refuses (:class:`PartialResult`) a partial run; reads every counterexample
     scenario it names before writing anything, then copies them into
-    ``spec/findings/`` and returns the results as they are checked in.
+    ``out_dir/findings/`` and returns the results as they are checked in.
     """
     raw: dict[str, Any] = json.loads(raw_path.read_text(encoding="utf-8"))
     require_complete(raw)
     copies: dict[Path, str] = {}
-    findings = SPEC / "findings"
+    findings = out_dir / "findings"
     for r in [*raw.get("results", []), *raw.get("defects", [])]:
         src = r.get("scenario")
         if src and r.get("variant", "seed") == "seed":
@@ -571,7 +579,7 @@ def import_verify(raw_path: Path) -> dict[str, Any]:
             except OSError as exc:
                 raise ValueError(f"counterexample {src}: cannot read ({exc.strerror})") from None
     stable = stable_results(raw)
-    findings.mkdir(exist_ok=True)
+    findings.mkdir(parents=True, exist_ok=True)
     for target, text in copies.items():
         target.write_text(text, encoding="utf-8")
     stable["results"] = [

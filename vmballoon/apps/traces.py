@@ -28,7 +28,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import StringIO
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from vmballoon.core.env import Event, EventStack
 from vmballoon.core.protocol import (
@@ -49,6 +49,7 @@ from vmballoon.model.transitions import TRANSITIONS
 from vmballoon.model.tx import DEFLATE_LOCS
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
+MODEL_DESCRIPTION = "vmballoon-spec model replay: one state per transition"
 OPTIONAL_FIELDS = ("batch_page", "page", "doorbell", "ops")
 """Top-level fields that may be absent (C NULL pointers, an invalid doorbell handle)."""
 LOOP_FIELDS = ("num_pages", "allocations", "rate", "error", "cansleep", "is_2m")
@@ -60,6 +61,13 @@ VARS = ("action", "loc", *SMALL_FIELDS, "pages", "refused", "n_refused", "batch_
         "doorbell", "crashed", "stats", *LOOP_FIELDS, "events")  # fmt: skip
 """The variables of every ITF state, in order."""
 SAFE_INT = 1 << 53
+
+
+class TextSink(Protocol):
+    """Where a trace is streamed: anything with ``write(str)`` (a text file, stdout)."""
+
+    def write(self, text: str, /) -> int:
+        """Write ``text``."""
 
 
 @dataclass(frozen=True)
@@ -218,18 +226,18 @@ def _option(value: Any) -> list[Any]:
 class ItfWriter:
     """Writes an ITF document state by state (:meth:`begin`, :meth:`state`, :meth:`end`)."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextSink) -> None:
         self.out = out
         self.lists = [[_ListText() for _ in range(3)] for _ in range(2)]
         self.count = 0
 
-    def begin(self, source: str, checked: bool) -> None:
+    def begin(self, source: str, checked: bool, description: str = MODEL_DESCRIPTION) -> None:
         """The trace's ``#meta`` and ``vars``; then the states follow."""
         meta = {
             "format": "ITF",
             "format-description": ITF_DESCRIPTION,
             "source": source,
-            "description": "vmballoon-spec model replay: one state per transition",
+            "description": description,
             "checked": checked,
             "violations": "in each state's #meta" if checked else "not checked (--no-check)",
         }
@@ -276,10 +284,11 @@ class ItfWriter:
         self.out.write("\n]}\n")
 
 
-def write_itf(steps: Iterable[TraceStep], out: TextIO, source: str, checked: bool) -> int:
+def write_itf(steps: Iterable[TraceStep], out: TextSink, source: str, checked: bool,
+              description: str = MODEL_DESCRIPTION) -> int:  # fmt: skip
     """Stream ``steps`` as one ITF document to ``out``; the number of states."""
     writer = ItfWriter(out)
-    writer.begin(source, checked)
+    writer.begin(source, checked, description)
     for item in steps:
         writer.state(item, checked)
     writer.end()
@@ -416,7 +425,7 @@ def table_rows(
         previous = snap
 
 
-def write_table(steps: Iterable[TraceStep], out: TextIO, first: int = 0,
+def write_table(steps: Iterable[TraceStep], out: TextSink, first: int = 0,
                 stop: int | None = None, violations_only: bool = False) -> None:  # fmt: skip
     """Stream the table of :func:`table_rows` to ``out``."""
     out.write(TABLE_HEADER + "\n")

@@ -27,9 +27,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from vmballoon.apps.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.apps.verify_jobs import Board, DeepJob, DefectJob, Job, Row, plan, slots
-from vmballoon.core.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
@@ -62,7 +62,7 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument(
         "--variant", type=_variant_or_all, default="all",
-        help="all (seed and fixed), seed, fixed, fixed-<fix> or fix,fix,...",
+        help="all (seed and fixed), seed, fixed, upstream-stable, fixed-<fix> or fix,fix,...",
     )  # fmt: skip
     p.add_argument(
         "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,

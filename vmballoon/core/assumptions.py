@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
@@ -319,6 +320,39 @@ def broken(assumptions: tuple[Assumption, ...], guest: Guest,
     return out
 
 
+class GuestOf(Protocol):
+    """What :func:`scenario_outside` reads of a scenario (``vmballoon.core.scenario.Scenario``
+    has it)."""
+
+    @property
+    def frames(self) -> int: ...
+    @property
+    def pfn_base(self) -> int: ...
+    @property
+    def totalram(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Outside:
+    """A declared assumption a scenario's guest does not meet, and why."""
+
+    name: str
+    message: str
+
+
+def scenario_outside(
+    scenario: GuestOf, assumptions: tuple[Assumption, ...] = ASSUMPTIONS
+) -> list[Outside]:
+    """The guest-wide assumptions among ``assumptions`` (``pfn_below_2_52``,
+    ``totalram_below_2_32``, ``guest_below_2_32``) that ``scenario``'s guest violates, in
+    report order.  These are decided by the scenario alone; the assumptions about the
+    environment's answers in a tick need the trace (:func:`broken` with a
+    :class:`StepView`).  ``scenario_outside(sc, GLOBAL)`` non-empty: no property is
+    claimed for ``sc``, and a divergence on it is outside the declared assumptions."""
+    guest = Guest(scenario.frames, scenario.pfn_base, scenario.totalram)
+    return [Outside(name, msg) for name, msg in broken(assumptions, guest)]
+
+
 __all__ = [
     "ASSUMPTIONS",
     "BY_NAME",
@@ -331,7 +365,10 @@ __all__ = [
     "Assumption",
     "Command",
     "Guest",
+    "GuestOf",
+    "Outside",
     "StepView",
     "broken",
     "names_for",
+    "scenario_outside",
 ]

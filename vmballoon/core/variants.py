@@ -6,6 +6,15 @@ it changes and the consequence it prevents.  ``FIXED`` applies all of them.
 The model and the reference both take a :class:`Variant` and must agree on
 every variant, so a fix is specified here once, in words, and implemented
 twice, independently.
+
+``UPSTREAM_STABLE`` (named ``upstream-stable``) is what upstream fixed in 2018
+and the 4.9.y and 4.14.y stable trees (and the vendor kernels built on them)
+ship with the 1.5.0.0-k driver: ``batch_pfn`` ("fix inflation with batching"),
+``lock_64bit_refused`` ("fix inflation of 64-bit GFNs"),
+``no_2m_without_batching`` ("do not use 2MB without batching") and
+``doorbell_set_status`` ("VMCI_DOORBELL_SET does not check status"); the fifth
+stable fix, "fix VMCI use when balloon built into kernel" (``late_initcall``),
+changes no behaviour the spec models.
 """
 
 from __future__ import annotations
@@ -151,11 +160,15 @@ class Variant:
 
     @property
     def name(self) -> str:
-        """``seed``, ``fixed``, ``fixed-<fix>`` or a comma-separated list of fixes."""
+        """``seed``, ``fixed``, a named variant (``upstream-stable``), ``fixed-<fix>`` or a
+        comma-separated list of fixes; :func:`parse_variant` reads each back."""
         if not self.fixes:
             return "seed"
         if self.fixes == frozenset(FIX_NAMES):
             return "fixed"
+        for name, fixes in NAMED.items():
+            if self.fixes == fixes:
+                return name
         missing = set(FIX_NAMES) - self.fixes
         if len(missing) == 1:
             return f"fixed-{missing.pop()}"
@@ -166,17 +179,28 @@ class Variant:
         return Variant(self.fixes - {name})
 
 
+UPSTREAM_STABLE_FIXES: frozenset[str] = frozenset(
+    {"batch_pfn", "lock_64bit_refused", "no_2m_without_batching", "doorbell_set_status"}
+)
+"""The fixes upstream made in 2018 and the 4.9.y and 4.14.y stable trees carry."""
+NAMED: dict[str, frozenset[str]] = {"upstream-stable": UPSTREAM_STABLE_FIXES}
+"""Variants with a name of their own (besides ``seed``, ``fixed`` and ``fixed-<fix>``)."""
+
 SEED = Variant(frozenset())
 FIXED = Variant(frozenset(FIX_NAMES))
+UPSTREAM_STABLE = Variant(UPSTREAM_STABLE_FIXES)
 
 
 def parse_variant(text: str) -> Variant:
-    """``seed``, ``fixed``, ``fixed-<fix>`` (all fixes but one) or ``fix,fix,...``."""
+    """``seed``, ``fixed``, ``upstream-stable``, ``fixed-<fix>`` (all fixes but one) or
+    ``fix,fix,...``."""
     text = text.strip()
     if text == "seed":
         return SEED
     if text == "fixed":
         return FIXED
+    if text in NAMED:
+        return Variant(NAMED[text])
     if text.startswith("fixed-"):
         name = text[len("fixed-") :]
         if name not in FIX_NAMES:
@@ -188,7 +212,7 @@ def parse_variant(text: str) -> Variant:
     for n in names:
         if n not in FIX_NAMES:
             raise ValueError(
-                f"unknown variant or fix {n!r} (use seed, fixed, fixed-<fix> or "
-                f"a list of: {', '.join(FIX_NAMES)})"
+                f"unknown variant or fix {n!r} (use seed, fixed, "
+                f"{', '.join(NAMED)}, fixed-<fix> or a list of: {', '.join(FIX_NAMES)})"
             )
     return Variant(frozenset(names))

@@ -1,0 +1,982 @@
+"""One counterexample on the seed for every defect: what the bug does, and that its fix removes it.
+
+For a fix flag ``F`` the search looks, on SEED itself, for the shortest scenario
+that violates some property ``P`` while ``SEED + F`` (the seed with that one fix
+applied) does not violate ``P`` on the same inputs.  It is bounded model checking
+over a *product*: two copies of the encoding (:mod:`proofs.encoding`), SEED and
+SEED + F, driven by the same inputs at every step from the same initial state.
+At depth ``k`` it asks for ``¬P(seed_k) ∧ P(fix_0) ∧ ... ∧ P(fix_k)`` for some
+``P``; iterative deepening makes the first answer the shortest such scenario.
+Deep paths come for free: the copies may need a long interplay (a stale basic-mode
+page that happens to be the batch page, so that the host writes batch entries at
+all despite the seed's NULL batch PFN) and the search follows it.
+
+The solver's trace becomes a scenario of the contract (:func:`proofs.check.to_scenario`),
+is minimised (:mod:`proofs.minimize`) against the concrete replay, and is reported
+only when :func:`model.properties.check_trace` shows ``P`` violated on SEED and not
+violated on SEED + F.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import z3
+
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import FIXED, FIXES_BY_NAME, SEED, Variant
+from vmballoon.model.properties import check_trace
+from vmballoon.model.state import Loc
+from vmballoon.proofs.abstract_reach import FIELDS, Cone, Unknown, apart, both_steps
+from vmballoon.proofs.encoding import (
+    FIELD_NAMES,
+    INPUT_NAMES,
+    TRANSITIONS,
+    Expr,
+    initial,
+    loc_val,
+    make_inputs,
+    make_state,
+    reachable_locs,
+    transition,
+)
+from vmballoon.proofs.props import PROPERTIES
+from vmballoon.proofs.status import Status
+from vmballoon.proofs.zeval import equal_to, value_of
+
+if TYPE_CHECKING:
+    from vmballoon.proofs.check import Outcome
+
+DEFECT_DEPTH = 28
+"""Depth of the per-defect search (the longest interplay, ``warn_status_frees``, needs 25)."""
+
+
+def _solver(timeout: float) -> Any:
+    from vmballoon.proofs.check import _bv_solver
+
+    return _bv_solver(timeout)
+
+
+def product_search(
+    fix: str, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
+    window: bool = False, pinned: bool = False, blocked: list[list[int]] | None = None,
+    attribution: bool = True, prefix: Any = None, deadline: float | None = None,
+) -> tuple[str, str | None, int | None, Any]:  # fmt: skip
+    """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps
+    and that FIXED minus ``fix`` violates too (the three conditions of
+    :func:`confirm_defect`, so the search looks for what the replay will accept).
+
+    Three copies of the encoding driven by the same inputs at every step.  Iterative
+    deepening from ``start`` (a lower bound: SEED's shortest violation of any of
+    ``props``) finds the shortest.  With ``window`` the depths are asked in windows of
+    1, 2, 4, ... (one query for a violation at any depth of the window, fewer deep
+    queries for a deep interplay); the window that answers is narrowed down, so the
+    depth found is still the shortest.  With ``pinned`` the inputs outside
+    :data:`proofs.pinned.FREE_PRODUCT` are at their defaults (an under-approximation:
+    what it finds is real, "none" proves nothing).  ``blocked`` lists SEED location
+    paths not to answer again (their scenarios did not replay as the search said).
+    ``prefix`` (a :class:`proofs.check.Trace`, from :func:`divergence_search`) fixes
+    the initial state and the first inputs: the search then looks only for a way to
+    go on from there.  Without ``attribution`` the third copy (FIXED minus ``fix``)
+    is left out of the query (the replay still asks it, :func:`confirm_defect`).
+    No query runs past ``deadline`` (``time.monotonic()``): the search is then unknown.
+    Returns ``(status, property, depth, trace)``; ``status`` is ``found``, ``none``
+    (nothing up to ``depth``) or ``unknown``.
+    """
+    from vmballoon.proofs.check import Trace
+    from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+
+    names = props or list(PROPERTIES)
+    fixed = Variant(frozenset({fix}))
+    minus = FIXED.without(fix)
+    reach = reachable_locs(depth)
+    a, b, c = [make_state("a0_")], [make_state("b0_")], [make_state("c0_")]
+    inputs: list[dict[str, Expr]] = []
+    copies = (b, c) if attribution else (b,)
+    same = z3.And([a[0][n] == x[0][n] for x in copies for n in FIELD_NAMES])
+    fixed_start = [] if prefix is None else equal_to(a[0], prefix.states[0])
+    unrolled = [z3.And(initial(a[0]), same, *fixed_start)]
+    holds_b: list[dict[str, Expr]] = [{n: PROPERTIES[n](b[0]) for n in names}]
+    fails_c: list[dict[str, Expr]] = [{n: z3.Not(PROPERTIES[n](c[0])) for n in names}]
+    for k in range(1, depth + 1):
+        i = make_inputs(f"i{k - 1}_")
+        ta, tb, tc = make_state(f"a{k}_"), make_state(f"b{k}_"), make_state(f"c{k}_")
+        known = prefix is not None and k <= len(prefix.inputs)
+        given = equal_to(i, prefix.inputs[k - 1]) if known else []
+        unrolled.append(
+            z3.And(
+                *given,
+                transition(a[-1], i, ta, SEED, reach[k - 1]),
+                transition(b[-1], i, tb, fixed, reach[k - 1]),
+                *([transition(c[-1], i, tc, minus, reach[k - 1])] if attribution else []),
+                *(pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []),
+            )
+        )
+        inputs.append(i)
+        a.append(ta)
+        b.append(tb)
+        c.append(tc)
+        holds_b.append({n: PROPERTIES[n](tb) for n in names})
+        fails_c.append({n: z3.Not(PROPERTIES[n](tc)) for n in names})
+
+    def goal(k: int) -> Expr:
+        return z3.Or([
+            z3.And(z3.Not(PROPERTIES[n](a[k])), *(h[n] for h in holds_b[: k + 1]),
+                   *([z3.Or([f[n] for f in fails_c[: k + 1]])] if attribution else []))
+            for n in names
+        ])  # fmt: skip
+
+    ask = _depth_query(unrolled, goal, a, blocked, timeout, deadline)
+    status, m, k = _shortest(ask, start, depth, window)
+    if status != "found":
+        return status, None, k, None
+    prop = next(
+        n for n in names
+        if z3.is_false(m.eval(PROPERTIES[n](a[k]), model_completion=True))
+        and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
+    )  # fmt: skip
+    trace = Trace(
+        [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
+        [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
+    )
+    return "found", prop, k, trace
+
+
+@cache
+def fix_locations(fix: str) -> frozenset[Loc]:
+    """The locations whose step ``fix`` can change: from some state at the location and
+    some inputs, SEED and SEED + ``fix`` take different steps (one query of one step per
+    location; a location where the solver cannot tell counts as changed).  Everywhere
+    else the two drivers step alike, so they can part only here."""
+    fixed = Variant(frozenset({fix}))
+    out = set()
+    for loc in TRANSITIONS:
+        s, i = make_state("s_"), make_inputs("i_")
+        ts, tf = make_state("ts_"), make_state("tf_")
+        sol = _solver(30.0)
+        sol.add(s["loc"] == loc_val(loc), *both_steps(s, i, ts, tf, fixed, frozenset({loc})),
+                apart(ts, tf))  # fmt: skip
+        if sol.check() != z3.unsat:
+            out.add(loc)
+    return frozenset(out)
+
+
+def divergence_search(
+    fix: str, depth: int, timeout: float, start: int = 0, pinned: bool = True,
+    blocked: list[list[int]] | None = None, cone: Cone | None = None,
+    shows: list[str] | None = None,
+) -> tuple[str, int | None, Any]:  # fmt: skip
+    """The shortest run of SEED after which SEED and SEED + ``fix`` part: the first step
+    whose successor differs between the two from the same state and the same inputs.
+
+    Until that step the two drivers are the same (same inputs, same transitions), so a
+    single copy of the encoding describes both: a query of one copy and one doubled
+    step, where :func:`product_search` carries every copy all the way.  That is what
+    makes a deep interplay affordable (``warn_status_frees``: 24 steps of SEED, two
+    ticks with a reset between them, before its fix changes anything).  Galloping
+    windows of depths from ``start`` as in :func:`product_search`.  The doubled step is
+    written only for the locations the fix changes (:func:`fix_locations`): a depth
+    where none of them is reachable is skipped.  With ``cone`` (pinned inputs only) the
+    run of depth ``k`` is held to the abstract runs that may part the drivers at ``k``
+    (:meth:`proofs.abstract_reach.Cone.constraint`): an over-approximation of every run
+    that does, so no divergence is lost, and the deep queries get several times cheaper.
+    With ``shows`` the parting step must also break one of those properties on SEED's
+    side and keep it on the fixed side (a violation in the parting transition itself).
+    Returns
+    ``(status, k, trace)``: ``trace`` holds SEED's states ``0..k+1`` and the inputs
+    ``0..k`` (those of the step that parts the drivers included).
+    """
+    from vmballoon.proofs.check import Trace
+    from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+
+    fixed = Variant(frozenset({fix}))
+    reach = reachable_locs(depth)
+    a, inputs = [make_state("a0_")], []
+    unrolled = [initial(a[0])]
+    for k in range(depth + 1):
+        i = make_inputs(f"i{k}_")
+        inputs.append(i)
+        if k < depth:
+            t = make_state(f"a{k + 1}_")
+            pins = pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []
+            unrolled.append(z3.And(transition(a[-1], i, t, SEED, reach[k]), *pins))
+            a.append(t)
+    changed = fix_locations(fix)
+    parted: list[tuple[Expr, dict[str, Expr]]] = []
+    for k in range(depth + 1):
+        ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")
+        where = reach[k] & changed
+        if not where:
+            parted.append((z3.BoolVal(False), ts))
+            continue
+        breaks = [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])
+                  ] if shows else []  # fmt: skip
+        parted.append((z3.And(
+            *both_steps(a[k], inputs[k], ts, tf, fixed, where),
+            *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
+            apart(ts, tf), *breaks,
+        ), ts))  # fmt: skip
+
+    goals: dict[int, Expr] = {}
+
+    def goal(k: int) -> Expr:
+        if k not in goals:
+            goals[k] = parted[k][0]
+            if cone is not None and pinned:
+                with suppress(Unknown):  # no abstract cone: the query as it is
+                    goals[k] = z3.And(parted[k][0], cone.constraint(a, k))
+        return goals[k]
+
+    ask = _depth_query(unrolled, goal, a, blocked, timeout)
+    status, m, k = _shortest(ask, start, depth, window=False)  # one depth per query: cheaper
+    if status != "found":
+        return status, k, None
+    trace = Trace(
+        [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in [*a[: k + 1], parted[k][1]]],
+        [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[: k + 1]],
+    )
+    return "found", k, trace
+
+
+def _depth_query(
+    unrolled: list[Expr], goal: Callable[[int], Expr], states: list[dict[str, Expr]],
+    blocked: list[list[int]] | None, timeout: float, deadline: float | None = None,
+) -> Callable[[int, int], tuple[Any, Any, int]]:  # fmt: skip
+    """The query :func:`_shortest` asks: ``goal`` at some depth in ``lo..hi`` after the
+    first ``hi`` steps of ``unrolled``, no run following a ``blocked`` location path of
+    ``states``, no query past ``deadline``; it answers ``(result, model, least depth)``."""
+
+    def unblocked(hi: int) -> list[Expr]:
+        return [
+            z3.Not(z3.And([states[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
+            for path in blocked or [] if len(path) - 1 <= hi
+        ]  # fmt: skip
+
+    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if left < 1:
+            return z3.unknown, None, hi
+        sol = _solver(left)
+        sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
+        r = sol.check()
+        if r != z3.sat:
+            return r, None, hi
+        m = sol.model()
+        k = next(k for k in range(lo, hi + 1)
+                 if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
+        return r, m, k
+
+    return ask
+
+
+def _shortest(ask: Callable[[int, int], tuple[Any, Any, int]], lo: int, depth: int,
+              window: bool = True) -> tuple[str, Any, int]:  # fmt: skip
+    """Galloping windows of depths from ``lo`` (1, 2, 4, ... per query), the window that
+    answers narrowed down to its least depth: ``(status, model, depth)``."""
+    size = 1
+    while lo <= depth:
+        hi = min(depth, lo + size - 1)
+        r, m, k = ask(lo, hi)
+        if r == z3.unknown:
+            return "unknown", None, hi
+        if r == z3.unsat:
+            lo, size = hi + 1, size * 2 if window else 1
+            continue
+        while k > lo:
+            r2, m2, k2 = ask(lo, k - 1)
+            if r2 == z3.unknown:
+                return "unknown", None, k - 1
+            if r2 == z3.unsat:
+                break
+            m, k = m2, k2
+        return "found", m, k
+    return "none", None, depth
+
+
+def violates(sc: Scenario, variant: Variant, prop: str) -> list[dict[str, Any]]:
+    """The violations of ``prop`` replaying ``sc`` on ``variant`` (the model)."""
+    return [v.to_json() for v in check_trace(sc, variant, frozenset({prop}))]
+
+
+def shows(sc: Scenario, prop: str, fix: str) -> bool:
+    """SEED violates ``prop`` on ``sc`` and SEED + ``fix`` does not."""
+    if not violates(sc, SEED, prop):
+        return False
+    return not violates(sc, Variant(frozenset({fix})), prop)
+
+
+def confirm_defect(fix: str, prop: str, sc: Scenario) -> tuple[bool, dict[str, Any]]:
+    """Whether ``sc`` shows the defect of ``fix`` through ``prop``; the evidence.
+
+    Shown: SEED violates ``prop``, SEED + ``fix`` does not, and FIXED minus ``fix``
+    violates it too (so the violation is this defect's, not another one's that the
+    fix happens to mask).
+    """
+    seed_v = violates(sc, SEED, prop)
+    fix_v = violates(sc, Variant(frozenset({fix})), prop)
+    minus_v = violates(sc, FIXED.without(fix), prop)
+    ok = bool(seed_v) and not fix_v and bool(minus_v)
+    return ok, {"seed": seed_v, "seed_plus_fix": fix_v, "fixed_minus_fix": minus_v}
+
+
+def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
+    """The properties of ``props`` (in their order) through which ``sc`` shows the
+    defect of ``fix`` (:func:`confirm_defect` of each), with one replay per variant."""
+    names = frozenset(props)
+    on_seed = {v.prop for v in check_trace(sc, SEED, names)}
+    if not on_seed:
+        return []
+    on_fix = {v.prop for v in check_trace(sc, Variant(frozenset({fix})), names & on_seed)}
+    rest = names & on_seed - on_fix
+    on_minus = {v.prop for v in check_trace(sc, FIXED.without(fix), rest)} if rest else set()
+    return [p for p in props if p in on_seed and p not in on_fix and p in on_minus]
+
+
+SHORTEST = {
+    "property": "SEED violates the property in no fewer transitions on any input",
+    "every input": "no scenario shows the defect in fewer transitions, on any input (SEED "
+                   "violates none of the properties looked at in fewer: its own BMC)",
+    "pinned inputs": "no scenario of the pinned inputs (vmballoon/proofs/pinned.py) shows the "
+                     "defect in fewer transitions (before SEED and SEED + fix part they are one)",
+    "pinned shared inputs": "no scenario of the pinned inputs shows the defect in fewer "
+                            "transitions when SEED and SEED + fix read the same inputs at "
+                            "every step (a product of the two: once they issue different "
+                            "commands a replay feeds them different answers, which it does "
+                            "not cover)",
+    "shared inputs": "no scenario shows the defect in fewer transitions when SEED and SEED + "
+                     "fix read the same inputs at every step (a product: see above)",
+    "not established": "a shorter scenario may show the defect",
+}
+"""What a defect row's ``shortest`` claims of its depth (None: no scenario)."""
+
+
+@dataclass
+class DefectRow:
+    """The per-defect result: a row of ``verify --json``'s ``defects``.  ``shortest`` is
+    what the search established of its depth (:data:`SHORTEST`); ``c`` what the compiled
+    C showed replaying the scenario (:mod:`vmballoon.apps.cexreplay`), in the JSON only
+    when it was replayed."""
+
+    fix: str
+    lines: str
+    prop: str | None
+    depth: int | None
+    status: Status
+    seconds: float
+    source: str
+    scenario: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    shortest: str | None = None
+    c: dict[str, Any] | None = field(default=None, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "c"}
+        if self.c is not None:
+            doc["c"] = self.c
+        return doc
+
+
+def defect_row(
+    fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: Status,
+    seconds: float, source: str, out_dir: Path | None, detail: str = "",
+    shortest: str | None = None,
+) -> DefectRow:  # fmt: skip
+    """The per-defect result (and its scenario file, with ``meta``, in ``out_dir``);
+    ``shortest`` is what the search established of its depth (:data:`SHORTEST`)."""
+    assert shortest is None or shortest in SHORTEST, shortest
+    row = DefectRow(fix, lines_of(fix), prop, depth, status, seconds, source, detail=detail,
+                    shortest=shortest if status == Status.VIOLATED else None)  # fmt: skip
+    if sc is not None and prop is not None:
+        ok, evidence = confirm_defect(fix, prop, sc)
+        row.evidence = evidence
+        if not ok:
+            row.status = Status.UNCONFIRMED
+        elif evidence["seed"]:  # the depth of the scenario kept (minimising may move it)
+            depth = row.depth = min(int(v["step"]) for v in evidence["seed"])
+        if out_dir is not None:
+            from vmballoon.proofs.check import write_scenario
+
+            meta = {"property": prop, "variant": "seed", "depth": depth, "defect": fix}
+            path = write_scenario(out_dir / f"defect.{fix}.scenario.json", sc, meta)
+            row.scenario = str(path)
+    return row
+
+
+class Notes(list[str]):
+    """What a defect's search says of itself, in order, and whether one of its searches
+    was left undecided (a solver unknown, a spent budget): then "no scenario" is not
+    established and the row is ``unknown``, never ``none``."""
+
+    undecided: bool = False
+
+    def unsure(self, text: str) -> None:
+        """Say ``text``, a search that did not decide."""
+        self.append(text)
+        self.undecided = True
+
+
+def _note(notes: list[str], text: str, *, undecided: bool) -> None:
+    """Append ``text`` to ``notes``; flag them undecided (:class:`Notes`) when so."""
+    if undecided and isinstance(notes, Notes):
+        notes.unsure(text)
+    else:
+        notes.append(text)
+
+
+def _minimal(fix: str, prop: str, raw: Scenario) -> Scenario:
+    """``raw`` minimised (:mod:`proofs.minimize`) while it shows the defect through
+    ``prop`` no later than ``raw`` does: minimising must not trade inputs for
+    transitions, so the depth found stays the depth reported."""
+    from vmballoon.proofs.minimize import minimize
+
+    last = _first_step(prop, raw)
+
+    def keep(sc: Scenario) -> bool:
+        ok, evidence = confirm_defect(fix, prop, sc)  # its SEED replay gives the step too
+        return ok and min(int(v["step"]) for v in evidence["seed"]) <= last
+
+    return minimize(raw, keep)
+
+
+ATTEMPTS = 3
+"""Answers per search whose scenario the replay does not confirm before it gives up."""
+
+SAME_DEPTH_ATTEMPTS = 3
+"""Runs parting SEED and SEED + fix at the least depth that :func:`first_divergence` asks
+for before it settles for one whose scenario shows nothing."""
+
+PRODUCT_BUDGET = 150.0
+"""Seconds the three-copy product searches of one defect may take in all before the
+search goes on from the divergences (:func:`defect_job`).  The two defects that need
+the product (``lock_64bit_refused``, ``reset_needs_ops``) are found in 5-17 s on this
+machine, a tenth of the budget, so a loaded CI machine does not cut them short; a
+product that has not answered by then is too deep for three copies (``warn_status_frees``
+gave no answer up to depth 27 in 280 s before its first divergence was searched first,
+which now finds it without the product)."""
+
+GAP_DEPTH = 16
+"""Deepest scenario :func:`_in_the_gap` asks the product for.  Between a divergence at
+transition 11 and its violation at 14 (lock_64bit_refused) the two-copy product answers
+in 1.6 s; at depth 25 (warn_status_frees, parting at 25, violation at 26) it gave no
+answer in 30 s, and that gap is decided by one-step queries instead."""
+
+SUFFIX = 6
+"""Steps after SEED and SEED + fix part within which the violation is looked for."""
+
+
+def product_shortest(pinned: bool, blocked: bool, k: int | None, start: int,
+                     exact: bool) -> str:  # fmt: skip
+    """What a product search's answer at depth ``k`` establishes (:data:`SHORTEST`).
+
+    The product drives its copies with one input per step: "shared inputs".  Only when
+    ``k`` is the lower bound ``start`` that SEED's own BMC gives (``exact``: single copy,
+    every input, iterative deepening) does it hold over every input: no scenario of
+    fewer transitions breaks any of the properties on SEED at all.  An answer after a
+    blocked one is not the shortest."""
+    if blocked:
+        return "not established"
+    if exact and k == start:
+        return "every input"
+    return "pinned shared inputs" if pinned else "shared inputs"
+
+
+def first_divergence(
+    fix: str, props: list[str], depth: int, timeout: float, notes: list[str]
+) -> tuple[int, Any, list[str]] | None:
+    """The shortest run of SEED (pinned inputs) after which SEED and SEED + ``fix`` part
+    (:func:`divergence_search`), as ``(k, trace, shown)``: the drivers part at
+    transition ``k + 1``, and ``shown`` lists the properties of ``props`` (in their
+    order) whose violation that transition shows (:func:`confirm_defect`), empty when
+    none.  None when they never part up to ``depth`` or the solver cannot tell (said in
+    ``notes``).
+
+    Until they part the two drivers' states are equal, so are their properties: no
+    scenario of the pinned inputs shorter than ``k + 1`` transitions shows the defect.
+    A violation in transition ``k + 1`` is therefore the shortest, and otherwise
+    ``k + 1`` is a lower bound for the pinned product search.
+
+    The depths below the abstract bound (:meth:`proofs.abstract_reach.Cone.bound`) are
+    not asked: no run parts the drivers there; each deeper query is held to the abstract
+    cone of its depth (:meth:`~proofs.abstract_reach.Cone.constraint`).  A run that parts
+    them at ``k`` but whose scenario shows nothing (it may have come through another
+    defect that already broke the property on both drivers) is blocked and the same depth
+    asked again, up to :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not
+    rest on the model the solver happened to give first.  A run whose scenario shows the
+    defect only some transitions after the parting one is kept unless another run shows
+    it in the parting transition itself (:func:`_in_parting_step`)."""
+    from vmballoon.proofs.check import to_scenario
+
+    cone: Cone | None
+    try:
+        cone = Cone(fix, fix_locations(fix), timeout)
+        bound = cone.bound(depth - 1)
+    except Unknown:  # no abstraction: every depth is asked, each query as it is
+        cone, bound = None, 0
+    if bound > depth - 1:
+        notes.append(_no_divergence("none", depth, None) + " (abstract reachability)")
+        return None
+    if bound > 0:
+        notes.append(f"no run of SEED parts them before transition {bound + 1}: abstract "
+                     f"reachability over {', '.join(FIELDS)} (vmballoon/proofs/abstract_reach.py)")
+    status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True, cone=cone)
+    if status != "found" or k is None or trace is None:
+        _note(notes, _no_divergence(status, depth, k), undecided=status == "unknown")
+        return None
+    first = trace  # the one reported when no run of depth k shows anything
+    blocked: list[list[int]] = []
+    for _ in range(SAME_DEPTH_ATTEMPTS):
+        raw = to_scenario(trace, SEED)
+        shown = confirmed(fix, props, raw)
+        if shown:
+            if _first_step(shown[0], raw) > k + 1:
+                return _in_parting_step(fix, shown[0], props, k, timeout, cone, notes) or (
+                    k, trace, shown)
+            return k, trace, shown
+        blocked.append([int(st["loc"]) for st in trace.states[: k + 1]])
+        again, k2, trace2 = divergence_search(fix, k, timeout, k, True, blocked, cone)
+        if again != "found" or k2 != k or trace2 is None:
+            break
+        trace = trace2
+    return k, first, []
+
+
+def _first_step(prop: str, sc: Scenario) -> int:
+    """The transition at which SEED first violates ``prop`` on ``sc``."""
+    return min(int(v["step"]) for v in violates(sc, SEED, prop))
+
+
+def _in_parting_step(
+    fix: str, prop: str, props: list[str], k: int, timeout: float, cone: Cone | None,
+    notes: list[str],
+) -> tuple[int, Any, list[str]] | None:  # fmt: skip
+    """A run parting SEED and SEED + ``fix`` at depth ``k`` whose parting transition
+    itself shows the defect through ``prop`` (the shortest there can be), when the first
+    run found shows it only some transitions later: ``(k, trace, shown)`` as
+    :func:`first_divergence` gives it, or None (said in ``notes``) when there is none."""
+    from vmballoon.proofs.check import to_scenario
+
+    if not _may_show_in_one_step(fix, prop, timeout):
+        notes.append(f"no step of SEED parting it from SEED + {fix} breaks {prop} "
+                     f"(one-step query): it shows only after they part")  # fmt: skip
+        return None
+    status, k2, trace = divergence_search(fix, k, timeout, k, True, cone=cone, shows=[prop])
+    if status == "found" and k2 == k and trace is not None:
+        raw = to_scenario(trace, SEED)
+        if confirm_defect(fix, prop, raw)[0] and _first_step(prop, raw) == k + 1:
+            return k, trace, confirmed(fix, props, raw)
+    _note(notes, f"no run of the pinned inputs shows {prop} in the transition that parts "
+          f"them ({'solver unknown' if status == 'unknown' else 'none'} at depth {k})",
+          undecided=status == "unknown")  # fmt: skip
+    return None
+
+
+def _may_show_in_one_step(fix: str, prop: str, timeout: float) -> bool:
+    """Whether from some state (reachable or not) at a location ``fix`` changes, with the
+    pinned inputs, the step of SEED breaks ``prop`` while the step of SEED + ``fix``
+    keeps it: one step of the encoding, a cheap over-approximation of the deep query of
+    :func:`_in_parting_step` (False: that query is unsatisfiable; unknown counts as
+    True)."""
+    from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+
+    s, i = make_state("one_s_"), make_inputs("one_i_")
+    ts, tf = make_state("one_ts_"), make_state("one_tf_")
+    sol = _solver(timeout)
+    sol.add(*both_steps(s, i, ts, tf, Variant(frozenset({fix})), fix_locations(fix)),
+            *pin(i, FREE_PRODUCT, RESET_TOO),
+            z3.Not(PROPERTIES[prop](ts)), PROPERTIES[prop](tf))  # fmt: skip
+    return bool(sol.check() != z3.unsat)
+
+
+def _in_the_gap(
+    fix: str, props: list[str], lo: int, hi: int, timeout: float
+) -> tuple[tuple[str, Scenario, int] | None, bool, str]:  # fmt: skip
+    """Whether a scenario of ``lo..hi`` transitions (pinned inputs) shows the defect, when
+    the drivers part at transition ``lo`` and the first scenario found shows it at
+    ``hi + 1``: the product of SEED and SEED + ``fix`` (two copies: without FIXED minus
+    ``fix``, a weaker condition, so "none" holds of the defect too), iterative deepening
+    from ``lo``, asked up to depth :data:`GAP_DEPTH`.  A gap that is the parting
+    transition alone (``lo == hi``) needs no product when no step from a location the
+    fix changes can break a property on SEED's side only (:func:`_may_show_in_one_step`):
+    the scenarios of ``lo`` transitions are the runs of the drivers, one until that step.
+    Returns ``(shorter, established, words)``: ``shorter`` is ``(property, scenario,
+    depth)`` when one is found and the replay confirms it; ``established`` whether the
+    depth reported (``shorter``'s, else ``hi + 1``) is the shortest over the pinned
+    inputs; ``words`` say why."""
+    from vmballoon.proofs.check import to_scenario
+
+    if lo == hi and not any(_may_show_in_one_step(fix, p, timeout) for p in props):
+        return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
+                            f"the drivers are one, and no step that parts them breaks "
+                            f"{', '.join(props)} on SEED's side alone: one-step queries)")
+    unknown = (f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
+               f"transitions (not established: ")  # fmt: skip
+    if hi > GAP_DEPTH:
+        return None, False, unknown + f"the product over that gap is asked up to depth " \
+            f"{GAP_DEPTH} only)"
+    status, prop, k, trace = product_search(fix, hi, timeout, props, lo, False, True,
+                                            attribution=False)  # fmt: skip
+    if status == "none":
+        return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
+                            f"the drivers are one, and the product of SEED and SEED + {fix} "
+                            f"finds no scenario of {lo} to {hi} transitions)")  # fmt: skip
+    if status == "found" and prop is not None and k is not None and trace is not None:
+        raw = to_scenario(trace, SEED)
+        if confirm_defect(fix, prop, raw)[0]:
+            sc = _minimal(fix, prop, raw)
+            return (prop, sc, _first_step(prop, sc)), True, (
+                f"a shorter one from the product of SEED and SEED + {fix} (iterative "
+                f"deepening from transition {lo}): the shortest over the pinned inputs")
+    what = "solver unknown" if status == "unknown" else "an answer the replay does not confirm"
+    return None, False, unknown + f"the product over that gap gave {what})"
+
+
+def _no_divergence(status: str, depth: int, k: int | None) -> str:
+    """The note for a divergence search that found nothing (``none`` or ``unknown``)."""
+    return "divergence of SEED and SEED + fix (pinned inputs): " + (
+        f"none up to depth {depth}" if status == "none"
+        else f"solver unknown (timeout) at depth {k}"
+    )  # fmt: skip
+
+
+def _parted_at(fix: str, k: int) -> str:
+    """How a divergence found at step ``k`` is told in a defect's detail."""
+    return (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
+            f"SEED, pinned inputs: vmballoon/proofs/pinned.py)")  # fmt: skip
+
+
+def _via_divergence(
+    fix: str, props: list[str], depth: int, start: int, timeout: float,
+    first: tuple[int, Any], notes: list[str],
+) -> tuple[str, int, Scenario, str] | None:  # fmt: skip
+    """A scenario showing the defect found from where SEED and SEED + ``fix`` part.
+
+    :func:`divergence_search` finds the shortest run of SEED (pinned inputs) after which
+    the two drivers take different steps; the scenario of that run is the defect's
+    when the replay confirms it (:func:`confirm_defect`) for one of ``props``;
+    otherwise a product search goes on from there for up to :data:`SUFFIX` steps.  A
+    divergence that shows nothing is blocked and the next shortest asked, up to
+    :data:`ATTEMPTS` times, starting from ``first``, the shortest divergence
+    (:func:`first_divergence`: ``(k, trace)``).  Returns ``(property, depth, scenario,
+    how)`` or None (what happened is appended to ``notes``).
+    """
+    from vmballoon.proofs.check import to_scenario
+
+    blocked: list[list[int]] = []
+    for attempt in range(ATTEMPTS):
+        k: int | None
+        if attempt == 0:
+            status, (k, trace) = "found", first
+        else:
+            status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
+                                                 True, blocked)  # fmt: skip
+        if status != "found" or k is None or trace is None:
+            _note(notes, _no_divergence(status, depth, k), undecided=status == "unknown")
+            return None
+        how = _parted_at(fix, k)
+        raw = to_scenario(trace, SEED)
+        for prop in props:
+            if confirm_defect(fix, prop, raw)[0]:
+                return prop, k + 1, raw, how + "; the violation is that transition's"
+        hi = min(depth, k + 1 + SUFFIX)
+        st, prop2, k2, tr2 = product_search(fix, hi, timeout, props, k + 1, True, True,
+                                            prefix=trace)  # fmt: skip
+        if st == "found" and prop2 is not None and k2 is not None and tr2 is not None:
+            raw = to_scenario(tr2, SEED)
+            if confirm_defect(fix, prop2, raw)[0]:
+                return prop2, k2, raw, how + (f"; the shortest violation after it (product BMC "
+                                              f"of SEED, SEED + {fix} and FIXED minus {fix})")
+        blocked.append([int(st_["loc"]) for st_ in trace.states[: k + 1]])
+    notes.append(f"divergence: {ATTEMPTS} runs where SEED and SEED + {fix} part, none shows it")
+    return None
+
+
+def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a process of its own, its last argument (a list of notes) updated.
+
+    Z3's answers depend on every term the process built before the query, and how far
+    the product search got before its budget ran out depends on the machine's speed: a
+    search run after it would answer differently from run to run.  In a fresh process
+    it asks the same queries in the same order every time, so two runs write the same
+    scenario.  (The same holds of the first divergence search, whichever jobs the worker
+    running the defect ran before.)"""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    *rest, notes = args
+    # spawned, not forked: a forked child would inherit the terms of its parent
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        found, more, undecided = pool.submit(_with_notes, fn, *rest).result()
+    notes.extend(more)
+    if undecided:
+        _note(notes, "", undecided=True)
+        notes.pop()  # the flag, not the empty note
+    return found
+
+
+def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str], bool]:
+    notes = Notes()
+    found = fn(*args, notes)
+    return found, list(notes), notes.undecided
+
+
+def divergence_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The first divergence of SEED and SEED + ``job["fix"]`` (:func:`first_divergence`,
+    in a fresh process) for a defect whose search is yet to be planned: ``verify`` runs
+    it as soon as the seed's own counterexamples are known not to show the defect,
+    before the fix-necessity results that the search's properties wait for.  ``props``
+    is a superset of those (every property not proved on SEED);
+    :func:`defect_job` narrows what the run shows to its own properties, or searches
+    again where the run stopped at a scenario that shows only others.  Returns
+    ``{"fix", "first", "notes", "undecided", "seconds"}``."""
+    t0 = time.monotonic()
+    notes = Notes()
+    first = _in_fresh_process(first_divergence, str(job["fix"]), list(job["props"]),
+                              int(job["depth"]), float(job["timeout"]), notes)  # fmt: skip
+    return {"fix": job["fix"], "props": list(job["props"]), "first": first,
+            "notes": list(notes), "undecided": notes.undecided,
+            "seconds": time.monotonic() - t0}  # fmt: skip
+
+
+def _divergence_for(
+    fix: str, props: list[str], depth: int, timeout: float, early: dict[str, Any] | None,
+    notes: list[str],
+) -> tuple[int, Any, list[str]] | None:  # fmt: skip
+    """:func:`first_divergence` for ``props``: the result of the :func:`divergence_job`
+    run ahead (``early``, over a superset of ``props``) where it answers for ``props``,
+    else computed now in a fresh process.
+
+    The early run asks the same queries (a fresh process each time) and stops at the
+    first run of the parting depth that shows any of its properties.  When the first of
+    them (in the order of :data:`PROPERTIES`, which both lists keep) is in ``props``, a
+    search over ``props`` alone stops at the same run (the runs before it show none of
+    the superset) and asks the same further query (:func:`_in_parting_step`, about that
+    property), so its answer is the one computed now would be."""
+    if early is not None and set(props) <= set(early["props"]):
+        first = early["first"]
+        if first is None or not first[2] or first[2][0] in props:
+            notes.extend(early["notes"])
+            if early.get("undecided") and isinstance(notes, Notes):
+                notes.undecided = True
+            if first is None:
+                return None
+            k, trace, shown = first
+            return k, trace, [p for p in shown if p in props]
+    found: tuple[int, Any, list[str]] | None = _in_fresh_process(
+        first_divergence, fix, props, depth, timeout, notes
+    )
+    return found
+
+
+def defect_job(job: dict[str, Any]) -> DefectRow:
+    """A per-defect search (``vmballoon verify``'s obligation ``defect``).
+
+    First where SEED and SEED + fix part (:func:`first_divergence`, in a fresh process:
+    one copy of the encoding, cheap even when deep): when the transition that parts them
+    shows the defect, that scenario is the shortest over the pinned inputs and no product
+    is needed.  Otherwise the product search (:func:`product_search`) over the pinned
+    environment (:mod:`proofs.pinned`), from the lower bound the divergence gives, then
+    over every input; when neither shows the defect in :data:`PRODUCT_BUDGET`, from the
+    divergences on (:func:`_via_divergence`).  An answer whose scenario the replay does
+    not confirm (the copies share each step's inputs, a replay consumes the scenario's
+    answers in order: where the variants issue different commands they can part) is
+    blocked by its location path and the search asked again, up to :data:`ATTEMPTS`
+    times; what is reported is always what the replay shows.
+    """
+    from vmballoon.proofs.check import to_scenario
+
+    t0 = time.monotonic()
+    fix, props = str(job["fix"]), list(job["props"])
+    out_dir = Path(job["out"]) if job.get("out") else None
+    depth, start = int(job["depth"]), int(job.get("start", 0))
+    window = bool(job.get("window", False))
+    exact = bool(job.get("start_exact", False))
+    timeout = float(job["timeout"])
+    notes = Notes()
+    early = job.get("divergence")
+    if early is not None:
+        t0 -= float(early["seconds"])  # the search began with the divergence job
+    first = _divergence_for(fix, props, depth, timeout, early, notes)
+    lower = {True: start, False: start}
+    if first is not None:
+        k0, trace0, shown_by = first
+        shown = shown_by[0] if shown_by else None
+        how = _parted_at(fix, k0)
+        if shown is not None:
+            sc = _minimal(fix, shown, to_scenario(trace0, SEED))
+            step = _first_step(shown, sc)
+            established = True
+            if step == k0 + 1:
+                said = (f"{how}; the violation is that transition's: the shortest over the "
+                        f"pinned inputs (before they part the two drivers are in the same "
+                        f"states, so no run of fewer transitions tells them apart)")  # fmt: skip
+            else:
+                shorter, established, words = _in_the_gap(fix, props, k0 + 1, step - 1,
+                                                          timeout)  # fmt: skip
+                if shorter is not None:
+                    shown, sc, step = shorter
+                said = f"{how}; the violation shows at transition {step}: {words}"
+            # the parting transition itself: one copy before it; a gap: a product
+            shortest = ("pinned inputs" if step == k0 + 1 else "pinned shared inputs") \
+                if established else "not established"
+            detail = "; ".join([*notes, said])
+            return defect_row(fix, shown, step, sc, Status.VIOLATED, time.monotonic() - t0,
+                              "divergence", out_dir, detail, shortest)  # fmt: skip
+        notes.append(how + "; that transition shows no violation")
+        lower[True] = max(start, k0 + 1)  # a sound bound for the pinned inputs only
+    last: tuple[str, Scenario, int | None] | None = None
+    deadline = time.monotonic() + PRODUCT_BUDGET
+    for pinned in (True, False):
+        blocked: list[list[int]] = []
+        stopped = False  # this search ended undecided (solver unknown, budget spent)
+        for _ in range(ATTEMPTS):
+            status, prop, k, trace = product_search(fix, depth, timeout, props, lower[pinned],
+                                                    window, pinned, blocked,
+                                                    deadline=deadline)  # fmt: skip
+            if status != "found" or prop is None or trace is None:
+                how = "pinned inputs" if pinned else "every input"
+                spent = time.monotonic() >= deadline - 1
+                stopped = status != "none"
+                _note(notes, f"{how}: " + (
+                    f"no scenario from depth {lower[pinned]} up to {depth}" if status == "none"
+                    else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {k}" if spent
+                    else f"solver unknown (timeout) at depth {k}"
+                ), undecided=stopped)  # fmt: skip
+                break
+            raw = to_scenario(trace, SEED)
+            if confirm_defect(fix, prop, raw)[0]:
+                sc = _minimal(fix, prop, raw)
+                how = "pinned inputs (the others at their defaults)" if pinned else "every input"
+                # an answer after a blocked one need not be the shortest
+                shortest = product_shortest(pinned, bool(blocked), k, start, exact)
+                return defect_row(fix, prop, k, sc, Status.VIOLATED, time.monotonic() - t0,
+                                  "product", out_dir,
+                                  "; ".join([*notes,
+                                  f"product BMC over {how}: SEED, SEED + {fix} and FIXED minus "
+                                  f"{fix} on the same inputs (" + (
+                                      f"shortest from the lower bound {lower[pinned]})"
+                                      if not blocked else "after blocked answers: shortest "
+                                      "not established)")]), shortest)  # fmt: skip
+            last = (prop, raw, k)
+            blocked.append([int(st["loc"]) for st in trace.states])
+        if pinned and stopped:
+            break  # the pinned search timed out: the full one is harder still
+    found = None if first is None else _in_fresh_process(
+        _via_divergence, fix, props, depth, start, timeout, first[:2], notes
+    )
+    if found is not None:
+        d_prop, d_depth, d_raw, how = found
+        sc = _minimal(fix, d_prop, d_raw)
+        detail = "; ".join([*notes, how, "shortest not established: the product search "
+                            "did not finish"])  # fmt: skip
+        return defect_row(fix, d_prop, d_depth, sc, Status.VIOLATED, time.monotonic() - t0,
+                          "divergence", out_dir, detail, "not established")  # fmt: skip
+    detail = "; ".join(notes)
+    if last is not None:  # found, never confirmed: shown as such, never as violated
+        prop, raw, k = last
+        return defect_row(fix, prop, k, raw, Status.UNCONFIRMED, time.monotonic() - t0, "product",
+                          out_dir, detail + "; the replay did not confirm the last answer")
+    status = Status.UNKNOWN if notes.undecided else Status.NONE
+    return defect_row(fix, None, None, None, status, time.monotonic() - t0, "product", out_dir,
+                      detail)  # fmt: skip
+
+
+def plan_defect(
+    fix: str, results: list[Outcome], necessity: bool, *, timeout: float, out: str | None
+) -> tuple[DefectRow | None, dict[str, Any] | None]:
+    """The defect's row from a SEED counterexample already found, or the search job's
+    parameters (for :func:`defect_job`).
+
+    The properties looked at are those FIXED minus ``fix`` violates (the fix-necessity
+    results; every safety property without them), less those proved on SEED.  A SEED
+    counterexample of one of them that :func:`confirm_defect` accepts is the defect's
+    shortest scenario for that property (nothing shorter violates it on SEED at all);
+    otherwise a product search (:func:`defect_job`) runs from the lower bound the SEED
+    results give.
+    """
+    out_dir = Path(out) if out else None
+    minus = FIXED.without(fix).name
+    seed = {r.prop: r for r in results if r.variant == "seed"}
+    props = [n for n in PROPERTIES if not necessity or any(
+        r.variant == minus and r.prop == n and r.status == Status.VIOLATED for r in results
+    )] or list(PROPERTIES)  # fmt: skip
+    props = [n for n in props if n not in seed or seed[n].status != Status.PROVED]
+    shown = _seed_counterexample(fix, props, seed)
+    if shown is not None:
+        r, sc = shown
+        row = defect_row(fix, r.prop, r.depth, sc, Status.VIOLATED, 0.0, "seed", out_dir,
+                         "SEED's shortest counterexample of the property; the fix alone "
+                         "clears it", "property")  # fmt: skip
+        return row, None
+    bounds = [
+        int(seed[n].depth or 0) + (1 if seed[n].status == Status.NO_CEX else 0)
+        for n in props if n in seed and seed[n].depth is not None
+    ]  # fmt: skip
+    start = min(bounds) if len(bounds) == len(props) else 0
+    # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
+    # none of ``props`` in fewer transitions on any input
+    exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
+    job = {
+        "fix": fix, "props": props, "start": start, "depth": DEFECT_DEPTH,
+        "timeout": timeout, "out": out, "window": True, "start_exact": exact,
+    }  # fmt: skip
+    return None, job
+
+
+def _seed_counterexample(
+    fix: str, props: list[str], seed: dict[str, Outcome]
+) -> tuple[Outcome, Scenario] | None:
+    """SEED's shortest counterexample (row, scenario) of one of ``props`` that
+    :func:`confirm_defect` accepts for ``fix``, the shallowest first; None if none."""
+    from vmballoon.core.scenario import ScenarioError, load_scenario
+
+    rows = sorted(
+        (r for n, r in seed.items() if n in props and r.status == Status.VIOLATED),
+        key=lambda r: (int(r.depth or 0), list(PROPERTIES).index(r.prop)),
+    )
+    for r in rows:
+        if not r.scenario:
+            continue
+        try:
+            sc = load_scenario(r.scenario)
+        except ScenarioError:
+            continue
+        if confirm_defect(fix, r.prop, sc)[0]:
+            return r, sc
+    return None
+
+
+def plan_divergence(
+    fix: str, results: list[Outcome], *, timeout: float
+) -> dict[str, Any] | None:
+    """The parameters of the :func:`divergence_job` to run ahead for ``fix`` once SEED's
+    results are in, or None: when none of SEED's counterexamples of a property not proved
+    on SEED shows the defect, its search will begin with the first divergence, which
+    needs nothing else."""
+    seed = {r.prop: r for r in results if r.variant == "seed"}
+    if not seed:
+        return None
+    props = [n for n in PROPERTIES if n not in seed or seed[n].status != Status.PROVED]
+    if not props or _seed_counterexample(fix, props, seed) is not None:
+        return None
+    return {"fix": fix, "props": props, "depth": DEFECT_DEPTH, "timeout": timeout}
+
+
+def lines_of(fix: str) -> str:
+    """The C lines the fix changes (:mod:`vmballoon.core.variants`)."""
+    return FIXES_BY_NAME[fix].lines
+
+
+__all__ = [
+    "DEFECT_DEPTH", "DefectRow", "Notes", "confirm_defect", "defect_job", "defect_row",
+    "divergence_job", "lines_of",
+    "plan_defect", "plan_divergence", "product_search",
+    "shows", "violates",
+]  # fmt: skip
