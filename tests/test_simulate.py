@@ -392,7 +392,7 @@ def test_a_plot_into_a_folder_or_a_missing_folder_is_refused_before_the_run(
     ],
 )
 def test_inconsistent_arguments_are_usage_errors(argv: list[str], words: str) -> None:
-    from vmballoon.apps.cli import UsageError
+    from vmballoon.apps.argtypes import UsageError
 
     args = parser().parse_args(["simulate", *argv])
     with pytest.raises(UsageError, match=words) as info:

@@ -18,16 +18,16 @@ import pytest
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.model.state import Loc
-from vmballoon.proofs.check import _invariant
 from vmballoon.proofs.conformance import random_scenario, targeted_scenarios
 from vmballoon.proofs.encoding import TRANSITIONS
+from vmballoon.proofs.solver import invariant
 from vmballoon.proofs.vacuity import init_agrees, reachability, totality
 
 RUNNING: list[Loc] = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
 
 
 def test_totality_under_the_fixed_invariant() -> None:
-    r = totality(FIXED, _invariant)
+    r = totality(FIXED, invariant)
     assert r.ok(), (r.dead, r.unknown)
     assert set(r.how) == {loc.name for loc in TRANSITIONS}
 
@@ -39,7 +39,7 @@ def test_totality_fails_when_an_assume_is_false() -> None:
     old = '    e = tx.i["entry"]\n    tx.assume(z3.ULE(e, z3.BitVecVal(2, 8)))\n'
     new = '    e = tx.i["entry"]\n    tx.assume(z3.BoolVal(False))\n'
     with mutant("vmballoon.proofs.encoding", old, new) as enc:
-        r = totality(FIXED, _invariant, enc=enc)
+        r = totality(FIXED, invariant, enc=enc)
     assert "IDLE" in r.dead
 
 
@@ -133,7 +133,7 @@ def test_strengthening_an_assume_is_caught(fn: str, rank: int) -> None:
     sys.modules[name] = mod
     try:
         exec(compile(mutated, mod.__file__, "exec"), mod.__dict__)
-        r = totality(FIXED, _invariant, enc=mod, locs=LOCS_OF[fn])
+        r = totality(FIXED, invariant, enc=mod, locs=LOCS_OF[fn])
         complete = completeness.check(FIXED, enc=mod, locs=LOCS_OF[fn])
         witnessed = check(FIXED, enc=mod, locs=LOCS_OF[fn])
         caught = bool(r.dead) or complete.status != Status.PASSED or not witnessed.ok()

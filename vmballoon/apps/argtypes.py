@@ -10,6 +10,9 @@ import argparse
 from vmballoon.core.variants import parse_variant
 
 
+class UsageError(Exception):
+    """A mistake in the command line or its inputs; the message is one line (exit 2)."""
+
 def variant_name(text: str) -> str:
     """A variant: ``seed``, ``fixed``, ``fixed-<fix>`` or ``fix,fix,...``."""
     try:

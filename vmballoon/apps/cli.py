@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from vmballoon.apps.argtypes import (
+    UsageError,
     nonnegative_int,
     output_dir,
     output_file,
@@ -31,10 +32,6 @@ from vmballoon.model.properties import PROPERTY_NAMES
 EXIT_USAGE = 2
 IMPL_CHOICES = {"reference": ("reference",), "c": ("c",), "both": ("reference", "c")}
 """``vmballoon fuzz --impl``: what the model is compared with."""
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its inputs; the message is one line."""
 
 
 class _Parser(argparse.ArgumentParser):

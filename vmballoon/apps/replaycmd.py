@@ -68,7 +68,7 @@ class _Seen:
 
 def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
     """Write the trace ``args`` asks for; the exit status (0, 1 with ``--check``, 130)."""
-    from vmballoon.apps.cli import UsageError
+    from vmballoon.apps.argtypes import UsageError
 
     variant = parse_variant(args.variant)
     checked = not args.no_check

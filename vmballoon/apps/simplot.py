@@ -145,7 +145,7 @@ def draw(result: SimResult) -> Figure:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from vmballoon.apps.simulate import fmt_size
+    from vmballoon.apps.simulation import fmt_size
 
     records = result.records
     c = result.config

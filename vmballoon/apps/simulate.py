@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from vmballoon.apps.argtypes import output_file, positive_int, variant_name
 from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
-from vmballoon.apps.simulation import SimConfig, SimResult, simulate
+from vmballoon.apps.simulation import SimConfig, SimResult, fmt_size, simulate
 from vmballoon.core.host import Schedule
 from vmballoon.core.protocol import (
     CAP_BASIC,
@@ -209,7 +209,7 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """Check the arguments together and build the simulation's configuration."""
-    from vmballoon.apps.cli import UsageError
+    from vmballoon.apps.argtypes import UsageError
 
     ram: int = args.ram
     if ram <= 0:
@@ -281,7 +281,7 @@ def _write_outputs(args: argparse.Namespace, result: SimResult) -> None:
         try:
             plot(result, args.plot)
         except OSError as exc:
-            from vmballoon.apps.cli import UsageError
+            from vmballoon.apps.argtypes import UsageError
 
             raise UsageError(f"--plot: cannot write {args.plot!r}: {exc.strerror}") from None
         if not result.interrupted:
@@ -337,15 +337,6 @@ class ProgressBar:
 
 
 # -- summary -------------------------------------------------------------------------------
-
-
-def fmt_size(pages: int) -> str:
-    """Pages as a human size: ``48.00 GiB``, ``512.00 MiB``, ``12 KiB``, ``0``."""
-    size = pages * PAGE
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
-        if size >= scale:
-            return f"{size / scale:.2f} {unit}"
-    return f"{size >> 10} KiB" if size else "0"
 
 
 def caps_names(caps: int) -> str:

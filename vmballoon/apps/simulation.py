@@ -346,3 +346,12 @@ def simulate(
     result.targets = _outcomes(config, result.records)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def fmt_size(pages: int) -> str:
+    """Pages as a human size: ``48.00 GiB``, ``512.00 MiB``, ``12 KiB``, ``0``."""
+    size = pages * 4096
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size >> 10} KiB" if size else "0"

@@ -22,14 +22,29 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from vmballoon.apps.argtypes import output_dir, positive_float, positive_int, variant_name
 from vmballoon.apps.outdir import OutDirBusy, RunDir
-from vmballoon.apps.verify_jobs import Board, DeepJob, DefectJob, Job, Row, plan, slots
+from vmballoon.apps.verify_jobs import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Board,
+    Counter,
+    DeepJob,
+    DefectJob,
+    Job,
+    Row,
+    Setup,
+    Verdict,
+    plan,
+    slots,
+)
 from vmballoon.core.variants import FIX_NAMES, FIXED, parse_variant
 from vmballoon.proofs.check import (
     DEEP_DEPTH,
@@ -45,7 +60,6 @@ JSON_SCHEMA = "vmballoon-verify/1"
 """The ``schema`` field of ``verify --json`` (docs/verify.md); a change of the fields'
 meaning bumps it."""
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 """verify's exit codes (docs/verify.md)."""
 
 CReplay = Callable[[list[dict[str, Any]], list[dict[str, Any]]], dict[str, Any]]
@@ -103,51 +117,8 @@ def _variant_or_all(text: str) -> str:
 # -- the run --------------------------------------------------------------------------------
 
 
-@dataclass
-class Setup:
-    """What a verify run is asked to do (from its options)."""
-
-    variants: list[str]
-    props: list[str]
-    necessity: bool
-    per_defect: bool
-    timeout: float
-    depth: int
-    jobs: int
-    out: str | None
-    complete_run: bool
-
-    @staticmethod
-    def of(args: argparse.Namespace) -> Setup:
-        variants = ["seed", "fixed"] if args.variant == "all" else [args.variant]
-        necessity = args.variant in ("all", "fixed") and not args.no_necessity
-        return Setup(
-            variants=variants, props=args.property or [*PROPERTIES, "progress"],
-            necessity=necessity, per_defect="seed" in variants and not args.property,
-            timeout=args.timeout, depth=args.depth, jobs=args.jobs, out=args.out,
-            complete_run=args.variant == "all" and args.property is None and necessity,
-        )  # fmt: skip
-
-
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived: stop, keep what was found."""
-
-
-@dataclass
-class Counter:
-    """The progress counter ``[k/N]``, ``N`` fixed before the first job."""
-
-    total: int
-    done: int = 0
-
-    def tick(self, line: str) -> None:
-        self.done += 1
-        print(f"[{self.done}/{self.total}] {line}", file=sys.stderr, flush=True)
-
-    @staticmethod
-    def note(line: str) -> None:
-        """A line that is not a slot of its own (a divergence run ahead of its defect)."""
-        print(f"       {line}", file=sys.stderr, flush=True)
 
 
 def _worker_init() -> None:
@@ -220,19 +191,6 @@ def schedule(setup: Setup, board: Board, report: Callable[[Job, list[Row]], None
 
 
 # -- the verdict ----------------------------------------------------------------------------
-
-
-@dataclass
-class Verdict:
-    """The exit code and why: ``reasons`` lists every row or check that fails the run."""
-
-    code: int
-    reasons: list[str] = field(default_factory=list)
-    open_defects: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.code == EXIT_OK
 
 
 def verdict(setup: Setup, board: Board, c_summary: dict[str, Any] | None) -> Verdict:

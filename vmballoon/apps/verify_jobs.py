@@ -10,6 +10,8 @@ write its dataclass here and return it from :func:`plan` (or from a ``record``).
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,66 @@ from vmballoon.proofs.check import (
 from vmballoon.proofs.defects import DefectRow, lines_of
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.status import Status
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+"""verify's exit codes (README, "The contract of each command")."""
+
+
+@dataclass
+class Setup:
+    """What a verify run is asked to do (from its options)."""
+
+    variants: list[str]
+    props: list[str]
+    necessity: bool
+    per_defect: bool
+    timeout: float
+    depth: int
+    jobs: int
+    out: str | None
+    complete_run: bool
+
+    @staticmethod
+    def of(args: argparse.Namespace) -> Setup:
+        variants = ["seed", "fixed"] if args.variant == "all" else [args.variant]
+        necessity = args.variant in ("all", "fixed") and not args.no_necessity
+        return Setup(
+            variants=variants, props=args.property or [*PROPERTIES, "progress"],
+            necessity=necessity, per_defect="seed" in variants and not args.property,
+            timeout=args.timeout, depth=args.depth, jobs=args.jobs, out=args.out,
+            complete_run=args.variant == "all" and args.property is None and necessity,
+        )  # fmt: skip
+
+
+@dataclass
+class Counter:
+    """The progress counter ``[k/N]``, ``N`` fixed before the first job."""
+
+    total: int
+    done: int = 0
+
+    def tick(self, line: str) -> None:
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {line}", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def note(line: str) -> None:
+        """A line that is not a slot of its own (a divergence run ahead of its defect)."""
+        print(f"       {line}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Verdict:
+    """The exit code and why: ``reasons`` lists every row or check that fails the run."""
+
+    code: int
+    reasons: list[str] = field(default_factory=list)
+    open_defects: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == EXIT_OK
+
 
 
 @dataclass(frozen=True)

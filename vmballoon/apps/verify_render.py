@@ -35,7 +35,7 @@ from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.status import Status
 
 if TYPE_CHECKING:
-    from vmballoon.apps.verify import Counter, Setup, Verdict
+    from vmballoon.apps.verify_jobs import Counter, Setup, Verdict
 
 # -- numbers as the C reads them ------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from vmballoon.proofs.encoding import (
     transition,
 )
 from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+from vmballoon.proofs.solver import Unknown, solver
 from vmballoon.proofs.zeval import equal_to, value_of
 
 FIELDS: tuple[str, ...] = ("loc", "ops", "reset", "page_null", "bpage", "page_eq_batch")
@@ -65,10 +66,6 @@ def both_steps(
 def apart(ts: State, tf: State) -> Expr:
     """The two successors of :func:`both_steps` differ in some field."""
     return z3.Or([ts[n] != tf[n] for n in FIELD_NAMES])
-
-
-class Unknown(Exception):
-    """The solver could not tell: no bound."""
 
 
 def _all(sol: z3.Solver, s: State) -> set[Abstract]:
@@ -100,8 +97,7 @@ class AbstractReach:
         self._parts: dict[Abstract, bool] = {}
 
     def _solver(self, *cons: Expr) -> z3.Solver:
-        sol = z3.Solver()
-        sol.set("timeout", max(1, int(self.timeout * 1000)))
+        sol = solver(self.timeout)
         sol.add(*cons)
         return sol
 

@@ -47,9 +47,9 @@ from vmballoon.proofs.encoding import (
     successor,
     transition,
 )
-from vmballoon.proofs.houdini import Unknown, solver
 from vmballoon.proofs.houdini import houdini as houdini_core
 from vmballoon.proofs.props import AUX, PROPERTIES
+from vmballoon.proofs.solver import Unknown, bv_solver, invariant, solver
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import value_of
 
@@ -107,10 +107,6 @@ class InvariantOutcome(Outcome):
 
 
 _solver = solver
-
-
-def _invariant(s: dict[str, Expr]) -> Expr:
-    return z3.And([p(s) for p in PROPERTIES.values()] + [a(s) for a in AUX.values()])
 
 
 def conjuncts() -> list[str]:
@@ -286,16 +282,6 @@ class Trace:
     inputs: list[dict[str, int | bool]]
 
 
-def _bv_solver(timeout: float) -> Any:
-    """A non-incremental bit-blasting solver: the fastest here for BMC queries."""
-    tactic = z3.Then(
-        "simplify", "propagate-values", "solve-eqs", "elim-uncnstr", "simplify", "bit-blast", "sat"
-    )
-    sol = tactic.solver()
-    sol.set("timeout", max(1, int(timeout * 1000)))  # 0 would mean no limit
-    return sol
-
-
 def _unroll(
     variant: Variant, depth: int, accel: bool, pinned: bool
 ) -> tuple[list[dict[str, Expr]], list[dict[str, Expr]], list[dict[str, Expr]], list[Expr]]:
@@ -362,7 +348,7 @@ def bmc_all(
     for k in range(start, depth + 1):
         while todo:
             q0 = time.monotonic()
-            sol = _bv_solver(timeout)
+            sol = bv_solver(timeout)
             sol.add(*prefix[: k + 1])
             sol.add(z3.Or([z3.Not(PROPERTIES[n](states[k])) for n in todo]))
             r = sol.check()
@@ -413,7 +399,7 @@ def bmc_window(
 
     while todo:
         q0 = time.monotonic()
-        sol = _bv_solver(timeout)
+        sol = bv_solver(timeout)
         sol.add(*prefix)
         sol.add(z3.Or([bad(n, k) for n in todo for k in range(depth + 1)]))
         r = sol.check()
@@ -707,7 +693,7 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     """``Init ∧ Inv`` is satisfiable and every transition is enabled from ``Inv``."""
     t0 = time.monotonic()
     s, i = make_state("s_"), make_inputs("i_")
-    inv = _invariant(s)
+    inv = invariant(s)
     sol = _solver(timeout)
     sol.add(initial(s), inv)
     r = sol.check()
@@ -734,7 +720,7 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     # totality: from EVERY state of the invariant some input is admitted (proofs.vacuity)
     from vmballoon.proofs.vacuity import totality
 
-    tot = totality(variant, _invariant, timeout)
+    tot = totality(variant, invariant, timeout)
     if tot.dead:
         dead += [f"{loc} (a state of Inv admits no input)" for loc in tot.dead]
     undecided += [f"{loc} (totality)" for loc in tot.unknown]

@@ -9,7 +9,7 @@ location ``L`` of the variant:
     ``Inv(s) ∧ loc = L ∧ Contract(s, i) ∧ ¬C_L(s, i)``  is unsatisfiable,
 
 where ``Inv`` is the proved invariant (FIXED: the conjuncts of
-:func:`vmballoon.proofs.check._invariant`; another variant: every state the concretization can
+:func:`vmballoon.proofs.solver.invariant`; another variant: every state the concretization can
 build, :func:`vmballoon.proofs.concretize.representable`, more than its proofs speak of), ``C_L``
 the step's input constraints (the conjunction of its ``tx.assume`` calls) and
 ``Contract`` (:func:`contract`) the **environment contract**:
@@ -45,6 +45,7 @@ from vmballoon.core.assumptions import BY_NAME
 from vmballoon.core.variants import FIXED, Variant
 from vmballoon.model.state import Loc
 from vmballoon.proofs import encoding as default_encoding
+from vmballoon.proofs.solver import invariant
 from vmballoon.proofs.witness import Status
 
 Expr = Any
@@ -265,9 +266,8 @@ def check(
     t0 = time.monotonic()
     if inv is None:
         if variant == FIXED:
-            from vmballoon.proofs.check import _invariant
 
-            inv, what = _invariant, "every state of the proved invariant"
+            inv, what = invariant, "every state of the proved invariant"
         else:  # SEED's own invariant is what Houdini keeps; every state γ can build is more
             from vmballoon.proofs.concretize import representable
 

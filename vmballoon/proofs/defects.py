@@ -33,7 +33,7 @@ from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, FIXES_BY_NAME, SEED, Variant
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
-from vmballoon.proofs.abstract_reach import FIELDS, Cone, Unknown, apart, both_steps
+from vmballoon.proofs.abstract_reach import FIELDS, Cone, apart, both_steps
 from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
@@ -47,6 +47,7 @@ from vmballoon.proofs.encoding import (
     transition,
 )
 from vmballoon.proofs.props import PROPERTIES
+from vmballoon.proofs.solver import Unknown, bv_solver
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import equal_to, value_of
 
@@ -55,12 +56,6 @@ if TYPE_CHECKING:
 
 DEFECT_DEPTH = 28
 """Depth of the per-defect search (the longest interplay, ``warn_status_frees``, needs 25)."""
-
-
-def _solver(timeout: float) -> Any:
-    from vmballoon.proofs.check import _bv_solver
-
-    return _bv_solver(timeout)
 
 
 def product_search(
@@ -159,7 +154,7 @@ def fix_locations(fix: str) -> frozenset[Loc]:
     for loc in TRANSITIONS:
         s, i = make_state("s_"), make_inputs("i_")
         ts, tf = make_state("ts_"), make_state("tf_")
-        sol = _solver(30.0)
+        sol = bv_solver(30.0)
         sol.add(s["loc"] == loc_val(loc), *both_steps(s, i, ts, tf, fixed, frozenset({loc})),
                 apart(ts, tf))  # fmt: skip
         if sol.check() != z3.unsat:
@@ -262,7 +257,7 @@ def _depth_query(
         left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
         if left < 1:
             return z3.unknown, None, hi
-        sol = _solver(left)
+        sol = bv_solver(left)
         sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
         r = sol.check()
         if r != z3.sat:
@@ -587,7 +582,7 @@ def _may_show_in_one_step(fix: str, prop: str, timeout: float) -> bool:
 
     s, i = make_state("one_s_"), make_inputs("one_i_")
     ts, tf = make_state("one_ts_"), make_state("one_tf_")
-    sol = _solver(timeout)
+    sol = bv_solver(timeout)
     sol.add(*both_steps(s, i, ts, tf, Variant(frozenset({fix})), fix_locations(fix)),
             *pin(i, FREE_PRODUCT, RESET_TOO),
             z3.Not(PROPERTIES[prop](ts)), PROPERTIES[prop](tf))  # fmt: skip

@@ -12,19 +12,9 @@ import z3
 
 from vmballoon.model.state import Loc
 from vmballoon.proofs.encoding import Expr, State, Step, initial, loc_val
+from vmballoon.proofs.solver import Unknown, solver
 
 Candidate = Callable[[State], Expr]
-
-
-class Unknown(Exception):
-    """A solver answered ``unknown``: nothing is claimed."""
-
-
-def solver(timeout: float) -> z3.Solver:
-    """A Z3 solver with a per-query timeout in seconds."""
-    sol = z3.Solver()
-    sol.set("timeout", max(1, int(timeout * 1000)))  # 0 would mean no limit
-    return sol
 
 
 def _no_assumption(s: State) -> list[Expr]:

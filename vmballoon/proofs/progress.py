@@ -98,7 +98,8 @@ from vmballoon.proofs.encoding import (
     successor,
     transition,
 )
-from vmballoon.proofs.houdini import Unknown, houdini, solver
+from vmballoon.proofs.houdini import houdini
+from vmballoon.proofs.solver import Unknown, bv_solver, invariant, solver
 
 T_MAX = U32_MASK - PAGES_PER_2M
 """Largest target for which ``T + 512`` fits in ``b->size`` (line 281) and in the
@@ -438,12 +439,11 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
     Assumes the safety invariant of :mod:`vmballoon.proofs.props` (every property and lemma),
     which :func:`vmballoon.proofs.check.houdini` proves inductive for FIXED in its own job.
     """
-    from vmballoon.proofs.check import _invariant
 
     t0 = time.monotonic()
     s, i, t = make_state("s_"), make_inputs("i_"), target_const()
     posts = {loc: successor(loc, s, i, variant) for loc in TRANSITIONS}
-    inv = _invariant(s)
+    inv = invariant(s)
 
     def result(status: str, detail: str) -> dict[str, Any]:
         return {"status": status, "detail": detail, "seconds": time.monotonic() - t0}
@@ -567,7 +567,6 @@ def bmc_progress(
     ``(status, trace, depth, seconds)`` with ``trace`` as ``{"states": [...],
     "inputs": [...], "T": [T]}``.
     """
-    from vmballoon.proofs.check import _bv_solver
     from vmballoon.proofs.zeval import value_of
 
     t0 = time.monotonic()
@@ -593,7 +592,7 @@ def bmc_progress(
     for group in queries:
         if not group:
             continue
-        sol = _bv_solver(timeout)
+        sol = bv_solver(timeout)
         sol.add(*prefix[: group[-1] + 1])
         sol.add(z3.Or([z3.Not(progress_holds(states[k], t)) for k in group]))
         r = sol.check()
