@@ -17,9 +17,9 @@ import pytest
 from vmballoon.core.variants import FIX_NAMES, SEED, Variant
 from vmballoon.model.machine import event_log, run_scenario
 from vmballoon.model.state import Loc
-from vmballoon.proofs.check import to_scenario
 from vmballoon.proofs.defects import divergence_search, fix_locations, product_search
 from vmballoon.proofs.encoding import TRANSITIONS
+from vmballoon.proofs.trace import to_scenario
 
 FINDINGS = Path(__file__).resolve().parents[1] / "spec" / "findings"
 

@@ -27,6 +27,7 @@ from vmballoon.proofs.check import ConformanceOutcome, Outcome, conjuncts
 from vmballoon.proofs.defects import DefectRow, lines_of
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.status import Status
+from vmballoon.proofs.trace import Trace
 
 ALL = [*PROPERTIES, "progress"]
 
@@ -191,6 +192,6 @@ def test_a_replay_exception_while_confirming_is_a_failure(monkeypatch: pytest.Mo
     # through the reporting of a counterexample: the row is unconfirmed, never violated
     monkeypatch.setattr(check, "to_scenario", lambda trace, variant: sc)
     o = Outcome("no_crash", "seed", "bmc", Status.VIOLATED, 0.0, depth=10)
-    check.report_counterexample(o, check.Trace([{"loc": 0}], []), SEED, None)
+    check.report_counterexample(o, Trace([{"loc": 0}], []), SEED, None)
     assert o.status == Status.UNCONFIRMED
     assert o.replay[-1]["message"].startswith("reference replay failed")

@@ -4,7 +4,7 @@ check (``replay --impl c --check``).
 The model's trace (:func:`vmballoon.apps.traces.walk`) has one state per transition;
 the C has no control locations or loop locals to show, so its trace has one state
 per entry point: module init, then the driver's state (read from the C,
-:func:`vmballoon.apps.ctrace.state_from_c`) after each ``work``, ``doorbell`` or
+:func:`vmballoon.apps.cview.state_from_c`) after each ``work``, ``doorbell`` or
 ``exit``, with the events the entry point emitted.  The properties are those of
 ``check-c``: :class:`vmballoon.apps.ctrace.CTraceChecker` checks them on the C's
 observable trace, and each violation is shown at the entry point where the C first

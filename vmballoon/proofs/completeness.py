@@ -80,7 +80,7 @@ def contract(s: State, i: State, enc: ModuleType = default_encoding) -> Expr:
       wrote no statuses, the driver reads back the PFNs it wrote (low 12 bits 0: every
       entry OK, lines 179-191).
     * Allocations: the pool hands out only free frames (``a_f``: f is not out), order-9
-      blocks 512-aligned (``core/env.py``); ``a_eqpage``, ``a_hi`` name a page other
+      blocks 512-aligned (``vmballoon/core/env.py``); ``a_eqpage``, ``a_hi`` name a page other
       than f, so a successful allocation; ``a_eqpage`` names the (non-NULL) b->page.
     * The deflate cursor's head: f only if f is in the cursor, and f if it is all that
       is left; ``h_hi`` names a head other than f.

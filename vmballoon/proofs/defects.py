@@ -11,7 +11,7 @@ Deep paths come for free: the copies may need a long interplay (a stale basic-mo
 page that happens to be the batch page, so that the host writes batch entries at
 all despite the seed's NULL batch PFN) and the search follows it.
 
-The solver's trace becomes a scenario of the contract (:func:`vmballoon.proofs.check.to_scenario`),
+The solver's trace becomes a scenario of the contract (:func:`vmballoon.proofs.trace.to_scenario`),
 is minimised (:mod:`vmballoon.proofs.minimize`) against the concrete replay, and is reported
 only when :func:`vmballoon.model.properties.check_trace` shows ``P`` violated on SEED and not
 violated on SEED + F.
@@ -76,7 +76,7 @@ def product_search(
     :data:`vmballoon.proofs.pinned.FREE_PRODUCT` are at their defaults (an under-approximation:
     what it finds is real, "none" proves nothing).  ``blocked`` lists SEED location
     paths not to answer again (their scenarios did not replay as the search said).
-    ``prefix`` (a :class:`vmballoon.proofs.check.Trace`, from :func:`divergence_search`) fixes
+    ``prefix`` (a :class:`vmballoon.proofs.trace.Trace`, from :func:`divergence_search`) fixes
     the initial state and the first inputs: the search then looks only for a way to
     go on from there.  Without ``attribution`` the third copy (FIXED minus ``fix``)
     is left out of the query (the replay still asks it, :func:`confirm_defect`).
@@ -84,8 +84,8 @@ def product_search(
     Returns ``(status, property, depth, trace)``; ``status`` is ``found``, ``none``
     (nothing up to ``depth``) or ``unknown``.
     """
-    from vmballoon.proofs.check import Trace
     from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+    from vmballoon.proofs.trace import Trace
 
     names = props or list(PROPERTIES)
     fixed = Variant(frozenset({fix}))
@@ -187,8 +187,8 @@ def divergence_search(
     ``(status, k, trace)``: ``trace`` holds SEED's states ``0..k+1`` and the inputs
     ``0..k`` (those of the step that parts the drivers included).
     """
-    from vmballoon.proofs.check import Trace
     from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
+    from vmballoon.proofs.trace import Trace
 
     fixed = Variant(frozenset({fix}))
     reach = reachable_locs(depth)
@@ -506,7 +506,7 @@ def first_divergence(
     rest on the model the solver happened to give first.  A run whose scenario shows the
     defect only some transitions after the parting one is kept unless another run shows
     it in the parting transition itself (:func:`_in_parting_step`)."""
-    from vmballoon.proofs.check import to_scenario
+    from vmballoon.proofs.trace import to_scenario
 
     cone: Cone | None
     try:
@@ -555,7 +555,7 @@ def _in_parting_step(
     itself shows the defect through ``prop`` (the shortest there can be), when the first
     run found shows it only some transitions later: ``(k, trace, shown)`` as
     :func:`first_divergence` gives it, or None (said in ``notes``) when there is none."""
-    from vmballoon.proofs.check import to_scenario
+    from vmballoon.proofs.trace import to_scenario
 
     if not _may_show_in_one_step(fix, prop, timeout):
         notes.append(f"no step of SEED parting it from SEED + {fix} breaks {prop} "
@@ -604,7 +604,7 @@ def _in_the_gap(
     depth)`` when one is found and the replay confirms it; ``established`` whether the
     depth reported (``shorter``'s, else ``hi + 1``) is the shortest over the pinned
     inputs; ``words`` say why."""
-    from vmballoon.proofs.check import to_scenario
+    from vmballoon.proofs.trace import to_scenario
 
     if lo == hi and not any(_may_show_in_one_step(fix, p, timeout) for p in props):
         return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
@@ -661,7 +661,7 @@ def _via_divergence(
     (:func:`first_divergence`: ``(k, trace)``).  Returns ``(property, depth, scenario,
     how)`` or None (what happened is appended to ``notes``).
     """
-    from vmballoon.proofs.check import to_scenario
+    from vmballoon.proofs.trace import to_scenario
 
     blocked: list[list[int]] = []
     for attempt in range(ATTEMPTS):
@@ -785,7 +785,7 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
     blocked by its location path and the search asked again, up to :data:`ATTEMPTS`
     times; what is reported is always what the replay shows.
     """
-    from vmballoon.proofs.check import to_scenario
+    from vmballoon.proofs.trace import to_scenario
 
     t0 = time.monotonic()
     fix, props = str(job["fix"]), list(job["props"])

@@ -1,0 +1,139 @@
+"""A counterexample of the encoding and the scenario that replays it.
+
+:class:`Trace` is what a solver model says of a run of the encoding: each step's state
+(the fields of :data:`vmballoon.proofs.encoding.FIELD_NAMES`) and inputs.
+:func:`to_scenario` turns it into a scenario of the contract (``spec/scenario-format.md``)
+by running the model along it, so that every host answer, allocation and VMCI result
+lands where the model asks for it.  BMC, the per-defect searches and progress all write
+their counterexamples through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vmballoon.core.env import DEFAULT_RESPONSE
+from vmballoon.core.protocol import U64_MASK
+from vmballoon.core.scenario import Response, Scenario
+from vmballoon.core.variants import Variant
+from vmballoon.model.machine import enter, start, step
+from vmballoon.model.state import Loc, State
+
+
+@dataclass
+class Trace:
+    """A counterexample of the encoding: the locations and inputs of each step."""
+
+    states: list[dict[str, int | bool]]
+    inputs: list[dict[str, int | bool]]
+
+
+_STATUS_OF_CLASS = {0: 0, 1: 5, 2: 6, 3: 3}
+
+
+def _response(site: str, inp: dict[str, int | bool], num: int) -> Response:
+    st, res = int(inp[f"{site}_st"]), int(inp[f"{site}_res"])
+    entries = None
+    if site in ("BLOCK", "BUNLOCK") and inp["e_present"]:
+        ent = []
+        if inp.get("_f_batch"):
+            ent.append(_STATUS_OF_CLASS[int(inp["f_cls"]) & 3])
+        ent += [0] * int(inp["e_ok"]) + [5] * int(inp["e_ref"])
+        ent += [6] * int(inp["e_free"]) + [3] * int(inp["e_warn"])
+        entries = tuple(ent[: max(num, 0)][:512])
+    return Response(st & U64_MASK, res & U64_MASK, entries)
+
+
+_SITE = {
+    "START": "START", "GET_TARGET": "GET_TARGET", "LOCK": "LOCK", "UNLOCK": "UNLOCK",
+    "GUEST_ID": "GUEST_ID", "BATCHED_LOCK": "BLOCK", "BATCHED_2M_LOCK": "BLOCK",
+    "BATCHED_UNLOCK": "BUNLOCK", "BATCHED_2M_UNLOCK": "BUNLOCK",
+}  # fmt: skip
+
+
+def to_scenario(trace: Trace, variant: Variant) -> Scenario:
+    """A scenario of the contract that drives the model along ``trace``.
+
+    Built by running the model: each step's host answers, allocations and VMCI
+    results are the trace's inputs for the commands the model actually issues.
+    The pool starts at f's 2 MiB block so that f is among the first frames handed out;
+    it holds 4096 frames, or with accelerated steps enough for every allocation of the
+    trace to be a 2 MiB page (the encoding has no bound on free memory).
+    """
+    f = int(trace.states[0]["f_pfn"])
+    base = f - f % 512
+    ram_big = bool(trace.states[0]["ram_big"])
+    bulk = sum(int(x["acc_k"]) if x.get("acc") else 1 for x in trace.inputs)
+    accelerated = any(x.get("acc") for x in trace.inputs)
+    frames = max(4096, (bulk + 2) * 512) if accelerated else 4096
+    steps: list[str] = []
+    hv: list[Response] = []
+    alloc: list[bool] = []
+    vmci: list[bool] = []
+
+    def scenario() -> Scenario:
+        return Scenario(
+            steps=tuple(steps), frames=frames, pfn_base=base,
+            totalram_pages=(1 << 33) if ram_big else None,
+            hv=tuple(hv), alloc=tuple(alloc), vmci=tuple(vmci),
+        )  # fmt: skip
+
+    state: State = start(scenario(), variant)
+    for k, inp in enumerate(trace.inputs):
+        pre = trace.states[k]
+        if state.loc in (Loc.EXITED, Loc.CRASHED):
+            break
+        if state.loc == Loc.IDLE:
+            steps.append(("work", "doorbell", "exit")[min(int(inp["entry"]), 2)])
+        if inp.get("acc") and state.loc == Loc.I_LOOP:
+            # an accelerated step (proofs.accel): acc_k successful allocations
+            for _ in range(int(inp["acc_k"])):
+                alloc.append(True)
+                env = state.env._replace(alloc_script=tuple(alloc))
+                state = step(state._replace(env=env))
+            continue
+        inp = dict(inp, _f_batch=bool(pre["f_batch"]))
+        num = int(pre["l_num"])
+        # iterate: the commands a step issues can depend on the answers it gets
+        trial: list[Response] = []
+        for _ in range(4):
+            env = state.env._replace(
+                hv_script=(*hv, *trial),
+                alloc_script=(*alloc, bool(inp["a_ok"])),
+                vmci_script=(*vmci, bool(inp["v_ok"])),
+            )
+            cur = state._replace(env=env)
+            nxt = enter(cur, steps[-1]) if state.loc == Loc.IDLE else step(cur)
+            issued = []
+            log = nxt.env.log
+            evs = []
+            while log is not None and log is not state.env.log:
+                evs.append(log[0])
+                log = log[1]
+            evs.reverse()
+            for ev in evs:
+                if ev["ev"] == "hv":
+                    if ev["cmd"] == "VMCI_DOORBELL_SET":
+                        inv = ev["arg1"] == 0xFFFFFFFF and ev["arg2"] == 0xFFFFFFFF
+                        issued.append("DBINV" if inv else "DBSET")
+                    else:
+                        issued.append(_SITE[ev["cmd"]])
+            want = [_response(site, inp, num) for site in issued]
+            if want == trial[: len(want)] and len(trial) == len(want):
+                break
+            trial = want
+        hv.extend(trial)
+        if nxt.env.alloc_pos > state.env.alloc_pos:
+            alloc.append(bool(inp["a_ok"]))
+        if nxt.env.vmci_pos > state.env.vmci_pos:
+            vmci.append(bool(inp["v_ok"]))
+        env = nxt.env._replace(
+            hv_script=tuple(hv), alloc_script=tuple(alloc), vmci_script=tuple(vmci)
+        )
+        state = nxt._replace(env=env)
+    while hv and hv[-1] == DEFAULT_RESPONSE:
+        hv.pop()
+    return scenario()
+
+
+__all__ = ["Trace", "to_scenario"]
