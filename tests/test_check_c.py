@@ -236,3 +236,13 @@ def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -
     assert (out / "INCOMPLETE").exists()
     [found] = [f for f in report["corpus"]["found"] if f["kind"] == "regression"]
     assert "accounting" in found["properties"] and Path(found["scenario"]).exists()
+
+
+def test_the_corpus_lists_a_guest_too_large_to_observe_at_every_call_as_not_replayed() -> None:
+    from vmballoon.apps.checkc import CORPUS_MAX_FRAMES, corpus
+
+    c = corpus()
+    assert all(sc.frames <= CORPUS_MAX_FRAMES for _, sc in c.scenarios)
+    [big] = [m for m in c.missing if "guest64g_2m_to_48g_and_back.json" in m]
+    assert "--impl c --check" in big
+    assert len(c.scenarios) >= 50

@@ -437,10 +437,18 @@ class Corpus:
     missing: list[str]
 
 
+CORPUS_MAX_FRAMES = 1 << 20
+"""Guests above this (4 GiB) are not replayed by check-c's corpus: the C is observed at
+every environment call, and a balloon of millions of frames makes each observation as
+long as the balloon.  Such a scenario is listed as not replayed, with the command that
+checks it on its own (``vmballoon replay FILE --impl c --check``)."""
+
+
 def corpus() -> Corpus:
     """Every scenario of the corpus (sorted, so every run replays them in one order).
-    A folder that is not there (an installed package has no ``tests/``) or a file that
-    does not load is listed in ``missing``: the report says so."""
+    A folder that is not there (an installed package has no ``tests/``), a file that
+    does not load, or a guest above :data:`CORPUS_MAX_FRAMES` is listed in ``missing``:
+    the report says so."""
     scenarios: list[tuple[str, Scenario]] = []
     missing: list[str] = []
     for label, where, pattern in CORPUS:
@@ -450,9 +458,18 @@ def corpus() -> Corpus:
             missing.append(f"{label} (no scenarios found at {folder})")
         for path in files:
             try:
-                scenarios.append((f"{label}/{path.name}", load_scenario(path)))
+                scenario = load_scenario(path)
             except (OSError, ScenarioError) as exc:
                 missing.append(f"{label}/{path.name} ({exc})")
+                continue
+            if scenario.frames > CORPUS_MAX_FRAMES:
+                missing.append(
+                    f"{label}/{path.name} (a guest of {scenario.frames} frames, above "
+                    f"{CORPUS_MAX_FRAMES}: check it alone with vmballoon replay {path} "
+                    "--impl c --check)"
+                )
+                continue
+            scenarios.append((f"{label}/{path.name}", scenario))
     return Corpus(scenarios, missing)
 
 
