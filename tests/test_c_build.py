@@ -198,7 +198,8 @@ def test_check_c_on_the_414_file(tmp_path: Path) -> None:
     ok = run("check-c", str(STABLE_414), "--against", "upstream-stable", "--examples", "5",
              "--seed", "1", "--out", str(tmp_path / "a"))  # fmt: skip
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stderr == ""  # no warning, no stand-in header to complain about
+    noise = [x for x in ok.stderr.splitlines() if not x.startswith("check-c: ")]
+    assert noise == []  # only check-c's progress: no warning, no stand-in header
     from vmballoon.apps.checkc import regressed
     from vmballoon.harness.replay import binary_for
 
