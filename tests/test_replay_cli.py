@@ -194,8 +194,16 @@ def test_interrupting_a_table_on_stdout_marks_it_incomplete(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupting_a_check_is_one_line_and_exit_130(tmp_path: Path, sig: int) -> None:
+    import json
+
+    from benchmarks.bench_model import inflation
+    from vmballoon.core.protocol import CAP_BASIC, CAP_BATCHED
+
+    # one inflation of 1,000,000 4 KiB pages: the check takes tens of seconds
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps(inflation(1_000_000, CAP_BASIC | CAP_BATCHED).to_json()))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmballoon", "replay", str(BIG), "--check"],
+        [sys.executable, "-m", "vmballoon", "replay", str(long), "--check"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     time.sleep(4)  # imports done, the check under way (it takes far longer)

@@ -147,7 +147,7 @@ def test_a_signal_ends_the_command_with_a_partial_summary_and_exit_130(
     picture = tmp_path / "sim.png"
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmballoon", "simulate", "--ram", "64GiB", "--variant", "seed",
-         "--targets", "0:48GiB", "--ticks", "400", "--json", "--plot", str(picture)],
+         "--targets", "0:48GiB", "--ticks", "20000", "--json", "--plot", str(picture)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     time.sleep(6)  # imports, module init, a few ticks (each allocates 262,144 frames)
@@ -157,7 +157,7 @@ def test_a_signal_ends_the_command_with_a_partial_summary_and_exit_130(
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("simulate: interrupted after ") and "of 400 ticks" in last
+    assert last.startswith("simulate: interrupted after ") and "of 20000 ticks" in last
     doc = json.loads(stdout)
-    assert doc["complete"] is False and doc["ticks_asked"] == 400 and doc["ticks"] < 400
+    assert doc["complete"] is False and doc["ticks_asked"] == 20000 and doc["ticks"] < 20000
     assert picture.exists() and not [p for p in tmp_path.iterdir() if p.suffix == ".partial"]
