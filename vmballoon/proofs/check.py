@@ -485,7 +485,7 @@ def report_counterexample(
     violation of ``o.prop`` and the reference replays it to the same log; otherwise
     (no violation, a disagreement, a replay that raises) it becomes *unconfirmed*.
     """
-    from vmballoon.proofs.minimize import minimize
+    from vmballoon.core.minimize import minimize
 
     raw = to_scenario(trace, variant)
     props = frozenset({o.prop})

@@ -12,7 +12,7 @@ page that happens to be the batch page, so that the host writes batch entries at
 all despite the seed's NULL batch PFN) and the search follows it.
 
 The solver's trace becomes a scenario of the contract (:func:`vmballoon.proofs.trace.to_scenario`),
-is minimised (:mod:`vmballoon.proofs.minimize`) against the concrete replay, and is reported
+is minimised (:mod:`vmballoon.core.minimize`) against the concrete replay, and is reported
 only when :func:`vmballoon.model.properties.check_trace` shows ``P`` violated on SEED and not
 violated on SEED + F.
 """
@@ -426,10 +426,10 @@ def _note(notes: list[str], text: str, *, undecided: bool) -> None:
 
 
 def _minimal(fix: str, prop: str, raw: Scenario) -> Scenario:
-    """``raw`` minimised (:mod:`vmballoon.proofs.minimize`) while it shows the defect through
+    """``raw`` minimised (:mod:`vmballoon.core.minimize`) while it shows the defect through
     ``prop`` no later than ``raw`` does: minimising must not trade inputs for
     transitions, so the depth found stays the depth reported."""
-    from vmballoon.proofs.minimize import minimize
+    from vmballoon.core.minimize import minimize
 
     last = _first_step(prop, raw)
 

@@ -5,7 +5,7 @@ is expensive when the trace is deep.  Most violations need only a few inputs cho
 the capabilities START grants, the targets the host sets, which allocations fail.
 :func:`pin` constrains every other input of one step to its default, the value a
 cooperative, uneventful host and guest give it (the same defaults a minimised
-scenario keeps, :mod:`vmballoon.proofs.minimize`):
+scenario keeps, :mod:`vmballoon.core.minimize`):
 
 * every backdoor status SUCCESS, except START's, which may also be
   SUCCESS_WITH_CAPABILITIES (the only way to negotiate batched commands);
