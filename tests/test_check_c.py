@@ -246,3 +246,24 @@ def test_the_corpus_lists_a_guest_too_large_to_observe_at_every_call_as_not_repl
     [big] = [m for m in c.missing if "guest64g_2m_to_48g_and_back.json" in m]
     assert "--impl c --check" in big
     assert len(c.scenarios) >= 50
+
+
+def test_coverage_says_what_the_corpus_and_the_fuzzer_each_took(tmp_path: Path) -> None:
+    """``check-c --coverage``: the corpus alone takes every reachable branch of the seed
+    (the reviewed list of unreachable ones is the rest), the fuzzer's share is reported
+    apart, and both together add up; report.json holds the same figures."""
+    from vmballoon.apps.checkc import REPORT, check_c, coverage_lines
+    from vmballoon.core.specdata import seed_source
+    from vmballoon.harness.coverage import check_reachable, load_unreachable
+
+    report = check_c(seed_source(), SEED, 2, 1, tmp_path / "out", coverage=True)
+    cov = report.coverage
+    assert set(cov) == {"corpus", "fuzzer", "together"}
+    assert check_reachable(cov["corpus"], load_unreachable("seed")).complete
+    assert cov["fuzzer"].branches_hit < cov["corpus"].branches_hit
+    assert cov["together"].branches_hit >= cov["corpus"].branches_hit
+    doc = json.loads((tmp_path / "out" / REPORT).read_text())
+    assert doc["coverage"]["corpus"]["branches_hit"] == cov["corpus"].branches_hit
+    lines = coverage_lines(cov)
+    assert lines[0].startswith("coverage (corpus): lines ")
+    assert any(x.strip().startswith("vmballoon_inflate: lines ") for x in lines)

@@ -71,6 +71,7 @@ from vmballoon.core.minimize import minimize
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
 from vmballoon.core.specdata import PACKAGE_DIR, spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
+from vmballoon.harness.coverage import Coverage
 from vmballoon.model.machine import event_log
 from vmballoon.model.properties import check_trace
 
@@ -605,6 +606,9 @@ class Report:
     seconds: float = 0.0
     strict: bool = False
     include_dirs: tuple[Path, ...] = ()
+    coverage: dict[str, Coverage] = field(default_factory=dict)
+    """With ``--coverage``: the driver's gcov coverage by phase (``corpus``, ``fuzzer``)
+    and both (``together``)."""
 
     def of(self, *kinds: Kind, origin: Origin | None = None) -> list[Finding]:
         """The findings of these kinds (and of ``origin``)."""
@@ -644,6 +648,7 @@ class Report:
             "divergence": divergences[0] if divergences else None,
             "outside_assumptions": listed(Kind.OUTSIDE),
             "not_observable": list(NOT_OBSERVABLE),
+            "coverage": {k: c.to_json() for k, c in self.coverage.items()} or None,
             "exit": self.exit,
         }  # fmt: skip
 
@@ -690,18 +695,21 @@ def _signals_held() -> Iterator[None]:
 def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
             strict: bool = False, corpus_first: bool = True,
             progress: Callable[[str], None] | None = None,
-            include_dirs: tuple[Path, ...] = ()) -> Report:  # fmt: skip
+            include_dirs: tuple[Path, ...] = (), coverage: bool = False) -> Report:  # fmt: skip
     """The whole check (raises ``BuildError`` for a bad source, ``OutDirBusy`` for an
     ``out`` another run owns).  Interrupted (``KeyboardInterrupt``, which SIGTERM raises
     too under :func:`cmd_check_c`), it writes what it found and returns a report that is
-    not complete."""
+    not complete.  ``coverage``: the C is a gcov build, and the report says what the
+    corpus and the fuzzer each took of its lines and branches."""
+    from vmballoon.harness.coverage import collect
     from vmballoon.harness.process import HarnessError
     from vmballoon.harness.replay import binary_for
 
     say = progress or (lambda _: None)
     started = time.perf_counter()
     data = source.read_bytes()
-    binary = binary_for(source=source, include_dirs=include_dirs)
+    binary = binary_for(source=source, include_dirs=include_dirs, coverage=coverage)
+    counted = collect if coverage else _uncounted
     report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict,
                     include_dirs=include_dirs)
     with RunDir(out, command="check-c") as rd:
@@ -711,9 +719,19 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
                 cor = corpus()
                 report.corpus_scenarios, report.corpus_missing = len(cor.scenarios), cor.missing
                 say(f"check-c: corpus: {len(cor.scenarios)} scenarios")
-                report.findings += run_corpus(binary, against, cor.scenarios)
+                with counted(binary) as counts:
+                    report.findings += run_corpus(binary, against, cor.scenarios)
+                    if counts is not None:
+                        report.coverage["corpus"] = counts.result()
             say(f"check-c: fuzzer: {examples} examples (seed {seed})")
-            run_check(binary, against, examples, seed, "regression", campaign=campaign)
+            with counted(binary) as counts:
+                run_check(binary, against, examples, seed, "regression", campaign=campaign)
+                if counts is not None:
+                    report.coverage["fuzzer"] = counts.result()
+            if len(report.coverage) == 2:
+                report.coverage["together"] = report.coverage["corpus"].union(
+                    report.coverage["fuzzer"]
+                )
             report.findings += _campaign_findings(campaign)
             for f in report.findings:
                 if f.kind in (Kind.REGRESSION, Kind.DIVERGENCE):
@@ -796,6 +814,32 @@ def print_report(report: Report) -> None:
     if not report.of(Kind.DIVERGENCE):
         print(f"no divergence: the C's event logs equal {against}'s")
     print("not observable on the C (inflate's locals): " + ", ".join(NOT_OBSERVABLE))
+    for line in coverage_lines(report.coverage):
+        print(line)
+
+
+def coverage_lines(coverage: dict[str, Coverage]) -> list[str]:
+    """``--coverage``: lines and branches of the driver each phase took, then per function
+    (of all phases together)."""
+    out = [
+        f"coverage ({phase}): lines {c.lines_hit}/{c.lines}, branches {c.branches_hit}/"
+        f"{len(c.branches)}"
+        for phase, c in coverage.items()
+    ]
+    whole = coverage.get("together") or next(iter(coverage.values()), None)
+    if whole is not None:
+        out += [
+            f"  {fn.name}: lines {fn.lines_hit}/{fn.lines}, branches "
+            f"{fn.branches_hit}/{fn.branches}"
+            for fn in whole.functions
+        ]
+    return out
+
+
+@contextlib.contextmanager
+def _uncounted(binary: Path) -> Iterator[None]:
+    """No coverage build: nothing to count."""
+    yield None
 
 
 SIGNALLED = threading.Event()
@@ -829,7 +873,7 @@ def cmd_check_c(args: argparse.Namespace) -> int:
         report = check_c(source, parse_variant(args.against), args.examples, seed,
                          Path(args.out), args.strict, not args.no_corpus,
                          lambda line: print(line, file=sys.stderr),
-                         include_dirs=tuple(args.include))  # fmt: skip
+                         include_dirs=tuple(args.include), coverage=args.coverage)  # fmt: skip
     except (BuildError, OutDirBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -869,6 +913,9 @@ def add_check_c_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
                    "(searched after the harness's own; repeatable)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--strict", action="store_true", help="a divergence also fails (exit 1)")
+    p.add_argument("--coverage", action="store_true",
+                   help="build the C with gcov counters and report the lines and branches "
+                   "of the driver the corpus and the fuzzer each took, per function")
     p.add_argument("--no-corpus", action="store_true",
                    help="skip the deterministic corpus (spec/findings, spec/examples, "
                    "tests/golden, tests/scenarios) that runs before the fuzzer")
