@@ -1,6 +1,6 @@
 """Protocol constants of vmw_balloon.c, shared by the model, the reference and the proofs.
 
-Every value is copied from the seed (``../shared/seed/vmw_balloon.c``); the line
+Every value is copied from the seed (``spec/driver/vmw_balloon.c``); the line
 numbers name where.  Nothing here encodes behaviour: it is the vocabulary that
 the model, the reference and the environment have in common.
 """
