@@ -709,7 +709,7 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
     started = time.perf_counter()
     data = source.read_bytes()
     binary = binary_for(source=source, include_dirs=include_dirs, coverage=coverage)
-    counted = collect if coverage else _uncounted
+    counted = collect if coverage else lambda _: contextlib.nullcontext()
     report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict,
                     include_dirs=include_dirs)
     with RunDir(out, command="check-c") as rd:
@@ -835,11 +835,6 @@ def coverage_lines(coverage: dict[str, Coverage]) -> list[str]:
         ]
     return out
 
-
-@contextlib.contextmanager
-def _uncounted(binary: Path) -> Iterator[None]:
-    """No coverage build: nothing to count."""
-    yield None
 
 
 SIGNALLED = threading.Event()

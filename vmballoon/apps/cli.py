@@ -160,19 +160,11 @@ def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | 
     variant = parse_variant(args.variant)
     if args.check and args.format != "events":
         raise UsageError("--check prints the violations; --format shows the trace: use one")
-    if args.check and args.no_check:
-        raise UsageError("--check and --no-check contradict each other")
     names = frozenset(args.property) if args.property else None
-    if args.property and not args.check:
-        raise UsageError("--property selects what --check checks: add --check")
     unseen = sorted((names or frozenset()) & set(NOT_OBSERVABLE))
     if unseen and names is not None and names <= set(NOT_OBSERVABLE):
         raise UsageError(f"{', '.join(unseen)}: not observable on the C (inflate's locals); "
                          "check it on the model (--impl model)")  # fmt: skip
-    if args.format == "itf" and (args.steps is not None or args.violations):
-        raise UsageError("--steps and --violations filter --format table only")
-    if args.violations and args.no_check:
-        raise UsageError("--violations needs the property checks: drop --no-check")
     try:
         binary = binary_for(variant, source, include_dirs=tuple(args.include))
     except (BuildError, PatchError) as exc:
