@@ -34,7 +34,7 @@ def test_every_encoded_property_agrees_with_the_model(variant: Variant) -> None:
     print(r.line())
     assert r.status == Status.PASSED, r.problems()
     assert sum(r.states.values()) > 1000
-    assert set(r.states) == {"witness", "boundary", "targeted", "random"}
+    assert set(r.states) == {"witness", "boundary", "targeted", "random", "neighbour"}
     # every property is seen failing somewhere, except what FIXED never reaches
     assert set(r.blind) <= {"doorbell_agreement", "progress"}
     assert r.held["progress"] > 0  # the cooperative runs reach the end of a tick
@@ -108,3 +108,56 @@ def test_progress_is_compared_after_a_cooperative_tick() -> None:
             c.run(sc, FIXED, "targeted")
     assert ck.out.status == Status.PASSED and ck.out.held["progress"] > 0
     assert any(m.prop == "progress" for m in bad.out.failing)
+
+
+REFUSED_EMPTY = (
+    '    empty = z3.And(s["n_ref0"] == bv32(0), s["n_ref1"] == bv32(0))',
+    '    empty = z3.And(s["n_ref0"] == bv32(0))',
+)
+OWNERSHIP_BPAGE = (
+    '        z3.Not(z3.And(lst, s["f_bpage"])),\n',
+    "",
+)
+
+
+@pytest.mark.parametrize(("name", "old", "new"), [("refused_bounds", *REFUSED_EMPTY),
+                                                  ("ownership", *OWNERSHIP_BPAGE)])  # fmt: skip
+def test_neighbour_states_catch_a_clause_no_run_violates(name: str, old: str, new: str) -> None:
+    """A clause whose violation no run reaches on FIXED (the 2 MiB refused list empty
+    between ticks; the batch page on a balloon list) dropped from the encoded property:
+    the states one edit away from reached ones (vmballoon/proofs/neighbours.py) show it,
+    and without them the check is blind to it."""
+    with mutant("vmballoon.proofs.props", old, new) as m:
+        r = propconf.check(FIXED, [], props=m.PROPERTIES, boundary=False, random_runs=5)
+        blind = propconf.check(FIXED, [], props=m.PROPERTIES, boundary=False, random_runs=5,
+                               edit=False)  # fmt: skip
+    assert any(x.prop == name and x.source == "neighbour" and x.unsound for x in r.failing), \
+        r.line()
+    assert not any(x.prop == name for x in blind.failing), blind.line()
+
+
+def test_progress_predicate_says_the_target_is_the_hosts() -> None:
+    """``progress_holds`` without ``b->target == T`` (as it was until a neighbour state
+    showed it: a state at IDLE after a cooperative tick whose target was moved by one) is
+    weaker than the model's progress and fails the check."""
+    from vmballoon.proofs import progress
+
+    orig = progress.progress_holds
+
+    def no_target(s: dict[str, Any], t: Any) -> Any:
+        import z3
+
+        from vmballoon.model.state import Loc
+        from vmballoon.proofs.encoding import loc_val
+
+        done = z3.And(s["loc"] == loc_val(Loc.IDLE), z3.Not(s["reset"]))
+        return z3.Implies(done, progress.in_range(s["size"], t, strict=False))
+
+    progress.progress_holds = no_target
+    try:
+        bad = propconf.Checker(FIXED)
+    finally:
+        progress.progress_holds = orig
+    for sc in propconf.cooperative_scenarios().values():
+        bad.run(sc, FIXED, "targeted")
+    assert any(m.prop == "progress" and m.unsound for m in bad.out.failing), bad.out.line()

@@ -129,6 +129,14 @@ STAGES: tuple[Stage, ...] = (
         (MODEL, ENCODING),
     ),
     Stage(
+        "properties",
+        "call",
+        # property conformance alone (a few seconds): the encoded properties against the
+        # model's on reached and neighbour states
+        ("benchmarks.mutation.quick:properties",),
+        (PROPS, PROGRESS),
+    ),
+    Stage(
         "argument",
         "call",
         # the links of issue 20: input-completeness, witnesses that do not crash, and

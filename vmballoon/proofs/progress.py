@@ -254,9 +254,10 @@ def in_range(size: Expr, t: Expr, strict: bool) -> Expr:
 
 def progress_holds(s: State, t: Expr) -> Expr:
     """The state predicate for runs with ``T`` frozen from Init: at IDLE with no reset
-    pending (after a complete tick), ``T <= size <= T + 512`` and 0 when ``T == 0``."""
+    pending (after a complete tick), ``b->target == T``, ``T <= size <= T + 512`` and 0
+    when ``T == 0`` (what :func:`vmballoon.model.properties.progress` says)."""
     done = z3.And(s["loc"] == loc_val(Loc.IDLE), z3.Not(s["reset"]))
-    return z3.Implies(done, in_range(s["size"], t, strict=False))
+    return z3.Implies(done, z3.And(s["target"] == t, in_range(s["size"], t, strict=False)))
 
 
 # -- lemmas ----------------------------------------------------------------------------------

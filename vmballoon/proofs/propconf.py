@@ -27,7 +27,10 @@ admits at IDLE, built by γ, with small lists), the targeted scenarios of
 :mod:`vmballoon.proofs.conformance`, cooperative runs for ``progress``, the checked-in
 counterexamples of ``spec/findings`` (reachable states where properties fail), and
 random scenarios; of a run, the states at the ends of loops and ticks and after every
-step with a transition violation.
+step with a transition violation; and the *neighbour* states, one edit of the model state
+or its ghost away from the first reached state of each shape
+(:mod:`vmballoon.proofs.neighbours`), where a property fails in the way of one clause (a
+weakened ``P̂`` shows there and nowhere a correct driver reaches).
 A state the abstraction cannot represent is counted, not checked.  For each property
 the report says in how many checked states it held and failed: one never seen failing
 is *blind* (a weakened ``P̂`` could not be told apart there) and is listed.
@@ -40,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import z3
@@ -59,6 +63,7 @@ from vmballoon.model.properties import (
 from vmballoon.model.state import Loc, State
 from vmballoon.proofs.abstraction import NotRepresentable, alpha, f_allocation
 from vmballoon.proofs.encoding import make_state
+from vmballoon.proofs.neighbours import neighbours
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.witness import Concrete1, Status
 from vmballoon.proofs.zeval import Program
@@ -83,7 +88,7 @@ steps before and after them (and every step with a transition violation)."""
 @dataclass
 class Mismatch:
     prop: str
-    source: str  # witness / boundary / targeted / random
+    source: str  # witness / boundary / targeted / random / neighbour
     model: bool  # P(s)
     encoding: bool  # for every frame, P̂(α_f(s))
     detail: str
@@ -237,7 +242,8 @@ def alpha_frames(
             count.setdefault(p, []).append(tag)
     batch = Counter(in_flight(state))
     cursor = set(to_list(state.loop.cursor))
-    keep = [n in (read if read is not None else FRAME_FIELDS) for n in FRAME_FIELDS]
+    kept = [j for j, n in enumerate(FRAME_FIELDS) if read is None or n in read]
+    key_of = itemgetter(*kept) if len(kept) > 1 else (lambda v: tuple(v[j] for j in kept))
     seen: set[tuple[Any, ...]] = set()
     out: list[dict[str, int | bool]] = []
     for f in frames:
@@ -252,7 +258,7 @@ def alpha_frames(
             f, f_alloc, f_o9, code, f in cursor, batch[f] > 0, d.batch_page == f,
             d.page == f, f in ghost.held, f in bad, f in freed_held,
         )  # fmt: skip
-        key = tuple(v for v, k in zip(vals, keep, strict=True) if k)
+        key = key_of(vals)
         if read is not None and key in seen:
             continue
         seen.add(key)
@@ -296,7 +302,8 @@ class History:
 class Checker:
     """Compares ``P`` and ``∀f. P̂`` on model states; accumulates a :class:`PropConformance`."""
 
-    def __init__(self, variant: Variant, props: dict[str, Any] | None = None) -> None:
+    def __init__(self, variant: Variant, props: dict[str, Any] | None = None,
+                 edit: bool = True) -> None:  # fmt: skip
         from vmballoon.proofs.progress import progress_holds
 
         props = PROPERTIES if props is None else props
@@ -310,6 +317,8 @@ class Checker:
             read |= _consts(e)
         self.read = frozenset(n[2:] for n in read if n.startswith("s_"))
         self.out = PropConformance(variant.name)
+        self.edit = edit
+        self.shapes: set[tuple[object, ...]] = set()
 
     def model_says(self, state: State, ghost: Ghost, hist: History) -> dict[str, bool]:
         out = {}
@@ -319,12 +328,14 @@ class Checker:
             out[n] = ok and not hist.violated(n)
         return out
 
-    def state(self, state: State, ghost: Ghost, hist: History, source: str) -> None:
-        """Check one model state (with its ghost and the run's history)."""
+    def state(self, state: State, ghost: Ghost, hist: History, source: str,
+              ends: int = 16) -> None:  # fmt: skip
+        """Check one model state (with its ghost and the run's history); of a long page
+        list the first and last ``ends`` pages are among the frames looked at."""
         if state.loop.allocated > U32:  # α keeps the counter mod 2**32: not faithful here
             self.out.unrepresentable += 1
             return
-        frames = frames_of(state, ghost, hist.bad | hist.freed_held)
+        frames = frames_of(state, ghost, hist.bad | hist.freed_held, ends)
         try:
             views = alpha_frames(state, ghost, frames, hist.bad, hist.freed_held, hist.proto,
                                  self.read)  # fmt: skip
@@ -345,7 +356,8 @@ class Checker:
         self.out.states[source] += 1
         for n in self.names:
             (self.out.held if says[n] else self.out.failed)[n] += 1
-            if n == "ownership" and source not in REACHED and every[n] and not says[n]:
+            if (n == "ownership" and source not in REACHED and every[n] and not says[n]
+                    and _overlap_only(state)):  # fmt: skip
                 # claims that overlap with different first frames (a 4 KiB page inside a
                 # 2 MiB block on another list): no frame's abstraction shows two owners,
                 # as none shows f in two places (section 4: such states are outside R,
@@ -366,6 +378,19 @@ class Checker:
                 self.out.mismatches.append(Mismatch("progress", source, model_ok, prog_hat,
                                                     _where(state, ghost)))  # fmt: skip
 
+    def neighbours(self, state: State, ghost: Ghost, hist: History) -> None:
+        """The states one edit away (:mod:`vmballoon.proofs.neighbours`) of the first reached
+        state of each shape (control location, which lists hold pages, the pointers, the
+        ops table, a reset pending, the host holding pages)."""
+        d = state.drv
+        shape = (state.loc, d.ops, d.reset_required, d.batch_page is None, d.page is None,
+                 bool(ghost.held), *(x is not None for x in (*d.pages, *d.refused)))  # fmt: skip
+        if shape in self.shapes:
+            return
+        self.shapes.add(shape)
+        for _, st, g in neighbours(state, ghost):
+            self.state(st, g, hist, "neighbour", ends=2)  # an edit moves a list's head
+
     def run(self, scenario: Scenario, variant: Variant, source: str, limit: int = 2000) -> None:
         """Every state of a replay of ``scenario`` (its first ``limit`` transitions)."""
         from vmballoon.proofs.conformance import transitions_of
@@ -381,12 +406,24 @@ class Checker:
             # states inside a loop differ from these by one page each
             if found or nxt.loc in CHECKPOINTS or prev.loc in CHECKPOINTS:
                 self.state(nxt, g1, hist, source)
+            if self.edit:
+                self.neighbours(nxt, g1, hist)
 
     def witness_step(self, one: Concrete1) -> None:
         if one.prev is None or one.nxt is None:
             return
         self.state(one.prev, one.ghost, History(), "witness")
         self.state(one.nxt, one.ghost_after, History().after(one.found), "witness")
+
+
+def _overlap_only(state: State) -> bool:
+    """The state's ownership fault is only claims that overlap with different first frames:
+    no first frame is claimed twice and every claimed first frame is allocated (either of
+    those shows in the abstraction of that frame)."""
+    claims = owners(state)
+    firsts = Counter(p for _, p, _ in claims)
+    mem = state.env.memory
+    return all(c == 1 for c in firsts.values()) and all(mem.allocated(p) for p in firsts)
 
 
 def _where(state: State, ghost: Ghost) -> str:
@@ -481,15 +518,18 @@ def check(
     props: dict[str, Any] | None = None,
     boundary: bool = True,
     scenarios: bool = True,
+    edit: bool = True,
 ) -> PropConformance:
     """Property conformance of ``variant`` on the witness steps ``steps`` (from
     ``vmballoon.proofs.witness.check(..., keep_steps=True)``), the boundary states, the targeted and
-    cooperative scenarios and ``random_runs`` random scenarios.  ``props``: the encoded
-    properties (default :data:`vmballoon.proofs.props.PROPERTIES`; tests pass weakened ones)."""
+    cooperative scenarios and ``random_runs`` random scenarios, and with ``edit`` the states
+    one edit away from the first reached state of each shape
+    (:mod:`vmballoon.proofs.neighbours`).  ``props``: the encoded properties (default
+    :data:`vmballoon.proofs.props.PROPERTIES`; tests pass weakened ones)."""
     from vmballoon.proofs.conformance import random_scenario, targeted_scenarios
 
     t0 = time.monotonic()
-    ck = Checker(variant, props)
+    ck = Checker(variant, props, edit=edit)
     for one in steps:
         ck.witness_step(one)
     if boundary:
