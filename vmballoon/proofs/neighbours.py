@@ -16,7 +16,8 @@ structure of :class:`vmballoon.model.state.State` and
 * a page moved from one of the four lists (the two balloon lists and the two refused
   lists) to another with the counters kept in step (``struct vmballoon_page_size``
   (vmw_balloon.c:265)), and ``VMW_BALLOON_MAX_REFUSED + 1`` pages moved onto a refused
-  list (``VMW_BALLOON_MAX_REFUSED`` (vmw_balloon.c:93));
+  list (``VMW_BALLOON_MAX_REFUSED`` (vmw_balloon.c:93)), or as many fresh pages from the
+  allocator;
 * the batch page and ``b->page`` cleared or set to a listed page;
 * the control location set to a resting one (the refused lists of a loop seen between
   ticks);
@@ -35,7 +36,8 @@ from dataclasses import replace
 from typing import Any, get_type_hints
 
 from vmballoon.core.protocol import MAX_REFUSED
-from vmballoon.model.plist import from_iterable, to_list
+from vmballoon.model import listed as ls
+from vmballoon.model.plist import from_iterable, push, to_list
 from vmballoon.model.properties import Ghost
 from vmballoon.model.state import RESTING, Driver, Loc, Loop, State
 
@@ -122,6 +124,26 @@ def _move(src: tuple[str, int], dst: tuple[str, int], count: int) -> Edit:
     return edit
 
 
+def _fill_refused(idx: int) -> Edit:
+    """Refused list ``idx`` holding ``VMW_BALLOON_MAX_REFUSED + 1`` more pages, fresh from
+    the allocator (of that list's order), its counter in step: the bound of
+    ``n_refused_pages`` passed where no balloon list has that many pages to move."""
+
+    def edit(s: State, g: Ghost) -> tuple[State, Ghost] | None:
+        env, listed, refused = s.env, s.drv.listed, s.drv.refused[idx]
+        for _ in range(MAX_REFUSED + 1):
+            pfn, env = env.alloc(9 * idx, "nosleep")
+            if pfn is None:
+                return None
+            listed, refused = ls.add(listed, pfn), push(refused, pfn)
+        n = list(s.drv.n_refused)
+        n[idx] += MAX_REFUSED + 1
+        both = (refused, s.drv.refused[1]) if idx == 0 else (s.drv.refused[0], refused)
+        return _drv(s, refused=both, n_refused=(n[0], n[1]), listed=listed)._replace(env=env), g
+
+    return edit
+
+
 def _first_listed(s: State) -> int | None:
     for kind, idx in _LISTS:
         lst = to_list(getattr(s.drv, kind)[idx])
@@ -192,6 +214,7 @@ def edits() -> list[tuple[str, Edit]]:
     for idx in (0, 1):
         out.append((f"{MAX_REFUSED + 1} pages[{idx}] -> refused[{idx}]",
                     _move(("pages", idx), ("refused", idx), MAX_REFUSED + 1)))  # fmt: skip
+    out += [(f"refused[{i}] + {MAX_REFUSED + 1} fresh pages", _fill_refused(i)) for i in (0, 1)]
     out += [(f"{n} toggled", _pointer(n)) for n in ("batch_page", "page")]
     out += [(f"ops = {o}", _ops(o)) for o in (None, "basic", "batched")]
     out += [(f"loc = {loc.name}", _rest(loc)) for loc in sorted(RESTING)]

@@ -49,11 +49,11 @@ from typing import Any
 import z3
 
 from vmballoon.core import intervals as iv
-from vmballoon.core.protocol import CAP_BASIC, CAP_BATCHED, SUCCESS_WITH_CAPABILITIES
+from vmballoon.core.protocol import CAP_BASIC, CAP_BATCHED, MAX_REFUSED, SUCCESS_WITH_CAPABILITIES
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.machine import balloon_pages
-from vmballoon.model.plist import to_list
+from vmballoon.model.plist import PList, to_list
 from vmballoon.model.properties import (
     STATE_PROPERTIES,
     Ghost,
@@ -186,7 +186,9 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
     badly) and, of a page list longer than ``2 * ends``, its first and last ``ends`` pages
     and every page whose alignment makes its abstraction differ from its neighbours' (a
     512-aligned page on a 4 KiB list, an unaligned one on a 2 MiB list: the others of a
-    list share one abstraction, allocated at the list's order); the first frames of the
+    list share one abstraction, allocated at the list's order); every first frame of a
+    claim (:func:`vmballoon.model.properties.owners`) claimed twice or not allocated; the
+    first frames of the
     allocated runs (between ticks: of the runs no owner covers) and blocks; a free frame
     and one outside the pool."""
     d = state.drv
@@ -205,6 +207,8 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
         out.update(lst[-ends:])
         out.update(p for p in lst if (p % 512 == 0) != two_m)
     mem = state.env.memory
+    firsts = Counter(p for _, p, _ in owners(state))  # claimed twice or not allocated: seen
+    out.update(p for p, c in firsts.items() if c > 1 or not mem.allocated(p))
     runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
     for s_, e_ in mem.free:
         runs = iv.remove(runs, s_, e_)
@@ -384,7 +388,7 @@ class Checker:
         ops table, a reset pending, the host holding pages)."""
         d = state.drv
         shape = (state.loc, d.ops, d.reset_required, d.batch_page is None, d.page is None,
-                 bool(ghost.held), *(x is not None for x in (*d.pages, *d.refused)))  # fmt: skip
+                 bool(ghost.held), *(_size_class(x) for x in (*d.pages, *d.refused)))  # fmt: skip
         if shape in self.shapes:
             return
         self.shapes.add(shape)
@@ -414,6 +418,15 @@ class Checker:
             return
         self.state(one.prev, one.ghost, History(), "witness")
         self.state(one.nxt, one.ghost_after, History().after(one.found), "witness")
+
+
+def _size_class(lst: PList) -> int:
+    """Empty, shorter than ``VMW_BALLOON_MAX_REFUSED + 1`` pages, or not (a list to fill a
+    refused list past its bound from)."""
+    n = 0
+    while lst is not None and n <= MAX_REFUSED:
+        n, lst = n + 1, lst[1]
+    return 0 if n == 0 else 1 if n <= MAX_REFUSED else 2
 
 
 def _overlap_only(state: State) -> bool:
