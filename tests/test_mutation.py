@@ -185,3 +185,18 @@ def test_keys_file_selects_mutants_and_refuses_unknown_keys(
     assert main(["--keys", str(listed), "--list"]) == 2
     assert "name no current mutant" in capsys.readouterr().err
     assert main(["--keys", str(tmp_path / "absent.txt"), "--list"]) == 2
+
+
+def test_lemma_rules_cover_lemmas_only() -> None:
+    """The reviewed rules classify every mutant of an auxiliary or progress lemma, and no
+    mutant of an encoded property, of the progress goal or of the encoding."""
+    eq = load_equivalent()
+    mutants = list(all_mutants(ROOT))
+    by_rule = [m for m in mutants if eq.rule(m.key) is not None]
+    assert any(m.scope.startswith("aux_frame") for m in by_rule)
+    assert any(m.scope.startswith("t_target") for m in by_rule)
+    for m in by_rule:
+        assert m.file in ("vmballoon/proofs/props.py", "vmballoon/proofs/progress.py"), m.key
+        assert m.scope.split(".")[0].startswith(("aux_", "t_", "g_")), m.key
+    assert not any(eq.rule(m.key) for m in mutants if m.scope.split(".")[0] in
+                   ("refused_bounds", "no_leak", "progress_holds", "prove"))  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,12 +101,37 @@ class Result:
     """The mutant's diff against the source it was made from (kept for survivors)."""
 
 
-def load_equivalent(path: Path = EQUIVALENT) -> dict[str, str]:
-    """Reviewed equivalent mutants: key -> reason."""
+class Equivalent(dict[str, str]):
+    """Reviewed equivalent mutants, key -> reason, and the reviewed *rules*: a key that
+    matches a rule's pattern (a whole class of mutants, such as every mutant of an
+    auxiliary lemma) is equivalent for the rule's reason unless killed."""
+
+    def __init__(self, keys: dict[str, str], rules: list[dict[str, str]]) -> None:
+        super().__init__(keys)
+        self.rules = [(re.compile(r["pattern"]), r["reason"]) for r in rules]
+
+    def rule(self, key: str) -> str | None:
+        """The reason of the first rule ``key`` matches, None when none does."""
+        return next((why for pat, why in self.rules if pat.search(key)), None)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or (isinstance(key, str) and self.rule(key) is not None)
+
+    def __getitem__(self, key: str) -> str:
+        if super().__contains__(key):
+            return super().__getitem__(key)
+        why = self.rule(key)
+        if why is None:
+            raise KeyError(key)
+        return why
+
+
+def load_equivalent(path: Path = EQUIVALENT) -> Equivalent:
+    """Reviewed equivalent mutants (key -> reason) and rules."""
     if not path.exists():
-        return {}
-    data: dict[str, str] = json.loads(path.read_text())["equivalent"]
-    return data
+        return Equivalent({}, [])
+    data = json.loads(path.read_text())
+    return Equivalent(data["equivalent"], data.get("rules", []))
 
 
 def baseline(
