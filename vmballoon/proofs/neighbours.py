@@ -10,8 +10,8 @@ structure of :class:`vmballoon.model.state.State` and
 :class:`vmballoon.model.properties.Ghost`, never by the encoded properties (so a mutated
 ``vmballoon/proofs/props.py`` cannot hide from them):
 
-* every integer field of the driver and of the loop locals one up and one down, every
-  flag flipped, the ops table switched (``struct vmballoon`` (vmw_balloon.c:274));
+* every integer field of the driver and of the loop locals one up, one down and zeroed,
+  every flag flipped, the ops table switched (``struct vmballoon`` (vmw_balloon.c:274));
 * ``n_refused_pages`` moved alone (the counter apart from its list);
 * a page moved from one of the four lists (the two balloon lists and the two refused
   lists) to another with the counters kept in step (``struct vmballoon_page_size``
@@ -58,13 +58,14 @@ def _loop(state: State, **kw: Any) -> State:
 
 
 def _scalar_edits() -> Iterator[tuple[str, Edit]]:
-    """Each integer field one up and one down, each flag flipped (driver and loop)."""
+    """Each integer field one up, one down and zeroed, each flag flipped (driver and loop)."""
     for owner, tup, set_ in (("drv", Driver, _drv), ("loop", Loop, _loop)):
         for name, kind in get_type_hints(tup).items():
             if kind is int:
                 for d in (1, -1):
                     yield (f"{owner}.{name}{d:+d}",
                            _bump(owner, name, d, set_))  # fmt: skip
+                yield f"{owner}.{name} = 0", _zero(owner, name, set_)
             elif kind is bool:
                 yield f"{owner}.{name} flipped", _flip(owner, name, set_)
 
@@ -73,6 +74,13 @@ def _bump(owner: str, name: str, d: int, set_: Callable[..., State]) -> Edit:
     def edit(s: State, g: Ghost) -> tuple[State, Ghost] | None:
         v = getattr(getattr(s, owner), name) + d
         return None if v < 0 else (set_(s, **{name: v}), g)
+
+    return edit
+
+
+def _zero(owner: str, name: str, set_: Callable[..., State]) -> Edit:
+    def edit(s: State, g: Ghost) -> tuple[State, Ghost] | None:
+        return None if getattr(getattr(s, owner), name) == 0 else (set_(s, **{name: 0}), g)
 
     return edit
 
