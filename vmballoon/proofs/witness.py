@@ -274,11 +274,9 @@ def _changes_successor(post: dict[str, Expr]) -> Callable[[Expr], Expr]:
     return flip
 
 
-def transition_targets(
-    loc: Loc, variant: Variant, enc: ModuleType = default_encoding
-) -> Transition:
-    """The targets of the transition out of ``loc``; with its state, inputs and constraints."""
-    log: list[tuple[str, str, Expr, Expr]] = []
+def _recorder(enc: ModuleType, log: list[tuple[str, str, Expr, Expr]]) -> Any:
+    """The encoding's ``SymTx`` recording in ``log`` every condition, update and
+    assumption of a transition, with its site and path condition."""
     enc_file = str(enc.__file__)
 
     class Recorder(enc.SymTx):  # type: ignore[name-defined,misc]
@@ -301,68 +299,111 @@ def transition_targets(
             log.append(("assume", _site(enc_file), self.active(), cond))
             super().assume(cond)
 
-    s, i = enc.make_state("s_"), enc.make_inputs("i_")
-    tx = Recorder(s, i, variant)
-    enc.TRANSITIONS[loc](tx)
-    cons = z3.And(*tx.cons) if tx.cons else z3.BoolVal(True)
-    post: dict[str, Expr] = dict(tx.v)
-    flip = _changes_successor(post)
-    out: list[Target] = []
-    seen: set[int] = set()
-    names: dict[str, int] = {}
+    return Recorder
 
-    def add(kind: str, desc: str, e: Expr) -> None:
+
+class _Targets:
+    """The targets of one transition, in the order they are added: a formula already
+    there is not added again, a description met again is numbered (``#1``, ...)."""
+
+    def __init__(self, loc: Loc) -> None:
+        self.loc = loc
+        self.out: list[Target] = []
+        self.seen: set[int] = set()
+        self.names: dict[str, int] = {}
+
+    def add(self, kind: str, desc: str, e: Expr) -> None:
         e = z3.simplify(e)
         if z3.is_false(e) and kind != "branch" and kind != "update":
             return
         k = e.get_id()
-        if k in seen:
+        if k in self.seen:
             return
-        seen.add(k)
-        n = names.get(desc, 0)
-        names[desc] = n + 1
-        out.append(Target(loc, kind, desc if n == 0 else f"{desc} #{n}", e))
+        self.seen.add(k)
+        n = self.names.get(desc, 0)
+        self.names[desc] = n + 1
+        self.out.append(Target(self.loc, kind, desc if n == 0 else f"{desc} #{n}", e))
 
+
+def _branch_targets(log: list[tuple[str, str, Expr, Expr]], tg: _Targets) -> None:
+    """Every condition taken and not taken, every guarded update, every Boolean
+    update's value true and false."""
     for what, site, pc, e in log:
         if what == "when":
-            add("branch", f"{site} when {_short(e)} = true", z3.And(pc, e))
-            add("branch", f"{site} when {_short(e)} = false", z3.And(pc, z3.Not(e)))
+            tg.add("branch", f"{site} when {_short(e)} = true", z3.And(pc, e))
+            tg.add("branch", f"{site} when {_short(e)} = false", z3.And(pc, z3.Not(e)))
         elif what == "set":
-            add("update", f"{site} under {_short(pc, 60)}", pc)
+            tg.add("update", f"{site} under {_short(pc, 60)}", pc)
             if z3.is_bool(e) and not (z3.is_true(e) or z3.is_false(e)):
-                add("value", f"{site} := {_short(e, 70)} = true", z3.And(pc, e))
-                add("value", f"{site} := {_short(e, 70)} = false", z3.And(pc, z3.Not(e)))
-    seen_nodes: set[int] = set()  # comparisons met at an earlier site belong to it
+                tg.add("value", f"{site} := {_short(e, 70)} = true", z3.And(pc, e))
+                tg.add("value", f"{site} := {_short(e, 70)} = false", z3.And(pc, z3.Not(e)))
+
+
+def _mcdc_targets(site: str, pc: Expr, e: Expr, tg: _Targets) -> None:
+    """MC/DC of the Boolean inputs the condition or Boolean update ``e`` reads: each
+    true and false where it decides ``e``."""
+    for atom in _bool_atoms(e):
+        flips = z3.substitute(e, (atom, z3.BoolVal(True))) != z3.substitute(
+            e, (atom, z3.BoolVal(False))
+        )
+        for val in (True, False):
+            lit = atom if val else z3.Not(atom)
+            tg.add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}",
+                   z3.And(pc, flips, lit))  # fmt: skip
+
+
+def _boundary_targets(
+    site: str, pc: Expr, c: Expr, flip: Callable[[Expr], Expr], tg: _Targets
+) -> None:
+    """The comparison ``c`` at a = b, a = b - 1 and a = b + 1; and the same where it
+    decides the successor of the step (the observable one: after a crash, only the
+    location)."""
+    a, b = c.children()
+    one = z3.BitVecVal(1, a.size())
+    text = _short(c, 90)
+    on = z3.And(pc, flip(c))
+    tg.add("boundary", f"{site} {text} at a = b", z3.And(pc, a == b))
+    tg.add("boundary", f"{site} {text} at a = b - 1", z3.And(pc, a + one == b))
+    tg.add("boundary", f"{site} {text} at a = b + 1", z3.And(pc, a == b + one))
+    tg.add("decisive", f"{site} {text} decides, at a = b", z3.And(on, a == b))
+    tg.add("decisive", f"{site} {text} decides, at a = b - 1", z3.And(on, a + one == b))
+    tg.add("decisive", f"{site} {text} decides, at a = b + 1", z3.And(on, a == b + one))
+
+
+def _condition_targets(
+    log: list[tuple[str, str, Expr, Expr]], flip: Callable[[Expr], Expr], tg: _Targets
+) -> None:
+    """The MC/DC, boundary, decisive and wrap targets of every site's conditions;
+    a comparison met at an earlier site belongs to it."""
+    seen_nodes: set[int] = set()
     for what, site, pc, e in log:
         cmps: list[Expr] = []
         arith: list[Expr] = []
         _comparisons(pc, seen_nodes, [], [])
         _comparisons(e, seen_nodes, cmps, arith)
         if what in ("when", "set") and z3.is_bool(e):
-            for atom in _bool_atoms(e):  # MC/DC of the Boolean inputs it reads
-                flips = z3.substitute(e, (atom, z3.BoolVal(True))) != z3.substitute(
-                    e, (atom, z3.BoolVal(False))
-                )
-                for val in (True, False):
-                    lit = atom if val else z3.Not(atom)
-                    add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}",
-                        z3.And(pc, flips, lit))  # fmt: skip
+            _mcdc_targets(site, pc, e, tg)
         for c in cmps:
-            a, b = c.children()
-            one = z3.BitVecVal(1, a.size())
-            text = _short(c, 90)
-            # decisive: the comparison's value decides the successor of the step (the
-            # observable one: after a crash, only the location)
-            on = z3.And(pc, flip(c))
-            add("boundary", f"{site} {text} at a = b", z3.And(pc, a == b))
-            add("boundary", f"{site} {text} at a = b - 1", z3.And(pc, a + one == b))
-            add("boundary", f"{site} {text} at a = b + 1", z3.And(pc, a == b + one))
-            add("decisive", f"{site} {text} decides, at a = b", z3.And(on, a == b))
-            add("decisive", f"{site} {text} decides, at a = b - 1", z3.And(on, a + one == b))
-            add("decisive", f"{site} {text} decides, at a = b + 1", z3.And(on, a == b + one))
+            _boundary_targets(site, pc, c, flip, tg)
         for x in arith:
-            add("wrap", f"{site} {_short(x, 90)} wraps", z3.And(pc, _wraps(x)))
-    return Transition(out, s, i, cons, post)
+            tg.add("wrap", f"{site} {_short(x, 90)} wraps", z3.And(pc, _wraps(x)))
+
+
+def transition_targets(
+    loc: Loc, variant: Variant, enc: ModuleType = default_encoding
+) -> Transition:
+    """The targets of the transition out of ``loc``; with its state, inputs and constraints."""
+    log: list[tuple[str, str, Expr, Expr]] = []
+    s, i = enc.make_state("s_"), enc.make_inputs("i_")
+    tx = _recorder(enc, log)(s, i, variant)
+    enc.TRANSITIONS[loc](tx)
+    cons = z3.And(*tx.cons) if tx.cons else z3.BoolVal(True)
+    post: dict[str, Expr] = dict(tx.v)
+    flip = _changes_successor(post)
+    tg = _Targets(loc)
+    _branch_targets(log, tg)
+    _condition_targets(log, flip, tg)
+    return Transition(tg.out, s, i, cons, post)
 
 
 # -- running a witness through the model ----------------------------------------------------
