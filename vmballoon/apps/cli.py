@@ -368,13 +368,8 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = _Parser(prog="vmballoon", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
+def _replay_arguments(p: argparse.ArgumentParser) -> None:
+    """``replay``'s arguments: the scenario, what runs it and how its log is printed."""
     p.add_argument("scenario", help="scenario file (vmballoon-scenario/1); - reads stdin")
     p.add_argument(
         "--impl", choices=IMPLS, default="model",
@@ -406,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --source: a folder of kernel headers the harness does not provide "
         "(searched after the harness's own; repeatable)",
     )  # fmt: skip
+
+
+def _replay_check_and_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``replay``'s options: the property check along the replay, the part of the trace
+    shown, and where it is written."""
     p.add_argument(
         "--check",
         action="store_true",
@@ -443,8 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="itf: write even when the estimated size (shown before writing) is over "
         "the 1 GB limit",
     )  # fmt: skip
+
+
+def _add_replay_parser(sub: Any) -> None:
+    """``vmballoon replay``."""
+    p = sub.add_parser("replay", help="replay a scenario and print its event log (JSON)")
+    _replay_arguments(p)
+    _replay_check_and_output_arguments(p)
     p.set_defaults(func=cmd_replay)
 
+
+def _add_fuzz_parser(sub: Any) -> None:
+    """``vmballoon fuzz``."""
     p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
     p.add_argument(
         "--examples", type=positive_int, default=500,
@@ -473,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_fuzz)
 
+
+def _add_spec_parser(sub: Any) -> None:
+    """``vmballoon spec``."""
     p = sub.add_parser("spec", help="regenerate spec/reference.md (tables from the code)")
     p.add_argument("--check", action="store_true", help="only check it is up to date")
     p.add_argument(
@@ -491,6 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of the spec/ of the checkout the command runs in",
     )
     p.set_defaults(func=cmd_spec)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="vmballoon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    _add_replay_parser(sub)
+    _add_fuzz_parser(sub)
+    _add_spec_parser(sub)
 
     from vmballoon.apps.checkc import add_check_c_parser
     from vmballoon.apps.golden import add_golden_parser

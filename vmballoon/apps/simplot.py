@@ -35,6 +35,7 @@ a temporary file renamed into place.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,20 +138,40 @@ def plot(result: SimResult, path: str) -> None:
         plt.close(fig)
 
 
-def draw(result: SimResult) -> Figure:
-    """The picture of ``result`` (the caller closes it with ``pyplot.close``)."""
-    import matplotlib
+@dataclass
+class _Plot:
+    """What the panels of one picture share: the run, its series per tick (in frames
+    and in GiB), the top panel's scale, the series the zoom panel shows, and how
+    markers are drawn (staggered over many ticks, large over a few)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    result: SimResult
+    ticks: list[int]
+    series: dict[str, list[int]]
+    gib: dict[str, list[float]]
+    top: float
+    zoomed: list[str]
+    stagger: bool
+    big: bool
 
-    from vmballoon.apps.simulation import fmt_size
+    @property
+    def records(self) -> list[TickRecord]:
+        return self.result.records
 
+    def styled(self, style: dict[str, Any], offset: int) -> dict[str, Any]:
+        """``style`` with its markers staggered (``offset`` of 3) or enlarged."""
+        out = dict(style)
+        if self.stagger:
+            out["markevery"] = (offset, 3)
+        if self.big:  # a few points: large, the first drawn largest so that none hides another
+            out["markersize"] = {0: 12, 1: 9, 2: 6}[offset]
+        return out
+
+
+def _layout(result: SimResult) -> _Plot:
+    """The series of ``result`` and how they are laid out."""
     records = result.records
     c = result.config
     ran = len(records)
-    ticks = [r.tick for r in records]
     series = {
         "target": [r.target for r in records],
         "size": [r.size for r in records],
@@ -161,108 +182,150 @@ def draw(result: SimResult) -> Figure:
     top = max([*(v for vals in gib.values() for v in vals), c.ram_pages / GIB_PAGES * 0.05])
     zoomed = [k for k in ("size", "allocated", "held")
               if MIB_PAGES <= max(series[k], default=0) < ZOOM_BELOW * top * GIB_PAGES]  # fmt: skip
-    stagger = ran > 6
-    big = ran <= LABEL_TICKS
+    return _Plot(result, [r.tick for r in records], series, gib, top, zoomed,
+                 stagger=ran > 6, big=ran <= LABEL_TICKS)  # fmt: skip
 
-    def styled(style: dict[str, Any], offset: int) -> dict[str, Any]:
-        out = dict(style)
-        if stagger:
-            out["markevery"] = (offset, 3)
-        if big:  # a few points: large, the first drawn largest so that none hides another
-            out["markersize"] = {0: 12, 1: 9, 2: 6}[offset]
-        return out
 
-    rows = 3 if zoomed else 2
-    ratios = [3, 2, 2] if zoomed else [3, 2]
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 9.6 if zoomed else 7.2), dpi=110,
+def _draw_top(p: _Plot, ax: Any) -> None:
+    """The top panel's series, in GiB: target, size, frames given up and held."""
+    from vmballoon.apps.simulation import fmt_size
+
+    ax.plot(p.ticks, p.gib["target"], color="tab:green", alpha=0.35, linewidth=7,
+            drawstyle="steps-mid", marker="_" if p.big else None, markersize=30,
+            label="target (host schedule)")  # fmt: skip
+    ax.plot(p.ticks, p.gib["size"], **p.styled(SIZE_STYLE, 0))
+    ax.plot(p.ticks, p.gib["allocated"], **p.styled(GIVEN_STYLE, 1))
+    ax.plot(p.ticks, p.gib["held"], **p.styled(HELD_STYLE, 2))
+    if p.big:
+        _label_values(ax, p.records, set(p.zoomed), GIB_PAGES, fmt_size)
+
+
+def _draw_events(p: _Plot, axes: Any, ax: Any) -> None:
+    """On every panel, the resets and the crash as vertical lines (named in the legend
+    of the top panel ``ax``)."""
+    result = p.result
+    for axis in axes:
+        for i, t in enumerate(r.tick for r in p.records if r.reset):
+            axis.axvline(t, color="tab:orange", linestyle=":", linewidth=1.5, zorder=0,
+                         label="reset (START)" if i == 0 and axis is ax else None)  # fmt: skip
+        if result.crashed_at is not None:
+            axis.axvline(result.crashed_at, color="black", linewidth=1.2, alpha=0.5,
+                         linestyle="--", zorder=0,
+                         label="guest crashed" if axis is ax else None)  # fmt: skip
+
+
+def _finish_top(p: _Plot, ax: Any) -> None:
+    """The top panel's violations, axis, title and legend."""
+    bad = [r for r in p.records if r.violations]
+    if bad:
+        names = sorted({n for r in bad for n in r.violations})
+        ax.scatter([r.tick for r in bad], [r.size / GIB_PAGES for r in bad], marker="x",
+                   color="tab:red", s=40, zorder=3,
+                   label="property violated: " + ", ".join(names))  # fmt: skip
+    ax.set_ylabel("GiB")
+    ax.set_ylim(bottom=0, top=p.top * 1.12)
+    ax.set_title(_short_title(p.result), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    note = None
+    if _coincide(p.records, p.result.config.ram_pages):
+        note = ("b->size, frames given up and frames held coincide\n"
+                "(within 0.1% of the RAM): markers alternate ticks")  # fmt: skip
+    ax.legend(loc="upper right", fontsize=7, title=note, title_fontsize=7)
+
+
+def _draw_zoom(p: _Plot, mid: Any) -> None:
+    """The zoom panel: the small series again, in MiB or GiB, linear."""
+    from vmballoon.apps.simulation import fmt_size
+
+    peak = max(max(p.series[k]) for k in p.zoomed)
+    unit, scale = ("GiB", GIB_PAGES) if peak >= GIB_PAGES else ("MiB", MIB_PAGES)
+    styles = {"size": (SIZE_STYLE, 0), "allocated": (GIVEN_STYLE, 1),
+              "held": (HELD_STYLE, 2)}  # fmt: skip
+    for key in p.zoomed:
+        style, offset = styles[key]
+        mid.plot(p.ticks, [v / scale for v in p.series[key]], **p.styled(style, offset))
+    if p.big:
+        _label_values(mid, p.records, set(p.zoomed), scale, fmt_size, only=True)
+    mid.set_ylim(bottom=0, top=peak / scale * 1.25)
+    mid.set_ylabel(f"{unit} (zoom)")
+    mid.grid(True, alpha=0.3)
+    mid.legend(loc="upper right", fontsize=7,
+               title="below a tenth of the top panel's scale: zoomed",
+               title_fontsize=7)  # fmt: skip
+
+
+def _positive(values: list[int]) -> list[float]:
+    """``values`` with 0 not drawn (NaN) on a log scale."""
+    return [float(v) if v > 0 else float("nan") for v in values]
+
+
+def _draw_low(p: _Plot, low: Any) -> None:
+    """The bottom panel's series, in frames: churn, given up and held, with the batch
+    page labelled."""
+    low.plot(p.ticks, _positive([r.churn for r in p.records]), color="tab:gray", linewidth=0,
+             marker="o", markersize=6 if p.big else 3,
+             label="frames allocated during the tick")  # fmt: skip
+    batch = _batch_page_tick(p.records)
+    given = p.styled(GIVEN_STYLE, 1)
+    given["label"] = "frames given up (end)" + (", the batch page included" if batch else "")
+    low.plot(p.ticks, _positive(p.series["allocated"]), **given)
+    held = p.styled(HELD_STYLE, 2)
+    held["label"] = "frames the host holds (end)"
+    low.plot(p.ticks, _positive(p.series["held"]), **held)
+    if p.big:
+        for r in p.records:
+            for name, value in (("given up", r.allocated), ("held", r.held)):
+                if value > 0:
+                    low.annotate(f"{name}: {value:,} frames", (r.tick, value),
+                                 xytext=(14, 0), textcoords="offset points", fontsize=7,
+                                 va="center")  # fmt: skip
+    if batch is not None:
+        low.annotate("1 frame: the batch page\n(kept while batched commands are in use)",
+                     (batch.tick, 1), xytext=(10, 28), textcoords="offset points",
+                     fontsize=7,
+                     arrowprops={"arrowstyle": "->", "color": "tab:purple"})  # fmt: skip
+
+
+def _finish_low(p: _Plot, low: Any) -> None:
+    """The bottom panel's log scale, axes (the x axis over the ticks that ran) and
+    legend."""
+    from matplotlib.ticker import MaxNLocator
+
+    result, c = p.result, p.result.config
+    low.set_yscale("log")
+    low.set_ylim(bottom=0.5, top=max(2.0, c.ram_pages * 2.0))
+    low.set_ylabel("4 KiB frames (log; 0 not drawn)")
+    low.set_xlabel("tick (one vmballoon_work each; values at the end of the tick)")
+    ran = len(p.records)
+    last = c.ticks - 1 if result.complete and result.crashed_at is None else max(ran - 1, 0)
+    pad = 1.0 if last < 4 else 0.5 + 0.02 * last
+    low.set_xlim(-pad, last + (4.0 if p.big else pad))
+    low.xaxis.set_major_locator(MaxNLocator(integer=True))
+    low.grid(True, alpha=0.3, which="both")
+    low.legend(loc="upper right", fontsize=7)
+
+
+def draw(result: SimResult) -> Figure:
+    """The picture of ``result`` (the caller closes it with ``pyplot.close``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = _layout(result)
+    rows = 3 if p.zoomed else 2
+    ratios = [3, 2, 2] if p.zoomed else [3, 2]
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 9.6 if p.zoomed else 7.2), dpi=110,
                              sharex=True, gridspec_kw={"height_ratios": ratios})  # fmt: skip
     ax, low = axes[0], axes[-1]
     try:
-        ax.plot(ticks, gib["target"], color="tab:green", alpha=0.35, linewidth=7,
-                drawstyle="steps-mid", marker="_" if big else None, markersize=30,
-                label="target (host schedule)")  # fmt: skip
-        ax.plot(ticks, gib["size"], **styled(SIZE_STYLE, 0))
-        ax.plot(ticks, gib["allocated"], **styled(GIVEN_STYLE, 1))
-        ax.plot(ticks, gib["held"], **styled(HELD_STYLE, 2))
-        if big:
-            _label_values(ax, records, set(zoomed), GIB_PAGES, fmt_size)
-        for axis in axes:
-            for i, t in enumerate(r.tick for r in records if r.reset):
-                axis.axvline(t, color="tab:orange", linestyle=":", linewidth=1.5, zorder=0,
-                             label="reset (START)" if i == 0 and axis is ax else None)  # fmt: skip
-            if result.crashed_at is not None:
-                axis.axvline(result.crashed_at, color="black", linewidth=1.2, alpha=0.5,
-                             linestyle="--", zorder=0,
-                             label="guest crashed" if axis is ax else None)  # fmt: skip
-        bad = [r for r in records if r.violations]
-        if bad:
-            names = sorted({n for r in bad for n in r.violations})
-            ax.scatter([r.tick for r in bad], [r.size / GIB_PAGES for r in bad], marker="x",
-                       color="tab:red", s=40, zorder=3,
-                       label="property violated: " + ", ".join(names))  # fmt: skip
-        ax.set_ylabel("GiB")
-        ax.set_ylim(bottom=0, top=top * 1.12)
-        ax.set_title(_short_title(result), fontsize=10)
-        ax.grid(True, alpha=0.3)
-        note = None
-        if _coincide(records, c.ram_pages):
-            note = ("b->size, frames given up and frames held coincide\n"
-                    "(within 0.1% of the RAM): markers alternate ticks")  # fmt: skip
-        ax.legend(loc="upper right", fontsize=7, title=note, title_fontsize=7)
-
-        if zoomed:
-            mid = axes[1]
-            peak = max(max(series[k]) for k in zoomed)
-            unit, scale = ("GiB", GIB_PAGES) if peak >= GIB_PAGES else ("MiB", MIB_PAGES)
-            styles = {"size": (SIZE_STYLE, 0), "allocated": (GIVEN_STYLE, 1),
-                      "held": (HELD_STYLE, 2)}  # fmt: skip
-            for key in zoomed:
-                style, offset = styles[key]
-                mid.plot(ticks, [v / scale for v in series[key]], **styled(style, offset))
-            if big:
-                _label_values(mid, records, set(zoomed), scale, fmt_size, only=True)
-            mid.set_ylim(bottom=0, top=peak / scale * 1.25)
-            mid.set_ylabel(f"{unit} (zoom)")
-            mid.grid(True, alpha=0.3)
-            mid.legend(loc="upper right", fontsize=7,
-                       title="below a tenth of the top panel's scale: zoomed",
-                       title_fontsize=7)  # fmt: skip
-
-        def positive(values: list[int]) -> list[float]:
-            return [float(v) if v > 0 else float("nan") for v in values]
-
-        low.plot(ticks, positive([r.churn for r in records]), color="tab:gray", linewidth=0,
-                 marker="o", markersize=6 if big else 3,
-                 label="frames allocated during the tick")  # fmt: skip
-        batch = _batch_page_tick(records)
-        given = styled(GIVEN_STYLE, 1)
-        given["label"] = "frames given up (end)" + (", the batch page included" if batch else "")
-        low.plot(ticks, positive(series["allocated"]), **given)
-        held = styled(HELD_STYLE, 2)
-        held["label"] = "frames the host holds (end)"
-        low.plot(ticks, positive(series["held"]), **held)
-        if big:
-            for r in records:
-                for name, value in (("given up", r.allocated), ("held", r.held)):
-                    if value > 0:
-                        low.annotate(f"{name}: {value:,} frames", (r.tick, value),
-                                     xytext=(14, 0), textcoords="offset points", fontsize=7,
-                                     va="center")  # fmt: skip
-        if batch is not None:
-            low.annotate("1 frame: the batch page\n(kept while batched commands are in use)",
-                         (batch.tick, 1), xytext=(10, 28), textcoords="offset points",
-                         fontsize=7,
-                         arrowprops={"arrowstyle": "->", "color": "tab:purple"})  # fmt: skip
-        low.set_yscale("log")
-        low.set_ylim(bottom=0.5, top=max(2.0, c.ram_pages * 2.0))
-        low.set_ylabel("4 KiB frames (log; 0 not drawn)")
-        low.set_xlabel("tick (one vmballoon_work each; values at the end of the tick)")
-        last = c.ticks - 1 if result.complete and result.crashed_at is None else max(ran - 1, 0)
-        pad = 1.0 if last < 4 else 0.5 + 0.02 * last
-        low.set_xlim(-pad, last + (4.0 if big else pad))
-        low.xaxis.set_major_locator(MaxNLocator(integer=True))
-        low.grid(True, alpha=0.3, which="both")
-        low.legend(loc="upper right", fontsize=7)
+        _draw_top(p, ax)
+        _draw_events(p, axes, ax)
+        _finish_top(p, ax)
+        if p.zoomed:
+            _draw_zoom(p, axes[1])
+        _draw_low(p, low)
+        _finish_low(p, low)
         fig.tight_layout()
     except BaseException:
         plt.close(fig)

@@ -459,15 +459,36 @@ def build(
         raise BuildError(f"{host_c}: no such harness host file")
     where = resolve_includes(source_text, dirs)
     if coverage or out_dir is not None:
-        if out_dir is None:
-            cache_dir().mkdir(parents=True, exist_ok=True)
-            out_dir = Path(tempfile.mkdtemp(prefix="coverage-", dir=cache_dir()))
-        out_dir = out_dir.resolve()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        target, warnings = _compile(prepared, name, out_dir, kind, coverage, dirs, where,
-                                    host_c, out_dir / output_name(kind))  # fmt: skip
-        _emit(stub_notes(name, where) + warnings, on_warning)
-        return target
+        return _build_apart(prepared, name, kind, coverage, dirs, where, host_c, out_dir,
+                            on_warning)  # fmt: skip
+    return _build_cached(prepared, name, kind, coverage, dirs, where, host_c, on_warning)
+
+
+def _build_apart(
+    prepared: str, name: str, kind: Kind, coverage: bool, dirs: tuple[Path, ...],
+    where: dict[str, str], host_c: Path, out_dir: Path | None,
+    on_warning: Callable[[list[str]], None] | None,
+) -> Path:  # fmt: skip
+    """The uncached build of :func:`build`, in ``out_dir`` (a new folder under the cache
+    folder when ``None``)."""
+    if out_dir is None:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        out_dir = Path(tempfile.mkdtemp(prefix="coverage-", dir=cache_dir()))
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target, warnings = _compile(prepared, name, out_dir, kind, coverage, dirs, where,
+                                host_c, out_dir / output_name(kind))  # fmt: skip
+    _emit(stub_notes(name, where) + warnings, on_warning)
+    return target
+
+
+def _build_cached(
+    prepared: str, name: str, kind: Kind, coverage: bool, dirs: tuple[Path, ...],
+    where: dict[str, str], host_c: Path, on_warning: Callable[[list[str]], None] | None,
+) -> Path:  # fmt: skip
+    """The cached build of :func:`build`: the cached library when its record of the
+    headers still holds, else built in a temporary folder and moved into place with its
+    record."""
     key = build_key(prepared, kind, coverage, dirs, where, host_c)
     folder = cache_dir() / key
     target = folder / output_name(kind)

@@ -535,6 +535,49 @@ def observe(prev: State, nxt: State, ghost: Ghost) -> tuple[Ghost, list[tuple[st
     return new, [(name, msg) for name, msg, _ in found]
 
 
+def _negotiated(status: int, result: int) -> int:
+    """The capabilities a START answer negotiates."""
+    if status == SUCCESS_WITH_CAPABILITIES:
+        return result & U64_MASK
+    if status == 0:
+        return CAP_BASIC
+    return 0
+
+
+def _update_held(held: _Held, ev: Event, resp: Response, prev: State) -> None:
+    """The frames the host holds after the command ``ev`` and its answer: START and
+    ERROR_RESET release them all, a successful lock or unlock (of each page a batched
+    command names in the batch page) takes or releases its frame."""
+    cmd, status = ev["cmd"], ev["status"]
+    if cmd == "START":
+        held.clear()
+    if cmd in ("LOCK", "UNLOCK") and status == 0:
+        (held.add if cmd == "LOCK" else held.discard)(ev["arg1"])
+    elif cmd in BATCHED_CMDS:
+        statuses = _batch_statuses(prev, ev, resp)
+        bp = prev.drv.batch_page
+        if status == 0 and bp is not None and ev["arg1"] == bp:
+            for pfn, st in statuses:
+                if st == 0:
+                    (held.add if cmd in LOCK_CMDS else held.discard)(pfn)
+    if status == ERROR_RESET:
+        held.clear()
+
+
+def _target_answer(
+    ev: Event, nxt: State, target_ok: bool, target: int, written: int
+) -> tuple[bool, int, int]:
+    """``target_ok``, the target and the target written by a failed command, after a
+    command that answers with a target: a success sets the driver's target; a failure
+    that still changes it is remembered."""
+    status, r32 = ev["status"], ev["result"] & U32_MASK
+    if status == 0 and nxt.drv.target == r32:
+        return True, r32, written
+    if status != 0 and nxt.drv.target == r32 and r32 != target:
+        return False, r32, r32
+    return target_ok, target, written
+
+
 def observe_frames(
     prev: State, nxt: State, ghost: Ghost
 ) -> tuple[Ghost, list[tuple[str, str, int | None]]]:
@@ -557,36 +600,16 @@ def observe_frames(
             msg = _protocol(ev, Ghost(negotiated=neg), prev)
             if msg is not None:
                 bad.append(("protocol", msg, None))
-            bp = prev.drv.batch_page
             if cmd == "START":
-                held.clear()
-                if status == SUCCESS_WITH_CAPABILITIES:
-                    neg = ev["result"] & U64_MASK
-                elif status == 0:
-                    neg = CAP_BASIC
-                else:
-                    neg = 0
+                neg = _negotiated(status, ev["result"])
             elif cmd == "VMCI_DOORBELL_SET":
                 invalid = ev["arg1"] == VMCI_INVALID_ID and ev["arg2"] == VMCI_INVALID_ID
                 db_ok = (not invalid) and status == 0
             elif cmd == "GET_TARGET" and status == 0:
                 targeted = ev["result"] & U32_MASK
-            if cmd in ("LOCK", "UNLOCK") and status == 0:
-                (held.add if cmd == "LOCK" else held.discard)(ev["arg1"])
-            elif cmd in BATCHED_CMDS:
-                statuses = _batch_statuses(prev, ev, resp)
-                if status == 0 and bp is not None and ev["arg1"] == bp:
-                    for pfn, st in statuses:
-                        if st == 0:
-                            (held.add if cmd in LOCK_CMDS else held.discard)(pfn)
-            if status == ERROR_RESET:
-                held.clear()
+            _update_held(held, ev, resp, prev)
             if cmd in TARGET_CMDS:
-                r32 = ev["result"] & U32_MASK
-                if status == 0 and nxt.drv.target == r32:
-                    target_ok, target = True, r32
-                elif status != 0 and nxt.drv.target == r32 and r32 != target:
-                    target_ok, target, written = False, r32, r32
+                target_ok, target, written = _target_answer(ev, nxt, target_ok, target, written)
         elif kind == "free":
             if ev["pfn"] in held:
                 msg = f"frame {ev['pfn']} freed while the host holds it"

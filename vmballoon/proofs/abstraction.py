@@ -11,6 +11,7 @@ that the encoding's successor of α(s) is α(successor of s).
 from __future__ import annotations
 
 from vmballoon.core import intervals as iv
+from vmballoon.core.env import Event
 from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
     ERROR_PPN_NOTNEEDED,
@@ -20,6 +21,7 @@ from vmballoon.core.protocol import (
     U32_MASK,
     VMCI_INVALID_ID,
 )
+from vmballoon.core.scenario import Response
 from vmballoon.model.machine import balloon_pages
 from vmballoon.model.plist import to_list
 from vmballoon.model.properties import (
@@ -30,7 +32,7 @@ from vmballoon.model.properties import (
     in_flight,
     new_events,
 )
-from vmballoon.model.state import OPS_BASIC, OPS_BATCHED, Loc, State
+from vmballoon.model.state import OPS_BASIC, OPS_BATCHED, Driver, Loc, Loop, State
 
 Values = dict[str, int | bool]
 
@@ -67,31 +69,21 @@ def f_allocation(state: State, f: int) -> tuple[bool, bool]:
     return allocated, allocated and o9
 
 
-def alpha(
-    state: State,
-    ghost: Ghost,
-    f: int,
-    bad_free: bool = False,
-    freed_held: bool = False,
-    proto_bad: bool = False,
-) -> Values:
-    """α(state): the abstract state seen from frame ``f``."""
-    d, lp = state.drv, state.loop
-    p4, p2 = balloon_pages(state)
-    r4, r2 = to_list(d.refused[0]), to_list(d.refused[1])
+def _f_list(f: int, p4: list[int], p2: list[int], r4: list[int], r2: list[int]) -> int:
+    """The list ``f`` is on (``NONE``: none), given the two balloon lists and the two
+    refused ones."""
     places = [(L4, p4.count(f)), (L2, p2.count(f)), (R4, r4.count(f)), (R2, r2.count(f))]
     listed = [(k, n) for k, n in places if n]
     if len(listed) > 1 or any(n > 1 for _, n in listed):
         raise NotRepresentable("f on two lists")
-    batch = in_flight(state)
-    if batch.count(f) > 1:
-        raise NotRepresentable("f twice in the batch")
-    cursor = to_list(lp.cursor)
-    f_alloc, f_o9 = f_allocation(state, f)
+    return listed[0][0] if listed else NONE
+
+
+def _driver_fields(d: Driver) -> Values:
+    """The abstract fields of ``struct vmballoon`` that do not depend on ``f``."""
     ops = 0 if d.ops is None else (1 if d.ops == OPS_BASIC else 2)
     assert d.ops in (None, OPS_BASIC, OPS_BATCHED)
     return {
-        "loc": int(state.loc),
         "size": d.size,
         "target": d.target,
         "rate_alloc": d.rate_alloc,
@@ -109,6 +101,12 @@ def alpha(
         "page_eq_batch": d.page is not None and d.page == d.batch_page,
         "doorbell": d.doorbell is not None,
         "warned": d.warned,
+    }
+
+
+def _loop_fields(lp: Loop) -> Values:
+    """The abstract fields of the inflate or deflate loop's locals."""
+    return {
         "l_rate": lp.rate,
         "l_alloc": lp.allocations,
         "l_num": lp.num_pages,
@@ -116,6 +114,31 @@ def alpha(
         "l_cansleep": lp.cansleep,
         "l_is2m": lp.is_2m,
         "l_allocated": lp.allocated & U32_MASK,
+    }
+
+
+def alpha(
+    state: State,
+    ghost: Ghost,
+    f: int,
+    bad_free: bool = False,
+    freed_held: bool = False,
+    proto_bad: bool = False,
+) -> Values:
+    """α(state): the abstract state seen from frame ``f``."""
+    d, lp = state.drv, state.loop
+    p4, p2 = balloon_pages(state)
+    r4, r2 = to_list(d.refused[0]), to_list(d.refused[1])
+    f_list = _f_list(f, p4, p2, r4, r2)
+    batch = in_flight(state)
+    if batch.count(f) > 1:
+        raise NotRepresentable("f twice in the batch")
+    cursor = to_list(lp.cursor)
+    f_alloc, f_o9 = f_allocation(state, f)
+    return {
+        "loc": int(state.loc),
+        **_driver_fields(d),
+        **_loop_fields(lp),
         "n4": len(p4) & U32_MASK,
         "n2": len(p2) & U32_MASK,
         "r4": len(r4) & U32_MASK,
@@ -125,7 +148,7 @@ def alpha(
         "f_pfn": f,
         "f_alloc": f_alloc,
         "f_o9": f_o9,
-        "f_list": listed[0][0] if listed else NONE,
+        "f_list": f_list,
         "f_cur": f in cursor,
         "f_batch": f in batch,
         "f_bpage": d.batch_page == f,
@@ -150,8 +173,9 @@ def _lock_class(status: int) -> int:
     return CLS_WARN
 
 
-def step_inputs(prev: State, nxt: State, f: int) -> Values:
-    """The encoding's inputs that make its step from α(prev) reproduce ``prev -> nxt``."""
+def _no_inputs() -> Values:
+    """The inputs of a step that issues no command, allocates nothing and creates no
+    doorbell: every one at its default."""
     out: Values = {
         "entry": 0,
         "e_present": False,
@@ -175,6 +199,45 @@ def step_inputs(prev: State, nxt: State, f: int) -> Values:
     for site in ("DBSET", "DBINV"):
         out[f"{site}_st"] = 0
         out[f"{site}_res"] = 0
+    return out
+
+
+def _batch_inputs(out: Values, prev: State, ev: Event, resp: Response, f: int) -> None:
+    """Into ``out``: the per-page statuses of a batched command, as counts per class, and
+    ``f``'s class and how many refusable entries precede it."""
+    out["e_present"] = resp.entries is not None
+    counts = [0, 0, 0, 0]
+    refusable_before = 0
+    for pfn, st in _batch_statuses(prev, ev, resp):
+        cls = _lock_class(st)  # UNLOCK reads only OK / not OK
+        if pfn == f:
+            out["f_cls"] = cls
+            out["f_rank"] = refusable_before
+        else:
+            counts[cls] += 1
+        if cls == CLS_REFUSE:
+            refusable_before += 1
+    out["e_ok"], out["e_ref"], out["e_free"], out["e_warn"] = counts
+
+
+def _hv_inputs(out: Values, prev: State, ev: Event, resp: Response, f: int) -> None:
+    """Into ``out``: the host's answer ``resp`` to the backdoor command ``ev``, at the
+    command's input site."""
+    cmd = ev["cmd"]
+    if cmd == "VMCI_DOORBELL_SET":
+        invalid = ev["arg1"] == VMCI_INVALID_ID and ev["arg2"] == VMCI_INVALID_ID
+        site = "DBINV" if invalid else "DBSET"
+    else:
+        site = SITE_OF_CMD[cmd]
+    out[f"{site}_st"] = ev["status"]
+    out[f"{site}_res"] = ev["result"]
+    if site in ("BLOCK", "BUNLOCK"):
+        _batch_inputs(out, prev, ev, resp, f)
+
+
+def step_inputs(prev: State, nxt: State, f: int) -> Values:
+    """The encoding's inputs that make its step from α(prev) reproduce ``prev -> nxt``."""
+    out = _no_inputs()
     k = 0
     for ev in new_events(prev, nxt):
         kind = ev["ev"]
@@ -183,28 +246,7 @@ def step_inputs(prev: State, nxt: State, f: int) -> Values:
         elif kind == "hv":
             resp = _response(prev, k)
             k += 1
-            cmd = ev["cmd"]
-            if cmd == "VMCI_DOORBELL_SET":
-                invalid = ev["arg1"] == VMCI_INVALID_ID and ev["arg2"] == VMCI_INVALID_ID
-                site = "DBINV" if invalid else "DBSET"
-            else:
-                site = SITE_OF_CMD[cmd]
-            out[f"{site}_st"] = ev["status"]
-            out[f"{site}_res"] = ev["result"]
-            if site in ("BLOCK", "BUNLOCK"):
-                out["e_present"] = resp.entries is not None
-                counts = [0, 0, 0, 0]
-                refusable_before = 0
-                for pfn, st in _batch_statuses(prev, ev, resp):
-                    cls = _lock_class(st)  # UNLOCK reads only OK / not OK
-                    if pfn == f:
-                        out["f_cls"] = cls
-                        out["f_rank"] = refusable_before
-                    else:
-                        counts[cls] += 1
-                    if cls == CLS_REFUSE:
-                        refusable_before += 1
-                out["e_ok"], out["e_ref"], out["e_free"], out["e_warn"] = counts
+            _hv_inputs(out, prev, ev, resp, f)
         elif kind == "alloc":
             pfn = ev["pfn"]
             out["a_ok"] = pfn is not None

@@ -262,18 +262,8 @@ def _batch(a: Values, i: Values, f: int, frames: _Frames, lock: bool) -> tuple[l
     return pfns, statuses
 
 
-def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
-    """γ(a) at ``loc``, with an environment answering the next step as ``i`` says."""
-    if loc in STOPPED:
-        raise NotConcretizable("nothing runs after exit or a crash")
-    f = int(a["f_pfn"])
-    frames = _Frames(f)
-    deflate, loops = loc in DEFLATE_LOCS, loc in LOOP_LOCS
-    is2m = bool(a["l_is2m"])
-    fl = int(a["f_list"])
-    blocks: list[int] = []  # first frames of order-9 blocks handed out
-
-    # b->page and the batch page
+def _pages(a: Values, f: int, frames: _Frames) -> tuple[int | None, int | None]:
+    """``b->page`` and the batch page."""
     page: int | None = None
     if not a["page_null"]:
         page = f if a["f_page"] else frames.take(bool(a["page_hi"]))
@@ -285,16 +275,41 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
             bpage = page
         else:
             bpage = frames.take(False)
+    return page, bpage
 
-    # the lists: the cursor a deflate walks is part of the list it walks
-    def build(n: int, with_f: bool, two_m: bool) -> list[int]:
-        out = [frames.take(False) for _ in range(n - int(with_f))]
-        if with_f:
-            out.insert(0, f)
-        if two_m:
-            blocks.extend(p for p in out if p != f)
-        return out
 
+def _build(
+    n: int, with_f: bool, two_m: bool, f: int, frames: _Frames, blocks: list[int]
+) -> list[int]:
+    """A list of ``n`` pages, ``f`` at its head when ``with_f``, the others fresh (2 MiB
+    ones recorded in ``blocks``)."""
+    out = [frames.take(False) for _ in range(n - int(with_f))]
+    if with_f:
+        out.insert(0, f)
+    if two_m:
+        blocks.extend(p for p in out if p != f)
+    return out
+
+
+def _cursor(ncur: int, in_cur: bool, i: Values, f: int, frames: _Frames) -> list[int]:
+    """The ``ncur`` pages a deflate has still to walk, ``f`` among them when ``in_cur``
+    (at the head or second, as the witness inputs say)."""
+    cur: list[int] = []
+    if ncur:
+        head_f = in_cur and (bool(i["h_f"]) or ncur == 1)
+        cur.append(f if head_f else frames.take(bool(i["h_hi"])))
+        if in_cur and not head_f:
+            cur.append(f)
+        cur += [frames.take(False) for _ in range(ncur - len(cur))]
+    return cur
+
+
+def _lists(
+    loc: Loc, a: Values, i: Values, f: int, frames: _Frames, blocks: list[int]
+) -> tuple[list[list[int]], list[int] | None, list[list[int]]]:
+    """The two balloon lists, the cursor a deflate walks (part of the list it walks) and
+    the two refused lists."""
+    deflate, is2m, fl = loc in DEFLATE_LOCS, bool(a["l_is2m"]), int(a["f_list"])
     ncur = int(a["ncur"])
     cursor: list[int] | None = None
     lists: list[list[int]] = []
@@ -304,26 +319,27 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
         rest = cnt - (ncur if walked else 0)
         if rest < 0:
             raise NotConcretizable("cursor longer than its list")
-        lists.append(build(rest, fl == tag and not in_cur, bool(idx)))
+        lists.append(_build(rest, fl == tag and not in_cur, bool(idx), f, frames, blocks))
         if walked:
-            cur: list[int] = []
-            if ncur:
-                head_f = in_cur and (bool(i["h_f"]) or ncur == 1)
-                cur.append(f if head_f else frames.take(bool(i["h_hi"])))
-                if in_cur and not head_f:
-                    cur.append(f)
-                cur += [frames.take(False) for _ in range(ncur - len(cur))]
+            cur = _cursor(ncur, in_cur, i, f, frames)
             if bool(idx):
                 blocks.extend(p for p in cur if p != f)
             cursor = cur
-    refused = [build(int(a["r4"]), fl == R4, False), build(int(a["r2"]), fl == R2, True)]
+    refused = [_build(int(a["r4"]), fl == R4, False, f, frames, blocks),
+               _build(int(a["r2"]), fl == R2, True, f, frames, blocks)]  # fmt: skip
+    return lists, cursor, refused
 
-    # the batch in flight
+
+def _in_flight(
+    loc: Loc, a: Values, i: Values, f: int, frames: _Frames, blocks: list[int]
+) -> tuple[PList, dict[str, tuple[int, ...] | None]]:
+    """The batch in flight (the loop's ``fill``) and the per-page statuses the host
+    answers the batched command with."""
     fill: PList = None
     entries: dict[str, tuple[int, ...] | None] = {}
-    if loops and a["ops"] != 1 and int(a["l_num"]) > 0:
+    if loc in LOOP_LOCS and a["ops"] != 1 and int(a["l_num"]) > 0:
         pfns, statuses = _batch(a, i, f, frames, loc in INFLATE_LOCS)
-        if is2m:
+        if a["l_is2m"]:
             blocks.extend(p for p in pfns if p != f)
         for p in pfns:
             fill = ((p << PAGE_SHIFT) & U64_MASK, fill)
@@ -331,21 +347,33 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
             entries["BLOCK" if loc in INFLATE_LOCS else "BUNLOCK"] = statuses
     elif i["e_present"]:
         entries["BLOCK" if loc in INFLATE_LOCS else "BUNLOCK"] = ()
+    return fill, entries
 
-    # the allocator: the next allocation returns `target`
-    order9 = loc == Loc.I_LOOP and is2m
-    target: int | None = None
-    if i["a_ok"]:
-        if i["a_f"]:
-            if a["f_alloc"]:
-                raise NotConcretizable("the allocator cannot return a frame it has out")
-            target = f
-        elif i["a_eqpage"] and loc == Loc.R_OPS:
-            if page is None or page == f:
-                raise NotConcretizable("a stale b->page needs a page other than f")
-            target = page
-        else:
-            target = frames.take(bool(i["a_hi"]))
+
+def _allocated(
+    loc: Loc, a: Values, i: Values, f: int, page: int | None, frames: _Frames
+) -> int | None:
+    """The frame the next allocation returns (None: the allocation fails)."""
+    if not i["a_ok"]:
+        return None
+    if i["a_f"]:
+        if a["f_alloc"]:
+            raise NotConcretizable("the allocator cannot return a frame it has out")
+        return f
+    if i["a_eqpage"] and loc == Loc.R_OPS:
+        if page is None or page == f:
+            raise NotConcretizable("a stale b->page needs a page other than f")
+        return page
+    return frames.take(bool(i["a_hi"]))
+
+
+def _memory(
+    loc: Loc, a: Values, f: int, target: int | None, frames: _Frames, blocks: list[int]
+) -> Memory:
+    """The guest's memory: ``target`` free for the next allocation (its 2 MiB block at
+    I_LOOP on 2 MiB pages), ``f`` free, in a handed-out block or out of the pool as
+    ``a`` says, and the order-9 blocks handed out."""
+    order9 = loc == Loc.I_LOOP and bool(a["l_is2m"])
     free: list[tuple[int, int]] = []
     if target is not None:
         free.append((target, target + (PAGES_PER_2M if order9 else 1)))
@@ -368,9 +396,11 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
     free_runs: tuple[tuple[int, int], ...] = ()
     for s_, e_ in free:
         free_runs = iv.add(free_runs, s_, e_)
-    mem = Memory(base, 1 << 52, free_runs, blocks_runs, ())
+    return Memory(base, 1 << 52, free_runs, blocks_runs, ())
 
-    every = [p for lst in (*lists, *refused, cursor or []) for p in lst]
+
+def _listed(every: list[int]) -> ls.Listed:
+    """The set of listed frames of ``every`` page on a list (each on one list only)."""
     if len(set(every)) != len(every):
         raise NotConcretizable("a page on two lists")
     aligned = sorted(p >> 9 for p in every if p % PAGES_PER_2M == 0)
@@ -378,10 +408,16 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
     for p in every:
         if p % PAGES_PER_2M:
             listed = ls.add(listed, p)
+    return listed
 
-    pages = (_plist(lists[0]), _plist(lists[1]))
+
+def _driver(
+    a: Values, lists: list[list[int]], refused: list[list[int]], bpage: int | None,
+    page: int | None, listed: ls.Listed,
+) -> Driver:  # fmt: skip
+    """The driver's state ``struct vmballoon`` of ``a`` with its pages."""
     ops = {0: None, 1: OPS_BASIC, 2: OPS_BATCHED}[int(a["ops"])]
-    drv = Driver(
+    return Driver(
         size=int(a["size"]),
         target=int(a["target"]),
         rate_alloc=int(a["rate_alloc"]),
@@ -391,7 +427,7 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
         supported_page_sizes=int(a["supported"]),
         batch_max_pages=int(a["batch_max"]),
         ops=ops,
-        pages=pages,
+        pages=(_plist(lists[0]), _plist(lists[1])),
         refused=(_plist(refused[0]), _plist(refused[1])),
         n_refused=(int(a["n_ref0"]), int(a["n_ref1"])),
         batch_page=bpage,
@@ -400,20 +436,28 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
         warned=bool(a["warned"]),
         listed=listed,
     )
-    loop = Loop(
+
+
+def _loop(a: Values, fill: PList, cursor: list[int] | None) -> Loop:
+    """The locals of the inflate or deflate loop of ``a``."""
+    return Loop(
         rate=int(a["l_rate"]),
         allocations=int(a["l_alloc"]),
         num_pages=int(a["l_num"]),
         error=to_int32(int(a["l_err"])),
         cansleep=bool(a["l_cansleep"]),
-        is_2m=is2m,
+        is_2m=bool(a["l_is2m"]),
         fill=fill,
         cursor=_plist(cursor) if cursor else None,
         readded=None,
         allocated=int(a["l_allocated"]),
     )
-    host = _Host(i, entries)
-    env = Env(
+
+
+def _env(a: Values, i: Values, mem: Memory, entries: dict[str, tuple[int, ...] | None]) -> Env:
+    """The environment answering the next step as ``i`` says: the host, the allocator
+    and VMCI."""
+    return Env(
         hv_script=(),
         hv_pos=0,
         alloc_script=(bool(i["a_ok"]),),
@@ -424,11 +468,29 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
         memory=mem,
         totalram=(1 << 33) if a["ram_big"] else (1 << 20),
         log=None,
-        host=host,  # type: ignore[arg-type]
+        host=_Host(i, entries),  # type: ignore[arg-type]
     )
+
+
+def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
+    """γ(a) at ``loc``, with an environment answering the next step as ``i`` says."""
+    if loc in STOPPED:
+        raise NotConcretizable("nothing runs after exit or a crash")
+    f = int(a["f_pfn"])
+    frames = _Frames(f)
+    blocks: list[int] = []  # first frames of order-9 blocks handed out
+    # fresh frames are taken in this order: the pages, the lists, the batch, the allocation
+    page, bpage = _pages(a, f, frames)
+    lists, cursor, refused = _lists(loc, a, i, f, frames, blocks)
+    fill, entries = _in_flight(loc, a, i, f, frames, blocks)
+    target = _allocated(loc, a, i, f, page, frames)
+    mem = _memory(loc, a, f, target, frames, blocks)
+    listed = _listed([p for lst in (*lists, *refused, cursor or []) for p in lst])
+    drv = _driver(a, lists, refused, bpage, page, listed)
+    env = _env(a, i, mem, entries)
     entry = ENTRY_NAMES[int(i["entry"])] if loc == Loc.IDLE and int(i["entry"]) <= 2 else "work"
     running = "" if loc == Loc.IDLE else "work"
-    state = State(loc, drv, loop, (0,) * STAT["_len"], env, variant, running)
+    state = State(loc, drv, _loop(a, fill, cursor), (0,) * STAT["_len"], env, variant, running)
     ghost = Ghost(
         held=frozenset({f}) if a["f_host"] else frozenset(),
         negotiated=int(a["neg"]),

@@ -10,7 +10,7 @@ their counterexamples through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vmballoon.core.env import DEFAULT_RESPONSE
 from vmballoon.core.protocol import U64_MASK
@@ -51,6 +51,108 @@ _SITE = {
 }  # fmt: skip
 
 
+@dataclass
+class _Script:
+    """The scenario being written: its pool, and the steps and the host's, the
+    allocator's and VMCI's answers so far."""
+
+    frames: int
+    pfn_base: int
+    ram_big: bool
+    steps: list[str] = field(default_factory=list)
+    hv: list[Response] = field(default_factory=list)
+    alloc: list[bool] = field(default_factory=list)
+    vmci: list[bool] = field(default_factory=list)
+
+    def scenario(self) -> Scenario:
+        return Scenario(
+            steps=tuple(self.steps), frames=self.frames, pfn_base=self.pfn_base,
+            totalram_pages=(1 << 33) if self.ram_big else None,
+            hv=tuple(self.hv), alloc=tuple(self.alloc), vmci=tuple(self.vmci),
+        )  # fmt: skip
+
+
+def _script(trace: Trace) -> _Script:
+    """The empty script of ``trace``: the pool starts at f's 2 MiB block and holds 4096
+    frames, or with accelerated steps enough for every allocation to be a 2 MiB page."""
+    f = int(trace.states[0]["f_pfn"])
+    base = f - f % 512
+    ram_big = bool(trace.states[0]["ram_big"])
+    bulk = sum(int(x["acc_k"]) if x.get("acc") else 1 for x in trace.inputs)
+    accelerated = any(x.get("acc") for x in trace.inputs)
+    frames = max(4096, (bulk + 2) * 512) if accelerated else 4096
+    return _Script(frames, base, ram_big)
+
+
+def _accelerated(state: State, k: int, sc: _Script) -> State:
+    """An accelerated step (:mod:`vmballoon.proofs.accel`): ``k`` successful allocations."""
+    for _ in range(k):
+        sc.alloc.append(True)
+        env = state.env._replace(alloc_script=tuple(sc.alloc))
+        state = step(state._replace(env=env))
+    return state
+
+
+def _issued(state: State, nxt: State) -> list[str]:
+    """The input sites of the backdoor commands the step from ``state`` to ``nxt``
+    issued, in order."""
+    issued = []
+    log = nxt.env.log
+    evs = []
+    while log is not None and log is not state.env.log:
+        evs.append(log[0])
+        log = log[1]
+    evs.reverse()
+    for ev in evs:
+        if ev["ev"] == "hv":
+            if ev["cmd"] == "VMCI_DOORBELL_SET":
+                inv = ev["arg1"] == 0xFFFFFFFF and ev["arg2"] == 0xFFFFFFFF
+                issued.append("DBINV" if inv else "DBSET")
+            else:
+                issued.append(_SITE[ev["cmd"]])
+    return issued
+
+
+def _answered(
+    state: State, sc: _Script, inp: dict[str, int | bool], num: int
+) -> tuple[State, list[Response]]:
+    """The step from ``state`` with the host answering every command it issues as
+    ``inp`` says, and those answers; iterated, since the commands a step issues can
+    depend on the answers it gets."""
+    trial: list[Response] = []
+    for _ in range(4):
+        env = state.env._replace(
+            hv_script=(*sc.hv, *trial),
+            alloc_script=(*sc.alloc, bool(inp["a_ok"])),
+            vmci_script=(*sc.vmci, bool(inp["v_ok"])),
+        )
+        cur = state._replace(env=env)
+        nxt = enter(cur, sc.steps[-1]) if state.loc == Loc.IDLE else step(cur)
+        want = [_response(site, inp, num) for site in _issued(state, nxt)]
+        if want == trial[: len(want)] and len(trial) == len(want):
+            break
+        trial = want
+    return nxt, trial
+
+
+def _step_along(
+    state: State, sc: _Script, pre: dict[str, int | bool], inp: dict[str, int | bool]
+) -> State:
+    """One step of the trace from ``state`` (pre-state ``pre``, inputs ``inp``), its
+    answers written into ``sc``."""
+    inp = dict(inp, _f_batch=bool(pre["f_batch"]))
+    nxt, trial = _answered(state, sc, inp, int(pre["l_num"]))
+    sc.hv.extend(trial)
+    if nxt.env.alloc_pos > state.env.alloc_pos:
+        sc.alloc.append(bool(inp["a_ok"]))
+    if nxt.env.vmci_pos > state.env.vmci_pos:
+        sc.vmci.append(bool(inp["v_ok"]))
+    env = nxt.env._replace(
+        hv_script=tuple(sc.hv), alloc_script=tuple(sc.alloc), vmci_script=tuple(sc.vmci)
+    )
+    return nxt._replace(env=env)
+
+
 def to_scenario(trace: Trace, variant: Variant) -> Scenario:
     """A scenario of the contract that drives the model along ``trace``.
 
@@ -60,80 +162,21 @@ def to_scenario(trace: Trace, variant: Variant) -> Scenario:
     it holds 4096 frames, or with accelerated steps enough for every allocation of the
     trace to be a 2 MiB page (the encoding has no bound on free memory).
     """
-    f = int(trace.states[0]["f_pfn"])
-    base = f - f % 512
-    ram_big = bool(trace.states[0]["ram_big"])
-    bulk = sum(int(x["acc_k"]) if x.get("acc") else 1 for x in trace.inputs)
-    accelerated = any(x.get("acc") for x in trace.inputs)
-    frames = max(4096, (bulk + 2) * 512) if accelerated else 4096
-    steps: list[str] = []
-    hv: list[Response] = []
-    alloc: list[bool] = []
-    vmci: list[bool] = []
-
-    def scenario() -> Scenario:
-        return Scenario(
-            steps=tuple(steps), frames=frames, pfn_base=base,
-            totalram_pages=(1 << 33) if ram_big else None,
-            hv=tuple(hv), alloc=tuple(alloc), vmci=tuple(vmci),
-        )  # fmt: skip
-
-    state: State = start(scenario(), variant)
+    sc = _script(trace)
+    state: State = start(sc.scenario(), variant)
     for k, inp in enumerate(trace.inputs):
         pre = trace.states[k]
         if state.loc in (Loc.EXITED, Loc.CRASHED):
             break
         if state.loc == Loc.IDLE:
-            steps.append(("work", "doorbell", "exit")[min(int(inp["entry"]), 2)])
+            sc.steps.append(("work", "doorbell", "exit")[min(int(inp["entry"]), 2)])
         if inp.get("acc") and state.loc == Loc.I_LOOP:
-            # an accelerated step (proofs.accel): acc_k successful allocations
-            for _ in range(int(inp["acc_k"])):
-                alloc.append(True)
-                env = state.env._replace(alloc_script=tuple(alloc))
-                state = step(state._replace(env=env))
-            continue
-        inp = dict(inp, _f_batch=bool(pre["f_batch"]))
-        num = int(pre["l_num"])
-        # iterate: the commands a step issues can depend on the answers it gets
-        trial: list[Response] = []
-        for _ in range(4):
-            env = state.env._replace(
-                hv_script=(*hv, *trial),
-                alloc_script=(*alloc, bool(inp["a_ok"])),
-                vmci_script=(*vmci, bool(inp["v_ok"])),
-            )
-            cur = state._replace(env=env)
-            nxt = enter(cur, steps[-1]) if state.loc == Loc.IDLE else step(cur)
-            issued = []
-            log = nxt.env.log
-            evs = []
-            while log is not None and log is not state.env.log:
-                evs.append(log[0])
-                log = log[1]
-            evs.reverse()
-            for ev in evs:
-                if ev["ev"] == "hv":
-                    if ev["cmd"] == "VMCI_DOORBELL_SET":
-                        inv = ev["arg1"] == 0xFFFFFFFF and ev["arg2"] == 0xFFFFFFFF
-                        issued.append("DBINV" if inv else "DBSET")
-                    else:
-                        issued.append(_SITE[ev["cmd"]])
-            want = [_response(site, inp, num) for site in issued]
-            if want == trial[: len(want)] and len(trial) == len(want):
-                break
-            trial = want
-        hv.extend(trial)
-        if nxt.env.alloc_pos > state.env.alloc_pos:
-            alloc.append(bool(inp["a_ok"]))
-        if nxt.env.vmci_pos > state.env.vmci_pos:
-            vmci.append(bool(inp["v_ok"]))
-        env = nxt.env._replace(
-            hv_script=tuple(hv), alloc_script=tuple(alloc), vmci_script=tuple(vmci)
-        )
-        state = nxt._replace(env=env)
-    while hv and hv[-1] == DEFAULT_RESPONSE:
-        hv.pop()
-    return scenario()
+            state = _accelerated(state, int(inp["acc_k"]), sc)
+        else:
+            state = _step_along(state, sc, pre, inp)
+    while sc.hv and sc.hv[-1] == DEFAULT_RESPONSE:
+        sc.hv.pop()
+    return sc.scenario()
 
 
 __all__ = ["Trace", "to_scenario"]

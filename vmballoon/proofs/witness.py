@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import z3
 
@@ -71,6 +71,9 @@ from vmballoon.proofs.concretize import (
 )
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import Program
+
+if TYPE_CHECKING:
+    from vmballoon.proofs.conformance import Conformance
 
 Expr = Any
 UNREACHABLE = spec_dir() / "conformance-unreachable.json"
@@ -274,11 +277,9 @@ def _changes_successor(post: dict[str, Expr]) -> Callable[[Expr], Expr]:
     return flip
 
 
-def transition_targets(
-    loc: Loc, variant: Variant, enc: ModuleType = default_encoding
-) -> Transition:
-    """The targets of the transition out of ``loc``; with its state, inputs and constraints."""
-    log: list[tuple[str, str, Expr, Expr]] = []
+def _recorder(enc: ModuleType, log: list[tuple[str, str, Expr, Expr]]) -> Any:
+    """The encoding's ``SymTx`` recording in ``log`` every condition, update and
+    assumption of a transition, with its site and path condition."""
     enc_file = str(enc.__file__)
 
     class Recorder(enc.SymTx):  # type: ignore[name-defined,misc]
@@ -301,68 +302,111 @@ def transition_targets(
             log.append(("assume", _site(enc_file), self.active(), cond))
             super().assume(cond)
 
-    s, i = enc.make_state("s_"), enc.make_inputs("i_")
-    tx = Recorder(s, i, variant)
-    enc.TRANSITIONS[loc](tx)
-    cons = z3.And(*tx.cons) if tx.cons else z3.BoolVal(True)
-    post: dict[str, Expr] = dict(tx.v)
-    flip = _changes_successor(post)
-    out: list[Target] = []
-    seen: set[int] = set()
-    names: dict[str, int] = {}
+    return Recorder
 
-    def add(kind: str, desc: str, e: Expr) -> None:
+
+class _Targets:
+    """The targets of one transition, in the order they are added: a formula already
+    there is not added again, a description met again is numbered (``#1``, ...)."""
+
+    def __init__(self, loc: Loc) -> None:
+        self.loc = loc
+        self.out: list[Target] = []
+        self.seen: set[int] = set()
+        self.names: dict[str, int] = {}
+
+    def add(self, kind: str, desc: str, e: Expr) -> None:
         e = z3.simplify(e)
         if z3.is_false(e) and kind != "branch" and kind != "update":
             return
         k = e.get_id()
-        if k in seen:
+        if k in self.seen:
             return
-        seen.add(k)
-        n = names.get(desc, 0)
-        names[desc] = n + 1
-        out.append(Target(loc, kind, desc if n == 0 else f"{desc} #{n}", e))
+        self.seen.add(k)
+        n = self.names.get(desc, 0)
+        self.names[desc] = n + 1
+        self.out.append(Target(self.loc, kind, desc if n == 0 else f"{desc} #{n}", e))
 
+
+def _branch_targets(log: list[tuple[str, str, Expr, Expr]], tg: _Targets) -> None:
+    """Every condition taken and not taken, every guarded update, every Boolean
+    update's value true and false."""
     for what, site, pc, e in log:
         if what == "when":
-            add("branch", f"{site} when {_short(e)} = true", z3.And(pc, e))
-            add("branch", f"{site} when {_short(e)} = false", z3.And(pc, z3.Not(e)))
+            tg.add("branch", f"{site} when {_short(e)} = true", z3.And(pc, e))
+            tg.add("branch", f"{site} when {_short(e)} = false", z3.And(pc, z3.Not(e)))
         elif what == "set":
-            add("update", f"{site} under {_short(pc, 60)}", pc)
+            tg.add("update", f"{site} under {_short(pc, 60)}", pc)
             if z3.is_bool(e) and not (z3.is_true(e) or z3.is_false(e)):
-                add("value", f"{site} := {_short(e, 70)} = true", z3.And(pc, e))
-                add("value", f"{site} := {_short(e, 70)} = false", z3.And(pc, z3.Not(e)))
-    seen_nodes: set[int] = set()  # comparisons met at an earlier site belong to it
+                tg.add("value", f"{site} := {_short(e, 70)} = true", z3.And(pc, e))
+                tg.add("value", f"{site} := {_short(e, 70)} = false", z3.And(pc, z3.Not(e)))
+
+
+def _mcdc_targets(site: str, pc: Expr, e: Expr, tg: _Targets) -> None:
+    """MC/DC of the Boolean inputs the condition or Boolean update ``e`` reads: each
+    true and false where it decides ``e``."""
+    for atom in _bool_atoms(e):
+        flips = z3.substitute(e, (atom, z3.BoolVal(True))) != z3.substitute(
+            e, (atom, z3.BoolVal(False))
+        )
+        for val in (True, False):
+            lit = atom if val else z3.Not(atom)
+            tg.add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}",
+                   z3.And(pc, flips, lit))  # fmt: skip
+
+
+def _boundary_targets(
+    site: str, pc: Expr, c: Expr, flip: Callable[[Expr], Expr], tg: _Targets
+) -> None:
+    """The comparison ``c`` at a = b, a = b - 1 and a = b + 1; and the same where it
+    decides the successor of the step (the observable one: after a crash, only the
+    location)."""
+    a, b = c.children()
+    one = z3.BitVecVal(1, a.size())
+    text = _short(c, 90)
+    on = z3.And(pc, flip(c))
+    tg.add("boundary", f"{site} {text} at a = b", z3.And(pc, a == b))
+    tg.add("boundary", f"{site} {text} at a = b - 1", z3.And(pc, a + one == b))
+    tg.add("boundary", f"{site} {text} at a = b + 1", z3.And(pc, a == b + one))
+    tg.add("decisive", f"{site} {text} decides, at a = b", z3.And(on, a == b))
+    tg.add("decisive", f"{site} {text} decides, at a = b - 1", z3.And(on, a + one == b))
+    tg.add("decisive", f"{site} {text} decides, at a = b + 1", z3.And(on, a == b + one))
+
+
+def _condition_targets(
+    log: list[tuple[str, str, Expr, Expr]], flip: Callable[[Expr], Expr], tg: _Targets
+) -> None:
+    """The MC/DC, boundary, decisive and wrap targets of every site's conditions;
+    a comparison met at an earlier site belongs to it."""
+    seen_nodes: set[int] = set()
     for what, site, pc, e in log:
         cmps: list[Expr] = []
         arith: list[Expr] = []
         _comparisons(pc, seen_nodes, [], [])
         _comparisons(e, seen_nodes, cmps, arith)
         if what in ("when", "set") and z3.is_bool(e):
-            for atom in _bool_atoms(e):  # MC/DC of the Boolean inputs it reads
-                flips = z3.substitute(e, (atom, z3.BoolVal(True))) != z3.substitute(
-                    e, (atom, z3.BoolVal(False))
-                )
-                for val in (True, False):
-                    lit = atom if val else z3.Not(atom)
-                    add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}",
-                        z3.And(pc, flips, lit))  # fmt: skip
+            _mcdc_targets(site, pc, e, tg)
         for c in cmps:
-            a, b = c.children()
-            one = z3.BitVecVal(1, a.size())
-            text = _short(c, 90)
-            # decisive: the comparison's value decides the successor of the step (the
-            # observable one: after a crash, only the location)
-            on = z3.And(pc, flip(c))
-            add("boundary", f"{site} {text} at a = b", z3.And(pc, a == b))
-            add("boundary", f"{site} {text} at a = b - 1", z3.And(pc, a + one == b))
-            add("boundary", f"{site} {text} at a = b + 1", z3.And(pc, a == b + one))
-            add("decisive", f"{site} {text} decides, at a = b", z3.And(on, a == b))
-            add("decisive", f"{site} {text} decides, at a = b - 1", z3.And(on, a + one == b))
-            add("decisive", f"{site} {text} decides, at a = b + 1", z3.And(on, a == b + one))
+            _boundary_targets(site, pc, c, flip, tg)
         for x in arith:
-            add("wrap", f"{site} {_short(x, 90)} wraps", z3.And(pc, _wraps(x)))
-    return Transition(out, s, i, cons, post)
+            tg.add("wrap", f"{site} {_short(x, 90)} wraps", z3.And(pc, _wraps(x)))
+
+
+def transition_targets(
+    loc: Loc, variant: Variant, enc: ModuleType = default_encoding
+) -> Transition:
+    """The targets of the transition out of ``loc``; with its state, inputs and constraints."""
+    log: list[tuple[str, str, Expr, Expr]] = []
+    s, i = enc.make_state("s_"), enc.make_inputs("i_")
+    tx = _recorder(enc, log)(s, i, variant)
+    enc.TRANSITIONS[loc](tx)
+    cons = z3.And(*tx.cons) if tx.cons else z3.BoolVal(True)
+    post: dict[str, Expr] = dict(tx.v)
+    flip = _changes_successor(post)
+    tg = _Targets(loc)
+    _branch_targets(log, tg)
+    _condition_targets(log, flip, tg)
+    return Transition(tg.out, s, i, cons, post)
 
 
 # -- running a witness through the model ----------------------------------------------------
@@ -623,133 +667,173 @@ def check(
                       crash_rules)  # fmt: skip
 
 
-def _check(
-    variant: Variant, enc: ModuleType, step: Callable[[State], State],
-    rules: list[dict[str, str]] | None, locs: list[Loc] | None, timeout_ms: int, seed: int,
-    bias: Bias | None, keep_steps: bool, crash_rules: list[dict[str, str]] | None,
-) -> Report:  # fmt: skip
-    from vmballoon.proofs.conformance import Conformance
+@dataclass
+class _Run:
+    """One variant's check: its setting, and what it gathers over the transitions."""
 
-    t0 = time.monotonic()
-    rules = load_rules() if rules is None else rules
-    crash_rules = load_rules(key="crash_only") if crash_rules is None else crash_rules
-    checker = Conformance(variant, enc)
-    reports: list[LocReport] = []
-    mismatches: list[str] = []
-    gamma_errors: list[str] = []
-    unexplained: list[str] = []
-    unreviewed: list[str] = []
-    used: set[int] = set()
-    crash_used: set[int] = set()
-    kept: list[Concrete1] = []
-    not_rep = 0
-    def one_loc(loc: Loc) -> None:
-        tr = transition_targets(loc, variant, enc)
-        targets, s, i = tr.targets, tr.s, tr.i
-        rep = LocReport(loc.name, targets=len(targets))
-        sol = z3.SolverFor("QF_BV") if QF_BV else z3.Solver()
-        sol.set("timeout", timeout_ms)
-        sol.add(representable(s), s["loc"] == enc.loc_val(loc), tr.cons)
-        prog = Program([t.expr for t in targets])
-        pref = bias(s, i) if bias is not None else None
+    variant: Variant
+    enc: ModuleType
+    step: Callable[[State], State]
+    rules: list[dict[str, str]]
+    crash_rules: list[dict[str, str]]
+    timeout_ms: int
+    bias: Bias | None
+    keep_steps: bool
+    checker: Conformance
+    reports: list[LocReport] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    gamma_errors: list[str] = field(default_factory=list)
+    unexplained: list[str] = field(default_factory=list)
+    unreviewed: list[str] = field(default_factory=list)
+    used: set[int] = field(default_factory=set)
+    crash_used: set[int] = field(default_factory=set)
+    kept: list[Concrete1] = field(default_factory=list)
+    not_rep: int = 0
 
-        def witness(extra: list[Expr]) -> tuple[Any, Values, Values, Concrete1 | None]:
-            """A solver witness under ``extra``, run through the model: the solver's
-            answer, the witness state and inputs, and the concrete step (None: none)."""
-            nonlocal not_rep
+
+class _LocCheck:
+    """The witnesses of the targets of the transition out of one location: its solver
+    (the step's constraints, from a state γ can build) and its report."""
+
+    def __init__(self, run: _Run, loc: Loc) -> None:
+        self.run, self.loc = run, loc
+        enc = run.enc
+        self.tr = transition_targets(loc, run.variant, enc)
+        self.targets, self.s, self.i = self.tr.targets, self.tr.s, self.tr.i
+        self.rep = LocReport(loc.name, targets=len(self.targets))
+        self.sol = z3.SolverFor("QF_BV") if QF_BV else z3.Solver()
+        self.sol.set("timeout", run.timeout_ms)
+        self.sol.add(representable(self.s), self.s["loc"] == enc.loc_val(loc), self.tr.cons)
+        self.prog = Program([t.expr for t in self.targets])
+        self.pref = run.bias(self.s, self.i) if run.bias is not None else None
+
+    def check(self) -> None:
+        """Witness every open target, then count them into the report."""
+        for t in self.targets:
+            if t.status != TargetStatus.OPEN:
+                continue
+            self.non_crashing(t)
+            if t.status != TargetStatus.OPEN:
+                continue
+            self.crashing(t)
+        self.tally()
+        self.run.reports.append(self.rep)
+
+    def solve(self, extra: list[Expr]) -> tuple[Any, Any]:
+        """The solver's answer under ``extra`` and its model (None: none), under the
+        preference first where there is one."""
+        sol = self.sol
+        sol.push()
+        sol.add(*extra)
+        r, m = z3.unknown, None
+        if self.pref is not None:
             sol.push()
-            sol.add(*extra)
-            r, m = z3.unknown, None
-            if pref is not None:
-                sol.push()
-                sol.add(pref)
-                r = sol.check()
-                m = sol.model() if r == z3.sat else None
-                sol.pop()
-            if r != z3.sat:
-                r = sol.check()
-                m = sol.model() if r == z3.sat else None
+            sol.add(self.pref)
+            r = sol.check()
+            m = sol.model() if r == z3.sat else None
             sol.pop()
-            if m is None:
-                return r, {}, {}, None
-            a, inp = _values(m, s), _values(m, i)
-            try:
-                c = concretize(loc, a, inp, variant)
-                one: Concrete1 | None = run_step(c, step)
-            except NotConcretizable:
-                rep.not_concretizable += 1
-                return r, a, inp, None
-            except NotRepresentable as exc:
-                not_rep += 1
-                gamma_errors.append(f"{variant.name} {loc.name}: α failed: {exc}")
-                return r, a, inp, None
-            except Exception as exc:  # the model has no step from this state
-                gamma_errors.append(f"{variant.name} {loc.name}: model raised {exc!r}")
-                return r, a, inp, None
-            assert one is not None
-            if one.pre != {**one.pre, **a} and len(gamma_errors) < 50:
-                diff = {k: (a[k], one.pre[k]) for k in a if one.pre[k] != a[k]}
-                gamma_errors.append(f"{variant.name} {loc.name}: α(γ(a)) != a on {diff}")
-            bad = checker.mismatches(one.loc, one.pre, one.inputs, one.post)
-            if bad:
-                mismatches.append(
-                    f"{variant.name} {loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}"
-                )
-            rep.samples += 1
-            if keep_steps:
-                kept.append(one)
-            return r, a, inp, one
+        if r != z3.sat:
+            r = sol.check()
+            m = sol.model() if r == z3.sat else None
+        sol.pop()
+        return r, m
 
-        def holds(one: Concrete1) -> list[bool]:
-            return [bool(v) for v in prog.run(_env(one.pre, one.inputs))]
+    def concrete_step(self, a: Values, inp: Values) -> Concrete1 | None:
+        """The model's step from γ of the witness, checked against the encoding (None:
+        γ or the model had none; the failure is recorded)."""
+        run, loc, name = self.run, self.loc, self.run.variant.name
+        try:
+            c = concretize(loc, a, inp, run.variant)
+            one: Concrete1 | None = run_step(c, run.step)
+        except NotConcretizable:
+            self.rep.not_concretizable += 1
+            return None
+        except NotRepresentable as exc:
+            run.not_rep += 1
+            run.gamma_errors.append(f"{name} {loc.name}: α failed: {exc}")
+            return None
+        except Exception as exc:  # the model has no step from this state
+            run.gamma_errors.append(f"{name} {loc.name}: model raised {exc!r}")
+            return None
+        assert one is not None
+        if one.pre != {**one.pre, **a} and len(run.gamma_errors) < 50:
+            diff = {k: (a[k], one.pre[k]) for k in a if one.pre[k] != a[k]}
+            run.gamma_errors.append(f"{name} {loc.name}: α(γ(a)) != a on {diff}")
+        bad = run.checker.mismatches(one.loc, one.pre, one.inputs, one.post)
+        if bad:
+            run.mismatches.append(
+                f"{name} {loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}"
+            )
+        self.rep.samples += 1
+        if run.keep_steps:
+            run.kept.append(one)
+        return one
 
-        for t in targets:
-            if t.status != TargetStatus.OPEN:
-                continue
-            # 1. a witness whose step does not crash
-            tries = 0
-            moved: list[Expr] = []
-            while t.status == TargetStatus.OPEN:
-                r, a, inp, one = witness([t.expr, z3.Not(tr.crashes), *moved])
-                if r == z3.unsat:
-                    if moved:  # non-crashing witnesses exist, none agreed with the target
-                        t.status = TargetStatus.UNWITNESSED
-                    break  # else: no non-crashing step meets it
-                if r != z3.sat:
-                    t.status = TargetStatus.UNKNOWN
-                    break
-                if one is not None and not one.crashed:
-                    for u, val in zip(targets, holds(one), strict=True):
-                        if val and u.status == TargetStatus.OPEN:
-                            u.status = TargetStatus.WITNESSED
-                if t.status == TargetStatus.OPEN:
-                    tries += 1
-                    if tries >= 4:
-                        t.status = TargetStatus.UNWITNESSED
-                    else:  # another witness: move the frame and the free values
-                        moved += _retry(s, i, a, inp, one)
-            if t.status != TargetStatus.OPEN:
-                continue
-            # 2. none: a crashing step, the only kind there is
-            tries = 0
-            moved = []
-            while t.status == TargetStatus.OPEN:
-                r, a, inp, one = witness([t.expr, *moved])
-                if r == z3.unsat:
-                    t.status = TargetStatus.UNSAT if not moved else TargetStatus.UNWITNESSED
-                    break
-                if r != z3.sat:
-                    t.status = TargetStatus.UNKNOWN
-                    break
-                if one is not None and holds(one)[targets.index(t)]:
-                    t.status = TargetStatus.CRASH_ONLY
-                    break
+    def witness(self, extra: list[Expr]) -> tuple[Any, Values, Values, Concrete1 | None]:
+        """A solver witness under ``extra``, run through the model: the solver's
+        answer, the witness state and inputs, and the concrete step (None: none)."""
+        r, m = self.solve(extra)
+        if m is None:
+            return r, {}, {}, None
+        a, inp = _values(m, self.s), _values(m, self.i)
+        return r, a, inp, self.concrete_step(a, inp)
+
+    def holds(self, one: Concrete1) -> list[bool]:
+        """Which targets hold on the concrete step's pre-state and inputs."""
+        return [bool(v) for v in self.prog.run(_env(one.pre, one.inputs))]
+
+    def non_crashing(self, t: Target) -> None:
+        """Look for a witness of ``t`` whose step does not crash; every target it meets
+        is witnessed (up to four tries, each moving the frame and the free values)."""
+        tries = 0
+        moved: list[Expr] = []
+        while t.status == TargetStatus.OPEN:
+            r, a, inp, one = self.witness([t.expr, z3.Not(self.tr.crashes), *moved])
+            if r == z3.unsat:
+                if moved:  # non-crashing witnesses exist, none agreed with the target
+                    t.status = TargetStatus.UNWITNESSED
+                break  # else: no non-crashing step meets it
+            if r != z3.sat:
+                t.status = TargetStatus.UNKNOWN
+                break
+            if one is not None and not one.crashed:
+                for u, val in zip(self.targets, self.holds(one), strict=True):
+                    if val and u.status == TargetStatus.OPEN:
+                        u.status = TargetStatus.WITNESSED
+            if t.status == TargetStatus.OPEN:
                 tries += 1
                 if tries >= 4:
                     t.status = TargetStatus.UNWITNESSED
-                else:
-                    moved += _retry(s, i, a, inp, one)
-        for t in targets:
+                else:  # another witness: move the frame and the free values
+                    moved += _retry(self.s, self.i, a, inp, one)
+
+    def crashing(self, t: Target) -> None:
+        """No non-crashing step meets ``t``: look for a crashing one, the only kind
+        there is (``t`` is then crash-only)."""
+        tries = 0
+        moved: list[Expr] = []
+        while t.status == TargetStatus.OPEN:
+            r, a, inp, one = self.witness([t.expr, *moved])
+            if r == z3.unsat:
+                t.status = TargetStatus.UNSAT if not moved else TargetStatus.UNWITNESSED
+                break
+            if r != z3.sat:
+                t.status = TargetStatus.UNKNOWN
+                break
+            if one is not None and self.holds(one)[self.targets.index(t)]:
+                t.status = TargetStatus.CRASH_ONLY
+                break
+            tries += 1
+            if tries >= 4:
+                t.status = TargetStatus.UNWITNESSED
+            else:
+                moved += _retry(self.s, self.i, a, inp, one)
+
+    def tally(self) -> None:
+        """Count every target into the report by what the search found; a crash-only
+        or unsatisfiable target is looked up in the reviewed rules."""
+        run, rep, loc = self.run, self.rep, self.loc
+        for t in self.targets:
             name = f"{t.kind}: {t.desc}"
             if t.status == TargetStatus.WITNESSED:
                 rep.satisfiable += 1
@@ -757,11 +841,11 @@ def _check(
             elif t.status == TargetStatus.CRASH_ONLY:
                 rep.satisfiable += 1
                 rep.crash_only.append(name)
-                k = _explained(t, variant, crash_rules)
+                k = _explained(t, run.variant, run.crash_rules)
                 if k is None:
-                    unreviewed.append(f"{loc.name} {name}")
+                    run.unreviewed.append(f"{loc.name} {name}")
                 else:
-                    crash_used.add(k)
+                    run.crash_used.add(k)
                     rep.witnessed += 1
             elif t.status == TargetStatus.UNWITNESSED:
                 rep.satisfiable += 1
@@ -772,18 +856,31 @@ def _check(
                 rep.masked += 1  # the plain boundary target stands for it
             elif t.status == TargetStatus.UNSAT:
                 rep.unsat.append(name)
-                k = _explained(t, variant, rules)
+                k = _explained(t, run.variant, run.rules)
                 if k is None:
-                    unexplained.append(f"{loc.name} {name}")
+                    run.unexplained.append(f"{loc.name} {name}")
                 else:
-                    used.add(k)
-        reports.append(rep)
+                    run.used.add(k)
 
+
+def _check(
+    variant: Variant, enc: ModuleType, step: Callable[[State], State],
+    rules: list[dict[str, str]] | None, locs: list[Loc] | None, timeout_ms: int, seed: int,
+    bias: Bias | None, keep_steps: bool, crash_rules: list[dict[str, str]] | None,
+) -> Report:  # fmt: skip
+    from vmballoon.proofs.conformance import Conformance
+
+    t0 = time.monotonic()
+    rules = load_rules() if rules is None else rules
+    crash_rules = load_rules(key="crash_only") if crash_rules is None else crash_rules
+    run = _Run(variant, enc, step, rules, crash_rules, timeout_ms, bias, keep_steps,
+               Conformance(variant, enc))  # fmt: skip
     for loc in locs or [x for x in enc.TRANSITIONS if x not in SKIPPED]:
-        one_loc(loc)
+        _LocCheck(run, loc).check()
     return Report(
-        variant.name, reports, mismatches, not_rep, gamma_errors, unexplained, used,
-        time.monotonic() - t0, unreviewed, crash_used, seed, kept,
+        variant.name, run.reports, run.mismatches, run.not_rep, run.gamma_errors,
+        run.unexplained, run.used, time.monotonic() - t0, run.unreviewed, run.crash_used,
+        seed, run.kept,
     )  # fmt: skip
 
 

@@ -45,10 +45,117 @@ def _signed(v: int, w: int) -> int:
     return v - (1 << w) if v >> (w - 1) else v
 
 
+def _bmul(a: tuple[int, ...], m: int) -> Fn:
+    """The product of the arguments, modulo the width."""
+
+    def mul(v: Values, env: Env) -> int:
+        out = 1
+        for x in a:
+            out = (out * v[x]) & m
+        return out
+
+    return mul
+
+
+def _band(a: tuple[int, ...], m: int) -> Fn:
+    """The bitwise and of the arguments."""
+
+    def band(v: Values, env: Env) -> int:
+        out = m
+        for x in a:
+            out &= v[x]
+        return out
+
+    return band
+
+
+def _bor(a: tuple[int, ...], m: int) -> Fn:
+    """The bitwise or of the arguments."""
+
+    def bor(v: Values, env: Env) -> int:
+        out = 0
+        for x in a:
+            out |= v[x]
+        return out
+
+    return bor
+
+
+def _concat(a: tuple[int, ...], widths: tuple[int, ...]) -> Fn:
+    """The arguments side by side, the first the most significant (``widths``: theirs)."""
+
+    def concat(v: Values, env: Env) -> int:
+        out = 0
+        for x, wx in zip(a, widths, strict=True):
+            out = (out << wx) | v[x]
+        return out
+
+    return concat
+
+
+_NARY: dict[int, Callable[[tuple[int, ...], int], Fn]] = {
+    z3.Z3_OP_AND: lambda a, m: lambda v, env: all(v[x] for x in a),
+    z3.Z3_OP_OR: lambda a, m: lambda v, env: any(v[x] for x in a),
+    z3.Z3_OP_DISTINCT: lambda a, m: lambda v, env: len({v[x] for x in a}) == len(a),
+    z3.Z3_OP_BADD: lambda a, m: lambda v, env: sum(v[x] for x in a) & m,
+    z3.Z3_OP_BMUL: _bmul,
+    z3.Z3_OP_BAND: _band,
+    z3.Z3_OP_BOR: _bor,
+}
+"""The operators over any number of arguments: ``(arguments, width mask) -> closure``."""
+
+
+def _extract(x0: int, w: int, m: int, p: tuple[int, ...]) -> Fn:
+    """Bits ``hi`` down to ``lo`` (the parameters) of the argument."""
+    hi, lo = p
+    mm = (1 << (hi - lo + 1)) - 1
+    return lambda v, env: (v[x0] >> lo) & mm
+
+
+def _sign_ext(x0: int, w: int, m: int, p: tuple[int, ...]) -> Fn:
+    """The argument, of width ``w``, sign-extended by ``p[0]`` bits."""
+    mm = (1 << (w + p[0])) - 1
+    return lambda v, env: _signed(v[x0], w) & mm
+
+
+_UNARY: dict[int, Callable[[int, int, int, tuple[int, ...]], Fn]] = {
+    z3.Z3_OP_NOT: lambda x0, w, m, p: lambda v, env: not v[x0],
+    z3.Z3_OP_BNEG: lambda x0, w, m, p: lambda v, env: (-v[x0]) & m,
+    z3.Z3_OP_BNOT: lambda x0, w, m, p: lambda v, env: v[x0] ^ m,
+    z3.Z3_OP_ZERO_EXT: lambda x0, w, m, p: lambda v, env: v[x0],
+    z3.Z3_OP_SIGN_EXT: _sign_ext,
+    z3.Z3_OP_EXTRACT: _extract,
+}
+"""The operators of one argument: ``(argument, width, width mask, parameters) -> closure``."""
+
+_BINARY: dict[int, Callable[[int, int, int, int], Fn]] = {
+    z3.Z3_OP_IMPLIES: lambda x0, x1, w, m: lambda v, env: (not v[x0]) or bool(v[x1]),
+    z3.Z3_OP_EQ: lambda x0, x1, w, m: lambda v, env: v[x0] == v[x1],
+    z3.Z3_OP_XOR: lambda x0, x1, w, m: lambda v, env: bool(v[x0]) != bool(v[x1]),
+    z3.Z3_OP_BSUB: lambda x0, x1, w, m: lambda v, env: (v[x0] - v[x1]) & m,
+    z3.Z3_OP_BUDIV: lambda x0, x1, w, m: lambda v, env: m if v[x1] == 0 else v[x0] // v[x1],
+    z3.Z3_OP_BUREM: lambda x0, x1, w, m: lambda v, env: v[x0] if v[x1] == 0 else v[x0] % v[x1],
+    z3.Z3_OP_BSHL: lambda x0, x1, w, m: lambda v, env: 0 if v[x1] >= w else (v[x0] << v[x1]) & m,
+    z3.Z3_OP_BLSHR: lambda x0, x1, w, m: lambda v, env: 0 if v[x1] >= w else v[x0] >> v[x1],
+    z3.Z3_OP_ULEQ: lambda x0, x1, w, m: lambda v, env: v[x0] <= v[x1],
+    z3.Z3_OP_ULT: lambda x0, x1, w, m: lambda v, env: v[x0] < v[x1],
+    z3.Z3_OP_UGEQ: lambda x0, x1, w, m: lambda v, env: v[x0] >= v[x1],
+    z3.Z3_OP_UGT: lambda x0, x1, w, m: lambda v, env: v[x0] > v[x1],
+    z3.Z3_OP_SLEQ: lambda x0, x1, w, m: lambda v, env: _signed(v[x0], w) <= _signed(v[x1], w),
+    z3.Z3_OP_SLT: lambda x0, x1, w, m: lambda v, env: _signed(v[x0], w) < _signed(v[x1], w),
+    z3.Z3_OP_SGEQ: lambda x0, x1, w, m: lambda v, env: _signed(v[x0], w) >= _signed(v[x1], w),
+    z3.Z3_OP_SGT: lambda x0, x1, w, m: lambda v, env: _signed(v[x0], w) > _signed(v[x1], w),
+}
+"""The operators of two arguments: ``(first, second, width, width mask) -> closure``."""
+_BINARY[z3.Z3_OP_BUDIV_I] = _BINARY[z3.Z3_OP_BUDIV]
+_BINARY[z3.Z3_OP_BUREM_I] = _BINARY[z3.Z3_OP_BUREM]
+
+
 def _op(
     kind: int, a: tuple[int, ...], w: int, p: tuple[int, ...], name: str, rw: int
 ) -> Fn:
-    """A closure computing one node from the values of its arguments ``a``."""
+    """A closure computing one node from the values of its arguments ``a`` (``w``: the
+    first argument's width, ``p``: the operator's parameters, ``rw``: the node's width)."""
     m = (1 << w) - 1
     if kind == z3.Z3_OP_UNINTERPRETED:
         if rw == 0:
@@ -59,104 +166,19 @@ def _op(
         return lambda v, env: True
     if kind == z3.Z3_OP_FALSE:
         return lambda v, env: False
-    if kind == z3.Z3_OP_AND:
-        return lambda v, env: all(v[x] for x in a)
-    if kind == z3.Z3_OP_OR:
-        return lambda v, env: any(v[x] for x in a)
-    if kind == z3.Z3_OP_NOT:
-        x0 = a[0]
-        return lambda v, env: not v[x0]
+    if kind in _NARY:
+        return _NARY[kind](a, m)
     x0 = a[0] if a else 0
     x1 = a[1] if len(a) > 1 else 0
-    if kind == z3.Z3_OP_IMPLIES:
-        return lambda v, env: (not v[x0]) or bool(v[x1])
+    if kind in _UNARY:
+        return _UNARY[kind](x0, w, m, p)
+    if kind in _BINARY:
+        return _BINARY[kind](x0, x1, w, m)
     if kind == z3.Z3_OP_ITE:
         x2 = a[2]
         return lambda v, env: v[x1] if v[x0] else v[x2]
-    if kind == z3.Z3_OP_EQ:
-        return lambda v, env: v[x0] == v[x1]
-    if kind == z3.Z3_OP_DISTINCT:
-        return lambda v, env: len({v[x] for x in a}) == len(a)
-    if kind == z3.Z3_OP_XOR:
-        return lambda v, env: bool(v[x0]) != bool(v[x1])
-    if kind == z3.Z3_OP_BADD:
-        return lambda v, env: sum(v[x] for x in a) & m
-    if kind == z3.Z3_OP_BSUB:
-        return lambda v, env: (v[x0] - v[x1]) & m
-    if kind == z3.Z3_OP_BMUL:
-
-        def mul(v: Values, env: Env) -> int:
-            out = 1
-            for x in a:
-                out = (out * v[x]) & m
-            return out
-
-        return mul
-    if kind == z3.Z3_OP_BNEG:
-        return lambda v, env: (-v[x0]) & m
-    if kind in (z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I):
-        return lambda v, env: m if v[x1] == 0 else v[x0] // v[x1]
-    if kind in (z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I):
-        return lambda v, env: v[x0] if v[x1] == 0 else v[x0] % v[x1]
-    if kind == z3.Z3_OP_BAND:
-
-        def band(v: Values, env: Env) -> int:
-            out = m
-            for x in a:
-                out &= v[x]
-            return out
-
-        return band
-    if kind == z3.Z3_OP_BOR:
-
-        def bor(v: Values, env: Env) -> int:
-            out = 0
-            for x in a:
-                out |= v[x]
-            return out
-
-        return bor
-    if kind == z3.Z3_OP_BNOT:
-        return lambda v, env: v[x0] ^ m
-    if kind == z3.Z3_OP_BSHL:
-        return lambda v, env: 0 if v[x1] >= w else (v[x0] << v[x1]) & m
-    if kind == z3.Z3_OP_BLSHR:
-        return lambda v, env: 0 if v[x1] >= w else v[x0] >> v[x1]
-    if kind == z3.Z3_OP_EXTRACT:
-        hi, lo = p
-        mm = (1 << (hi - lo + 1)) - 1
-        return lambda v, env: (v[x0] >> lo) & mm
     if kind == z3.Z3_OP_CONCAT:
-        widths = p
-
-        def concat(v: Values, env: Env) -> int:
-            out = 0
-            for x, wx in zip(a, widths, strict=True):
-                out = (out << wx) | v[x]
-            return out
-
-        return concat
-    if kind == z3.Z3_OP_ZERO_EXT:
-        return lambda v, env: v[x0]
-    if kind == z3.Z3_OP_SIGN_EXT:
-        mm = (1 << (w + p[0])) - 1
-        return lambda v, env: _signed(v[x0], w) & mm
-    if kind == z3.Z3_OP_ULEQ:
-        return lambda v, env: v[x0] <= v[x1]
-    if kind == z3.Z3_OP_ULT:
-        return lambda v, env: v[x0] < v[x1]
-    if kind == z3.Z3_OP_UGEQ:
-        return lambda v, env: v[x0] >= v[x1]
-    if kind == z3.Z3_OP_UGT:
-        return lambda v, env: v[x0] > v[x1]
-    if kind == z3.Z3_OP_SLEQ:
-        return lambda v, env: _signed(v[x0], w) <= _signed(v[x1], w)
-    if kind == z3.Z3_OP_SLT:
-        return lambda v, env: _signed(v[x0], w) < _signed(v[x1], w)
-    if kind == z3.Z3_OP_SGEQ:
-        return lambda v, env: _signed(v[x0], w) >= _signed(v[x1], w)
-    if kind == z3.Z3_OP_SGT:
-        return lambda v, env: _signed(v[x0], w) > _signed(v[x1], w)
+        return _concat(a, p)
     raise ValueError(f"zeval: unsupported operator {name}")
 
 
