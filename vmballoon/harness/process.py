@@ -135,6 +135,8 @@ class Runtime:
         lib.harness_list.restype = ctypes.c_size_t
         lib.harness_list.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
                                      ctypes.c_size_t]  # fmt: skip
+        lib.harness_list_delta.restype = ctypes.c_size_t
+        lib.harness_list_delta.argtypes = lib.harness_list.argtypes
         lib.harness_batch.restype = ctypes.c_size_t
         lib.harness_batch.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
         lib.harness_run.restype = ctypes.c_int
@@ -274,6 +276,20 @@ class Runtime:
             n = self.lib.harness_list(which, self._buf, len(self._buf))
         return self._buf[:n]
 
+    def list_delta(self, which: int) -> tuple[int, list[int]]:
+        """How page list ``which`` (0..3) differs from what the last call returned: the
+        number of entries gone from the head of that list, and the entries now before the
+        tail the two share, head to tail (``harness_list_delta``: the C walks the list, so
+        this is the list as it is, whatever changed it).  ``which == -1``: forget, the
+        next call of each list returns it whole."""
+        n = self.lib.harness_list_delta(which, self._buf, len(self._buf))
+        if n > len(self._buf):
+            self._buf = (ctypes.c_uint64 * (2 * n))()
+            n = self.lib.harness_list_delta(which, self._buf, len(self._buf))
+        if which < 0:
+            return 0, []
+        return self._buf[0], self._buf[2:n]
+
     def batch(self, n: int) -> list[int]:
         """The first ``n`` (at most 512) batch entries as the driver wrote them."""
         got = self.lib.harness_batch(self._buf, min(n, BATCH_MAX_PAGES))
@@ -288,6 +304,27 @@ class Runtime:
         self.lib.harness_dump_coverage()
 
 
+def fields_of(snap: list[int]) -> dict[str, Any]:
+    """The fields of ``struct vmballoon`` in a snapshot (:meth:`Runtime.snapshot`), by the
+    contract's names: the ``final`` object without its lists and statistics."""
+    return {
+        "size": snap[0],
+        "target": snap[1],
+        "rate_alloc": snap[2],
+        "slow_allocation_cycles": snap[3],
+        "reset_required": bool(snap[4]),
+        "capabilities": snap[5],
+        "supported_page_sizes": snap[6],
+        "batch_max_pages": snap[7],
+        "ops": OPS_NAMES[snap[8]],
+        "n_refused": [snap[9], snap[10]],
+        "batch_page": None if snap[11] == NULL_PFN else snap[11],
+        "page": None if snap[12] == NULL_PFN else snap[12],
+        "doorbell": [snap[14], snap[15]] if snap[13] else None,
+        "crashed": bool(snap[16]),
+    }
+
+
 def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
     """The contract's ``final`` object from a snapshot and the four page lists."""
     stats: dict[str, Any] = {}
@@ -299,25 +336,17 @@ def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
         else:
             stats[name] = snap[i]
             i += 1
-    return {
-        "size": snap[0],
-        "target": snap[1],
-        "rate_alloc": snap[2],
-        "slow_allocation_cycles": snap[3],
-        "reset_required": bool(snap[4]),
-        "capabilities": snap[5],
-        "supported_page_sizes": snap[6],
-        "batch_max_pages": snap[7],
-        "ops": OPS_NAMES[snap[8]],
-        "pages": [lists[0], lists[1]],
-        "refused": [lists[2], lists[3]],
-        "n_refused": [snap[9], snap[10]],
-        "batch_page": None if snap[11] == NULL_PFN else snap[11],
-        "page": None if snap[12] == NULL_PFN else snap[12],
-        "doorbell": [snap[14], snap[15]] if snap[13] else None,
-        "crashed": bool(snap[16]),
-        "stats": stats,
-    }
+    final = fields_of(snap)
+    final["pages"], final["refused"] = [lists[0], lists[1]], [lists[2], lists[3]]
+    final["stats"] = stats
+    return {key: final[key] for key in FINAL_KEYS}
+
+
+FINAL_KEYS = ("size", "target", "rate_alloc", "slow_allocation_cycles", "reset_required",
+              "capabilities", "supported_page_sizes", "batch_max_pages", "ops", "pages",
+              "refused", "n_refused", "batch_page", "page", "doorbell", "crashed",
+              "stats")  # fmt: skip
+"""The keys of the ``final`` object, in the contract's order."""
 
 
 def _load_base(lib: ctypes.CDLL) -> int:
@@ -667,5 +696,6 @@ __all__ = [
     "HarnessError",
     "Observer",
     "Runtime",
+    "fields_of",
     "final_of",
 ]

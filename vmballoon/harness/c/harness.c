@@ -18,7 +18,8 @@
  *
  * Between two environment calls the Python side can read the driver's state:
  * harness_snapshot() (the fields of struct vmballoon and its statistics) and
- * harness_list() (a page list, or the pages in flight).  To tell where each page
+ * harness_list() (a page list, or the pages in flight), harness_list_delta() (what a
+ * page list changed since it was last read).  To tell where each page
  * is, the harness wraps the driver's list_add and list_del (kshim.h does the
  * checks): a page taken off a balloon list or a refused list, or handed out by the
  * allocator, and neither listed again nor freed, is "in flight".
@@ -553,6 +554,66 @@ size_t harness_list(int which, u64 *out, size_t cap)
 void harness_clear_taken(void)
 {
 	n_taken_log = 0;
+}
+
+/* list `which` (0..3) as harness_list_delta() last reported it, head to tail */
+static u64 *reported[4];
+static size_t n_reported[4], cap_reported[4];
+static u64 *walked;
+static size_t cap_walked;
+
+static u64 *grow(u64 *buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return buf;
+	*cap = need < 1024 ? 1024 : 2 * need;
+	buf = realloc(buf, *cap * sizeof(*buf));
+	if (!buf)
+		die("out of memory");
+	return buf;
+}
+
+/*
+ * How list `which` (0..3, as harness_list) differs from what the last call reported:
+ * out[0] the entries at the head of the last reported list that are gone, out[1] how
+ * many entries now come before the tail the two share (the longest common tail),
+ * out[2..] those entries head to tail.  Returns 2 + out[1]; when that exceeds cap,
+ * nothing is written or remembered (call again with room).  which == -1 forgets
+ * every list: the next call reports its list whole.
+ */
+size_t harness_list_delta(int which, u64 *out, size_t cap)
+{
+	struct list_head *head, *pos;
+	size_t n = 0, k = 0, old, i;
+	u64 *swap;
+
+	if (which < 0) {
+		for (i = 0; i < 4; i++)
+			n_reported[i] = 0;
+		return 0;
+	}
+	head = list_heads[which];
+	for (pos = head->next; pos != head && pos; pos = pos->next) {
+		walked = grow(walked, &cap_walked, n + 1);
+		walked[n++] = container_of(pos, struct page, lru)->pfn;
+	}
+	old = n_reported[which];
+	while (k < n && k < old && walked[n - 1 - k] == reported[which][old - 1 - k])
+		k++;
+	if (2 + n - k > cap)
+		return 2 + n - k;
+	out[0] = old - k;
+	out[1] = n - k;
+	for (i = 0; i < n - k; i++)
+		out[2 + i] = walked[i];
+	swap = reported[which];
+	reported[which] = walked;
+	walked = swap;
+	i = cap_reported[which];
+	cap_reported[which] = cap_walked;
+	cap_walked = i;
+	n_reported[which] = n;
+	return 2 + n - k;
 }
 
 /* the first len entries of the batch page as the driver wrote them (0 without one) */
