@@ -80,11 +80,103 @@ INFLATE_GFP = (0, 1)  # the gfp codes of harness.c: NOSLEEP, CANSLEEP
 FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED = 1, 2, 3  # enum flight of harness.c
 
 
-Flight = tuple[list[tuple[int, bool]], list[tuple[int, bool]], dict[int, int]]
-"""The pages in flight decoded: allocated and taken ``(pfn, is_2m)``, unrefused ``pfn ->
-refused list``."""
+FL_NONE = 0
 Extras = tuple[list[int], list[int]]
 """Pages a pop took off the 4 KiB and the 2 MiB balloon list that the list still counts."""
+
+
+class InFlight:
+    """The harness's pages in flight (``in_flight[]`` of harness.c, in its order),
+    followed through the C's log of their changes (:meth:`Runtime.flight_log`): an
+    observation costs what changed since the last one, not the batch.
+
+    For the allocated and the taken pages it also keeps the batch as the model's loop
+    does (``pfn << PAGE_SHIFT`` entries), a persistent list that shares with its last
+    version what did not change: pages that arrive together come first, oldest first, so
+    the pages a deflate frees in the order it took them leave from the head."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.order: list[int] = []  # in_flight[] of harness.c
+        self.code: dict[int, int] = {}  # pfn -> flight << 4 | is_2m
+        self.pages: dict[int, dict[int, bool]] = {FL_ALLOCATED: {}, FL_TAKEN: {},
+                                                  FL_UNREFUSED: {}}  # fmt: skip
+        self.fills: dict[int, PList] = {FL_ALLOCATED: None, FL_TAKEN: None}
+        self._pos: dict[int, int] = {}
+        rt.flight_log()  # starts the log: what came before is in_flight[] itself
+        self._apply(rt.lists(4))
+
+    def update(self) -> None:
+        """Follow what changed since the last call."""
+        log = self.rt.flight_log()
+        if log:
+            self._apply(log)
+
+    def _apply(self, log: list[int]) -> None:
+        added: dict[int, dict[int, None]] = {FL_ALLOCATED: {}, FL_TAKEN: {}}
+        gone: dict[int, set[int]] = {FL_ALLOCATED: set(), FL_TAKEN: set()}
+        for pfn, code in zip(log[0::2], log[1::2], strict=True):
+            old = self.code.get(pfn)
+            if old is not None:
+                del self.pages[old >> 4][pfn]
+                if old >> 4 in added:
+                    if pfn in added[old >> 4]:
+                        del added[old >> 4][pfn]
+                    else:
+                        gone[old >> 4].add(pfn)
+            if code >> 4 == FL_NONE:
+                self._leave(pfn)
+                continue
+            if pfn not in self._pos:
+                self._pos[pfn] = len(self.order)
+                self.order.append(pfn)
+            self.code[pfn] = code
+            self.pages[code >> 4][pfn] = bool(code & 1)
+            if code >> 4 in added:
+                added[code >> 4][pfn] = None
+        for kind, new in added.items():
+            if new or gone[kind]:
+                rest = _without(self.fills[kind], gone[kind])
+                self.fills[kind] = from_iterable([p << PAGE_SHIFT for p in new], rest)
+
+    def _leave(self, pfn: int) -> None:
+        """``set_flight(h, FL_NONE)``: the last entry takes the page's slot."""
+        self.code.pop(pfn, None)
+        i = self._pos.pop(pfn, None)
+        if i is None:
+            return
+        last = self.order.pop()
+        if last != pfn:
+            self.order[i] = last
+            self._pos[last] = i
+
+    def batch(self, kind: int) -> tuple[int, bool, PList]:
+        """The pages of ``kind`` (allocated or taken) as a batch: how many, whether the
+        last in ``in_flight[]`` is a 2 MiB page (one page size per batch), the batch."""
+        if not self.pages[kind]:
+            return 0, False, None
+        is_2m = next(bool(c & 1) for c in map(self.code.__getitem__, reversed(self.order))
+                     if c >> 4 == kind)  # fmt: skip
+        return len(self.pages[kind]), is_2m, self.fills[kind]
+
+    def in_order(self, kind: int) -> list[tuple[int, bool]]:
+        """The pages of ``kind`` as ``(pfn, is_2m)`` in the order of ``in_flight[]``."""
+        return [(p, bool(self.code[p] & 1)) for p in self.order if self.code[p] >> 4 == kind]
+
+
+def _without(fill: PList, gone: set[int]) -> PList:
+    """``fill`` without the entries of the pages ``gone`` (all of them in it): the entries
+    before the last of them copied, the rest shared."""
+    kept: list[int] = []
+    left = len(gone)
+    while left:
+        assert fill is not None
+        entry, fill = fill
+        if entry >> PAGE_SHIFT in gone:
+            left -= 1
+        else:
+            kept.append(entry)
+    return from_iterable(kept, fill)
 
 
 class CObserver:
@@ -102,10 +194,9 @@ class CObserver:
         self._version = -1
         rt.list_delta(-1)  # the first reading of each list is the whole list
         self._plists: list[PList] = [None, None, None, None]  # the C's lists as last read
-        self._extras: Extras = ([], [])  # taken pages still counted
-        empty: Flight = ([], [], {})
-        self._flight: tuple[list[int], Flight] = ([], empty)  # the last decoded pages in flight
-        self._fill: tuple[list[tuple[int, bool]], PList] = ([], None)  # the last batch
+        self.flight = InFlight(rt)
+        self._popped = False  # the state counts the taken pages on their lists
+        self._fill_kind: int | None = None  # the state's batch: these pages in flight
         self._seen_log = rt.env.log
         self._tick_slow = 0
         self._reset_tick()
@@ -203,12 +294,24 @@ class CObserver:
 
     def _ownership_message(self) -> str | None:
         """:func:`vmballoon.model.properties.ownership`'s message on the state with the
-        pages a pop took counted after their list's pages, not before (the monitor's
-        state puts them first: the same claims, so the same verdict, without copying the
-        list; only which claim the message names first can differ)."""
+        pages in flight in the order of ``in_flight[]``, the pages a pop took after their
+        list's pages (the monitor's state keeps them in an order that shares with the
+        last state: the same claims, so the same verdict, without copying lists; only
+        which claim the message names first can differ)."""
         state = self.state
-        p4, p2 = (concat(self._plists[i], from_iterable(self._extras[i])) for i in (0, 1))
-        state = state._replace(drv=state.drv._replace(pages=(p4, p2)))
+        drv, loop = state.drv, state.loop
+        if self._popped:
+            extras: Extras = ([], [])
+            for pfn, is_2m in self.flight.in_order(FL_TAKEN):
+                extras[int(is_2m)].append(pfn)
+            p4, p2 = (concat(self._plists[i], from_iterable(extras[i])) for i in (0, 1))
+            drv = drv._replace(pages=(p4, p2))
+        if self._fill_kind is not None:
+            fill: PList = None
+            for pfn, _ in self.flight.in_order(self._fill_kind):
+                fill = (pfn << PAGE_SHIFT, fill)
+            loop = loop._replace(fill=fill)
+        state = state._replace(drv=drv, loop=loop)
         return first_ownership_fault(owners(state), state.env.memory)
 
     # -- the C's state as a model state ---------------------------------------------------------
@@ -220,12 +323,14 @@ class CObserver:
         if snap[17] != self._version:  # a list changed since the last observation
             self._version = snap[17]
             self._read_lists()
-        allocated, taken, unrefused = self._in_flight(snap)
+        self.flight.update()
+        unrefused = self._unrefused_now()
         self._count_released(unrefused, snap)
         loop = EMPTY_LOOP
         extras: Extras = ([], [])
+        self._fill_kind = None
         if loc is None:
-            loc, loop, extras = self._inside(kind, args, allocated, taken)
+            loc, loop, extras = self._inside(kind, args)
         fields = fields_of(snap)
         fields["n_refused"] = (snap[9] - self._released[0], snap[10] - self._released[1])
         if loc == Loc.W_TARGET and kind == "hv" and args[0] == CMD_GET_TARGET:
@@ -244,28 +349,12 @@ class CObserver:
             dropped, head = self.rt.list_delta(i)
             self._plists[i] = from_iterable(head, drop(self._plists[i], dropped))
 
-    def _in_flight(self, snap: list[int]) -> Flight:
-        """The pages in flight now, decoded (only the new ones when pages were only added)."""
-        raw = self.rt.lists(4) if snap[18] else []
-        old_raw, decoded = self._flight
-        n_old = len(old_raw)
-        if n_old and n_old <= len(raw) and raw[:n_old] == old_raw:  # pages only added
-            allocated, taken, unrefused = (list(decoded[0]), list(decoded[1]),
-                                           dict(decoded[2]))  # fmt: skip
-            new = raw[n_old:]
-        else:
-            allocated, taken, unrefused = [], [], {}
-            new = raw
-        for pfn, entry in zip(new[0::2], new[1::2], strict=True):
-            flight, is_2m = entry >> 4, bool(entry & 1)
-            if flight == FL_ALLOCATED:
-                allocated.append((pfn, is_2m))
-            elif flight == FL_TAKEN:
-                taken.append((pfn, is_2m))
-            elif flight == FL_UNREFUSED:  # a release of refused pages is freeing it
-                unrefused[pfn] = int(is_2m)
-        self._flight = (raw, (allocated, taken, unrefused))
-        return allocated, taken, unrefused
+    def _unrefused_now(self) -> dict[int, int]:
+        """The refused pages a release is freeing: pfn -> refused list, in the order of
+        ``in_flight[]``."""
+        if not self.flight.pages[FL_UNREFUSED]:
+            return {}
+        return {pfn: int(is_2m) for pfn, is_2m in self.flight.in_order(FL_UNREFUSED)}
 
     def _count_released(self, unrefused: dict[int, int], snap: list[int]) -> None:
         """vmballoon_release_refused_pages zeroes n_refused_pages after its loop (lines
@@ -282,17 +371,15 @@ class CObserver:
             if snap[9 + i] == 0 or snap[9 + i] < self._released[i]:
                 self._released[i] = 0
 
-    def _inside(self, kind: str, args: tuple[int, ...], allocated: list[tuple[int, bool]],
-                taken: list[tuple[int, bool]]) -> tuple[Loc, Loop, Extras]:  # fmt: skip
+    def _inside(self, kind: str, args: tuple[int, ...]) -> tuple[Loc, Loop, Extras]:
         """Where inside the entry point the driver is at environment call ``kind``, its
         batch as the model's loop, and the pages a pop took that its list still counts."""
         deflating = self.targeted and not self.inflating and self.entry != "exit"
-        in_flight = taken if deflating else allocated
+        batch_kind = FL_TAKEN if deflating else FL_ALLOCATED
         extras: Extras = ([], [])
         if not deflating:  # a pop frees the pages it took: size still counts them
-            for pfn, is_2m in taken:
+            for pfn, is_2m in self.flight.pages[FL_TAKEN].items():
                 extras[int(is_2m)].append(pfn)
-        is_2m = bool(in_flight) and in_flight[-1][1]  # one page size per batch
         if kind == "hv" and args[0] in BATCHED_CMD_CODES:
             # what the host is shown: the batch entries as the driver wrote them
             is_2m = args[0] in TWO_MB_CMD_CODES
@@ -300,7 +387,8 @@ class CObserver:
             fill = from_iterable(entries[::-1])  # newest first, as the model's loop keeps it
             n = len(entries)
         else:
-            fill, n = self._batch_fill(in_flight), len(in_flight)
+            n, is_2m, fill = self.flight.batch(batch_kind)
+            self._fill_kind = batch_kind
         loop = Loop(0, 0, n, 0, False, is_2m, fill, None, None, 0)
         if deflating:
             loc = Loc.D_UNLOCK
@@ -312,24 +400,12 @@ class CObserver:
             loc = Loc.W_TARGET
         return loc, loop, extras
 
-    def _batch_fill(self, in_flight: list[tuple[int, bool]]) -> PList:
-        """The batch of the pages in flight as the model's loop keeps it (newest first),
-        extending the last one when pages were only added."""
-        old_flight, fill = self._fill
-        start = len(old_flight)
-        if not (start and start <= len(in_flight) and in_flight[:start] == old_flight):
-            fill, start = None, 0
-        for pfn, _ in in_flight[start:]:
-            fill = (pfn << PAGE_SHIFT, fill)
-        self._fill = (in_flight, fill)
-        return fill
-
     def _counted_lists(self, extras: Extras,
                        unrefused: dict[int, int]) -> PageLists:  # fmt: skip
         """The four lists as the properties count them: the pages a pop took before their
         balloon list (shared, see :meth:`_ownership_message`), the refused pages a release
         is freeing after their refused list."""
-        self._extras = extras
+        self._popped = bool(extras[0] or extras[1])
         lists = list(self._plists)
         for i in (0, 1):
             if extras[i]:

@@ -358,6 +358,9 @@ class DifferentialMachine(RuleBasedStateMachine):
     impls: tuple[str, ...] = ("reference", "c")
     """What the model is compared with: the reference, and the compiled driver (``c``)."""
     steady_odds: int = 8
+    model_checked: bool = True
+    """Whether the model's own trace is checked (:meth:`properties_checked`); a subclass
+    that judges something else against the model turns it off."""
     fuzz_campaign: ClassVar[Campaign]
     """The campaign this machine class runs for: its coverage, failure and stop request
     (each subclass has its own; :meth:`Campaign.machine` makes one per campaign)."""
@@ -422,7 +425,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         )
         self.state = model.machine.start(self.scenario, self.variant)
         guest = asm.Guest(frames, pfn_base, self.scenario.totalram)
-        self.check = None if asm.broken(asm.GLOBAL, guest) else Monitor(self.state)
+        unclaimed = not self.model_checked or asm.broken(asm.GLOBAL, guest)
+        self.check = None if unclaimed else Monitor(self.state)
         if "c" in self.impls:
             self.c = Follower(binary_for(self.variant), self.scenario)
 

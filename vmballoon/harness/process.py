@@ -137,6 +137,8 @@ class Runtime:
                                      ctypes.c_size_t]  # fmt: skip
         lib.harness_list_delta.restype = ctypes.c_size_t
         lib.harness_list_delta.argtypes = lib.harness_list.argtypes
+        lib.harness_flight_log.restype = ctypes.c_size_t
+        lib.harness_flight_log.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
         lib.harness_batch.restype = ctypes.c_size_t
         lib.harness_batch.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
         lib.harness_run.restype = ctypes.c_int
@@ -290,6 +292,17 @@ class Runtime:
             return 0, []
         return self._buf[0], self._buf[2:n]
 
+    def flight_log(self) -> list[int]:
+        """The changes of the pages in flight since the last call (the first starts the
+        log and returns nothing), oldest first, as pairs ``pfn, flight << 4 | is_2m``
+        (``harness_flight_log``; flight 0: the page left ``in_flight[]``, the last entry
+        taking its slot)."""
+        n = self.lib.harness_flight_log(self._buf, len(self._buf))
+        if n > len(self._buf):
+            self._buf = (ctypes.c_uint64 * (2 * n))()
+            n = self.lib.harness_flight_log(self._buf, len(self._buf))
+        return self._buf[:n]
+
     def batch(self, n: int) -> list[int]:
         """The first ``n`` (at most 512) batch entries as the driver wrote them."""
         got = self.lib.harness_batch(self._buf, min(n, BATCH_MAX_PAGES))
@@ -409,6 +422,11 @@ def _new_events(log: EventStack, since: EventStack) -> list[Event]:
     return out
 
 
+def _extended(script: tuple[Any, ...], kept: int, tail: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``script``'s first ``kept`` answers followed by ``tail`` (:meth:`CDriver._scripts`)."""
+    return script[:kept] + tail if kept else tail
+
+
 def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> None:
     """The child's loop: run what the parent asks, reply with what changed."""
     rt = Runtime(library, env, send_batch)
@@ -440,8 +458,10 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
         op = msg[0]
         if op == "step" or op == "run":
             if msg[2] is not None:
-                hv, alloc, vmci = msg[2]
-                rt.env = rt.env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+                env = rt.env
+                hv, alloc, vmci = (_extended(old, *new) for old, new in zip(
+                    (env.hv_script, env.alloc_script, env.vmci_script), msg[2], strict=True))
+                rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
             for name in (msg[1],) if op == "step" else msg[1]:
                 if exited or rt.was_crashed:
                     break
@@ -570,13 +590,18 @@ class CDriver:
             raise HarnessError(f"the harness stopped: {self._reap()}") from None
         return self._receive(what)
 
-    def _scripts(self) -> tuple[Any, ...] | None:
+    def _scripts(self) -> tuple[tuple[int, tuple[Any, ...]], ...] | None:
+        """The scripts to hand the child, each as ``(kept, tail)``: the child keeps the
+        first ``kept`` answers it has and appends ``tail`` (a script that only grew at
+        its end, the fuzzer's, travels by its new answers only); None: unchanged."""
         env = self._env
         now = (env.hv_script, env.alloc_script, env.vmci_script)
-        if all(a is b for a, b in zip(now, self._scripts_sent, strict=True)):
+        sent = self._scripts_sent
+        if all(a is b for a, b in zip(now, sent, strict=True)):
             return None
         self._scripts_sent = now
-        return now
+        return tuple((len(old), new[len(old):]) if new[:len(old)] == old else (0, new)
+                     for new, old in zip(now, sent, strict=True))  # fmt: skip
 
     def _reap(self) -> str:
         if self._closed:

@@ -73,8 +73,22 @@ static struct hpage *hpage_of(struct list_head *lru)
 	return (struct hpage *)container_of(lru, struct page, lru);
 }
 
+static u64 *flight_log; /* (pfn, flight << 4 | is_2m) of every change, once asked for */
+static size_t n_flight_log, cap_flight_log;
+static int flight_logging;
+
 static void set_flight(struct hpage *h, int flight)
 {
+	if (flight_logging && (h->slot >= 0 || flight != FL_NONE)) {
+		if (n_flight_log + 2 > cap_flight_log) {
+			cap_flight_log = cap_flight_log ? 2 * cap_flight_log : 1024;
+			flight_log = realloc(flight_log, cap_flight_log * sizeof(*flight_log));
+			if (!flight_log)
+				die("out of memory");
+		}
+		flight_log[n_flight_log++] = h->page.pfn;
+		flight_log[n_flight_log++] = ((u64)flight << 4) | (u64)h->is_2m;
+	}
 	if (h->slot >= 0 && flight == FL_NONE) {
 		struct hpage *last = in_flight[--n_in_flight];
 
@@ -554,6 +568,28 @@ size_t harness_list(int which, u64 *out, size_t cap)
 void harness_clear_taken(void)
 {
 	n_taken_log = 0;
+}
+
+/*
+ * The changes of the pages in flight since the last call, oldest first, as pairs (pfn,
+ * flight << 4 | is_2m) (flight FL_NONE: the page left in_flight[], the last entry
+ * taking its slot); the first call starts the log and returns nothing.  Returns the
+ * number of entries; when that exceeds cap nothing is written or forgotten (call again
+ * with room).
+ */
+size_t harness_flight_log(u64 *out, size_t cap)
+{
+	size_t n = n_flight_log;
+
+	if (!flight_logging) {
+		flight_logging = 1;
+		return 0;
+	}
+	if (n > cap)
+		return n;
+	memcpy(out, flight_log, n * sizeof(*out));
+	n_flight_log = 0;
+	return n;
 }
 
 /* list `which` (0..3) as harness_list_delta() last reported it, head to tail */
