@@ -92,8 +92,11 @@ class InFlight:
 
     For the allocated and the taken pages it also keeps the batch as the model's loop
     does (``pfn << PAGE_SHIFT`` entries), a persistent list that shares with its last
-    version what did not change: pages that arrive together come first, oldest first, so
-    the pages a deflate frees in the order it took them leave from the head."""
+    version what did not change (the order of its entries is free: the properties read it
+    as a set, and :meth:`CObserver._ownership_message` words a violation in the order of
+    ``in_flight[]``): pages that arrive together come first, oldest first, so the pages
+    a deflate frees in the order it took them leave from the head; pages that leave from
+    the far end turn the rest around (:func:`_without`)."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -166,7 +169,8 @@ class InFlight:
 
 def _without(fill: PList, gone: set[int]) -> PList:
     """``fill`` without the entries of the pages ``gone`` (all of them in it): the entries
-    before the last of them copied, the rest shared."""
+    before the last of them copied in reverse order, the rest shared (so pages that leave
+    in the order they came, from the far end, leave from the head after the first)."""
     kept: list[int] = []
     left = len(gone)
     while left:
@@ -176,6 +180,7 @@ def _without(fill: PList, gone: set[int]) -> PList:
             left -= 1
         else:
             kept.append(entry)
+    kept.reverse()
     return from_iterable(kept, fill)
 
 
