@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
+import gc
 import os
 import pickle
 import select
@@ -529,6 +530,10 @@ class CDriver:
                 os.close(self._from_child)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 faulthandler.disable()  # the driver's faults are the harness's to report
+                # a short-lived process that builds acyclic objects (events, persistent
+                # lists, the observer's states): the cyclic collector would only traverse
+                # the heap it shares with the parent again and again (copying its pages)
+                gc.disable()
                 _child(library, env, send, to_child, from_parent)
             except EOFError:
                 pass
