@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from vmballoon.apps.cview import PageLists, state_of_c
 from vmballoon.core import assumptions as asm
 from vmballoon.core.protocol import (
     CMD_BATCHED_2M_LOCK,
@@ -45,24 +46,26 @@ from vmballoon.core.protocol import (
 )
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
-from vmballoon.harness.process import DEFAULT_TIMEOUT, NULL_PFN, OPS_NAMES, CDriver, Runtime
+from vmballoon.harness.process import DEFAULT_TIMEOUT, SNAP_FIELDS, CDriver, Runtime, fields_of
 from vmballoon.harness.replay import EVENTS_FORMAT, start
-from vmballoon.model import listed as ls
 from vmballoon.model.machine import STOPPED, enter, step
 from vmballoon.model.machine import start as model_start
-from vmballoon.model.plist import PList, concat, from_iterable
+from vmballoon.model.plist import PList, concat, drop, from_iterable
 from vmballoon.model.properties import (
     PROPERTY_NAMES,
     STATE_PROPERTIES,
     Ghost,
+    Monitor,
     Violation,
     check_state,
+    first_ownership_fault,
     guest_of,
     initial_ghost,
     new_events,
     observe,
+    owners,
 )
-from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, STAT, Driver, Loc, Loop, State
+from vmballoon.model.state import EMPTY_LOOP, OPS_BASIC, STAT, Loc, Loop, State
 
 NOT_OBSERVABLE = ("rate_counter",)
 """Properties about locals of the C (``allocations`` in ``vmballoon_inflate``)."""
@@ -71,34 +74,140 @@ OBSERVABLE = tuple(p for p in PROPERTY_NAMES if p not in NOT_OBSERVABLE)
 BATCHED_CMD_CODES = frozenset({CMD_BATCHED_LOCK, CMD_BATCHED_UNLOCK, CMD_BATCHED_2M_LOCK,
                                CMD_BATCHED_2M_UNLOCK})  # fmt: skip
 TWO_MB_CMD_CODES = frozenset({CMD_BATCHED_2M_LOCK, CMD_BATCHED_2M_UNLOCK})
-TRANSIENT_DOORBELL = ("doorbell_agreement",)
+TRANSIENT_DOORBELL = frozenset({"doorbell_agreement"})
+NONE: frozenset[str] = frozenset()
 INFLATE_GFP = (0, 1)  # the gfp codes of harness.c: NOSLEEP, CANSLEEP
 FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED = 1, 2, 3  # enum flight of harness.c
 
 
+FL_NONE = 0
+Extras = tuple[list[int], list[int]]
+"""Pages a pop took off the 4 KiB and the 2 MiB balloon list that the list still counts."""
+
+
+class InFlight:
+    """The harness's pages in flight (``in_flight[]`` of harness.c, in its order),
+    followed through the C's log of their changes (:meth:`Runtime.flight_log`): an
+    observation costs what changed since the last one, not the batch.
+
+    For the allocated and the taken pages it also keeps the batch as the model's loop
+    does (``pfn << PAGE_SHIFT`` entries), a persistent list that shares with its last
+    version what did not change (the order of its entries is free: the properties read it
+    as a set, and :meth:`CObserver._ownership_message` words a violation in the order of
+    ``in_flight[]``): pages that arrive together come first, oldest first, so the pages
+    a deflate frees in the order it took them leave from the head; pages that leave from
+    the far end turn the rest around (:func:`_without`)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.order: list[int] = []  # in_flight[] of harness.c
+        self.code: dict[int, int] = {}  # pfn -> flight << 4 | is_2m
+        self.pages: dict[int, dict[int, bool]] = {FL_ALLOCATED: {}, FL_TAKEN: {},
+                                                  FL_UNREFUSED: {}}  # fmt: skip
+        self.fills: dict[int, PList] = {FL_ALLOCATED: None, FL_TAKEN: None}
+        self._pos: dict[int, int] = {}
+        rt.flight_log()  # starts the log: what came before is in_flight[] itself
+        self._apply(rt.lists(4))
+
+    def update(self) -> None:
+        """Follow what changed since the last call."""
+        log = self.rt.flight_log()
+        if log:
+            self._apply(log)
+
+    def _apply(self, log: list[int]) -> None:
+        added: dict[int, dict[int, None]] = {FL_ALLOCATED: {}, FL_TAKEN: {}}
+        gone: dict[int, set[int]] = {FL_ALLOCATED: set(), FL_TAKEN: set()}
+        for pfn, code in zip(log[0::2], log[1::2], strict=True):
+            old = self.code.get(pfn)
+            if old is not None:
+                del self.pages[old >> 4][pfn]
+                if old >> 4 in added:
+                    if pfn in added[old >> 4]:
+                        del added[old >> 4][pfn]
+                    else:
+                        gone[old >> 4].add(pfn)
+            if code >> 4 == FL_NONE:
+                self._leave(pfn)
+                continue
+            if pfn not in self._pos:
+                self._pos[pfn] = len(self.order)
+                self.order.append(pfn)
+            self.code[pfn] = code
+            self.pages[code >> 4][pfn] = bool(code & 1)
+            if code >> 4 in added:
+                added[code >> 4][pfn] = None
+        for kind, new in added.items():
+            if new or gone[kind]:
+                rest = _without(self.fills[kind], gone[kind])
+                self.fills[kind] = from_iterable([p << PAGE_SHIFT for p in new], rest)
+
+    def _leave(self, pfn: int) -> None:
+        """``set_flight(h, FL_NONE)``: the last entry takes the page's slot."""
+        self.code.pop(pfn, None)
+        i = self._pos.pop(pfn, None)
+        if i is None:
+            return
+        last = self.order.pop()
+        if last != pfn:
+            self.order[i] = last
+            self._pos[last] = i
+
+    def batch(self, kind: int) -> tuple[int, bool, PList]:
+        """The pages of ``kind`` (allocated or taken) as a batch: how many, whether the
+        last in ``in_flight[]`` is a 2 MiB page (one page size per batch), the batch."""
+        if not self.pages[kind]:
+            return 0, False, None
+        is_2m = next(bool(c & 1) for c in map(self.code.__getitem__, reversed(self.order))
+                     if c >> 4 == kind)  # fmt: skip
+        return len(self.pages[kind]), is_2m, self.fills[kind]
+
+    def in_order(self, kind: int) -> list[tuple[int, bool]]:
+        """The pages of ``kind`` as ``(pfn, is_2m)`` in the order of ``in_flight[]``."""
+        return [(p, bool(self.code[p] & 1)) for p in self.order if self.code[p] >> 4 == kind]
+
+
+def _without(fill: PList, gone: set[int]) -> PList:
+    """``fill`` without the entries of the pages ``gone`` (all of them in it): the entries
+    before the last of them copied in reverse order, the rest shared (so pages that leave
+    in the order they came, from the far end, leave from the head after the first)."""
+    kept: list[int] = []
+    left = len(gone)
+    while left:
+        assert fill is not None
+        entry, fill = fill
+        if entry >> PAGE_SHIFT in gone:
+            left -= 1
+        else:
+            kept.append(entry)
+    kept.reverse()
+    return from_iterable(kept, fill)
+
+
 class CObserver:
     """The trace checker beside the driver (in its process): one model transition per
-    stretch of C between two environment calls, every observable property checked."""
+    stretch of C between two environment calls, every observable property checked by a
+    :class:`vmballoon.model.properties.Monitor` (so a check costs what changed since the
+    last one, not the balloon)."""
 
     def __init__(self, rt: Runtime, variant: Variant) -> None:
         self.rt = rt
         self.variant = variant
-        self.ghost: Ghost = initial_ghost()
         self.violations: list[Violation] = []
         self.steps = 0  # entry points begun
         self.entry = ""
         self._version = -1
-        self._lists: list[list[int]] = [[], [], [], []]
-        self._plists: list[PList] = [None, None, None, None]
-        empty: tuple[list[tuple[int, bool]], list[tuple[int, bool]], dict[int, int]]
-        empty = ([], [], {})
-        self._flight: tuple[list[int], Any] = ([], empty)  # the last decoded pages in flight
-        self._fill: tuple[list[tuple[int, bool]], PList] = ([], None)  # the last batch
+        rt.list_delta(-1)  # the first reading of each list is the whole list
+        self._plists: list[PList] = [None, None, None, None]  # the C's lists as last read
+        self.flight = InFlight(rt)
+        self._popped = False  # the state counts the taken pages on their lists
+        self._fill_kind: int | None = None  # the state's batch: these pages in flight
         self._seen_log = rt.env.log
         self._tick_slow = 0
         self._reset_tick()
         self.state = self._observe(Loc.IDLE)
-        self._record(check_state(self.state, self.ghost))
+        self.monitor = Monitor(self.state, properties=frozenset(OBSERVABLE))
+        self._record(self.monitor.last)
 
     def _reset_tick(self) -> None:
         self.targeted = False  # GET_TARGET issued in this entry point: deflate may follow
@@ -108,6 +217,11 @@ class CObserver:
         self.rt.lib.harness_clear_taken()  # the log of frames taken off the balloon lists
         self._unrefused: dict[int, int] = {}  # pfn -> refused list, being released
         self._released = [0, 0]  # pages a release of refused pages freed so far
+
+    @property
+    def ghost(self) -> Ghost:
+        """The model's ghost after the last observation."""
+        return self.monitor.ghost
 
     # -- Observer ----------------------------------------------------------------------------
 
@@ -128,7 +242,7 @@ class CObserver:
         # `vmci_doorbell_create` (vmw_balloon.c:1035) and not yet registered, or
         # unregistered and not yet destroyed `vmci_doorbell_destroy` (vmw_balloon.c:1022)
         transient = (kind == "hv" and args[0] == CMD_VMCI_DOORBELL_SET) or kind == "vmci_destroy"
-        self._advance(self._observe(None, kind, args), TRANSIENT_DOORBELL if transient else ())
+        self._advance(self._observe(None, kind, args), TRANSIENT_DOORBELL if transient else NONE)
         if kind == "hv" and args[0] == CMD_GET_TARGET:
             self.targeted = True  # what follows in this tick is inflate or deflate
 
@@ -143,7 +257,7 @@ class CObserver:
             view = asm.StepView(allocations=tuple(deflated), basic=True)
             broken = asm.broken(asm.PROGRESS, guest_of(self.state), view)
             if broken:
-                self.ghost = replace(self.ghost, tick_broken=tuple(broken))
+                self.monitor.ghost = replace(self.ghost, tick_broken=tuple(broken))
         self._advance(self._observe(loc))
         self.entry = ""
 
@@ -160,7 +274,7 @@ class CObserver:
             snap = self.rt.snapshot()
             self.rate = snap[2] if snap[3] else UINT_MAX  # rate_alloc with slow cycles
 
-    def _advance(self, nxt: State, transient: tuple[str, ...] = ()) -> None:
+    def _advance(self, nxt: State, transient: frozenset[str] = frozenset()) -> None:
         events = nxt.env.log
         stop = self.state.env.log
         while events is not None and events is not stop:
@@ -174,18 +288,38 @@ class CObserver:
         if self.inflating and nxt.loc in (Loc.I_LOOP, Loc.I_LOCK):
             nxt = nxt._replace(loop=nxt.loop._replace(rate=self.rate, allocated=self.allocated,
                                                       allocations=self.allocated))  # fmt: skip
-        ghost, found = observe(self.state, nxt, self.ghost)
-        self.ghost = ghost
+        self.monitor.observe(self.state, nxt)
         self.state = nxt
-        broken = [f for f in check_state(nxt, ghost) if f[0] not in transient]
-        self._record(found + broken)
+        self._record(self.monitor.check(nxt, transient))
 
-    def _record(self, found: list[tuple[str, str]]) -> None:
-        seen = {v.prop for v in self.violations}
-        for name, msg in found:
-            if name not in seen and name in OBSERVABLE:
-                seen.add(name)
-                self.violations.append(Violation(name, self.steps, self.state.loc.name, msg))
+    def _record(self, found: tuple[Violation, ...]) -> None:
+        for v in found:
+            message = self._ownership_message() if v.prop == "ownership" else v.message
+            self.violations.append(Violation(v.prop, self.steps, v.loc, message or v.message))
+
+    def _ownership_message(self) -> str | None:
+        """:func:`vmballoon.model.properties.ownership`'s message on the state with the
+        pages in flight in the order of ``in_flight[]``, the pages a pop took after their
+        list's pages (the monitor's state keeps them in an order that shares with the
+        last state: the same claims, so the same verdict, without copying lists; only
+        which claim the message names first can differ)."""
+        state = self.state
+        drv, loop = state.drv, state.loop
+        if self._popped:
+            extras: Extras = ([], [])
+            for pfn, is_2m in self.flight.in_order(FL_TAKEN):
+                extras[int(is_2m)].append(pfn)
+            p4, p2 = (concat(self._plists[i], from_iterable(extras[i])) for i in (0, 1))
+            drv = drv._replace(pages=(p4, p2))
+        if self._fill_kind is not None:
+            fill: PList = None
+            for pfn, _ in self.flight.in_order(self._fill_kind):
+                fill = (pfn << PAGE_SHIFT, fill)
+            loop = loop._replace(fill=fill)
+        state = state._replace(drv=drv, loop=loop)
+        return first_ownership_fault(owners(state), state.env.memory)
+
+    # -- the C's state as a model state ---------------------------------------------------------
 
     def _observe(self, loc: Loc | None, kind: str = "", args: tuple[int, ...] = ()) -> State:
         """The C's state now as a model state at ``loc`` (None: inside the entry point)."""
@@ -193,34 +327,44 @@ class CObserver:
         snap = rt.snapshot()
         if snap[17] != self._version:  # a list changed since the last observation
             self._version = snap[17]
-            self._lists = [rt.lists(i) for i in range(4)]
-            self._plists = [from_iterable(lst) for lst in self._lists]
-        plists = list(self._plists)
-        added: list[list[int]] = [[], [], [], []]  # pages in flight that count on a list
-        raw = rt.lists(4) if snap[18] else []
-        old_raw, decoded = self._flight
-        n_old = len(old_raw)
-        if n_old and n_old <= len(raw) and raw[:n_old] == old_raw:  # pages only added
-            allocated, taken, unrefused = (list(decoded[0]), list(decoded[1]),
-                                           dict(decoded[2]))  # fmt: skip
-            new = raw[n_old:]
-        else:
-            allocated, taken, unrefused = [], [], {}
-            new = raw
-        for pfn, entry in zip(new[0::2], new[1::2], strict=True):
-            flight, is_2m = entry >> 4, bool(entry & 1)
-            if flight == FL_ALLOCATED:
-                allocated.append((pfn, is_2m))
-            elif flight == FL_TAKEN:
-                taken.append((pfn, is_2m))
-            elif flight == FL_UNREFUSED:  # a release of refused pages is freeing it
-                unrefused[pfn] = int(is_2m)
-        self._flight = (raw, (allocated, taken, unrefused))
-        for pfn, idx in unrefused.items():
-            added[2 + idx].append(pfn)
-        # vmballoon_release_refused_pages zeroes n_refused_pages after its loop (lines
-        # 758-771): the pages it freed so far still count
-        log, stop = rt.env.log, self._seen_log
+            self._read_lists()
+        self.flight.update()
+        unrefused = self._unrefused_now()
+        self._count_released(unrefused, snap)
+        loop = EMPTY_LOOP
+        extras: Extras = ([], [])
+        self._fill_kind = None
+        if loc is None:
+            loc, loop, extras = self._inside(kind, args)
+        fields = fields_of(snap)
+        fields["n_refused"] = (snap[9] - self._released[0], snap[10] - self._released[1])
+        if loc == Loc.W_TARGET and kind == "hv" and args[0] == CMD_GET_TARGET:
+            # the model's W_TARGET is before the decrement of slow cycles (line 1117), which
+            # the assumption that the tick is not rate limited reads
+            fields["slow_allocation_cycles"] = self._tick_slow
+        stats = tuple(snap[SNAP_FIELDS : SNAP_FIELDS + STAT["_len"]])
+        running = self.entry if loc not in (Loc.IDLE, Loc.EXITED, Loc.CRASHED) else ""
+        lists = self._counted_lists(extras, unrefused)
+        return state_of_c(fields, lists, stats, rt.env, self.variant, loc, loop, running)
+
+    def _read_lists(self) -> None:
+        """The four page lists as the C holds them now, each sharing with its last reading
+        the tail the two have in common (the C walks the lists and says what changed)."""
+        for i in range(4):
+            dropped, head = self.rt.list_delta(i)
+            self._plists[i] = from_iterable(head, drop(self._plists[i], dropped))
+
+    def _unrefused_now(self) -> dict[int, int]:
+        """The refused pages a release is freeing: pfn -> refused list, in the order of
+        ``in_flight[]``."""
+        if not self.flight.pages[FL_UNREFUSED]:
+            return {}
+        return {pfn: int(is_2m) for pfn, is_2m in self.flight.in_order(FL_UNREFUSED)}
+
+    def _count_released(self, unrefused: dict[int, int], snap: list[int]) -> None:
+        """vmballoon_release_refused_pages zeroes n_refused_pages after its loop (lines
+        758-771): the pages it freed so far still count."""
+        log, stop = self.rt.env.log, self._seen_log
         self._seen_log = log
         while log is not None and log is not stop:
             ev = log[0]
@@ -231,70 +375,53 @@ class CObserver:
         for i in (0, 1):
             if snap[9 + i] == 0 or snap[9 + i] < self._released[i]:
                 self._released[i] = 0
-        loop = EMPTY_LOOP
-        deflating = loc is None and self.targeted and not self.inflating and self.entry != "exit"
-        if loc is None:
-            batched = kind == "hv" and args[0] in BATCHED_CMD_CODES
-            in_flight = taken if deflating else allocated
-            if not deflating:  # a pop frees the pages it took: size still counts them
-                for pfn, is_2m in taken:
-                    added[int(is_2m)].append(pfn)
-            is_2m = bool(in_flight) and in_flight[-1][1]  # one page size per batch
-            fill: PList
-            if batched:  # what the host is shown: the batch entries as the driver wrote them
-                is_2m = args[0] in TWO_MB_CMD_CODES
-                fill = None
-                entries = rt.batch(args[2])
-                for e in entries:
-                    fill = (e, fill)  # newest first, as the model's loop keeps it
-                n = len(entries)
-            else:
-                old_flight, fill = self._fill
-                start = len(old_flight)
-                if not (start and start <= len(in_flight) and in_flight[:start] == old_flight):
-                    fill, start = None, 0
-                for pfn, _ in in_flight[start:]:
-                    fill = (pfn << PAGE_SHIFT, fill)
-                self._fill = (in_flight, fill)
-                n = len(in_flight)
-            loop = Loop(0, 0, n, 0, False, is_2m, fill, None, None, 0)
-            if deflating:
-                loc = Loc.D_UNLOCK
-            elif self.inflating or (kind == "alloc" and args[1] in INFLATE_GFP):
-                loc = Loc.I_LOCK if n else Loc.I_LOOP
-            elif self.entry == "exit":
-                loc = Loc.E_POP
-            else:
-                loc = Loc.W_TARGET
-        for i, extra in enumerate(added):
-            if extra:
-                plists[i] = concat(plists[i], from_iterable(extra))
-        drv = Driver(
-            size=snap[0],
-            target=snap[1],
-            rate_alloc=snap[2],
-            slow_allocation_cycles=snap[3],
-            reset_required=bool(snap[4]),
-            capabilities=snap[5],
-            supported_page_sizes=snap[6],
-            batch_max_pages=snap[7],
-            ops=OPS_NAMES[snap[8]],
-            pages=(plists[0], plists[1]),
-            refused=(plists[2], plists[3]),
-            n_refused=(snap[9] - self._released[0], snap[10] - self._released[1]),
-            batch_page=None if snap[11] == NULL_PFN else snap[11],
-            page=None if snap[12] == NULL_PFN else snap[12],
-            doorbell=(snap[14], snap[15]) if snap[13] else None,
-            warned=False,
-            listed=ls.EMPTY,
-        )
-        stats = tuple(snap[20 : 20 + STAT["_len"]])
-        if loc == Loc.W_TARGET and kind == "hv" and args[0] == CMD_GET_TARGET:
-            # the model's W_TARGET is before the decrement of slow cycles (line 1117), which
-            # the assumption that the tick is not rate limited reads
-            drv = drv._replace(slow_allocation_cycles=self._tick_slow)
-        running = self.entry if loc not in (Loc.IDLE, Loc.EXITED, Loc.CRASHED) else ""
-        return State(loc, drv, loop, stats, rt.env, self.variant, running)
+
+    def _inside(self, kind: str, args: tuple[int, ...]) -> tuple[Loc, Loop, Extras]:
+        """Where inside the entry point the driver is at environment call ``kind``, its
+        batch as the model's loop, and the pages a pop took that its list still counts."""
+        deflating = self.targeted and not self.inflating and self.entry != "exit"
+        batch_kind = FL_TAKEN if deflating else FL_ALLOCATED
+        extras: Extras = ([], [])
+        if not deflating:  # a pop frees the pages it took: size still counts them
+            for pfn, is_2m in self.flight.pages[FL_TAKEN].items():
+                extras[int(is_2m)].append(pfn)
+        if kind == "hv" and args[0] in BATCHED_CMD_CODES:
+            # what the host is shown: the batch entries as the driver wrote them
+            is_2m = args[0] in TWO_MB_CMD_CODES
+            entries = self.rt.batch(args[2])
+            fill = from_iterable(entries[::-1])  # newest first, as the model's loop keeps it
+            n = len(entries)
+        else:
+            n, is_2m, fill = self.flight.batch(batch_kind)
+            self._fill_kind = batch_kind
+        loop = Loop(0, 0, n, 0, False, is_2m, fill, None, None, 0)
+        if deflating:
+            loc = Loc.D_UNLOCK
+        elif self.inflating or (kind == "alloc" and args[1] in INFLATE_GFP):
+            loc = Loc.I_LOCK if n else Loc.I_LOOP
+        elif self.entry == "exit":
+            loc = Loc.E_POP
+        else:
+            loc = Loc.W_TARGET
+        return loc, loop, extras
+
+    def _counted_lists(self, extras: Extras,
+                       unrefused: dict[int, int]) -> PageLists:  # fmt: skip
+        """The four lists as the properties count them: the pages a pop took before their
+        balloon list (shared, see :meth:`_ownership_message`), the refused pages a release
+        is freeing after their refused list."""
+        self._popped = bool(extras[0] or extras[1])
+        lists = list(self._plists)
+        for i in (0, 1):
+            if extras[i]:
+                lists[i] = from_iterable(extras[i], lists[i])
+        freeing: tuple[list[int], list[int]] = ([], [])
+        for pfn, idx in unrefused.items():
+            freeing[idx].append(pfn)
+        for i in (0, 1):
+            if freeing[i]:
+                lists[2 + i] = concat(lists[2 + i], from_iterable(freeing[i]))
+        return lists[0], lists[1], lists[2], lists[3]
 
 
 class CTraceChecker:

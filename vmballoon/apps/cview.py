@@ -16,7 +16,7 @@ says so and never counts them as kept.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +29,7 @@ from vmballoon.harness.process import CDriver
 from vmballoon.model import listed as ls
 from vmballoon.model.plist import PList, from_iterable
 from vmballoon.model.properties import Violation
-from vmballoon.model.state import EMPTY_LOOP, STAT, Driver, Loc, State
+from vmballoon.model.state import EMPTY_LOOP, STAT, Driver, Loc, Loop, State
 
 
 @dataclass
@@ -42,6 +42,41 @@ class CRun:
     crashed: bool = False
 
 
+PageLists = tuple[PList, PList, PList, PList]
+"""The C's four page lists as the model keeps them: pages 4k, 2m, refused 4k, 2m."""
+
+
+def state_of_c(fields: Mapping[str, Any], lists: PageLists, stats: tuple[int, ...], env: Env,
+               variant: Variant, loc: Loc, loop: Loop = EMPTY_LOOP, entry: str = "",
+               ) -> State:  # fmt: skip
+    """The model state holding what the C showed: ``fields`` of ``struct vmballoon`` by the
+    contract's names (:func:`vmballoon.harness.process.fields_of`, or a ``final`` object),
+    its page lists, its statistics in the model's order, the environment; ``loc``,
+    ``loop`` and ``entry`` say where inside the driver the state is."""
+    doorbell = fields["doorbell"]
+    n_refused = fields["n_refused"]
+    drv = Driver(
+        size=fields["size"],
+        target=fields["target"],
+        rate_alloc=fields["rate_alloc"],
+        slow_allocation_cycles=fields["slow_allocation_cycles"],
+        reset_required=fields["reset_required"],
+        capabilities=fields["capabilities"],
+        supported_page_sizes=fields["supported_page_sizes"],
+        batch_max_pages=fields["batch_max_pages"],
+        ops=fields["ops"],
+        pages=(lists[0], lists[1]),
+        refused=(lists[2], lists[3]),
+        n_refused=(n_refused[0], n_refused[1]),
+        batch_page=fields["batch_page"],
+        page=fields["page"],
+        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
+        warned=False,
+        listed=ls.EMPTY,
+    )
+    return State(loc, drv, loop, stats, env, variant, entry)
+
+
 def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
     """A model state holding what the C showed: its ``final`` object and the environment."""
     stats = [0] * STAT["_len"]
@@ -50,35 +85,10 @@ def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) ->
             stats[STAT[name]], stats[STAT[name] + 1] = value
         else:
             stats[STAT[name]] = value
-    pages: tuple[PList, PList] = (
-        from_iterable(final["pages"][0]),
-        from_iterable(final["pages"][1]),
-    )
-    refused: tuple[PList, PList] = (
-        from_iterable(final["refused"][0]),
-        from_iterable(final["refused"][1]),
-    )
-    doorbell = final["doorbell"]
-    drv = Driver(
-        size=final["size"],
-        target=final["target"],
-        rate_alloc=final["rate_alloc"],
-        slow_allocation_cycles=final["slow_allocation_cycles"],
-        reset_required=final["reset_required"],
-        capabilities=final["capabilities"],
-        supported_page_sizes=final["supported_page_sizes"],
-        batch_max_pages=final["batch_max_pages"],
-        ops=final["ops"],
-        pages=pages,
-        refused=refused,
-        n_refused=(final["n_refused"][0], final["n_refused"][1]),
-        batch_page=final["batch_page"],
-        page=final["page"],
-        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
-        warned=False,
-        listed=ls.EMPTY,
-    )
-    return State(loc, drv, EMPTY_LOOP, tuple(stats), env, variant, "")
+    pages, refused = final["pages"], final["refused"]
+    lists = (from_iterable(pages[0]), from_iterable(pages[1]), from_iterable(refused[0]),
+             from_iterable(refused[1]))  # fmt: skip
+    return state_of_c(final, lists, tuple(stats), env, variant, loc)
 
 
 def c_state(drv: CDriver, variant: Variant) -> State:

@@ -358,6 +358,13 @@ class DifferentialMachine(RuleBasedStateMachine):
     impls: tuple[str, ...] = ("reference", "c")
     """What the model is compared with: the reference, and the compiled driver (``c``)."""
     steady_odds: int = 8
+    model_checked: bool = True
+    """Whether the model's own trace is checked (:meth:`properties_checked`); a subclass
+    that judges something else against the model turns it off."""
+    records_coverage: bool = True
+    """Whether the step is taken again transition by transition for the campaign's
+    coverage (transitions, boundaries, statuses); without it (and without the model's
+    check) the state the drawing pass reached is kept, with the scripts as recorded."""
     fuzz_campaign: ClassVar[Campaign]
     """The campaign this machine class runs for: its coverage, failure and stop request
     (each subclass has its own; :meth:`Campaign.machine` makes one per campaign)."""
@@ -422,7 +429,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         )
         self.state = model.machine.start(self.scenario, self.variant)
         guest = asm.Guest(frames, pfn_base, self.scenario.totalram)
-        self.check = None if asm.broken(asm.GLOBAL, guest) else Monitor(self.state)
+        unclaimed = not self.model_checked or asm.broken(asm.GLOBAL, guest)
+        self.check = None if unclaimed else Monitor(self.state)
         if "c" in self.impls:
             self.c = Follower(binary_for(self.variant), self.scenario)
 
@@ -469,10 +477,13 @@ class DifferentialMachine(RuleBasedStateMachine):
         hv = (*hv, *([DEFAULT_RESPONSE] * (env.hv_pos - len(hv))))
         alloc = (*alloc, *([True] * (env.alloc_pos - len(alloc))))
         vmci = (*vmci, *([True] * (env.vmci_pos - len(vmci))))
-        after = _record(self.coverage, _with_scripts(before, hv, alloc, vmci), name, self.check)
-        for e in after.env.events():
-            if e["ev"] == "hv":
-                self.coverage.statuses.add((e["cmd"], e["status"]))
+        if self.records_coverage or self.check is not None:
+            after = _record(self.coverage, _with_scripts(before, hv, alloc, vmci), name, self.check)
+            for e in after.env.events():
+                if e["ev"] == "hv":
+                    self.coverage.statuses.add((e["cmd"], e["status"]))
+        else:  # the same transitions with the same answers: the same state
+            after = _with_scripts(after, hv, alloc, vmci)
         self.coverage.steps += 1
         self.state = after
         self.scenario = Scenario(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
+import gc
 import os
 import pickle
 import select
@@ -135,6 +136,10 @@ class Runtime:
         lib.harness_list.restype = ctypes.c_size_t
         lib.harness_list.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
                                      ctypes.c_size_t]  # fmt: skip
+        lib.harness_list_delta.restype = ctypes.c_size_t
+        lib.harness_list_delta.argtypes = lib.harness_list.argtypes
+        lib.harness_flight_log.restype = ctypes.c_size_t
+        lib.harness_flight_log.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
         lib.harness_batch.restype = ctypes.c_size_t
         lib.harness_batch.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
         lib.harness_run.restype = ctypes.c_int
@@ -274,6 +279,31 @@ class Runtime:
             n = self.lib.harness_list(which, self._buf, len(self._buf))
         return self._buf[:n]
 
+    def list_delta(self, which: int) -> tuple[int, list[int]]:
+        """How page list ``which`` (0..3) differs from what the last call returned: the
+        number of entries gone from the head of that list, and the entries now before the
+        tail the two share, head to tail (``harness_list_delta``: the C walks the list, so
+        this is the list as it is, whatever changed it).  ``which == -1``: forget, the
+        next call of each list returns it whole."""
+        n = self.lib.harness_list_delta(which, self._buf, len(self._buf))
+        if n > len(self._buf):
+            self._buf = (ctypes.c_uint64 * (2 * n))()
+            n = self.lib.harness_list_delta(which, self._buf, len(self._buf))
+        if which < 0:
+            return 0, []
+        return self._buf[0], self._buf[2:n]
+
+    def flight_log(self) -> list[int]:
+        """The changes of the pages in flight since the last call (the first starts the
+        log and returns nothing), oldest first, as pairs ``pfn, flight << 4 | is_2m``
+        (``harness_flight_log``; flight 0: the page left ``in_flight[]``, the last entry
+        taking its slot)."""
+        n = self.lib.harness_flight_log(self._buf, len(self._buf))
+        if n > len(self._buf):
+            self._buf = (ctypes.c_uint64 * (2 * n))()
+            n = self.lib.harness_flight_log(self._buf, len(self._buf))
+        return self._buf[:n]
+
     def batch(self, n: int) -> list[int]:
         """The first ``n`` (at most 512) batch entries as the driver wrote them."""
         got = self.lib.harness_batch(self._buf, min(n, BATCH_MAX_PAGES))
@@ -288,6 +318,27 @@ class Runtime:
         self.lib.harness_dump_coverage()
 
 
+def fields_of(snap: list[int]) -> dict[str, Any]:
+    """The fields of ``struct vmballoon`` in a snapshot (:meth:`Runtime.snapshot`), by the
+    contract's names: the ``final`` object without its lists and statistics."""
+    return {
+        "size": snap[0],
+        "target": snap[1],
+        "rate_alloc": snap[2],
+        "slow_allocation_cycles": snap[3],
+        "reset_required": bool(snap[4]),
+        "capabilities": snap[5],
+        "supported_page_sizes": snap[6],
+        "batch_max_pages": snap[7],
+        "ops": OPS_NAMES[snap[8]],
+        "n_refused": [snap[9], snap[10]],
+        "batch_page": None if snap[11] == NULL_PFN else snap[11],
+        "page": None if snap[12] == NULL_PFN else snap[12],
+        "doorbell": [snap[14], snap[15]] if snap[13] else None,
+        "crashed": bool(snap[16]),
+    }
+
+
 def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
     """The contract's ``final`` object from a snapshot and the four page lists."""
     stats: dict[str, Any] = {}
@@ -299,25 +350,17 @@ def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
         else:
             stats[name] = snap[i]
             i += 1
-    return {
-        "size": snap[0],
-        "target": snap[1],
-        "rate_alloc": snap[2],
-        "slow_allocation_cycles": snap[3],
-        "reset_required": bool(snap[4]),
-        "capabilities": snap[5],
-        "supported_page_sizes": snap[6],
-        "batch_max_pages": snap[7],
-        "ops": OPS_NAMES[snap[8]],
-        "pages": [lists[0], lists[1]],
-        "refused": [lists[2], lists[3]],
-        "n_refused": [snap[9], snap[10]],
-        "batch_page": None if snap[11] == NULL_PFN else snap[11],
-        "page": None if snap[12] == NULL_PFN else snap[12],
-        "doorbell": [snap[14], snap[15]] if snap[13] else None,
-        "crashed": bool(snap[16]),
-        "stats": stats,
-    }
+    final = fields_of(snap)
+    final["pages"], final["refused"] = [lists[0], lists[1]], [lists[2], lists[3]]
+    final["stats"] = stats
+    return {key: final[key] for key in FINAL_KEYS}
+
+
+FINAL_KEYS = ("size", "target", "rate_alloc", "slow_allocation_cycles", "reset_required",
+              "capabilities", "supported_page_sizes", "batch_max_pages", "ops", "pages",
+              "refused", "n_refused", "batch_page", "page", "doorbell", "crashed",
+              "stats")  # fmt: skip
+"""The keys of the ``final`` object, in the contract's order."""
 
 
 def _load_base(lib: ctypes.CDLL) -> int:
@@ -380,6 +423,11 @@ def _new_events(log: EventStack, since: EventStack) -> list[Event]:
     return out
 
 
+def _extended(script: tuple[Any, ...], kept: int, tail: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``script``'s first ``kept`` answers followed by ``tail`` (:meth:`CDriver._scripts`)."""
+    return script[:kept] + tail if kept else tail
+
+
 def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> None:
     """The child's loop: run what the parent asks, reply with what changed."""
     rt = Runtime(library, env, send_batch)
@@ -411,8 +459,10 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
         op = msg[0]
         if op == "step" or op == "run":
             if msg[2] is not None:
-                hv, alloc, vmci = msg[2]
-                rt.env = rt.env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+                env = rt.env
+                hv, alloc, vmci = (_extended(old, *new) for old, new in zip(
+                    (env.hv_script, env.alloc_script, env.vmci_script), msg[2], strict=True))
+                rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
             for name in (msg[1],) if op == "step" else msg[1]:
                 if exited or rt.was_crashed:
                     break
@@ -480,6 +530,10 @@ class CDriver:
                 os.close(self._from_child)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 faulthandler.disable()  # the driver's faults are the harness's to report
+                # a short-lived process that builds acyclic objects (events, persistent
+                # lists, the observer's states): the cyclic collector would only traverse
+                # the heap it shares with the parent again and again (copying its pages)
+                gc.disable()
                 _child(library, env, send, to_child, from_parent)
             except EOFError:
                 pass
@@ -541,13 +595,18 @@ class CDriver:
             raise HarnessError(f"the harness stopped: {self._reap()}") from None
         return self._receive(what)
 
-    def _scripts(self) -> tuple[Any, ...] | None:
+    def _scripts(self) -> tuple[tuple[int, tuple[Any, ...]], ...] | None:
+        """The scripts to hand the child, each as ``(kept, tail)``: the child keeps the
+        first ``kept`` answers it has and appends ``tail`` (a script that only grew at
+        its end, the fuzzer's, travels by its new answers only); None: unchanged."""
         env = self._env
         now = (env.hv_script, env.alloc_script, env.vmci_script)
-        if all(a is b for a, b in zip(now, self._scripts_sent, strict=True)):
+        sent = self._scripts_sent
+        if all(a is b for a, b in zip(now, sent, strict=True)):
             return None
         self._scripts_sent = now
-        return now
+        return tuple((len(old), new[len(old):]) if new[:len(old)] == old else (0, new)
+                     for new, old in zip(now, sent, strict=True))  # fmt: skip
 
     def _reap(self) -> str:
         if self._closed:
@@ -667,5 +726,6 @@ __all__ = [
     "HarnessError",
     "Observer",
     "Runtime",
+    "fields_of",
     "final_of",
 ]

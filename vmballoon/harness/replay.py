@@ -10,10 +10,11 @@ C crashed, if it did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from vmballoon.core.env import Env
 from vmballoon.core.scenario import Scenario
@@ -23,6 +24,7 @@ from vmballoon.harness.patches import variant_source
 from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Crash
 
 EVENTS_FORMAT = "vmballoon-events/1"
+P = ParamSpec("P")
 
 
 def binary_for(variant: Variant = SEED, source: Path | None = None, coverage: bool = False,
@@ -47,20 +49,6 @@ def start(binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
     return CDriver(binary, env or Env.from_scenario(scenario), timeout, trace=trace)
 
 
-def replay(
-    scenario: Scenario,
-    variant: Variant = SEED,
-    source: Path | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    binary: Path | None = None,
-    include_dirs: tuple[Path, ...] = (),
-) -> dict[str, Any]:
-    """The event log (``vmballoon-events/1``) of ``scenario`` replayed by the compiled C
-    (``binary`` when given, else the build of ``source`` (with the kernel headers of
-    ``include_dirs``) or of ``variant``)."""
-    return run(scenario, variant, source, timeout, binary, include_dirs).log
-
-
 @dataclass(frozen=True)
 class CRun:
     """A scenario replayed by the C: its event log, and where it crashed (None: it did not)."""
@@ -77,13 +65,29 @@ def run(
     binary: Path | None = None,
     include_dirs: tuple[Path, ...] = (),
 ) -> CRun:
-    """:func:`replay`, with the C line of a crash."""
+    """``scenario`` replayed by the compiled C (``binary`` when given, else the build of
+    ``source`` (with the kernel headers of ``include_dirs``) or of ``variant``): its event
+    log (``vmballoon-events/1``) and the C line of a crash."""
     built = binary or binary_for(variant, source, include_dirs=include_dirs)
     with start(built, scenario, timeout) as drv:
         drv.run(scenario.steps)
         final = drv.state()
         log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": final}
         return CRun(log, drv.crash)
+
+
+def _log_of(fn: Callable[P, CRun]) -> Callable[P, dict[str, Any]]:
+    """``fn`` with the same parameters, returning only the event log."""
+
+    def replay(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        return fn(*args, **kwargs).log
+
+    return replay
+
+
+replay = _log_of(run)
+replay.__doc__ = """The event log (``vmballoon-events/1``) of :func:`run`: the same JSON value
+as the model's and the reference's replay."""
 
 
 class Follower:

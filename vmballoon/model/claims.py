@@ -149,6 +149,11 @@ class Claims:
     def _starts_in(self, start: int, end: int) -> list[int]:
         """First frames of claims in ``[start, end)``."""
         out: list[int] = []
+        if end - start <= 8:  # a few frames (a page freed): look each one up
+            for pfn in range(start, end):
+                if self._claims_at(pfn):
+                    out.append(pfn)
+            return out
         for index in (self.singles, self.blocks):
             if (end - start) >> 9 > len(index):
                 buckets = [b for b in index if start >> 9 <= b <= (end - 1) >> 9]
@@ -184,6 +189,8 @@ class Claims:
 
     # -- the sources -----------------------------------------------------------------------
     def _follow(self, slot: int, node: PList, frames: int, pfn_of: bool = False) -> None:
+        if self.lists[slot] is node:
+            return
         added, removed = diff(self.lists[slot], node)
         for p in removed:
             self._remove(_entry_pfn(p) if pfn_of else p, frames)

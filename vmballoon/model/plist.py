@@ -31,9 +31,9 @@ def to_list(lst: PList) -> list[int]:
     return list(iterate(lst))
 
 
-def from_iterable(pfns: list[int]) -> PList:
-    """The list whose head-to-tail order is ``pfns``."""
-    out: PList = None
+def from_iterable(pfns: list[int], rest: PList = None) -> PList:
+    """The list whose head-to-tail order is ``pfns`` (followed by ``rest``, shared)."""
+    out: PList = rest
     for pfn in reversed(pfns):
         out = (pfn, out)
     return out
@@ -45,6 +45,14 @@ def concat(front: PList, back: PList) -> PList:
     for pfn in reversed(to_list(front)):
         out = (pfn, out)
     return out
+
+
+def drop(lst: PList, n: int) -> PList:
+    """The list without its first ``n`` entries (shared)."""
+    for _ in range(n):
+        assert lst is not None
+        lst = lst[1]
+    return lst
 
 
 def length(lst: PList) -> int:

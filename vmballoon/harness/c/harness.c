@@ -18,7 +18,8 @@
  *
  * Between two environment calls the Python side can read the driver's state:
  * harness_snapshot() (the fields of struct vmballoon and its statistics) and
- * harness_list() (a page list, or the pages in flight).  To tell where each page
+ * harness_list() (a page list, or the pages in flight), harness_list_delta() (what a
+ * page list changed since it was last read).  To tell where each page
  * is, the harness wraps the driver's list_add and list_del (kshim.h does the
  * checks): a page taken off a balloon list or a refused list, or handed out by the
  * allocator, and neither listed again nor freed, is "in flight".
@@ -72,8 +73,22 @@ static struct hpage *hpage_of(struct list_head *lru)
 	return (struct hpage *)container_of(lru, struct page, lru);
 }
 
+static u64 *flight_log; /* (pfn, flight << 4 | is_2m) of every change, once asked for */
+static size_t n_flight_log, cap_flight_log;
+static int flight_logging;
+
 static void set_flight(struct hpage *h, int flight)
 {
+	if (flight_logging && (h->slot >= 0 || flight != FL_NONE)) {
+		if (n_flight_log + 2 > cap_flight_log) {
+			cap_flight_log = cap_flight_log ? 2 * cap_flight_log : 1024;
+			flight_log = realloc(flight_log, cap_flight_log * sizeof(*flight_log));
+			if (!flight_log)
+				die("out of memory");
+		}
+		flight_log[n_flight_log++] = h->page.pfn;
+		flight_log[n_flight_log++] = ((u64)flight << 4) | (u64)h->is_2m;
+	}
 	if (h->slot >= 0 && flight == FL_NONE) {
 		struct hpage *last = in_flight[--n_in_flight];
 
@@ -553,6 +568,88 @@ size_t harness_list(int which, u64 *out, size_t cap)
 void harness_clear_taken(void)
 {
 	n_taken_log = 0;
+}
+
+/*
+ * The changes of the pages in flight since the last call, oldest first, as pairs (pfn,
+ * flight << 4 | is_2m) (flight FL_NONE: the page left in_flight[], the last entry
+ * taking its slot); the first call starts the log and returns nothing.  Returns the
+ * number of entries; when that exceeds cap nothing is written or forgotten (call again
+ * with room).
+ */
+size_t harness_flight_log(u64 *out, size_t cap)
+{
+	size_t n = n_flight_log;
+
+	if (!flight_logging) {
+		flight_logging = 1;
+		return 0;
+	}
+	if (n > cap)
+		return n;
+	memcpy(out, flight_log, n * sizeof(*out));
+	n_flight_log = 0;
+	return n;
+}
+
+/* list `which` (0..3) as harness_list_delta() last reported it, head to tail */
+static u64 *reported[4];
+static size_t n_reported[4], cap_reported[4];
+static u64 *walked;
+static size_t cap_walked;
+
+static u64 *grow(u64 *buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return buf;
+	*cap = need < 1024 ? 1024 : 2 * need;
+	buf = realloc(buf, *cap * sizeof(*buf));
+	if (!buf)
+		die("out of memory");
+	return buf;
+}
+
+/*
+ * How list `which` (0..3, as harness_list) differs from what the last call reported:
+ * out[0] the entries at the head of the last reported list that are gone, out[1] how
+ * many entries now come before the tail the two share (the longest common tail),
+ * out[2..] those entries head to tail.  Returns 2 + out[1]; when that exceeds cap,
+ * nothing is written or remembered (call again with room).  which == -1 forgets
+ * every list: the next call reports its list whole.
+ */
+size_t harness_list_delta(int which, u64 *out, size_t cap)
+{
+	struct list_head *head, *pos;
+	size_t n = 0, k = 0, old, i;
+	u64 *swap;
+
+	if (which < 0) {
+		for (i = 0; i < 4; i++)
+			n_reported[i] = 0;
+		return 0;
+	}
+	head = list_heads[which];
+	for (pos = head->next; pos != head && pos; pos = pos->next) {
+		walked = grow(walked, &cap_walked, n + 1);
+		walked[n++] = container_of(pos, struct page, lru)->pfn;
+	}
+	old = n_reported[which];
+	while (k < n && k < old && walked[n - 1 - k] == reported[which][old - 1 - k])
+		k++;
+	if (2 + n - k > cap)
+		return 2 + n - k;
+	out[0] = old - k;
+	out[1] = n - k;
+	for (i = 0; i < n - k; i++)
+		out[2 + i] = walked[i];
+	swap = reported[which];
+	reported[which] = walked;
+	walked = swap;
+	i = cap_reported[which];
+	cap_reported[which] = cap_walked;
+	cap_walked = i;
+	n_reported[which] = n;
+	return 2 + n - k;
 }
 
 /* the first len entries of the batch page as the driver wrote them (0 without one) */
