@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vmballoon.apps.cview import PageLists, state_of_c
+from vmballoon.apps.cstate import PageLists, state_of_c
 from vmballoon.core import assumptions as asm
 from vmballoon.core.protocol import (
     CMD_BATCHED_2M_LOCK,

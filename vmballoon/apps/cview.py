@@ -16,20 +16,20 @@ says so and never counts them as kept.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from vmballoon.apps.cstate import state_of_c
 from vmballoon.apps.traces import TraceStep
 from vmballoon.core.env import Env
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.harness.process import CDriver
-from vmballoon.model import listed as ls
-from vmballoon.model.plist import PList, from_iterable
+from vmballoon.model.plist import from_iterable
 from vmballoon.model.properties import Violation
-from vmballoon.model.state import EMPTY_LOOP, STAT, Driver, Loc, Loop, State
+from vmballoon.model.state import STAT, Loc, State
 
 
 @dataclass
@@ -40,41 +40,6 @@ class CRun:
     violations: list[tuple[int, str, Violation]] = field(default_factory=list)
     crash_site: str | None = None
     crashed: bool = False
-
-
-PageLists = tuple[PList, PList, PList, PList]
-"""The C's four page lists as the model keeps them: pages 4k, 2m, refused 4k, 2m."""
-
-
-def state_of_c(fields: Mapping[str, Any], lists: PageLists, stats: tuple[int, ...], env: Env,
-               variant: Variant, loc: Loc, loop: Loop = EMPTY_LOOP, entry: str = "",
-               ) -> State:  # fmt: skip
-    """The model state holding what the C showed: ``fields`` of ``struct vmballoon`` by the
-    contract's names (:func:`vmballoon.harness.process.fields_of`, or a ``final`` object),
-    its page lists, its statistics in the model's order, the environment; ``loc``,
-    ``loop`` and ``entry`` say where inside the driver the state is."""
-    doorbell = fields["doorbell"]
-    n_refused = fields["n_refused"]
-    drv = Driver(
-        size=fields["size"],
-        target=fields["target"],
-        rate_alloc=fields["rate_alloc"],
-        slow_allocation_cycles=fields["slow_allocation_cycles"],
-        reset_required=fields["reset_required"],
-        capabilities=fields["capabilities"],
-        supported_page_sizes=fields["supported_page_sizes"],
-        batch_max_pages=fields["batch_max_pages"],
-        ops=fields["ops"],
-        pages=(lists[0], lists[1]),
-        refused=(lists[2], lists[3]),
-        n_refused=(n_refused[0], n_refused[1]),
-        batch_page=fields["batch_page"],
-        page=fields["page"],
-        doorbell=None if doorbell is None else (doorbell[0], doorbell[1]),
-        warned=False,
-        listed=ls.EMPTY,
-    )
-    return State(loc, drv, loop, stats, env, variant, entry)
 
 
 def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) -> State:
