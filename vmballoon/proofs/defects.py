@@ -164,7 +164,19 @@ def divergence_search(
     fixed = Variant(frozenset({fix}))
     u = Unrolling({"a": SEED}, depth, pins=PIN_PRODUCT, pins_first=True, spare=True)
     changed = fix_locations(fix)
-    parted = [_parting(u, k, fixed, changed, shows) for k in range(depth + 1)]
+    parted: list[tuple[Expr, State]] = []
+    for k in range(depth + 1):  # the doubled step after k steps (inline: Z3 sees the terms
+        ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")  # live as they always did)
+        where = u.reach[k] & changed
+        if not where:  # no location the fix changes is reachable: no goal at k
+            parted.append((z3.BoolVal(False), ts))
+            continue
+        breaks = [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])
+                  ] if shows else []  # fmt: skip
+        parted.append((z3.And(
+            *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where),
+            *PIN_PRODUCT(u.inputs[k]), apart(ts, tf), *breaks,
+        ), ts))  # fmt: skip
     goals: dict[int, Expr] = {}
 
     def goal(k: int) -> Expr:
@@ -179,25 +191,6 @@ def divergence_search(
     if not r.found:  # one depth per query above: cheaper
         return Found(r.depth, unknown=r.unknown)
     return Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1]))
-
-
-def _parting(
-    u: Unrolling, k: int, fixed: Variant, changed: frozenset[Loc], shows: list[str] | None
-) -> tuple[Expr, State]:
-    """The doubled step of :func:`divergence_search` after ``k`` steps of ``u``: SEED and
-    ``fixed`` step from the same state with the inputs ``k`` (pinned) to different
-    states (with ``shows``, one of those properties broken on SEED's side only); false
-    where no location ``fixed`` changes is reachable.  With SEED's successor."""
-    ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")
-    where = u.reach[k] & changed
-    if not where:
-        return z3.BoolVal(False), ts
-    breaks = [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])
-              ] if shows else []  # fmt: skip
-    return z3.And(
-        *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where), *PIN_PRODUCT(u.inputs[k]),
-        apart(ts, tf), *breaks,
-    ), ts  # fmt: skip
 
 
 def _depth_query(
