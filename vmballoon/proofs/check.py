@@ -320,18 +320,22 @@ def bmc_all(
     ask = query(u.steps, lambda lo, hi: [_bad(n, u.state(hi)) for n in todo],
                 timeout=timeout, least=lambda m, lo, hi: lo, spent=shares, keep=True)  # fmt: skip
     out: dict[str, Bmc] = {}
+    last: list[Any] = []  # the last model, let go of after the solver (Unrolling.release)
     lo = start
     while todo:
         r = shortest(ask, lo, depth, window=False)
         if not r.found:
-            return {**out, **shares.rows(Status.UNKNOWN if r.unknown else Status.NO_CEX,
-                                         r.depth)}  # fmt: skip
-        m, lo = r.model, r.depth
+            out.update(shares.rows(Status.UNKNOWN if r.unknown else Status.NO_CEX, r.depth))
+            break
+        last[:], lo = [r.model], r.depth
+        m = last[0]
         found = [n for n in todo
                  if z3.is_true(m.eval(_bad(n, u.state(lo)), model_completion=True))]  # fmt: skip
         for name in found:
             out[name] = Bmc(Status.VIOLATED, u.trace(m, lo), lo, shares.spent[name])
             todo.remove(name)
+        del r, m  # the model lives on in `last` only
+    u.release(ask, then=last.clear)
     return out
 
 

@@ -36,6 +36,7 @@ import z3
 
 from vmballoon.core.variants import Variant
 from vmballoon.model.state import Loc
+from vmballoon.proofs.accel import make_acc_inputs, transition_acc
 from vmballoon.proofs.encoding import (
     FIELD_NAMES,
     INPUT_NAMES,
@@ -145,8 +146,6 @@ class Unrolling:
         post = {p: make_state(f"{p}{k}_") for p in self.copies}
         a: State | None = None
         if self.accel:
-            from vmballoon.proofs.accel import make_acc_inputs
-
             a = make_acc_inputs(f"a{k - 1}_")
             self.accs.append(a)
         known = self.given is not None and k <= len(self.given.inputs)
@@ -168,8 +167,6 @@ class Unrolling:
     ) -> Expr:
         if a is None:
             return transition(s, i, t, variant, locs)
-        from vmballoon.proofs.accel import transition_acc
-
         return transition_acc(s, i, a, t, variant, locs)
 
     def trace(self, m: Any, k: int, copy: str | None = None, *,
@@ -185,6 +182,21 @@ class Unrolling:
         for inp, a in zip(ins, self.accs[:n_in], strict=False):
             inp.update({n: value_of(m, e) for n, e in a.items()})
         return Trace(states, ins)
+
+    def release(self, ask: Ask, *, then: Callable[[], None]) -> None:
+        """Let go of the terms of this unrolling in the order a search's frame always
+        freed them when it returned (the inputs, the steps, the last query's solver, the
+        model (``then``: the caller drops it), the states): Z3 reuses the ids of freed
+        terms, and the next search in the process gets the same models only if they are
+        freed in the same order (:func:`vmballoon.proofs.check.bmc_all`, before
+        :func:`vmballoon.proofs.progress.bmc_progress` in the seed's job)."""
+        self.inputs.clear()
+        self.accs.clear()
+        self.steps.clear()
+        ask.close()
+        then()
+        for run in self.states.values():
+            run.clear()
 
     def path_excluded(self, paths: Sequence[Sequence[int]], hi: int) -> list[Expr]:
         """No run of the first copy follows one of the location ``paths`` (those no longer
@@ -206,8 +218,20 @@ class Answer:
     depth: int
 
 
-Ask = Callable[[int, int], Answer]
-"""A query for the goal at some depth of ``lo..hi``: what :func:`shortest` asks."""
+class Ask:
+    """A query for the goal at some depth of ``lo..hi`` (:func:`query`): what
+    :func:`shortest` asks; ``close`` lets go of the solver it keeps (``keep``)."""
+
+    def __init__(self, ask: Callable[[int, int], Answer], held: list[Any]) -> None:
+        self._ask = ask
+        self._held = held
+
+    def __call__(self, lo: int, hi: int) -> Answer:
+        return self._ask(lo, hi)
+
+    def close(self) -> None:
+        """Let go of the last query's solver, and with it of the terms only it holds."""
+        self._held.clear()
 
 
 def query(
@@ -250,7 +274,7 @@ def query(
         m = sol.model()
         return Answer(r, m, least(m, lo, hi))
 
-    return ask
+    return Ask(ask, held)
 
 
 def first_true(goal: Callable[[int], Expr]) -> Callable[[Any, int, int], int]:
