@@ -8,16 +8,20 @@ gives Z3, and a model's trace has the run's states and inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import z3
 
 from vmballoon.core.variants import FIXED, SEED
 from vmballoon.model.state import Loc
 from vmballoon.proofs.abstract_reach import apart
-from vmballoon.proofs.unrolling import Answer, Ask, Unrolling, first_true, query, shortest
+from vmballoon.proofs.unrolling import Answer, Unrolling, first_true, query, shortest
 
 
-def _toy(goal_from: int, unknown_at: int | None = None) -> tuple[Ask, list[tuple[int, int]]]:
+def _toy(
+    goal_from: int, unknown_at: int | None = None
+) -> tuple[Callable[[int, int], Answer], list[tuple[int, int]]]:
     """An ask whose goal holds at every depth >= ``goal_from``; a sat window names its
     LAST such depth (so the search must narrow it); a window reaching ``unknown_at`` is
     unknown.  Records the windows asked."""

@@ -304,7 +304,7 @@ class Shortest:
         return self.model is not None
 
 
-def shortest(ask: Ask, lo: int, hi: int, *, window: bool) -> Shortest:
+def shortest(ask: Callable[[int, int], Answer], lo: int, hi: int, *, window: bool) -> Shortest:
     """The least depth of ``lo..hi`` at which ``ask`` answers.
 
     With ``window`` the depths are asked in windows of 1, 2, 4, ... (one query for a goal
