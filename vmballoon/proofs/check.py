@@ -335,7 +335,7 @@ def bmc_all(
             out[name] = Bmc(Status.VIOLATED, u.trace(m, lo), lo, shares.spent[name])
             todo.remove(name)
         del r, m  # the model lives on in `last` only
-    u.release(ask, then=last.clear)
+    u.release(ask.close, last.clear, u.drop_states)
     return out
 
 

@@ -46,7 +46,15 @@ from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.solver import Unknown, bv_solver
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace, to_scenario
-from vmballoon.proofs.unrolling import PIN_PRODUCT, Ask, Found, Unrolling, first_true, query
+from vmballoon.proofs.unrolling import (
+    PIN_PRODUCT,
+    Ask,
+    Found,
+    Shortest,
+    Unrolling,
+    first_true,
+    query,
+)
 from vmballoon.proofs.unrolling import shortest as first_depth
 
 if TYPE_CHECKING:
@@ -106,8 +114,22 @@ def product_search(
 
     r = first_depth(_depth_query(u, goal, blocked, timeout, deadline), start, depth,
                  window=window)  # fmt: skip
-    if not r.found:
-        return Found(r.depth, unknown=r.unknown)
+    found = _product_found(u, r, names, holds_b) if r.found else \
+        Found(r.depth, unknown=r.unknown)
+    model = [r.model]
+    del r
+    # the terms go as they always went (Unrolling.release): the last states of b and c
+    # after the properties over them
+    tb, tc = u.states["b"][-1], u.states.get("c", [None])[-1]
+    u.release(lambda: u.drop_states(*copies), fails_c.clear, holds_b.clear, model.clear)
+    del tb, tc
+    return found
+
+
+def _product_found(u: Unrolling, r: Shortest, names: list[str],
+                   holds_b: list[dict[str, Expr]]) -> Found:  # fmt: skip
+    """The answer of :func:`product_search` at the depth ``r`` found: SEED's trace and the
+    first of ``names`` SEED breaks there while SEED + fix keeps it all along."""
     m, k = r.model, r.depth
     prop = next(
         n for n in names
@@ -188,9 +210,14 @@ def divergence_search(
         return goals[k]
 
     r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
-    if not r.found:  # one depth per query above: cheaper
-        return Found(r.depth, unknown=r.unknown)
-    return Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1]))
+    found = Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1])) if r.found \
+        else Found(r.depth, unknown=r.unknown)  # one depth per query above: cheaper
+    model = [r.model]
+    del r
+    breaks = []  # its terms live on in ``parted``; the rest goes as it always went
+    u.release(lambda: u.drop_states("a"), goals.clear, model.clear, parted.clear)
+    del tf, ts
+    return found
 
 
 def _depth_query(

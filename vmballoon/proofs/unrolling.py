@@ -183,20 +183,26 @@ class Unrolling:
             inp.update({n: value_of(m, e) for n, e in a.items()})
         return Trace(states, ins)
 
-    def release(self, ask: Ask, *, then: Callable[[], None]) -> None:
-        """Let go of the terms of this unrolling in the order a search's frame always
-        freed them when it returned (the inputs, the steps, the last query's solver, the
-        model (``then``: the caller drops it), the states): Z3 reuses the ids of freed
-        terms, and the next search in the process gets the same models only if they are
-        freed in the same order (:func:`vmballoon.proofs.check.bmc_all`, before
-        :func:`vmballoon.proofs.progress.bmc_progress` in the seed's job)."""
+    def release(self, *then: Callable[[], None]) -> None:
+        """Let go of this unrolling's terms in the order the search that made it always
+        freed them when it returned: the inputs, the steps, then each of ``then`` (the
+        last query's solver, the states (:meth:`drop_states`), the model, the search's own
+        terms).  Z3 reuses the ids of freed terms, so the next search in the same process
+        gets the same models only if they are freed in the same order (the seed's progress
+        BMC after :func:`vmballoon.proofs.check.bmc_all`; a blocked search after the first
+        in :func:`vmballoon.proofs.defects.first_divergence` or a defect's product
+        searches)."""
         self.inputs.clear()
         self.accs.clear()
         self.steps.clear()
-        ask.close()
-        then()
-        for run in self.states.values():
-            run.clear()
+        for drop in then:
+            drop()
+
+    def drop_states(self, *copies: str) -> None:
+        """Let go of the states of ``copies`` (every copy by default), one copy after the
+        other, each run from its last state back."""
+        for p in copies or list(self.states):
+            self.states[p].clear()
 
     def path_excluded(self, paths: Sequence[Sequence[int]], hi: int) -> list[Expr]:
         """No run of the first copy follows one of the location ``paths`` (those no longer
