@@ -38,22 +38,23 @@ def test_nothing_shorter_than_the_first_divergence_shows_the_defect() -> None:
     copies, pinned inputs) finds no scenario of k transitions or fewer, and finds one
     once k + 1 and more are allowed."""
     fix = "reset_needs_ops"
-    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
-    assert status == "found" and k is not None and trace is not None
+    first = divergence_search(fix, depth=12, timeout=30.0)
+    k, trace = first.depth, first.trace
+    assert trace is not None
     # the transition that parts them leaves from a location the fix changes
     assert Loc(int(trace.states[k]["loc"])) in fix_locations(fix)
-    below = product_search(fix, k, 30.0, None, 0, False, True)
-    assert below[0] == "none", below
-    found = product_search(fix, 12, 30.0, None, k + 1, True, True)
-    assert found[0] == "found" and found[2] is not None and found[2] >= k + 1
+    below = product_search(fix, depth=k, timeout=30.0, pinned=True)
+    assert not below.found and not below.unknown, below
+    found = product_search(fix, depth=12, timeout=30.0, start=k + 1, window=True, pinned=True)
+    assert found.found and found.depth >= k + 1
 
 
 def test_the_first_divergence_is_a_real_run_where_the_model_parts() -> None:
     """The divergence trace, replayed through the model, is a run on which SEED and
     SEED + fix leave different event logs (the encoding's answer is real)."""
     fix = "doorbell_set_status"
-    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
-    assert status == "found" and k is not None and trace is not None
+    trace = divergence_search(fix, depth=12, timeout=30.0).trace
+    assert trace is not None
     sc = to_scenario(trace, SEED)
     seed_log = event_log(run_scenario(sc, SEED))
     fix_log = event_log(run_scenario(sc, Variant(frozenset({fix}))))
@@ -67,8 +68,9 @@ def test_the_abstract_bound_is_sound_on_the_first_divergence(fix: str) -> None:
     step (the relation over-approximates the pinned encoding it is computed from)."""
     from vmballoon.proofs.abstract_reach import FIELDS, AbstractReach, Cone
 
-    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
-    assert status == "found" and k is not None and trace is not None
+    first = divergence_search(fix, depth=12, timeout=30.0)
+    k, trace = first.depth, first.trace
+    assert trace is not None
     bound = Cone(fix, fix_locations(fix)).bound(12)
     assert 0 < bound <= k
     reach = AbstractReach(Variant(frozenset({fix})), 30.0)
@@ -95,14 +97,15 @@ def test_the_divergence_run_lies_in_the_abstract_cone_of_its_depth(fix: str) -> 
     no divergence.  With the cone the search answers at the same depth."""
     from vmballoon.proofs.abstract_reach import FIELDS, Cone
 
-    status, k, trace = divergence_search(fix, 12, 30.0, 0, True)
-    assert status == "found" and k is not None and trace is not None
+    first = divergence_search(fix, depth=12, timeout=30.0)
+    k, trace = first.depth, first.trace
+    assert trace is not None
     cone = Cone(fix, fix_locations(fix))
     path = [tuple(st[n] for n in FIELDS) for st in trace.states[: k + 1]]
     for j, (a, level) in enumerate(zip(path, cone.at(k), strict=True)):
         assert a in level, (j, a)
-    again = divergence_search(fix, 12, 30.0, 0, True, cone=cone)
-    assert again[0] == "found" and again[1] == k
+    again = divergence_search(fix, depth=12, timeout=30.0, cone=cone)
+    assert again.found and again.depth == k
 
 
 def test_a_cone_below_the_bound_is_empty_and_its_query_unsatisfiable() -> None:
@@ -116,8 +119,8 @@ def test_a_cone_below_the_bound_is_empty_and_its_query_unsatisfiable() -> None:
     assert bound == 21
     assert cone.at(bound - 1)[-1] == set()
     assert cone.at(bound)[-1] != set()
-    status, _, _ = divergence_search(fix, bound - 1, 30.0, bound - 1, True, cone=cone)
-    assert status == "none"
+    none = divergence_search(fix, depth=bound - 1, timeout=30.0, start=bound - 1, cone=cone)
+    assert not none.found and not none.unknown
 
 
 @pytest.mark.parametrize("fix", ["batch_pfn", "warn_status_frees"])

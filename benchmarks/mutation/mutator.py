@@ -48,7 +48,7 @@ TARGETS: tuple[str, ...] = (
     *(
         f"vmballoon/proofs/{name}.py"
         for name in ("encoding", "props", "progress", "houdini", "check", "defects", "vacuity",
-                     "abstract_reach")
+                     "abstract_reach", "unrolling")
     ),
 )  # fmt: skip
 """Files and folders (relative to the repository root) that are mutated: the readings, the

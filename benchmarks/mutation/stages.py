@@ -15,7 +15,7 @@ ENCODING = "vmballoon/proofs/encoding.py"
 PROPS, PROGRESS = "vmballoon/proofs/props.py", "vmballoon/proofs/progress.py"
 DRIVERS = tuple(
     f"vmballoon/proofs/{name}.py"
-    for name in ("houdini", "check", "defects", "vacuity", "abstract_reach")
+    for name in ("houdini", "check", "defects", "vacuity", "abstract_reach", "unrolling")
 )
 
 
@@ -197,6 +197,7 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_defect_divergence.py",
             "tests/test_defect_findings.py",
             "tests/test_accel.py",
+            "tests/test_unrolling.py",
         ),
         (PROPS, PROGRESS, *DRIVERS),
     ),

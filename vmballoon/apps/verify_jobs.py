@@ -222,8 +222,9 @@ class VariantJob(Job):
 
     def run(self) -> list[Row]:
         out = Path(self.out) if self.out else None
-        return list(check_variant(parse_variant(self.variant), list(self.props), self.timeout,
-                                  self.depth, out, self.bmc))  # fmt: skip
+        return list(check_variant(parse_variant(self.variant), list(self.props),
+                                  timeout=self.timeout, depth=self.depth, out_dir=out,
+                                  use_bmc=self.bmc))  # fmt: skip
 
     def crashed(self, exc: BaseException) -> list[Row]:
         kind = "bmc" if self.bmc else "induction"
@@ -311,8 +312,9 @@ class DeepJob(Job):
 
     def run(self) -> list[Row]:
         out = Path(self.out) if self.out else None
-        return list(deep(list(self.props), parse_variant(self.variant), DEEP_DEPTH,
-                         self.timeout * DEEP_TIMEOUT_FACTOR, out, self.depth))  # fmt: skip
+        return list(deep(list(self.props), parse_variant(self.variant), depth=DEEP_DEPTH,
+                         timeout=self.timeout * DEEP_TIMEOUT_FACTOR, out_dir=out,
+                         plain_depth=self.depth))  # fmt: skip
 
     def crashed(self, exc: BaseException) -> list[Row]:
         return [error_row(p, self.variant, "accelerated", exc) for p in self.props]

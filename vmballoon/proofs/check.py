@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import z3
 
@@ -32,24 +32,20 @@ from vmballoon.core.variants import Variant
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
 from vmballoon.proofs.encoding import (
-    FIELD_NAMES,
-    INPUT_NAMES,
     TRANSITIONS,
     Expr,
     initial,
     loc_val,
     make_inputs,
     make_state,
-    reachable_locs,
     successor,
-    transition,
 )
 from vmballoon.proofs.houdini import houdini as houdini_core
 from vmballoon.proofs.props import AUX, PROPERTIES
-from vmballoon.proofs.solver import Unknown, bv_solver, invariant, solver
+from vmballoon.proofs.solver import Unknown, invariant, solver
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace, to_scenario
-from vmballoon.proofs.zeval import value_of
+from vmballoon.proofs.unrolling import PIN_BMC, Unrolling, query, shortest
 
 DEFAULT_DEPTH = 14
 DEFAULT_TIMEOUT = 30.0
@@ -193,7 +189,7 @@ ACCEL_PROPS = ("rate_bounds", "rate_counter", "throttle")
 
 
 def check_variant(
-    variant: Variant, props: list[str], timeout: float, depth: int, out_dir: Path | None,
+    variant: Variant, props: list[str], *, timeout: float, depth: int, out_dir: Path | None,
     use_bmc: bool,
 ) -> list[Outcome]:  # fmt: skip
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
@@ -228,14 +224,15 @@ def check_variant(
                                 f"not inductive: fails at {where}", measured=False))  # fmt: skip
     rest = [n for n in props if n not in h.proved]
     if use_bmc and rest:
-        outs.extend(bmc(rest, variant, depth, timeout, out_dir))
+        outs.extend(bmc(rest, variant, depth=depth, timeout=timeout, out_dir=out_dir))
     if live:
-        outs.append(progress_outcome(variant, h, use_bmc, depth, timeout, out_dir))
+        outs.append(progress_outcome(variant, h, use_bmc=use_bmc, depth=depth,
+                                     timeout=timeout, out_dir=out_dir))  # fmt: skip
     return [invariant_row(h, split), *outs]
 
 
 def progress_outcome(
-    variant: Variant, h: Houdini, use_bmc: bool, depth: int, timeout: float,
+    variant: Variant, h: Houdini, *, use_bmc: bool, depth: int, timeout: float,
     out_dir: Path | None,
 ) -> Outcome:  # fmt: skip
     """``progress`` (:mod:`vmballoon.proofs.progress`): the per-tick induction proof when
@@ -253,188 +250,156 @@ def progress_outcome(
             return Outcome("progress", variant.name, "induction", Status.FAILED, 0.0,
                            f"the safety invariant is not inductive: {h.dropped}",
                            measured=False)  # fmt: skip
-        r = pg.prove(variant, timeout)
-        return Outcome("progress", variant.name, "induction", Status(r["status"]), r["seconds"],
-                       r["detail"])  # fmt: skip
-    status, raw, k, secs = pg.bmc_progress(
-        variant, depth, timeout, shortest=variant.name == "seed"
-    )
-    o = Outcome("progress", variant.name, "bmc", Status(status), secs, depth=k)
-    if status == Status.NO_CEX:
+        p = pg.prove(variant, timeout)
+        return Outcome("progress", variant.name, "induction", p.status, p.seconds, p.detail)
+    r = pg.bmc_progress(variant, depth=depth, timeout=timeout, shortest=variant.name == "seed")
+    o = Outcome("progress", variant.name, "bmc", r.status, r.seconds, depth=r.depth)
+    if r.status == Status.NO_CEX:
         o.detail = f"no counterexample up to depth {depth} in the cooperative environment"
-    if raw is not None:
-        trace = Trace(raw["states"], raw["inputs"])
-        report_counterexample(o, trace, variant, out_dir,
-                              f" (cooperative host, target {raw['T'][0]})")  # fmt: skip
+    if r.trace is not None:
+        report_counterexample(o, r.trace, variant, out_dir,
+                              f" (cooperative host, target {r.target})")  # fmt: skip
     return o
 
 
 # -- bounded model checking ---------------------------------------------------------------------
 
 
-def _unroll(
-    variant: Variant, depth: int, accel: bool, pinned: bool
-) -> tuple[list[dict[str, Expr]], list[dict[str, Expr]], list[dict[str, Expr]], list[Expr]]:
-    """``depth`` steps from ``Init``: the states, inputs, acceleration inputs and, per step,
-    its constraint (``prefix[0]`` is ``Init``).  With ``pinned`` the inputs not in
-    :data:`vmballoon.proofs.pinned.FREE` are at their defaults (an under-approximation)."""
-    from vmballoon.proofs.accel import make_acc_inputs, transition_acc
-    from vmballoon.proofs.pinned import pin
+class Bmc(NamedTuple):
+    """One property's BMC answer: its status, the counterexample, the depth (of the
+    counterexample; searched up to, without one) and its share of the solver time."""
 
-    reach = reachable_locs(depth)
-    states = [make_state("s0_")]
-    inputs: list[dict[str, Expr]] = []
-    accs: list[dict[str, Expr]] = []
-    prefix = [initial(states[0])]
-    for k in range(1, depth + 1):
-        i = make_inputs(f"i{k - 1}_")
-        t = make_state(f"s{k}_")
-        if accel:
-            a = make_acc_inputs(f"a{k - 1}_")
-            step_ = transition_acc(states[-1], i, a, t, variant, reach[k - 1])
-            accs.append(a)
-        else:
-            step_ = transition(states[-1], i, t, variant, reach[k - 1])
-        prefix.append(z3.And(step_, *pin(i)) if pinned else step_)
-        inputs.append(i)
-        states.append(t)
-    return states, inputs, accs, prefix
+    status: Status
+    trace: Trace | None
+    depth: int | None
+    seconds: float
 
 
-def _trace_of(
-    m: Any, k: int, states: list[dict[str, Expr]], inputs: list[dict[str, Expr]],
-    accs: list[dict[str, Expr]],
-) -> Trace:  # fmt: skip
-    ins = [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]]
-    for inp, a in zip(ins, accs[:k], strict=False):
-        inp.update({n: value_of(m, e) for n, e in a.items()})
-    return Trace([{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]], ins)
+class _Shares:
+    """Each query's seconds, divided among the properties it asked about."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.todo = list(names)
+        self.spent: dict[str, float] = dict.fromkeys(names, 0.0)
+
+    def __call__(self, seconds: float) -> None:
+        share = seconds / len(self.todo)
+        for n in self.todo:
+            self.spent[n] += share
+
+    def rows(self, status: Status, depth: int) -> dict[str, Bmc]:
+        """What is left: ``status`` up to ``depth``, for every property still open."""
+        return {n: Bmc(status, None, depth, self.spent[n]) for n in self.todo}
+
+
+def _bad(name: str, s: dict[str, Expr]) -> Expr:
+    return z3.Not(PROPERTIES[name](s))
 
 
 def bmc_all(
-    names: list[str], variant: Variant, depth: int, timeout: float, accel: bool = False,
+    names: list[str], variant: Variant, *, depth: int, timeout: float, accel: bool = False,
     start: int = 0,
-) -> dict[str, tuple[Status, Trace | None, int | None, float]]:  # fmt: skip
-    """BMC of several properties over one unrolling: ``name -> (status, trace, depth, secs)``.
+) -> dict[str, Bmc]:  # fmt: skip
+    """BMC of several properties over one unrolling (:class:`vmballoon.proofs.unrolling.Unrolling`).
 
-    Iterative deepening: for each depth ``k`` from ``start``, ask for a state ``k``
-    steps from ``Init`` that violates one of the remaining properties; record every
-    property the model violates at ``k`` and ask again, until unsat, then go one
-    step deeper.  The depth at which a property is found is therefore the length
-    of its shortest counterexample (in transitions of the encoding: with ``accel``
-    a step from ``I_LOOP`` may be ``k`` allocations, :mod:`vmballoon.proofs.accel`; ``start``
-    is a depth below which nothing is to be found).  Properties never found are
-    ``no-cex`` up to ``depth``; a solver ``unknown`` stops the search and is reported
-    as such.  ``secs`` is the property's share of the solver time: each query's time
-    divided among the properties it asked about.
+    Iterative deepening (:func:`vmballoon.proofs.unrolling.shortest`, one depth a query):
+    for each depth ``k`` from ``start``, ask for a state ``k`` steps from ``Init`` that
+    violates one of the remaining properties; record every property the model violates
+    at ``k`` and ask again, until unsat, then go one step deeper.  The depth at which a
+    property is found is therefore the length of its shortest counterexample (in
+    transitions of the encoding: with ``accel`` a step from ``I_LOOP`` may be ``k``
+    allocations, :mod:`vmballoon.proofs.accel`; ``start`` is a depth below which nothing is
+    to be found).  Properties never found are ``no-cex`` up to ``depth``; a solver
+    ``unknown`` stops the search and is reported as such.  ``seconds`` is the property's
+    share of the solver time: each query's time divided among the properties it asked
+    about.
     """
-    states, inputs, accs, prefix = _unroll(variant, depth, accel, False)
-    out: dict[str, tuple[Status, Trace | None, int | None, float]] = {}
-    spent: dict[str, float] = dict.fromkeys(names, 0.0)
-    todo = list(names)
-    # iterative deepening: a query per depth k asks for a state k that violates some
-    # remaining property; the first k that answers is that property's shortest
-    # counterexample, and shallow queries are cheap
-    for k in range(start, depth + 1):
-        while todo:
-            q0 = time.monotonic()
-            sol = bv_solver(timeout)
-            sol.add(*prefix[: k + 1])
-            sol.add(z3.Or([z3.Not(PROPERTIES[n](states[k])) for n in todo]))
-            r = sol.check()
-            share = (time.monotonic() - q0) / len(todo)
-            for n in todo:
-                spent[n] += share
-            if r == z3.unsat:
-                break
-            if r == z3.unknown:
-                for n in todo:
-                    out[n] = (Status.UNKNOWN, None, k, spent[n])
-                return out
-            m = sol.model()
-            found = [
-                n for n in todo
-                if z3.is_true(m.eval(z3.Not(PROPERTIES[n](states[k])), model_completion=True))
-            ]  # fmt: skip
-            for name in found:
-                out[name] = (Status.VIOLATED, _trace_of(m, k, states, inputs, accs), k,
-                             spent[name])  # fmt: skip
-                todo.remove(name)
-        if not todo:
+    u = Unrolling({"s": variant}, depth, accel=accel)
+    shares = _Shares(names)
+    todo = shares.todo
+    ask = query(u.steps, lambda lo, hi: [_bad(n, u.state(hi)) for n in todo],
+                timeout=timeout, least=lambda m, lo, hi: lo, spent=shares, keep=True)  # fmt: skip
+    out: dict[str, Bmc] = {}
+    last: list[Any] = []  # the last model, let go of after the solver (Unrolling.release)
+    lo = start
+    while todo:
+        r = shortest(ask, lo, depth, window=False)
+        if not r.found:
+            out.update(shares.rows(Status.UNKNOWN if r.unknown else Status.NO_CEX, r.depth))
             break
-    for n in todo:
-        out[n] = (Status.NO_CEX, None, depth, spent[n])
+        last[:], lo = [r.model], r.depth
+        m = last[0]
+        found = [n for n in todo
+                 if z3.is_true(m.eval(_bad(n, u.state(lo)), model_completion=True))]  # fmt: skip
+        for name in found:
+            out[name] = Bmc(Status.VIOLATED, u.trace(m, lo), lo, shares.spent[name])
+            todo.remove(name)
+        del r, m  # the model lives on in `last` only
+    u.release(ask.close, last.clear, u.drop_states)
     return out
 
 
 def bmc_window(
-    names: list[str], variant: Variant, depth: int, timeout: float, accel: bool = True,
+    names: list[str], variant: Variant, *, depth: int, timeout: float, accel: bool = True,
     pinned: bool = False,
-) -> dict[str, tuple[Status, Trace | None, int | None, float]]:  # fmt: skip
+) -> dict[str, Bmc]:  # fmt: skip
     """One query for a violation of any of ``names`` at ANY depth up to ``depth``.
 
     Cheaper than iterative deepening when the violation is deep (no unsat query at
     each shallower depth), at a price: the depth found is the least one of the
     solver's model, not necessarily the shortest counterexample.  Repeated for the
     properties still open.  ``no-cex`` means none up to ``depth`` (of the pinned
-    system with ``pinned``: then it proves nothing about the full one).
+    system with ``pinned``, :data:`vmballoon.proofs.unrolling.PIN_BMC`: then it proves
+    nothing about the full one).
     """
-    states, inputs, accs, prefix = _unroll(variant, depth, accel, pinned)
-    out: dict[str, tuple[Status, Trace | None, int | None, float]] = {}
-    spent: dict[str, float] = dict.fromkeys(names, 0.0)
-    todo = list(names)
+    u = Unrolling({"s": variant}, depth, accel=accel, pins=PIN_BMC if pinned else None)
+    shares = _Shares(names)
+    todo = shares.todo
 
-    def bad(n: str, k: int) -> Expr:
-        return z3.Not(PROPERTIES[n](states[k]))
+    def hit_by(m: Any, n: str, k: int) -> bool:
+        return bool(z3.is_true(m.eval(_bad(n, u.state(k)), model_completion=True)))
 
+    def hit(m: Any, k: int) -> bool:
+        return any(hit_by(m, n, k) for n in todo)
+
+    def least(m: Any, lo: int, hi: int) -> int:
+        return next(k for k in range(lo, hi + 1) if hit(m, k))
+
+    ask = query(u.steps, lambda lo, hi: [_bad(n, u.state(k)) for n in todo
+                                         for k in range(lo, hi + 1)],
+                timeout=timeout, least=least, spent=shares, keep=True)  # fmt: skip
+    out: dict[str, Bmc] = {}
     while todo:
-        q0 = time.monotonic()
-        sol = bv_solver(timeout)
-        sol.add(*prefix)
-        sol.add(z3.Or([bad(n, k) for n in todo for k in range(depth + 1)]))
-        r = sol.check()
-        share = (time.monotonic() - q0) / len(todo)
-        for n in todo:
-            spent[n] += share
-        if r != z3.sat:
-            status = Status.UNKNOWN if r == z3.unknown else Status.NO_CEX
-            for n in todo:
-                out[n] = (status, None, depth, spent[n])
-            break
-        m = sol.model()
-        k = next(k for k in range(depth + 1)
-                 if any(z3.is_true(m.eval(bad(n, k), model_completion=True)) for n in todo))
-        for n in [n for n in todo if z3.is_true(m.eval(bad(n, k), model_completion=True))]:
-            out[n] = (Status.VIOLATED, _trace_of(m, k, states, inputs, accs), k, spent[n])
+        a = ask(0, depth)
+        if a.model is None:
+            return {**out, **shares.rows(Status.UNKNOWN if a.result == z3.unknown
+                                         else Status.NO_CEX, depth)}  # fmt: skip
+        m, k = a.model, a.depth
+        for n in [n for n in todo if hit_by(m, n, k)]:
+            out[n] = Bmc(Status.VIOLATED, u.trace(m, k), k, shares.spent[n])
             todo.remove(n)
     return out
 
 
 def deep_search(
-    names: list[str], variant: Variant, depth: int, timeout: float
-) -> dict[str, tuple[Status, Trace | None, int | None, float, str]]:
+    names: list[str], variant: Variant, *, depth: int, timeout: float
+) -> dict[str, tuple[Bmc, str]]:
     """Accelerated BMC (:mod:`vmballoon.proofs.accel`) up to ``depth`` for what plain BMC left open.
 
     First over the pinned environment (:mod:`vmballoon.proofs.pinned`, a sound
     under-approximation: what it finds is a real trace, and cheap to find); what it
     does not find is searched again over every input, and only that second search
-    may answer ``no-cex``.  Returns ``name -> (status, trace, depth, secs, how)``.
+    may answer ``no-cex``.  Returns ``name -> (answer, how)``, ``how`` the search that
+    answered (``pinned`` or ``full``).
     """
-    out: dict[str, tuple[Status, Trace | None, int | None, float, str]] = {}
-    first = bmc_window(names, variant, depth, timeout, pinned=True)
-    rest = []
-    for n in names:
-        status, trace, k, secs = first[n]
-        if status == Status.VIOLATED:
-            out[n] = (status, trace, k, secs, "pinned")
-        else:
-            rest.append(n)
-    if rest:
-        full = bmc_window(rest, variant, depth, timeout, pinned=False)
-        for n in rest:
-            status, trace, k, secs = full[n]
-            out[n] = (status, trace, k, secs + first[n][3], "full")
-    return out
+    first = bmc_window(names, variant, depth=depth, timeout=timeout, pinned=True)
+    rest = [n for n in names if first[n].status != Status.VIOLATED]
+    full = bmc_window(rest, variant, depth=depth, timeout=timeout, pinned=False) if rest else {}
+    return {
+        n: (full[n]._replace(seconds=full[n].seconds + first[n].seconds), "full") if n in full
+        else (first[n], "pinned")
+        for n in names
+    }  # fmt: skip
 
 
 # -- counterexamples as scenarios -----------------------------------------------------------------
@@ -520,7 +485,7 @@ def write_scenario(path: Path, scenario: Scenario, meta: dict[str, Any]) -> Path
 
 
 def bmc(
-    names: list[str], variant: Variant, depth: int, timeout: float, out_dir: Path | None,
+    names: list[str], variant: Variant, *, depth: int, timeout: float, out_dir: Path | None,
     window: bool = False,
 ) -> list[Outcome]:  # fmt: skip
     """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``.
@@ -529,9 +494,9 @@ def bmc(
     one query over every depth up to ``depth`` (:func:`bmc_window`: cheaper, the depth
     is the solver's, not necessarily the shortest)."""
     if window:
-        res = bmc_window(names, variant, depth, timeout, accel=False)
+        res = bmc_window(names, variant, depth=depth, timeout=timeout, accel=False)
     else:
-        res = bmc_all(names, variant, depth, timeout)
+        res = bmc_all(names, variant, depth=depth, timeout=timeout)
     outs = []
     for name in names:
         status, trace, k, secs = res[name]
@@ -545,15 +510,15 @@ def bmc(
 
 
 def deep(
-    names: list[str], variant: Variant, depth: int, timeout: float, out_dir: Path | None,
+    names: list[str], variant: Variant, *, depth: int, timeout: float, out_dir: Path | None,
     plain_depth: int,
 ) -> list[Outcome]:  # fmt: skip
     """The accelerated search (:func:`deep_search`) for ``names``, which plain BMC did
     not violate up to ``plain_depth``; counterexamples replayed and written as by :func:`bmc`."""
-    res = deep_search(names, variant, depth, timeout)
+    res = deep_search(names, variant, depth=depth, timeout=timeout)
     outs = []
     for name in names:
-        status, trace, k, secs, how = res[name]
+        (status, trace, k, secs), how = res[name]
         o = Outcome(name, variant.name, "accelerated", status, secs, depth=k)
         if status == Status.NO_CEX:
             o.detail = (f"no counterexample up to depth {plain_depth}, nor up to depth {depth} "

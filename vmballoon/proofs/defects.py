@@ -35,21 +35,27 @@ from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
 from vmballoon.proofs.abstract_reach import FIELDS, Cone, apart, both_steps
 from vmballoon.proofs.encoding import (
-    FIELD_NAMES,
-    INPUT_NAMES,
     TRANSITIONS,
     Expr,
-    initial,
+    State,
     loc_val,
     make_inputs,
     make_state,
-    reachable_locs,
-    transition,
 )
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.solver import Unknown, bv_solver
 from vmballoon.proofs.status import Status
-from vmballoon.proofs.zeval import equal_to, value_of
+from vmballoon.proofs.trace import Trace, to_scenario
+from vmballoon.proofs.unrolling import (
+    PIN_PRODUCT,
+    Ask,
+    Found,
+    Shortest,
+    Unrolling,
+    first_true,
+    query,
+)
+from vmballoon.proofs.unrolling import shortest as first_depth
 
 if TYPE_CHECKING:
     from vmballoon.proofs.check import Outcome
@@ -59,88 +65,78 @@ DEFECT_DEPTH = 28
 
 
 def product_search(
-    fix: str, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
+    fix: str, *, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
     window: bool = False, pinned: bool = False, blocked: list[list[int]] | None = None,
-    attribution: bool = True, prefix: Any = None, deadline: float | None = None,
-) -> tuple[str, str | None, int | None, Any]:  # fmt: skip
+    attribution: bool = True, prefix: Trace | None = None, deadline: float | None = None,
+) -> Found:  # fmt: skip
     """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps
     and that FIXED minus ``fix`` violates too (the three conditions of
     :func:`confirm_defect`, so the search looks for what the replay will accept).
 
-    Three copies of the encoding driven by the same inputs at every step.  Iterative
-    deepening from ``start`` (a lower bound: SEED's shortest violation of any of
-    ``props``) finds the shortest.  With ``window`` the depths are asked in windows of
-    1, 2, 4, ... (one query for a violation at any depth of the window, fewer deep
-    queries for a deep interplay); the window that answers is narrowed down, so the
-    depth found is still the shortest.  With ``pinned`` the inputs outside
-    :data:`vmballoon.proofs.pinned.FREE_PRODUCT` are at their defaults (an under-approximation:
-    what it finds is real, "none" proves nothing).  ``blocked`` lists SEED location
-    paths not to answer again (their scenarios did not replay as the search said).
-    ``prefix`` (a :class:`vmballoon.proofs.trace.Trace`, from :func:`divergence_search`) fixes
-    the initial state and the first inputs: the search then looks only for a way to
-    go on from there.  Without ``attribution`` the third copy (FIXED minus ``fix``)
-    is left out of the query (the replay still asks it, :func:`confirm_defect`).
-    No query runs past ``deadline`` (``time.monotonic()``): the search is then unknown.
-    Returns ``(status, property, depth, trace)``; ``status`` is ``found``, ``none``
-    (nothing up to ``depth``) or ``unknown``.
+    Three copies of the encoding driven by the same inputs at every step
+    (:class:`vmballoon.proofs.unrolling.Unrolling`: ``a`` SEED, ``b`` SEED + ``fix``, ``c``
+    FIXED minus ``fix``).  Iterative deepening from ``start`` (a lower bound: SEED's
+    shortest violation of any of ``props``) finds the shortest.  With ``window`` the
+    depths are asked in windows of 1, 2, 4, ... (:func:`vmballoon.proofs.unrolling.shortest`:
+    one query for a violation at any depth of the window, fewer deep queries for a deep
+    interplay); the window that answers is narrowed down, so the depth found is still the
+    shortest.  With ``pinned`` the inputs outside :data:`vmballoon.proofs.pinned.FREE_PRODUCT`
+    are at their defaults (an under-approximation: what it finds is real, nothing found
+    proves nothing).  ``blocked`` lists SEED location paths not to answer again (their
+    scenarios did not replay as the search said).  ``prefix`` (a trace from
+    :func:`divergence_search`) fixes the initial state and the first inputs: the search
+    then looks only for a way to go on from there.  Without ``attribution`` the third
+    copy (FIXED minus ``fix``) is left out of the query (the replay still asks it,
+    :func:`confirm_defect`).  No query runs past ``deadline`` (``time.monotonic()``): the
+    search is then unknown.  Returns the property and SEED's trace when found.
     """
-    from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
-    from vmballoon.proofs.trace import Trace
-
     names = props or list(PROPERTIES)
-    fixed = Variant(frozenset({fix}))
-    minus = FIXED.without(fix)
-    reach = reachable_locs(depth)
-    a, b, c = [make_state("a0_")], [make_state("b0_")], [make_state("c0_")]
-    inputs: list[dict[str, Expr]] = []
-    copies = (b, c) if attribution else (b,)
-    same = z3.And([a[0][n] == x[0][n] for x in copies for n in FIELD_NAMES])
-    fixed_start = [] if prefix is None else equal_to(a[0], prefix.states[0])
-    unrolled = [z3.And(initial(a[0]), same, *fixed_start)]
-    holds_b: list[dict[str, Expr]] = [{n: PROPERTIES[n](b[0]) for n in names}]
-    fails_c: list[dict[str, Expr]] = [{n: z3.Not(PROPERTIES[n](c[0])) for n in names}]
-    for k in range(1, depth + 1):
-        i = make_inputs(f"i{k - 1}_")
-        ta, tb, tc = make_state(f"a{k}_"), make_state(f"b{k}_"), make_state(f"c{k}_")
-        known = prefix is not None and k <= len(prefix.inputs)
-        given = equal_to(i, prefix.inputs[k - 1]) if known else []
-        unrolled.append(
-            z3.And(
-                *given,
-                transition(a[-1], i, ta, SEED, reach[k - 1]),
-                transition(b[-1], i, tb, fixed, reach[k - 1]),
-                *([transition(c[-1], i, tc, minus, reach[k - 1])] if attribution else []),
-                *(pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []),
-            )
-        )
-        inputs.append(i)
-        a.append(ta)
-        b.append(tb)
-        c.append(tc)
-        holds_b.append({n: PROPERTIES[n](tb) for n in names})
-        fails_c.append({n: z3.Not(PROPERTIES[n](tc)) for n in names})
+    copies = {"a": SEED, "b": Variant(frozenset({fix}))}
+    if attribution:
+        copies["c"] = FIXED.without(fix)
+    holds_b: list[dict[str, Expr]] = []
+    fails_c: list[dict[str, Expr]] = []
+
+    def after_step(u: Unrolling, k: int) -> None:
+        holds_b.append({n: PROPERTIES[n](u.state(k, "b")) for n in names})
+        if attribution:
+            fails_c.append({n: z3.Not(PROPERTIES[n](u.state(k, "c"))) for n in names})
+
+    u = Unrolling(copies, depth, given=prefix, pins=PIN_PRODUCT if pinned else None,
+                  after_step=after_step)  # fmt: skip
 
     def goal(k: int) -> Expr:
         return z3.Or([
-            z3.And(z3.Not(PROPERTIES[n](a[k])), *(h[n] for h in holds_b[: k + 1]),
+            z3.And(z3.Not(PROPERTIES[n](u.state(k))), *(h[n] for h in holds_b[: k + 1]),
                    *([z3.Or([f[n] for f in fails_c[: k + 1]])] if attribution else []))
             for n in names
         ])  # fmt: skip
 
-    ask = _depth_query(unrolled, goal, a, blocked, timeout, deadline)
-    status, m, k = _shortest(ask, start, depth, window)
-    if status != "found":
-        return status, None, k, None
+    r = first_depth(_depth_query(u, goal, blocked, timeout, deadline), start, depth,
+                 window=window)  # fmt: skip
+    found = _product_found(u, r, names, holds_b) if r.found else \
+        Found(r.depth, unknown=r.unknown)
+    model = [r.model]
+    del r
+    # the terms go as they always went (Unrolling.release): the last states of b and c
+    # after the properties over them
+    tb, tc = u.states["b"][-1], u.states.get("c", [None])[-1]
+    u.release(lambda: u.drop_states(*copies), fails_c.clear, holds_b.clear, model.clear)
+    del tb, tc
+    return found
+
+
+def _product_found(u: Unrolling, r: Shortest, names: list[str],
+                   holds_b: list[dict[str, Expr]]) -> Found:  # fmt: skip
+    """The answer of :func:`product_search` at the depth ``r`` found: SEED's trace and the
+    first of ``names`` SEED breaks there while SEED + fix keeps it all along."""
+    m, k = r.model, r.depth
     prop = next(
         n for n in names
-        if z3.is_false(m.eval(PROPERTIES[n](a[k]), model_completion=True))
+        if z3.is_false(m.eval(PROPERTIES[n](u.state(k)), model_completion=True))
         and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
     )  # fmt: skip
-    trace = Trace(
-        [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in a[: k + 1]],
-        [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[:k]],
-    )
-    return "found", prop, k, trace
+    return Found(k, u.trace(m, k), prop)
 
 
 @cache
@@ -163,135 +159,77 @@ def fix_locations(fix: str) -> frozenset[Loc]:
 
 
 def divergence_search(
-    fix: str, depth: int, timeout: float, start: int = 0, pinned: bool = True,
+    fix: str, *, depth: int, timeout: float, start: int = 0,
     blocked: list[list[int]] | None = None, cone: Cone | None = None,
     shows: list[str] | None = None,
-) -> tuple[str, int | None, Any]:  # fmt: skip
-    """The shortest run of SEED after which SEED and SEED + ``fix`` part: the first step
-    whose successor differs between the two from the same state and the same inputs.
+) -> Found:  # fmt: skip
+    """The shortest run of SEED (pinned inputs, :data:`vmballoon.proofs.unrolling.PIN_PRODUCT`)
+    after which SEED and SEED + ``fix`` part: the first step whose successor differs
+    between the two from the same state and the same inputs.
 
     Until that step the two drivers are the same (same inputs, same transitions), so a
     single copy of the encoding describes both: a query of one copy and one doubled
     step, where :func:`product_search` carries every copy all the way.  That is what
     makes a deep interplay affordable (``warn_status_frees``: 24 steps of SEED, two
-    ticks with a reset between them, before its fix changes anything).  Galloping
-    windows of depths from ``start`` as in :func:`product_search`.  The doubled step is
-    written only for the locations the fix changes (:func:`fix_locations`): a depth
-    where none of them is reachable is skipped.  With ``cone`` (pinned inputs only) the
-    run of depth ``k`` is held to the abstract runs that may part the drivers at ``k``
-    (:meth:`vmballoon.proofs.abstract_reach.Cone.constraint`): an over-approximation of every run
-    that does, so no divergence is lost, and the deep queries get several times cheaper.
-    With ``shows`` the parting step must also break one of those properties on SEED's
-    side and keep it on the fixed side (a violation in the parting transition itself).
-    Returns
-    ``(status, k, trace)``: ``trace`` holds SEED's states ``0..k+1`` and the inputs
+    ticks with a reset between them, before its fix changes anything).  One depth a
+    query from ``start`` (:func:`vmballoon.proofs.unrolling.shortest`).  The doubled step
+    is written only for the locations the fix changes (:func:`fix_locations`): at a
+    depth where none of them is reachable the goal is false.  With ``cone`` the run of
+    depth ``k`` is held to the abstract runs that may part the drivers at ``k``
+    (:meth:`vmballoon.proofs.abstract_reach.Cone.constraint`): an over-approximation of
+    every run that does, so no divergence is lost, and the deep queries get several
+    times cheaper.  With ``shows`` the parting step must also break one of those
+    properties on SEED's side and keep it on the fixed side (a violation in the parting
+    transition itself).  The trace found holds SEED's states ``0..k+1`` and the inputs
     ``0..k`` (those of the step that parts the drivers included).
     """
-    from vmballoon.proofs.pinned import FREE_PRODUCT, RESET_TOO, pin
-    from vmballoon.proofs.trace import Trace
-
     fixed = Variant(frozenset({fix}))
-    reach = reachable_locs(depth)
-    a, inputs = [make_state("a0_")], []
-    unrolled = [initial(a[0])]
-    for k in range(depth + 1):
-        i = make_inputs(f"i{k}_")
-        inputs.append(i)
-        if k < depth:
-            t = make_state(f"a{k + 1}_")
-            pins = pin(i, FREE_PRODUCT, RESET_TOO) if pinned else []
-            unrolled.append(z3.And(transition(a[-1], i, t, SEED, reach[k]), *pins))
-            a.append(t)
+    u = Unrolling({"a": SEED}, depth, pins=PIN_PRODUCT, pins_first=True, spare=True)
     changed = fix_locations(fix)
-    parted: list[tuple[Expr, dict[str, Expr]]] = []
-    for k in range(depth + 1):
-        ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")
-        where = reach[k] & changed
-        if not where:
+    parted: list[tuple[Expr, State]] = []
+    for k in range(depth + 1):  # the doubled step after k steps (inline: Z3 sees the terms
+        ts, tf = make_state(f"s{k}_"), make_state(f"f{k}_")  # live as they always did)
+        where = u.reach[k] & changed
+        if not where:  # no location the fix changes is reachable: no goal at k
             parted.append((z3.BoolVal(False), ts))
             continue
         breaks = [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])
                   ] if shows else []  # fmt: skip
         parted.append((z3.And(
-            *both_steps(a[k], inputs[k], ts, tf, fixed, where),
-            *(pin(inputs[k], FREE_PRODUCT, RESET_TOO) if pinned else []),
-            apart(ts, tf), *breaks,
+            *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where),
+            *PIN_PRODUCT(u.inputs[k]), apart(ts, tf), *breaks,
         ), ts))  # fmt: skip
-
     goals: dict[int, Expr] = {}
 
     def goal(k: int) -> Expr:
         if k not in goals:
             goals[k] = parted[k][0]
-            if cone is not None and pinned:
+            if cone is not None:
                 with suppress(Unknown):  # no abstract cone: the query as it is
-                    goals[k] = z3.And(parted[k][0], cone.constraint(a, k))
+                    goals[k] = z3.And(parted[k][0], cone.constraint(u.states["a"], k))
         return goals[k]
 
-    ask = _depth_query(unrolled, goal, a, blocked, timeout)
-    status, m, k = _shortest(ask, start, depth, window=False)  # one depth per query: cheaper
-    if status != "found":
-        return status, k, None
-    trace = Trace(
-        [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in [*a[: k + 1], parted[k][1]]],
-        [{n: value_of(m, inp[n]) for n in INPUT_NAMES} for inp in inputs[: k + 1]],
-    )
-    return "found", k, trace
+    r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
+    found = Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1])) if r.found \
+        else Found(r.depth, unknown=r.unknown)  # one depth per query above: cheaper
+    model = [r.model]
+    del r
+    breaks = []  # its terms live on in ``parted``; the rest goes as it always went
+    u.release(lambda: u.drop_states("a"), goals.clear, model.clear, parted.clear)
+    del tf, ts
+    return found
 
 
 def _depth_query(
-    unrolled: list[Expr], goal: Callable[[int], Expr], states: list[dict[str, Expr]],
-    blocked: list[list[int]] | None, timeout: float, deadline: float | None = None,
-) -> Callable[[int, int], tuple[Any, Any, int]]:  # fmt: skip
-    """The query :func:`_shortest` asks: ``goal`` at some depth in ``lo..hi`` after the
-    first ``hi`` steps of ``unrolled``, no run following a ``blocked`` location path of
-    ``states``, no query past ``deadline``; it answers ``(result, model, least depth)``."""
-
-    def unblocked(hi: int) -> list[Expr]:
-        return [
-            z3.Not(z3.And([states[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
-            for path in blocked or [] if len(path) - 1 <= hi
-        ]  # fmt: skip
-
-    def ask(lo: int, hi: int) -> tuple[Any, Any, int]:
-        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
-        if left < 1:
-            return z3.unknown, None, hi
-        sol = bv_solver(left)
-        sol.add(*unrolled[: hi + 1], z3.Or([goal(k) for k in range(lo, hi + 1)]), *unblocked(hi))
-        r = sol.check()
-        if r != z3.sat:
-            return r, None, hi
-        m = sol.model()
-        k = next(k for k in range(lo, hi + 1)
-                 if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
-        return r, m, k
-
-    return ask
-
-
-def _shortest(ask: Callable[[int, int], tuple[Any, Any, int]], lo: int, depth: int,
-              window: bool = True) -> tuple[str, Any, int]:  # fmt: skip
-    """Galloping windows of depths from ``lo`` (1, 2, 4, ... per query), the window that
-    answers narrowed down to its least depth: ``(status, model, depth)``."""
-    size = 1
-    while lo <= depth:
-        hi = min(depth, lo + size - 1)
-        r, m, k = ask(lo, hi)
-        if r == z3.unknown:
-            return "unknown", None, hi
-        if r == z3.unsat:
-            lo, size = hi + 1, size * 2 if window else 1
-            continue
-        while k > lo:
-            r2, m2, k2 = ask(lo, k - 1)
-            if r2 == z3.unknown:
-                return "unknown", None, k - 1
-            if r2 == z3.unsat:
-                break
-            m, k = m2, k2
-        return "found", m, k
-    return "none", None, depth
+    u: Unrolling, goal: Callable[[int], Expr], blocked: list[list[int]] | None,
+    timeout: float, deadline: float | None = None,
+) -> Ask:  # fmt: skip
+    """The query :func:`vmballoon.proofs.unrolling.shortest` asks for the searches here:
+    ``goal`` at some depth of ``lo..hi`` after the first ``hi`` steps of ``u``, no run
+    following a ``blocked`` location path of SEED, no query past ``deadline``."""
+    return query(u.steps, lambda lo, hi: [goal(k) for k in range(lo, hi + 1)],
+                 timeout=timeout, least=first_true(goal), deadline=deadline,
+                 side=lambda hi: u.path_excluded(blocked or [], hi))  # fmt: skip
 
 
 def violates(sc: Scenario, variant: Variant, prop: str) -> list[dict[str, Any]]:
@@ -506,8 +444,6 @@ def first_divergence(
     rest on the model the solver happened to give first.  A run whose scenario shows the
     defect only some transitions after the parting one is kept unless another run shows
     it in the parting transition itself (:func:`_in_parting_step`)."""
-    from vmballoon.proofs.trace import to_scenario
-
     cone: Cone | None
     try:
         cone = Cone(fix, fix_locations(fix), timeout)
@@ -515,15 +451,16 @@ def first_divergence(
     except Unknown:  # no abstraction: every depth is asked, each query as it is
         cone, bound = None, 0
     if bound > depth - 1:
-        notes.append(_no_divergence("none", depth, None) + " (abstract reachability)")
+        notes.append(_no_divergence(Found(depth), depth) + " (abstract reachability)")
         return None
     if bound > 0:
         notes.append(f"no run of SEED parts them before transition {bound + 1}: abstract "
                      f"reachability over {', '.join(FIELDS)} (vmballoon/proofs/abstract_reach.py)")
-    status, k, trace = divergence_search(fix, depth - 1, timeout, bound, True, cone=cone)
-    if status != "found" or k is None or trace is None:
-        _note(notes, _no_divergence(status, depth, k), undecided=status == "unknown")
+    found = divergence_search(fix, depth=depth - 1, timeout=timeout, start=bound, cone=cone)
+    if found.trace is None:
+        _note(notes, _no_divergence(found, depth), undecided=found.unknown)
         return None
+    k, trace = found.depth, found.trace
     first = trace  # the one reported when no run of depth k shows anything
     blocked: list[list[int]] = []
     for _ in range(SAME_DEPTH_ATTEMPTS):
@@ -535,10 +472,11 @@ def first_divergence(
                     k, trace, shown)
             return k, trace, shown
         blocked.append([int(st["loc"]) for st in trace.states[: k + 1]])
-        again, k2, trace2 = divergence_search(fix, k, timeout, k, True, blocked, cone)
-        if again != "found" or k2 != k or trace2 is None:
+        again = divergence_search(fix, depth=k, timeout=timeout, start=k, blocked=blocked,
+                                  cone=cone)  # fmt: skip
+        if again.trace is None or again.depth != k:
             break
-        trace = trace2
+        trace = again.trace
     return k, first, []
 
 
@@ -555,20 +493,18 @@ def _in_parting_step(
     itself shows the defect through ``prop`` (the shortest there can be), when the first
     run found shows it only some transitions later: ``(k, trace, shown)`` as
     :func:`first_divergence` gives it, or None (said in ``notes``) when there is none."""
-    from vmballoon.proofs.trace import to_scenario
-
     if not _may_show_in_one_step(fix, prop, timeout):
         notes.append(f"no step of SEED parting it from SEED + {fix} breaks {prop} "
                      f"(one-step query): it shows only after they part")  # fmt: skip
         return None
-    status, k2, trace = divergence_search(fix, k, timeout, k, True, cone=cone, shows=[prop])
-    if status == "found" and k2 == k and trace is not None:
-        raw = to_scenario(trace, SEED)
+    found = divergence_search(fix, depth=k, timeout=timeout, start=k, cone=cone, shows=[prop])
+    if found.trace is not None and found.depth == k:
+        raw = to_scenario(found.trace, SEED)
         if confirm_defect(fix, prop, raw)[0] and _first_step(prop, raw) == k + 1:
-            return k, trace, confirmed(fix, props, raw)
+            return k, found.trace, confirmed(fix, props, raw)
     _note(notes, f"no run of the pinned inputs shows {prop} in the transition that parts "
-          f"them ({'solver unknown' if status == 'unknown' else 'none'} at depth {k})",
-          undecided=status == "unknown")  # fmt: skip
+          f"them ({'solver unknown' if found.unknown else 'none'} at depth {k})",
+          undecided=found.unknown)  # fmt: skip
     return None
 
 
@@ -604,8 +540,6 @@ def _in_the_gap(
     depth)`` when one is found and the replay confirms it; ``established`` whether the
     depth reported (``shorter``'s, else ``hi + 1``) is the shortest over the pinned
     inputs; ``words`` say why."""
-    from vmballoon.proofs.trace import to_scenario
-
     if lo == hi and not any(_may_show_in_one_step(fix, p, timeout) for p in props):
         return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
                             f"the drivers are one, and no step that parts them breaks "
@@ -615,28 +549,29 @@ def _in_the_gap(
     if hi > GAP_DEPTH:
         return None, False, unknown + f"the product over that gap is asked up to depth " \
             f"{GAP_DEPTH} only)"
-    status, prop, k, trace = product_search(fix, hi, timeout, props, lo, False, True,
-                                            attribution=False)  # fmt: skip
-    if status == "none":
+    found = product_search(fix, depth=hi, timeout=timeout, props=props, start=lo, pinned=True,
+                           attribution=False)  # fmt: skip
+    prop, trace = found.prop, found.trace
+    if trace is None and not found.unknown:
         return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
                             f"the drivers are one, and the product of SEED and SEED + {fix} "
                             f"finds no scenario of {lo} to {hi} transitions)")  # fmt: skip
-    if status == "found" and prop is not None and k is not None and trace is not None:
+    if trace is not None and prop is not None:
         raw = to_scenario(trace, SEED)
         if confirm_defect(fix, prop, raw)[0]:
             sc = _minimal(fix, prop, raw)
             return (prop, sc, _first_step(prop, sc)), True, (
                 f"a shorter one from the product of SEED and SEED + {fix} (iterative "
                 f"deepening from transition {lo}): the shortest over the pinned inputs")
-    what = "solver unknown" if status == "unknown" else "an answer the replay does not confirm"
+    what = "solver unknown" if found.unknown else "an answer the replay does not confirm"
     return None, False, unknown + f"the product over that gap gave {what})"
 
 
-def _no_divergence(status: str, depth: int, k: int | None) -> str:
-    """The note for a divergence search that found nothing (``none`` or ``unknown``)."""
+def _no_divergence(found: Found, depth: int) -> str:
+    """The note for a divergence search that found nothing up to ``depth`` (or gave up)."""
     return "divergence of SEED and SEED + fix (pinned inputs): " + (
-        f"none up to depth {depth}" if status == "none"
-        else f"solver unknown (timeout) at depth {k}"
+        f"solver unknown (timeout) at depth {found.depth}" if found.unknown
+        else f"none up to depth {depth}"
     )  # fmt: skip
 
 
@@ -661,32 +596,28 @@ def _via_divergence(
     (:func:`first_divergence`: ``(k, trace)``).  Returns ``(property, depth, scenario,
     how)`` or None (what happened is appended to ``notes``).
     """
-    from vmballoon.proofs.trace import to_scenario
-
     blocked: list[list[int]] = []
     for attempt in range(ATTEMPTS):
-        k: int | None
-        if attempt == 0:
-            status, (k, trace) = "found", first
-        else:
-            status, k, trace = divergence_search(fix, depth - 1, timeout, max(start - 1, 0),
-                                                 True, blocked)  # fmt: skip
-        if status != "found" or k is None or trace is None:
-            _note(notes, _no_divergence(status, depth, k), undecided=status == "unknown")
+        d = Found(first[0], first[1]) if attempt == 0 else divergence_search(
+            fix, depth=depth - 1, timeout=timeout, start=max(start - 1, 0), blocked=blocked)
+        if d.trace is None:
+            _note(notes, _no_divergence(d, depth), undecided=d.unknown)
             return None
+        k, trace = d.depth, d.trace
         how = _parted_at(fix, k)
         raw = to_scenario(trace, SEED)
         for prop in props:
             if confirm_defect(fix, prop, raw)[0]:
                 return prop, k + 1, raw, how + "; the violation is that transition's"
-        hi = min(depth, k + 1 + SUFFIX)
-        st, prop2, k2, tr2 = product_search(fix, hi, timeout, props, k + 1, True, True,
-                                            prefix=trace)  # fmt: skip
-        if st == "found" and prop2 is not None and k2 is not None and tr2 is not None:
-            raw = to_scenario(tr2, SEED)
-            if confirm_defect(fix, prop2, raw)[0]:
-                return prop2, k2, raw, how + (f"; the shortest violation after it (product BMC "
-                                              f"of SEED, SEED + {fix} and FIXED minus {fix})")
+        after = product_search(fix, depth=min(depth, k + 1 + SUFFIX), timeout=timeout,
+                               props=props, start=k + 1, window=True, pinned=True,
+                               prefix=trace)  # fmt: skip
+        if after.trace is not None and after.prop is not None:
+            raw = to_scenario(after.trace, SEED)
+            if confirm_defect(fix, after.prop, raw)[0]:
+                return after.prop, after.depth, raw, how + (
+                    f"; the shortest violation after it (product BMC of SEED, SEED + {fix} "
+                    f"and FIXED minus {fix})")  # fmt: skip
         blocked.append([int(st_["loc"]) for st_ in trace.states[: k + 1]])
     notes.append(f"divergence: {ATTEMPTS} runs where SEED and SEED + {fix} part, none shows it")
     return None
@@ -770,117 +701,170 @@ def _divergence_for(
     return found
 
 
+@dataclass
+class _Search:
+    """One defect's search (:func:`defect_job`): the job's parameters, its notes and its
+    start time (moved back by a :func:`divergence_job` run ahead for it)."""
+
+    fix: str
+    props: list[str]
+    depth: int
+    start: int
+    window: bool
+    exact: bool
+    timeout: float
+    out_dir: Path | None
+    t0: float
+    notes: Notes = field(default_factory=Notes)
+
+    def row(self, prop: str | None, depth: int | None, sc: Scenario | None, status: Status,
+            source: str, detail: str, shortest: str | None = None) -> DefectRow:  # fmt: skip
+        """The defect's row (:func:`defect_row`), timed from the start of the search."""
+        return defect_row(self.fix, prop, depth, sc, status, time.monotonic() - self.t0,
+                          source, self.out_dir, detail, shortest)  # fmt: skip
+
+
 def defect_job(job: dict[str, Any]) -> DefectRow:
     """A per-defect search (``vmballoon verify``'s obligation ``defect``).
 
     First where SEED and SEED + fix part (:func:`first_divergence`, in a fresh process:
     one copy of the encoding, cheap even when deep): when the transition that parts them
     shows the defect, that scenario is the shortest over the pinned inputs and no product
-    is needed.  Otherwise the product search (:func:`product_search`) over the pinned
-    environment (:mod:`vmballoon.proofs.pinned`), from the lower bound the divergence gives, then
-    over every input; when neither shows the defect in :data:`PRODUCT_BUDGET`, from the
-    divergences on (:func:`_via_divergence`).  An answer whose scenario the replay does
-    not confirm (the copies share each step's inputs, a replay consumes the scenario's
-    answers in order: where the variants issue different commands they can part) is
-    blocked by its location path and the search asked again, up to :data:`ATTEMPTS`
-    times; what is reported is always what the replay shows.
+    is needed (:func:`_shown_at_parting`).  Otherwise the product search
+    (:func:`_product_phase`) over the pinned environment (:mod:`vmballoon.proofs.pinned`),
+    from the lower bound the divergence gives, then over every input; when neither shows
+    the defect in :data:`PRODUCT_BUDGET`, from the divergences on (:func:`_via_divergence`).
+    What is reported is always what the replay shows (:func:`_unshown`).
     """
-    from vmballoon.proofs.trace import to_scenario
-
-    t0 = time.monotonic()
-    fix, props = str(job["fix"]), list(job["props"])
-    out_dir = Path(job["out"]) if job.get("out") else None
-    depth, start = int(job["depth"]), int(job.get("start", 0))
-    window = bool(job.get("window", False))
-    exact = bool(job.get("start_exact", False))
-    timeout = float(job["timeout"])
-    notes = Notes()
     early = job.get("divergence")
+    t0 = time.monotonic()
     if early is not None:
         t0 -= float(early["seconds"])  # the search began with the divergence job
-    first = _divergence_for(fix, props, depth, timeout, early, notes)
-    lower = {True: start, False: start}
+    run = _Search(str(job["fix"]), list(job["props"]), int(job["depth"]),
+                  int(job.get("start", 0)), bool(job.get("window", False)),
+                  bool(job.get("start_exact", False)), float(job["timeout"]),
+                  Path(job["out"]) if job.get("out") else None, t0)  # fmt: skip
+    first = _divergence_for(run.fix, run.props, run.depth, run.timeout, early, run.notes)
+    lower = {True: run.start, False: run.start}
     if first is not None:
         k0, trace0, shown_by = first
-        shown = shown_by[0] if shown_by else None
-        how = _parted_at(fix, k0)
-        if shown is not None:
-            sc = _minimal(fix, shown, to_scenario(trace0, SEED))
-            step = _first_step(shown, sc)
-            established = True
-            if step == k0 + 1:
-                said = (f"{how}; the violation is that transition's: the shortest over the "
-                        f"pinned inputs (before they part the two drivers are in the same "
-                        f"states, so no run of fewer transitions tells them apart)")  # fmt: skip
-            else:
-                shorter, established, words = _in_the_gap(fix, props, k0 + 1, step - 1,
-                                                          timeout)  # fmt: skip
-                if shorter is not None:
-                    shown, sc, step = shorter
-                said = f"{how}; the violation shows at transition {step}: {words}"
-            # the parting transition itself: one copy before it; a gap: a product
-            shortest = ("pinned inputs" if step == k0 + 1 else "pinned shared inputs") \
-                if established else "not established"
-            detail = "; ".join([*notes, said])
-            return defect_row(fix, shown, step, sc, Status.VIOLATED, time.monotonic() - t0,
-                              "divergence", out_dir, detail, shortest)  # fmt: skip
-        notes.append(how + "; that transition shows no violation")
-        lower[True] = max(start, k0 + 1)  # a sound bound for the pinned inputs only
+        if shown_by:
+            return _shown_at_parting(run, k0, trace0, shown_by[0])
+        run.notes.append(_parted_at(run.fix, k0) + "; that transition shows no violation")
+        lower[True] = max(run.start, k0 + 1)  # a sound bound for the pinned inputs only
+    done, last = _product_phase(run, lower)
+    if done is not None:
+        return done
+    found = None if first is None else _in_fresh_process(
+        _via_divergence, run.fix, run.props, run.depth, run.start, run.timeout, first[:2],
+        run.notes,
+    )  # fmt: skip
+    if found is not None:
+        d_prop, d_depth, d_raw, how = found
+        sc = _minimal(run.fix, d_prop, d_raw)
+        detail = "; ".join([*run.notes, how, "shortest not established: the product search "
+                            "did not finish"])  # fmt: skip
+        return run.row(d_prop, d_depth, sc, Status.VIOLATED, "divergence", detail,
+                       "not established")  # fmt: skip
+    return _unshown(run, last)
+
+
+def _shown_at_parting(run: _Search, k0: int, trace0: Trace, shown: str) -> DefectRow:
+    """The row when the run where SEED and SEED + fix part at transition ``k0 + 1`` shows
+    the defect through ``shown``: that transition's violation is the shortest over the
+    pinned inputs; a later one leaves a gap the product asks (:func:`_in_the_gap`)."""
+    how = _parted_at(run.fix, k0)
+    sc = _minimal(run.fix, shown, to_scenario(trace0, SEED))
+    step = _first_step(shown, sc)
+    established = True
+    if step == k0 + 1:
+        said = (f"{how}; the violation is that transition's: the shortest over the "
+                f"pinned inputs (before they part the two drivers are in the same "
+                f"states, so no run of fewer transitions tells them apart)")  # fmt: skip
+    else:
+        shorter, established, words = _in_the_gap(run.fix, run.props, k0 + 1, step - 1,
+                                                  run.timeout)  # fmt: skip
+        if shorter is not None:
+            shown, sc, step = shorter
+        said = f"{how}; the violation shows at transition {step}: {words}"
+    # the parting transition itself: one copy before it; a gap: a product
+    shortest = ("pinned inputs" if step == k0 + 1 else "pinned shared inputs") \
+        if established else "not established"
+    return run.row(shown, step, sc, Status.VIOLATED, "divergence",
+                   "; ".join([*run.notes, said]), shortest)  # fmt: skip
+
+
+def _product_phase(
+    run: _Search, lower: dict[bool, int]
+) -> tuple[DefectRow | None, tuple[str, Scenario, int | None] | None]:
+    """The product searches (:func:`product_search`) over the pinned inputs, then over
+    every input, within :data:`PRODUCT_BUDGET` in all: the row of the first answer the
+    replay confirms, or None and the last answer it did not.  An answer whose scenario
+    the replay does not confirm (the copies share each step's inputs, a replay consumes
+    the scenario's answers in order: where the variants issue different commands they
+    can part) is blocked by its location path and the search asked again, up to
+    :data:`ATTEMPTS` times."""
     last: tuple[str, Scenario, int | None] | None = None
     deadline = time.monotonic() + PRODUCT_BUDGET
     for pinned in (True, False):
         blocked: list[list[int]] = []
         stopped = False  # this search ended undecided (solver unknown, budget spent)
         for _ in range(ATTEMPTS):
-            status, prop, k, trace = product_search(fix, depth, timeout, props, lower[pinned],
-                                                    window, pinned, blocked,
-                                                    deadline=deadline)  # fmt: skip
-            if status != "found" or prop is None or trace is None:
-                how = "pinned inputs" if pinned else "every input"
-                spent = time.monotonic() >= deadline - 1
-                stopped = status != "none"
-                _note(notes, f"{how}: " + (
-                    f"no scenario from depth {lower[pinned]} up to {depth}" if status == "none"
-                    else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {k}" if spent
-                    else f"solver unknown (timeout) at depth {k}"
-                ), undecided=stopped)  # fmt: skip
+            found = product_search(run.fix, depth=run.depth, timeout=run.timeout,
+                                   props=run.props, start=lower[pinned], window=run.window,
+                                   pinned=pinned, blocked=blocked, deadline=deadline)  # fmt: skip
+            if found.trace is None or found.prop is None:
+                stopped = found.unknown
+                _note(run.notes, _product_note(found, pinned, lower[pinned], run.depth, deadline),
+                      undecided=found.unknown)  # fmt: skip
                 break
-            raw = to_scenario(trace, SEED)
-            if confirm_defect(fix, prop, raw)[0]:
-                sc = _minimal(fix, prop, raw)
-                how = "pinned inputs (the others at their defaults)" if pinned else "every input"
-                # an answer after a blocked one need not be the shortest
-                shortest = product_shortest(pinned, bool(blocked), k, start, exact)
-                return defect_row(fix, prop, k, sc, Status.VIOLATED, time.monotonic() - t0,
-                                  "product", out_dir,
-                                  "; ".join([*notes,
-                                  f"product BMC over {how}: SEED, SEED + {fix} and FIXED minus "
-                                  f"{fix} on the same inputs (" + (
-                                      f"shortest from the lower bound {lower[pinned]})"
-                                      if not blocked else "after blocked answers: shortest "
-                                      "not established)")]), shortest)  # fmt: skip
+            prop, k, raw = found.prop, found.depth, to_scenario(found.trace, SEED)
+            if confirm_defect(run.fix, prop, raw)[0]:
+                return _product_row(run, prop, k, raw, pinned, bool(blocked),
+                                    lower[pinned]), None  # fmt: skip
             last = (prop, raw, k)
-            blocked.append([int(st["loc"]) for st in trace.states])
+            blocked.append([int(st["loc"]) for st in found.trace.states])
         if pinned and stopped:
             break  # the pinned search timed out: the full one is harder still
-    found = None if first is None else _in_fresh_process(
-        _via_divergence, fix, props, depth, start, timeout, first[:2], notes
-    )
-    if found is not None:
-        d_prop, d_depth, d_raw, how = found
-        sc = _minimal(fix, d_prop, d_raw)
-        detail = "; ".join([*notes, how, "shortest not established: the product search "
-                            "did not finish"])  # fmt: skip
-        return defect_row(fix, d_prop, d_depth, sc, Status.VIOLATED, time.monotonic() - t0,
-                          "divergence", out_dir, detail, "not established")  # fmt: skip
-    detail = "; ".join(notes)
+    return None, last
+
+
+def _product_note(found: Found, pinned: bool, lower: int, depth: int, deadline: float) -> str:
+    """What a product search that found nothing says of itself."""
+    how = "pinned inputs" if pinned else "every input"
+    spent = time.monotonic() >= deadline - 1
+    return f"{how}: " + (
+        f"no scenario from depth {lower} up to {depth}" if not found.unknown
+        else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {found.depth}" if spent
+        else f"solver unknown (timeout) at depth {found.depth}"
+    )  # fmt: skip
+
+
+def _product_row(run: _Search, prop: str, k: int, raw: Scenario, pinned: bool,
+                 blocked: bool, lower: int) -> DefectRow:  # fmt: skip
+    """The row of a product answer the replay confirms, its scenario minimised."""
+    sc = _minimal(run.fix, prop, raw)
+    how = "pinned inputs (the others at their defaults)" if pinned else "every input"
+    # an answer after a blocked one need not be the shortest
+    shortest = product_shortest(pinned, blocked, k, run.start, run.exact)
+    said = (f"product BMC over {how}: SEED, SEED + {run.fix} and FIXED minus {run.fix} on "
+            f"the same inputs (" + (f"shortest from the lower bound {lower})" if not blocked
+                                    else "after blocked answers: shortest not established)"))
+    return run.row(prop, k, sc, Status.VIOLATED, "product", "; ".join([*run.notes, said]),
+                   shortest)  # fmt: skip
+
+
+def _unshown(run: _Search, last: tuple[str, Scenario, int | None] | None) -> DefectRow:
+    """The row when no search showed the defect: the last answer the replay did not
+    confirm (unconfirmed, never violated), else none, or unknown when a search was left
+    undecided."""
+    detail = "; ".join(run.notes)
     if last is not None:  # found, never confirmed: shown as such, never as violated
         prop, raw, k = last
-        return defect_row(fix, prop, k, raw, Status.UNCONFIRMED, time.monotonic() - t0, "product",
-                          out_dir, detail + "; the replay did not confirm the last answer")
-    status = Status.UNKNOWN if notes.undecided else Status.NONE
-    return defect_row(fix, None, None, None, status, time.monotonic() - t0, "product", out_dir,
-                      detail)  # fmt: skip
+        return run.row(prop, k, raw, Status.UNCONFIRMED, "product",
+                       detail + "; the replay did not confirm the last answer")
+    status = Status.UNKNOWN if run.notes.undecided else Status.NONE
+    return run.row(None, None, None, status, "product", detail)
 
 
 def plan_defect(

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import z3
 
@@ -78,9 +78,7 @@ from vmballoon.model.state import Loc
 from vmballoon.proofs.encoding import (
     CLS_OK,
     DEFLATE,
-    FIELD_NAMES,
     INFLATE,
-    INPUT_NAMES,
     OPS_BASIC,
     TRANSITIONS,
     Expr,
@@ -89,17 +87,20 @@ from vmballoon.proofs.encoding import (
     _batch_arg_is_batch_page,
     bv32,
     bv64,
-    initial,
     is_loc,
     loc_val,
     low32,
     make_inputs,
     make_state,
     successor,
-    transition,
 )
 from vmballoon.proofs.houdini import houdini
-from vmballoon.proofs.solver import Unknown, bv_solver, invariant, solver
+from vmballoon.proofs.solver import Unknown, invariant, solver
+from vmballoon.proofs.status import Status
+from vmballoon.proofs.trace import Trace
+from vmballoon.proofs.unrolling import Unrolling, query
+from vmballoon.proofs.unrolling import shortest as first_depth
+from vmballoon.proofs.zeval import value_of
 
 T_MAX = U32_MASK - PAGES_PER_2M
 """Largest target for which ``T + 512`` fits in ``b->size`` (line 281) and in the
@@ -433,45 +434,97 @@ def rank(s: State, t: Expr) -> Expr:
 # -- the induction ----------------------------------------------------------------------------
 
 
-def prove(variant: Variant, timeout: float) -> dict[str, Any]:
+class Proof(NamedTuple):
+    """What :func:`prove` concluded: proved, failed (the detail says where) or unknown."""
+
+    status: Status
+    detail: str
+    seconds: float
+
+
+class _Stop(Exception):
+    """An obligation of :func:`prove` failed or the solver gave up: the proof's verdict."""
+
+    def __init__(self, status: Status, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def prove(variant: Variant, timeout: float) -> Proof:
     """The per-tick induction proof, the ranking function and the vacuity checks.
 
-    Returns ``status`` (proved / failed / unknown), ``detail`` and ``seconds``.
-    Assumes the safety invariant of :mod:`vmballoon.proofs.props` (every property and lemma),
-    which :func:`vmballoon.proofs.check.houdini` proves inductive for FIXED in its own job.
+    Assumes the safety invariant of :mod:`vmballoon.proofs.props` (every property and
+    lemma), which :func:`vmballoon.proofs.check.houdini` proves inductive for FIXED in its
+    own job.  The obligations, in order: the lemmas (:func:`_lemmas`), that the tick-local
+    ones say nothing outside the loops (:func:`_tick_local`), the property at every end
+    of a tick and its vacuity (:func:`_ticks_end_in_range`), the ranking function
+    (:func:`_rank_decreases`) and that no cooperative step schedules a reset
+    (:func:`_no_reset_scheduled`); the first that fails or is unknown is the verdict.
     """
-
     t0 = time.monotonic()
     s, i, t = make_state("s_"), make_inputs("i_"), target_const()
     posts = {loc: successor(loc, s, i, variant) for loc in TRANSITIONS}
     inv = invariant(s)
-
-    def result(status: str, detail: str) -> dict[str, Any]:
-        return {"status": status, "detail": detail, "seconds": time.monotonic() - t0}
-
     try:
-        # phase 1: global lemmas, no environment assumption
+        gl, tick = _lemmas(variant, s, i, t, posts, inv, timeout)
+        pre = [inv, *gl, *tick, cooperative(s, i, t, variant)]
+        _tick_local(s, tick, timeout)
+        _ticks_end_in_range(pre, s, t, posts, timeout)
+        _rank_decreases(pre, s, t, posts, timeout)
+        _no_reset_scheduled(pre, s, posts, timeout)
+    except _Stop as stop:
+        return Proof(stop.status, stop.detail, time.monotonic() - t0)
+    detail = (
+        f"per tick, inductive: {len(gl)} global + {len(tick)} tick-local lemmas with the "
+        "safety invariant; every cooperative tick with target T ends with "
+        "T <= size <= T+512 (< unless it started at T+512; 0 when T == 0); rank decreases "
+        "on every transition: a tick takes <= 15 + 2T + 2(n4+n2) transitions, "
+        "<= 16 + 2T from module init; no cooperative transition schedules a reset, so "
+        "after the init tick's reset every tick reads T"
+    )
+    return Proof(Status.PROVED, detail, time.monotonic() - t0)
+
+
+def _lemmas(
+    variant: Variant, s: State, i: State, t: Expr, posts: dict[Loc, Any], inv: Expr,
+    timeout: float,
+) -> tuple[list[Expr], list[Expr]]:  # fmt: skip
+    """Houdini in two phases: the global lemmas (:data:`GLOBAL`) with no environment
+    assumption, then the tick-local ones (:data:`TICK`) under the cooperative
+    environment; every one must survive.  The lemmas over ``s``: global, tick-local."""
+    try:
         glob, gdrop = houdini(GLOBAL, posts, s, i, timeout, base=lambda x: [inv])
         if gdrop:
-            return result("failed", f"global lemmas not inductive: {gdrop}")
+            raise _Stop(Status.FAILED, f"global lemmas not inductive: {gdrop}")
         gl = [GLOBAL[n](s) for n in glob]
-        # phase 2: tick-local lemmas under the cooperative environment
         tick = {n: _tick_pred(n, t) for n in TICK}
         live, dropped = houdini(
             tick, posts, s, i, timeout,
             base=lambda x: [inv, *gl], extra=lambda x, y: [cooperative(x, y, t, variant)],
         )  # fmt: skip
     except Unknown as exc:
-        return result("unknown", str(exc))
+        raise _Stop(Status.UNKNOWN, str(exc)) from exc
     if dropped:
-        return result("failed", f"tick lemmas not inductive: {dropped}")
-    pre = [inv, *gl, *(tick[n](s) for n in live), cooperative(s, i, t, variant)]
-    # the tick-local lemmas say nothing outside the loops (so T may change between ticks)
+        raise _Stop(Status.FAILED, f"tick lemmas not inductive: {dropped}")
+    return gl, [tick[n](s) for n in live]
+
+
+def _tick_local(s: State, tick: list[Expr], timeout: float) -> None:
+    """The tick-local lemmas say nothing outside the loops (so T may change between
+    ticks)."""
     sol = solver(timeout)
-    sol.add(z3.Not(is_loc(s, *LOOPS)), z3.Not(z3.And(*(tick[n](s) for n in live))))
+    sol.add(z3.Not(is_loc(s, *LOOPS)), z3.Not(z3.And(*tick)))
     if sol.check() != z3.unsat:
-        return result("failed", "a tick lemma constrains states outside the loops")
-    # the property: every transition that ends a tick with no reset pending
+        raise _Stop(Status.FAILED, "a tick lemma constrains states outside the loops")
+
+
+def _ticks_end_in_range(
+    pre: list[Expr], s: State, t: Expr, posts: dict[Loc, Any], timeout: float
+) -> None:
+    """The property: every transition that ends a tick with no reset pending leaves
+    ``size`` in range (:func:`in_range`); and a cooperative tick can end at each of
+    :data:`LIVE_ENDS` (vacuity)."""
     for loc in END_LOCS:
         st = posts[loc]
         post = st.post
@@ -489,12 +542,17 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
             sol.add(*pre, s["loc"] == loc_val(loc), *st.cons, ends, check)
             r = sol.check()
             if r == z3.unknown:
-                return result("unknown", f"{what} at {loc.name}: {sol.reason_unknown()}")
+                raise _Stop(Status.UNKNOWN, f"{what} at {loc.name}: {sol.reason_unknown()}")
             if what == "property" and r == z3.sat:
-                return result("failed", f"a tick ending at {loc.name} misses the target")
+                raise _Stop(Status.FAILED, f"a tick ending at {loc.name} misses the target")
             if what == "vacuity" and loc in LIVE_ENDS and r != z3.sat:
-                return result("failed", f"no cooperative tick ends at {loc.name} (vacuous)")
-    # the ranking function: decreases on every transition of a tick
+                raise _Stop(Status.FAILED, f"no cooperative tick ends at {loc.name} (vacuous)")
+
+
+def _rank_decreases(
+    pre: list[Expr], s: State, t: Expr, posts: dict[Loc, Any], timeout: float
+) -> None:
+    """The ranking function (:func:`rank`) decreases on every transition of a tick."""
     for loc in TICK_LOCS:
         st = posts[loc]
         sol = solver(timeout)
@@ -503,9 +561,14 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
         r = sol.check()
         if r != z3.unsat:
             why = sol.reason_unknown() if r == z3.unknown else "rank does not decrease"
-            return result("unknown" if r == z3.unknown else "failed", f"{loc.name}: {why}")
-    # no cooperative transition schedules a reset: once the init tick's reset clears it
-    # (line 1092), every tick sends GET_TARGET (line 1120) and ends with no reset pending
+            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED,
+                        f"{loc.name}: {why}")  # fmt: skip
+
+
+def _no_reset_scheduled(pre: list[Expr], s: State, posts: dict[Loc, Any],
+                        timeout: float) -> None:  # fmt: skip
+    """No cooperative transition schedules a reset: once the init tick's reset clears it
+    (line 1092), every tick sends GET_TARGET (line 1120) and ends with no reset pending."""
     for loc in TRANSITIONS:
         st = posts[loc]
         sol = solver(timeout)
@@ -513,16 +576,8 @@ def prove(variant: Variant, timeout: float) -> dict[str, Any]:
         r = sol.check()
         if r != z3.unsat:
             why = sol.reason_unknown() if r == z3.unknown else "a reset is scheduled"
-            return result("unknown" if r == z3.unknown else "failed", f"{loc.name}: {why}")
-    detail = (
-        f"per tick, inductive: {len(glob)} global + {len(live)} tick-local lemmas with the "
-        "safety invariant; every cooperative tick with target T ends with "
-        "T <= size <= T+512 (< unless it started at T+512; 0 when T == 0); rank decreases "
-        "on every transition: a tick takes <= 15 + 2T + 2(n4+n2) transitions, "
-        "<= 16 + 2T from module init; no cooperative transition schedules a reset, so "
-        "after the init tick's reset every tick reads T"
-    )
-    return result("proved", detail)
+            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED,
+                        f"{loc.name}: {why}")  # fmt: skip
 
 
 # -- bounded model checking from Init -----------------------------------------------------------
@@ -555,69 +610,73 @@ def reach_with_reset(depth: int) -> list[tuple[frozenset[Loc], bool]]:
     return out
 
 
+class ProgressBmc(NamedTuple):
+    """What :func:`bmc_progress` found: the status, the counterexample and the target the
+    cooperative host kept in it, the depth (of the counterexample, or searched up to, or
+    where the solver gave up) and the seconds it took."""
+
+    status: Status
+    trace: Trace | None
+    target: int | None
+    depth: int | None
+    seconds: float
+
+
 def bmc_progress(
-    variant: Variant, depth: int, timeout: float, max_target: int | None = None,
+    variant: Variant, *, depth: int, timeout: float, max_target: int | None = None,
     shortest: bool = True,
-) -> tuple[str, dict[str, Any] | None, int | None, float]:
+) -> ProgressBmc:  # fmt: skip
     """BMC of :func:`progress_holds` from Init, cooperative on every step, ``T`` frozen.
 
-    With ``shortest``, iterative deepening like :func:`vmballoon.proofs.check.bmc_all`: the first
-    depth that answers is the shortest counterexample; otherwise one query for a
-    violation at any depth up to ``depth`` (cheaper; the depth reported is the first
-    violating state of the trace found).  ``max_target`` bounds ``T``.  Returns
-    ``(status, trace, depth, seconds)`` with ``trace`` as ``{"states": [...],
-    "inputs": [...], "T": [T]}``.
+    One :class:`vmballoon.proofs.unrolling.Unrolling` with :func:`cooperative` as the
+    environment of every step and ``T <= max_target`` (default :data:`T_MAX`) at the
+    start; only the depths where a complete tick can have ended are asked
+    (:func:`reach_with_reset`).  With ``shortest``, iterative deepening like
+    :func:`vmballoon.proofs.check.bmc_all` (:func:`vmballoon.proofs.unrolling.shortest`,
+    one depth a query): the first depth that answers is the shortest counterexample;
+    otherwise one query for a violation at any depth up to ``depth`` (cheaper; the depth
+    reported is the first violating state of the trace found).
     """
-    from vmballoon.proofs.zeval import value_of
-
     t0 = time.monotonic()
     t = target_const()
     reach = [locs for locs, _ in reach_with_reset(depth)]
     cleared = [done for _, done in reach_with_reset(depth)]
-    states = [make_state("s0_")]
-    inputs: list[State] = []
-    prefix = [z3.And(initial(states[0]), z3.ULE(t, bv32(max_target if max_target else T_MAX)))]
-    for k in range(1, depth + 1):
-        inp = make_inputs(f"i{k - 1}_")
-        nxt = make_state(f"s{k}_")
-        prefix.append(
-            z3.And(
-                transition(states[-1], inp, nxt, variant, reach[k - 1]),
-                cooperative(states[-1], inp, t, variant),
-            )
-        )
-        inputs.append(inp)
-        states.append(nxt)
+    u = Unrolling({"s": variant}, depth, reach=reach,
+                  start=lambda _: [z3.ULE(t, bv32(max_target if max_target else T_MAX))],
+                  env=lambda s, i: cooperative(s, i, t, variant))  # fmt: skip
     ks = [k for k in range(depth + 1) if Loc.IDLE in reach[k] and cleared[k]]
-    queries = [[k] for k in ks] if shortest else [ks]
-    for group in queries:
-        if not group:
-            continue
-        sol = bv_solver(timeout)
-        sol.add(*prefix[: group[-1] + 1])
-        sol.add(z3.Or([z3.Not(progress_holds(states[k], t)) for k in group]))
-        r = sol.check()
-        if r == z3.unknown:
-            return "unknown", None, group[0], time.monotonic() - t0
-        if r == z3.sat:
-            m = sol.model()
-            k = next(
-                k for k in group
-                if z3.is_false(m.eval(progress_holds(states[k], t), model_completion=True))
-            )  # fmt: skip
-            trace = {
-                "states": [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in states[: k + 1]],
-                "inputs": [{n: value_of(m, x[n]) for n in INPUT_NAMES} for x in inputs[:k]],
-                "T": [value_of(m, t)],
-            }
-            return "violated", trace, k, time.monotonic() - t0
-    return "no-cex", None, depth, time.monotonic() - t0
+
+    def holds(k: int) -> Expr:
+        return progress_holds(u.state(k), t)
+
+    def least(m: Any, lo: int, hi: int) -> int:
+        return next(k for k in ks if lo <= k <= hi
+                    and z3.is_false(m.eval(holds(k), model_completion=True)))  # fmt: skip
+
+    ask = query(u.steps, lambda lo, hi: [z3.Not(holds(k)) for k in ks if lo <= k <= hi],
+                timeout=timeout, least=least, keep=True,
+                skip=lambda lo, hi: not any(lo <= k <= hi for k in ks))  # fmt: skip
+    if shortest:
+        r = first_depth(ask, 0, depth, window=False)
+        m, k, unknown = r.model, r.depth, r.unknown
+    elif ks:
+        a = ask(ks[0], ks[-1])
+        m, k, unknown = a.model, a.depth if a.model is not None else ks[0], a.result == z3.unknown
+    else:
+        m, k, unknown = None, depth, False
+    if m is None:
+        status = Status.UNKNOWN if unknown else Status.NO_CEX
+        return ProgressBmc(status, None, None, k if unknown else depth, time.monotonic() - t0)
+    trace = u.trace(m, k)
+    return ProgressBmc(Status.VIOLATED, trace, int(value_of(m, t)), k, time.monotonic() - t0)
 
 
 __all__ = [
     "GLOBAL",
     "TICK",
     "T_MAX",
+    "ProgressBmc",
+    "Proof",
     "bmc_progress",
     "cooperative",
     "in_range",

@@ -1,0 +1,165 @@
+"""The one unrolling and least-depth search (vmballoon/proofs/unrolling.py).
+
+``shortest`` on toy queries (the least depth, whatever depth a window's model names;
+unknown passed on, never "none"); ``query`` and ``shortest`` on a real Z3 counter; and
+``Unrolling``: its copies read the same inputs, its constants keep the names every search
+gives Z3, and a model's trace has the run's states and inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import z3
+
+from vmballoon.core.variants import FIXED, SEED
+from vmballoon.model.state import Loc
+from vmballoon.proofs.abstract_reach import apart
+from vmballoon.proofs.unrolling import Answer, Unrolling, first_true, query, shortest
+
+
+def _toy(
+    goal_from: int, unknown_at: int | None = None
+) -> tuple[Callable[[int, int], Answer], list[tuple[int, int]]]:
+    """An ask whose goal holds at every depth >= ``goal_from``; a sat window names its
+    LAST such depth (so the search must narrow it); a window reaching ``unknown_at`` is
+    unknown.  Records the windows asked."""
+    asked: list[tuple[int, int]] = []
+
+    def ask(lo: int, hi: int) -> Answer:
+        asked.append((lo, hi))
+        if unknown_at is not None and lo <= unknown_at <= hi:
+            return Answer(z3.unknown, None, hi)
+        if hi < goal_from:
+            return Answer(z3.unsat, None, hi)
+        return Answer(z3.sat, f"model {lo}..{hi}", hi)
+
+    return ask, asked
+
+
+@pytest.mark.parametrize("window", [False, True])
+@pytest.mark.parametrize("least", [0, 1, 5, 9, 12])
+def test_shortest_finds_the_least_depth(window: bool, least: int) -> None:
+    ask, asked = _toy(least)
+    r = shortest(ask, 0, 12, window=window)
+    assert r.found and not r.unknown
+    assert r.depth == least
+    if not window:  # iterative deepening: one depth a query, in order
+        assert asked == [(k, k) for k in range(least + 1)]
+
+
+def test_shortest_gallops_and_narrows() -> None:
+    """Windows of 1, 2, 4, 8 depths; the one that answers (8..15, model at 15) is narrowed
+    down to the least depth, 11."""
+    ask, asked = _toy(11)
+    r = shortest(ask, 0, 20, window=True)
+    assert r.depth == 11 and r.found
+    assert asked[:4] == [(0, 0), (1, 2), (3, 6), (7, 14)]
+    assert all(hi < 14 for _, hi in asked[4:])  # the narrowing asks below the model's depth
+
+
+def test_shortest_from_a_lower_bound_and_none() -> None:
+    ask, asked = _toy(3)
+    r = shortest(ask, 5, 9, window=False)
+    assert r.found and r.depth == 5 and asked == [(5, 5)]
+    never, _ = _toy(100)
+    none = shortest(never, 0, 7, window=True)
+    assert not none.found and not none.unknown and none.depth == 7 and none.model is None
+    empty, asked_empty = _toy(0)
+    assert not shortest(empty, 4, 3, window=False).found and asked_empty == []
+
+
+@pytest.mark.parametrize("window", [False, True])
+def test_shortest_passes_unknown_on(window: bool) -> None:
+    """A window the solver gives up on ends the search as unknown, never as "none"."""
+    ask, _ = _toy(8, unknown_at=4)
+    r = shortest(ask, 0, 12, window=window)
+    assert r.unknown and not r.found and r.model is None
+    assert r.depth >= 4
+
+
+def test_shortest_passes_unknown_on_while_narrowing() -> None:
+    """Unknown below a window that answered: the least depth is not established."""
+    asked: list[tuple[int, int]] = []
+
+    def ask(lo: int, hi: int) -> Answer:
+        asked.append((lo, hi))
+        if (lo, hi) == (3, 6):
+            return Answer(z3.sat, "m", 6)
+        if hi < 3:
+            return Answer(z3.unsat, None, hi)
+        return Answer(z3.unknown, None, hi)
+
+    r = shortest(ask, 0, 10, window=True)
+    assert r.unknown and r.depth == 5 and asked[-1] == (3, 5)
+
+
+def test_query_and_shortest_on_a_counter() -> None:
+    """A real query: x counts up by 1 or 2 a step from 0; the least depth at which x == 7
+    is 4, found by iterative deepening and by galloping windows alike."""
+    xs = [z3.BitVec(f"x{k}", 8) for k in range(11)]
+    ds = [z3.BitVec(f"d{k}", 8) for k in range(10)]
+    steps = [xs[0] == 0] + [
+        z3.And(xs[k] == xs[k - 1] + ds[k - 1], z3.Or(ds[k - 1] == 1, ds[k - 1] == 2))
+        for k in range(1, 11)
+    ]
+
+    def goal(k: int) -> z3.BoolRef:
+        return xs[k] == 7
+
+    for window in (False, True):
+        ask = query(steps, lambda lo, hi: [goal(k) for k in range(lo, hi + 1)], timeout=10.0,
+                    least=first_true(goal))  # fmt: skip
+        r = shortest(ask, 0, 10, window=window)
+        assert r.found and r.depth == 4, window
+        assert r.model.eval(xs[4]).as_long() == 7
+    never = query(steps, lambda lo, hi: [xs[k] == 100 for k in range(lo, hi + 1)],
+                  timeout=10.0, least=first_true(lambda k: xs[k] == 100))  # fmt: skip
+    assert not shortest(never, 0, 10, window=True).found
+
+
+def test_copies_share_their_inputs() -> None:
+    """Two copies of SEED driven by the same inputs from the same state cannot part; SEED
+    and FIXED can (a fix changes a step).  Were the inputs not shared, both would."""
+    same = Unrolling({"a": SEED, "b": SEED}, 3)
+    assert len(same.inputs) == 3
+    sol = z3.Solver()
+    sol.add(*same.steps, z3.Or([apart(same.state(k, "a"), same.state(k, "b"))
+                                for k in range(4)]))  # fmt: skip
+    assert sol.check() == z3.unsat
+    both = Unrolling({"a": SEED, "b": FIXED}, 3)
+    sol = z3.Solver()
+    sol.add(*both.steps, z3.Or([apart(both.state(k, "a"), both.state(k, "b"))
+                                for k in range(4)]))  # fmt: skip
+    assert sol.check() == z3.sat
+
+
+def test_the_constants_keep_their_names_and_a_model_gives_the_run() -> None:
+    u = Unrolling({"s": SEED}, 2, accel=True)
+    assert str(u.state(0)["loc"]) == "s0_loc" and str(u.state(2)["loc"]) == "s2_loc"
+    assert str(u.inputs[1]["entry"]) == "i1_entry"
+    assert str(u.accs[0]["acc_k"]) == "a0_acc_k"
+    named = {str(c) for c in _consts(u.steps[1])}
+    assert {"s0_loc", "s1_loc", "i0_entry", "a0_acc"} <= named
+    assert not any(n.startswith(("s2_", "i1_", "a1_")) for n in named)
+    sol = z3.Solver()
+    sol.add(*u.steps)
+    assert sol.check() == z3.sat
+    t = u.trace(sol.model(), 2)
+    assert len(t.states) == 3 and len(t.inputs) == 2
+    assert Loc(int(t.states[0]["loc"])) == Loc.IDLE and "acc" in t.inputs[0]
+
+
+def _consts(e: z3.ExprRef) -> set[z3.ExprRef]:
+    out: set[z3.ExprRef] = set()
+    todo, seen = [e], set()
+    while todo:
+        x = todo.pop()
+        if x.get_id() in seen:
+            continue
+        seen.add(x.get_id())
+        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            out.add(x)
+        todo.extend(x.children())
+    return out
