@@ -164,8 +164,12 @@ def main() -> None:
     """Run the benchmarks and print the figures (and JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (best kept)")
-    parser.add_argument("--max-pages", type=int, default=100_000,
-                        help="longest inflation of the scaling table (default 100,000)")
+    parser.add_argument(
+        "--max-pages",
+        type=int,
+        default=100_000,
+        help="longest inflation of the scaling table (default 100,000)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -174,30 +178,43 @@ def main() -> None:
     grow = scaling(args.max_pages)
     each = per_scenario(args.repeat)
     if args.json:
-        print(json.dumps({"compile": build, "corpus": rows, "scaling": grow,
-                          "per_scenario": each}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {"compile": build, "corpus": rows, "scaling": grow, "per_scenario": each}, indent=2
+            )
+        )
         return
-    print(f"compile the FIXED driver: {build['cold_s']:.2f} s cold, "
-          f"{build['cached_s'] * 1000:.1f} ms from the cache")  # fmt: skip
+    print(
+        f"compile the FIXED driver: {build['cold_s']:.2f} s cold, "
+        f"{build['cached_s'] * 1000:.1f} ms from the cache"
+    )
     print()
-    print(f"{'scenario':<36} {'variant':<7} {'events':>7} {'model s':>8} {'ref s':>8} "
-          f"{'C s':>8} {'C vs model':>10} {'C vs ref':>9}")  # fmt: skip
+    print(
+        f"{'scenario':<36} {'variant':<7} {'events':>7} {'model s':>8} {'ref s':>8} "
+        f"{'C s':>8} {'C vs model':>10} {'C vs ref':>9}"
+    )
     for r in rows:
-        print(f"{r['scenario']:<36} {r['variant']:<7} {r['events']:>7,} {r['model_s']:>8.3f} "
-              f"{r['reference_s']:>8.3f} {r['c_s']:>8.3f} {r['c_vs_model']:>9.2f}x "
-              f"{r['c_vs_reference']:>8.2f}x")  # fmt: skip
+        print(
+            f"{r['scenario']:<36} {r['variant']:<7} {r['events']:>7,} {r['model_s']:>8.3f} "
+            f"{r['reference_s']:>8.3f} {r['c_s']:>8.3f} {r['c_vs_model']:>9.2f}x "
+            f"{r['c_vs_reference']:>8.2f}x"
+        )
     print()
     print("one inflation of 4 KiB pages, batched host, FIXED (microseconds per page)")
     print(f"{'pages':>10} {'events':>9} {'model':>8} {'ref':>8} {'C':>8} {'C vs model':>10}")
     for r in grow:
-        print(f"{r['pages']:>10,} {r['events']:>9,} {r['model_us_per_page']:>8.2f} "
-              f"{r['reference_us_per_page']:>8.2f} {r['c_us_per_page']:>8.2f} "
-              f"{r['c_vs_model']:>9.2f}x")  # fmt: skip
+        print(
+            f"{r['pages']:>10,} {r['events']:>9,} {r['model_us_per_page']:>8.2f} "
+            f"{r['reference_us_per_page']:>8.2f} {r['c_us_per_page']:>8.2f} "
+            f"{r['c_vs_model']:>9.2f}x"
+        )
     print()
-    print(f"one scenario of the corpus on the C ({each['scenarios']} scenarios of at most "
-          f"4096 frames, median): replay {each['replay_ms_median']:.1f} ms, with the trace "
-          f"checker {each['checked_ms_median']:.1f} ms (slowest {each['replay_ms_max']:.0f} "
-          f"/ {each['checked_ms_max']:.0f} ms)")  # fmt: skip
+    print(
+        f"one scenario of the corpus on the C ({each['scenarios']} scenarios of at most "
+        f"4096 frames, median): replay {each['replay_ms_median']:.1f} ms, with the trace "
+        f"checker {each['checked_ms_median']:.1f} ms (slowest {each['replay_ms_max']:.0f} "
+        f"/ {each['checked_ms_max']:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,21 @@ def load() -> str:
 
 def command(source: Path, examples: int, seed: int, out: Path) -> tuple[Timing, int]:
     """``vmballoon check-c`` as the reviewer runs it; its timing and exit status."""
-    argv = [sys.executable, "-m", "vmballoon", "check-c", str(source), "--against", "fixed",
-            "--examples", str(examples), "--seed", str(seed), "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "vmballoon",
+        "check-c",
+        str(source),
+        "--against",
+        "fixed",
+        "--examples",
+        str(examples),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
     with timed() as t:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
     return t, done.returncode
@@ -84,8 +97,10 @@ def phases(source: Path, examples: int, seed: int) -> list[tuple[str, Timing, in
         found = run_corpus(binary, FIXED, scenarios)
     with timed() as t_fuzz:
         campaign = run_check(binary, FIXED, examples, seed, "regression")
-    return [(f"corpus ({len(scenarios)} scenarios)", t_corpus, len(found)),
-            (f"fuzzer ({campaign.examples} examples)", t_fuzz, campaign.examples)]  # fmt: skip
+    return [
+        (f"corpus ({len(scenarios)} scenarios)", t_corpus, len(found)),
+        (f"fuzzer ({campaign.examples} examples)", t_fuzz, campaign.examples),
+    ]
 
 
 def fuzzer(source: Path, examples: int, seed: int) -> Timing:
@@ -100,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--scaling", default="50,100,300",
-                    help="fuzzer example counts to time alone (empty: none)")
+    ap.add_argument(
+        "--scaling", default="50,100,300", help="fuzzer example counts to time alone (empty: none)"
+    )
     ap.add_argument("--no-command", action="store_true", help="skip the whole command")
     args = ap.parse_args(argv)
     say: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
@@ -112,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         binary_for(source=source)  # compiled (or taken from the cache) before any timing
         if not args.no_command:
             t, code = command(source, args.examples, args.seed, Path(tmp) / "out")
-            say(f"vmballoon check-c fixed.c --against fixed --examples {args.examples} "
-                f"--seed {args.seed}: {t} (exit {code}; load {load()})")  # fmt: skip
+            say(
+                f"vmballoon check-c fixed.c --against fixed --examples {args.examples} "
+                f"--seed {args.seed}: {t} (exit {code}; load {load()})"
+            )
         for label, t, count in phases(source, args.examples, args.seed):
             say(f"  {label}: {t} (load {load()})")
             if label.startswith("fuzzer") and count:

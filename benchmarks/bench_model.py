@@ -146,8 +146,10 @@ def main() -> None:
     print(f"max/min ratio: {max(costs) / min(costs):.2f} (goal: within 2x)")
     print()
     print("Inflation throughput (one work step, 64 GiB guest)")
-    print(f"{'case':<16} {'pages':>10} {'model s':>8} {'model p/s':>10} "
-          f"{'ref s':>8} {'ref p/s':>10} {'model speedup':>14}")  # fmt: skip
+    print(
+        f"{'case':<16} {'pages':>10} {'model s':>8} {'model p/s':>10} "
+        f"{'ref s':>8} {'ref p/s':>10} {'model speedup':>14}"
+    )
     for row in throughput:
         print(
             f"{row['case']:<16} {row['pages']:>10,} {row['model_s']:>8.2f} "

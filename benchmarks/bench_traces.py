@@ -30,10 +30,20 @@ def main() -> None:
     """Run the replay, print the figures."""
     began = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CODE, "replay", str(SCENARIO), "--format", "itf", "--no-check",
-         "--force"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            CODE,
+            "replay",
+            str(SCENARIO),
+            "--format",
+            "itf",
+            "--no-check",
+            "--force",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     size = 0
     while chunk := proc.stdout.read(1 << 20):
@@ -43,8 +53,10 @@ def main() -> None:
         raise SystemExit(err)
     seconds = time.perf_counter() - began
     peak_mib = int(err.strip().splitlines()[-1]) / 1024
-    print(f"ITF of {SCENARIO.name}: {size / 1e9:.2f} GB in {seconds:.1f} s, "
-          f"peak RSS {peak_mib:.0f} MiB")  # fmt: skip
+    print(
+        f"ITF of {SCENARIO.name}: {size / 1e9:.2f} GB in {seconds:.1f} s, "
+        f"peak RSS {peak_mib:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -28,10 +28,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "vmballoon", "verify", "--json", "--jobs", str(args.jobs),
-             "--out", str(Path(tmp) / "cex")],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "vmballoon",
+                "verify",
+                "--json",
+                "--jobs",
+                str(args.jobs),
+                "--out",
+                str(Path(tmp) / "cex"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wall = time.perf_counter() - began
     data = json.loads(proc.stdout)
     per_job: dict[str, float] = defaultdict(float)
@@ -46,9 +57,11 @@ def main() -> None:
     for c in data.get("conformance", []):
         per_job[f"conformance ({c['variant']})"] += float(c["seconds"])
     load = os.getloadavg()
-    print(f"vmballoon verify, {args.jobs} jobs: {wall:.1f} s wall, exit {proc.returncode}, "
-          f"ok={data['ok']}; load average after the run {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f} on {os.cpu_count()} CPUs; z3 {data.get('solver', {}).get('version')}")
+    print(
+        f"vmballoon verify, {args.jobs} jobs: {wall:.1f} s wall, exit {proc.returncode}, "
+        f"ok={data['ok']}; load average after the run {load[0]:.1f} {load[1]:.1f} "
+        f"{load[2]:.1f} on {os.cpu_count()} CPUs; z3 {data.get('solver', {}).get('version')}"
+    )
     print(f"{'obligation':<34} {'seconds':>8}")
     for job, secs in sorted(per_job.items(), key=lambda kv: -kv[1]):
         print(f"{job:<34} {secs:>8.1f}")

@@ -47,9 +47,16 @@ from vmballoon.proofs.abstraction import NotRepresentable, alpha, candidate_fram
 from vmballoon.proofs.encoding import ASSUMED, make_inputs, make_state
 
 SITES = ("START", "GET_TARGET", "LOCK", "UNLOCK", "BLOCK", "BUNLOCK")
-SITE_OF = {"START": "START", "GET_TARGET": "GET_TARGET", "LOCK": "LOCK", "UNLOCK": "UNLOCK",
-           "BATCHED_LOCK": "BLOCK", "BATCHED_2M_LOCK": "BLOCK", "BATCHED_UNLOCK": "BUNLOCK",
-           "BATCHED_2M_UNLOCK": "BUNLOCK"}  # fmt: skip
+SITE_OF = {
+    "START": "START",
+    "GET_TARGET": "GET_TARGET",
+    "LOCK": "LOCK",
+    "UNLOCK": "UNLOCK",
+    "BATCHED_LOCK": "BLOCK",
+    "BATCHED_2M_LOCK": "BLOCK",
+    "BATCHED_UNLOCK": "BUNLOCK",
+    "BATCHED_2M_UNLOCK": "BUNLOCK",
+}
 
 
 def test_the_z3_side_names_exactly_the_declared_assumptions() -> None:
@@ -99,17 +106,40 @@ KNOWN = [
     # GUEST_ID answered ERROR_RESET on every tick: GET_TARGET never sent (no_reset_request)
     Scenario(steps=("work",) * 2, hv=(OK, Response(SWC, 2), Response(7, 0)) * 2),
     # frames above 2**32 under the basic commands
-    Scenario(steps=("work",), frames=3, pfn_base=2**32 - 1,
-             hv=(OK, Response(0, 0), OK, *[Response(0, 3)] * 5)),
+    Scenario(
+        steps=("work",),
+        frames=3,
+        pfn_base=2**32 - 1,
+        hv=(OK, Response(0, 0), OK, *[Response(0, 3)] * 5),
+    ),
     # a host moving the target mid-tick (issue 8)
-    Scenario(steps=("work",), frames=3000,
-             hv=(OK, Response(SWC, 4), OK, Response(0, 600), Response(0, 5000),
-                 Response(0, 5000), Response(0, 600))),
+    Scenario(
+        steps=("work",),
+        frames=3000,
+        hv=(
+            OK,
+            Response(SWC, 4),
+            OK,
+            Response(0, 600),
+            Response(0, 5000),
+            Response(0, 5000),
+            Response(0, 600),
+        ),
+    ),
     # a refused entry of a batched lock
-    Scenario(steps=("work", "work"), frames=100,
-             hv=(OK, Response(SWC, 4), OK, Response(0, 20), Response(0, 20, (ERROR_PPN_PINNED,)),
-                 Response(0, 20))),
-]  # fmt: skip
+    Scenario(
+        steps=("work", "work"),
+        frames=100,
+        hv=(
+            OK,
+            Response(SWC, 4),
+            OK,
+            Response(0, 20),
+            Response(0, 20, (ERROR_PPN_PINNED,)),
+            Response(0, 20),
+        ),
+    ),
+]
 """Scenarios that break the assumptions the random ones rarely break."""
 
 
@@ -151,10 +181,21 @@ def _read_inputs(prev: State, nxt: State) -> set[str]:
 def _filled(prev: State, inputs: dict[str, Any], read: set[str], t: int) -> dict[str, Any]:
     """The step's inputs, the ones it does not read set to what a cooperative host gives."""
     free: dict[str, Any] = {
-        "a_ok": True, "a_f": False, "a_hi": False, "a_eqpage": False, "v_ok": True,
-        "h_f": False, "h_hi": False, "e_present": False, "e_ok": 0, "e_ref": 0,
-        "e_free": 0, "e_warn": 0, "f_cls": 0, "f_rank": 0,
-    }  # fmt: skip
+        "a_ok": True,
+        "a_f": False,
+        "a_hi": False,
+        "a_eqpage": False,
+        "v_ok": True,
+        "h_f": False,
+        "h_hi": False,
+        "e_present": False,
+        "e_ok": 0,
+        "e_ref": 0,
+        "e_free": 0,
+        "e_warn": 0,
+        "f_cls": 0,
+        "f_rank": 0,
+    }
     for site in SITES:
         free[f"{site}_res"] = t
         free[f"{site}_st"] = 0
@@ -181,8 +222,9 @@ class _Z3:
                 e = src[n]
                 val = z3.BoolVal(bool(v)) if z3.is_bool(e) else z3.BitVecVal(int(v), e.size())
                 subs.append((e, val))
-        return {n: bool(z3.is_true(z3.simplify(z3.substitute(e, *subs))))
-                for n, e in self.expr.items()}  # fmt: skip
+        return {
+            n: bool(z3.is_true(z3.simplify(z3.substitute(e, *subs)))) for n, e in self.expr.items()
+        }
 
 
 def test_each_assumption_reads_the_same_on_concrete_steps_and_in_z3() -> None:
@@ -196,8 +238,15 @@ def test_each_assumption_reads_the_same_on_concrete_steps_and_in_z3() -> None:
     checked = 0
     for sc in [*KNOWN, *(_scenario(rng) for _ in range(6))]:
         for tick in _ticks(sc):
-            t = next((ev["result"] & U32_MASK for p, n, _ in tick for ev in new_events(p, n)
-                      if ev["ev"] == "hv" and ev["cmd"] == "GET_TARGET"), 0)  # fmt: skip
+            t = next(
+                (
+                    ev["result"] & U32_MASK
+                    for p, n, _ in tick
+                    for ev in new_events(p, n)
+                    if ev["ev"] == "hv" and ev["cmd"] == "GET_TARGET"
+                ),
+                0,
+            )
             tick_c: dict[str, bool] = dict.fromkeys(z.expr, True)
             tick_z: dict[str, bool] = dict.fromkeys(z.expr, True)
             for prev, nxt, ghost in tick[:25] + tick[25:][-5:]:
@@ -241,11 +290,21 @@ def _broken_in_first_tick(scenario: Scenario) -> tuple[tuple[str, str], ...]:
 def test_frames_above_2_32_under_basic_commands_are_outside_the_progress_assumptions() -> None:
     """`vmballoon fuzz --variant fixed --seed 2` used to report this as a FIXED progress
     violation while verify proved progress assuming frames below 2**32."""
-    sc = scenario_from_json({
-        "format": "vmballoon-scenario/1", "frames": 1, "pfn_base": 2**32, "steps": ["work"],
-        "hv": [{"status": 0, "result": 0}, {"status": 0, "result": 30},
-               {"status": 0, "result": 0}, {"status": 0, "result": 1}], "alloc": [True],
-    })  # fmt: skip
+    sc = scenario_from_json(
+        {
+            "format": "vmballoon-scenario/1",
+            "frames": 1,
+            "pfn_base": 2**32,
+            "steps": ["work"],
+            "hv": [
+                {"status": 0, "result": 0},
+                {"status": 0, "result": 30},
+                {"status": 0, "result": 0},
+                {"status": 0, "result": 1},
+            ],
+            "alloc": [True],
+        }
+    )
     assert [v.prop for v in check_trace(sc, FIXED)] == []
     assert "basic_frames_below_2_32" in [n for n, _ in _broken_in_first_tick(sc)]
     # the LOCK answered with the target too: only the frame above 2**32 breaks them
@@ -263,11 +322,20 @@ def test_frames_above_2_32_under_basic_commands_are_outside_the_progress_assumpt
 def test_a_host_moving_the_target_mid_tick_is_outside_the_progress_assumptions() -> None:
     """Issue 8's scenario: LOCK results 5000, 5000, 600 with GET_TARGET 600."""
     hv: list[dict[str, int]] = [
-        {"status": 0}, {"status": 50331648, "result": 4}, {"status": 0},
-        {"status": 0, "result": 600}, {"status": 0, "result": 5000},
-        {"status": 0, "result": 5000}, {"status": 0, "result": 600}]  # fmt: skip
-    doc: dict[str, Any] = {"format": "vmballoon-scenario/1", "frames": 3000,
-                           "steps": ["work"], "hv": hv}  # fmt: skip
+        {"status": 0},
+        {"status": 50331648, "result": 4},
+        {"status": 0},
+        {"status": 0, "result": 600},
+        {"status": 0, "result": 5000},
+        {"status": 0, "result": 5000},
+        {"status": 0, "result": 600},
+    ]
+    doc: dict[str, Any] = {
+        "format": "vmballoon-scenario/1",
+        "frames": 3000,
+        "steps": ["work"],
+        "hv": hv,
+    }
     sc = scenario_from_json(doc)
     assert check_trace(sc, FIXED) == []
     assert [n for n, _ in _broken_in_first_tick(sc)] == ["host_target_steady"]
@@ -282,7 +350,12 @@ def test_progress_is_still_checked_and_caught_inside_the_assumptions() -> None:
     b->page, lines 470, 518) misses the target with every assumption holding."""
     from vmballoon.core.variants import SEED
 
-    hv = [Response(0, 0), Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED), Response(0, 0),
-          Response(0, 3), Response(ERROR_PPN_INVALID, 3)]  # fmt: skip
+    hv = [
+        Response(0, 0),
+        Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED),
+        Response(0, 0),
+        Response(0, 3),
+        Response(ERROR_PPN_INVALID, 3),
+    ]
     sc = Scenario(steps=("work",), frames=4096, pfn_base=2**32, hv=tuple(hv))
     assert "progress" in [v.prop for v in check_trace(sc, SEED)]

@@ -252,8 +252,9 @@ def two_sizes_scenario(target: int | None = None) -> tuple[Scenario, int]:
     if target is None:  # the target the last work reaches with 300 + 300 pages
         return two_sizes_scenario(log["final"]["size"] + 300 * 512 + 300)
     alloc = fail + [True] * (calls - len(fail)) + [True] * 300 + [False]
-    return scenario(hv + [ok(target)] * 400, ["work"] * (works + 1), alloc=alloc,
-                    frames=200_000), works  # fmt: skip
+    return scenario(
+        hv + [ok(target)] * 400, ["work"] * (works + 1), alloc=alloc, frames=200_000
+    ), works
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -266,9 +267,12 @@ def test_rate_raised_without_a_full_batch(variant: str) -> None:
     sc, works = two_sizes_scenario()
     before = both(scenario_from_json({**sc.to_json(), "steps": ["work"] * works}), variant)
     log = both(sc, variant)
-    last = log["events"][len(before["events"]):]
-    locks = [(e["cmd"], e["arg2"]) for e in last
-             if e["ev"] == "hv" and e["cmd"] in ("BATCHED_LOCK", "BATCHED_2M_LOCK")]  # fmt: skip
+    last = log["events"][len(before["events"]) :]
+    locks = [
+        (e["cmd"], e["arg2"])
+        for e in last
+        if e["ev"] == "hv" and e["cmd"] in ("BATCHED_LOCK", "BATCHED_2M_LOCK")
+    ]
     rate = before["final"]["rate_alloc"]
     if variant == "seed":  # no allocation is counted: no increase (and no 2 MiB pages)
         assert log["final"]["rate_alloc"] == rate
@@ -287,8 +291,11 @@ def test_basic_commands_carry_pfns_up_to_2_32_minus_1(variant: str, base: int, s
     598-600: locked = -1 is not > 0), FIXED refuses it (fix lock_64bit_refused)."""
     hv = [ok(), ok(), ok(), ok(1), ok(1), ok(0), ok(0), ok(0)]
     log = both(scenario(hv, ["work", "work"], pfn_base=base, frames=4), variant)
-    sent_pfns = [(e["cmd"], e["arg1"]) for e in log["events"]
-                 if e["ev"] == "hv" and e["cmd"] in ("LOCK", "UNLOCK")]  # fmt: skip
+    sent_pfns = [
+        (e["cmd"], e["arg1"])
+        for e in log["events"]
+        if e["ev"] == "hv" and e["cmd"] in ("LOCK", "UNLOCK")
+    ]
     assert sent_pfns == ([("LOCK", base), ("UNLOCK", base)] if sent else [])
     assert log["final"]["size"] == (1 if not sent and variant == "seed" else 0)
 

@@ -80,8 +80,10 @@ def test_stable_files_are_the_seed_with_upstreams_changes() -> None:
         edits.append(hunks)
     from vmballoon.harness.patches import hunk_edits, merge_edits
 
-    merged = merge_edits(lines, [e for p, h in zip(patches, edits, strict=True)
-                                 for e in hunk_edits(lines, h, p.name)])  # fmt: skip
+    merged = merge_edits(
+        lines,
+        [e for p, h in zip(patches, edits, strict=True) for e in hunk_edits(lines, h, p.name)],
+    )
     assert "\n".join(merged) + "\n" == STABLE_414.read_text(encoding="utf-8")
     v49 = STABLE_49.read_text(encoding="utf-8")
     assert v49 == STABLE_414.read_text(encoding="utf-8").replace(
@@ -161,26 +163,41 @@ def test_upstream_stable_is_a_named_variant() -> None:
     v = parse_variant("upstream-stable")
     assert v == UPSTREAM_STABLE and v.name == "upstream-stable"
     assert parse_variant(v.name) == v
-    assert set(v.fixes) == {"batch_pfn", "lock_64bit_refused", "no_2m_without_batching",
-                            "doorbell_set_status"}  # fmt: skip
-    assert parse_variant("doorbell_set_status,batch_pfn,no_2m_without_batching,"
-                         "lock_64bit_refused").name == "upstream-stable"  # fmt: skip
+    assert set(v.fixes) == {
+        "batch_pfn",
+        "lock_64bit_refused",
+        "no_2m_without_batching",
+        "doorbell_set_status",
+    }
+    assert (
+        parse_variant(
+            "doorbell_set_status,batch_pfn,no_2m_without_batching,lock_64bit_refused"
+        ).name
+        == "upstream-stable"
+    )
     assert v.fixes < FIXED.fixes and set(FIX_NAMES) >= v.fixes
     assert variant_source(v) != variant_source(SEED)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon", *args], capture_output=True,
-                          text=True, check=False, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
 
 
 def test_upstream_stable_everywhere_a_variant_is(tmp_path: Path) -> None:
     scenario = str(ROOT / "tests" / "scenarios" / "null_ops.json")
     patched = run("patch", "--variant", "upstream-stable")
     assert patched.returncode == 0 and patched.stdout == variant_source(UPSTREAM_STABLE)
-    for args in (["replay", scenario, "--variant", "upstream-stable"],
-                 ["replay", scenario, "--impl", "c", "--variant", "upstream-stable"],
-                 ["replay", scenario, "--check", "--variant", "upstream-stable"]):  # fmt: skip
+    for args in (
+        ["replay", scenario, "--variant", "upstream-stable"],
+        ["replay", scenario, "--impl", "c", "--variant", "upstream-stable"],
+        ["replay", scenario, "--check", "--variant", "upstream-stable"],
+    ):
         proc = run(*args)
         assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, args
     from vmballoon.apps.fuzz import Campaign
@@ -195,8 +212,18 @@ def test_check_c_on_the_414_file(tmp_path: Path) -> None:
     upstream-stable (a tiny campaign: the shipped scenarios above are the broad check),
     and the C crashes where fixed does not on the reset_needs_ops finding, which is what
     check-c --against fixed reports."""
-    ok = run("check-c", str(STABLE_414), "--against", "upstream-stable", "--examples", "5",
-             "--seed", "1", "--out", str(tmp_path / "a"))  # fmt: skip
+    ok = run(
+        "check-c",
+        str(STABLE_414),
+        "--against",
+        "upstream-stable",
+        "--examples",
+        "5",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     noise = [x for x in ok.stderr.splitlines() if not x.startswith("check-c: ")]
     assert noise == []  # only check-c's progress: no warning, no stand-in header
@@ -214,12 +241,16 @@ def test_check_c_on_the_414_file(tmp_path: Path) -> None:
 
 
 def test_an_unknown_kernel_header_gets_an_empty_stand_in(cache: Path) -> None:
-    text = with_line(SEED_TEXT, "#include <asm/hypervisor.h>\n",
-                     "#include <asm-generic/hypervisor.h>\n#include <linux/rwsem.h>\n")
+    text = with_line(
+        SEED_TEXT,
+        "#include <asm/hypervisor.h>\n",
+        "#include <asm-generic/hypervisor.h>\n#include <linux/rwsem.h>\n",
+    )
     assert b.resolve_includes(text, ()) == {
         **{h: "harness" for h in b.kernel_includes(SEED_TEXT)},
-        "asm-generic/hypervisor.h": "stub", "linux/rwsem.h": "stub",
-    }  # fmt: skip
+        "asm-generic/hypervisor.h": "stub",
+        "linux/rwsem.h": "stub",
+    }
     # one line more before the macro: the stand-ins keep the harness working
     seen, sink = quiet()
     assert b.build(text, "vendor.c", on_warning=sink).is_file()
@@ -237,8 +268,9 @@ def vendor_source() -> str:
 def test_include_dir_supplies_the_rest(tmp_path: Path, cache: Path) -> None:
     inc = tmp_path / "inc"
     (inc / "linux").mkdir(parents=True)
-    (inc / "linux" / "vendor_fix.h").write_text("static inline void vendor_fix(unsigned x)"
-                                                " { (void)x; }\n")  # fmt: skip
+    (inc / "linux" / "vendor_fix.h").write_text(
+        "static inline void vendor_fix(unsigned x) { (void)x; }\n"
+    )
     text = vendor_source()
     with pytest.raises(b.BuildError) as err:  # without it: a stand-in, and vendor_fix unknown
         b.build(text, "vendor.c", on_warning=None)
@@ -252,8 +284,9 @@ def test_include_dir_supplies_the_rest(tmp_path: Path, cache: Path) -> None:
 def test_check_c_and_replay_take_include(tmp_path: Path) -> None:
     inc = tmp_path / "inc"
     (inc / "linux").mkdir(parents=True)
-    (inc / "linux" / "vendor_fix.h").write_text("static inline void vendor_fix(unsigned x)"
-                                                " { (void)x; }\n")  # fmt: skip
+    (inc / "linux" / "vendor_fix.h").write_text(
+        "static inline void vendor_fix(unsigned x) { (void)x; }\n"
+    )
     src = tmp_path / "vendor.c"
     src.write_text(vendor_source(), encoding="utf-8")
     scenario = str(ROOT / "tests" / "scenarios" / "null_ops.json")
@@ -263,8 +296,20 @@ def test_check_c_and_replay_take_include(tmp_path: Path) -> None:
     assert "collect2" not in without.stderr
     good = run("replay", scenario, "--impl", "c", "--source", str(src), "--include", str(inc))
     assert good.returncode == 0, good.stderr
-    checked = run("check-c", str(src), "--include", str(inc), "--against", "seed",
-                  "--examples", "3", "--seed", "2", "--out", str(tmp_path / "o"))  # fmt: skip
+    checked = run(
+        "check-c",
+        str(src),
+        "--include",
+        str(inc),
+        "--against",
+        "seed",
+        "--examples",
+        "3",
+        "--seed",
+        "2",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr
     assert "no such file" not in checked.stderr and "does not" not in checked.stderr
     lonely = run("replay", scenario, "--include", str(inc))
@@ -306,12 +351,13 @@ def test_cc_naming_a_missing_compiler_is_one_line_exit_2(
     with pytest.raises(b.BuildError, match=r"CC='no-such-cc-xyz': no such compiler"):
         b.compiler_command()
     env = {**os.environ, "CC": "no-such-cc-xyz", "XDG_CACHE_HOME": str(tmp_path)}
-    proc = run("check-c", str(STABLE_414), "--examples", "1", "--out", str(tmp_path / "o"),
-               env=env)  # fmt: skip
+    proc = run("check-c", str(STABLE_414), "--examples", "1", "--out", str(tmp_path / "o"), env=env)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "no-such-cc-xyz" in proc.stderr and "Traceback" not in proc.stderr
-    for args in (["fuzz", "--examples", "1", "--seed", "1"],
-                 ["replay", str(ROOT / "tests" / "scenarios" / "null_ops.json"), "--impl", "c"]):
+    for args in (
+        ["fuzz", "--examples", "1", "--seed", "1"],
+        ["replay", str(ROOT / "tests" / "scenarios" / "null_ops.json"), "--impl", "c"],
+    ):
         proc = run(*args, env=env)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (args, proc.stderr)
         assert "no-such-cc-xyz" in proc.stderr and "Traceback" not in proc.stderr
@@ -322,8 +368,10 @@ def test_cc_naming_a_missing_compiler_is_one_line_exit_2(
 def test_a_missing_kernel_helper_is_named(cache: Path) -> None:
     timer = "\tSTATS_INC(b->stats.timer);\n"
     text = SEED_TEXT.replace(timer, timer + "\tcpu_relax();\n")
-    text = text.replace("static struct vmballoon balloon;",
-                        "static struct vmballoon balloon;\nvoid cpu_relax(void);")  # fmt: skip
+    text = text.replace(
+        "static struct vmballoon balloon;",
+        "static struct vmballoon balloon;\nvoid cpu_relax(void);",
+    )
     with pytest.raises(b.BuildError) as err:
         b.build(text, "relax.c", on_warning=None)
     msg = str(err.value)
@@ -345,17 +393,30 @@ def test_warnings_are_shown_but_the_seeds_known_one(tmp_path: Path, cache: Path)
     assert seen3 == []
     src = tmp_path / "warns.c"
     src.write_text(text, encoding="utf-8")
-    proc = run("replay", str(ROOT / "tests" / "scenarios" / "null_ops.json"), "--impl", "c",
-               "--source", str(src))  # fmt: skip
+    proc = run(
+        "replay",
+        str(ROOT / "tests" / "scenarios" / "null_ops.json"),
+        "--impl",
+        "c",
+        "--source",
+        str(src),
+    )
     assert proc.returncode == 0 and "unused_here" in proc.stderr
 
 
 def test_diagnostics_are_parsed_as_data() -> None:
-    line = ("vmw_balloon.c:598:58: warning: pointer targets in passing argument 3 of "
-            "‘vmballoon_send_lock_page’ differ in signedness [-Wpointer-sign]")  # fmt: skip
+    line = (
+        "vmw_balloon.c:598:58: warning: pointer targets in passing argument 3 of "
+        "‘vmballoon_send_lock_page’ differ in signedness [-Wpointer-sign]"
+    )
     (d,) = b.parse_diagnostics(line)
     assert (d.file, d.line, d.column, d.severity, d.option) == (
-        "vmw_balloon.c", 598, 58, "warning", "-Wpointer-sign")
+        "vmw_balloon.c",
+        598,
+        58,
+        "warning",
+        "-Wpointer-sign",
+    )
     assert d.known_seed_warning and d.text() == line
     (e,) = b.parse_diagnostics("x.c:1:2: warning: unused variable ‘y’ [-Wunused-variable]")
     assert not e.known_seed_warning

@@ -84,8 +84,10 @@ def test_every_listed_branch_has_a_reason() -> None:
 def test_collect_measures_only_the_runs_inside_and_adds_up(tmp_path: Path) -> None:
     """Two sets of runs measured apart add up to both measured together."""
     lib = binary_for(SEED, coverage=True)
-    a, b = (load_scenario(ROOT / "tests" / "scenarios" / n)
-            for n in ("null_ops.json", "doorbell_life_cycle.json"))  # fmt: skip
+    a, b = (
+        load_scenario(ROOT / "tests" / "scenarios" / n)
+        for n in ("null_ops.json", "doorbell_life_cycle.json")
+    )
     with collect(lib) as counts:
         replay(a, binary=lib)
         first = counts.result()

@@ -69,10 +69,21 @@ def test_compile_error_is_the_compilers_first_error_on_one_line(tmp_path: Path) 
     path.write_text(bad)
     scenario = ROOT / "tests" / "scenarios" / "null_ops.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "vmballoon", "replay", str(scenario), "--impl", "c",
-         "--source", str(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "replay",
+            str(scenario),
+            "--impl",
+            "c",
+            "--source",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "patched.c:1112" in proc.stderr
     assert "Traceback" not in proc.stderr

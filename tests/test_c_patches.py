@@ -67,8 +67,9 @@ def test_each_patch_has_three_lines_of_context(flag: str) -> None:
     seed_lines = seed_source().read_text(encoding="utf-8").splitlines()
     for h in parse_patch(patch_path(flag).read_text(encoding="utf-8"), flag):
         lead = next(i for i, (a, b) in enumerate(zip(h.old, h.new, strict=False)) if a != b)
-        trail = next(i for i, (a, b) in enumerate(zip(h.old[::-1], h.new[::-1], strict=False))
-                     if a != b)  # fmt: skip
+        trail = next(
+            i for i, (a, b) in enumerate(zip(h.old[::-1], h.new[::-1], strict=False)) if a != b
+        )
         assert lead == 3 or h.old_start == 1, (flag, h.old_start)
         assert trail == 3 or h.old_start - 1 + len(h.old) == len(seed_lines), (flag, h.old_start)
 
@@ -81,8 +82,13 @@ def test_git_applies_each_patch_alone_to_the_seed(flag: str, tmp_path: Path) -> 
     driver.parent.mkdir(parents=True)
     driver.write_text(seed_source().read_text(encoding="utf-8"), encoding="utf-8")
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    proc = subprocess.run(["git", "apply", str(patch_path(flag))], cwd=tmp_path,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "apply", str(patch_path(flag))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert driver.read_text(encoding="utf-8") == variant_source(Variant(frozenset({flag})))
 
@@ -101,10 +107,16 @@ def test_patch_command_writes_the_fixed_source(tmp_path: Path) -> None:
     out = tmp_path / "fixed.c"
     proc = subprocess.run(
         [sys.executable, "-m", "vmballoon", "patch", "--variant", "fixed", "-o", str(out)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.read_text(encoding="utf-8") == variant_source(FIXED)
-    bad = subprocess.run([sys.executable, "-m", "vmballoon", "patch", "--variant", "nope"],
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "vmballoon", "patch", "--variant", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

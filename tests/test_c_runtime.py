@@ -26,13 +26,21 @@ FIXED_TEXT = variant_source(FIXED)
 def _batched(entries: list[int], target: int = 20, **extra: Any) -> Scenario:
     """One work tick of a batched host (no 2 MiB pages): START, GUEST_ID, GET_TARGET
     ``target``, then one BATCHED_LOCK of the whole target answered with ``entries``."""
-    return scenario_from_json({
-        "format": "vmballoon-scenario/1", "frames": 4096, "steps": ["work"],
-        "hv": [{"status": 0}, {"status": 0x03000000, "result": 6}, {"status": 0},
-               {"status": 0, "result": target},
-               {"status": 0, "result": target, "entries": entries}],
-        **extra,
-    })  # fmt: skip
+    return scenario_from_json(
+        {
+            "format": "vmballoon-scenario/1",
+            "frames": 4096,
+            "steps": ["work"],
+            "hv": [
+                {"status": 0},
+                {"status": 0x03000000, "result": 6},
+                {"status": 0},
+                {"status": 0, "result": target},
+                {"status": 0, "result": target, "entries": entries},
+            ],
+            **extra,
+        }
+    )
 
 
 def _planted(old: str, new: str) -> Path:

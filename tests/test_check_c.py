@@ -18,20 +18,34 @@ UNLOCK_CHECK = "if (!hv_success || locked != VMW_BALLOON_SUCCESS) {"
 
 
 def check_c(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon", "check-c", *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", "check-c", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def vmballoon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon", *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_the_seed_against_the_seed_has_no_regression(tmp_path: Path) -> None:
     source = tmp_path / "vmw_balloon.c"
     source.write_text(variant_source(SEED))
-    proc = check_c(str(source), "--against", "seed", "--examples", "40", "--seed", "3",
-                   "--out", str(tmp_path / "out"))  # fmt: skip
+    proc = check_c(
+        str(source),
+        "--against",
+        "seed",
+        "--examples",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no regression" in proc.stdout and "no divergence" in proc.stdout
     assert "corpus: nothing found" in proc.stdout and "fuzzer: nothing found" in proc.stdout
@@ -76,9 +90,12 @@ def test_strict_fails_on_a_divergence_alone(tmp_path: Path) -> None:
     information by default, a failure with --strict; shown as the one field that differs."""
     source = tmp_path / "stats.c"
     # count timer ticks twice: visible in the state (a divergence), no property cares
-    source.write_text(variant_source(FIXED).replace(
-        "\tSTATS_INC(b->stats.timer);", "\tSTATS_INC(b->stats.timer);\n\tSTATS_INC(b->stats.timer);"
-    ))  # fmt: skip
+    source.write_text(
+        variant_source(FIXED).replace(
+            "\tSTATS_INC(b->stats.timer);",
+            "\tSTATS_INC(b->stats.timer);\n\tSTATS_INC(b->stats.timer);",
+        )
+    )
     args = ("--examples", "20", "--seed", "1", "--out", str(tmp_path / "o"))
     lenient = check_c(str(source), *args)
     assert lenient.returncode == 0, lenient.stdout + lenient.stderr
@@ -91,8 +108,10 @@ def test_strict_fails_on_a_divergence_alone(tmp_path: Path) -> None:
 
 def test_a_divergence_names_only_the_fields_that_differ() -> None:
     stats: dict[str, Any] = {f"s{i}": i for i in range(20)}
-    model = {"events": [{"ev": "hv", "cmd": "LOCK", "status": 0, "arg1": 5}],
-             "final": {"size": 1, "stats": stats}}  # fmt: skip
+    model = {
+        "events": [{"ev": "hv", "cmd": "LOCK", "status": 0, "arg1": 5}],
+        "final": {"size": 1, "stats": stats},
+    }
     c = json.loads(json.dumps(model))
     c["final"]["stats"]["s7"] = 8
     assert log_difference(model, c) == "final.stats.s7: model 7, C 8"
@@ -108,8 +127,17 @@ def test_a_known_seed_defect_names_its_fix_flag(tmp_path: Path) -> None:
     REGRESSION (found by the corpus, so on every seed)."""
     source = tmp_path / "batch_pfn.c"
     source.write_text(variant_source(Variant(frozenset({"batch_pfn"}))))
-    proc = check_c(str(source), "--against", "seed", "--examples", "5", "--seed", "1",
-                   "--out", str(tmp_path / "o"))  # fmt: skip
+    proc = check_c(
+        str(source),
+        "--against",
+        "seed",
+        "--examples",
+        "5",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [line] = [ln for ln in proc.stdout.splitlines() if "no_leak" in ln and "DEFECT" in ln]
     assert line.startswith("KNOWN DEFECT no_leak")
@@ -182,8 +210,10 @@ def test_the_model_and_the_c_word_a_violation_alike() -> None:
     from vmballoon.model.properties import check_trace
 
     spec = Path(__file__).resolve().parents[1] / "spec"
-    for path in (spec / "findings" / "seed.target_from_host.scenario.json",
-                 spec / "examples" / "target_on_success.scenario.json"):  # fmt: skip
+    for path in (
+        spec / "findings" / "seed.target_from_host.scenario.json",
+        spec / "examples" / "target_on_success.scenario.json",
+    ):
         sc = load_scenario(path)
         model = {v.prop: v.message for v in check_trace(sc, SEED)}
         c = {v.prop: v.message for v in check_c_trace(binary_for(SEED), sc, SEED)}
@@ -194,11 +224,17 @@ def test_the_model_and_the_c_word_a_violation_alike() -> None:
 def test_the_replay_commands_carry_what_the_build_needs(tmp_path: Path) -> None:
     from vmballoon.apps.checkc import Finding, Kind, replay_commands
 
-    f = Finding(Kind.REGRESSION, ["no_leak"], "m", parse_scenario('{"format": '
-                '"vmballoon-scenario/1", "steps": ["work"]}'))  # fmt: skip
+    f = Finding(
+        Kind.REGRESSION,
+        ["no_leak"],
+        "m",
+        parse_scenario('{"format": "vmballoon-scenario/1", "steps": ["work"]}'),
+    )
     cmds = replay_commands(Path("o/x.json"), Path("my patch.c"), FIXED, f, (Path("inc"),))
-    assert cmds[0] == ("vmballoon replay o/x.json --impl c --source 'my patch.c' --include inc "
-                       "--variant fixed --check")  # fmt: skip
+    assert cmds[0] == (
+        "vmballoon replay o/x.json --impl c --source 'my patch.c' --include inc "
+        "--variant fixed --check"
+    )
     assert cmds[-1] == "vmballoon replay o/x.json --variant fixed --check"
 
 
@@ -214,9 +250,23 @@ def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -
     source.write_text("".join(lines))
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmballoon", "check-c", str(source), "--examples", "100000",
-         "--seed", "1", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "check-c",
+            str(source),
+            "--examples",
+            "100000",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     deadline = time.monotonic() + 600
     for line in proc.stderr:  # wait for the fuzzer's phase

@@ -20,8 +20,13 @@ LOCK_64BIT = {
     "format": "vmballoon-scenario/1",
     "pfn_base": 1 << 33,
     "steps": ["work"],
-    "hv": [{"status": 0}, {"status": SWC, "result": 18}, {"status": 0}, {"status": 0},
-           {"status": 0, "result": 1}],
+    "hv": [
+        {"status": 0},
+        {"status": SWC, "result": 18},
+        {"status": 0},
+        {"status": 0},
+        {"status": 0, "result": 1},
+    ],
     "meta": {"property": "host_agreement", "defect": "lock_64bit_refused"},
 }
 
@@ -68,8 +73,14 @@ def test_minimize_keeps_only_needed_inputs() -> None:
         steps=("work", "work", "doorbell"),
         frames=4096,
         pfn_base=1 << 33,
-        hv=(Response(0), Response(SWC, 18), Response(0, 77), Response(5, 3), Response(0, 1),
-            Response(6, 9, (1, 2))),
+        hv=(
+            Response(0),
+            Response(SWC, 18),
+            Response(0, 77),
+            Response(5, 3),
+            Response(0, 1),
+            Response(6, 9, (1, 2)),
+        ),
         alloc=(True, True, False),
         vmci=(False,),
     )

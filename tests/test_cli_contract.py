@@ -17,11 +17,18 @@ from vmballoon.core.variants import FIXED
 from vmballoon.proofs.check import vacuity
 
 
-def _run(*args: str, stdin: str | None = None, cwd: Path | None = None,
-         timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "vmballoon", *args], input=stdin,
-                          capture_output=True, text=True, check=False, timeout=timeout,
-                          cwd=cwd)  # fmt: skip
+def _run(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def _one_line_usage_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -117,7 +124,6 @@ def test_a_run_that_says_it_was_partial_is_refused() -> None:
         specgen.require_complete({**full, "complete": False})
 
 
-
 def test_the_readme_documents_each_commands_contract() -> None:
     from tests.conftest import ROOT
     from vmballoon.apps.verify import JSON_SCHEMA
@@ -136,8 +142,9 @@ def test_spec_from_the_checked_in_results_says_what_it_expects(tmp_path: Path) -
     """spec/verify-results.json is what --check compares with, not a verify output."""
     before = _spec_files()
     for args in (["--check", "--from-verify"], ["--from-verify"]):
-        line = _one_line_usage_error(_run("spec", *args, "spec/verify-results.json",
-                                          cwd=specgen.SPEC.parent))  # fmt: skip
+        line = _one_line_usage_error(
+            _run("spec", *args, "spec/verify-results.json", cwd=specgen.SPEC.parent)
+        )
         assert "expected the output of `vmballoon verify --json`" in line
         assert "checked-in results" in line
     for text in ("[1, 2]", "{not json", '{"schema": "other/1", "results": []}'):
@@ -169,6 +176,16 @@ def test_patch_into_a_folder_or_a_missing_folder_is_one_line(tmp_path: Path) -> 
 def test_replay_source_with_a_variant_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "d.c"
     source.write_text("int x;\n")
-    line = _one_line_usage_error(_run("replay", str(SCENARIOS / "null_ops.json"), "--impl", "c",
-                                      "--source", str(source), "--variant", "fixed"))  # fmt: skip
+    line = _one_line_usage_error(
+        _run(
+            "replay",
+            str(SCENARIOS / "null_ops.json"),
+            "--impl",
+            "c",
+            "--source",
+            str(source),
+            "--variant",
+            "fixed",
+        )
+    )
     assert "--variant would be ignored" in line

@@ -37,8 +37,9 @@ def test_the_encoding_admits_every_contract_input(variant: Variant) -> None:
 def test_kills_the_low_byte_assume_of_the_issue() -> None:
     """``tx.assume(Extract(7, 0, res) != 0x39)`` after the batched lock: caught at the three
     locations that lock, by the site of that assume and by the location as a whole."""
-    with mutant("vmballoon.proofs.encoding", BLOCK,
-                BLOCK + "    tx.assume(z3.Extract(7, 0, res) != 0x39)\n") as enc:  # fmt: skip
+    with mutant(
+        "vmballoon.proofs.encoding", BLOCK, BLOCK + "    tx.assume(z3.Extract(7, 0, res) != 0x39)\n"
+    ) as enc:
         r = cp.check(FIXED, enc=enc)
     assert r.status == Status.FAILED
     bad = [x for x in r.sites if x.status == cp.SiteStatus.EXCLUDED]
@@ -48,19 +49,26 @@ def test_kills_the_low_byte_assume_of_the_issue() -> None:
 
 STRICTER = {
     # a host status never 2**32 + 7 (a 64-bit status whose low word is RESET)
-    "status": ('    st, res = tx.hv("GET_TARGET")\n',
-               '    st, res = tx.hv("GET_TARGET")\n    tx.assume(z3.Extract(63, 32, st) == 0)\n',
-               Loc.W_TARGET),
+    "status": (
+        '    st, res = tx.hv("GET_TARGET")\n',
+        '    st, res = tx.hv("GET_TARGET")\n    tx.assume(z3.Extract(63, 32, st) == 0)\n',
+        Loc.W_TARGET,
+    ),
     # a batch never comes back with an unexpected status
-    "entries": ('    tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))\n',
-                '    tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))\n'
-                '    tx.assume(i["e_warn"] == bv32(0))\n', Loc.D_UNLOCK),
+    "entries": (
+        '    tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))\n',
+        '    tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))\n    tx.assume(i["e_warn"] == bv32(0))\n',
+        Loc.D_UNLOCK,
+    ),
     # the allocator never fails
     "allocator": (ALLOC, '    tx.assume(i["a_ok"])\n' + ALLOC, Loc.I_LOOP),
     # the refused list never full (an assume on the state, met by states of the invariant)
-    "refused_room": ('    fb = tx["f_batch"]\n    fcls = i["f_cls"]\n',
-                     '    fb = tx["f_batch"]\n    fcls = i["f_cls"]\n'
-                     '    tx.assume(z3.ULT(tx["n_ref0"], bv32(MAX_REFUSED)))\n', Loc.I_LOCK),
+    "refused_room": (
+        '    fb = tx["f_batch"]\n    fcls = i["f_cls"]\n',
+        '    fb = tx["f_batch"]\n    fcls = i["f_cls"]\n'
+        '    tx.assume(z3.ULT(tx["n_ref0"], bv32(MAX_REFUSED)))\n',
+        Loc.I_LOCK,
+    ),
 }
 
 
@@ -120,7 +128,8 @@ def test_the_contract_holds_on_concrete_steps() -> None:
 def test_an_assume_true_everywhere_is_admitted() -> None:
     """No false alarm: an assume the contract implies (the entry point below 3) passes."""
     old = '    e = tx.i["entry"]\n'
-    with mutant("vmballoon.proofs.encoding", old,
-                old + "    tx.assume(z3.ULT(e, z3.BitVecVal(3, 8)))\n") as enc:  # fmt: skip
+    with mutant(
+        "vmballoon.proofs.encoding", old, old + "    tx.assume(z3.ULT(e, z3.BitVecVal(3, 8)))\n"
+    ) as enc:
         r = cp.check(FIXED, enc=enc, locs=[Loc.IDLE])
     assert r.status == Status.PASSED, r.problems()

@@ -161,8 +161,7 @@ def test_a_divergence_run_ahead_answers_as_the_defect_search_would() -> None:
 
     fix = "batch_pfn"
     superset = list(PROPERTIES)
-    early = divergence_job({"fix": fix, "props": superset, "depth": DEFECT_DEPTH,
-                            "timeout": 30.0})  # fmt: skip
+    early = divergence_job({"fix": fix, "props": superset, "depth": DEFECT_DEPTH, "timeout": 30.0})
     assert early["first"] is not None and early["first"][2], early
     shown = early["first"][2]
     for props in ([shown[0]], [p for p in superset if p != shown[0]]):
@@ -180,11 +179,14 @@ def test_the_progress_line_of_a_divergence_job_says_what_it_found() -> None:
 
     found = Divergence("batch_pfn", {"fix": "batch_pfn", "first": (10, None, []), "notes": []})
     assert parted("batch_pfn", found) == "SEED and SEED + batch_pfn part at transition 11"
-    none = parted("x", Divergence("x", {"fix": "x", "first": None,
-                                        "notes": ["none up to depth 28"]}))  # fmt: skip
+    none = parted(
+        "x", Divergence("x", {"fix": "x", "first": None, "notes": ["none up to depth 28"]})
+    )
     assert none == "none (none up to depth 28)"
-    assert parted("x", Divergence("x", None, "RuntimeError('boom')")) \
+    assert (
+        parted("x", Divergence("x", None, "RuntimeError('boom')"))
         == "crashed: RuntimeError('boom')"
+    )
 
 
 def test_the_gap_between_parting_and_violation_is_searched_or_said_not_established() -> None:
@@ -194,7 +196,8 @@ def test_the_gap_between_parting_and_violation_is_searched_or_said_not_establish
     from vmballoon.proofs.defects import GAP_DEPTH, _in_the_gap
 
     shorter, established, words = _in_the_gap(
-        "lock_64bit_refused", ["host_agreement"], 11, 13, 30.0)
+        "lock_64bit_refused", ["host_agreement"], 11, 13, 30.0
+    )
     assert shorter is None and established
     assert "finds no scenario of 11 to 13 transitions" in words
     deep = _in_the_gap("warn_status_frees", ["no_leak"], 24, GAP_DEPTH + 1, 30.0)

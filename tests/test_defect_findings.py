@@ -32,8 +32,11 @@ the day one is found and this entry is not removed."""
 def _replay(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vmballoon", "replay", *args],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def test_every_fix_flag_has_a_defect_row() -> None:
@@ -42,9 +45,13 @@ def test_every_fix_flag_has_a_defect_row() -> None:
 
 @pytest.mark.parametrize(
     "fix",
-    [pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=NOT_FOUND_YET[f]))
-     if f in NOT_FOUND_YET else f for f in FIX_NAMES],
-)  # fmt: skip
+    [
+        pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=NOT_FOUND_YET[f]))
+        if f in NOT_FOUND_YET
+        else f
+        for f in FIX_NAMES
+    ],
+)
 def test_seed_scenario_shows_the_defect_and_the_fix_clears_it(fix: str) -> None:
     d = DEFECTS.get(fix)
     assert d is not None, f"no defect row for {fix}"

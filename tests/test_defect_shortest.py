@@ -74,7 +74,7 @@ def test_pinned_inputs_only_where_the_violation_is_the_parting_transition() -> N
     part = _parting(sc, "lock_64bit_refused")
     assert part is not None and part < row["depth"]
     a, b = _walk(sc, SEED), _walk(sc, Variant(frozenset({"lock_64bit_refused"})))
-    assert [c for _, c in a[part - 1:]] != [c for _, c in b[part - 1:]]  # they differ
+    assert [c for _, c in a[part - 1 :]] != [c for _, c in b[part - 1 :]]  # they differ
     assert row["shortest"] in ("pinned shared inputs", "shared inputs", "not established")
 
 

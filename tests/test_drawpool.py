@@ -51,8 +51,12 @@ def test_pinned_pool_keeps_a_local_modules_constants_out_of_the_draws(tmp_path: 
     (tmp_path / "planted_constants.py").write_text(f"VALUES = [{values}]\n")
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert counts["hooked"], "this Hypothesis has no local-constant hook: campaigns run unpinned"

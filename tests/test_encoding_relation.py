@@ -59,9 +59,17 @@ def test_reachable_locations_by_depth() -> None:
     first = {loc: min(k for k, r in enumerate(reach) if loc in r) for loc in reach[-1]}
     assert set(first) == set(Loc)
     expected = {
-        Loc.W_BEGIN: 1, Loc.E_CLEANUP: 1, Loc.R_CLEANUP: 2, Loc.W_TARGET: 2, Loc.I_LOOP: 3,
-        Loc.D_LOOP: 3, Loc.I_LOCK: 4, Loc.D_UNLOCK: 4, Loc.EXITED: 4, Loc.CRASHED: 4,
-    }  # fmt: skip
+        Loc.W_BEGIN: 1,
+        Loc.E_CLEANUP: 1,
+        Loc.R_CLEANUP: 2,
+        Loc.W_TARGET: 2,
+        Loc.I_LOOP: 3,
+        Loc.D_LOOP: 3,
+        Loc.I_LOCK: 4,
+        Loc.D_UNLOCK: 4,
+        Loc.EXITED: 4,
+        Loc.CRASHED: 4,
+    }
     assert {loc: first[loc] for loc in expected} == expected
     assert all(a <= b for a, b in itertools.pairwise(reach))
 

@@ -23,6 +23,14 @@ def test_pinned_campaign_reaches_the_boundaries() -> None:
 
 def test_boundary_names_are_the_hunted_ones() -> None:
     assert len(set(fz.BOUNDARIES)) == len(fz.BOUNDARIES) == 24
-    assert {"refused>=15 in one inflation", "refused>=16 in one inflation",
-            "refused>=17 in one inflation", "lock batch=512", "pfn=2**32-1", "pfn=2**52",
-            "totalram=2**32", "target-size=+513", "rate_alloc=floor"} <= set(fz.BOUNDARIES)
+    assert {
+        "refused>=15 in one inflation",
+        "refused>=16 in one inflation",
+        "refused>=17 in one inflation",
+        "lock batch=512",
+        "pfn=2**32-1",
+        "pfn=2**52",
+        "totalram=2**32",
+        "target-size=+513",
+        "rate_alloc=floor",
+    } <= set(fz.BOUNDARIES)

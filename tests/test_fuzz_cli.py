@@ -18,8 +18,13 @@ from vmballoon.apps.fuzz import open_database, run_campaigns
 
 
 def _fuzz(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon", "fuzz", *args],
-                          capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", "fuzz", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_fuzz_prints_its_seed_and_coverage(tmp_path: Path) -> None:
@@ -66,8 +71,12 @@ def _planted_draws(where: Path, constant: int, pinned: bool) -> list[int]:
     (where / "planted_constants.py").write_text(f"VALUE = {constant}\n")
     proc = subprocess.run(
         [sys.executable, "-c", _DRAWS, str(where), "pinned" if pinned else "unpinned"],
-        capture_output=True, text=True, check=False, timeout=300, cwd=where,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=where,
+    )
     assert proc.returncode == 0, proc.stderr
     drawn: list[int] = json.loads(proc.stdout.strip().splitlines()[-1])
     return drawn
@@ -111,8 +120,11 @@ def redis_url() -> Iterator[str]:
     if server is None:
         pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
     port = _free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -152,7 +164,7 @@ def test_cli_and_in_process_campaigns_draw_alike(tmp_path: Path) -> None:
     pool).  A process that loaded a planted local constant draws, pinned as the CLI is,
     exactly what this (pinned) test session draws; unpinned it draws the constant."""
     proc = _fuzz("--examples", "25", "--seed", "13", "--variant", "seed", "--steps", "6")
-    cli = proc.stdout[proc.stdout.index("coverage:"):].strip()
+    cli = proc.stdout[proc.stdout.index("coverage:") :].strip()
     assert cli == _coverage_of_campaign(13).strip()
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
@@ -177,8 +189,9 @@ def test_fuzz_out_writes_each_violation_minimized_with_its_meta(tmp_path: Path) 
     from vmballoon.model.properties import check_trace
 
     out = tmp_path / "found"
-    proc = _fuzz("--examples", "30", "--seed", "7", "--variant", "seed", "--steps", "6",
-                 "--out", str(out))  # fmt: skip
+    proc = _fuzz(
+        "--examples", "30", "--seed", "7", "--variant", "seed", "--steps", "6", "--out", str(out)
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "30/30 examples" in proc.stderr  # progress on stderr
     files = sorted(out.glob("*.scenario.json"))
@@ -211,8 +224,10 @@ def test_a_campaign_failure_is_one_line_never_an_exception_group() -> None:
     from vmballoon.apps.fuzz import _one_line, campaign_settings
 
     assert campaign_settings(5).report_multiple_bugs is False
-    group = ExceptionGroup("Hypothesis found 2 distinct failures.",
-                           [ValueError("first\nmore"), AssertionError("second")])  # fmt: skip
+    group = ExceptionGroup(
+        "Hypothesis found 2 distinct failures.",
+        [ValueError("first\nmore"), AssertionError("second")],
+    )
     line = _one_line(group)
     assert "\n" not in line and "first" in line and "ExceptionGroup" not in line
 

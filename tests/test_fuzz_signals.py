@@ -62,8 +62,9 @@ def test_an_interrupted_fuzz_writes_what_it_found(
     tmp_path: Path, sig: signal.Signals, workers: str, variant: str
 ) -> None:
     out = tmp_path / "found"
-    proc = _start(out, "--examples", "5000", "--seed", "5", "--workers", workers,
-                  "--variant", variant)  # fmt: skip
+    proc = _start(
+        out, "--examples", "5000", "--seed", "5", "--workers", workers, "--variant", variant
+    )
     _wait_for(out / INCOMPLETE, proc)
     time.sleep(6)  # some examples run
     proc.send_signal(sig)
@@ -95,8 +96,12 @@ def test_two_runs_cannot_share_an_output_folder(tmp_path: Path) -> None:
     first = _start(out, "--examples", "5000", "--seed", "1", "--variant", "seed")
     try:
         _wait_for(out / LOCK, first)
-        second = subprocess.run([*FUZZ, "--examples", "2", "--out", str(out)],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        second = subprocess.run(
+            [*FUZZ, "--examples", "2", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 2
         assert second.stderr.count("\n") == 1 and "another vmballoon run" in second.stderr
         assert second.stdout == ""
@@ -112,13 +117,15 @@ def test_a_complete_run_replaces_the_files_of_the_previous_one(tmp_path: Path) -
     out.mkdir()
     mine.write_text("the user's own file\n")
     run = [*FUZZ, "--seed", "7", "--out", str(out)]
-    first = subprocess.run([*run, "--examples", "30", "--variant", "seed"],
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    first = subprocess.run(
+        [*run, "--examples", "30", "--variant", "seed"], capture_output=True, text=True, timeout=300
+    )
     assert first.returncode == 0, first.stderr
     earlier = {p.name for p in out.glob("seed.*.scenario.json")}
     assert earlier and not (out / INCOMPLETE).exists()
-    second = subprocess.run([*run, "--examples", "3", "--variant", "fixed"],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    second = subprocess.run(
+        [*run, "--examples", "3", "--variant", "fixed"], capture_output=True, text=True, timeout=300
+    )
     assert second.returncode == 0, second.stderr
     assert not list(out.glob("seed.*.scenario.json"))  # the first run's files are gone
     assert mine.exists()  # a file no run wrote is left alone

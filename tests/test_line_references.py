@@ -47,8 +47,10 @@ def check(text: str, seed: list[str]) -> list[str]:
             if not 1 <= lo <= hi <= len(seed):
                 problems.append(f"`{token}` (vmw_balloon.c:{item.strip()}): no such line")
             elif not any(token in seed[k - 1] for k in range(lo, hi + 1)):
-                problems.append(f"`{token}` (vmw_balloon.c:{item.strip()}): the line reads "
-                                f"{seed[lo - 1].strip()!r}")  # fmt: skip
+                problems.append(
+                    f"`{token}` (vmw_balloon.c:{item.strip()}): the line reads "
+                    f"{seed[lo - 1].strip()!r}"
+                )
     for m in ANY.finditer(text):
         if m.end() - 1 not in covered:
             line = text.count("\n", 0, m.start()) + 1

@@ -96,9 +96,10 @@ def test_final_json_shows_the_refused_lists_mid_inflation() -> None:
     while state.loc != Loc.I_END:
         nxt = step(state)
         allocated += [
-            e["pfn"] for e in nxt.env.events()[len(state.env.events()) :]
+            e["pfn"]
+            for e in nxt.env.events()[len(state.env.events()) :]
             if e["ev"] == "alloc" and e["order"] == 9
-        ]  # fmt: skip
+        ]
         state = nxt
     final = final_json(state)
     assert len(allocated) == 4

@@ -100,12 +100,20 @@ def test_unmutated_tree_passes_the_same_checks(worker: Worker) -> None:
 def _part(results: list[tuple[str, str]], shard: str | None) -> dict[str, object]:
     """A shard's report as the runner writes it, reduced to what ``merge`` reads."""
     return {
-        "shard": shard, "commit": "c0ffee", "mutants": len(results), "wall_seconds": 10.0,
-        "results": [{"key": k, "outcome": o, "stage": "golden" if o == "killed" else None,
-                     "seconds": 1.0} for k, o in results],
-        "survivors": [{"key": k, "line": 1, "kind": "relop", "diff": f"-{k}"}
-                      for k, o in results if o == "survived"],
-    }  # fmt: skip
+        "shard": shard,
+        "commit": "c0ffee",
+        "mutants": len(results),
+        "wall_seconds": 10.0,
+        "results": [
+            {"key": k, "outcome": o, "stage": "golden" if o == "killed" else None, "seconds": 1.0}
+            for k, o in results
+        ],
+        "survivors": [
+            {"key": k, "line": 1, "kind": "relop", "diff": f"-{k}"}
+            for k, o in results
+            if o == "survived"
+        ],
+    }
 
 
 def test_merged_shards_score_every_current_mutant_once() -> None:
@@ -147,8 +155,10 @@ def test_merge_takes_reports_in_the_order_they_finished() -> None:
     ``runs/*.json`` glob sorts a rerun before the shard it reran."""
     from benchmarks.mutation.runner import merge
 
-    shard = {**_part([("a", "survived"), ("b", "killed")], "1/1"),
-             "finished": "2026-11-29T10:00:00+00:00"}  # fmt: skip
+    shard = {
+        **_part([("a", "survived"), ("b", "killed")], "1/1"),
+        "finished": "2026-11-29T10:00:00+00:00",
+    }
     rerun = {**_part([("a", "killed")], None), "finished": "2026-11-29T11:00:00+00:00"}
     for order in ([rerun, shard], [shard, rerun]):
         rep = merge(order, ["a", "b"], {})
@@ -201,8 +211,11 @@ def test_lemma_rules_cover_lemmas_only() -> None:
         assert m.file in ("vmballoon/proofs/props.py", "vmballoon/proofs/progress.py"), m.key
         scope = m.scope.split(".")[0]
         assert scope.startswith(("aux_", "t_", "g_")) or scope in helpers, m.key
-    assert not any(eq.rule(m.key) for m in mutants if m.scope.split(".")[0] in
-                   ("refused_bounds", "no_leak", "progress_holds", "prove"))  # fmt: skip
+    assert not any(
+        eq.rule(m.key)
+        for m in mutants
+        if m.scope.split(".")[0] in ("refused_bounds", "no_leak", "progress_holds", "prove")
+    )
 
 
 def _called_only_by_lemmas(path: Path) -> set[str]:

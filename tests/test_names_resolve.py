@@ -18,9 +18,11 @@ import pytest
 
 from tests.conftest import ROOT
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(
-    p for p in (ROOT / "spec").glob("*.md") if p.name != "reference.md"
-)]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted(p for p in (ROOT / "spec").glob("*.md") if p.name != "reference.md"),
+]
 SOURCES = sorted((ROOT / "vmballoon").rglob("*.py"))
 
 _SUBPACKAGES = ("model", "proofs", "reference", "harness", "apps", "core")

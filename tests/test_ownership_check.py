@@ -30,8 +30,9 @@ claim = st.tuples(
 @st.composite
 def memories(draw: st.DrawFn) -> Memory:
     free: iv.Runs = ()
-    for start, length in draw(st.lists(st.tuples(st.integers(BASE, END), st.integers(1, 700)),
-                                       max_size=4)):  # fmt: skip
+    for start, length in draw(
+        st.lists(st.tuples(st.integers(BASE, END), st.integers(1, 700)), max_size=4)
+    ):
         free = iv.add(free, start, min(start + length, END))
     return Memory(BASE, END, free, (), ())
 
@@ -47,8 +48,9 @@ def test_the_boundaries_of_a_block() -> None:
     block = ("pages2m", BASE, PAGES_PER_2M)
     assert owned_once_and_allocated([block, ("pages4k", BASE + PAGES_PER_2M, 1)], mem)
     assert not owned_once_and_allocated([block, ("pages4k", BASE + PAGES_PER_2M - 1, 1)], mem)
-    assert not owned_once_and_allocated([block, ("pages2m", BASE + PAGES_PER_2M - 1,
-                                                 PAGES_PER_2M)], mem)  # fmt: skip
+    assert not owned_once_and_allocated(
+        [block, ("pages2m", BASE + PAGES_PER_2M - 1, PAGES_PER_2M)], mem
+    )
     # two 2 MiB pages side by side (a 2 MiB balloon in a contiguous pool) own apart
     beside = ("pages2m", BASE + PAGES_PER_2M, PAGES_PER_2M)
     assert owned_once_and_allocated([beside, block], mem)

@@ -47,8 +47,9 @@ def test_core_imports_nothing_above_it() -> None:
 
 
 def test_model_imports_no_solver_and_no_hypothesis() -> None:
-    bad = _layer_violations(PKG / "model", ("z3", "hypothesis", "vmballoon.proofs",
-                                             "vmballoon.apps", *TOP_LEVEL))  # fmt: skip
+    bad = _layer_violations(
+        PKG / "model", ("z3", "hypothesis", "vmballoon.proofs", "vmballoon.apps", *TOP_LEVEL)
+    )
     assert not bad, bad
 
 
@@ -72,8 +73,13 @@ def test_a_non_editable_install_runs_every_subcommand(tmp_path: Path) -> None:
     """``pip install .`` of a copy of the tree (no link back to it), then each subcommand
     from another directory."""
     src = tmp_path / "src"
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for rel in listed:
         origin = ROOT / rel
         if not origin.exists() and not origin.is_symlink():
@@ -86,10 +92,22 @@ def test_a_non_editable_install_runs_every_subcommand(tmp_path: Path) -> None:
             shutil.copy2(origin, dest)
     site = tmp_path / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-         "--target", str(site), str(src)],
-        capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     assert not (site / "vmballoon" / "spec_data").is_symlink()
     for name in ("model", "reference", "proofs"):  # nothing outside the one namespace
@@ -99,13 +117,24 @@ def test_a_non_editable_install_runs_every_subcommand(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(site)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "vmballoon", *args], cwd=work, env=env,
-                              capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "vmballoon", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
 
     where = subprocess.run(
         [sys.executable, "-c", "import vmballoon; print(vmballoon.__file__)"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert where.stdout.startswith(str(site)), where.stdout
     assert run("--version").returncode == 0
     check = run("spec", "--check")
@@ -122,13 +151,34 @@ def test_a_non_editable_install_runs_every_subcommand(tmp_path: Path) -> None:
     assert run("replay", scenario).returncode == 0
     assert run("replay", scenario, "--impl", "reference").returncode == 0
     assert run("replay", scenario, "--format", "table").returncode == 0
-    sim = run("simulate", "--ram", "64MiB", "--targets", "0:32MiB", "--ticks", "4",
-              "--variant", "fixed", "--plot", str(work / "p.png"))  # fmt: skip
+    sim = run(
+        "simulate",
+        "--ram",
+        "64MiB",
+        "--targets",
+        "0:32MiB",
+        "--ticks",
+        "4",
+        "--variant",
+        "fixed",
+        "--plot",
+        str(work / "p.png"),
+    )
     assert sim.returncode == 0, sim.stdout + sim.stderr
     fuzz = run("fuzz", "--examples", "2", "--seed", "1", "--steps", "2")
     assert fuzz.returncode in (0, 1) and "Traceback" not in fuzz.stderr, fuzz.stderr
-    verify = run("verify", "--json", "--variant", "seed", "--property", "doorbell_agreement",
-                 "--depth", "7", "--out", str(work / "cex"))  # fmt: skip
+    verify = run(
+        "verify",
+        "--json",
+        "--variant",
+        "seed",
+        "--property",
+        "doorbell_agreement",
+        "--depth",
+        "7",
+        "--out",
+        str(work / "cex"),
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     doc = json.loads(verify.stdout)  # the JSON declares its schema and that it is partial
     assert doc["schema"] == "vmballoon-verify/1" and doc["complete"] is False

@@ -48,9 +48,14 @@ def test_fixed_reaches_the_target_in_the_first_tick(caps: int, target: int) -> N
     hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, caps, None)]
     hv += [Response(0, 0, None)] + [Response(0, target, None)] * 50
     scenario = Scenario(
-        steps=("work", "work"), frames=1 << 14, pfn_base=0, hv=tuple(hv),
-        alloc=(), vmci=(), totalram_pages=None,
-    )  # fmt: skip
+        steps=("work", "work"),
+        frames=1 << 14,
+        pfn_base=0,
+        hv=tuple(hv),
+        alloc=(),
+        vmci=(),
+        totalram_pages=None,
+    )
     state = start(scenario, FIXED)
     state = enter(state, "work")
     n = 1
@@ -70,9 +75,14 @@ def test_seed_batched_misses_the_target_and_the_trace_check_says_so() -> None:
     hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED, None)]
     hv += [Response(0, 0, None), Response(0, 3, None), Response(ERROR_PPN_INVALID, 3, None)]
     scenario = Scenario(
-        steps=("work",), frames=4096, pfn_base=0, hv=tuple(hv), alloc=(), vmci=(),
+        steps=("work",),
+        frames=4096,
+        pfn_base=0,
+        hv=tuple(hv),
+        alloc=(),
+        vmci=(),
         totalram_pages=None,
-    )  # fmt: skip
+    )
     assert "progress" in {v.prop for v in check_trace(scenario, SEED)}
     assert "progress" not in {v.prop for v in check_trace(scenario, FIXED)}
 

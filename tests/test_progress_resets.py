@@ -23,8 +23,11 @@ TICKS = 6
 def endless_resets() -> Scenario:
     """Every tick (a reset: the doorbell cleared, START, GUEST_ID): START grants the basic
     commands, GUEST_ID is answered ERROR_RESET."""
-    hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BASIC, None),
-          Response(ERROR_RESET, 0, None)]  # fmt: skip
+    hv = [
+        Response(0, 0, None),
+        Response(SUCCESS_WITH_CAPABILITIES, CAP_BASIC, None),
+        Response(ERROR_RESET, 0, None),
+    ]
     return Scenario(steps=("work",) * TICKS, hv=tuple(hv * TICKS))
 
 
@@ -67,11 +70,16 @@ def test_an_error_reset_on_the_doorbells_clearing_breaks_nothing() -> None:
     """The doorbell is cleared at the start of a reset (line 1017), before the reset
     clears ``reset_required`` (line 1092): ERROR_RESET there is harmless, the tick reads
     its target, and no_reset_request does not exclude it."""
-    hv = (Response(ERROR_RESET, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BASIC, None),
-          Response(0, 0, None), Response(0, 0, None))  # fmt: skip
+    hv = (
+        Response(ERROR_RESET, 0, None),
+        Response(SUCCESS_WITH_CAPABILITIES, CAP_BASIC, None),
+        Response(0, 0, None),
+        Response(0, 0, None),
+    )
     sc = Scenario(steps=("work",), hv=hv)
     log = model.replay(sc, FIXED)
     assert "GET_TARGET" in [ev["cmd"] for ev in log["events"] if ev["ev"] == "hv"]
-    view = asm.StepView(commands=(asm.Command("VMCI_DOORBELL_SET", ERROR_RESET, 0,
-                                              invalidates=True),))  # fmt: skip
+    view = asm.StepView(
+        commands=(asm.Command("VMCI_DOORBELL_SET", ERROR_RESET, 0, invalidates=True),)
+    )
     assert asm.BY_NAME["no_reset_request"].check(asm.Guest(4096, 0, 4096), view) is None

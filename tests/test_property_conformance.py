@@ -118,8 +118,9 @@ OWNERSHIP_BPAGE = (
 )
 
 
-@pytest.mark.parametrize(("name", "old", "new"), [("refused_bounds", *REFUSED_EMPTY),
-                                                  ("ownership", *OWNERSHIP_BPAGE)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "old", "new"), [("refused_bounds", *REFUSED_EMPTY), ("ownership", *OWNERSHIP_BPAGE)]
+)
 def test_neighbour_states_catch_a_clause_no_run_violates(name: str, old: str, new: str) -> None:
     """A clause whose violation no run reaches on FIXED (the 2 MiB refused list empty
     between ticks; the batch page on a balloon list) dropped from the encoded property:
@@ -127,10 +128,12 @@ def test_neighbour_states_catch_a_clause_no_run_violates(name: str, old: str, ne
     and without them the check is blind to it."""
     with mutant("vmballoon.proofs.props", old, new) as m:
         r = propconf.check(FIXED, [], props=m.PROPERTIES, boundary=False, random_runs=5)
-        blind = propconf.check(FIXED, [], props=m.PROPERTIES, boundary=False, random_runs=5,
-                               edit=False)  # fmt: skip
-    assert any(x.prop == name and x.source == "neighbour" and x.unsound for x in r.failing), \
+        blind = propconf.check(
+            FIXED, [], props=m.PROPERTIES, boundary=False, random_runs=5, edit=False
+        )
+    assert any(x.prop == name and x.source == "neighbour" and x.unsound for x in r.failing), (
         r.line()
+    )
     assert not any(x.prop == name for x in blind.failing), blind.line()
 
 

@@ -43,22 +43,32 @@ batch of allocations as one step, so their depth is not a transition number."""
 CO_VIOLATIONS = {
     "doorbell_agreement": [("doorbell_agreement", 7)],
     "free_order": [
-        ("rate_counter", 10), ("free_order", 11), ("target_from_host", 11), ("no_leak", 13)
+        ("rate_counter", 10),
+        ("free_order", 11),
+        ("target_from_host", 11),
+        ("no_leak", 13),
     ],
     "host_agreement": [
-        ("rate_counter", 10), ("host_agreement", 13), ("free_order", 13), ("ownership", 13),
-        ("target_from_host", 13), ("no_leak", 16),
+        ("rate_counter", 10),
+        ("host_agreement", 13),
+        ("free_order", 13),
+        ("ownership", 13),
+        ("target_from_host", 13),
+        ("no_leak", 16),
     ],
     "no_crash": [("no_crash", 10)],
     "no_leak": [("rate_counter", 10), ("no_leak", 14)],
     "ownership": [
-        ("rate_counter", 10), ("free_order", 13), ("ownership", 13), ("target_from_host", 13),
+        ("rate_counter", 10),
+        ("free_order", 13),
+        ("ownership", 13),
+        ("target_from_host", 13),
         ("no_leak", 16),
     ],
     "progress": [("rate_counter", 10), ("protocol", 12), ("progress", 13)],
     "protocol": [("protocol", 11)],
     "target_from_host": [("protocol", 11), ("target_from_host", 11)],
-}  # fmt: skip
+}
 
 
 def test_every_short_finding_is_covered() -> None:

@@ -30,8 +30,9 @@ from vmballoon.model.state import Loc, State
 
 def _idle() -> State:
     """FIXED after one work tick with a basic host (no reset pending, nothing ballooned)."""
-    sc = scenario_from_json({"format": "vmballoon-scenario/1", "frames": 64,
-                             "steps": ["work"], "hv": []})  # fmt: skip
+    sc = scenario_from_json(
+        {"format": "vmballoon-scenario/1", "frames": 64, "steps": ["work"], "hv": []}
+    )
     state = run_scenario(sc, FIXED)
     assert not state.drv.reset_required
     return state
@@ -40,18 +41,27 @@ def _idle() -> State:
 def _after_tick(size: int, target: int, tick_target: int, broken: bool = False) -> str | None:
     state = _idle()
     state = state._replace(drv=state.drv._replace(size=size, target=target))
-    ghost = replace(Ghost(), tick_done=True, tick_target=tick_target,
-                    tick_broken=(("host_success", "x"),) if broken else ())  # fmt: skip
+    ghost = replace(
+        Ghost(),
+        tick_done=True,
+        tick_target=tick_target,
+        tick_broken=(("host_success", "x"),) if broken else (),
+    )
     return progress(state, ghost)
 
 
 @pytest.mark.parametrize(
     ("size", "target", "violated"),
     [
-        (0, 0, False), (1, 0, True), (512, 0, True),
-        (99, 100, True), (100, 100, False), (612, 100, False), (613, 100, True),
+        (0, 0, False),
+        (1, 0, True),
+        (512, 0, True),
+        (99, 100, True),
+        (100, 100, False),
+        (612, 100, False),
+        (613, 100, True),
     ],
-)  # fmt: skip
+)
 def test_progress_size_within_target_and_target_plus_512(
     size: int, target: int, violated: bool
 ) -> None:
@@ -121,8 +131,15 @@ def test_entries_of_a_batch_the_command_does_not_name_are_no_answer(
 
     hv = [Response(0, 0, None), Response(SUCCESS_WITH_CAPABILITIES, CAP_BATCHED, None)]
     hv += [Response(0, 0, None), Response(0, 3, None), Response(ERROR_PPN_INVALID, 3, entries)]
-    sc = Scenario(steps=("work",), frames=4096, pfn_base=0, hv=tuple(hv), alloc=(), vmci=(),
-                  totalram_pages=None)  # fmt: skip
+    sc = Scenario(
+        steps=("work",),
+        frames=4096,
+        pfn_base=0,
+        hv=tuple(hv),
+        alloc=(),
+        vmci=(),
+        totalram_pages=None,
+    )
     assert [v.prop for v in check_trace(sc, SEED, frozenset({"progress"}))] == ["progress"]
 
 
@@ -130,10 +147,14 @@ def test_entries_of_a_batch_the_command_does_not_name_are_no_answer(
 @pytest.mark.parametrize(
     ("loc", "n", "listed", "violated"),
     [
-        (Loc.I_LOOP, 16, 16, False), (Loc.I_LOOP, 17, 17, True), (Loc.I_LOOP, 3, 2, True),
-        (Loc.IDLE, 0, 0, False), (Loc.IDLE, 1, 1, True), (Loc.CRASHED, 17, 17, False),
+        (Loc.I_LOOP, 16, 16, False),
+        (Loc.I_LOOP, 17, 17, True),
+        (Loc.I_LOOP, 3, 2, True),
+        (Loc.IDLE, 0, 0, False),
+        (Loc.IDLE, 1, 1, True),
+        (Loc.CRASHED, 17, 17, False),
     ],
-)  # fmt: skip
+)
 def test_refused_bounds_at_the_limit_of_16(
     loc: Loc, n: int, listed: int, violated: bool, idx: int
 ) -> None:

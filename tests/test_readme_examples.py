@@ -45,9 +45,17 @@ TARGET_OPTIONS = ("--out", "-o", "--output", "--plot")
 SHELL_SYNTAX = ("|", "||", "&&", ";", "<", ">>", "2>", "2>&1", "&")
 EXAMPLE_TIMEOUT = 900.0
 EXPLANATION_WORDS = 6
-COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info",
-                                     "verify-out", ".mypy_cache", ".ruff_cache",
-                                     ".pytest_cache", ".hypothesis")  # fmt: skip
+COPY_IGNORE = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    "__pycache__",
+    "*.egg-info",
+    "verify-out",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+)
 
 
 @dataclass(frozen=True)
@@ -132,8 +140,9 @@ class Runner:
         """The command line to run, the file stdout goes to (or None), and problems."""
         words = shlex.split(example.command)
         assert words[0] == "vmballoon"
-        problems = [f"shell syntax {w!r} is not supported in an example"
-                    for w in words if w in SHELL_SYNTAX]  # fmt: skip
+        problems = [
+            f"shell syntax {w!r} is not supported in an example" for w in words if w in SHELL_SYNTAX
+        ]
         args: list[str] = []
         stdout_to: str | None = None
         i = 1
@@ -165,8 +174,15 @@ class Runner:
             return Outcome(example, argv, None, "", problems)
         env = {**os.environ, "PYTHONPATH": str(self.copy)}
         try:
-            proc = subprocess.run(argv, cwd=self.copy, env=env, capture_output=True, text=True,
-                                  timeout=EXAMPLE_TIMEOUT, check=False)  # fmt: skip
+            proc = subprocess.run(
+                argv,
+                cwd=self.copy,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=EXAMPLE_TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return Outcome(example, argv, None, "", [f"did not end in {EXAMPLE_TIMEOUT:.0f} s"])
         output = proc.stdout + proc.stderr
@@ -282,10 +298,15 @@ def test_fixture_examples_run_and_hold(tmp_path: Path) -> None:
     ("line", "problem"),
     [
         ("$ vmballoon replay tests/scenarios/null_ops.json --check\n", "exit 1, the README says 0"),
-        ("$ vmballoon replay tests/scenarios/null_ops.json --check  # exit 1\nno_leak: transition",
-         "does not print 'no_leak: transition'"),
-        ("$ vmballoon replay tests/scenarios/null_ops.json | head  # exit 0\n",
-         "shell syntax '|' is not supported"),
+        (
+            "$ vmballoon replay tests/scenarios/null_ops.json --check  # exit 1\n"
+            "no_leak: transition",
+            "does not print 'no_leak: transition'",
+        ),
+        (
+            "$ vmballoon replay tests/scenarios/null_ops.json | head  # exit 0\n",
+            "shell syntax '|' is not supported",
+        ),
     ],
 )
 def test_an_example_whose_claim_is_false_fails(tmp_path: Path, line: str, problem: str) -> None:
@@ -314,7 +335,7 @@ def test_a_redirection_is_rewritten_and_chains_into_later_examples(tmp_path: Pat
         "$ vmballoon replay tests/scenarios/null_ops.json --impl c --source "
         "/tmp/readme-demo/seed.c --format events -o /tmp/readme-demo/log.json\n"
         "wrote /tmp/readme-demo/log.json\n```\n"
-    )  # fmt: skip
+    )
     outcomes = run_all(readme, tmp_path / "work")
     assert report(outcomes) == ""
     assert outcomes[1].argv[outcomes[1].argv.index("--source") + 1].startswith(str(tmp_path))

@@ -70,10 +70,24 @@ def test_golden_scenarios_under_fixes(variant: Variant) -> None:
 def test_final_has_exactly_the_contract_keys() -> None:
     final = run({"steps": []})["final"]
     assert list(final) == [
-        "size", "target", "rate_alloc", "slow_allocation_cycles", "reset_required",
-        "capabilities", "supported_page_sizes", "batch_max_pages", "ops", "pages",
-        "refused", "n_refused", "batch_page", "page", "doorbell", "crashed", "stats",
-    ]  # fmt: skip
+        "size",
+        "target",
+        "rate_alloc",
+        "slow_allocation_cycles",
+        "reset_required",
+        "capabilities",
+        "supported_page_sizes",
+        "batch_max_pages",
+        "ops",
+        "pages",
+        "refused",
+        "n_refused",
+        "batch_page",
+        "page",
+        "doorbell",
+        "crashed",
+        "stats",
+    ]
     assert list(final["stats"]) == [name for name, _ in STATS_FIELDS]
     assert final["stats"]["lock"] == [0, 0]
     assert final["rate_alloc"] == 2048
@@ -93,8 +107,12 @@ def test_64bit_pfn_is_ballooned_without_lock_in_seed() -> None:
         "hv": [OK, OK, OK, {"status": 0, "result": 2}],
     }
     seed = run(doc)
-    assert [e["cmd"] for e in hv_events(seed)] == ["VMCI_DOORBELL_SET", "START", "GUEST_ID",
-                                                   "GET_TARGET"]  # fmt: skip
+    assert [e["cmd"] for e in hv_events(seed)] == [
+        "VMCI_DOORBELL_SET",
+        "START",
+        "GUEST_ID",
+        "GET_TARGET",
+    ]
     assert seed["final"]["pages"] == [[2**32 + 1, 2**32], []]
     assert seed["final"]["size"] == 2
     assert seed["final"]["stats"]["lock"] == [0, 0]
@@ -120,8 +138,13 @@ def test_batched_pfn_above_2_to_52_wraps_in_the_batch_entry() -> None:
     final = log["final"]
     assert final["batch_page"] == 2**52 - 2
     assert hv_events(log)[-1] == {
-        "ev": "hv", "cmd": "BATCHED_LOCK", "arg1": None, "arg2": 3, "status": 0, "result": 0,
-    }  # fmt: skip
+        "ev": "hv",
+        "cmd": "BATCHED_LOCK",
+        "arg1": None,
+        "arg2": 3,
+        "status": 0,
+        "result": 0,
+    }
     assert final["pages"] == [[1, 0, 2**52 - 1], []]
     assert final["size"] == 3
     assert final["target"] == 0  # the BATCHED_LOCK result overwrote it
@@ -130,16 +153,21 @@ def test_batched_pfn_above_2_to_52_wraps_in_the_batch_entry() -> None:
 def test_lock_status_is_read_back_as_32bit_int() -> None:
     """`int hv_status` gets the low 32 bits: 2**32 + 7 is ERROR_RESET there, not in check_status."""
     base = {"frames": 16, "steps": ["work"]}
-    wide = run({**base, "hv": [OK, OK, OK, {"status": 0, "result": 10},
-                               {"status": 2**32 + 7, "result": 10}]})  # fmt: skip
+    wide = run(
+        {
+            **base,
+            "hv": [OK, OK, OK, {"status": 0, "result": 10}, {"status": 2**32 + 7, "result": 10}],
+        }
+    )
     assert wide["final"]["reset_required"] is False
     assert frees(wide) == [0]  # freed at once, not put on the refused list
     assert wide["final"]["stats"]["lock_fail"] == [1, 0]
     assert wide["final"]["stats"]["refused_alloc"] == [1, 0]
     assert wide["final"]["stats"]["refused_free"] == [0, 0]
 
-    reset = run({**base, "hv": [OK, OK, OK, {"status": 0, "result": 10},
-                                {"status": 7, "result": 10}]})  # fmt: skip
+    reset = run(
+        {**base, "hv": [OK, OK, OK, {"status": 0, "result": 10}, {"status": 7, "result": 10}]}
+    )
     assert reset["final"]["reset_required"] is True
     assert frees(reset) == [0]
 
@@ -240,9 +268,14 @@ def test_warn_on_once_warns_once_and_drops_the_pages() -> None:
     doc = {
         "frames": 16,
         "steps": ["work"],
-        "hv": [OK, {"status": SWC, "result": 0x04}, OK, {"status": 0, "result": 3},
-               {"status": 0, "result": 3, "entries": [1, 33, 0, 1]}],
-    }  # fmt: skip
+        "hv": [
+            OK,
+            {"status": SWC, "result": 0x04},
+            OK,
+            {"status": 0, "result": 3},
+            {"status": 0, "result": 3, "entries": [1, 33, 0, 1]},
+        ],
+    }
     batch_pfn = Variant(frozenset({"batch_pfn"}))
     log = run(doc, batch_pfn)
     assert faults(log) == [{"ev": "fault", "kind": "warn", "pfn": None}]
@@ -268,12 +301,17 @@ def test_deflate_readds_refused_unlocks_behind_the_cursor() -> None:
     doc = {
         "frames": 2048,
         "steps": ["work", "work"],
-        "hv": [OK, {"status": SWC, "result": 0x04}, OK, {"status": 0, "result": 1000},
-               {"status": 0, "result": 1000},
-               {"status": 0, "result": 1000},
-               {"status": 0, "result": 0},
-               {"status": 0, "result": 0, "entries": [4] * 3}],
-    }  # fmt: skip
+        "hv": [
+            OK,
+            {"status": SWC, "result": 0x04},
+            OK,
+            {"status": 0, "result": 1000},
+            {"status": 0, "result": 1000},
+            {"status": 0, "result": 1000},
+            {"status": 0, "result": 0},
+            {"status": 0, "result": 0, "entries": [4] * 3},
+        ],
+    }
     log = run(doc, batch_pfn)
     final = log["final"]
     unlocks = [e for e in hv_events(log) if e["cmd"] == "BATCHED_UNLOCK"]
@@ -289,12 +327,14 @@ def test_deflate_readds_refused_unlocks_behind_the_cursor() -> None:
 def test_rate_alloc_halves_to_its_floor_and_grows_back_only_when_counted() -> None:
     """Lines 863-870 (halve, floor 512) and 916-921 (grow), which need `allocations`."""
     get_target = {"status": 0, "result": 10}
-    starved = run({
-        "frames": 64,
-        "steps": ["work", "work", "work"],
-        "hv": [OK, OK, OK, get_target, get_target, get_target],
-        "alloc": [False] * 6,  # every NOSLEEP and CANSLEEP allocation fails
-    })["final"]  # fmt: skip
+    starved = run(
+        {
+            "frames": 64,
+            "steps": ["work", "work", "work"],
+            "hv": [OK, OK, OK, get_target, get_target, get_target],
+            "alloc": [False] * 6,  # every NOSLEEP and CANSLEEP allocation fails
+        }
+    )["final"]
     assert starved["rate_alloc"] == 512  # 2048 -> 1024 -> 512 -> 512
     assert starved["stats"]["sleep_alloc_fail"] == 3
     assert starved["slow_allocation_cycles"] == 4

@@ -16,8 +16,9 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> 
     twice as fast) and must give it back as it was: a fuzzer or a test session that
     replays thousands of scenarios would otherwise run on with the collector off (or
     have it switched on behind its back)."""
-    sc = scenario_from_json({"format": "vmballoon-scenario/1", "frames": 64,
-                             "steps": ["work"], "hv": []})  # fmt: skip
+    sc = scenario_from_json(
+        {"format": "vmballoon-scenario/1", "frames": 64, "steps": ["work"], "hv": []}
+    )
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()

@@ -17,8 +17,12 @@ FINDINGS = Path(__file__).resolve().parents[1] / "spec" / "findings"
 
 
 def replay(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon", "replay", *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", "replay", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_check_on_the_c_reports_the_c_violations() -> None:

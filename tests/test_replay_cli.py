@@ -26,8 +26,14 @@ HOST_AGREEMENT = ROOT / "spec" / "findings" / "seed.host_agreement.scenario.json
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmballoon", *args], capture_output=True,
-                          text=True, check=False, timeout=timeout, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vmballoon", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def _one_line_usage_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -58,34 +64,55 @@ def test_contradictory_or_inert_options_are_refused(args: list[str], says: str) 
 
 
 @pytest.mark.parametrize("where", ["folder", "missing-parent", "parent-is-a-file"])
-def test_an_output_that_cannot_be_a_file_is_refused_before_work(
-    tmp_path: Path, where: str
-) -> None:
+def test_an_output_that_cannot_be_a_file_is_refused_before_work(tmp_path: Path, where: str) -> None:
     afile = tmp_path / "a-file"
     afile.write_text("x")
-    target = {"folder": tmp_path, "missing-parent": tmp_path / "no" / "t.json",
-              "parent-is-a-file": afile / "t.json"}[where]  # fmt: skip
+    target = {
+        "folder": tmp_path,
+        "missing-parent": tmp_path / "no" / "t.json",
+        "parent-is-a-file": afile / "t.json",
+    }[where]
     line = _one_line_usage_error(_run("replay", str(RESET), "-o", str(target)))
     assert "-o/--output" in line and str(target) in line
 
 
 def test_table_with_check_and_property_prints_the_table_and_the_verdict() -> None:
-    table = _run("replay", str(HOST_AGREEMENT), "--format", "table", "--check",
-                 "--property", "host_agreement")  # fmt: skip
+    table = _run(
+        "replay",
+        str(HOST_AGREEMENT),
+        "--format",
+        "table",
+        "--check",
+        "--property",
+        "host_agreement",
+    )
     assert table.returncode == 1, table.stderr  # the property fails along the replay
     assert table.stdout.startswith("   #  transition")
     assert "! host_agreement:" in table.stdout
-    marks = {line.split("!")[1].split(":")[0].strip() for line in table.stdout.splitlines()
-             if "  ! " in line}  # fmt: skip
+    marks = {
+        line.split("!")[1].split(":")[0].strip()
+        for line in table.stdout.splitlines()
+        if "  ! " in line
+    }
     assert marks == {"host_agreement"}  # only the property asked for
-    fixed = _run("replay", str(HOST_AGREEMENT), "--variant", "fixed", "--format", "table",
-                 "--check", "--property", "host_agreement")  # fmt: skip
+    fixed = _run(
+        "replay",
+        str(HOST_AGREEMENT),
+        "--variant",
+        "fixed",
+        "--format",
+        "table",
+        "--check",
+        "--property",
+        "host_agreement",
+    )
     assert fixed.returncode == 0 and "! " not in fixed.stdout and "#  transition" in fixed.stdout
 
 
 def test_a_window_past_the_end_says_so() -> None:
-    proc = _run("replay", str(SCENARIOS / "null_ops.json"), "--format", "table", "--steps",
-                "100:200")  # fmt: skip
+    proc = _run(
+        "replay", str(SCENARIOS / "null_ops.json"), "--format", "table", "--steps", "100:200"
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "#  transition         changes"
     assert proc.stderr.strip() == (
         "replay: --steps 100:200 shows nothing: the replay has transitions 0 to 10"
@@ -105,8 +132,9 @@ def test_output_file_holds_what_stdout_would(tmp_path: Path, fmt: str) -> None:
 def test_a_too_large_itf_is_refused_up_front_with_its_estimate(tmp_path: Path) -> None:
     started = time.monotonic()
     out = tmp_path / "big.itf.json"
-    line = _one_line_usage_error(_run("replay", str(BIG), "--format", "itf", "--no-check",
-                                      "-o", str(out), timeout=60))  # fmt: skip
+    line = _one_line_usage_error(
+        _run("replay", str(BIG), "--format", "itf", "--no-check", "-o", str(out), timeout=60)
+    )
     assert "5.3" in line and "GB" in line and "--force" in line and "49,272 states" in line
     assert time.monotonic() - started < 30 and not any(tmp_path.iterdir())
 
@@ -114,10 +142,13 @@ def test_a_too_large_itf_is_refused_up_front_with_its_estimate(tmp_path: Path) -
 def test_the_itf_estimate_is_within_five_percent() -> None:
     doc = json.loads(BIG.read_text())
     doc["frames"] //= 16  # a 4 GiB guest inflating 2 MiB pages to 3 GiB and back
-    doc["hv"] = doc["hv"][:4] + [{"status": 0, "result": 786432}] * 13 + [
-        {"status": 0, "result": 0}] * 60  # fmt: skip
-    for scenario, variant, checked in ((scenario_from_json(doc), FIXED, False),
-                                       (load_scenario(RESET), SEED, True)):  # fmt: skip
+    doc["hv"] = (
+        doc["hv"][:4] + [{"status": 0, "result": 786432}] * 13 + [{"status": 0, "result": 0}] * 60
+    )
+    for scenario, variant, checked in (
+        (scenario_from_json(doc), FIXED, False),
+        (load_scenario(RESET), SEED, True),
+    ):
         estimate = estimate_itf(scenario, variant, checked)
         sink = CountingStream(io.StringIO())
         states = write_itf(walk(scenario, variant, check=checked), sink, "x", checked)
@@ -128,8 +159,9 @@ def test_the_itf_estimate_is_within_five_percent() -> None:
 def test_progress_lines_start_after_a_few_seconds_then_every_few() -> None:
     now = [0.0]
     out = io.StringIO()
-    progress = Progress(out, "states", 1000, lambda: 2_500_000, first=3, every=5,
-                        clock=lambda: now[0])  # fmt: skip
+    progress = Progress(
+        out, "states", 1000, lambda: 2_500_000, first=3, every=5, clock=lambda: now[0]
+    )
     for done, t in ((10, 1.0), (20, 2.9), (300, 3.0), (310, 7.9), (600, 8.0)):
         now[0] = t
         progress.update(done)
@@ -153,10 +185,24 @@ def test_interrupting_an_itf_into_a_file_leaves_no_file(tmp_path: Path, sig: int
     err = tmp_path / "err.txt"
     with err.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vmballoon", "replay", str(BIG), "--format", "itf",
-             "--no-check", "--force", "-o", str(out)],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "vmballoon",
+                "replay",
+                str(BIG),
+                "--format",
+                "itf",
+                "--no-check",
+                "--force",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=ROOT,
+        )
 
         def writing() -> bool:
             partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
@@ -178,10 +224,21 @@ def test_interrupting_a_table_on_stdout_marks_it_incomplete(tmp_path: Path) -> N
     out = tmp_path / "table.txt"
     with out.open("w") as stdout:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vmballoon", "replay", str(BIG), "--format", "table",
-             "--no-check"],
-            stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "vmballoon",
+                "replay",
+                str(BIG),
+                "--format",
+                "table",
+                "--no-check",
+            ],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         _wait_for(lambda: out.stat().st_size > 20_000, proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -204,8 +261,11 @@ def test_interrupting_a_check_is_one_line_and_exit_130(tmp_path: Path, sig: int)
     long.write_text(json.dumps(inflation(1_000_000, CAP_BASIC | CAP_BATCHED).to_json()))
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmballoon", "replay", str(long), "--check"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     time.sleep(4)  # imports done, the check under way (it takes far longer)
     assert proc.poll() is None
     proc.send_signal(sig)

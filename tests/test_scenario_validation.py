@@ -59,10 +59,15 @@ def test_rejected_with_a_message_naming_the_problem(text: str, needle: str) -> N
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
 def test_arbitrary_json_never_crashes_the_parser(doc: Any) -> None:
     try:
         parse_scenario(json.dumps(doc))
@@ -73,7 +78,13 @@ def test_arbitrary_json_never_crashes_the_parser(doc: Any) -> None:
 def test_defaults_follow_the_contract() -> None:
     sc = parse_scenario(_with())
     assert (sc.frames, sc.pfn_base, sc.totalram, sc.hv, sc.alloc, sc.vmci) == (
-        65536, 0, 65536, (), (), ())
+        65536,
+        0,
+        65536,
+        (),
+        (),
+        (),
+    )
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -65,7 +65,10 @@ def test_model_and_reference_agree_with_the_cooperative_host(caps: int, variant:
         b.kernel.env = b.kernel.env._replace(host=_host(b.kernel.env).at_tick(tick))
         run_step(b, "work")
     expected = event_log(state)
-    got = {"format": expected["format"], "events": b.kernel.env.events(),
-           "final": final_state(b, False)}  # fmt: skip
+    got = {
+        "format": expected["format"],
+        "events": b.kernel.env.events(),
+        "final": final_state(b, False),
+    }
     assert got == expected, describe_difference(sc, expected, got)
     assert state.drv.size == 0 or variant == "seed"

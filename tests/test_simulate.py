@@ -146,8 +146,13 @@ def test_env_routes_commands_to_the_host_and_tells_it_the_batch_page() -> None:
     r, env = env.hv(CMD_BATCHED_LOCK, 0, 1, (entry(1),))
     assert r.status == 0 and env.host is not None and env.host.held == ((1, 2),)
     assert env.events()[-1] == {
-        "ev": "hv", "cmd": "BATCHED_LOCK", "arg1": 0, "arg2": 1, "status": 0, "result": 100,
-    }  # fmt: skip
+        "ev": "hv",
+        "cmd": "BATCHED_LOCK",
+        "arg1": 0,
+        "arg2": 1,
+        "status": 0,
+        "result": 100,
+    }
 
 
 # -- memory pressure --------------------------------------------------------------------------
@@ -176,9 +181,12 @@ def test_alloc_script_takes_precedence_over_pressure() -> None:
 
 def run(ram: int, schedule: str, ticks: int, variant: str = "fixed", **kw: object) -> SimResult:
     config = SimConfig(
-        ram_pages=ram, schedule=parse_schedule(schedule), ticks=ticks,
-        variant=parse_variant(variant), **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+        ram_pages=ram,
+        schedule=parse_schedule(schedule),
+        ticks=ticks,
+        variant=parse_variant(variant),
+        **kw,  # type: ignore[arg-type]
+    )
     return simulate(config)
 
 
@@ -241,9 +249,14 @@ def test_seed_2m_without_batching_eats_memory_and_crashes() -> None:
 )
 def test_merged_spans_find_what_single_steps_find(variant: str, caps: int) -> None:
     config = SimConfig(
-        ram_pages=4 * MIB, schedule=((0, 3 * MIB), (3, MIB), (5, 0)), ticks=7,
-        variant=parse_variant(variant), capabilities=caps, pressure=0.1, pressure_seed=3,
-    )  # fmt: skip
+        ram_pages=4 * MIB,
+        schedule=((0, 3 * MIB), (3, MIB), (5, 0)),
+        ticks=7,
+        variant=parse_variant(variant),
+        capabilities=caps,
+        pressure=0.1,
+        pressure_seed=3,
+    )
     fast, slow = simulate(config), simulate(config, merge_spans=False)
     assert [(r.size, r.violations) for r in fast.records] == [
         (r.size, r.violations) for r in slow.records
@@ -370,10 +383,23 @@ def test_a_plot_into_a_folder_or_a_missing_folder_is_refused_before_the_run(
     for target, words in ((folder, "is a directory"), (tmp_path / "no" / "p.png", "not exist")):
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "vmballoon", "simulate", "--ram", "64GiB", "--targets",
-             "0:48GiB,40:0", "--plot", str(target)],
-            capture_output=True, text=True, check=False, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "vmballoon",
+                "simulate",
+                "--ram",
+                "64GiB",
+                "--targets",
+                "0:48GiB,40:0",
+                "--plot",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
         assert "simulate: tick" not in proc.stderr  # refused before the first tick
@@ -405,9 +431,19 @@ def test_command_json_and_plain_progress(
 ) -> None:
     out = tmp_path / "sim.png"
     args = parser().parse_args(
-        ["simulate", "--ram", "64MiB", "--targets", "0:32MiB,8:0", "--ticks", "12", "--json",
-         "--plot", str(out)]
-    )  # fmt: skip
+        [
+            "simulate",
+            "--ram",
+            "64MiB",
+            "--targets",
+            "0:32MiB,8:0",
+            "--ticks",
+            "12",
+            "--json",
+            "--plot",
+            str(out),
+        ]
+    )
     assert args.func is cmd_simulate
     assert cmd_simulate(args) == 0
     captured = capsys.readouterr()
@@ -433,9 +469,20 @@ def test_the_default_schedule_runs_with_fewer_ticks(capsys: pytest.CaptureFixtur
 
 def test_command_text_summary(capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(
-        ["simulate", "--ram", "64MiB", "--variant", "seed", "--capabilities", "basic,batched",
-         "--targets", "0:32MiB,8:0", "--ticks", "10"]
-    )  # fmt: skip
+        [
+            "simulate",
+            "--ram",
+            "64MiB",
+            "--variant",
+            "seed",
+            "--capabilities",
+            "basic,batched",
+            "--targets",
+            "0:32MiB,8:0",
+            "--ticks",
+            "10",
+        ]
+    )
     assert cmd_simulate(args) == 1  # a property was violated
     text = capsys.readouterr().out
     assert "not reached" in text
@@ -458,9 +505,7 @@ def test_records_show_what_the_guest_gave_up_and_what_the_host_holds() -> None:
     assert fixed.records[2].size == 0
 
 
-def test_plot_draws_each_tick_at_that_tick(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plot_draws_each_tick_at_that_tick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("matplotlib")
     from matplotlib.axes import Axes
 

@@ -25,10 +25,24 @@ GIB = 1 << 18
 matplotlib = pytest.importorskip("matplotlib")
 
 
-def _run(ram: int, schedule: str, ticks: int, variant: str = "fixed", caps: str = "0x1e",
-         pressure: float = 0.0) -> SimResult:  # fmt: skip
-    return simulate(SimConfig(ram, parse_schedule(schedule), ticks, parse_variant(variant),
-                              parse_capabilities(caps), pressure))  # fmt: skip
+def _run(
+    ram: int,
+    schedule: str,
+    ticks: int,
+    variant: str = "fixed",
+    caps: str = "0x1e",
+    pressure: float = 0.0,
+) -> SimResult:
+    return simulate(
+        SimConfig(
+            ram,
+            parse_schedule(schedule),
+            ticks,
+            parse_variant(variant),
+            parse_capabilities(caps),
+            pressure,
+        )
+    )
 
 
 def _texts(fig: object) -> list[str]:
@@ -78,9 +92,11 @@ def test_coinciding_series_are_told_apart(drawn: list[object]) -> None:
     title = legend.get_title().get_text()
     assert "coincide" in title and "markers alternate" in title
     lines = {line.get_label(): line for line in top.get_lines()}
-    size, given, held = (lines["b->size (driver's count)"],
-                         lines["frames the guest gave up (allocated)"],
-                         lines["frames the host holds locked"])  # fmt: skip
+    size, given, held = (
+        lines["b->size (driver's count)"],
+        lines["frames the guest gave up (allocated)"],
+        lines["frames the host holds locked"],
+    )
     assert len({size.get_marker(), given.get_marker(), held.get_marker()}) == 3
     assert len({size.get_linestyle(), given.get_linestyle(), held.get_linestyle()}) == 3
     assert [x.get_markevery() for x in (size, given, held)] == [(0, 3), (1, 3), (2, 3)]
@@ -146,10 +162,28 @@ def test_a_signal_ends_the_command_with_a_partial_summary_and_exit_130(
 ) -> None:
     picture = tmp_path / "sim.png"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmballoon", "simulate", "--ram", "64GiB", "--variant", "seed",
-         "--targets", "0:48GiB", "--ticks", "20000", "--json", "--plot", str(picture)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "simulate",
+            "--ram",
+            "64GiB",
+            "--variant",
+            "seed",
+            "--targets",
+            "0:48GiB",
+            "--ticks",
+            "20000",
+            "--json",
+            "--plot",
+            str(picture),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     time.sleep(6)  # imports, module init, a few ticks (each allocates 262,144 frames)
     assert proc.poll() is None
     proc.send_signal(sig)

@@ -25,8 +25,9 @@ def test_every_fix_and_property_is_in_the_reference() -> None:
 
 def test_every_finding_has_a_replayable_scenario() -> None:
     results = specgen.load_results()
-    findings = [r for r in results["results"] if r["variant"] == "seed"
-                and r["status"] == "violated"]  # fmt: skip
+    findings = [
+        r for r in results["results"] if r["variant"] == "seed" and r["status"] == "violated"
+    ]
     assert findings, "the seed has findings"
     for r in findings:
         path = specgen.SPEC.parent / r["scenario"]
@@ -62,15 +63,16 @@ def test_readme_results_table_matches_the_checked_in_results() -> None:
         if ("seed", name) not in by or len(cells) != 4:
             continue
         seed = by[("seed", name)]
-        expected = {"violated": f"violated (shortest: {seed['depth']} steps)"
-                    if seed["kind"] != "accelerated"
-                    else f"violated ({seed['depth']} accelerated steps)",
-                    "no-cex": f"no counterexample up to {seed['depth']} steps",
-                    "proved": "proved"}[seed["status"]]  # fmt: skip
+        expected = {
+            "violated": f"violated (shortest: {seed['depth']} steps)"
+            if seed["kind"] != "accelerated"
+            else f"violated ({seed['depth']} accelerated steps)",
+            "no-cex": f"no counterexample up to {seed['depth']} steps",
+            "proved": "proved",
+        }[seed["status"]]
         assert cells[1] == expected, (name, cells[1], expected)
         assert cells[2] == by[("fixed", name)]["status"] == "proved"
         needed = sorted(f for f, props in results["necessity"].items() if name in props)
         assert sorted(c.strip("`") for c in cells[3].split(", ") if c) == needed
         checked += 1
     assert checked == len({r["prop"] for r in results["results"] if r["variant"] == "seed"})
-

@@ -62,15 +62,15 @@ def test_itf_nested_fields_are_not_options_and_pairs_are_tuples() -> None:
     handles = [st["doorbell"] for st in states if st["doorbell"]]
     assert handles and all(len(h) == 1 and len(h[0]["#tup"]) == 2 for h in handles)
     assert all(set(st["stats"]["lock"]) == {"#tup"} for st in states)
-    assert all(len(st["pages"]["#tup"]) == 2 and len(st["n_refused"]["#tup"]) == 2
-               for st in states)  # fmt: skip
+    assert all(len(st["pages"]["#tup"]) == 2 and len(st["n_refused"]["#tup"]) == 2 for st in states)
     loaded = itf_py.trace_from_json(doc)
     assert isinstance(loaded.states[-1].values["pages"], tuple)
 
 
 CORPUS = [p for p in sorted(SCENARIOS.glob("*.json")) if not p.name.startswith("guest64g")]
-CORPUS += [p for p in sorted((ROOT / "spec" / "findings").glob("*.json"))
-           if "rate_counter" not in p.name]  # fmt: skip
+CORPUS += [
+    p for p in sorted((ROOT / "spec" / "findings").glob("*.json")) if "rate_counter" not in p.name
+]
 
 
 def test_streamed_itf_states_are_the_model_states() -> None:
@@ -90,8 +90,9 @@ def test_streamed_itf_states_are_the_model_states() -> None:
                 assert list(got["n_refused"]) == final["n_refused"], where
                 for key in ("size", "target", "rate_alloc", "reset_required", "crashed"):
                     assert got[key] == final[key], (where, key)
-                assert list(got["batch_page"]) == ([] if final["batch_page"] is None
-                                                   else [final["batch_page"]])  # fmt: skip
+                assert list(got["batch_page"]) == (
+                    [] if final["batch_page"] is None else [final["batch_page"]]
+                )
                 db = final["doorbell"]
                 assert [list(h) for h in got["doorbell"]] == ([] if db is None else [db])
                 assert got["stats"].alloc == tuple(final["stats"]["alloc"])
@@ -103,8 +104,11 @@ def test_itf_marks_the_states_where_a_property_fails() -> None:
     scenario = load_scenario(path)
     doc = to_itf(model_trace(scenario, SEED, check=True), path.name, checked=True)
     assert doc["#meta"]["checked"] is True
-    marked = {(st["#meta"]["index"], v["property"]) for st in doc["states"]
-              for v in st["#meta"]["violations"]}  # fmt: skip
+    marked = {
+        (st["#meta"]["index"], v["property"])
+        for st in doc["states"]
+        for v in st["#meta"]["violations"]
+    }
     expected = {(v.step, v.prop) for v in check_trace(scenario, SEED, first_only=False)}
     assert marked == expected and any(p == "protocol" for _, p in marked)
     clean = to_itf(model_trace(scenario, FIXED, check=True), path.name, checked=True)
@@ -118,23 +122,30 @@ def test_itf_streams_in_memory_proportional_to_what_changes(tmp_path: Path) -> N
     state (as the ITF writer once did) needs more than that."""
     doc = json.loads((SCENARIOS / "guest64g_2m_to_48g_and_back.json").read_text())
     doc["frames"] //= 4
-    doc["hv"] = doc["hv"][:4] + [{"status": 0, "result": 3145728}] * 13 + [
-        {"status": 0, "result": 0}] * 60  # fmt: skip
+    doc["hv"] = (
+        doc["hv"][:4] + [{"status": 0, "result": 3145728}] * 13 + [{"status": 0, "result": 0}] * 60
+    )
     path = tmp_path / "guest16g.json"
     path.write_text(json.dumps(doc))
     out = tmp_path / "trace.itf.json"
-    code = ("import resource, sys\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-            "from vmballoon.apps.cli import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
-            "print(hwm[0].split()[1], file=sys.stderr)\n"
-            "sys.exit(rc)\n")  # fmt: skip
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from vmballoon.apps.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+        "print(hwm[0].split()[1], file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
     with out.open("w") as sink:
         proc = subprocess.run(
             [sys.executable, "-c", code, "replay", str(path), "--format", "itf", "--no-check"],
-            stdout=sink, stderr=subprocess.PIPE, text=True, check=False, timeout=300,
-        )  # fmt: skip
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=300,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak_kib = int(proc.stderr.strip().splitlines()[-1])
     size = out.stat().st_size
@@ -160,8 +171,12 @@ def test_table_has_one_row_per_transition_with_only_the_changes() -> None:
 
 def test_cli_replay_formats() -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "vmballoon", "replay", str(RESET), *args],
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "vmballoon", "replay", str(RESET), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     itf = run("--format", "itf")
     assert itf.returncode == 0 and json.loads(itf.stdout)["#meta"]["format"] == "ITF"
@@ -183,21 +198,59 @@ def test_table_filters_a_window_of_transitions() -> None:
     # a row shows what changed since the transition before it, shown or not
     row = next(line for line in full.splitlines() if line.startswith(" 100 "))
     assert row in window.splitlines()
-    proc = subprocess.run([sys.executable, "-m", "vmballoon", "replay", str(RESET), "--format",
-                           "table", "--steps", "100:110"], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "replay",
+            str(RESET),
+            "--format",
+            "table",
+            "--steps",
+            "100:110",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and _row_numbers(proc.stdout) == list(range(100, 110))
-    bad = subprocess.run([sys.executable, "-m", "vmballoon", "replay", str(RESET), "--format",
-                          "table", "--steps", "9:3"], capture_output=True, text=True,
-                         check=False)  # fmt: skip
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "replay",
+            str(RESET),
+            "--format",
+            "table",
+            "--steps",
+            "9:3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_table_shows_only_the_transitions_where_a_property_fails() -> None:
     path = ROOT / "spec" / "findings" / "seed.protocol.scenario.json"
-    proc = subprocess.run([sys.executable, "-m", "vmballoon", "replay", str(path), "--format",
-                           "table", "--violations"], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "replay",
+            str(path),
+            "--format",
+            "table",
+            "--violations",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     expected = sorted({v.step for v in check_trace(load_scenario(path), SEED, first_only=False)})
     assert _row_numbers(proc.stdout) == expected

@@ -109,13 +109,21 @@ def test_query_and_shortest_on_a_counter() -> None:
         return xs[k] == 7
 
     for window in (False, True):
-        ask = query(steps, lambda lo, hi: [goal(k) for k in range(lo, hi + 1)], timeout=10.0,
-                    least=first_true(goal))  # fmt: skip
+        ask = query(
+            steps,
+            lambda lo, hi: [goal(k) for k in range(lo, hi + 1)],
+            timeout=10.0,
+            least=first_true(goal),
+        )
         r = shortest(ask, 0, 10, window=window)
         assert r.found and r.depth == 4, window
         assert r.model.eval(xs[4]).as_long() == 7
-    never = query(steps, lambda lo, hi: [xs[k] == 100 for k in range(lo, hi + 1)],
-                  timeout=10.0, least=first_true(lambda k: xs[k] == 100))  # fmt: skip
+    never = query(
+        steps,
+        lambda lo, hi: [xs[k] == 100 for k in range(lo, hi + 1)],
+        timeout=10.0,
+        least=first_true(lambda k: xs[k] == 100),
+    )
     assert not shortest(never, 0, 10, window=True).found
 
 
@@ -125,13 +133,11 @@ def test_copies_share_their_inputs() -> None:
     same = Unrolling({"a": SEED, "b": SEED}, 3)
     assert len(same.inputs) == 3
     sol = z3.Solver()
-    sol.add(*same.steps, z3.Or([apart(same.state(k, "a"), same.state(k, "b"))
-                                for k in range(4)]))  # fmt: skip
+    sol.add(*same.steps, z3.Or([apart(same.state(k, "a"), same.state(k, "b")) for k in range(4)]))
     assert sol.check() == z3.unsat
     both = Unrolling({"a": SEED, "b": FIXED}, 3)
     sol = z3.Solver()
-    sol.add(*both.steps, z3.Or([apart(both.state(k, "a"), both.state(k, "b"))
-                                for k in range(4)]))  # fmt: skip
+    sol.add(*both.steps, z3.Or([apart(both.state(k, "a"), both.state(k, "b")) for k in range(4)]))
     assert sol.check() == z3.sat
 
 

@@ -19,8 +19,14 @@ from vmballoon.core.scenario import Scenario
 ROOT = Path(__file__).resolve().parents[1]
 FINDINGS = ROOT / "spec" / "findings"
 # FIXED without the doorbell fix: a counterexample at depth 7, found in about 10 s
-SMALL = ["--variant", "fixed-doorbell_set_status", "--property", "doorbell_agreement",
-         "--depth", "7"]  # fmt: skip
+SMALL = [
+    "--variant",
+    "fixed-doorbell_set_status",
+    "--property",
+    "doorbell_agreement",
+    "--depth",
+    "7",
+]
 
 
 def _quiet_scenario(path: Path) -> Path:
@@ -31,9 +37,21 @@ def _quiet_scenario(path: Path) -> Path:
 
 def test_the_json_says_the_c_shows_a_counterexample(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "vmballoon", "verify", "--json", *SMALL, "--out",
-         str(tmp_path / "cex")], capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "verify",
+            "--json",
+            *SMALL,
+            "--out",
+            str(tmp_path / "cex"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     [row] = [r for r in doc["results"] if r["prop"] == "doorbell_agreement"]
@@ -52,8 +70,9 @@ def test_a_counterexample_the_c_does_not_show_fails_verify(
     replays it: the row reads "C: does not show it" and the run fails (exit 1)."""
     quiet = _quiet_scenario(tmp_path / "quiet.scenario.json")
 
-    def swap_then_replay(results: list[dict[str, Any]],
-                         defects: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    def swap_then_replay(
+        results: list[dict[str, Any]], defects: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         for r in results:
             if r.get("scenario"):
                 r["scenario"] = str(quiet)
@@ -71,11 +90,19 @@ def test_not_shown_and_not_observable_rows(tmp_path: Path) -> None:
     quiet = str(_quiet_scenario(tmp_path / "quiet.scenario.json"))
     rows: list[dict[str, Any]] = [
         {"prop": "protocol", "variant": "seed", "status": "violated", "scenario": quiet},
-        {"prop": "rate_counter", "variant": "seed", "status": "violated",
-         "scenario": str(FINDINGS / "seed.rate_counter.scenario.json")},
-        {"prop": "no_crash", "variant": "seed", "status": "violated",
-         "scenario": str(FINDINGS / "seed.no_crash.scenario.json")},
-    ]  # fmt: skip
+        {
+            "prop": "rate_counter",
+            "variant": "seed",
+            "status": "violated",
+            "scenario": str(FINDINGS / "seed.rate_counter.scenario.json"),
+        },
+        {
+            "prop": "no_crash",
+            "variant": "seed",
+            "status": "violated",
+            "scenario": str(FINDINGS / "seed.no_crash.scenario.json"),
+        },
+    ]
     summary = replay_counterexamples(rows, [])
     assert [r["c"]["status"] for r in rows] == ["not-shown", "not-observable", "shows"]
     assert rows[0]["c"]["shows"] is False and rows[2]["c"]["shows"] is True
@@ -87,13 +114,21 @@ def test_not_shown_and_not_observable_rows(tmp_path: Path) -> None:
 # ops is freed at order 0 while still on the 4 KiB list (ownership broken at transition
 # 13), then the same entry point crashes on a corrupt list (transition 15)
 _CRASHING_TICK = {
-    "format": "vmballoon-scenario/1", "frames": 65536, "steps": ["work"],
-    "hv": [{"status": 0, "result": 0}, {"status": 50331648, "result": 26},
-           {"status": 2**64 - 1, "result": 0}, {"status": 0, "result": 0},
-           {"status": 0, "result": 0}, {"status": 0, "result": 1},
-           {"status": 0, "result": 2}, {"status": 2**64 - 8589934585, "result": 0}],
+    "format": "vmballoon-scenario/1",
+    "frames": 65536,
+    "steps": ["work"],
+    "hv": [
+        {"status": 0, "result": 0},
+        {"status": 50331648, "result": 26},
+        {"status": 2**64 - 1, "result": 0},
+        {"status": 0, "result": 0},
+        {"status": 0, "result": 0},
+        {"status": 0, "result": 1},
+        {"status": 0, "result": 2},
+        {"status": 2**64 - 8589934585, "result": 0},
+    ],
     "alloc": [True, False],
-}  # fmt: skip
+}
 
 
 def test_a_state_violation_inside_a_crashing_entry_point_is_seen_at_an_environment_call(
@@ -131,8 +166,12 @@ def test_a_state_violation_the_entry_point_returns_with_is_not_hidden() -> None:
 
 
 def test_a_defect_row_is_checked_on_three_variants_of_the_c() -> None:
-    defect: dict[str, Any] = {"fix": "reset_needs_ops", "prop": "no_crash", "status": "violated",
-              "scenario": str(FINDINGS / "defect.reset_needs_ops.scenario.json")}  # fmt: skip
+    defect: dict[str, Any] = {
+        "fix": "reset_needs_ops",
+        "prop": "no_crash",
+        "status": "violated",
+        "scenario": str(FINDINGS / "defect.reset_needs_ops.scenario.json"),
+    }
     summary = replay_counterexamples([], [defect])
     c = defect["c"]
     assert (c["shows"], c["seed_plus_fix"], c["fixed_minus_fix"]) == (True, False, True)
@@ -144,8 +183,12 @@ def test_without_a_compiler_nothing_is_replayed_and_nothing_fails(
 ) -> None:
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", "")
-    row: dict[str, Any] = {"prop": "no_crash", "variant": "seed", "status": "violated",
-           "scenario": str(FINDINGS / "seed.no_crash.scenario.json")}  # fmt: skip
+    row: dict[str, Any] = {
+        "prop": "no_crash",
+        "variant": "seed",
+        "status": "violated",
+        "scenario": str(FINDINGS / "seed.no_crash.scenario.json"),
+    }
     summary = replay_counterexamples([row], [])
     assert row["c"]["status"] == "no-compiler" and row["c"]["shows"] is None
     assert summary["compiler"] is None and summary["disagreements"] == []
@@ -163,10 +206,13 @@ def test_the_checked_in_findings_record_what_the_c_shows() -> None:
     recorded = [r.get("c") for r in [*rows, *defects]]
     assert set(recorded) <= {"shows", "not-observable"}, recorded
     fresh = [{**r, "scenario": str(ROOT / r["scenario"])} for r in [*rows, *defects]]
-    summary = replay_counterexamples([f for f in fresh if "fix" not in f],
-                                     [f for f in fresh if "fix" in f])  # fmt: skip
+    summary = replay_counterexamples(
+        [f for f in fresh if "fix" not in f], [f for f in fresh if "fix" in f]
+    )
     assert summary["disagreements"] == []
     assert [f["c"]["status"] for f in fresh] == recorded
     for d in defects:
-        assert (d.get("c_seed_plus_fix"), d.get("c_fixed_minus_fix")) in ((False, True),
-                                                                          (None, None))
+        assert (d.get("c_seed_plus_fix"), d.get("c_fixed_minus_fix")) in (
+            (False, True),
+            (None, None),
+        )

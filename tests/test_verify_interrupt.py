@@ -18,8 +18,10 @@ import pytest
 def _start(out: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "vmballoon", "verify", "--out", str(out), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _children(pid: int) -> set[int]:
@@ -61,27 +63,40 @@ def test_a_signal_stops_verify_quickly_and_marks_its_out(tmp_path: Path, sig: in
     manifest = json.loads((out / "MANIFEST.json").read_text())
     assert manifest["complete"] is False
     time.sleep(0.5)
-    assert not any(Path(f"/proc/{p}").exists() and "Z" not in
-                   Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                   for p in workers), "a worker outlived verify"  # fmt: skip
+    assert not any(
+        Path(f"/proc/{p}").exists()
+        and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        for p in workers
+    ), "a worker outlived verify"
 
 
 def test_a_second_run_removes_the_files_of_the_first(tmp_path: Path) -> None:
     """A run then a smaller run into the same folder: only the second's files stay."""
     out = tmp_path / "cex"
-    small = ["--variant", "fixed-doorbell_set_status", "--property", "doorbell_agreement",
-             "--depth", "7", "--json"]  # fmt: skip
+    small = [
+        "--variant",
+        "fixed-doorbell_set_status",
+        "--property",
+        "doorbell_agreement",
+        "--depth",
+        "7",
+        "--json",
+    ]
     out.mkdir()
     stale = out / "seed.no_leak.scenario.json"
-    (out / "MANIFEST.json").write_text(json.dumps({"command": "verify", "complete": True,
-                                                   "files": [stale.name]}))  # fmt: skip
+    (out / "MANIFEST.json").write_text(
+        json.dumps({"command": "verify", "complete": True, "files": [stale.name]})
+    )
     stale.write_text("{}")
     mine = out / "notes.txt"
     mine.write_text("the user's own file")
     proc = subprocess.run(
         [sys.executable, "-m", "vmballoon", "verify", "--out", str(out), *small],
-        capture_output=True, text=True, check=False, timeout=900,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     assert not stale.exists() and mine.exists() and not (out / "INCOMPLETE").exists()
     manifest = json.loads((out / "MANIFEST.json").read_text())
@@ -95,7 +110,10 @@ def test_a_second_verify_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
     (out / ".vmballoon.lock").write_text(f"{os.getpid()}\n")  # a live owner: this test
     proc = subprocess.run(
         [sys.executable, "-m", "vmballoon", "verify", "--out", str(out), "--variant", "seed"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "another vmballoon run" in proc.stderr

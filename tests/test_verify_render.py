@@ -25,27 +25,49 @@ def test_numbers_as_the_c_reads_them() -> None:
 
 
 def test_the_replay_command_of_a_finding() -> None:
-    assert render.replay_command("out/seed.x.scenario.json", "seed") == \
-        "vmballoon replay out/seed.x.scenario.json --format table"
-    assert render.replay_command("a b.json", "fixed-batch_pfn") == \
-        "vmballoon replay 'a b.json' --variant fixed-batch_pfn --format table"
+    assert (
+        render.replay_command("out/seed.x.scenario.json", "seed")
+        == "vmballoon replay out/seed.x.scenario.json --format table"
+    )
+    assert (
+        render.replay_command("a b.json", "fixed-batch_pfn")
+        == "vmballoon replay 'a b.json' --variant fixed-batch_pfn --format table"
+    )
 
 
 def test_the_report(capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(variant="all", property=["protocol", "no_leak"],
-                              no_necessity=True, timeout=30.0, depth=14, jobs=2,
-                              out=None)  # fmt: skip
+    args = argparse.Namespace(
+        variant="all",
+        property=["protocol", "no_leak"],
+        no_necessity=True,
+        timeout=30.0,
+        depth=14,
+        jobs=2,
+        out=None,
+    )
     setup = vf.Setup.of(args)
     board = Board(per_defect=False, necessity=False, timeout=30.0, out=None)
     board.results += [
         Outcome("protocol", "fixed", "induction", Status.PROVED, 0.0, measured=False),
         Outcome("no_leak", "fixed", "induction", Status.PROVED, 0.0, measured=False),
-        Outcome("protocol", "seed", "bmc", Status.VIOLATED, 2.5, depth=11,
-                scenario="out/seed.protocol.scenario.json",
-                replay=[{"step": 11, "loc": "I_LOCK",
-                         "message": "BATCHED_LOCK names PFN None, not the batch page 12"}]),
+        Outcome(
+            "protocol",
+            "seed",
+            "bmc",
+            Status.VIOLATED,
+            2.5,
+            depth=11,
+            scenario="out/seed.protocol.scenario.json",
+            replay=[
+                {
+                    "step": 11,
+                    "loc": "I_LOCK",
+                    "message": "BATCHED_LOCK names PFN None, not the batch page 12",
+                }
+            ],
+        ),
         Outcome("no_leak", "seed", "bmc", Status.NO_CEX, 1.0, depth=14),
-    ]  # fmt: skip
+    ]
     board.conformance += [ConformanceOutcome(v, True, {}) for v in ("seed", "fixed")]
     render.report(setup, board, vf.verdict(setup, board, None), None, 3.0)
     out = capsys.readouterr().out

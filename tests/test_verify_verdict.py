@@ -33,16 +33,18 @@ ALL = [*PROPERTIES, "progress"]
 
 
 def _setup() -> vf.Setup:
-    args = argparse.Namespace(variant="all", property=None, no_necessity=False, timeout=30.0,
-                              depth=14, jobs=2, out=None)  # fmt: skip
+    args = argparse.Namespace(
+        variant="all", property=None, no_necessity=False, timeout=30.0, depth=14, jobs=2, out=None
+    )
     return vf.Setup.of(args)
 
 
 def _good_board() -> Board:
     """The board of a run where everything holds (statuses as a full run gives them)."""
     b = Board(per_defect=True, necessity=True, timeout=30.0, out=None)
-    b.results += [Outcome(n, "fixed", "induction", Status.PROVED, 0.0)
-                  for n in [*conjuncts(), "progress"]]  # fmt: skip
+    b.results += [
+        Outcome(n, "fixed", "induction", Status.PROVED, 0.0) for n in [*conjuncts(), "progress"]
+    ]
     b.results.append(Outcome("vacuity", "fixed", "vacuity", Status.PROVED, 1.0))
     b.results += [Outcome(n, "seed", "bmc", Status.VIOLATED, 1.0, depth=7) for n in ALL]
     for fix in FIX_NAMES:
@@ -67,8 +69,10 @@ def _every_kind_of_job() -> list[Job]:
         DivergenceJob(variant="seed", timeout=30.0, fix="batch_pfn", props=("protocol",)),
         DefectJob(variant="seed", timeout=30.0, fix="batch_pfn", props=("protocol",)),
     ]
-    kinds = {(type(j), getattr(j, "bmc", None), getattr(j, "tied", None), j.variant == "seed")
-             for j in jobs}  # fmt: skip
+    kinds = {
+        (type(j), getattr(j, "bmc", None), getattr(j, "tied", None), j.variant == "seed")
+        for j in jobs
+    }
     assert len(kinds) >= 8  # seed, FIXED minus F, FIXED, vacuity, conformance, deep, ...
     return jobs
 
@@ -125,8 +129,7 @@ def test_fixed_minus_a_fix_proved_rows_say_they_are_not_tied_to_the_model() -> N
     from vmballoon.apps.verify_render import necessity_cell
 
     minus = FIXED.without("batch_pfn").name
-    [job] = [j for j in plan(["seed", "fixed"], ALL, 30.0, 14, None, True)
-             if j.variant == minus]  # fmt: skip
+    [job] = [j for j in plan(["seed", "fixed"], ALL, 30.0, 14, None, True) if j.variant == minus]
     board = _good_board()
     job.record(board, [Outcome("accounting", minus, "induction", Status.PROVED, 0.0)])
     row = board.results[-1]
@@ -157,9 +160,16 @@ def test_a_job_raising_in_its_worker_gives_exit_1(
         return [_Raises(variant=FIXED.without("batch_pfn").name, timeout=1.0)]
 
     monkeypatch.setattr(vf, "plan", planted)
-    args = argparse.Namespace(variant="fixed-batch_pfn", property=["accounting"],
-                              no_necessity=True, timeout=1.0, depth=1, jobs=1,
-                              out=str(tmp_path / "out"), json=False)  # fmt: skip
+    args = argparse.Namespace(
+        variant="fixed-batch_pfn",
+        property=["accounting"],
+        no_necessity=True,
+        timeout=1.0,
+        depth=1,
+        jobs=1,
+        out=str(tmp_path / "out"),
+        json=False,
+    )
     assert vf.cmd_verify(args) == 1
     out = capsys.readouterr().out
     assert "crashed: fixed-batch_pfn _Raises: RuntimeError('planted in the worker')" in out
@@ -168,8 +178,9 @@ def test_a_job_raising_in_its_worker_gives_exit_1(
 
 def test_vacuity_is_not_planned_without_fixed() -> None:
     assert not any(isinstance(j, VacuityJob) for j in plan(["seed"], ALL, 1.0, 1, None, False))
-    assert sum(isinstance(j, VariantJob) for j in plan(["seed", "fixed"], ALL, 1.0, 1, None,
-                                                       True)) == 2 + len(FIX_NAMES)  # fmt: skip
+    assert sum(
+        isinstance(j, VariantJob) for j in plan(["seed", "fixed"], ALL, 1.0, 1, None, True)
+    ) == 2 + len(FIX_NAMES)
 
 
 def test_a_replay_exception_while_confirming_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,7 +83,7 @@ def test_kills_model_hysteresis_flip() -> None:
 
 
 def test_kills_encoding_hysteresis_flip() -> None:
-    old = 'z3.UGT(size, target + bv32(PAGES_PER_2M))'
+    old = "z3.UGT(size, target + bv32(PAGES_PER_2M))"
     with mutant("vmballoon.proofs.encoding", old, old.replace("UGT", "UGE")) as enc:
         r = check(FIXED, enc=enc, locs=[Loc.W_TARGET])
     assert r.mismatches, r.problems()
@@ -104,9 +104,7 @@ def test_kills_missing_rate_clamp() -> None:
         ("_lock_page", "tx.n_refused[0] < MAX_REFUSED"),
     ],
 )
-def test_kills_refused_bound_off_by_one(
-    fn: str, old: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_kills_refused_bound_off_by_one(fn: str, old: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with mutant("vmballoon.model.ops", old, old.replace("<", "<=")) as m:
         monkeypatch.setattr(ops, fn, getattr(m, fn))
         r = check(FIXED, locs=[Loc.I_LOCK])
@@ -131,8 +129,9 @@ def test_kills_encoding_refused_bound_off_by_one(seed: int, biased: bool) -> Non
     first, so a crash cannot hide the disagreement."""
     new = REFUSED_BOUND.replace("ULT", "ULE")
     with mutant("vmballoon.proofs.encoding", REFUSED_BOUND, new) as enc:
-        r = check(FIXED, enc=enc, locs=[Loc.I_LOCK], seed=seed,
-                  bias=_prefer_page_null if biased else None)  # fmt: skip
+        r = check(
+            FIXED, enc=enc, locs=[Loc.I_LOCK], seed=seed, bias=_prefer_page_null if biased else None
+        )
     assert r.mismatches, r.problems()
 
 

@@ -58,8 +58,7 @@ def verdicts(path: Path, variant: Variant) -> dict[str, list[Any]]:
 
 def compute() -> dict[str, dict[str, dict[str, list[Any]]]]:
     return {
-        str(p.relative_to(ROOT)): {v.name: verdicts(p, v) for v in variants()}
-        for p in scenarios()
+        str(p.relative_to(ROOT)): {v.name: verdicts(p, v) for v in variants()} for p in scenarios()
     }
 
 

@@ -47,10 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         "--rerun", metavar="REPORT", help="only the survivors of an earlier report (keys)"
     )
     p.add_argument(
-        "--keys", metavar="FILE",
+        "--keys",
+        metavar="FILE",
         help="only the mutants whose keys FILE lists, one a line (# starts a comment): "
         "e.g. the 'missing' of a merged report",
-    )  # fmt: skip
+    )
     p.add_argument("--sample", type=int, metavar="N", help="a random sample of N mutants")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument(
@@ -146,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         mutants = [m for m in mutants if m.key in wanted]
         unknown = sorted(wanted - {m.key for m in all_mutants(ROOT)})
         if unknown:
-            print(f"error: --keys: {len(unknown)} keys name no current mutant (first: "
-                  f"{unknown[0]!r})", file=sys.stderr)  # fmt: skip
+            print(
+                f"error: --keys: {len(unknown)} keys name no current mutant (first: "
+                f"{unknown[0]!r})",
+                file=sys.stderr,
+            )
             return 2
     if args.shard is not None:
         k, n = args.shard
@@ -179,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     # a stage slowed by other jobs can pass its timeout: a survivor then counts as killed
     rep["load_average_after"] = round(os.getloadavg()[0], 1)
     if rep["load_average_after"] > max(1, args.jobs) + 0.5 and rep["timeouts"]:
-        print(f"note: load average {rep['load_average_after']} with {args.jobs} jobs: rerun "
-              f"the {rep['timeouts']} timeouts on a quiet machine (--keys)", file=sys.stderr)
+        print(
+            f"note: load average {rep['load_average_after']} with {args.jobs} jobs: rerun "
+            f"the {rep['timeouts']} timeouts on a quiet machine (--keys)",
+            file=sys.stderr,
+        )
     if args.shard is not None:
         rep["shard"] = "{}/{}".format(*args.shard)
     return _write(rep, args.out)

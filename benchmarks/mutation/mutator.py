@@ -47,10 +47,19 @@ TARGETS: tuple[str, ...] = (
     "vmballoon/reference",
     *(
         f"vmballoon/proofs/{name}.py"
-        for name in ("encoding", "props", "progress", "houdini", "check", "defects", "vacuity",
-                     "abstract_reach", "unrolling")
+        for name in (
+            "encoding",
+            "props",
+            "progress",
+            "houdini",
+            "check",
+            "defects",
+            "vacuity",
+            "abstract_reach",
+            "unrolling",
+        )
     ),
-)  # fmt: skip
+)
 """Files and folders (relative to the repository root) that are mutated: the readings, the
 encoding, the encoded properties, the progress obligations and the proof drivers."""
 WEAKENED = ("vmballoon/proofs/props.py", "vmballoon/proofs/progress.py")
@@ -99,9 +108,7 @@ class Mutant:
     def key(self) -> str:
         """A stable name: no line numbers, so it survives edits elsewhere in the file."""
         occ = f" #{self.occurrence}" if self.occurrence else ""
-        return (
-            f"{self.file}::{self.scope}::{self.kind}: {self.original} -> {self.replacement}{occ}"
-        )
+        return f"{self.file}::{self.scope}::{self.kind}: {self.original} -> {self.replacement}{occ}"
 
     def apply(self, source: str) -> str:
         """The mutated source."""
@@ -306,11 +313,19 @@ class _Collector(ast.NodeVisitor):
             for name in node.targets[0].elts:
                 if isinstance(name, ast.Name) and not name.id.startswith("_"):
                     stmt = f"tx.assume(z3.Extract(7, 0, {name.id}) != 0x39)"
-                    self.out.append(Mutant(
-                        file=self.file, kind="stricter", scope=self._scope(),
-                        original=f"after {_one_line(node)}", replacement=stmt, line=line,
-                        start=(line, 0), end=(line, 0), new_text=f"{indent}{stmt}\n",
-                    ))  # fmt: skip
+                    self.out.append(
+                        Mutant(
+                            file=self.file,
+                            kind="stricter",
+                            scope=self._scope(),
+                            original=f"after {_one_line(node)}",
+                            replacement=stmt,
+                            line=line,
+                            start=(line, 0),
+                            end=(line, 0),
+                            new_text=f"{indent}{stmt}\n",
+                        )
+                    )
         self.generic_visit(node)
 
     def visit_Expr(self, node: ast.Expr) -> None:

@@ -32,9 +32,16 @@ from benchmarks.mutation.stages import STAGES, stages_for
 ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT = Path(__file__).with_name("equivalent.json")
 _IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache",
-    ".pytest_cache", "*.egg-info", "mutation-report*.json",
-)  # fmt: skip
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".hypothesis",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "*.egg-info",
+    "mutation-report*.json",
+)
 
 
 def make_tree(parent: Path, root: Path = ROOT) -> Path:
@@ -72,8 +79,11 @@ class Worker:
     ) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         req: dict[str, Any] = {
-            "file": rel, "source": source, "stages": stages, "timeouts": timeouts
-        }  # fmt: skip
+            "file": rel,
+            "source": source,
+            "stages": stages,
+            "timeouts": timeouts,
+        }
         if log:
             req["keep_log"] = True
         self.proc.stdin.write(json.dumps(req) + "\n")
@@ -279,10 +289,14 @@ def report(
         else:
             counts["survived"] += 1
     rows = (
-        Row(r.mutant.key, r.outcome, r.stage,
-            {"key": r.mutant.key, "line": r.mutant.line, "kind": r.mutant.kind, "diff": r.diff})
+        Row(
+            r.mutant.key,
+            r.outcome,
+            r.stage,
+            {"key": r.mutant.key, "line": r.mutant.line, "kind": r.mutant.kind, "diff": r.diff},
+        )
         for r in results
-    )  # fmt: skip
+    )
     return {
         **tally(rows, equivalent),
         "wall_seconds": round(wall, 1),
@@ -330,8 +344,10 @@ def commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None
@@ -355,8 +371,10 @@ def dirty() -> bool | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return bool(out.stdout.strip())

@@ -13,6 +13,7 @@ from vmballoon.core.variants import parse_variant
 class UsageError(Exception):
     """A mistake in the command line or its inputs; the message is one line (exit 2)."""
 
+
 def variant_name(text: str) -> str:
     """A variant: ``seed``, ``fixed``, ``fixed-<fix>`` or ``fix,fix,...``."""
     try:
@@ -77,9 +78,11 @@ def output_dir(text: str) -> str:
         with tempfile.NamedTemporaryFile(dir=probe, prefix=".vmballoon-probe-"):
             pass
     except OSError as exc:
-        where = "directory is not writable" if probe == path.absolute() else (
-            f"cannot be created in {probe}"
-        )  # fmt: skip
+        where = (
+            "directory is not writable"
+            if probe == path.absolute()
+            else (f"cannot be created in {probe}")
+        )
         raise argparse.ArgumentTypeError(f"{text}: {where} ({exc.strerror})") from None
     return text
 

@@ -47,11 +47,13 @@ NOT_OBSERVABLE_ON_C = ("rate_counter",)
 """The property about inflate's locals (``vmballoon.apps.ctrace.NOT_OBSERVABLE``)."""
 
 
-def rows_to_replay(results: list[dict[str, Any]],
-                   defects: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+def rows_to_replay(
+    results: list[dict[str, Any]], defects: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The rows with a counterexample scenario: property results and per-defect rows."""
-    rows = [r for r in results if r.get("scenario") and r.get("status") in
-            ("violated", "unconfirmed")]  # fmt: skip
+    rows = [
+        r for r in results if r.get("scenario") and r.get("status") in ("violated", "unconfirmed")
+    ]
     rows += [d for d in defects if d.get("scenario") and d.get("prop")]
     return rows
 
@@ -65,11 +67,21 @@ def _compiler() -> str | None:
         return None
 
 
-def _field(status: str, detail: str = "", properties: list[str] | None = None,
-           shows: bool | None = None, log_equal: bool | None = None) -> dict[str, Any]:  # fmt: skip
+def _field(
+    status: str,
+    detail: str = "",
+    properties: list[str] | None = None,
+    shows: bool | None = None,
+    log_equal: bool | None = None,
+) -> dict[str, Any]:
     assert status in C_WORDS
-    return {"status": status, "shows": shows, "properties": properties or [],
-            "log_equal": log_equal, "detail": detail}  # fmt: skip
+    return {
+        "status": status,
+        "shows": shows,
+        "properties": properties or [],
+        "log_equal": log_equal,
+        "detail": detail,
+    }
 
 
 def replay_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +103,10 @@ def replay_row(row: dict[str, Any]) -> dict[str, Any]:
     field = check_on_c(scenario, variant, prop)
     if "fix" in row and field["status"] in ("shows", "not-shown", "not-observable"):
         fix = str(row["fix"])
-        for key, other in (("seed_plus_fix", Variant(frozenset({fix}))),
-                           ("fixed_minus_fix", FIXED.without(fix))):  # fmt: skip
+        for key, other in (
+            ("seed_plus_fix", Variant(frozenset({fix}))),
+            ("fixed_minus_fix", FIXED.without(fix)),
+        ):
             sub = check_on_c(scenario, other, prop)
             field[key] = sub["shows"]
             if sub["status"] == "error":
@@ -123,8 +137,8 @@ def check_on_c(scenario: Scenario, variant: Variant, prop: str) -> dict[str, Any
     props = sorted({v.prop for v in violations})
     expected = model.replay(scenario, variant)
     equal = log == expected
-    detail = "" if equal else \
-        f"the C's log differs from the model's ({variant.name}): {log_difference(expected, log)}"
+    differs = f"the C's log differs from the model's ({variant.name})"
+    detail = "" if equal else f"{differs}: {log_difference(expected, log)}"
     if prop in NOT_OBSERVABLE:
         return _field("not-observable", detail, props, None, equal)
     shown = prop in props
@@ -143,11 +157,16 @@ def disagreement(row: dict[str, Any]) -> str | None:
     c = row.get("c")
     if c is None or row.get("status") != "violated" or c["status"] == "no-compiler":
         return None
-    where = f"{row.get('variant', 'seed')} {row['prop']}" if "fix" not in row \
+    where = (
+        f"{row.get('variant', 'seed')} {row['prop']}"
+        if "fix" not in row
         else f"defect {row['fix']} ({row['prop']})"
+    )
     if c["status"] == "not-shown":
-        return f"{where}: the model shows the violation, the C does not (it violates: " \
+        return (
+            f"{where}: the model shows the violation, the C does not (it violates: "
             f"{', '.join(c['properties']) or 'nothing'})"
+        )
     if c["status"] == "error":
         return f"{where}: the model shows the violation, the C could not replay it: {c['detail']}"
     if c["log_equal"] is False:
@@ -159,8 +178,9 @@ def disagreement(row: dict[str, Any]) -> str | None:
     return None
 
 
-def replay_counterexamples(results: list[dict[str, Any]],
-                           defects: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def replay_counterexamples(
+    results: list[dict[str, Any]], defects: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Add the ``c`` field to every counterexample row; the run's summary
     (``compiler``, ``replayed``, ``seconds``, ``disagreements``: one line each)."""
     started = time.perf_counter()
@@ -172,6 +192,9 @@ def replay_counterexamples(results: list[dict[str, Any]],
         else:
             row["c"] = replay_row(row)
     problems = [p for p in (disagreement(r) for r in rows) if p is not None]
-    return {"compiler": cc, "replayed": len(rows) if cc else 0,
-            "seconds": round(time.perf_counter() - started, 2),
-            "disagreements": problems}  # fmt: skip
+    return {
+        "compiler": cc,
+        "replayed": len(rows) if cc else 0,
+        "seconds": round(time.perf_counter() - started, 2),
+        "disagreements": problems,
+    }

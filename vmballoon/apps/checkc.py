@@ -197,8 +197,12 @@ class CheckMachine(DifferentialMachine):
         sc = self.scenario
         try:
             if first_step and self.follower is None:
-                base = Scenario(steps=(), frames=sc.frames, pfn_base=sc.pfn_base,
-                                totalram_pages=sc.totalram_pages)  # fmt: skip
+                base = Scenario(
+                    steps=(),
+                    frames=sc.frames,
+                    pfn_base=sc.pfn_base,
+                    totalram_pages=sc.totalram_pages,
+                )
                 self.follower = Follower(self.binary, base, trace=True)
                 self.checker = CTraceChecker(self.follower.driver, self.variant)
             assert self.follower is not None
@@ -222,7 +226,8 @@ class CheckMachine(DifferentialMachine):
             if outside:
                 if self.campaign.outside is None:
                     self.campaign.outside = dataclasses.replace(
-                        finding, kind=Kind.OUTSIDE, assumptions=outside)
+                        finding, kind=Kind.OUTSIDE, assumptions=outside
+                    )
             elif self.campaign.divergence is None:
                 self.campaign.divergence = finding
             if self.fail_on == "divergence" and not outside:
@@ -242,8 +247,9 @@ class CheckMachine(DifferentialMachine):
         message = "; ".join(f"{p}: {c_props[p]}" for p in regressed)
         if outside:
             if self.campaign.outside is None or not self.campaign.outside.properties:
-                self.campaign.outside = Finding(Kind.OUTSIDE, regressed, message, sc,
-                                                assumptions=outside)  # fmt: skip
+                self.campaign.outside = Finding(
+                    Kind.OUTSIDE, regressed, message, sc, assumptions=outside
+                )
             return
         self._fail(Finding(Kind.REGRESSION, regressed, message, sc))
 
@@ -256,8 +262,12 @@ def _differences(path: str, a: Any, b: Any, out: list[tuple[str, Any, Any]]) -> 
         for key in [*a, *(k for k in b if k not in a)]:
             _differences(f"{path}.{key}" if path else str(key), a.get(key), b.get(key), out)
         return
-    if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
-            and not all(isinstance(x, int) for x in (*a, *b))):  # fmt: skip
+    if (
+        isinstance(a, list)
+        and isinstance(b, list)
+        and len(a) == len(b)
+        and not all(isinstance(x, int) for x in (*a, *b))
+    ):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _differences(f"{path}[{i}]", x, y, out)
         return
@@ -293,8 +303,10 @@ def log_difference(expected: dict[str, Any], got: dict[str, Any]) -> str:
             return f"{head}: " + "; ".join(field_differences(a, b))
     if len(ev_m) != len(ev_c):
         longer, who = (ev_m, "model") if len(ev_m) > len(ev_c) else (ev_c, "C")
-        return (f"the model logs {len(ev_m)} events, the C {len(ev_c)} (the {who}'s next: "
-                f"{json.dumps(longer[min(len(ev_m), len(ev_c))])})")  # fmt: skip
+        return (
+            f"the model logs {len(ev_m)} events, the C {len(ev_c)} (the {who}'s next: "
+            f"{json.dumps(longer[min(len(ev_m), len(ev_c))])})"
+        )
     diffs = field_differences(expected["final"], got["final"], "final")
     return "; ".join(diffs) if diffs else "the logs differ"
 
@@ -312,9 +324,16 @@ def outside_assumptions(sc: Scenario) -> bool:
     return bool(violated_assumptions(sc))
 
 
-def run_check(binary: Path, variant: Variant, examples: int, seed: int, fail_on: str,
-              steps: int = 12, ignore: set[str] | None = None,
-              campaign: Campaign | None = None) -> Campaign:  # fmt: skip
+def run_check(
+    binary: Path,
+    variant: Variant,
+    examples: int,
+    seed: int,
+    fail_on: str,
+    steps: int = 12,
+    ignore: set[str] | None = None,
+    campaign: Campaign | None = None,
+) -> Campaign:
     """One campaign; the campaign's failing finding is the shrunk one.  ``campaign``:
     the object to record into (so an interrupted run still has what it saw)."""
     campaign = campaign or Campaign()
@@ -363,8 +382,7 @@ def first_divergence(binary: Path, scenario: Scenario, variant: Variant) -> str:
     from vmballoon import model
     from vmballoon.harness.replay import replay
 
-    return log_difference(model.replay(scenario, variant),
-                             replay(scenario, binary=binary))  # fmt: skip
+    return log_difference(model.replay(scenario, variant), replay(scenario, binary=binary))
 
 
 # -- known defects, the corpus, the crash's line ------------------------------------------
@@ -381,8 +399,11 @@ def necessity() -> dict[str, tuple[str, ...]]:
     raw = data.get("necessity") if isinstance(data, dict) else None
     if not isinstance(raw, dict):
         return {}
-    return {fix: tuple(str(p) for p in props) for fix, props in raw.items()
-            if fix in FIX_NAMES and isinstance(props, list)}  # fmt: skip
+    return {
+        fix: tuple(str(p) for p in props)
+        for fix, props in raw.items()
+        if fix in FIX_NAMES and isinstance(props, list)
+    }
 
 
 def known_defect_fixes(scenario: Scenario, prop: str, c_log: dict[str, Any]) -> list[str]:
@@ -397,8 +418,12 @@ def known_defect_fixes(scenario: Scenario, prop: str, c_log: dict[str, Any]) -> 
     candidates = [fix for fix, props in necessity().items() if prop in props]
     if not candidates or check_trace(scenario, FIXED, only):
         return []
-    return [fix for fix in candidates if check_trace(scenario, FIXED.without(fix), only)
-            and model.replay(scenario, FIXED.without(fix)) == c_log]  # fmt: skip
+    return [
+        fix
+        for fix in candidates
+        if check_trace(scenario, FIXED.without(fix), only)
+        and model.replay(scenario, FIXED.without(fix)) == c_log
+    ]
 
 
 def crash_line(binary: Path, scenario: Scenario) -> str | None:
@@ -474,8 +499,9 @@ def corpus() -> Corpus:
     return Corpus(scenarios, missing)
 
 
-def judge(binary: Path, scenario: Scenario, against: Variant,
-          ignore: frozenset[str] = frozenset()) -> list[Finding]:  # fmt: skip
+def judge(
+    binary: Path, scenario: Scenario, against: Variant, ignore: frozenset[str] = frozenset()
+) -> list[Finding]:
     """Every finding one whole scenario shows on the C against the model of ``against``
     (properties in ``ignore`` are not asked of the model: its check of a long scenario
     is the costly part)."""
@@ -507,8 +533,12 @@ def judge(binary: Path, scenario: Scenario, against: Variant,
     return found
 
 
-def run_corpus(binary: Path, against: Variant, scenarios: list[tuple[str, Scenario]],
-               ignore: frozenset[str] = frozenset()) -> list[Finding]:  # fmt: skip
+def run_corpus(
+    binary: Path,
+    against: Variant,
+    scenarios: list[tuple[str, Scenario]],
+    ignore: frozenset[str] = frozenset(),
+) -> list[Finding]:
     """The corpus on the C, the smallest guests first: the first finding of each kind and
     property (a property already found is not asked again of later scenarios)."""
     found: list[Finding] = []
@@ -567,8 +597,9 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
 # -- writing and reporting ----------------------------------------------------------------
 
 
-def replay_commands(path: Path, source: Path, against: Variant, f: Finding,
-                    include_dirs: tuple[Path, ...] = ()) -> list[str]:  # fmt: skip
+def replay_commands(
+    path: Path, source: Path, against: Variant, f: Finding, include_dirs: tuple[Path, ...] = ()
+) -> list[str]:
     """The exact ``vmballoon replay`` commands that show finding ``f`` again."""
     p, s, v = shlex.quote(str(path)), shlex.quote(str(source)), shlex.quote(against.name)
     inc = "".join(f" --include {shlex.quote(str(d))}" for d in include_dirs)
@@ -636,12 +667,15 @@ class Report:
             "against": self.against.name,
             "seed": self.seed,
             "complete": self.complete,
-            "corpus": {"scenarios": self.corpus_scenarios, "missing": self.corpus_missing,
-                       "found": [f.to_json() for f in self.findings
-                                 if f.origin == Origin.CORPUS]},
-            "fuzzer": {"examples": self.examples,
-                       "found": [f.to_json() for f in self.findings
-                                 if f.origin == Origin.FUZZER]},
+            "corpus": {
+                "scenarios": self.corpus_scenarios,
+                "missing": self.corpus_missing,
+                "found": [f.to_json() for f in self.findings if f.origin == Origin.CORPUS],
+            },
+            "fuzzer": {
+                "examples": self.examples,
+                "found": [f.to_json() for f in self.findings if f.origin == Origin.FUZZER],
+            },
             "examples": self.examples,
             "seconds": self.seconds,
             "regressions": listed(Kind.REGRESSION, Kind.KNOWN_DEFECT, Kind.TIMEOUT),
@@ -650,7 +684,7 @@ class Report:
             "not_observable": list(NOT_OBSERVABLE),
             "coverage": {k: c.to_json() for k, c in self.coverage.items()} or None,
             "exit": self.exit,
-        }  # fmt: skip
+        }
 
 
 def _write(f: Finding, out: RunDir, report: Report, taken: set[str]) -> None:
@@ -692,10 +726,18 @@ def _signals_held() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
-            strict: bool = False, corpus_first: bool = True,
-            progress: Callable[[str], None] | None = None,
-            include_dirs: tuple[Path, ...] = (), coverage: bool = False) -> Report:  # fmt: skip
+def check_c(
+    source: Path,
+    against: Variant,
+    examples: int,
+    seed: int,
+    out: Path,
+    strict: bool = False,
+    corpus_first: bool = True,
+    progress: Callable[[str], None] | None = None,
+    include_dirs: tuple[Path, ...] = (),
+    coverage: bool = False,
+) -> Report:
     """The whole check (raises ``BuildError`` for a bad source, ``OutDirBusy`` for an
     ``out`` another run owns).  Interrupted (``KeyboardInterrupt``, which SIGTERM raises
     too under :func:`cmd_check_c`), it writes what it found and returns a report that is
@@ -710,8 +752,14 @@ def check_c(source: Path, against: Variant, examples: int, seed: int, out: Path,
     data = source.read_bytes()
     binary = binary_for(source=source, include_dirs=include_dirs, coverage=coverage)
     counted = collect if coverage else lambda _: contextlib.nullcontext()
-    report = Report(source, hashlib.sha256(data).hexdigest(), against, seed, strict=strict,
-                    include_dirs=include_dirs)
+    report = Report(
+        source,
+        hashlib.sha256(data).hexdigest(),
+        against,
+        seed,
+        strict=strict,
+        include_dirs=include_dirs,
+    )
     with RunDir(out, command="check-c") as rd:
         campaign = Campaign()
         try:
@@ -766,9 +814,11 @@ def _finding_lines(f: Finding, against: str) -> list[str]:
     where = f" (corpus {f.corpus_file})" if f.corpus_file else ""
     if f.kind == Kind.KNOWN_DEFECT:
         flags = ", ".join(f.fixes)
-        head = (f"KNOWN DEFECT {names}{where}: the seed's defect {flags}, removed by fix flag "
-                f"{flags} (the C does what the model of FIXED without it does on this "
-                f"scenario, which violates {names}; {against} does not): {f.message}")  # fmt: skip
+        head = (
+            f"KNOWN DEFECT {names}{where}: the seed's defect {flags}, removed by fix flag "
+            f"{flags} (the C does what the model of FIXED without it does on this "
+            f"scenario, which violates {names}; {against} does not): {f.message}"
+        )
     elif f.kind == Kind.REGRESSION:
         head = f"REGRESSION {names}{where}: the C violates it, {against} does not: {f.message}"
         if f.fixes:
@@ -779,8 +829,10 @@ def _finding_lines(f: Finding, against: str) -> list[str]:
         head = f"divergence (information){where}: the C behaves unlike {against}: {f.message}"
     else:
         what = f"the C violates {names}" if f.properties else "the C's log differs"
-        head = (f"outside assumptions: {', '.join(f.assumptions)}{where}: {what} (not a "
-                f"behaviour change: no result is claimed there): {f.message}")  # fmt: skip
+        head = (
+            f"outside assumptions: {', '.join(f.assumptions)}{where}: {what} (not a "
+            f"behaviour change: no result is claimed there): {f.message}"
+        )
     lines = [head]
     if f.crash_line:
         lines.append(f"  the C crashed at {f.crash_line}")
@@ -796,15 +848,22 @@ def print_report(report: Report) -> None:
 
     against = report.against.name
     state = "" if report.complete else " (INTERRUPTED: partial)"
-    print(f"check-c {report.source} (sha256 {report.sha256[:12]}) against {against}{state}: "
-          f"corpus {report.corpus_scenarios} scenarios, fuzzer {report.examples} scenarios "
-          f"(seed {report.seed}) in {report.seconds} s")  # fmt: skip
+    print(
+        f"check-c {report.source} (sha256 {report.sha256[:12]}) against {against}{state}: "
+        f"corpus {report.corpus_scenarios} scenarios, fuzzer {report.examples} scenarios "
+        f"(seed {report.seed}) in {report.seconds} s"
+    )
     for line in report.corpus_missing:
         print(f"corpus: not replayed: {line}")
     for origin in (Origin.CORPUS, Origin.FUZZER):
         mine = [f for f in report.findings if f.origin == origin]
-        print(f"{origin}: " + (", ".join(f"{f.kind} {','.join(f.properties)}".rstrip()
-                                         for f in mine) or "nothing found"))  # fmt: skip
+        print(
+            f"{origin}: "
+            + (
+                ", ".join(f"{f.kind} {','.join(f.properties)}".rstrip() for f in mine)
+                or "nothing found"
+            )
+        )
     order = list(Kind)
     for f in sorted(report.findings, key=lambda f: (f.kind not in FAILS, order.index(f.kind))):
         for line in _finding_lines(f, against):
@@ -836,7 +895,6 @@ def coverage_lines(coverage: dict[str, Coverage]) -> list[str]:
     return out
 
 
-
 SIGNALLED = threading.Event()
 """Set by :func:`_raise_interrupt`: a harness that stops after it was stopped by the
 same signal (a Ctrl-C reaches the whole process group), not on its own."""
@@ -854,8 +912,13 @@ def cmd_check_c(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if not source.is_file():
-        why = "is a directory" if source.is_dir() else \
-            "not a regular file" if source.exists() else "no such file"
+        why = (
+            "is a directory"
+            if source.is_dir()
+            else "not a regular file"
+            if source.exists()
+            else "no such file"
+        )
         print(f"error: {source}: {why}", file=sys.stderr)
         return EXIT_USAGE
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
@@ -865,10 +928,18 @@ def cmd_check_c(args: argparse.Namespace) -> int:
     if old_int is signal.default_int_handler:  # not when the shell made us ignore it
         signal.signal(signal.SIGINT, _raise_interrupt)
     try:
-        report = check_c(source, parse_variant(args.against), args.examples, seed,
-                         Path(args.out), args.strict, not args.no_corpus,
-                         lambda line: print(line, file=sys.stderr),
-                         include_dirs=tuple(args.include), coverage=args.coverage)  # fmt: skip
+        report = check_c(
+            source,
+            parse_variant(args.against),
+            args.examples,
+            seed,
+            Path(args.out),
+            args.strict,
+            not args.no_corpus,
+            lambda line: print(line, file=sys.stderr),
+            include_dirs=tuple(args.include),
+            coverage=args.coverage,
+        )
     except (BuildError, OutDirBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -886,8 +957,11 @@ def cmd_check_c(args: argparse.Namespace) -> int:
     else:
         print_report(report)
     if not report.complete:
-        print(f"check-c: interrupted: {len(report.findings)} finding(s) so far written to "
-              f"{args.out} (marked INCOMPLETE)", file=sys.stderr)  # fmt: skip
+        print(
+            f"check-c: interrupted: {len(report.findings)} finding(s) so far written to "
+            f"{args.out} (marked INCOMPLETE)",
+            file=sys.stderr,
+        )
     return report.exit
 
 
@@ -895,23 +969,48 @@ def add_check_c_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     """Register ``vmballoon check-c``."""
     p = sub.add_parser("check-c", help="check a driver source (a proposed patch) against a variant")
     p.add_argument("source", metavar="FILE.c", help="the driver source to check")
-    p.add_argument("--against", type=variant_name, default="fixed",
-                   help="the model variant it must keep the properties of (default fixed)")
-    p.add_argument("--examples", type=positive_int, default=200,
-                   help="fuzzer scenarios, after the corpus (default 200)")
+    p.add_argument(
+        "--against",
+        type=variant_name,
+        default="fixed",
+        help="the model variant it must keep the properties of (default fixed)",
+    )
+    p.add_argument(
+        "--examples",
+        type=positive_int,
+        default=200,
+        help="fuzzer scenarios, after the corpus (default 200)",
+    )
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed)")
-    p.add_argument("--out", type=output_dir, default="check-c-out", metavar="DIR",
-                   help="where the report and the minimized scenarios are written (default "
-                   "check-c-out; a folder one run owns)")
-    p.add_argument("--include", action="append", default=[], type=Path, metavar="DIR",
-                   help="a folder of kernel headers the harness does not provide "
-                   "(searched after the harness's own; repeatable)")
+    p.add_argument(
+        "--out",
+        type=output_dir,
+        default="check-c-out",
+        metavar="DIR",
+        help="where the report and the minimized scenarios are written (default "
+        "check-c-out; a folder one run owns)",
+    )
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="a folder of kernel headers the harness does not provide "
+        "(searched after the harness's own; repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--strict", action="store_true", help="a divergence also fails (exit 1)")
-    p.add_argument("--coverage", action="store_true",
-                   help="build the C with gcov counters and report the lines and branches "
-                   "of the driver the corpus and the fuzzer each took, per function")
-    p.add_argument("--no-corpus", action="store_true",
-                   help="skip the deterministic corpus (spec/findings, spec/examples, "
-                   "tests/golden, tests/scenarios) that runs before the fuzzer")
-    p.set_defaults(func=cmd_check_c)  # fmt: skip
+    p.add_argument(
+        "--coverage",
+        action="store_true",
+        help="build the C with gcov counters and report the lines and branches "
+        "of the driver the corpus and the fuzzer each took, per function",
+    )
+    p.add_argument(
+        "--no-corpus",
+        action="store_true",
+        help="skip the deterministic corpus (spec/findings, spec/examples, "
+        "tests/golden, tests/scenarios) that runs before the fuzzer",
+    )
+    p.set_defaults(func=cmd_check_c)

@@ -86,21 +86,28 @@ def _refuse_inert_replay_options(args: argparse.Namespace) -> None:
         given = "--steps" if args.steps is not None else "--violations"
         raise UsageError(f"{given} filters --format table only (the format is {args.format})")
     if args.no_check and args.format == "events":
-        raise UsageError("--no-check applies to --format itf and table (the event log checks "
-                         "nothing): drop it")  # fmt: skip
+        raise UsageError(
+            "--no-check applies to --format itf and table (the event log checks nothing): drop it"
+        )
     if args.violations and args.no_check:
         raise UsageError("--violations needs the property checks: drop --no-check")
-    if args.source is not None and args.variant is not None and not (
-        args.check or args.format != "events"
+    if (
+        args.source is not None
+        and args.variant is not None
+        and not (args.check or args.format != "events")
     ):  # the C's own checks and traces read the variant; its event log does not
-        raise UsageError("--source FILE.c is compiled as it is: --variant would be ignored, "
-                         "drop one (vmballoon patch --variant V -o FILE.c gives a variant's)")
+        raise UsageError(
+            "--source FILE.c is compiled as it is: --variant would be ignored, "
+            "drop one (vmballoon patch --variant V -o FILE.c gives a variant's)"
+        )
     args.variant = args.variant or "seed"
     if args.force and args.format != "itf":
         raise UsageError("--force lifts the size limit of --format itf only")
     if args.output is not None and args.check and args.format == "events":
-        raise UsageError("-o writes the event log or a trace; --check prints its report on "
-                         "stdout: add --format table or itf, or drop -o")  # fmt: skip
+        raise UsageError(
+            "-o writes the event log or a trace; --check prints its report on "
+            "stdout: add --format table or itf, or drop -o"
+        )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -163,8 +170,10 @@ def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | 
     names = frozenset(args.property) if args.property else None
     unseen = sorted((names or frozenset()) & set(NOT_OBSERVABLE))
     if unseen and names is not None and names <= set(NOT_OBSERVABLE):
-        raise UsageError(f"{', '.join(unseen)}: not observable on the C (inflate's locals); "
-                         "check it on the model (--impl model)")  # fmt: skip
+        raise UsageError(
+            f"{', '.join(unseen)}: not observable on the C (inflate's locals); "
+            "check it on the model (--impl model)"
+        )
     try:
         binary = binary_for(variant, source, include_dirs=tuple(args.include))
     except (BuildError, PatchError) as exc:
@@ -175,8 +184,13 @@ def _replay_c_view(args: argparse.Namespace, scenario: Scenario, source: Path | 
     if args.no_check:
         steps = (dataclasses.replace(s, violations=()) for s in steps)
     if args.format == "itf":
-        write_itf(steps, sys.stdout, source=str(args.scenario), checked=not args.no_check,
-                  description=C_DESCRIPTION)  # fmt: skip
+        write_itf(
+            steps,
+            sys.stdout,
+            source=str(args.scenario),
+            checked=not args.no_check,
+            description=C_DESCRIPTION,
+        )
     else:
         first, stop = args.steps if args.steps is not None else (0, None)
         write_table(steps, sys.stdout, first, stop, args.violations)
@@ -225,7 +239,10 @@ def _regular_file(name: str) -> Path:
 
 
 def _replay_checked(
-    scenario: Scenario, impl: str, variant: str, source: Path | None,
+    scenario: Scenario,
+    impl: str,
+    variant: str,
+    source: Path | None,
     include_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """:func:`replay`, with a source that does not build as a usage error (exit 2)."""
@@ -235,8 +252,9 @@ def _replay_checked(
     from vmballoon.harness.patches import PatchError
 
     try:
-        return replay(scenario, impl=impl, variant=variant, source=source,
-                      include_dirs=include_dirs)  # fmt: skip
+        return replay(
+            scenario, impl=impl, variant=variant, source=source, include_dirs=include_dirs
+        )
     except (BuildError, PatchError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -262,12 +280,17 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     seeds = ", ".join(str(seed + i) for i in range(args.workers))
     try:
         return run_fuzz(
-            variants=_fuzz_variants(args.variant), examples=args.examples, seed=seed,
-            workers=args.workers, steps=args.steps, database=args.database,
-            impls=IMPL_CHOICES[args.impl], out=Path(args.out) if args.out is not None else None,
+            variants=_fuzz_variants(args.variant),
+            examples=args.examples,
+            seed=seed,
+            workers=args.workers,
+            steps=args.steps,
+            database=args.database,
+            impls=IMPL_CHOICES[args.impl],
+            out=Path(args.out) if args.out is not None else None,
             announce=f"fuzz: seed {seed} (worker seeds {seeds}; reproduce one with --seed S "
             "--workers 1)",
-        )  # fmt: skip
+        )
     except OutDirBusy as exc:
         raise UsageError(str(exc)) from None
 
@@ -310,8 +333,11 @@ def cmd_spec(args: argparse.Namespace) -> int:
             for line in problems:
                 print(line)
             if problems:
-                print("verify results differ from spec/verify-results.json: run vmballoon spec "
-                      "--from-verify FILE and commit", file=sys.stderr)  # fmt: skip
+                print(
+                    "verify results differ from spec/verify-results.json: run vmballoon spec "
+                    "--from-verify FILE and commit",
+                    file=sys.stderr,
+                )
                 return 1
         else:
             results = _spec_out(args) / specgen.RESULTS
@@ -321,8 +347,10 @@ def cmd_spec(args: argparse.Namespace) -> int:
         for line in diff:
             print(line)
         if diff:
-            print("spec/reference.md differs from what the code generates: run vmballoon spec",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "spec/reference.md differs from what the code generates: run vmballoon spec",
+                file=sys.stderr,
+            )
             return 1
         print("spec/reference.md is up to date")
         return 0
@@ -349,11 +377,15 @@ def _require_verify_output(path: Path) -> None:
     schema = raw.get("schema") if isinstance(raw, dict) else None
     if isinstance(schema, str) and schema.startswith(VERIFY_SCHEMA_PREFIX):
         return
-    looks = ("; it looks like the checked-in results, which `vmballoon spec --check` already "
-             "compares with" if isinstance(raw, dict) and "invariants" in raw else "")  # fmt: skip
+    looks = (
+        "; it looks like the checked-in results, which `vmballoon spec --check` already "
+        "compares with"
+        if isinstance(raw, dict) and "invariants" in raw
+        else ""
+    )
     raise UsageError(
-        f"{path}: expected the output of `vmballoon verify --json` (\"schema\": "
-        f"\"{VERIFY_SCHEMA_PREFIX}N\"), found {'no schema' if schema is None else repr(schema)}"
+        f'{path}: expected the output of `vmballoon verify --json` ("schema": '
+        f'"{VERIFY_SCHEMA_PREFIX}N"), found {"no schema" if schema is None else repr(schema)}'
         f"{looks}"
     )
 
@@ -372,10 +404,12 @@ def _replay_arguments(p: argparse.ArgumentParser) -> None:
     """``replay``'s arguments: the scenario, what runs it and how its log is printed."""
     p.add_argument("scenario", help="scenario file (vmballoon-scenario/1); - reads stdin")
     p.add_argument(
-        "--impl", choices=IMPLS, default="model",
+        "--impl",
+        choices=IMPLS,
+        default="model",
         help="model (default): the executable model; reference: the line-by-line Python; "
         "c: the driver's C compiled (events only)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--variant",
         type=variant_name,
@@ -397,10 +431,14 @@ def _replay_arguments(p: argparse.ArgumentParser) -> None:
         help="with --impl c: compile this driver source instead of the variant's",
     )
     p.add_argument(
-        "--include", action="append", default=[], type=Path, metavar="DIR",
+        "--include",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
         help="with --source: a folder of kernel headers the harness does not provide "
         "(searched after the harness's own; repeatable)",
-    )  # fmt: skip
+    )
 
 
 def _replay_check_and_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -414,35 +452,48 @@ def _replay_check_and_output_arguments(p: argparse.ArgumentParser) -> None:
         "the exit status is 1 if there is any",
     )
     p.add_argument(
-        "--property", action="append", default=None, metavar="NAME",
+        "--property",
+        action="append",
+        default=None,
+        metavar="NAME",
         choices=sorted(PROPERTY_NAMES),
         help="with --check: only this property (repeatable); exit 0 when it holds along the "
         "replay (how a reviewer sees that a fix clears a defect's finding); one of "
         + ", ".join(PROPERTY_NAMES),
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--no-check", action="store_true",
+        "--no-check",
+        action="store_true",
         help="itf/table: do not check the properties in every state (they cost time "
         "proportional to the balloon per state; use it for long traces)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--steps", type=step_range, default=None, metavar="A:B",
+        "--steps",
+        type=step_range,
+        default=None,
+        metavar="A:B",
         help="table: only transitions A to B-1 (A:, :B and A work too)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--violations", action="store_true",
+        "--violations",
+        action="store_true",
         help="table: only the transitions after which a property fails",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "-o", "--output", type=output_file, default=None, metavar="FILE",
+        "-o",
+        "--output",
+        type=output_file,
+        default=None,
+        metavar="FILE",
         help="write the log or trace to FILE (through a temporary file renamed when "
         "complete: an interrupted run leaves no FILE) instead of stdout",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="itf: write even when the estimated size (shown before writing) is over "
         "the 1 GB limit",
-    )  # fmt: skip
+    )
 
 
 def _add_replay_parser(sub: Any) -> None:
@@ -457,25 +508,34 @@ def _add_fuzz_parser(sub: Any) -> None:
     """``vmballoon fuzz``."""
     p = sub.add_parser("fuzz", help="differential fuzzing of the model against the reference")
     p.add_argument(
-        "--examples", type=positive_int, default=500,
+        "--examples",
+        type=positive_int,
+        default=500,
         help="examples per variant, split over the workers (default 500)",
-    )  # fmt: skip
+    )
     p.add_argument("--seed", type=nonnegative_int, default=None, help="seed (printed when omitted)")
     p.add_argument("--steps", type=positive_int, default=12, help="entry points per example")
     p.add_argument(
-        "--variant", type=_variant_or_both, default="both",
+        "--variant",
+        type=_variant_or_both,
+        default="both",
         help="seed, fixed, ..., both (seed and fixed) or all (and every single fix)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--impl", choices=tuple(IMPL_CHOICES), default="both",
+        "--impl",
+        choices=tuple(IMPL_CHOICES),
+        default="both",
         help="compare the model with the reference, the compiled C, or both (default)",
-    )  # fmt: skip
+    )
     p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     p.add_argument(
-        "--out", type=output_dir, default=None, metavar="DIR",
+        "--out",
+        type=output_dir,
+        default=None,
+        metavar="DIR",
         help="write every failing or property-violating scenario found, minimized, with a "
         "meta object (property, variant, transition, message, seed)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--database",
         default=None,

@@ -18,9 +18,16 @@ PageLists = tuple[PList, PList, PList, PList]
 """The C's four page lists as the model keeps them: pages 4k, 2m, refused 4k, 2m."""
 
 
-def state_of_c(fields: Mapping[str, Any], lists: PageLists, stats: tuple[int, ...], env: Env,
-               variant: Variant, loc: Loc, loop: Loop = EMPTY_LOOP, entry: str = "",
-               ) -> State:  # fmt: skip
+def state_of_c(
+    fields: Mapping[str, Any],
+    lists: PageLists,
+    stats: tuple[int, ...],
+    env: Env,
+    variant: Variant,
+    loc: Loc,
+    loop: Loop = EMPTY_LOOP,
+    entry: str = "",
+) -> State:
     """The model state holding what the C showed: ``fields`` of ``struct vmballoon`` by the
     contract's names (:func:`vmballoon.harness.process.fields_of`, or a ``final`` object),
     its page lists, its statistics in the model's order, the environment; ``loc``,

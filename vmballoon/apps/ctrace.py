@@ -71,8 +71,9 @@ NOT_OBSERVABLE = ("rate_counter",)
 """Properties about locals of the C (``allocations`` in ``vmballoon_inflate``)."""
 OBSERVABLE = tuple(p for p in PROPERTY_NAMES if p not in NOT_OBSERVABLE)
 
-BATCHED_CMD_CODES = frozenset({CMD_BATCHED_LOCK, CMD_BATCHED_UNLOCK, CMD_BATCHED_2M_LOCK,
-                               CMD_BATCHED_2M_UNLOCK})  # fmt: skip
+BATCHED_CMD_CODES = frozenset(
+    {CMD_BATCHED_LOCK, CMD_BATCHED_UNLOCK, CMD_BATCHED_2M_LOCK, CMD_BATCHED_2M_UNLOCK}
+)
 TWO_MB_CMD_CODES = frozenset({CMD_BATCHED_2M_LOCK, CMD_BATCHED_2M_UNLOCK})
 TRANSIENT_DOORBELL = frozenset({"doorbell_agreement"})
 NONE: frozenset[str] = frozenset()
@@ -102,8 +103,7 @@ class InFlight:
         self.rt = rt
         self.order: list[int] = []  # in_flight[] of harness.c
         self.code: dict[int, int] = {}  # pfn -> flight << 4 | is_2m
-        self.pages: dict[int, dict[int, bool]] = {FL_ALLOCATED: {}, FL_TAKEN: {},
-                                                  FL_UNREFUSED: {}}  # fmt: skip
+        self.pages: dict[int, dict[int, bool]] = {FL_ALLOCATED: {}, FL_TAKEN: {}, FL_UNREFUSED: {}}
         self.fills: dict[int, PList] = {FL_ALLOCATED: None, FL_TAKEN: None}
         self._pos: dict[int, int] = {}
         rt.flight_log()  # starts the log: what came before is in_flight[] itself
@@ -158,8 +158,9 @@ class InFlight:
         last in ``in_flight[]`` is a 2 MiB page (one page size per batch), the batch."""
         if not self.pages[kind]:
             return 0, False, None
-        is_2m = next(bool(c & 1) for c in map(self.code.__getitem__, reversed(self.order))
-                     if c >> 4 == kind)  # fmt: skip
+        is_2m = next(
+            bool(c & 1) for c in map(self.code.__getitem__, reversed(self.order)) if c >> 4 == kind
+        )
         return len(self.pages[kind]), is_2m, self.fills[kind]
 
     def in_order(self, kind: int) -> list[tuple[int, bool]]:
@@ -286,8 +287,11 @@ class CObserver:
                     self.rate = nxt.drv.rate_alloc  # lines 876-888: CANSLEEP at rate_alloc
             events = events[1]
         if self.inflating and nxt.loc in (Loc.I_LOOP, Loc.I_LOCK):
-            nxt = nxt._replace(loop=nxt.loop._replace(rate=self.rate, allocated=self.allocated,
-                                                      allocations=self.allocated))  # fmt: skip
+            nxt = nxt._replace(
+                loop=nxt.loop._replace(
+                    rate=self.rate, allocated=self.allocated, allocations=self.allocated
+                )
+            )
         self.monitor.observe(self.state, nxt)
         self.state = nxt
         self._record(self.monitor.check(nxt, transient))
@@ -405,8 +409,7 @@ class CObserver:
             loc = Loc.W_TARGET
         return loc, loop, extras
 
-    def _counted_lists(self, extras: Extras,
-                       unrefused: dict[int, int]) -> PageLists:  # fmt: skip
+    def _counted_lists(self, extras: Extras, unrefused: dict[int, int]) -> PageLists:
         """The four lists as the properties count them: the pages a pop took before their
         balloon list (shared, see :meth:`_ownership_message`), the refused pages a release
         is freeing after their refused list."""
@@ -437,8 +440,9 @@ class CTraceChecker:
         self.violations = list(self.driver.report)
 
 
-def check_c_trace(binary: Path, scenario: Scenario, variant: Variant,
-                  timeout: float = DEFAULT_TIMEOUT) -> list[Violation]:  # fmt: skip
+def check_c_trace(
+    binary: Path, scenario: Scenario, variant: Variant, timeout: float = DEFAULT_TIMEOUT
+) -> list[Violation]:
     """Replay ``scenario`` through a compiled driver and check every observable property
     at every environment call (``variant`` only names what the states are labelled with)."""
     return c_trace(binary, scenario, variant, timeout)[0]
@@ -487,8 +491,10 @@ def hidden_by_crash(scenario: Scenario, variant: Variant, prop: str) -> str | No
         while True:
             i += 1
             if broken_at is not None and not seen_after:
-                seen_after = any(ev["ev"] in ENV_CALL_EVENTS or ev.get("kind") == "warn"
-                                 for ev in new_events(state, nxt))  # fmt: skip
+                seen_after = any(
+                    ev["ev"] in ENV_CALL_EVENTS or ev.get("kind") == "warn"
+                    for ev in new_events(state, nxt)
+                )
             ghost, _ = observe(state, nxt, ghost)
             state = nxt
             if broken_at is None and check_state(state, ghost, frozenset({prop})):
@@ -499,7 +505,9 @@ def hidden_by_crash(scenario: Scenario, variant: Variant, prop: str) -> str | No
         if broken_at is not None:
             if state.loc != Loc.CRASHED or seen_after:
                 return None
-            return (f"the model breaks it at transition {broken_at}, inside entry point "
-                    f"{name!r}, which crashes at transition {i} before the driver calls its "
-                    f"environment again: the C's state is seen at those calls")  # fmt: skip
+            return (
+                f"the model breaks it at transition {broken_at}, inside entry point "
+                f"{name!r}, which crashes at transition {i} before the driver calls its "
+                f"environment again: the C's state is seen at those calls"
+            )
     return None

@@ -51,8 +51,12 @@ def state_from_c(final: dict[str, Any], env: Env, variant: Variant, loc: Loc) ->
         else:
             stats[STAT[name]] = value
     pages, refused = final["pages"], final["refused"]
-    lists = (from_iterable(pages[0]), from_iterable(pages[1]), from_iterable(refused[0]),
-             from_iterable(refused[1]))  # fmt: skip
+    lists = (
+        from_iterable(pages[0]),
+        from_iterable(pages[1]),
+        from_iterable(refused[0]),
+        from_iterable(refused[1]),
+    )
     return state_of_c(final, lists, tuple(stats), env, variant, loc)
 
 
@@ -69,8 +73,9 @@ def crash_site(drv: CDriver) -> str | None:
     return None if drv.crash is None else drv.crash.site()
 
 
-def c_walk(binary: Path, scenario: Scenario, variant: Variant,
-           run: CRun | None = None) -> Iterator[TraceStep]:  # fmt: skip
+def c_walk(
+    binary: Path, scenario: Scenario, variant: Variant, run: CRun | None = None
+) -> Iterator[TraceStep]:
     """The C's states replaying ``scenario``: module init, then one per entry point.
     ``run`` (when given) collects the violations and the crash's site as they come."""
     from vmballoon.apps.ctrace import CTraceChecker
@@ -89,8 +94,9 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
             return tuple((v.prop, v.message) for v in fresh)
 
         logged = len(drv.events())
-        yield TraceStep(0, "init", c_state(drv, variant), tuple(drv.events()),
-                        new_violations(0, "init"))  # fmt: skip
+        yield TraceStep(
+            0, "init", c_state(drv, variant), tuple(drv.events()), new_violations(0, "init")
+        )
         for index, name in enumerate(scenario.steps, start=1):
             if drv.exited or drv.crashed:
                 break
@@ -106,8 +112,13 @@ def c_walk(binary: Path, scenario: Scenario, variant: Variant,
             logged = len(events)
 
 
-def write_c_check(binary: Path, scenario: Scenario, variant: Variant,
-                  names: frozenset[str] | None, out: TextIO = sys.stdout) -> int:  # fmt: skip
+def write_c_check(
+    binary: Path,
+    scenario: Scenario,
+    variant: Variant,
+    names: frozenset[str] | None,
+    out: TextIO = sys.stdout,
+) -> int:
     """``replay --impl c --check``: every property (of ``names``) the C's trace violates,
     at which entry point, and why; exit status 1 if any."""
     from vmballoon.apps.ctrace import NOT_OBSERVABLE
@@ -125,8 +136,7 @@ def write_c_check(binary: Path, scenario: Scenario, variant: Variant,
         out.write(f"no property{which} violated on the C's trace ({variant.name})\n")
     hidden = sorted(set(NOT_OBSERVABLE) & (names or set(NOT_OBSERVABLE)))
     if hidden:
-        out.write(f"not observable on the C (inflate's locals), not checked: "
-                  f"{', '.join(hidden)}\n")  # fmt: skip
+        out.write(f"not observable on the C (inflate's locals), not checked: {', '.join(hidden)}\n")
     return 1 if found else 0
 
 

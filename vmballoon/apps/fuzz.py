@@ -67,8 +67,20 @@ MAX_DRAWS = 32
 calls); the step's further answers are the scenario defaults."""
 
 FRAME_CHOICES = (0, 1, 7, 600, 1024, 1100, 4096, 65536, 16_777_216)
-PFN_BASES = (0, 1, 511, 512, 2**32 - 600, 2**32 - 1, 2**32, 2**32 + 512, 2**52 - 700,
-             2**52 - 1, 2**52, 2**63)  # fmt: skip
+PFN_BASES = (
+    0,
+    1,
+    511,
+    512,
+    2**32 - 600,
+    2**32 - 1,
+    2**32,
+    2**32 + 512,
+    2**52 - 700,
+    2**52 - 1,
+    2**52,
+    2**63,
+)
 TOTALRAMS: tuple[int | str, ...] = ("frames", 0, 4096, U32_MASK, 2**32, 2**40, 2**52 - 1, 2**52)
 ORDINARY_GUESTS = ((1024, 0), (600, 512), (4096, 0), (1100, 2**32 - 600))
 """(frames, pfn_base) of the guests drawn in half of the examples: room for the balloon
@@ -84,13 +96,16 @@ ENTRY_POINTS = (("work", 16), ("doorbell", 3), ("exit", 1))
 
 BOUNDARIES: tuple[str, ...] = (
     *(f"target-size={d:+d}" for d in SIZE_OFFSETS),
-    "target>=2**32-513", "target=2**32-1",
+    "target>=2**32-513",
+    "target=2**32-1",
     *(f"refused>={k} in one inflation" for k in REFUSED_RUNS),
-    "rate_alloc=floor", "rate_alloc clamped at ceiling",
+    "rate_alloc=floor",
+    "rate_alloc clamped at ceiling",
     *(f"pfn={name}" for name in EDGE_PFNS.values()),
     *(f"totalram={name}" for name in EDGE_PFNS.values()),
-    "lock batch=512", "unlock batch=512",
-)  # fmt: skip
+    "lock batch=512",
+    "unlock batch=512",
+)
 """The boundaries the differential machine hunts, as :func:`boundaries_of` names them.
 
 ``size`` near the 2**32 wrap is not among them: the balloon cannot hold 2**32 pages in
@@ -99,13 +114,44 @@ any guest the model can run; the wrap of ``target + 512`` (lines 946-948, 1127) 
 
 STATUS_ODD = (1, 3, 4, 8, 9, 31, 2**31, 2**32, 2**32 + ERROR_RESET, 2**64 - 1)
 CAP_WORDS = (
-    CAPABILITIES, CAPABILITIES & ~1, 0x1C, 0x1E, 0x0E, 0x06, 0x02, 0x0A, 0x08, 0x10, 0x12,
-    0x14, 0x16, 0x18, 0x04, 0x00, 0x01, 0x1F, 2**63 | 0x1E, 2**64 - 1,
-)  # fmt: skip
+    CAPABILITIES,
+    CAPABILITIES & ~1,
+    0x1C,
+    0x1E,
+    0x0E,
+    0x06,
+    0x02,
+    0x0A,
+    0x08,
+    0x10,
+    0x12,
+    0x14,
+    0x16,
+    0x18,
+    0x04,
+    0x00,
+    0x01,
+    0x1F,
+    2**63 | 0x1E,
+    2**64 - 1,
+)
 BATCHED_4K_WORDS = (0x06, 0x16, 0x14, 0x04)
 """Batched commands without 2 MiB pages: full 512-page batches, long refusal runs."""
-ENTRY_STATUSES = (0, 0, 0, 0, ERROR_PPN_PINNED, ERROR_PPN_INVALID, ERROR_RESET,
-                  ERROR_PPN_NOTNEEDED, 1, 3, 4, 8, 31)  # fmt: skip
+ENTRY_STATUSES = (
+    0,
+    0,
+    0,
+    0,
+    ERROR_PPN_PINNED,
+    ERROR_PPN_INVALID,
+    ERROR_RESET,
+    ERROR_PPN_NOTNEEDED,
+    1,
+    3,
+    4,
+    8,
+    31,
+)
 
 
 @dataclass(frozen=True)
@@ -186,9 +232,22 @@ def _target(data: st.DataObject, state: State) -> int:
         return data.draw(st.integers(0, cap))
     if kind < 8:
         # ... and past the rate limit (lines 902-905): one page more than rate_alloc
-        return data.draw(st.sampled_from((0, 1, 511, 512, 513, 1024, 2048, 2600,
-                                          drv.size + 600,
-                                          drv.size + drv.rate_alloc + 2)))  # fmt: skip
+        return data.draw(
+            st.sampled_from(
+                (
+                    0,
+                    1,
+                    511,
+                    512,
+                    513,
+                    1024,
+                    2048,
+                    2600,
+                    drv.size + 600,
+                    drv.size + drv.rate_alloc + 2,
+                )
+            )
+        )
     if kind < 11:  # the hysteresis and the loop bounds (lines 834, 946-948, 1124-1127)
         return drv.size + data.draw(st.sampled_from([d for d in SIZE_OFFSETS if d >= -drv.size]))
     if kind < 12 and frames <= 4096:
@@ -197,8 +256,12 @@ def _target(data: st.DataObject, state: State) -> int:
 
 
 def draw_response(
-    data: st.DataObject, cmd: str, state: State, tick_target: int | None = None,
-    pages: int = 0, steady: bool = False,
+    data: st.DataObject,
+    cmd: str,
+    state: State,
+    tick_target: int | None = None,
+    pages: int = 0,
+    steady: bool = False,
 ) -> Response:
     """An answer suited to ``cmd`` in ``state`` (statuses of every kind, odd values too);
     LOCK and UNLOCK results are often ``tick_target`` (what GET_TARGET gave this tick),
@@ -220,8 +283,9 @@ def draw_response(
         status = _status(data, 0, (ERROR_RESET, 1))
         result = data.draw(st.sampled_from((0, 0, 0, 1, 2**31, 2**32 - 1, 2**32)))
         return Response(status, result)
-    status = _status(data, 0, (ERROR_RESET, ERROR_PPN_INVALID, ERROR_PPN_PINNED,
-                               ERROR_PPN_NOTNEEDED), steady)  # fmt: skip
+    status = _status(
+        data, 0, (ERROR_RESET, ERROR_PPN_INVALID, ERROR_PPN_PINNED, ERROR_PPN_NOTNEEDED), steady
+    )
     keep = tick_target is not None and data.draw(st.integers(0, 9 if steady else 2)) > 0
     result = tick_target if keep and tick_target is not None else _target(data, state)
     entries: tuple[int, ...] | None = None
@@ -233,9 +297,7 @@ def draw_response(
             refusal = data.draw(st.sampled_from((ERROR_PPN_PINNED, ERROR_PPN_INVALID)))
             entries = (refusal,) * k + (0,) * data.draw(st.integers(0, 520 - k))
         elif kind < 3:
-            entries = (data.draw(st.sampled_from(ENTRY_STATUSES)),) * data.draw(
-                st.integers(0, 520)
-            )
+            entries = (data.draw(st.sampled_from(ENTRY_STATUSES)),) * data.draw(st.integers(0, 520))
         elif pages > 0 and (kind == 5 or (kind < 3 and cmd.endswith("UNLOCK"))):
             # one page of the batch not locked / unlocked, the rest done: the per-entry
             # check of each page (lines 657, 733) on its own
@@ -246,8 +308,9 @@ def draw_response(
     return Response(status, result, entries)
 
 
-def draw_allocations(data: st.DataObject, state: State, alloc: tuple[bool, ...],
-                     drawn_before: int, steady: bool) -> tuple[bool, ...]:  # fmt: skip
+def draw_allocations(
+    data: st.DataObject, state: State, alloc: tuple[bool, ...], drawn_before: int, steady: bool
+) -> tuple[bool, ...]:
     """The allocator's next answers (``vmballoon_alloc_page``, line 842): one, or a run
     of successes up to the rate limit.
 
@@ -322,14 +385,19 @@ def abandoned() -> bool:
     return type(sys.exc_info()[1]).__name__ == "StopTest"
 
 
-def _with_scripts(state: State, hv: tuple[Response, ...], alloc: tuple[bool, ...],
-                  vmci: tuple[bool, ...]) -> State:  # fmt: skip
+def _with_scripts(
+    state: State, hv: tuple[Response, ...], alloc: tuple[bool, ...], vmci: tuple[bool, ...]
+) -> State:
     env = state.env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
     return state._replace(env=env)
 
 
-def _record(coverage: Coverage, before: State, name: str, check: Monitor | None = None,
-            ) -> State:  # fmt: skip
+def _record(
+    coverage: Coverage,
+    before: State,
+    name: str,
+    check: Monitor | None = None,
+) -> State:
     """Run entry point ``name`` transition by transition, recording coverage (and
     checking the properties with ``check``)."""
     state = enter(before, name)
@@ -454,15 +522,18 @@ class DifferentialMachine(RuleBasedStateMachine):
                     drawn["hv"] += 1
                     events = [e for e in env.events() if e["ev"] == "hv"]
                     cmd = events[len(hv)]["cmd"]
-                    read = [k for k in range(len(sc.hv), len(hv))
-                            if events[k]["cmd"] == "GET_TARGET"]  # fmt: skip
+                    read = [
+                        k for k in range(len(sc.hv), len(hv)) if events[k]["cmd"] == "GET_TARGET"
+                    ]
                     tick_target = hv[read[-1]].result & U32_MASK if read else None
                     pages = events[len(hv)]["arg2"] if cmd.startswith("BATCHED") else 0
                     hv = (*hv, draw_response(data, cmd, state, tick_target, pages, self.steady))
                 elif env.alloc_pos > len(alloc) and drawn["alloc"] < MAX_DRAWS:
                     drawn["alloc"] += 1
-                    alloc = (*alloc, *draw_allocations(data, state, alloc, len(sc.alloc),
-                                                       self.steady))  # fmt: skip
+                    alloc = (
+                        *alloc,
+                        *draw_allocations(data, state, alloc, len(sc.alloc), self.steady),
+                    )
                 elif env.vmci_pos > len(vmci) and drawn["vmci"] < MAX_DRAWS:
                     drawn["vmci"] += 1
                     vmci = (*vmci, data.draw(st.integers(0, 4)) != 1)  # zero: success
@@ -487,9 +558,14 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.coverage.steps += 1
         self.state = after
         self.scenario = Scenario(
-            steps=(*sc.steps, name), frames=sc.frames, pfn_base=sc.pfn_base,
-            totalram_pages=sc.totalram_pages, hv=hv, alloc=alloc, vmci=vmci,
-        )  # fmt: skip
+            steps=(*sc.steps, name),
+            frames=sc.frames,
+            pfn_base=sc.pfn_base,
+            totalram_pages=sc.totalram_pages,
+            hv=hv,
+            alloc=alloc,
+            vmci=vmci,
+        )
         if self.c is not None:
             self.c.step(self.scenario, name)
 
@@ -533,7 +609,6 @@ class DifferentialMachine(RuleBasedStateMachine):
         if got != expected:
             raise AssertionError(describe_difference(self.scenario, expected, got, "C"))
 
-
     @invariant()
     def properties_checked(self) -> None:
         """The property predicates on the model's trace: none may fail on FIXED.
@@ -557,10 +632,11 @@ class DifferentialMachine(RuleBasedStateMachine):
                 "violation", found[0].message, self.scenario.to_json(), found[0].prop, found[0].step
             )
             raise AssertionError(
-                "FIXED violates " + "; ".join(f"{v.prop} at step {v.step}: {v.message}"
-                                             for v in found)
-                + "\nscenario: " + json.dumps(self.scenario.to_json())
-            )  # fmt: skip
+                "FIXED violates "
+                + "; ".join(f"{v.prop} at step {v.step}: {v.message}" for v in found)
+                + "\nscenario: "
+                + json.dumps(self.scenario.to_json())
+            )
 
 
 class StopRequest:
@@ -611,8 +687,12 @@ class Campaign:
     def machine(self) -> type[DifferentialMachine]:
         """The machine class of this campaign (Hypothesis instantiates it per example)."""
         name = f"Machine_{self.variant.name}_{'_'.join(self.impls)}"
-        attrs = {"variant": self.variant, "impls": self.impls,
-                 "steady_odds": self.steady_odds, "fuzz_campaign": self}  # fmt: skip
+        attrs = {
+            "variant": self.variant,
+            "impls": self.impls,
+            "steady_odds": self.steady_odds,
+            "fuzz_campaign": self,
+        }
         return type(name, (DifferentialMachine,), attrs)
 
     def run(self) -> CampaignResult:
@@ -637,10 +717,15 @@ class Campaign:
             failure = _one_line(exc, self.failure)
         discarded = self.coverage.discarded - dropped
         return CampaignResult(
-            self.variant.name, self.coverage.examples - before - discarded, self.seed,
-            time.perf_counter() - started, failure, self.failure if failure else None,
-            discarded, interrupted,
-        )  # fmt: skip
+            self.variant.name,
+            self.coverage.examples - before - discarded,
+            self.seed,
+            time.perf_counter() - started,
+            failure,
+            self.failure if failure else None,
+            discarded,
+            interrupted,
+        )
 
 
 class SeedMachine(DifferentialMachine):
@@ -655,8 +740,9 @@ class FixedMachine(DifferentialMachine):
     variant = FIXED
 
 
-def describe_difference(scenario: Scenario, expected: dict[str, Any], got: dict[str, Any],
-                        other: str = "reference") -> str:  # fmt: skip
+def describe_difference(
+    scenario: Scenario, expected: dict[str, Any], got: dict[str, Any], other: str = "reference"
+) -> str:
     """Where the model's and the other reading's logs first differ, and the scenario."""
     import json
 
@@ -706,9 +792,15 @@ class CampaignResult:
     """Stopped by a signal before its examples were done."""
 
 
-def run_campaign(variant: Variant, examples: int, seed: int, steps: int = 12,
-                 database: Any = None, impls: tuple[str, ...] = ("reference", "c"),
-                 steady_odds: int = 8) -> CampaignResult:  # fmt: skip
+def run_campaign(
+    variant: Variant,
+    examples: int,
+    seed: int,
+    steps: int = 12,
+    database: Any = None,
+    impls: tuple[str, ...] = ("reference", "c"),
+    steady_odds: int = 8,
+) -> CampaignResult:
     """Run the differential machine for ``examples`` examples from ``seed``."""
     return Campaign(variant, examples, seed, steps, impls, steady_odds, database).run()
 
@@ -805,8 +897,11 @@ def _progress_printer(variant: str, seed: int, examples: int) -> Callable[[int],
 
     def show(n: int) -> None:
         if n % every == 0 and n <= examples:
-            print(f"fuzz: {variant} (seed {seed}): {n}/{examples} examples", file=sys.stderr,
-                  flush=True)  # fmt: skip
+            print(
+                f"fuzz: {variant} (seed {seed}): {n}/{examples} examples",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return show
 
@@ -816,10 +911,16 @@ def _run_job(job: Job, stop: Callable[[], bool]) -> tuple[CampaignResult, Covera
     from vmballoon.core.variants import parse_variant
 
     variant_name, examples, seed, steps, database, impls = job
-    campaign = Campaign(parse_variant(variant_name), examples, seed, steps, impls,
-                        database=open_database(database),
-                        progress=_progress_printer(variant_name, seed, examples),
-                        stop=stop)  # fmt: skip
+    campaign = Campaign(
+        parse_variant(variant_name),
+        examples,
+        seed,
+        steps,
+        impls,
+        database=open_database(database),
+        progress=_progress_printer(variant_name, seed, examples),
+        stop=stop,
+    )
     return campaign.run(), campaign.coverage
 
 
@@ -828,11 +929,16 @@ def _worker(job: Job) -> tuple[CampaignResult, Coverage]:
     return _run_job(job, _worker_stop)
 
 
-def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 1,
-                  steps: int = 12, database: str | None = None,
-                  impls: tuple[str, ...] = ("reference", "c"),
-                  stop: StopRequest | None = None,
-                  ) -> tuple[list[CampaignResult], Coverage]:  # fmt: skip
+def run_campaigns(
+    variants: list[str],
+    examples: int,
+    seed: int,
+    workers: int = 1,
+    steps: int = 12,
+    database: str | None = None,
+    impls: tuple[str, ...] = ("reference", "c"),
+    stop: StopRequest | None = None,
+) -> tuple[list[CampaignResult], Coverage]:
     """Campaigns for each variant, split over ``workers`` processes.
 
     Worker ``i`` runs with seed ``seed + i`` and its share of ``examples`` (the shares
@@ -842,8 +948,12 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
     """
     stop = stop if stop is not None else StopRequest()
     shares = [examples // workers + (i < examples % workers) for i in range(workers)]
-    jobs: list[Job] = [(v, shares[i], seed + i, steps, database, impls)
-                       for v in variants for i in range(workers) if shares[i] > 0]  # fmt: skip
+    jobs: list[Job] = [
+        (v, shares[i], seed + i, steps, database, impls)
+        for v in variants
+        for i in range(workers)
+        if shares[i] > 0
+    ]
     if workers == 1:
         outcomes = [_run_job(job, stop) for job in jobs]
     else:
@@ -852,8 +962,9 @@ def run_campaigns(variants: list[str], examples: int, seed: int, workers: int = 
 
         event = multiprocessing.Event()
         stop.event = event
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(event,)) as pool:  # fmt: skip
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(event,)
+        ) as pool:
             outcomes = list(pool.map(_worker, jobs))
     merged = Coverage()
     for _, cov in outcomes:

@@ -95,23 +95,34 @@ def write_findings(
     seeds = {r.variant: r.seed for r in results}
     for (vname, prop), witness in sorted(coverage.witnesses.items()):
         variant = parse_variant(vname)
-        small, done = minimize(scenario_from_json(witness.scenario), variant, prop,
-                               give_up=give_up)  # fmt: skip
+        small, done = minimize(scenario_from_json(witness.scenario), variant, prop, give_up=give_up)
         where = first_violation(small, variant, prop)
         if where is None:  # never: minimize keeps the violation; say so rather than lie
             continue
-        meta = {"found_by": "vmballoon fuzz", "kind": "property violation",
-                "property": prop, "variant": vname, "transition": where[0],
-                "message": where[1], "seed": seeds.get(vname)}  # fmt: skip
+        meta = {
+            "found_by": "vmballoon fuzz",
+            "kind": "property violation",
+            "property": prop,
+            "variant": vname,
+            "transition": where[0],
+            "message": where[1],
+            "seed": seeds.get(vname),
+        }
         name = f"{vname}.{prop}.scenario.json"
         written.append(out.write_text(name, _doc(small.to_json(), meta, done)))
     for r in results:
         f = r.failed
         if f is None:
             continue
-        meta = {"found_by": "vmballoon fuzz", "kind": f.kind, "property": f.prop,
-                "variant": r.variant, "transition": f.step, "message": f.message,
-                "seed": r.seed}  # fmt: skip
+        meta = {
+            "found_by": "vmballoon fuzz",
+            "kind": f.kind,
+            "property": f.prop,
+            "variant": r.variant,
+            "transition": f.step,
+            "message": f.message,
+            "seed": r.seed,
+        }
         name = f"{r.variant}.failure.seed{r.seed}.scenario.json"
         written.append(out.write_text(name, _doc(f.scenario, meta, not r.interrupted)))
     return written
@@ -132,8 +143,10 @@ def report_lines(results: list[CampaignResult], coverage: Coverage, scenarios: b
     for result in results:
         status = "FAILED" if result.failure else "interrupted" if result.interrupted else "ok"
         dropped = f" (and {result.discarded} abandoned by Hypothesis)" if result.discarded else ""
-        lines.append(f"{result.variant} (seed {result.seed}): {result.examples} examples"
-                     f"{dropped} in {result.seconds:.1f} s: {status}")  # fmt: skip
+        lines.append(
+            f"{result.variant} (seed {result.seed}): {result.examples} examples"
+            f"{dropped} in {result.seconds:.1f} s: {status}"
+        )
         if result.failure:
             lines.append(f"  {result.failure}")
             if result.failed and scenarios:
@@ -188,15 +201,19 @@ def run_fuzz(
         stack.enter_context(stop_on_signals(stop))
         if announce:
             print(announce, file=sys.stderr, flush=True)
-        results, coverage = run_campaigns(variants, examples, seed, workers, steps, database,
-                                          impls, stop=stop)  # fmt: skip
+        results, coverage = run_campaigns(
+            variants, examples, seed, workers, steps, database, impls, stop=stop
+        )
         interrupted = stop() or any(r.interrupted for r in results)
         lines = report_lines(results, coverage, scenarios=run_dir is None)
         print("\n".join(lines), flush=True)
         written: list[Path] = []
         if run_dir is not None:
-            print(f"fuzz: minimizing {len(coverage.witnesses)} violation(s) into {out}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"fuzz: minimizing {len(coverage.witnesses)} violation(s) into {out}",
+                file=sys.stderr,
+                flush=True,
+            )
             deadline = time.monotonic() + MINIMIZE_AFTER_STOP
 
             def give_up() -> bool:

@@ -26,8 +26,10 @@ def golden_cases(root: Path = ROOT) -> list[tuple[Path, Path]]:
         (p, p.with_name(p.name.replace(".scenario.json", ".events.json")))
         for p in sorted(golden.glob("*.scenario.json"))
     ]
-    cases += [(p, golden / "scenarios" / f"{p.stem}.events.json")
-              for p in sorted(scenarios.glob("*.json"))]  # fmt: skip
+    cases += [
+        (p, golden / "scenarios" / f"{p.stem}.events.json")
+        for p in sorted(scenarios.glob("*.json"))
+    ]
     return cases
 
 
@@ -56,16 +58,20 @@ def cmd_golden(args: argparse.Namespace) -> int:
     """``vmballoon golden [--check]``."""
     root = ROOT
     if not (root / "tests").is_dir():
-        print("error: vmballoon golden works in a checkout (no tests/ folder here)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: vmballoon golden works in a checkout (no tests/ folder here)", file=sys.stderr
+        )
         return 2
     problems = regenerate(args.check, root)
     for line in problems:
         print(line)
     n = len(golden_cases(root))
     if args.check:
-        print(f"{n} golden logs checked: {len(problems)} differ" if problems
-              else f"{n} golden logs equal the compiled seed's")  # fmt: skip
+        print(
+            f"{n} golden logs checked: {len(problems)} differ"
+            if problems
+            else f"{n} golden logs equal the compiled seed's"
+        )
         return 1 if problems else 0
     print(f"wrote {n} golden logs from the compiled seed")
     return 0

@@ -47,8 +47,12 @@ def add_patch_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         "(default fixed)",
     )
     p.add_argument(
-        "-o", "--output", type=output_file, metavar="FILE.c", default=None,
+        "-o",
+        "--output",
+        type=output_file,
+        metavar="FILE.c",
+        default=None,
         help="write the source to FILE.c (default: stdout); a folder, or a file in a folder "
         "that does not exist, is refused before anything is done",
-    )  # fmt: skip
+    )
     p.set_defaults(func=cmd_patch)

@@ -58,8 +58,7 @@ class _Seen:
         """``steps``, their violations narrowed to ``names`` (all when None), recorded."""
         for item in steps:
             if names is not None and item.violations:
-                item = replace(item, violations=tuple(v for v in item.violations
-                                                      if v[0] in names))  # fmt: skip
+                item = replace(item, violations=tuple(v for v in item.violations if v[0] in names))
             self.violated = self.violated or bool(item.violations)
             self.index = item.index
             self.states += 1
@@ -80,8 +79,10 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
             with terminate_as_interrupt():
                 estimate = estimate_itf(scenario, variant, checked)
         except KeyboardInterrupt:
-            print("replay: interrupted while estimating the ITF's size; nothing written",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "replay: interrupted while estimating the ITF's size; nothing written",
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
         total = estimate.states
         if estimate.bytes > ITF_LIMIT and not args.force:
@@ -91,9 +92,12 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
                 "or read it as --format table"
             )
         if estimate.bytes > SHOW_ESTIMATE:
-            print(f"replay: writing an ITF of {estimate.states:,} states, about "
-                  f"{fmt_bytes(estimate.bytes)} (limit without --force: "
-                  f"{fmt_bytes(ITF_LIMIT)})", file=sys.stderr)  # fmt: skip
+            print(
+                f"replay: writing an ITF of {estimate.states:,} states, about "
+                f"{fmt_bytes(estimate.bytes)} (limit without --force: "
+                f"{fmt_bytes(ITF_LIMIT)})",
+                file=sys.stderr,
+            )
     seen = _Seen()
     try:
         with terminate_as_interrupt(), cyclic_gc_paused():
@@ -105,23 +109,31 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
                     _write(args, scenario, stream, seen, names, total)
                 print(f"wrote {output}", file=sys.stderr)
     except KeyboardInterrupt:
-        what = f"after {seen.states:,} of {total:,} states" if total else (
-            f"after transition {seen.index}" if seen.index >= 0 else "before the first state"
-        )  # fmt: skip
+        what = (
+            f"after {seen.states:,} of {total:,} states"
+            if total
+            else (f"after transition {seen.index}" if seen.index >= 0 else "before the first state")
+        )
         if output is not None:
-            print(f"replay: interrupted {what}; {output} not written (the partial file was "
-                  "removed)", file=sys.stderr)  # fmt: skip
+            print(
+                f"replay: interrupted {what}; {output} not written (the partial file was removed)",
+                file=sys.stderr,
+            )
         else:
             if args.format == "table":
                 sys.stdout.write("\n" + INCOMPLETE_TABLE.format(index=seen.index) + "\n")
                 sys.stdout.flush()
-            print(f"replay: interrupted {what}; the {args.format} on stdout is incomplete",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"replay: interrupted {what}; the {args.format} on stdout is incomplete",
+                file=sys.stderr,
+            )
         return EXIT_INTERRUPTED
     if args.steps is not None and args.steps[0] > seen.index:
-        print(f"replay: --steps {args.steps[0]}:{'' if args.steps[1] is None else args.steps[1]}"
-              f" shows nothing: the replay has transitions 0 to {seen.index}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"replay: --steps {args.steps[0]}:{'' if args.steps[1] is None else args.steps[1]}"
+            f" shows nothing: the replay has transitions 0 to {seen.index}",
+            file=sys.stderr,
+        )
     return 1 if args.check and seen.violated else 0
 
 
@@ -136,8 +148,9 @@ def _write(
     checked = not args.no_check
     sink = CountingStream(stream)
     progress = Progress(sys.stderr, "states", total, lambda: sink.written)
-    steps = progress.follow(seen.follow(walk(scenario, parse_variant(args.variant),
-                                             check=checked), names))  # fmt: skip
+    steps = progress.follow(
+        seen.follow(walk(scenario, parse_variant(args.variant), check=checked), names)
+    )
     if args.format == "itf":
         write_itf(steps, sink, source=str(args.scenario), checked=checked)
     else:

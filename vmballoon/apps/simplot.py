@@ -54,14 +54,29 @@ LABEL_TICKS = 3
 COINCIDE = 0.001
 """Series that differ by at most this fraction of the RAM (or one frame) coincide."""
 
-SIZE_STYLE: dict[str, Any] = {"color": "tab:blue", "linewidth": 2.4, "marker": "o",
-                              "markersize": 4, "label": "b->size (driver's count)"}  # fmt: skip
-GIVEN_STYLE: dict[str, Any] = {"color": "tab:purple", "linewidth": 1.4, "linestyle": "--",
-                               "marker": "^", "markersize": 5,
-                               "label": "frames the guest gave up (allocated)"}  # fmt: skip
-HELD_STYLE: dict[str, Any] = {"color": "tab:brown", "linewidth": 1.0, "linestyle": "-.",
-                              "marker": "s", "markersize": 4,
-                              "label": "frames the host holds locked"}  # fmt: skip
+SIZE_STYLE: dict[str, Any] = {
+    "color": "tab:blue",
+    "linewidth": 2.4,
+    "marker": "o",
+    "markersize": 4,
+    "label": "b->size (driver's count)",
+}
+GIVEN_STYLE: dict[str, Any] = {
+    "color": "tab:purple",
+    "linewidth": 1.4,
+    "linestyle": "--",
+    "marker": "^",
+    "markersize": 5,
+    "label": "frames the guest gave up (allocated)",
+}
+HELD_STYLE: dict[str, Any] = {
+    "color": "tab:brown",
+    "linewidth": 1.0,
+    "linestyle": "-.",
+    "marker": "s",
+    "markersize": 4,
+    "label": "frames the host holds locked",
+}
 
 
 def _coincide(records: list[TickRecord], ram: int) -> bool:
@@ -81,8 +96,7 @@ def _batch_page_tick(records: list[TickRecord]) -> TickRecord | None:
     return None
 
 
-LABELS = (("target", "target"), ("size", "b->size"), ("allocated", "given up"),
-          ("held", "held"))  # fmt: skip
+LABELS = (("target", "target"), ("size", "b->size"), ("allocated", "given up"), ("held", "held"))
 
 
 def _label_values(
@@ -101,9 +115,14 @@ def _label_values(
             if (key in keys) == only:
                 groups.setdefault(getattr(r, key), []).append(name)
         for value, names in groups.items():
-            axis.annotate(f"{' = '.join(names)}: {fmt(value)}", (r.tick, value / scale),
-                          xytext=(14, 0), textcoords="offset points", fontsize=7,
-                          va="center")  # fmt: skip
+            axis.annotate(
+                f"{' = '.join(names)}: {fmt(value)}",
+                (r.tick, value / scale),
+                xytext=(14, 0),
+                textcoords="offset points",
+                fontsize=7,
+                va="center",
+            )
 
 
 def _short_title(result: SimResult) -> str:
@@ -180,19 +199,38 @@ def _layout(result: SimResult) -> _Plot:
     }
     gib = {k: [v / GIB_PAGES for v in vals] for k, vals in series.items()}
     top = max([*(v for vals in gib.values() for v in vals), c.ram_pages / GIB_PAGES * 0.05])
-    zoomed = [k for k in ("size", "allocated", "held")
-              if MIB_PAGES <= max(series[k], default=0) < ZOOM_BELOW * top * GIB_PAGES]  # fmt: skip
-    return _Plot(result, [r.tick for r in records], series, gib, top, zoomed,
-                 stagger=ran > 6, big=ran <= LABEL_TICKS)  # fmt: skip
+    zoomed = [
+        k
+        for k in ("size", "allocated", "held")
+        if MIB_PAGES <= max(series[k], default=0) < ZOOM_BELOW * top * GIB_PAGES
+    ]
+    return _Plot(
+        result,
+        [r.tick for r in records],
+        series,
+        gib,
+        top,
+        zoomed,
+        stagger=ran > 6,
+        big=ran <= LABEL_TICKS,
+    )
 
 
 def _draw_top(p: _Plot, ax: Any) -> None:
     """The top panel's series, in GiB: target, size, frames given up and held."""
     from vmballoon.apps.simulation import fmt_size
 
-    ax.plot(p.ticks, p.gib["target"], color="tab:green", alpha=0.35, linewidth=7,
-            drawstyle="steps-mid", marker="_" if p.big else None, markersize=30,
-            label="target (host schedule)")  # fmt: skip
+    ax.plot(
+        p.ticks,
+        p.gib["target"],
+        color="tab:green",
+        alpha=0.35,
+        linewidth=7,
+        drawstyle="steps-mid",
+        marker="_" if p.big else None,
+        markersize=30,
+        label="target (host schedule)",
+    )
     ax.plot(p.ticks, p.gib["size"], **p.styled(SIZE_STYLE, 0))
     ax.plot(p.ticks, p.gib["allocated"], **p.styled(GIVEN_STYLE, 1))
     ax.plot(p.ticks, p.gib["held"], **p.styled(HELD_STYLE, 2))
@@ -206,12 +244,24 @@ def _draw_events(p: _Plot, axes: Any, ax: Any) -> None:
     result = p.result
     for axis in axes:
         for i, t in enumerate(r.tick for r in p.records if r.reset):
-            axis.axvline(t, color="tab:orange", linestyle=":", linewidth=1.5, zorder=0,
-                         label="reset (START)" if i == 0 and axis is ax else None)  # fmt: skip
+            axis.axvline(
+                t,
+                color="tab:orange",
+                linestyle=":",
+                linewidth=1.5,
+                zorder=0,
+                label="reset (START)" if i == 0 and axis is ax else None,
+            )
         if result.crashed_at is not None:
-            axis.axvline(result.crashed_at, color="black", linewidth=1.2, alpha=0.5,
-                         linestyle="--", zorder=0,
-                         label="guest crashed" if axis is ax else None)  # fmt: skip
+            axis.axvline(
+                result.crashed_at,
+                color="black",
+                linewidth=1.2,
+                alpha=0.5,
+                linestyle="--",
+                zorder=0,
+                label="guest crashed" if axis is ax else None,
+            )
 
 
 def _finish_top(p: _Plot, ax: Any) -> None:
@@ -219,17 +269,25 @@ def _finish_top(p: _Plot, ax: Any) -> None:
     bad = [r for r in p.records if r.violations]
     if bad:
         names = sorted({n for r in bad for n in r.violations})
-        ax.scatter([r.tick for r in bad], [r.size / GIB_PAGES for r in bad], marker="x",
-                   color="tab:red", s=40, zorder=3,
-                   label="property violated: " + ", ".join(names))  # fmt: skip
+        ax.scatter(
+            [r.tick for r in bad],
+            [r.size / GIB_PAGES for r in bad],
+            marker="x",
+            color="tab:red",
+            s=40,
+            zorder=3,
+            label="property violated: " + ", ".join(names),
+        )
     ax.set_ylabel("GiB")
     ax.set_ylim(bottom=0, top=p.top * 1.12)
     ax.set_title(_short_title(p.result), fontsize=10)
     ax.grid(True, alpha=0.3)
     note = None
     if _coincide(p.records, p.result.config.ram_pages):
-        note = ("b->size, frames given up and frames held coincide\n"
-                "(within 0.1% of the RAM): markers alternate ticks")  # fmt: skip
+        note = (
+            "b->size, frames given up and frames held coincide\n"
+            "(within 0.1% of the RAM): markers alternate ticks"
+        )
     ax.legend(loc="upper right", fontsize=7, title=note, title_fontsize=7)
 
 
@@ -239,8 +297,7 @@ def _draw_zoom(p: _Plot, mid: Any) -> None:
 
     peak = max(max(p.series[k]) for k in p.zoomed)
     unit, scale = ("GiB", GIB_PAGES) if peak >= GIB_PAGES else ("MiB", MIB_PAGES)
-    styles = {"size": (SIZE_STYLE, 0), "allocated": (GIVEN_STYLE, 1),
-              "held": (HELD_STYLE, 2)}  # fmt: skip
+    styles = {"size": (SIZE_STYLE, 0), "allocated": (GIVEN_STYLE, 1), "held": (HELD_STYLE, 2)}
     for key in p.zoomed:
         style, offset = styles[key]
         mid.plot(p.ticks, [v / scale for v in p.series[key]], **p.styled(style, offset))
@@ -249,9 +306,12 @@ def _draw_zoom(p: _Plot, mid: Any) -> None:
     mid.set_ylim(bottom=0, top=peak / scale * 1.25)
     mid.set_ylabel(f"{unit} (zoom)")
     mid.grid(True, alpha=0.3)
-    mid.legend(loc="upper right", fontsize=7,
-               title="below a tenth of the top panel's scale: zoomed",
-               title_fontsize=7)  # fmt: skip
+    mid.legend(
+        loc="upper right",
+        fontsize=7,
+        title="below a tenth of the top panel's scale: zoomed",
+        title_fontsize=7,
+    )
 
 
 def _positive(values: list[int]) -> list[float]:
@@ -262,9 +322,15 @@ def _positive(values: list[int]) -> list[float]:
 def _draw_low(p: _Plot, low: Any) -> None:
     """The bottom panel's series, in frames: churn, given up and held, with the batch
     page labelled."""
-    low.plot(p.ticks, _positive([r.churn for r in p.records]), color="tab:gray", linewidth=0,
-             marker="o", markersize=6 if p.big else 3,
-             label="frames allocated during the tick")  # fmt: skip
+    low.plot(
+        p.ticks,
+        _positive([r.churn for r in p.records]),
+        color="tab:gray",
+        linewidth=0,
+        marker="o",
+        markersize=6 if p.big else 3,
+        label="frames allocated during the tick",
+    )
     batch = _batch_page_tick(p.records)
     given = p.styled(GIVEN_STYLE, 1)
     given["label"] = "frames given up (end)" + (", the batch page included" if batch else "")
@@ -276,14 +342,23 @@ def _draw_low(p: _Plot, low: Any) -> None:
         for r in p.records:
             for name, value in (("given up", r.allocated), ("held", r.held)):
                 if value > 0:
-                    low.annotate(f"{name}: {value:,} frames", (r.tick, value),
-                                 xytext=(14, 0), textcoords="offset points", fontsize=7,
-                                 va="center")  # fmt: skip
+                    low.annotate(
+                        f"{name}: {value:,} frames",
+                        (r.tick, value),
+                        xytext=(14, 0),
+                        textcoords="offset points",
+                        fontsize=7,
+                        va="center",
+                    )
     if batch is not None:
-        low.annotate("1 frame: the batch page\n(kept while batched commands are in use)",
-                     (batch.tick, 1), xytext=(10, 28), textcoords="offset points",
-                     fontsize=7,
-                     arrowprops={"arrowstyle": "->", "color": "tab:purple"})  # fmt: skip
+        low.annotate(
+            "1 frame: the batch page\n(kept while batched commands are in use)",
+            (batch.tick, 1),
+            xytext=(10, 28),
+            textcoords="offset points",
+            fontsize=7,
+            arrowprops={"arrowstyle": "->", "color": "tab:purple"},
+        )
 
 
 def _finish_low(p: _Plot, low: Any) -> None:
@@ -315,8 +390,14 @@ def draw(result: SimResult) -> Figure:
     p = _layout(result)
     rows = 3 if p.zoomed else 2
     ratios = [3, 2, 2] if p.zoomed else [3, 2]
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 9.6 if p.zoomed else 7.2), dpi=110,
-                             sharex=True, gridspec_kw={"height_ratios": ratios})  # fmt: skip
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(9, 9.6 if p.zoomed else 7.2),
+        dpi=110,
+        sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )
     ax, low = axes[0], axes[-1]
     try:
         _draw_top(p, ax)

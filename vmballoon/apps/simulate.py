@@ -179,26 +179,58 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         "130 interrupted (SIGINT or SIGTERM: the summary and picture cover the ticks done "
         "and say so).",
     )
-    p.add_argument("--ram", type=parse_size, default=DEFAULT_RAM // PAGE,
-                   help="guest RAM, e.g. 64GiB (default 4GiB)")  # fmt: skip
-    p.add_argument("--variant", type=variant_name, default="fixed",
-                   help="seed, fixed, upstream-stable, fixed-<fix> or fix,fix,... "
-                   "(default fixed)")  # fmt: skip
-    p.add_argument("--capabilities", type=parse_capabilities, default=CAPABILITIES,
-                   help="what the host offers: 0x1e or basic,batched,2m,doorbell "
-                        "(default: all the driver asks for, 0x1e)")  # fmt: skip
-    p.add_argument("--targets", type=parse_schedule, default=None,
-                   help='target schedule "tick:size,...", e.g. "0:8GiB,30:2GiB,60:0" '
-                        "(default: half the RAM at tick 0, 0 at tick 30)")  # fmt: skip
-    p.add_argument("--ticks", type=positive_int, default=None,
-                   help=f"ticks to run (default: last schedule tick + {SETTLE_TICKS})")  # fmt: skip
-    p.add_argument("--pressure", type=parse_rate, default=0.0,
-                   help="probability that a page allocation fails, e.g. 0.05 or 5%%")  # fmt: skip
-    p.add_argument("--pressure-seed", type=_seed, default=None,
-                   help="seed of the allocation failures of --pressure (default 0)")  # fmt: skip
-    p.add_argument("--plot", type=plot_file, default=None, metavar="FILE",
-                   help="write the picture to FILE.png or FILE.svg: size, target, frames the "
-                   "guest gave up and frames the host holds, per tick")  # fmt: skip
+    p.add_argument(
+        "--ram",
+        type=parse_size,
+        default=DEFAULT_RAM // PAGE,
+        help="guest RAM, e.g. 64GiB (default 4GiB)",
+    )
+    p.add_argument(
+        "--variant",
+        type=variant_name,
+        default="fixed",
+        help="seed, fixed, upstream-stable, fixed-<fix> or fix,fix,... (default fixed)",
+    )
+    p.add_argument(
+        "--capabilities",
+        type=parse_capabilities,
+        default=CAPABILITIES,
+        help="what the host offers: 0x1e or basic,batched,2m,doorbell "
+        "(default: all the driver asks for, 0x1e)",
+    )
+    p.add_argument(
+        "--targets",
+        type=parse_schedule,
+        default=None,
+        help='target schedule "tick:size,...", e.g. "0:8GiB,30:2GiB,60:0" '
+        "(default: half the RAM at tick 0, 0 at tick 30)",
+    )
+    p.add_argument(
+        "--ticks",
+        type=positive_int,
+        default=None,
+        help=f"ticks to run (default: last schedule tick + {SETTLE_TICKS})",
+    )
+    p.add_argument(
+        "--pressure",
+        type=parse_rate,
+        default=0.0,
+        help="probability that a page allocation fails, e.g. 0.05 or 5%%",
+    )
+    p.add_argument(
+        "--pressure-seed",
+        type=_seed,
+        default=None,
+        help="seed of the allocation failures of --pressure (default 0)",
+    )
+    p.add_argument(
+        "--plot",
+        type=plot_file,
+        default=None,
+        metavar="FILE",
+        help="write the picture to FILE.png or FILE.svg: size, target, frames the "
+        "guest gave up and frames the host holds, per tick",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_simulate)
     return p
@@ -228,8 +260,10 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
             )
     ticks: int = args.ticks if args.ticks is not None else schedule[-1][0] + SETTLE_TICKS
     if args.pressure_seed is not None and not args.pressure:
-        raise UsageError("--pressure-seed seeds the allocation failures of --pressure: add "
-                         "--pressure RATE (above 0), or drop it")  # fmt: skip
+        raise UsageError(
+            "--pressure-seed seeds the allocation failures of --pressure: add "
+            "--pressure RATE (above 0), or drop it"
+        )
     late = [tick for tick, _ in args.targets or () if tick >= ticks]
     if late:
         raise UsageError(
@@ -260,9 +294,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             result = simulate(config, bar.update, stop_on_interrupt=True)
             bar.close(result)
             if result.interrupted:
-                print(f"simulate: interrupted after {len(result.records)} of {config.ticks} "
-                      "ticks; the summary (and picture) cover those ticks and say "
-                      "\"interrupted\"", file=sys.stderr)  # fmt: skip
+                print(
+                    f"simulate: interrupted after {len(result.records)} of {config.ticks} "
+                    "ticks; the summary (and picture) cover those ticks and say "
+                    '"interrupted"',
+                    file=sys.stderr,
+                )
             _write_outputs(args, result)
     except KeyboardInterrupt:  # before the first tick, or while writing what was done
         bar.stream.write("\n" if bar.tty else "")
@@ -395,10 +432,14 @@ def summary_json(result: SimResult) -> dict[str, Any]:
 def summary_text(result: SimResult) -> str:
     """The summary as tables."""
     c = result.config
-    lines = [
-        f"INTERRUPTED after {len(result.records)} of {c.ticks} ticks: this summary covers "
-        "those ticks only"
-    ] if result.interrupted else []
+    lines = (
+        [
+            f"INTERRUPTED after {len(result.records)} of {c.ticks} ticks: this summary covers "
+            "those ticks only"
+        ]
+        if result.interrupted
+        else []
+    )
     lines += [
         f"guest {fmt_size(c.ram_pages)} ({c.ram_pages} pages), variant {c.variant.name}, "
         f"host capabilities {c.capabilities:#x} ({caps_names(c.capabilities)})"

@@ -69,8 +69,6 @@ def _mergeable(prev: State, nxt: State) -> bool:
     )
 
 
-
-
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate."""
@@ -253,7 +251,6 @@ def _final(state: State) -> dict[str, Any]:
     }
 
 
-
 def _outcomes(config: SimConfig, records: list[TickRecord]) -> list[TargetOutcome]:
     out = []
     sched = config.schedule
@@ -288,14 +285,23 @@ def _tick(
         else:
             result.violations[name] = ViolationSummary(tick, messages[name])
     mem, now = state.env.memory, state.env.host
-    result.records.append(TickRecord(
-        tick, state.drv.size, host.at_tick(tick).target(), reset, tuple(names),
-        allocated=(mem.end - mem.base) - sum(e - b for b, e in mem.free),
-        held=now.held_frames() if now is not None else 0,
-        churn=sum(1 << ev["order"] for ev in events_of(state.env.log)
-                  if ev["ev"] == "alloc" and ev["pfn"] is not None),
-        batch_page=int(state.drv.batch_page is not None),
-    ))  # fmt: skip
+    result.records.append(
+        TickRecord(
+            tick,
+            state.drv.size,
+            host.at_tick(tick).target(),
+            reset,
+            tuple(names),
+            allocated=(mem.end - mem.base) - sum(e - b for b, e in mem.free),
+            held=now.held_frames() if now is not None else 0,
+            churn=sum(
+                1 << ev["order"]
+                for ev in events_of(state.env.log)
+                if ev["ev"] == "alloc" and ev["pfn"] is not None
+            ),
+            batch_page=int(state.drv.batch_page is not None),
+        )
+    )
     return state
 
 

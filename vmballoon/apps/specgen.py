@@ -52,8 +52,10 @@ def constants_table() -> str:
     lines = ["| command | number |", "|---|---|"]
     lines += [_row([f"`{name}`", str(num)]) for num, name in protocol.COMMAND_NAMES.items()]
     lines += ["", "| status | value |", "|---|---|"]
-    lines += [_row([f"`{name}`", hex(v) if v > 255 else str(v)])
-              for v, name in protocol.STATUS_NAMES.items()]  # fmt: skip
+    lines += [
+        _row([f"`{name}`", hex(v) if v > 255 else str(v)])
+        for v, name in protocol.STATUS_NAMES.items()
+    ]
     caps = {
         "BASIC_CMDS": protocol.CAP_BASIC,
         "BATCHED_CMDS": protocol.CAP_BATCHED,
@@ -120,18 +122,28 @@ def properties_table(results: dict[str, Any]) -> str:
 def findings_table(results: dict[str, Any]) -> str:
     """Each property the seed violates: depth, counterexample, and the fixes it needs."""
     necessity: dict[str, list[str]] = results.get("necessity", {})
-    lines = ["| property | shortest counterexample | scenario | fixes that remove it "
-             "| the compiled C on it |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| property | shortest counterexample | scenario | fixes that remove it "
+        "| the compiled C on it |",
+        "|---|---|---|---|---|",
+    ]
     for r in results.get("results", []):
         if r["variant"] != "seed" or r["status"] != "violated":
             continue
         fixes = [fix for fix, props in necessity.items() if r["prop"] in props]
         scenario = Path(r["scenario"]).name if r.get("scenario") else ""
         link = f"[{scenario}](findings/{scenario})" if scenario else ""
-        lines.append(_row([f"`{r['prop']}`", f"{r['depth']} transitions", link,
-                           ", ".join(f"`{f}`" for f in fixes) or "(none alone)",
-                           c_cell(r.get("c"))]))  # fmt: skip
+        lines.append(
+            _row(
+                [
+                    f"`{r['prop']}`",
+                    f"{r['depth']} transitions",
+                    link,
+                    ", ".join(f"`{f}`" for f in fixes) or "(none alone)",
+                    c_cell(r.get("c")),
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -166,10 +178,12 @@ SHORTEST_WORDS = {
 def defects_table(results: dict[str, Any]) -> str:
     """One row per fix flag: the SEED scenario that shows its defect, and what the fix changes."""
     by = {d["fix"]: d for d in results.get("defects", [])}
-    lines = ["| fix flag | C lines it changes | property violated on SEED | depth | shortest? "
-             "| scenario (SEED violates it; SEED + the fix alone does not) "
-             "| the compiled C on it |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| fix flag | C lines it changes | property violated on SEED | depth | shortest? "
+        "| scenario (SEED violates it; SEED + the fix alone does not) "
+        "| the compiled C on it |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for fix in FIX_NAMES:
         d = by.get(fix)
         if d is None:
@@ -178,10 +192,19 @@ def defects_table(results: dict[str, Any]) -> str:
         scenario = Path(d["scenario"]).name if d.get("scenario") else ""
         link = f"[{scenario}](findings/{scenario})" if scenario else str(d.get("status"))
         prop = f"`{d['prop']}`" if d.get("prop") else str(d.get("status"))
-        lines.append(_row([f"`{fix}`", str(d.get("lines", "")), prop,
-                           f"{d['depth']} transitions" if d.get("depth") is not None else "",
-                           SHORTEST_WORDS.get(str(d.get("shortest")), ""),
-                           link, _defect_c_cell(d)]))  # fmt: skip
+        lines.append(
+            _row(
+                [
+                    f"`{fix}`",
+                    str(d.get("lines", "")),
+                    prop,
+                    f"{d['depth']} transitions" if d.get("depth") is not None else "",
+                    SHORTEST_WORDS.get(str(d.get("shortest")), ""),
+                    link,
+                    _defect_c_cell(d),
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -192,8 +215,10 @@ def _defect_c_cell(d: dict[str, Any]) -> str:
     if d.get("c") == "shows" and plus is False and minus is True:
         return f"{cell}; SEED + the fix does not, FIXED - the fix does"
     if plus is not None or minus is not None:
-        return (f"{cell}; SEED + the fix: {'shows' if plus else 'does not show'} it, "
-                f"FIXED - the fix: {'shows' if minus else 'does not show'} it")  # fmt: skip
+        return (
+            f"{cell}; SEED + the fix: {'shows' if plus else 'does not show'} it, "
+            f"FIXED - the fix: {'shows' if minus else 'does not show'} it"
+        )
     return cell
 
 
@@ -201,8 +226,12 @@ def invariants_section(results: dict[str, Any]) -> str:
     """The inductive invariants Houdini kept: each conjunct in words, then as formulas."""
     parts: list[str] = []
     for inv in results.get("invariants", []):
-        parts += [f"### {inv['variant']}", "",
-                  "| conjunct | origin | what it says |", "|---|---|---|"]  # fmt: skip
+        parts += [
+            f"### {inv['variant']}",
+            "",
+            "| conjunct | origin | what it says |",
+            "|---|---|---|",
+        ]
         parts += [_row([f"`{c['name']}`", c["origin"], c["words"]]) for c in inv["conjuncts"]]
         parts += ["", "<details><summary>formulas (Z3)</summary>", "", "```"]
         for c in inv["conjuncts"]:
@@ -220,13 +249,21 @@ def necessity_table(results: dict[str, Any]) -> str:
         props = necessity.get(fix)
         variant = FIXED.without(fix).name
         open_ = sorted(
-            f"`{r['prop']}` {r['status']}" for r in results.get("results", [])
+            f"`{r['prop']}` {r['status']}"
+            for r in results.get("results", [])
             if r["variant"] == variant and r["status"] not in ("violated", "no-cex", "proved")
-        )  # fmt: skip
-        text = ", ".join(f"`{p}`" for p in props) if props else (
-            "not checked" if props is None and not open_ else "" if open_ else
-            "no property needs it: a property is missing or the fix is not one"
-        )  # fmt: skip
+        )
+        text = (
+            ", ".join(f"`{p}`" for p in props)
+            if props
+            else (
+                "not checked"
+                if props is None and not open_
+                else ""
+                if open_
+                else "no property needs it: a property is missing or the fix is not one"
+            )
+        )
         if open_:
             text = "; ".join(t for t in (text, "UNKNOWN (no verdict): " + ", ".join(open_)) if t)
         lines.append(_row([f"`{fix}`", text]))
@@ -274,15 +311,21 @@ def stable_results(results: dict[str, Any]) -> dict[str, Any]:
         if r.get("scenario"):
             r["scenario"] = f"spec/findings/{Path(str(r['scenario'])).name}"
     invariants = [
-        {"variant": r["variant"], "conjuncts": [
-            {k: c[k] for k in ("name", "origin", "words", "formula")} for c in r["conjuncts"]
-        ]}
-        for r in raw if r.get("prop") == "invariant" and r.get("conjuncts")
-    ]  # fmt: skip
+        {
+            "variant": r["variant"],
+            "conjuncts": [
+                {k: c[k] for k in ("name", "origin", "words", "formula")} for c in r["conjuncts"]
+            ],
+        }
+        for r in raw
+        if r.get("prop") == "invariant" and r.get("conjuncts")
+    ]
     invariants.sort(key=lambda r: str(r["variant"]))
     defects = [
-        {k: d.get(k) for k in ("fix", "lines", "prop", "depth", "status", "source", "shortest",
-                               "scenario")}
+        {
+            k: d.get(k)
+            for k in ("fix", "lines", "prop", "depth", "status", "source", "shortest", "scenario")
+        }
         for d in results.get("defects", [])
     ]
     for d, raw_d in zip(defects, results.get("defects", []), strict=True):
@@ -294,9 +337,12 @@ def stable_results(results: dict[str, Any]) -> dict[str, Any]:
             for key in ("seed_plus_fix", "fixed_minus_fix"):
                 d[f"c_{key}"] = c.get(key)
     return {
-        "ok": results.get("ok"), "results": rows, "necessity": results.get("necessity", {}),
-        "defects": defects, "invariants": invariants,
-    }  # fmt: skip
+        "ok": results.get("ok"),
+        "results": rows,
+        "necessity": results.get("necessity", {}),
+        "defects": defects,
+        "invariants": invariants,
+    }
 
 
 def _throttle_note(results: dict[str, Any]) -> str:

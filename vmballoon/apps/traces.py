@@ -53,11 +53,31 @@ OPTIONAL_FIELDS = ("batch_page", "page", "doorbell", "ops")
 """Top-level fields that may be absent (C NULL pointers, an invalid doorbell handle)."""
 LOOP_FIELDS = ("num_pages", "allocations", "rate", "error", "cansleep", "is_2m")
 SMALL_FIELDS = (
-    "size", "target", "rate_alloc", "slow_allocation_cycles", "reset_required",
-    "capabilities", "supported_page_sizes", "batch_max_pages", "ops",
-)  # fmt: skip
-VARS = ("action", "loc", *SMALL_FIELDS, "pages", "refused", "n_refused", "batch_page", "page",
-        "doorbell", "crashed", "stats", *LOOP_FIELDS, "events")  # fmt: skip
+    "size",
+    "target",
+    "rate_alloc",
+    "slow_allocation_cycles",
+    "reset_required",
+    "capabilities",
+    "supported_page_sizes",
+    "batch_max_pages",
+    "ops",
+)
+VARS = (
+    "action",
+    "loc",
+    *SMALL_FIELDS,
+    "pages",
+    "refused",
+    "n_refused",
+    "batch_page",
+    "page",
+    "doorbell",
+    "crashed",
+    "stats",
+    *LOOP_FIELDS,
+    "events",
+)
 """The variables of every ITF state, in order."""
 SAFE_INT = 1 << 53
 
@@ -107,8 +127,9 @@ def walk(scenario: Scenario, variant: Variant, check: bool = False) -> Iterator[
     for t in trace(state, scenario.steps):
         if monitor is not None:
             monitor.step(t.prev, t.state)
-        yield TraceStep(t.index, t.label, t.state, _new_events(t.prev.env.log, t.state.env.log),
-                        failing())  # fmt: skip
+        yield TraceStep(
+            t.index, t.label, t.state, _new_events(t.prev.env.log, t.state.env.log), failing()
+        )
 
 
 def model_trace(scenario: Scenario, variant: Variant, check: bool = False) -> list[TraceStep]:
@@ -133,12 +154,16 @@ def _loop_values(state: State) -> dict[str, Any]:
 def _small_values(state: State) -> dict[str, Any]:
     d = state.drv
     return {
-        "size": d.size, "target": d.target, "rate_alloc": d.rate_alloc,
+        "size": d.size,
+        "target": d.target,
+        "rate_alloc": d.rate_alloc,
         "slow_allocation_cycles": d.slow_allocation_cycles,
-        "reset_required": d.reset_required, "capabilities": d.capabilities,
-        "supported_page_sizes": d.supported_page_sizes, "batch_max_pages": d.batch_max_pages,
+        "reset_required": d.reset_required,
+        "capabilities": d.capabilities,
+        "supported_page_sizes": d.supported_page_sizes,
+        "batch_max_pages": d.batch_max_pages,
         "ops": d.ops,
-    }  # fmt: skip
+    }
 
 
 def _num(value: int) -> str:
@@ -162,7 +187,7 @@ class _ListText:
         elif node[1] is old:  # list_add: a new head
             text = _num(node[0]) + (", " + self.text if self.text else "")
         elif old is not None and old[1] is node:  # the head was taken off
-            text = self.text[len(_num(old[0])) + 2:]
+            text = self.text[len(_num(old[0])) + 2 :]
         else:
             text = ", ".join(map(_num, iterate(node)))
         self.node, self.text = node, text
@@ -219,14 +244,17 @@ class ItfWriter:
             "checked": checked,
             "violations": "in each state's #meta" if checked else "not checked (--no-check)",
         }
-        self.out.write('{"#meta": ' + json.dumps(meta) + ',\n"vars": ' + json.dumps(VARS)
-                       + ',\n"states": [\n')  # fmt: skip
+        self.out.write(
+            '{"#meta": ' + json.dumps(meta) + ',\n"vars": ' + json.dumps(VARS) + ',\n"states": [\n'
+        )
 
     def _pages(self, state: State) -> str:
         bodies = []
         for idx in (0, 1):
-            texts = [cache(seg) for cache, seg in
-                     zip(self.lists[idx], list_segments(state, idx), strict=True)]  # fmt: skip
+            texts = [
+                cache(seg)
+                for cache, seg in zip(self.lists[idx], list_segments(state, idx), strict=True)
+            ]
             bodies.append("[" + ", ".join(t for t in texts if t) + "]")
         return '{"#tup": [' + bodies[0] + ", " + bodies[1] + "]}"
 
@@ -241,19 +269,22 @@ class ItfWriter:
         head.update({k: _itf(v) for k, v in _small_values(st).items()})
         head["ops"] = _option(d.ops)
         tail: dict[str, Any] = {
-            "refused": {"#tup": [[_itf(p) for p in iterate(d.refused[0])],
-                                 [_itf(p) for p in iterate(d.refused[1])]]},
+            "refused": {
+                "#tup": [
+                    [_itf(p) for p in iterate(d.refused[0])],
+                    [_itf(p) for p in iterate(d.refused[1])],
+                ]
+            },
             "n_refused": {"#tup": [_itf(d.n_refused[0]), _itf(d.n_refused[1])]},
             "batch_page": _option(_itf(d.batch_page)),
             "page": _option(_itf(d.page)),
             "doorbell": _option(None if d.doorbell is None else {"#tup": _itf(d.doorbell)}),
             "crashed": st.loc == Loc.CRASHED,
             "stats": _stats_itf(st.stats),
-        }  # fmt: skip
+        }
         tail.update({k: _itf(v) for k, v in _loop_values(st).items()})
         tail["events"] = [_event_itf(e) for e in item.events]
-        text = (json.dumps(head)[:-1] + ', "pages": ' + self._pages(st) + ", "
-                + json.dumps(tail)[1:])  # fmt: skip
+        text = json.dumps(head)[:-1] + ', "pages": ' + self._pages(st) + ", " + json.dumps(tail)[1:]
         self.out.write((",\n" if self.count else "") + text)
         self.count += 1
 
@@ -262,8 +293,13 @@ class ItfWriter:
         self.out.write("\n]}\n")
 
 
-def write_itf(steps: Iterable[TraceStep], out: TextSink, source: str, checked: bool,
-              description: str = MODEL_DESCRIPTION) -> int:  # fmt: skip
+def write_itf(
+    steps: Iterable[TraceStep],
+    out: TextSink,
+    source: str,
+    checked: bool,
+    description: str = MODEL_DESCRIPTION,
+) -> int:
     """Stream ``steps`` as one ITF document to ``out``; the number of states."""
     writer = ItfWriter(out)
     writer.begin(source, checked, description)
@@ -305,9 +341,11 @@ def _short(value: Any) -> str:
 
 
 _CAP_NAMES = (
-    (CAP_BASIC, "BASIC"), (CAP_BATCHED, "BATCHED"), (CAP_BATCHED_2M, "BATCHED_2M"),
+    (CAP_BASIC, "BASIC"),
+    (CAP_BATCHED, "BATCHED"),
+    (CAP_BATCHED_2M, "BATCHED_2M"),
     (CAP_SIGNALLED_WAKEUP, "SIGNALLED_WAKEUP"),
-)  # fmt: skip
+)
 
 
 def status_name(status: int) -> str:
@@ -403,15 +441,24 @@ def table_rows(
         previous = snap
 
 
-def write_table(steps: Iterable[TraceStep], out: TextSink, first: int = 0,
-                stop: int | None = None, violations_only: bool = False) -> None:  # fmt: skip
+def write_table(
+    steps: Iterable[TraceStep],
+    out: TextSink,
+    first: int = 0,
+    stop: int | None = None,
+    violations_only: bool = False,
+) -> None:
     """Stream the table of :func:`table_rows` to ``out``."""
     out.write(TABLE_HEADER + "\n")
     for line in table_rows(steps, first, stop, violations_only):
         out.write(line + "\n")
 
 
-def to_table(trace: Iterable[TraceStep], first: int = 0, stop: int | None = None,
-             violations_only: bool = False) -> str:  # fmt: skip
+def to_table(
+    trace: Iterable[TraceStep],
+    first: int = 0,
+    stop: int | None = None,
+    violations_only: bool = False,
+) -> str:
     """The whole table as one string (for short traces)."""
     return "\n".join([TABLE_HEADER, *table_rows(trace, first, stop, violations_only)])

@@ -75,32 +75,43 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument(
-        "--variant", type=_variant_or_all, default="all",
+        "--variant",
+        type=_variant_or_all,
+        default="all",
         help="all (seed and fixed), seed, fixed, upstream-stable, fixed-<fix> or fix,fix,...",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--property", action="append", choices=sorted([*PROPERTIES, "progress"]), default=None,
+        "--property",
+        action="append",
+        choices=sorted([*PROPERTIES, "progress"]),
+        default=None,
         help="check only this property (repeatable)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--jobs", type=positive_int, default=2, help="parallel processes, >= 1 (default 2)"
     )
     p.add_argument(
-        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT,
         help=f"seconds per solver query, > 0 (default {DEFAULT_TIMEOUT:g}); the accelerated "
         f"search's one query over {DEEP_DEPTH} depths gets {DEEP_TIMEOUT_FACTOR} times that",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--depth", type=positive_int, default=DEFAULT_DEPTH,
+        "--depth",
+        type=positive_int,
+        default=DEFAULT_DEPTH,
         help=f"BMC depth in transitions, >= 1 (default {DEFAULT_DEPTH}); depth 0 would "
         "search nothing and is refused",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--out", type=output_dir, default="verify-out",
+        "--out",
+        type=output_dir,
+        default="verify-out",
         help="directory for counterexample scenarios (checked before any solving; one run "
         "at a time; the files of the previous run there are replaced; INCOMPLETE marks a "
         "partial run)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--no-necessity",
         action="store_true",
@@ -156,12 +167,16 @@ def schedule(setup: Setup, board: Board, report: Callable[[Job, list[Row]], None
     search, then defects).  Raises :class:`Interrupted` (the workers stopped)."""
     import multiprocessing
 
-    queue: list[Job] = plan(setup.variants, setup.props, setup.timeout, setup.depth,
-                            setup.out, setup.necessity)  # fmt: skip
+    queue: list[Job] = plan(
+        setup.variants, setup.props, setup.timeout, setup.depth, setup.out, setup.necessity
+    )
     workers = max(1, setup.jobs)
-    pool = ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1,
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init)  # fmt: skip
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        max_tasks_per_child=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+    )
     futs: dict[Future[list[Row]], Job] = {}
     try:
         while queue or futs:
@@ -234,14 +249,24 @@ def necessity_table(setup: Setup, board: Board) -> dict[str, list[str]]:
     if not setup.necessity:
         return {}
     return {
-        fix: sorted(r.prop for r in board.results
-                    if r.variant == FIXED.without(fix).name and r.status == Status.VIOLATED)
+        fix: sorted(
+            r.prop
+            for r in board.results
+            if r.variant == FIXED.without(fix).name and r.status == Status.VIOLATED
+        )
         for fix in FIX_NAMES
-    }  # fmt: skip
+    }
 
 
-def to_json(setup: Setup, board: Board, v: Verdict, c_summary: dict[str, Any] | None,
-            seconds: float, *, interrupted: bool = False) -> dict[str, Any]:  # fmt: skip
+def to_json(
+    setup: Setup,
+    board: Board,
+    v: Verdict,
+    c_summary: dict[str, Any] | None,
+    seconds: float,
+    *,
+    interrupted: bool = False,
+) -> dict[str, Any]:
     """``verify --json`` (schema :data:`JSON_SCHEMA`, docs/verify.md)."""
     import z3
 
@@ -249,19 +274,24 @@ def to_json(setup: Setup, board: Board, v: Verdict, c_summary: dict[str, Any] | 
 
     code = EXIT_INTERRUPTED if interrupted else v.code
     return {
-        "schema": JSON_SCHEMA, "ok": code == EXIT_OK, "exit": code,
+        "schema": JSON_SCHEMA,
+        "ok": code == EXIT_OK,
+        "exit": code,
         "complete": setup.complete_run and not interrupted,
         "seconds": seconds,
         "solver": {"name": "z3", "version": z3.get_version_string()},
-        "depth": setup.depth, "deep_depth": DEEP_DEPTH,
+        "depth": setup.depth,
+        "deep_depth": DEEP_DEPTH,
         "deep_timeout": setup.timeout * DEEP_TIMEOUT_FACTOR,
         "defect_depth": dft.DEFECT_DEPTH,
-        "timeout": setup.timeout, "jobs": setup.jobs,
+        "timeout": setup.timeout,
+        "jobs": setup.jobs,
         "results": [r.to_json() for r in board.results],
         "necessity": necessity_table(setup, board),
         "defects": [board.defects[f].to_json() for f in FIX_NAMES if f in board.defects],
-        "conformance": [c.to_json() for c in board.conformance], "c_replay": c_summary,
-    }  # fmt: skip
+        "conformance": [c.to_json() for c in board.conformance],
+        "c_replay": c_summary,
+    }
 
 
 def replay_on_c(board: Board, c_replay: CReplay) -> dict[str, Any]:
@@ -301,15 +331,23 @@ def _register_outputs(out: RunDir, board: Board, since: float) -> None:
 
 
 def _write(
-    as_json: bool, setup: Setup, board: Board, v: Verdict, c_summary: dict[str, Any] | None,
-    elapsed: float, interrupted: bool,
-) -> None:  # fmt: skip
+    as_json: bool,
+    setup: Setup,
+    board: Board,
+    v: Verdict,
+    c_summary: dict[str, Any] | None,
+    elapsed: float,
+    interrupted: bool,
+) -> None:
     """The results on stdout: JSON, or the text of :mod:`vmballoon.apps.verify_render`."""
     from vmballoon.apps import verify_render as render
 
     if as_json:
-        json.dump(to_json(setup, board, v, c_summary, elapsed, interrupted=interrupted),
-                  sys.stdout, indent=1)  # fmt: skip
+        json.dump(
+            to_json(setup, board, v, c_summary, elapsed, interrupted=interrupted),
+            sys.stdout,
+            indent=1,
+        )
         sys.stdout.write("\n")
     else:
         render.report(setup, board, v, c_summary, elapsed, interrupted=interrupted)
@@ -327,13 +365,15 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
     t0 = time.monotonic()
     wall0 = time.time()
     setup = Setup.of(args)
-    board = Board(per_defect=setup.per_defect, necessity=setup.necessity,
-                  timeout=setup.timeout, out=setup.out)  # fmt: skip
-    jobs = plan(setup.variants, setup.props, setup.timeout, setup.depth, setup.out,
-                setup.necessity)  # fmt: skip
+    board = Board(
+        per_defect=setup.per_defect, necessity=setup.necessity, timeout=setup.timeout, out=setup.out
+    )
+    jobs = plan(setup.variants, setup.props, setup.timeout, setup.depth, setup.out, setup.necessity)
     counter = Counter(slots(jobs, setup.variants, setup.props, setup.per_defect))
-    previous, previous_int = signal.signal(signal.SIGTERM, _raise_interrupted), \
-        signal.getsignal(signal.SIGINT)
+    previous, previous_int = (
+        signal.signal(signal.SIGTERM, _raise_interrupted),
+        signal.getsignal(signal.SIGINT),
+    )
     try:
         with RunDir(Path(setup.out or "verify-out"), command="verify") as out:
             interrupted: str | None = None
@@ -356,22 +396,32 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _register_outputs(out, board, wall0)
             v = verdict(setup, board, c_summary)
-            _write(args.json, setup, board, v, c_summary, time.monotonic() - t0,
-                   interrupted is not None)  # fmt: skip
+            _write(
+                args.json,
+                setup,
+                board,
+                v,
+                c_summary,
+                time.monotonic() - t0,
+                interrupted is not None,
+            )
             out.finish(complete=interrupted is None)
     except OutDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (Interrupted, KeyboardInterrupt) as exc:  # before the first obligation ran
-        print(f"interrupted ({str(exc) or 'SIGINT'}) before any obligation ran",
-              file=sys.stderr)  # fmt: skip
+        print(f"interrupted ({str(exc) or 'SIGINT'}) before any obligation ran", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
     if interrupted is not None:
-        print(f"interrupted ({interrupted}): {counter.done} of {counter.total} obligations "
-              f"done; {setup.out} is marked INCOMPLETE", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"interrupted ({interrupted}): {counter.done} of {counter.total} obligations "
+            f"done; {setup.out} is marked INCOMPLETE",
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_INTERRUPTED
     return v.code
 

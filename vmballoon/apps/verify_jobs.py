@@ -56,11 +56,16 @@ class Setup:
         variants = ["seed", "fixed"] if args.variant == "all" else [args.variant]
         necessity = args.variant in ("all", "fixed") and not args.no_necessity
         return Setup(
-            variants=variants, props=args.property or [*PROPERTIES, "progress"],
-            necessity=necessity, per_defect="seed" in variants and not args.property,
-            timeout=args.timeout, depth=args.depth, jobs=args.jobs, out=args.out,
+            variants=variants,
+            props=args.property or [*PROPERTIES, "progress"],
+            necessity=necessity,
+            per_defect="seed" in variants and not args.property,
+            timeout=args.timeout,
+            depth=args.depth,
+            jobs=args.jobs,
+            out=args.out,
             complete_run=args.variant == "all" and args.property is None and necessity,
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -91,7 +96,6 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return self.code == EXIT_OK
-
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,9 @@ class Board:
         FIXED-minus-``fix`` results it reads and the accelerated search are in."""
         fixed_minus = FIXED.without(fix).name
         nec_done = not self.necessity or any(r.variant == fixed_minus for r in self.results)
-        return (self.seed_done and nec_done and not self.deep_pending
-                and fix not in self.early_pending)  # fmt: skip
+        return (
+            self.seed_done and nec_done and not self.deep_pending and fix not in self.early_pending
+        )
 
     def plan_defects(self) -> tuple[list[DefectRow], list[Job]]:
         """The defects that can be planned now: rows from SEED's own counterexamples, and
@@ -159,18 +164,27 @@ class Board:
             if fix in self.planned or not self.ready(fix):
                 continue
             self.planned.add(fix)
-            row, search = plan_defect(fix, self.results, self.necessity, timeout=self.timeout,
-                                      out=self.out)  # fmt: skip
+            row, search = plan_defect(
+                fix, self.results, self.necessity, timeout=self.timeout, out=self.out
+            )
             if row is not None:
                 self.defects[fix] = row
                 rows.append(row)
             elif search is not None:
-                jobs.append(DefectJob(
-                    variant="seed", timeout=float(search["timeout"]), fix=fix,
-                    props=tuple(search["props"]), start=int(search["start"]),
-                    depth=int(search["depth"]), out=search["out"], window=bool(search["window"]),
-                    start_exact=bool(search["start_exact"]), divergence=self.early.get(fix),
-                ))  # fmt: skip
+                jobs.append(
+                    DefectJob(
+                        variant="seed",
+                        timeout=float(search["timeout"]),
+                        fix=fix,
+                        props=tuple(search["props"]),
+                        start=int(search["start"]),
+                        depth=int(search["depth"]),
+                        out=search["out"],
+                        window=bool(search["window"]),
+                        start_exact=bool(search["start_exact"]),
+                        divergence=self.early.get(fix),
+                    )
+                )
         return rows, jobs
 
 
@@ -222,9 +236,16 @@ class VariantJob(Job):
 
     def run(self) -> list[Row]:
         out = Path(self.out) if self.out else None
-        return list(check_variant(parse_variant(self.variant), list(self.props),
-                                  timeout=self.timeout, depth=self.depth, out_dir=out,
-                                  use_bmc=self.bmc))  # fmt: skip
+        return list(
+            check_variant(
+                parse_variant(self.variant),
+                list(self.props),
+                timeout=self.timeout,
+                depth=self.depth,
+                out_dir=out,
+                use_bmc=self.bmc,
+            )
+        )
 
     def crashed(self, exc: BaseException) -> list[Row]:
         kind = "bmc" if self.bmc else "induction"
@@ -254,15 +275,27 @@ class VariantJob(Job):
                 spec = plan_divergence(fix, board.results, timeout=self.timeout)
                 if spec is not None:
                     board.early_pending.add(fix)
-                    follow.append(DivergenceJob(
-                        variant="seed", timeout=float(spec["timeout"]), fix=fix,
-                        props=tuple(spec["props"]), depth=int(spec["depth"]),
-                    ))  # fmt: skip
+                    follow.append(
+                        DivergenceJob(
+                            variant="seed",
+                            timeout=float(spec["timeout"]),
+                            fix=fix,
+                            props=tuple(spec["props"]),
+                            depth=int(spec["depth"]),
+                        )
+                    )
         open_ = seed_open_for_acceleration(board.results)
         if open_:
             board.deep_pending = True
-            follow.append(DeepJob(variant="seed", timeout=self.timeout, props=tuple(open_),
-                                  depth=self.depth, out=self.out))  # fmt: skip
+            follow.append(
+                DeepJob(
+                    variant="seed",
+                    timeout=self.timeout,
+                    props=tuple(open_),
+                    depth=self.depth,
+                    out=self.out,
+                )
+            )
         return follow
 
 
@@ -312,9 +345,16 @@ class DeepJob(Job):
 
     def run(self) -> list[Row]:
         out = Path(self.out) if self.out else None
-        return list(deep(list(self.props), parse_variant(self.variant), depth=DEEP_DEPTH,
-                         timeout=self.timeout * DEEP_TIMEOUT_FACTOR, out_dir=out,
-                         plain_depth=self.depth))  # fmt: skip
+        return list(
+            deep(
+                list(self.props),
+                parse_variant(self.variant),
+                depth=DEEP_DEPTH,
+                timeout=self.timeout * DEEP_TIMEOUT_FACTOR,
+                out_dir=out,
+                plain_depth=self.depth,
+            )
+        )
 
     def crashed(self, exc: BaseException) -> list[Row]:
         return [error_row(p, self.variant, "accelerated", exc) for p in self.props]
@@ -344,8 +384,14 @@ class DivergenceJob(Job):
     def run(self) -> list[Row]:
         from vmballoon.proofs.defects import divergence_job
 
-        found = divergence_job({"fix": self.fix, "props": list(self.props),
-                                "depth": self.depth, "timeout": self.timeout})  # fmt: skip
+        found = divergence_job(
+            {
+                "fix": self.fix,
+                "props": list(self.props),
+                "depth": self.depth,
+                "timeout": self.timeout,
+            }
+        )
         return [Divergence(self.fix, found)]
 
     def crashed(self, exc: BaseException) -> list[Row]:
@@ -382,26 +428,45 @@ class DefectJob(Job):
         from vmballoon.proofs.defects import defect_job
 
         spec: dict[str, Any] = {
-            "fix": self.fix, "props": list(self.props), "start": self.start,
-            "depth": self.depth, "timeout": self.timeout, "out": self.out, "window": self.window,
+            "fix": self.fix,
+            "props": list(self.props),
+            "start": self.start,
+            "depth": self.depth,
+            "timeout": self.timeout,
+            "out": self.out,
+            "window": self.window,
             "start_exact": self.start_exact,
-        }  # fmt: skip
+        }
         if self.divergence is not None:
             spec["divergence"] = self.divergence
         return [defect_job(spec)]
 
     def crashed(self, exc: BaseException) -> list[Row]:
-        return [DefectRow(self.fix, lines_of(self.fix), None, None, Status.ERROR, 0.0,
-                          "product", detail=repr(exc))]  # fmt: skip
+        return [
+            DefectRow(
+                self.fix,
+                lines_of(self.fix),
+                None,
+                None,
+                Status.ERROR,
+                0.0,
+                "product",
+                detail=repr(exc),
+            )
+        ]
 
     def name(self) -> str:
         return f"defect {self.fix}"
 
 
 def plan(
-    variants: list[str], props: list[str], timeout: float, depth: int, out: str | None,
+    variants: list[str],
+    props: list[str],
+    timeout: float,
+    depth: int,
+    out: str | None,
     necessity: bool,
-) -> list[Job]:  # fmt: skip
+) -> list[Job]:
     """The obligations of a verify run known up front.
 
     The longest chain first (the seed, then its deep search and the defect searches,
@@ -409,19 +474,38 @@ def plan(
     jobs: list[Job] = []
     for v in variants:
         if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
-            jobs.append(VariantJob(variant=v, timeout=timeout, props=tuple(props),
-                                   depth=depth, out=out, bmc=True))  # fmt: skip
+            jobs.append(
+                VariantJob(
+                    variant=v, timeout=timeout, props=tuple(props), depth=depth, out=out, bmc=True
+                )
+            )
     if necessity:
         # the safety properties only: progress is checked on SEED and proved on FIXED; its
         # BMC on every FIXED-minus-one variant cost more than the rest of the table
         safety = tuple(n for n in props if n in PROPERTIES)
         for n in FIX_NAMES:
-            jobs.append(VariantJob(variant=FIXED.without(n).name, timeout=timeout,
-                                   props=safety, depth=depth, out=out, bmc=True,
-                                   tied=False))  # fmt: skip
+            jobs.append(
+                VariantJob(
+                    variant=FIXED.without(n).name,
+                    timeout=timeout,
+                    props=safety,
+                    depth=depth,
+                    out=out,
+                    bmc=True,
+                    tied=False,
+                )
+            )
     if "fixed" in variants:
-        jobs.append(VariantJob(variant="fixed", timeout=timeout, props=tuple(props),
-                               depth=depth, out=out, bmc=False))  # fmt: skip
+        jobs.append(
+            VariantJob(
+                variant="fixed",
+                timeout=timeout,
+                props=tuple(props),
+                depth=depth,
+                out=out,
+                bmc=False,
+            )
+        )
         jobs.append(VacuityJob(variant="fixed", timeout=timeout))
     jobs += [ConformanceJob(variant=v, timeout=timeout) for v in variants]
     return jobs
@@ -432,8 +516,11 @@ def slots(jobs: list[Job], variants: list[str], props: list[str], per_defect: bo
     planned up front, the accelerated search (done or not needed) when SEED's BMC looks
     at a property over the allocation counters, and one per defect."""
     deep_slot = "seed" in variants and any(p in ACCEL_PROPS for p in props)
-    return (sum(1 for j in jobs if j.counted()) + (1 if deep_slot else 0)
-            + (len(FIX_NAMES) if per_defect else 0))  # fmt: skip
+    return (
+        sum(1 for j in jobs if j.counted())
+        + (1 if deep_slot else 0)
+        + (len(FIX_NAMES) if per_defect else 0)
+    )
 
 
 __all__ = [

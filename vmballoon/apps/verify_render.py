@@ -87,8 +87,9 @@ def progress(counter: Counter, board: Board, job: Job, rows: list[Row]) -> None:
                 counter.note(f"seed divergence {job.fix}: {parted(job.fix, r)}")
         return
     if isinstance(job, DefectJob):
-        what = ", ".join(f"{r.status} {r.prop or ''}".strip() for r in rows
-                         if isinstance(r, DefectRow))  # fmt: skip
+        what = ", ".join(
+            f"{r.status} {r.prop or ''}".strip() for r in rows if isinstance(r, DefectRow)
+        )
         counter.tick(f"seed defect {job.fix}: {what}")
         return
     if isinstance(job, DeepJob):
@@ -102,16 +103,22 @@ def progress(counter: Counter, board: Board, job: Job, rows: list[Row]) -> None:
         and any(p in ACCEL_PROPS for p in job.props)
         and not board.deep_pending
     ):
-        counter.tick("seed deep search (accelerated): not needed (nothing over the allocation "
-                     "counters left open)")  # fmt: skip
+        counter.tick(
+            "seed deep search (accelerated): not needed (nothing over the allocation "
+            "counters left open)"
+        )
 
 
 def c_line(summary: dict[str, Any]) -> None:
     """How many counterexamples the C replayed (stderr)."""
-    print(f"[C] {summary['replayed']} counterexamples replayed on the compiled driver "
-          f"in {summary['seconds']} s" if summary["compiler"] else
-          "[C] no C compiler: the counterexamples are not replayed on the C",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"[C] {summary['replayed']} counterexamples replayed on the compiled driver "
+        f"in {summary['seconds']} s"
+        if summary["compiler"]
+        else "[C] no C compiler: the counterexamples are not replayed on the C",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -169,10 +176,14 @@ def necessity_cell(board: Board, variant: str) -> str:
     variant shows), any result that is not a verdict as such, never as "not needed", and
     how many proofs are not tied to the model."""
     rows = [r for r in board.results if r.variant == variant]
-    violated = sorted(r.prop + (f" [{c_word(r.c)}]" if r.c else "")
-                      for r in rows if r.status == Status.VIOLATED)  # fmt: skip
-    open_ = sorted(f"{r.prop}={r.status}" for r in rows
-                   if r.status not in (Status.VIOLATED, Status.NO_CEX, Status.PROVED))  # fmt: skip
+    violated = sorted(
+        r.prop + (f" [{c_word(r.c)}]" if r.c else "") for r in rows if r.status == Status.VIOLATED
+    )
+    open_ = sorted(
+        f"{r.prop}={r.status}"
+        for r in rows
+        if r.status not in (Status.VIOLATED, Status.NO_CEX, Status.PROVED)
+    )
     untied = [r.prop for r in rows if r.status == Status.PROVED and r.tied is False]
     parts = [", ".join(violated)] if violated else []
     if open_:
@@ -188,16 +199,21 @@ def coverage_line(board: Board) -> str:
     """Which transitions the checks reached: vacuity, and the counterexample traces."""
     from vmballoon.model.transitions import TRANSITIONS
 
-    lines = [f"coverage: vacuity ({r.variant}): {r.status}: {r.detail}"
-             for r in board.results if r.prop == "vacuity"]  # fmt: skip
+    lines = [
+        f"coverage: vacuity ({r.variant}): {r.status}: {r.detail}"
+        for r in board.results
+        if r.prop == "vacuity"
+    ]
     visited: set[str] = set()
     for r in board.results:
         if r.detail.startswith("trace: "):
             visited.update(r.detail[len("trace: ") :].split(";")[0].split())
     if visited:
         never = [loc.name for loc in TRANSITIONS if loc.name not in visited]
-        lines.append(f"coverage: counterexample traces visit {len(visited)} locations; never: "
-                     + (", ".join(never) if never else "none"))  # fmt: skip
+        lines.append(
+            f"coverage: counterexample traces visit {len(visited)} locations; never: "
+            + (", ".join(never) if never else "none")
+        )
     return "\n".join(lines) if lines else "coverage: no vacuity check in this run"
 
 
@@ -225,15 +241,19 @@ def _table(setup: Setup, board: Board, notes: Assumptions) -> list[str]:
         out.append(f"{'property':<20} {shown[0]:<34} counterexample")
         for name in setup.props:
             r = by.get((shown[0], name))
-            out.append(f"{name:<20} {cell(r, notes):<34} {(r.scenario if r else '') or ''} "
-                       f"{c_word(r.c if r else None)}".rstrip())  # fmt: skip
+            out.append(
+                f"{name:<20} {cell(r, notes):<34} {(r.scenario if r else '') or ''} "
+                f"{c_word(r.c if r else None)}".rstrip()
+            )
     else:
         out.append(f"{'property':<20} {'seed':<34} {'fixed':<34} counterexample")
         for name in setup.props:
             seed, fixed = by.get(("seed", name)), by.get(("fixed", name))
             cex = (seed.scenario if seed else None) or ""
-            out.append(f"{name:<20} {cell(seed, notes):<34} {cell(fixed, notes):<34} {cex} "
-                       f"{c_word(seed.c if seed else None)}".rstrip())  # fmt: skip
+            out.append(
+                f"{name:<20} {cell(seed, notes):<34} {cell(fixed, notes):<34} {cex} "
+                f"{c_word(seed.c if seed else None)}".rstrip()
+            )
     for name in [*conjuncts(), "vacuity"]:
         if name not in PROPERTIES and ("fixed", name) in by:
             out.append(f"{name:<20} {'(lemma)':<34} {cell(by[('fixed', name)], notes):<34}")
@@ -276,9 +296,12 @@ def _defects(board: Board) -> list[str]:
             continue
         where = f"@{d.depth}" if d.depth is not None else ""
         msg = "; ".join(readable(str(m["message"])) for m in d.evidence.get("seed", []))
-        out.append(f"  {fix:<24} {d.status}{where} {d.prop or ''} "
-                   f"(C lines {d.lines})" + (f": {msg}" if msg else "")
-                   + (f" | {c_word(d.c)}" if d.c else ""))  # fmt: skip
+        out.append(
+            f"  {fix:<24} {d.status}{where} {d.prop or ''} "
+            f"(C lines {d.lines})"
+            + (f": {msg}" if msg else "")
+            + (f" | {c_word(d.c)}" if d.c else "")
+        )
         if d.shortest:
             out.append(f"    shortest: {d.shortest}")
         if d.scenario:
@@ -288,8 +311,15 @@ def _defects(board: Board) -> list[str]:
     return out
 
 
-def report(setup: Setup, board: Board, v: Verdict, c_summary: dict[str, Any] | None,
-           elapsed: float, *, interrupted: bool = False) -> None:  # fmt: skip
+def report(
+    setup: Setup,
+    board: Board,
+    v: Verdict,
+    c_summary: dict[str, Any] | None,
+    elapsed: float,
+    *,
+    interrupted: bool = False,
+) -> None:
     """The text report on stdout."""
     notes = Assumptions(board.results)
     out = _table(setup, board, notes)

@@ -45,9 +45,7 @@ PFN_LIMIT = 1 << 52
 T_MAX = U32_MASK - PAGES_PER_2M
 """Largest target for which ``target + 512`` fits in an ``unsigned int`` (line 281)."""
 
-BATCHED_CMDS = frozenset(
-    {"BATCHED_LOCK", "BATCHED_UNLOCK", "BATCHED_2M_LOCK", "BATCHED_2M_UNLOCK"}
-)
+BATCHED_CMDS = frozenset({"BATCHED_LOCK", "BATCHED_UNLOCK", "BATCHED_2M_LOCK", "BATCHED_2M_UNLOCK"})
 TARGET_CMDS = frozenset({"GET_TARGET", "LOCK", "UNLOCK"}) | BATCHED_CMDS
 """Commands whose result the C writes into ``b->target`` (lines 405-438, 445-535)."""
 STATUS_CMDS = TARGET_CMDS | {"START"}
@@ -212,7 +210,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "every PFN of the guest is below 2**52",
         "a batch entry is `pfn << PAGE_SHIFT` in 64 bits (lines 179-185): a larger PFN does "
         "not read back; x86-64 physical addresses have at most 52 bits",
-        "all", _pfn_52,
+        "all",
+        _pfn_52,
     ),
     Assumption(
         "host_success",
@@ -223,7 +222,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "(lines 470, 518); any other status ends the tick early (lines 425-437, 893-906, "
         "959-963) or schedules a reset (line 364). GUEST_ID and VMCI_DOORBELL_SET may fail "
         "(but not with ERROR_RESET: no_reset_request)",
-        "progress", _host_success,
+        "progress",
+        _host_success,
     ),
     Assumption(
         "no_reset_request",
@@ -232,14 +232,16 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "ERROR_RESET schedules a reset (line 363); a host that answers GUEST_ID with it on "
         "every tick keeps every tick in vmballoon_reset (lines 1114, 1098) and GET_TARGET is "
         "never sent (line 1120): the balloon never moves",
-        "progress", _no_reset_request,
+        "progress",
+        _no_reset_request,
     ),
     Assumption(
         "batch_entries_success",
         "a batched command that names the batch page comes back with every entry SUCCESS",
         "a refused, pinned or unexpected entry is kept off the balloon (lines 654-681, "
         "735-746): the balloon may then stay below its target",
-        "progress", _entries_success,
+        "progress",
+        _entries_success,
     ),
     Assumption(
         "host_target_steady",
@@ -247,19 +249,22 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "equal the tick's target (in their low 32 bits)",
         "LOCK and UNLOCK results overwrite b->target (lines 457, 475-478, 505, 523-526): a "
         "host that moves the target mid-tick makes the loops of 833 and 945 chase it",
-        "progress", _host_target,
+        "progress",
+        _host_target,
     ),
     Assumption(
         "target_fits",
         "the target is at most 2**32 - 513",
         "target + 512 must fit in an unsigned int (line 281; the sums of 946-948 and 1127)",
-        "progress", _target_fits,
+        "progress",
+        _target_fits,
     ),
     Assumption(
         "allocations_succeed",
         "every page allocation succeeds (enough free frames)",
         "a failed allocation ends the inflation (lines 836-859) below the target",
-        "progress", _alloc_ok,
+        "progress",
+        _alloc_ok,
     ),
     Assumption(
         "basic_frames_below_2_32",
@@ -267,27 +272,31 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "deflates is below 2**32",
         "LOCK and UNLOCK carry a 32-bit PFN (lines 451-453, 499-501): a higher frame is "
         "refused, never ballooned",
-        "progress", _basic_32,
+        "progress",
+        _basic_32,
     ),
     Assumption(
         "totalram_below_2_32",
         "totalram fits in 32 bits",
         "GET_TARGET is not sent when totalram_pages does not fit (lines 415-420, 1121): no "
         "target is read",
-        "progress", _ram_32,
+        "progress",
+        _ram_32,
     ),
     Assumption(
         "guest_below_2_32",
         "the guest has fewer than 2**32 frames (so the balloon holds fewer)",
         "b->size is an unsigned int (line 281)",
-        "progress", _guest_32,
+        "progress",
+        _guest_32,
     ),
     Assumption(
         "not_throttled",
         "a tick that inflates starts with at most one slow allocation cycle left",
         "with slow cycles left the inflation is rate limited (lines 821-828, 1117-1118) and "
         "may stop below the target by design",
-        "progress", _unthrottled,
+        "progress",
+        _unthrottled,
     ),
 )
 """Every assumption, in report order."""
@@ -306,8 +315,9 @@ def names_for(prop: str) -> list[str]:
     return [a.name for a in ASSUMPTIONS if a.results == "all" or a.results == prop]
 
 
-def broken(assumptions: tuple[Assumption, ...], guest: Guest,
-           view: StepView | None = None) -> list[tuple[str, str]]:  # fmt: skip
+def broken(
+    assumptions: tuple[Assumption, ...], guest: Guest, view: StepView | None = None
+) -> list[tuple[str, str]]:
     """``(name, message)`` of each assumption whose predicate fails (``view`` omitted:
     only the guest-wide ones are checked)."""
     out: list[tuple[str, str]] = []

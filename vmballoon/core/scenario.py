@@ -147,9 +147,7 @@ def _response(value: Any, where: str) -> Response:
     return Response(status, result, entries)
 
 
-_KEYS = (
-    "format", "frames", "pfn_base", "totalram_pages", "steps", "hv", "alloc", "vmci", "meta"
-)  # fmt: skip
+_KEYS = ("format", "frames", "pfn_base", "totalram_pages", "steps", "hv", "alloc", "vmci", "meta")
 
 
 def scenario_from_json(doc: Any) -> Scenario:

@@ -57,9 +57,7 @@ FIXES: tuple[Fix, ...] = (
             "batched mode `b->page` is NULL (or a stale basic-mode page), so the "
             "host is never told where the batch page is."
         ),
-        change=(
-            "pass the PFN of the batch page (`PHYS_PFN(virt_to_phys(b->batch_page))`)."
-        ),
+        change=("pass the PFN of the batch page (`PHYS_PFN(virt_to_phys(b->batch_page))`)."),
         prevents=(
             "the host ignoring every batch while the driver reads its own, unchanged "
             "statuses as success: pages counted as ballooned that the host never locked"

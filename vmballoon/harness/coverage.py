@@ -70,9 +70,14 @@ class FunctionCoverage:
     branches_hit: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"function": self.name, "line": self.first_line, "lines": self.lines,
-                "lines_hit": self.lines_hit, "branches": self.branches,
-                "branches_hit": self.branches_hit}  # fmt: skip
+        return {
+            "function": self.name,
+            "line": self.first_line,
+            "lines": self.lines,
+            "lines_hit": self.lines_hit,
+            "branches": self.branches,
+            "branches_hit": self.branches_hit,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,10 @@ class Coverage:
         if other.source != self.source or len(other.branches) != len(self.branches):
             raise CoverageError(f"coverage of {self.source} and of {other.source} do not add up")
         counts = {b.key: b.count for b in other.branches}
-        branches = tuple(Branch(b.function, b.line, b.index, b.count + counts.get(b.key, 0))
-                         for b in self.branches)  # fmt: skip
+        branches = tuple(
+            Branch(b.function, b.line, b.index, b.count + counts.get(b.key, 0))
+            for b in self.branches
+        )
         lines = {(f, n): c for f, n, c in other.line_counts}
         line_counts = tuple((f, n, c + lines.get((f, n), 0)) for f, n, c in self.line_counts)
         return _with_functions(self.source, branches, line_counts, self.functions)
@@ -125,16 +132,27 @@ class Coverage:
         }
 
 
-def _with_functions(source: str, branches: tuple[Branch, ...],
-                    line_counts: tuple[tuple[str, int, int], ...],
-                    functions: tuple[FunctionCoverage, ...]) -> Coverage:  # fmt: skip
+def _with_functions(
+    source: str,
+    branches: tuple[Branch, ...],
+    line_counts: tuple[tuple[str, int, int], ...],
+    functions: tuple[FunctionCoverage, ...],
+) -> Coverage:
     """Per-function totals recomputed from the branch and line counts."""
     out = []
     for f in functions:
         mine = [c for name, _, c in line_counts if name == f.name]
         br = [b for b in branches if b.function == f.name]
-        out.append(FunctionCoverage(f.name, f.first_line, len(mine), sum(1 for c in mine if c),
-                                    len(br), sum(1 for b in br if b.count)))  # fmt: skip
+        out.append(
+            FunctionCoverage(
+                f.name,
+                f.first_line,
+                len(mine),
+                sum(1 for c in mine if c),
+                len(br),
+                sum(1 for b in br if b.count),
+            )
+        )
     return Coverage(source, tuple(out), branches, line_counts)
 
 
@@ -159,8 +177,13 @@ class Counts:
             gcov = shutil.which("gcov")
             if gcov is None:
                 raise CoverageError("gcov not found: install gcc (it comes with it)")
-            cmd = [gcov, "--json-format", "--stdout", "--branch-probabilities",
-                   notes[0].stem + ".gcda"]  # fmt: skip
+            cmd = [
+                gcov,
+                "--json-format",
+                "--stdout",
+                "--branch-probabilities",
+                notes[0].stem + ".gcda",
+            ]
             proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
             if proc.returncode != 0 or not proc.stdout.strip():
                 first = (proc.stderr.strip().splitlines() or ["no output"])[0]
@@ -170,8 +193,11 @@ class Counts:
 
 def parse_gcov(doc: dict[str, Any]) -> Coverage:
     """The driver source's coverage from gcov's JSON (the file that is not the harness)."""
-    files = [f for f in doc["files"] if Path(f["file"]).name not in HARNESS_SOURCES
-             and not f["file"].endswith(".h")]  # fmt: skip
+    files = [
+        f
+        for f in doc["files"]
+        if Path(f["file"]).name not in HARNESS_SOURCES and not f["file"].endswith(".h")
+    ]
     if len(files) != 1:
         raise CoverageError(f"gcov names {len(files)} driver sources, expected one")
     f = files[0]
@@ -183,8 +209,9 @@ def parse_gcov(doc: dict[str, Any]) -> Coverage:
         for i, br in enumerate(line["branches"]):
             if not br.get("throw"):
                 branches.append(Branch(line["function_name"], n, i, br["count"]))
-    functions = tuple(FunctionCoverage(fn["name"], fn["start_line"], 0, 0, 0, 0)
-                      for fn in f["functions"])  # fmt: skip
+    functions = tuple(
+        FunctionCoverage(fn["name"], fn["start_line"], 0, 0, 0, 0) for fn in f["functions"]
+    )
     return _with_functions(f["file"], tuple(branches), tuple(line_counts), functions)
 
 
@@ -207,8 +234,9 @@ def collect(library: Path) -> Iterator[Counts]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def corpus_coverage(library: Path, scenarios: Iterable[Scenario],
-                    timeout: float = DEFAULT_TIMEOUT) -> Coverage:  # fmt: skip
+def corpus_coverage(
+    library: Path, scenarios: Iterable[Scenario], timeout: float = DEFAULT_TIMEOUT
+) -> Coverage:
     """The coverage of ``library`` (a coverage build) by replaying ``scenarios``."""
     from vmballoon.harness.replay import replay
 
@@ -243,8 +271,10 @@ def load_unreachable(source: str, path: Path = UNREACHABLE) -> list[Unreachable]
         raise CoverageError(f"{path}: not {UNREACHABLE_FORMAT}")
     if source not in doc["sources"]:
         raise CoverageError(f"{path}: no list for {source!r}")
-    return [Unreachable(e["function"], e.get("line", 0), e.get("branch", 0), e["reason"])
-            for e in doc["sources"][source]]  # fmt: skip
+    return [
+        Unreachable(e["function"], e.get("line", 0), e.get("branch", 0), e["reason"])
+        for e in doc["sources"][source]
+    ]
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ def variant_source(variant: Variant) -> str:
     for flag in FIX_NAMES:
         if variant.has(flag):
             path = patch_path(flag)
-            edits += hunk_edits(base, parse_patch(path.read_text(encoding="utf-8"), path.name),
-                                path.name)  # fmt: skip
+            edits += hunk_edits(
+                base, parse_patch(path.read_text(encoding="utf-8"), path.name), path.name
+            )
     return "\n".join(merge_edits(base, edits)) + "\n"

@@ -109,12 +109,12 @@ ObserverFactory = Callable[..., Observer]
 
 # -- the child: one module load of the library ------------------------------------------------
 
-_ALLOC = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint, ctypes.c_int,
-                          ctypes.POINTER(ctypes.c_ulong))  # fmt: skip
+_ALLOC = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.POINTER(ctypes.c_ulong))
 _RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_uint, ctypes.c_ulong)
 _U64P = ctypes.POINTER(ctypes.c_uint64)
-_HV = ctypes.CFUNCTYPE(None, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                       _U64P, _U64P)  # fmt: skip
+_HV = ctypes.CFUNCTYPE(
+    None, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, _U64P, _U64P
+)
 _CREATE = ctypes.CFUNCTYPE(ctypes.c_long)
 _NOTIFY = ctypes.CFUNCTYPE(None)
 
@@ -134,8 +134,7 @@ class Runtime:
         lib.harness_snapshot.restype = ctypes.c_size_t
         lib.harness_snapshot.argtypes = [ctypes.POINTER(ctypes.c_uint64)]
         lib.harness_list.restype = ctypes.c_size_t
-        lib.harness_list.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
-                                     ctypes.c_size_t]  # fmt: skip
+        lib.harness_list.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
         lib.harness_list_delta.restype = ctypes.c_size_t
         lib.harness_list_delta.argtypes = lib.harness_list.argtypes
         lib.harness_flight_log.restype = ctypes.c_size_t
@@ -147,11 +146,18 @@ class Runtime:
         self._snap = (ctypes.c_uint64 * 64)()
         self._buf = (ctypes.c_uint64 * 1024)()
         self._callbacks = (
-            _ALLOC(self._alloc), _RELEASE(self._release), _HV(self._hv), _CREATE(self._create),
-            _NOTIFY(self._destroy), _NOTIFY(self._warn),
-        )  # fmt: skip
-        lib.harness_setup(*self._callbacks, ctypes.c_ulong(env.totalram & U64),
-                          ctypes.c_int(1 if send_batch else 0))  # fmt: skip
+            _ALLOC(self._alloc),
+            _RELEASE(self._release),
+            _HV(self._hv),
+            _CREATE(self._create),
+            _NOTIFY(self._destroy),
+            _NOTIFY(self._warn),
+        )
+        lib.harness_setup(
+            *self._callbacks,
+            ctypes.c_ulong(env.totalram & U64),
+            ctypes.c_int(1 if send_batch else 0),
+        )
 
     # -- the environment, called by the C --------------------------------------------------
 
@@ -356,10 +362,25 @@ def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
     return {key: final[key] for key in FINAL_KEYS}
 
 
-FINAL_KEYS = ("size", "target", "rate_alloc", "slow_allocation_cycles", "reset_required",
-              "capabilities", "supported_page_sizes", "batch_max_pages", "ops", "pages",
-              "refused", "n_refused", "batch_page", "page", "doorbell", "crashed",
-              "stats")  # fmt: skip
+FINAL_KEYS = (
+    "size",
+    "target",
+    "rate_alloc",
+    "slow_allocation_cycles",
+    "reset_required",
+    "capabilities",
+    "supported_page_sizes",
+    "batch_max_pages",
+    "ops",
+    "pages",
+    "refused",
+    "n_refused",
+    "batch_page",
+    "page",
+    "doorbell",
+    "crashed",
+    "stats",
+)
 """The keys of the ``final`` object, in the contract's order."""
 
 
@@ -410,8 +431,15 @@ def _recv(fd: int, deadline: float | None = None) -> Any:
 
 
 def _env_fields(env: Env) -> tuple[Any, ...]:
-    return (env.hv_pos, env.alloc_pos, env.vmci_pos, env.vmci_created, env.memory,
-            env.host, env.alloc_fail)  # fmt: skip
+    return (
+        env.hv_pos,
+        env.alloc_pos,
+        env.vmci_pos,
+        env.vmci_created,
+        env.memory,
+        env.host,
+        env.alloc_fail,
+    )
 
 
 def _new_events(log: EventStack, since: EventStack) -> list[Event]:
@@ -439,9 +467,18 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
         events = _new_events(rt.env.log, sent)
         sent = rt.env.log
         obs = rt.observer
-        _send(wfd, {"events": events, "env": _env_fields(rt.env), "crashed": rt.was_crashed,
-                    "exited": exited, "crash": rt.crash_pc(),
-                    "report": obs.report() if obs is not None else None, **extra})  # fmt: skip
+        _send(
+            wfd,
+            {
+                "events": events,
+                "env": _env_fields(rt.env),
+                "crashed": rt.was_crashed,
+                "exited": exited,
+                "crash": rt.crash_pc(),
+                "report": obs.report() if obs is not None else None,
+                **extra,
+            },
+        )
 
     last = [time.monotonic()]
 
@@ -460,8 +497,12 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
         if op == "step" or op == "run":
             if msg[2] is not None:
                 env = rt.env
-                hv, alloc, vmci = (_extended(old, *new) for old, new in zip(
-                    (env.hv_script, env.alloc_script, env.vmci_script), msg[2], strict=True))
+                hv, alloc, vmci = (
+                    _extended(old, *new)
+                    for old, new in zip(
+                        (env.hv_script, env.alloc_script, env.vmci_script), msg[2], strict=True
+                    )
+                )
                 rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
             for name in (msg[1],) if op == "step" else msg[1]:
                 if exited or rt.was_crashed:
@@ -563,8 +604,9 @@ class CDriver:
                 what = f"step {self.steps} ({msg['begin']})"
         except TimeoutError:
             self._kill()
-            raise DriverTimeout(f"the driver did not return from {what} within "
-                                f"{self.timeout:g} s: it loops") from None  # fmt: skip
+            raise DriverTimeout(
+                f"the driver did not return from {what} within {self.timeout:g} s: it loops"
+            ) from None
         except EOFError:
             status = self._reap()
             raise HarnessError(f"the harness stopped during {what}: {status}") from None
@@ -576,8 +618,20 @@ class CDriver:
         for ev in msg["events"]:
             log = (ev, log)
         hv_pos, alloc_pos, vmci_pos, created, memory, host, alloc_fail = msg["env"]
-        self._env = Env(env.hv_script, hv_pos, env.alloc_script, alloc_pos, env.vmci_script,
-                        vmci_pos, created, memory, env.totalram, log, host, alloc_fail)  # fmt: skip
+        self._env = Env(
+            env.hv_script,
+            hv_pos,
+            env.alloc_script,
+            alloc_pos,
+            env.vmci_script,
+            vmci_pos,
+            created,
+            memory,
+            env.totalram,
+            log,
+            host,
+            alloc_fail,
+        )
         self.crashed = msg["crashed"]
         self.exited = msg["exited"]
         if msg["crash"] is not None and self.crash is None:
@@ -605,8 +659,10 @@ class CDriver:
         if all(a is b for a, b in zip(now, sent, strict=True)):
             return None
         self._scripts_sent = now
-        return tuple((len(old), new[len(old):]) if new[:len(old)] == old else (0, new)
-                     for new, old in zip(now, sent, strict=True))  # fmt: skip
+        return tuple(
+            (len(old), new[len(old) :]) if new[: len(old)] == old else (0, new)
+            for new, old in zip(now, sent, strict=True)
+        )
 
     def _reap(self) -> str:
         if self._closed:
@@ -704,8 +760,12 @@ def _crash_site(library: Path, kind: str, offset: int) -> Crash:
     """The driver's line at ``offset`` in ``library`` (addr2line, inlined frames unwound
     to the first that is not the harness's own)."""
     try:
-        out = subprocess.run(["addr2line", "-f", "-i", "-e", str(library), hex(offset)],
-                             capture_output=True, text=True, check=False).stdout  # fmt: skip
+        out = subprocess.run(
+            ["addr2line", "-f", "-i", "-e", str(library), hex(offset)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
     except OSError:
         return Crash(kind, "", 0, "")
     lines = out.splitlines()

@@ -27,8 +27,12 @@ EVENTS_FORMAT = "vmballoon-events/1"
 P = ParamSpec("P")
 
 
-def binary_for(variant: Variant = SEED, source: Path | None = None, coverage: bool = False,
-               include_dirs: tuple[Path, ...] = ()) -> Path:  # fmt: skip
+def binary_for(
+    variant: Variant = SEED,
+    source: Path | None = None,
+    coverage: bool = False,
+    include_dirs: tuple[Path, ...] = (),
+) -> Path:
     """The harness library for ``source`` (a file, with the kernel headers of
     ``include_dirs`` besides the harness's), else for ``variant``'s patched seed;
     ``coverage``: the build with gcov counters (:mod:`vmballoon.harness.coverage`)."""
@@ -43,8 +47,13 @@ def _variant_binary(variant: Variant, coverage: bool = False) -> Path:
     return build(variant_source(variant), f"vmw_balloon.c ({variant.name})", coverage=coverage)
 
 
-def start(binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
-          trace: bool = False, env: Env | None = None) -> CDriver:  # fmt: skip
+def start(
+    binary: Path,
+    scenario: Scenario,
+    timeout: float = DEFAULT_TIMEOUT,
+    trace: bool = False,
+    env: Env | None = None,
+) -> CDriver:
     """Module init of the compiled driver in the environment of ``scenario``."""
     return CDriver(binary, env or Env.from_scenario(scenario), timeout, trace=trace)
 
@@ -97,21 +106,30 @@ class Follower:
     ever grow at the end, so what was consumed stays the same), then runs the step.
     """
 
-    def __init__(self, binary: Path, scenario: Scenario, timeout: float = DEFAULT_TIMEOUT,
-                 trace: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        binary: Path,
+        scenario: Scenario,
+        timeout: float = DEFAULT_TIMEOUT,
+        trace: bool = False,
+    ) -> None:
         self.driver = start(binary, scenario, timeout, trace)
 
     def step(self, scenario: Scenario, name: str) -> None:
         """Run entry point ``name`` with the answers ``scenario`` holds now."""
         drv = self.driver
-        drv.env = drv.env._replace(hv_script=scenario.hv, alloc_script=scenario.alloc,
-                                   vmci_script=scenario.vmci)  # fmt: skip
+        drv.env = drv.env._replace(
+            hv_script=scenario.hv, alloc_script=scenario.alloc, vmci_script=scenario.vmci
+        )
         drv.step(name)
 
     def log(self) -> dict[str, Any]:
         """The event log so far, with the driver's state now as ``final``."""
-        return {"format": EVENTS_FORMAT, "events": self.driver.events(),
-                "final": self.driver.state()}  # fmt: skip
+        return {
+            "format": EVENTS_FORMAT,
+            "events": self.driver.events(),
+            "final": self.driver.state(),
+        }
 
     def close(self) -> None:
         """Stop the child process."""

@@ -619,8 +619,16 @@ def observe_frames(
     if not broken:  # the first assumption the tick breaks is enough
         broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), step_view(prev, nxt, ghost)))
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
-    new = Ghost(held.frozen(), neg, db_ok, target_ok, broken, targeted, tick_done=done,
-                target_written=written)
+    new = Ghost(
+        held.frozen(),
+        neg,
+        db_ok,
+        target_ok,
+        broken,
+        targeted,
+        tick_done=done,
+        target_written=written,
+    )
     return new, bad
 
 
@@ -675,8 +683,9 @@ def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
                 entries = tuple(st for _, st in _batch_statuses(prev, ev, resp))
             named = named or cmd not in BATCHED_CMDS
             invalidates = cmd == "VMCI_DOORBELL_SET" and ev["arg1"] == ev["arg2"] == 0xFFFFFFFF
-            commands.append(asm.Command(cmd, ev["status"], ev["result"], named, entries,
-                                        invalidates))  # fmt: skip
+            commands.append(
+                asm.Command(cmd, ev["status"], ev["result"], named, entries, invalidates)
+            )
         elif ev["ev"] == "alloc":
             allocations.append(ev["pfn"])
     return asm.StepView(
@@ -790,9 +799,11 @@ class Monitor:
                 if state.loc != Loc.CRASHED and not claims.owned_once_and_allocated():
                     msg = first_ownership_fault(owners(state), state.env.memory)
             elif name == "accounting" and claims is not None:
-                msg = None if state.loc == Loc.CRASHED else _accounting(
-                    state, *claims.balloon_lengths()
-                )  # fmt: skip
+                msg = (
+                    None
+                    if state.loc == Loc.CRASHED
+                    else _accounting(state, *claims.balloon_lengths())
+                )
             elif name in _CACHED:
                 msg = self._cached(name, state)
             else:
@@ -832,9 +843,14 @@ class Monitor:
             return None
         d = state.drv
         key: tuple[object, ...] = (
-            state.loc, *list_segments(state, 0), *list_segments(state, 1), *d.refused,
-            d.batch_page, state.env.memory, self.ghost.held,
-        )  # fmt: skip
+            state.loc,
+            *list_segments(state, 0),
+            *list_segments(state, 1),
+            *d.refused,
+            d.batch_page,
+            state.env.memory,
+            self.ghost.held,
+        )
         hit = self._cache.get(name)
         if hit is not None and all(_same(a, b) for a, b in zip(hit[0], key, strict=True)):
             return hit[1]
@@ -845,10 +861,13 @@ class Monitor:
     def verdicts(self) -> dict[str, Verdict]:
         """Each property of :data:`PROPERTY_NAMES`: held, violated or not checked."""
         return {
-            name: Verdict.NOT_CHECKED if name not in self.properties
-            else Verdict.VIOLATED if name in self.violated else Verdict.HOLDS
+            name: Verdict.NOT_CHECKED
+            if name not in self.properties
+            else Verdict.VIOLATED
+            if name in self.violated
+            else Verdict.HOLDS
             for name in PROPERTY_NAMES
-        }  # fmt: skip
+        }
 
     def result(self) -> MonitorResult:
         """What the monitor found so far."""

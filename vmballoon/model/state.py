@@ -116,23 +116,63 @@ class Loop(NamedTuple):
 
     def batch_done(self, error: int) -> Loop:
         """After a lock or unlock command: ``num_pages = 0``, the batch consumed."""
-        return Loop(self.rate, self.allocations, 0, error, self.cansleep, self.is_2m, None,
-                    self.cursor, self.readded, self.allocated)  # fmt: skip
+        return Loop(
+            self.rate,
+            self.allocations,
+            0,
+            error,
+            self.cansleep,
+            self.is_2m,
+            None,
+            self.cursor,
+            self.readded,
+            self.allocated,
+        )
 
     def with_fill(self, fill: PList) -> Loop:
         """With the batch entries ``fill``."""
-        return Loop(self.rate, self.allocations, self.num_pages, self.error, self.cansleep,
-                    self.is_2m, fill, self.cursor, self.readded, self.allocated)  # fmt: skip
+        return Loop(
+            self.rate,
+            self.allocations,
+            self.num_pages,
+            self.error,
+            self.cansleep,
+            self.is_2m,
+            fill,
+            self.cursor,
+            self.readded,
+            self.allocated,
+        )
 
     def with_readded(self, readded: PList) -> Loop:
         """With ``readded`` as the pages put back at the head of the iterated list."""
-        return Loop(self.rate, self.allocations, self.num_pages, self.error, self.cansleep,
-                    self.is_2m, self.fill, self.cursor, readded, self.allocated)  # fmt: skip
+        return Loop(
+            self.rate,
+            self.allocations,
+            self.num_pages,
+            self.error,
+            self.cansleep,
+            self.is_2m,
+            self.fill,
+            self.cursor,
+            readded,
+            self.allocated,
+        )
 
     def deflate_step(self, cursor: PList, num_pages: int, fill: PList) -> Loop:
         """One page taken off the iterated list into the batch."""
-        return Loop(self.rate, self.allocations, num_pages, self.error, self.cansleep,
-                    self.is_2m, fill, cursor, self.readded, self.allocated)  # fmt: skip
+        return Loop(
+            self.rate,
+            self.allocations,
+            num_pages,
+            self.error,
+            self.cansleep,
+            self.is_2m,
+            fill,
+            cursor,
+            self.readded,
+            self.allocated,
+        )
 
 
 class State(NamedTuple):

@@ -285,9 +285,17 @@ def inflate_loop(state: State) -> State:
 
         return run_tx(mid, add)
     loop = Loop(
-        loop.rate, allocations, num_pages, loop.error, loop.cansleep, is_2m, fill,
-        loop.cursor, loop.readded, loop.allocated + 1,
-    )  # fmt: skip
+        loop.rate,
+        allocations,
+        num_pages,
+        loop.error,
+        loop.cansleep,
+        is_2m,
+        fill,
+        loop.cursor,
+        loop.readded,
+        loop.allocated + 1,
+    )
     if num_pages == drv.batch_max_pages:
         loc = Loc.I_LOCK
     else:
@@ -392,10 +400,14 @@ def deflate_loop(state: State) -> State:
         drv = drv.with_page_listed(pfn, listed)
     else:  # NULL ops or NULL batch page: add_page faults
         mid = State(
-            Loc.D_LOOP, drv.with_page_listed(drv.page, listed),
+            Loc.D_LOOP,
+            drv.with_page_listed(drv.page, listed),
             loop.deflate_step(rest, loop.num_pages, loop.fill),
-            state.stats, state.env, state.variant, state.entry,
-        )  # fmt: skip
+            state.stats,
+            state.env,
+            state.variant,
+            state.entry,
+        )
 
         def add(tx: Tx) -> Loc:
             ops.add_page(tx, loop.num_pages, pfn)
@@ -403,8 +415,15 @@ def deflate_loop(state: State) -> State:
 
         return run_tx(mid, add)
     loc = Loc.D_UNLOCK if num_pages == drv.batch_max_pages else Loc.D_LOOP
-    return State(loc, drv, loop.deflate_step(rest, num_pages, fill), state.stats, state.env,
-                 state.variant, state.entry)  # fmt: skip
+    return State(
+        loc,
+        drv,
+        loop.deflate_step(rest, num_pages, fill),
+        state.stats,
+        state.env,
+        state.variant,
+        state.entry,
+    )
 
 
 def _end_of_list(tx: Tx) -> None:

@@ -50,7 +50,7 @@ class Tx:
         "supported",
         "target",
         "warned",
-    )  # fmt: skip
+    )
 
     def __init__(self, state: State) -> None:
         d = state.drv
@@ -173,9 +173,7 @@ class Tx:
 
     # -- the backdoor (VMWARE_BALLOON_CMD, lines 200-219) ---------------------------------
 
-    def hv(
-        self, cmd: int, arg1: int, arg2: int, batch: tuple[int, ...] | None = None
-    ) -> Response:
+    def hv(self, cmd: int, arg1: int, arg2: int, batch: tuple[int, ...] | None = None) -> Response:
         """Issue one backdoor command; returns the host's answer.
 
         ``batch``: the entries the driver wrote into its batch page, for a host
@@ -196,4 +194,3 @@ class Tx:
 def pfn_arg(pfn: int | None) -> int:
     """``page_to_pfn(page)`` with ``page_to_pfn(NULL) == NULL_PFN``."""
     return NULL_PFN if pfn is None else pfn
-

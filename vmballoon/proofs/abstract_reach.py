@@ -109,8 +109,9 @@ class AbstractReach:
         """Every abstraction of a successor of a state abstracted as ``a``."""
         if a not in self._succ:
             loc = frozenset({Loc(int(a[0]))})
-            sol = self._solver(_is(self.s, a), transition(self.s, self.i, self.t, SEED, loc),
-                               *self.pins)  # fmt: skip
+            sol = self._solver(
+                _is(self.s, a), transition(self.s, self.i, self.t, SEED, loc), *self.pins
+            )
             self._succ[a] = _all(sol, self.t)
         return self._succ[a]
 
@@ -123,9 +124,11 @@ class AbstractReach:
             else:
                 s, i, t, tf = self.s, self.i, self.t, self.tf
                 sol = self._solver(
-                    _is(s, a), *both_steps(s, i, t, tf, self.fixed, frozenset({loc})),
-                    *self.pins, apart(t, tf),
-                )  # fmt: skip
+                    _is(s, a),
+                    *both_steps(s, i, t, tf, self.fixed, frozenset({loc})),
+                    *self.pins,
+                    apart(t, tf),
+                )
                 r = sol.check()
                 if r == z3.unknown:
                     raise Unknown
@@ -178,8 +181,12 @@ class Cone:
 
     def constraint(self, states: list[State], k: int) -> Expr:
         """``states[0..k]`` follow an abstract run of the cone of depth ``k``."""
-        return z3.And([z3.Or([_is(states[j], a) for a in sorted(level, key=repr)])
-                       for j, level in enumerate(self.at(k))])  # fmt: skip
+        return z3.And(
+            [
+                z3.Or([_is(states[j], a) for a in sorted(level, key=repr)])
+                for j, level in enumerate(self.at(k))
+            ]
+        )
 
 
 __all__ = ["FIELDS", "AbstractReach", "Cone", "Unknown", "apart", "both_steps"]

@@ -41,16 +41,18 @@ def outcome(variant: Variant, random_runs: int = 20) -> dict[str, Any]:
     p = propconf.check(variant, w.steps, random_runs=random_runs, boundary=False)
     status = overall(w.status, c.status, p.status)
     row = {"prop": "conformance", "kind": "conformance", **w.to_json()}
-    row.update({
-        "ok": status == Status.PASSED,
-        "status": status.value,
-        "witness_status": w.status.value,
-        "completeness": c.to_json(),
-        "properties": p.to_json(),
-        "lines": [c.line(), p.line()],
-        "problems": w.problems() + c.problems() + p.problems(),
-        "seconds": round(w.seconds + c.seconds + p.seconds, 1),
-    })  # fmt: skip
+    row.update(
+        {
+            "ok": status == Status.PASSED,
+            "status": status.value,
+            "witness_status": w.status.value,
+            "completeness": c.to_json(),
+            "properties": p.to_json(),
+            "lines": [c.line(), p.line()],
+            "problems": w.problems() + c.problems() + p.problems(),
+            "seconds": round(w.seconds + c.seconds + p.seconds, 1),
+        }
+    )
     return row
 
 

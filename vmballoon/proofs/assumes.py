@@ -31,64 +31,130 @@ class Assume:
 
 
 ASSUMES: tuple[Assume, ...] = (
-    Assume("_batch_entries", 0, "tx.assume(z3.ULE(c, num))", "environment",
-           "The host writes at most one status per batch entry: each count of statuses "
-           "of one class is at most num_pages (scenario-format.md, batch entries; the "
-           "model reads statuses of entries 0 .. num_pages-1 only, lines 654-681)."),
-    Assume("_batch_entries", 1, 'tx.assume(i["e_ok"] + i["e_ref"] + i["e_free"] + '
-           'i["e_warn"] + fb == num)', "abstraction",
-           "The classes partition the batch: every entry, f's included, has exactly one "
-           "status class (lines 654-681 read each entry once)."),
-    Assume("_batch_entries", 2, 'tx.assume(z3.ULE(i["f_cls"], z3.BitVecVal(CLS_WARN, 8)))',
-           "abstraction",
-           "There are four classes (OK, refused, freed, unexpected: lines 654-681); the "
-           "input is an 8-bit code for one of them."),
-    Assume("_batch_entries", 3, 'tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_cls"] '
-           '== z3.BitVecVal(CLS_OK, 8)))', "abstraction",
-           "f's class describes f's entry; without f in the batch there is none, and the "
-           "input is fixed to a default (the encoding does not read it then)."),
-    Assume("_batch_entries", 4, 'tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_rank"] '
-           '== bv32(0)))', "abstraction",
-           "Likewise f's rank among the refusable entries: a default when f is not in "
-           "the batch (never read then)."),
-    Assume("_batch_entries", 5, 'tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))', "abstraction",
-           "f's rank counts the refusable entries before f's, which are among the e_ref "
-           "refusable entries of other pages."),
-    Assume("_batch_entries", 6, "tx.assume( z3.Implies( z3.Not(written),", "C",
-           "When the command does not name the batch page, or the host wrote no statuses, "
-           "the driver reads back the entries it wrote, whose status bits are 0 "
-           "(lines 179-191: a PFN << PAGE_SHIFT has its low 12 bits clear): every entry "
-           "is OK."),
-    Assume("t_idle", 0, "tx.assume(z3.ULE(e, z3.BitVecVal(2, 8)))", "environment",
-           "Three entry points exist: the work timer, the doorbell, module exit "
-           "(lines 1101-1130, 1001-1008, 1294-1308)."),
-    Assume("t_reset_ops", 0, 'tx.assume(z3.Implies(i["a_f"], z3.And(i["a_ok"], '
-           'z3.Not(tx["f_alloc"]))))', "environment",
-           "The page allocator returns only a frame it has not handed out (a_f: the batch "
-           "page allocation, line 990, returns f)."),
-    Assume("t_reset_ops", 1, 'tx.assume(z3.Implies(i["a_eqpage"], z3.And(i["a_ok"], '
-           'z3.Not(i["a_f"]))))', "abstraction",
-           "a_eqpage says the allocation returned the (stale) b->page, a frame other than "
-           "f: it implies a successful allocation, and excludes a_f."),
-    Assume("t_reset_ops", 2, 'tx.assume(z3.Implies(i["a_eqpage"], z3.And(z3.Not(tx["page_null"]),'
-           ' z3.Not(tx["f_page"]))))', "abstraction",
-           "A stale b->page that the allocator returns is a real page (not NULL) and not f "
-           "(f's case is a_f)."),
-    Assume("t_inflate_loop", 0, 'tx.assume(z3.Implies(i["a_f"], z3.And(i["a_ok"], '
-           'z3.Not(tx["f_alloc"]))))', "environment",
-           "The page allocator returns only a frame it has not handed out (a_f: the "
-           "allocation of line 841 returns f)."),
-    Assume("t_inflate_loop", 1, "tx.assume( z3.Implies( z3.And(i[\"a_f\"], is2m),",
-           "environment",
-           "An order-9 allocation returns a 512-aligned block (alloc_pages with order 9, "
-           "line 548: the buddy allocator aligns blocks to their size)."),
-    Assume("t_deflate_loop", 0, 'tx.assume(z3.Implies(i["h_f"], tx["f_cur"]))', "abstraction",
-           "The head of the list the deflate loop walks is f only if f is in what is left "
-           "of that list (list_for_each_entry_safe, line 945)."),
-    Assume("t_deflate_loop", 1, 'tx.assume(z3.Implies(z3.And(tx["f_cur"], tx["ncur"] == '
-           'bv32(1)), i["h_f"]))', "abstraction",
-           "If f is the only page left in the walked list, the head is f."),
-)  # fmt: skip
+    Assume(
+        "_batch_entries",
+        0,
+        "tx.assume(z3.ULE(c, num))",
+        "environment",
+        "The host writes at most one status per batch entry: each count of statuses "
+        "of one class is at most num_pages (scenario-format.md, batch entries; the "
+        "model reads statuses of entries 0 .. num_pages-1 only, lines 654-681).",
+    ),
+    Assume(
+        "_batch_entries",
+        1,
+        'tx.assume(i["e_ok"] + i["e_ref"] + i["e_free"] + i["e_warn"] + fb == num)',
+        "abstraction",
+        "The classes partition the batch: every entry, f's included, has exactly one "
+        "status class (lines 654-681 read each entry once).",
+    ),
+    Assume(
+        "_batch_entries",
+        2,
+        'tx.assume(z3.ULE(i["f_cls"], z3.BitVecVal(CLS_WARN, 8)))',
+        "abstraction",
+        "There are four classes (OK, refused, freed, unexpected: lines 654-681); the "
+        "input is an 8-bit code for one of them.",
+    ),
+    Assume(
+        "_batch_entries",
+        3,
+        'tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_cls"] == z3.BitVecVal(CLS_OK, 8)))',
+        "abstraction",
+        "f's class describes f's entry; without f in the batch there is none, and the "
+        "input is fixed to a default (the encoding does not read it then).",
+    ),
+    Assume(
+        "_batch_entries",
+        4,
+        'tx.assume(z3.Implies(z3.Not(tx["f_batch"]), i["f_rank"] == bv32(0)))',
+        "abstraction",
+        "Likewise f's rank among the refusable entries: a default when f is not in "
+        "the batch (never read then).",
+    ),
+    Assume(
+        "_batch_entries",
+        5,
+        'tx.assume(z3.ULE(i["f_rank"], i["e_ref"]))',
+        "abstraction",
+        "f's rank counts the refusable entries before f's, which are among the e_ref "
+        "refusable entries of other pages.",
+    ),
+    Assume(
+        "_batch_entries",
+        6,
+        "tx.assume( z3.Implies( z3.Not(written),",
+        "C",
+        "When the command does not name the batch page, or the host wrote no statuses, "
+        "the driver reads back the entries it wrote, whose status bits are 0 "
+        "(lines 179-191: a PFN << PAGE_SHIFT has its low 12 bits clear): every entry "
+        "is OK.",
+    ),
+    Assume(
+        "t_idle",
+        0,
+        "tx.assume(z3.ULE(e, z3.BitVecVal(2, 8)))",
+        "environment",
+        "Three entry points exist: the work timer, the doorbell, module exit "
+        "(lines 1101-1130, 1001-1008, 1294-1308).",
+    ),
+    Assume(
+        "t_reset_ops",
+        0,
+        'tx.assume(z3.Implies(i["a_f"], z3.And(i["a_ok"], z3.Not(tx["f_alloc"]))))',
+        "environment",
+        "The page allocator returns only a frame it has not handed out (a_f: the batch "
+        "page allocation, line 990, returns f).",
+    ),
+    Assume(
+        "t_reset_ops",
+        1,
+        'tx.assume(z3.Implies(i["a_eqpage"], z3.And(i["a_ok"], z3.Not(i["a_f"]))))',
+        "abstraction",
+        "a_eqpage says the allocation returned the (stale) b->page, a frame other than "
+        "f: it implies a successful allocation, and excludes a_f.",
+    ),
+    Assume(
+        "t_reset_ops",
+        2,
+        'tx.assume(z3.Implies(i["a_eqpage"], z3.And(z3.Not(tx["page_null"]),'
+        ' z3.Not(tx["f_page"]))))',
+        "abstraction",
+        "A stale b->page that the allocator returns is a real page (not NULL) and not f "
+        "(f's case is a_f).",
+    ),
+    Assume(
+        "t_inflate_loop",
+        0,
+        'tx.assume(z3.Implies(i["a_f"], z3.And(i["a_ok"], z3.Not(tx["f_alloc"]))))',
+        "environment",
+        "The page allocator returns only a frame it has not handed out (a_f: the "
+        "allocation of line 841 returns f).",
+    ),
+    Assume(
+        "t_inflate_loop",
+        1,
+        'tx.assume( z3.Implies( z3.And(i["a_f"], is2m),',
+        "environment",
+        "An order-9 allocation returns a 512-aligned block (alloc_pages with order 9, "
+        "line 548: the buddy allocator aligns blocks to their size).",
+    ),
+    Assume(
+        "t_deflate_loop",
+        0,
+        'tx.assume(z3.Implies(i["h_f"], tx["f_cur"]))',
+        "abstraction",
+        "The head of the list the deflate loop walks is f only if f is in what is left "
+        "of that list (list_for_each_entry_safe, line 945).",
+    ),
+    Assume(
+        "t_deflate_loop",
+        1,
+        'tx.assume(z3.Implies(z3.And(tx["f_cur"], tx["ncur"] == bv32(1)), i["h_f"]))',
+        "abstraction",
+        "If f is the only page left in the walked list, the head is f.",
+    ),
+)
 
 
 def _norm(s: str) -> str:

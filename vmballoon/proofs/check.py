@@ -83,8 +83,11 @@ class Outcome:
             self.assumptions = names_for(self.prop)
 
     def to_json(self) -> dict[str, Any]:
-        doc = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("measured", "c", "tied")}  # fmt: skip
+        doc = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("measured", "c", "tied")
+        }
         if self.tied is not None:
             doc["tied_to_model"] = self.tied
         if self.c is not None:
@@ -161,21 +164,33 @@ def invariant_row(h: Houdini, split: bool) -> InvariantOutcome:
         base = name.split(".")[0]
         doc = (_pred(base) if base in PROPERTIES or base in AUX else SEED_LEMMAS[base]).__doc__
         origin = (
-            "property" if name in PROPERTIES
-            else "split from " + base if "." in name and base in AUX
-            else "seed lemma (hand-written)" if base in SEED_LEMMAS
+            "property"
+            if name in PROPERTIES
+            else "split from " + base
+            if "." in name and base in AUX
+            else "seed lemma (hand-written)"
+            if base in SEED_LEMMAS
             else "lemma (hand-written)"
-        )  # fmt: skip
-        kept.append({
-            "name": name, "origin": origin, "words": " ".join((doc or "").split()),
-            "formula": str(pool[name](plain)),
-        })  # fmt: skip
+        )
+        kept.append(
+            {
+                "name": name,
+                "origin": origin,
+                "words": " ".join((doc or "").split()),
+                "formula": str(pool[name](plain)),
+            }
+        )
     return InvariantOutcome(
-        "invariant", h.variant, "houdini", Status.UNKNOWN if h.unknown else Status.PROVED,
-        h.seconds, h.unknown or f"Houdini kept {len(h.proved)} of {len(pool)} candidates",
-        assumptions=names_for("invariant"), conjuncts=kept,
+        "invariant",
+        h.variant,
+        "houdini",
+        Status.UNKNOWN if h.unknown else Status.PROVED,
+        h.seconds,
+        h.unknown or f"Houdini kept {len(h.proved)} of {len(pool)} candidates",
+        assumptions=names_for("invariant"),
+        conjuncts=kept,
         dropped=dict(sorted(h.dropped.items())),
-    )  # fmt: skip
+    )
 
 
 DEEP_DEPTH = 22
@@ -189,9 +204,14 @@ ACCEL_PROPS = ("rate_bounds", "rate_counter", "throttle")
 
 
 def check_variant(
-    variant: Variant, props: list[str], *, timeout: float, depth: int, out_dir: Path | None,
+    variant: Variant,
+    props: list[str],
+    *,
+    timeout: float,
+    depth: int,
+    out_dir: Path | None,
     use_bmc: bool,
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
     For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For the seed,
@@ -216,25 +236,43 @@ def check_variant(
     for name in shown:
         if name in h.proved:
             detail = "inductive: in the invariant Houdini kept"
-            outs.append(Outcome(name, variant.name, "induction", Status.PROVED, 0.0, detail,
-                                measured=False))  # fmt: skip
+            outs.append(
+                Outcome(name, variant.name, "induction", Status.PROVED, 0.0, detail, measured=False)
+            )
         elif not use_bmc:
             where = h.dropped.get(name, "?")
-            outs.append(Outcome(name, variant.name, "induction", Status.FAILED, 0.0,
-                                f"not inductive: fails at {where}", measured=False))  # fmt: skip
+            outs.append(
+                Outcome(
+                    name,
+                    variant.name,
+                    "induction",
+                    Status.FAILED,
+                    0.0,
+                    f"not inductive: fails at {where}",
+                    measured=False,
+                )
+            )
     rest = [n for n in props if n not in h.proved]
     if use_bmc and rest:
         outs.extend(bmc(rest, variant, depth=depth, timeout=timeout, out_dir=out_dir))
     if live:
-        outs.append(progress_outcome(variant, h, use_bmc=use_bmc, depth=depth,
-                                     timeout=timeout, out_dir=out_dir))  # fmt: skip
+        outs.append(
+            progress_outcome(
+                variant, h, use_bmc=use_bmc, depth=depth, timeout=timeout, out_dir=out_dir
+            )
+        )
     return [invariant_row(h, split), *outs]
 
 
 def progress_outcome(
-    variant: Variant, h: Houdini, *, use_bmc: bool, depth: int, timeout: float,
+    variant: Variant,
+    h: Houdini,
+    *,
+    use_bmc: bool,
+    depth: int,
+    timeout: float,
     out_dir: Path | None,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     """``progress`` (:mod:`vmballoon.proofs.progress`): the per-tick induction proof when
     ``use_bmc``
     is false (it assumes the safety invariant, so every conjunct must be in ``h.proved``),
@@ -247,9 +285,15 @@ def progress_outcome(
 
     if not use_bmc:
         if sorted(h.proved) != sorted(conjuncts()):
-            return Outcome("progress", variant.name, "induction", Status.FAILED, 0.0,
-                           f"the safety invariant is not inductive: {h.dropped}",
-                           measured=False)  # fmt: skip
+            return Outcome(
+                "progress",
+                variant.name,
+                "induction",
+                Status.FAILED,
+                0.0,
+                f"the safety invariant is not inductive: {h.dropped}",
+                measured=False,
+            )
         p = pg.prove(variant, timeout)
         return Outcome("progress", variant.name, "induction", p.status, p.seconds, p.detail)
     r = pg.bmc_progress(variant, depth=depth, timeout=timeout, shortest=variant.name == "seed")
@@ -257,8 +301,9 @@ def progress_outcome(
     if r.status == Status.NO_CEX:
         o.detail = f"no counterexample up to depth {depth} in the cooperative environment"
     if r.trace is not None:
-        report_counterexample(o, r.trace, variant, out_dir,
-                              f" (cooperative host, target {r.target})")  # fmt: skip
+        report_counterexample(
+            o, r.trace, variant, out_dir, f" (cooperative host, target {r.target})"
+        )
     return o
 
 
@@ -297,9 +342,14 @@ def _bad(name: str, s: dict[str, Expr]) -> Expr:
 
 
 def bmc_all(
-    names: list[str], variant: Variant, *, depth: int, timeout: float, accel: bool = False,
+    names: list[str],
+    variant: Variant,
+    *,
+    depth: int,
+    timeout: float,
+    accel: bool = False,
     start: int = 0,
-) -> dict[str, Bmc]:  # fmt: skip
+) -> dict[str, Bmc]:
     """BMC of several properties over one unrolling (:class:`vmballoon.proofs.unrolling.Unrolling`).
 
     Iterative deepening (:func:`vmballoon.proofs.unrolling.shortest`, one depth a query):
@@ -317,8 +367,14 @@ def bmc_all(
     u = Unrolling({"s": variant}, depth, accel=accel)
     shares = _Shares(names)
     todo = shares.todo
-    ask = query(u.steps, lambda lo, hi: [_bad(n, u.state(hi)) for n in todo],
-                timeout=timeout, least=lambda m, lo, hi: lo, spent=shares, keep=True)  # fmt: skip
+    ask = query(
+        u.steps,
+        lambda lo, hi: [_bad(n, u.state(hi)) for n in todo],
+        timeout=timeout,
+        least=lambda m, lo, hi: lo,
+        spent=shares,
+        keep=True,
+    )
     out: dict[str, Bmc] = {}
     last: list[Any] = []  # the last model, let go of after the solver (Unrolling.release)
     lo = start
@@ -329,8 +385,7 @@ def bmc_all(
             break
         last[:], lo = [r.model], r.depth
         m = last[0]
-        found = [n for n in todo
-                 if z3.is_true(m.eval(_bad(n, u.state(lo)), model_completion=True))]  # fmt: skip
+        found = [n for n in todo if z3.is_true(m.eval(_bad(n, u.state(lo)), model_completion=True))]
         for name in found:
             out[name] = Bmc(Status.VIOLATED, u.trace(m, lo), lo, shares.spent[name])
             todo.remove(name)
@@ -340,9 +395,14 @@ def bmc_all(
 
 
 def bmc_window(
-    names: list[str], variant: Variant, *, depth: int, timeout: float, accel: bool = True,
+    names: list[str],
+    variant: Variant,
+    *,
+    depth: int,
+    timeout: float,
+    accel: bool = True,
     pinned: bool = False,
-) -> dict[str, Bmc]:  # fmt: skip
+) -> dict[str, Bmc]:
     """One query for a violation of any of ``names`` at ANY depth up to ``depth``.
 
     Cheaper than iterative deepening when the violation is deep (no unsat query at
@@ -365,15 +425,22 @@ def bmc_window(
     def least(m: Any, lo: int, hi: int) -> int:
         return next(k for k in range(lo, hi + 1) if hit(m, k))
 
-    ask = query(u.steps, lambda lo, hi: [_bad(n, u.state(k)) for n in todo
-                                         for k in range(lo, hi + 1)],
-                timeout=timeout, least=least, spent=shares, keep=True)  # fmt: skip
+    ask = query(
+        u.steps,
+        lambda lo, hi: [_bad(n, u.state(k)) for n in todo for k in range(lo, hi + 1)],
+        timeout=timeout,
+        least=least,
+        spent=shares,
+        keep=True,
+    )
     out: dict[str, Bmc] = {}
     while todo:
         a = ask(0, depth)
         if a.model is None:
-            return {**out, **shares.rows(Status.UNKNOWN if a.result == z3.unknown
-                                         else Status.NO_CEX, depth)}  # fmt: skip
+            return {
+                **out,
+                **shares.rows(Status.UNKNOWN if a.result == z3.unknown else Status.NO_CEX, depth),
+            }
         m, k = a.model, a.depth
         for n in [n for n in todo if hit_by(m, n, k)]:
             out[n] = Bmc(Status.VIOLATED, u.trace(m, k), k, shares.spent[n])
@@ -396,13 +463,15 @@ def deep_search(
     rest = [n for n in names if first[n].status != Status.VIOLATED]
     full = bmc_window(rest, variant, depth=depth, timeout=timeout, pinned=False) if rest else {}
     return {
-        n: (full[n]._replace(seconds=full[n].seconds + first[n].seconds), "full") if n in full
+        n: (full[n]._replace(seconds=full[n].seconds + first[n].seconds), "full")
+        if n in full
         else (first[n], "pinned")
         for n in names
-    }  # fmt: skip
+    }
 
 
 # -- counterexamples as scenarios -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Confirmation:
@@ -470,8 +539,9 @@ def report_counterexample(
         o.status = Status.UNCONFIRMED
     if out_dir is not None:
         meta = {"property": o.prop, "variant": variant.name, "depth": o.depth, "defect": None}
-        o.scenario = str(write_scenario(out_dir / f"{variant.name}.{o.prop}.scenario.json",
-                                        scenario, meta))  # fmt: skip
+        o.scenario = str(
+            write_scenario(out_dir / f"{variant.name}.{o.prop}.scenario.json", scenario, meta)
+        )
 
 
 def write_scenario(path: Path, scenario: Scenario, meta: dict[str, Any]) -> Path:
@@ -485,9 +555,14 @@ def write_scenario(path: Path, scenario: Scenario, meta: dict[str, Any]) -> Path
 
 
 def bmc(
-    names: list[str], variant: Variant, *, depth: int, timeout: float, out_dir: Path | None,
+    names: list[str],
+    variant: Variant,
+    *,
+    depth: int,
+    timeout: float,
+    out_dir: Path | None,
     window: bool = False,
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     """BMC of ``names`` on ``variant``; counterexamples replayed and written to ``out_dir``.
 
     Iterative deepening (:func:`bmc_all`: shortest counterexamples), or with ``window``
@@ -510,9 +585,14 @@ def bmc(
 
 
 def deep(
-    names: list[str], variant: Variant, *, depth: int, timeout: float, out_dir: Path | None,
+    names: list[str],
+    variant: Variant,
+    *,
+    depth: int,
+    timeout: float,
+    out_dir: Path | None,
     plain_depth: int,
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     """The accelerated search (:func:`deep_search`) for ``names``, which plain BMC did
     not violate up to ``plain_depth``; counterexamples replayed and written as by :func:`bmc`."""
     res = deep_search(names, variant, depth=depth, timeout=timeout)
@@ -521,11 +601,15 @@ def deep(
         (status, trace, k, secs), how = res[name]
         o = Outcome(name, variant.name, "accelerated", status, secs, depth=k)
         if status == Status.NO_CEX:
-            o.detail = (f"no counterexample up to depth {plain_depth}, nor up to depth {depth} "
-                        "with accelerated inflate steps")  # fmt: skip
+            o.detail = (
+                f"no counterexample up to depth {plain_depth}, nor up to depth {depth} "
+                "with accelerated inflate steps"
+            )
         elif status == Status.UNKNOWN:
-            o.detail = (f"no counterexample up to depth {plain_depth}; the accelerated search "
-                        f"up to depth {depth} timed out")  # fmt: skip
+            o.detail = (
+                f"no counterexample up to depth {plain_depth}; the accelerated search "
+                f"up to depth {depth} timed out"
+            )
         if trace is not None:
             bulk = [int(x["acc_k"]) for x in trace.inputs if x.get("acc")]
             note = f"; accelerated steps of {bulk} allocations" if bulk else ""
@@ -547,11 +631,15 @@ def vacuity(variant: Variant, timeout: float) -> Outcome:
     if r != z3.sat:
         unknown = r == z3.unknown
         return Outcome(
-            "vacuity", variant.name, "vacuity", Status.UNKNOWN if unknown else Status.FAILED,
+            "vacuity",
+            variant.name,
+            "vacuity",
+            Status.UNKNOWN if unknown else Status.FAILED,
             time.monotonic() - t0,
-            f"Init ∧ Inv: solver unknown ({sol.reason_unknown()})" if unknown
+            f"Init ∧ Inv: solver unknown ({sol.reason_unknown()})"
+            if unknown
             else "Init ∧ Inv unsat",
-        )  # fmt: skip
+        )
     dead, undecided = [], []
     for loc in TRANSITIONS:
         if loc == Loc.CRASHED:
@@ -597,8 +685,7 @@ class ConformanceOutcome:
         return Status.PASSED if self.ok else Status.FAILED
 
     def to_json(self) -> dict[str, Any]:
-        return {"prop": "conformance", "kind": "conformance", "status": self.status,
-                **self.data}  # fmt: skip
+        return {"prop": "conformance", "kind": "conformance", "status": self.status, **self.data}
 
 
 def conformance_outcome(variant: Variant) -> ConformanceOutcome:
@@ -615,8 +702,11 @@ def conformance_outcome(variant: Variant) -> ConformanceOutcome:
 def seed_open_for_acceleration(results: list[Outcome]) -> list[str]:
     """The SEED properties over the allocation counters (:data:`ACCEL_PROPS`) that plain
     BMC left without a counterexample: what the accelerated search (:func:`deep`) is for."""
-    open_ = [r.prop for r in results
-             if r.variant == "seed" and r.prop in ACCEL_PROPS and r.status == Status.NO_CEX]
+    open_ = [
+        r.prop
+        for r in results
+        if r.variant == "seed" and r.prop in ACCEL_PROPS and r.status == Status.NO_CEX
+    ]
     return sorted(open_, key=ACCEL_PROPS.index)
 
 

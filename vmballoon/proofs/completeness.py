@@ -129,8 +129,9 @@ def not_written(s: State, i: State, variant: Variant, enc: ModuleType) -> Expr:
 def full_contract(s: State, i: State, variant: Variant, enc: ModuleType) -> Expr:
     """:func:`contract` with the read-back of unwritten batches (which depends on the C's
     choice of the batch PFN, so on the variant)."""
-    ok_only = z3.And(i["e_ref"] == _b32(0), i["e_free"] == _b32(0), i["e_warn"] == _b32(0),
-                     i["f_cls"] == _b8(0))  # fmt: skip
+    ok_only = z3.And(
+        i["e_ref"] == _b32(0), i["e_free"] == _b32(0), i["e_warn"] == _b32(0), i["f_cls"] == _b8(0)
+    )
     batched = s["ops"] == _b8(enc.OPS_BATCHED)
     return z3.And(
         contract(s, i, enc),
@@ -193,8 +194,10 @@ class Completeness:
         for x in self.sites:
             if x.status == SiteStatus.EXCLUDED:
                 shown = {k: v for k, v in x.excluded.items() if k.startswith("i_")}
-                out.append(f"{x.loc}: the encoding excludes inputs the environment contract "
-                           f"allows: {x.site}; e.g. {shown}")  # fmt: skip
+                out.append(
+                    f"{x.loc}: the encoding excludes inputs the environment contract "
+                    f"allows: {x.site}; e.g. {shown}"
+                )
             elif x.status == SiteStatus.UNKNOWN:
                 out.append(f"{x.loc}: solver unknown: {x.site}")
         return out
@@ -202,10 +205,12 @@ class Completeness:
     def line(self) -> str:
         admitted = sum(x.status != SiteStatus.EXCLUDED for x in self.sites)
         rest = f"; rests on {', '.join(self.rests_on)}" if self.rests_on else ""
-        return (f"input-completeness ({self.variant}): from {self.invariant}, every input the "
-                f"environment contract allows is admitted at {admitted}/{len(self.sites)} "
-                f"assume sites and locations{rest} ({self.seconds:.1f}s): "
-                f"{self.status.value}")  # fmt: skip
+        return (
+            f"input-completeness ({self.variant}): from {self.invariant}, every input the "
+            f"environment contract allows is admitted at {admitted}/{len(self.sites)} "
+            f"assume sites and locations{rest} ({self.seconds:.1f}s): "
+            f"{self.status.value}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -219,8 +224,9 @@ class Completeness:
         }
 
 
-def _assume_sites(loc: Loc, variant: Variant, enc: ModuleType, s: State,
-                  i: State) -> tuple[list[tuple[str, Expr, Expr]], Expr]:  # fmt: skip
+def _assume_sites(
+    loc: Loc, variant: Variant, enc: ModuleType, s: State, i: State
+) -> tuple[list[tuple[str, Expr, Expr]], Expr]:
     """Every ``tx.assume`` of the step out of ``loc``: (name, active, condition); and C_L."""
     found: list[tuple[str, Expr, Expr]] = []
 
@@ -266,7 +272,6 @@ def check(
     t0 = time.monotonic()
     if inv is None:
         if variant == FIXED:
-
             inv, what = invariant, "every state of the proved invariant"
         else:  # SEED's own invariant is what Houdini keeps; every state γ can build is more
             from vmballoon.proofs.concretize import representable
@@ -295,8 +300,16 @@ def check(
     return Completeness(variant.name, out, time.monotonic() - t0, what)
 
 
-def _decide(sol: Any, loc: Loc, name: str, active: Expr, bad: Expr, s: State, i: State,
-            named: Mapping[str, InputAssumption]) -> Site:  # fmt: skip
+def _decide(
+    sol: Any,
+    loc: Loc,
+    name: str,
+    active: Expr,
+    bad: Expr,
+    s: State,
+    i: State,
+    named: Mapping[str, InputAssumption],
+) -> Site:
     """Whether an input the encoding excludes (``active ∧ bad``) is possible under the
     contract; if so, whether the excluded inputs are exactly those a named assumption
     excludes on the same paths (``active ∧ ¬A``)."""

@@ -325,8 +325,10 @@ def _lists(
             if bool(idx):
                 blocks.extend(p for p in cur if p != f)
             cursor = cur
-    refused = [_build(int(a["r4"]), fl == R4, False, f, frames, blocks),
-               _build(int(a["r2"]), fl == R2, True, f, frames, blocks)]  # fmt: skip
+    refused = [
+        _build(int(a["r4"]), fl == R4, False, f, frames, blocks),
+        _build(int(a["r2"]), fl == R2, True, f, frames, blocks),
+    ]
     return lists, cursor, refused
 
 
@@ -412,9 +414,13 @@ def _listed(every: list[int]) -> ls.Listed:
 
 
 def _driver(
-    a: Values, lists: list[list[int]], refused: list[list[int]], bpage: int | None,
-    page: int | None, listed: ls.Listed,
-) -> Driver:  # fmt: skip
+    a: Values,
+    lists: list[list[int]],
+    refused: list[list[int]],
+    bpage: int | None,
+    page: int | None,
+    listed: ls.Listed,
+) -> Driver:
     """The driver's state ``struct vmballoon`` of ``a`` with its pages."""
     ops = {0: None, 1: OPS_BASIC, 2: OPS_BATCHED}[int(a["ops"])]
     return Driver(

@@ -240,7 +240,10 @@ def transitions_of(
 
 
 def samples(
-    rng: random.Random, variant: Variant, count: int, frames_per_step: int = 3,
+    rng: random.Random,
+    variant: Variant,
+    count: int,
+    frames_per_step: int = 3,
     counts: Coverage | None = None,
 ) -> Iterator[Sample]:
     """``count`` samples from random scenarios, a few frames per concrete step (abstraction
@@ -284,40 +287,72 @@ def targeted_scenarios() -> dict[str, Scenario]:
         steps=("work", "work", "work", "exit"),
         frames=4096,
         hv=(
-            r(0), r(swc, caps2m), r(0), r(0, 1536), r(0, 1536),  # reset, inflate 3 x 2 MiB
+            r(0),
+            r(swc, caps2m),
+            r(0),
+            r(0, 1536),
+            r(0, 1536),  # reset, inflate 3 x 2 MiB
             r(7),  # GET_TARGET answered RESET
-            r(0), r(swc, caps2m), r(0), r(0, 1536), r(0, 1536),  # reset pops them, inflate
-            r(0), r(0),  # exit: DOORBELL_SET, START(0), then pop
+            r(0),
+            r(swc, caps2m),
+            r(0),
+            r(0, 1536),
+            r(0, 1536),  # reset pops them, inflate
+            r(0),
+            r(0),  # exit: DOORBELL_SET, START(0), then pop
         ),
-    )  # fmt: skip
+    )
     full_unlock = Scenario(
         steps=("work", "work"),
         frames=3000,
         hv=(
-            r(0), r(swc, caps4k), r(0), r(0, 1100), r(0, 1100), r(0, 1100), r(0, 1100),
-            r(0, 0), r(0, 0), r(0, 0), r(0, 0),  # deflate to 0: batches of 512, 512, 76
+            r(0),
+            r(swc, caps4k),
+            r(0),
+            r(0, 1100),
+            r(0, 1100),
+            r(0, 1100),
+            r(0, 1100),
+            r(0, 0),
+            r(0, 0),
+            r(0, 0),
+            r(0, 0),  # deflate to 0: batches of 512, 512, 76
         ),
-    )  # fmt: skip
+    )
     refused = Scenario(
         steps=("work", "work"),
         frames=200,
         hv=(
-            r(0), r(swc, caps4k), r(0), r(0, 20),
+            r(0),
+            r(swc, caps4k),
+            r(0),
+            r(0, 20),
             r(0, 20, (ERROR_PPN_PINNED,) * 17 + (0, 0, 0)),  # 17 refusable statuses
-            r(0, 40), r(0, 40, (ERROR_PPN_PINNED,) * 20),
+            r(0, 40),
+            r(0, 40, (ERROR_PPN_PINNED,) * 20),
         ),
-    )  # fmt: skip
+    )
     stale_ops = Scenario(
         steps=("work", "work"),
         frames=4096,
         hv=(
-            r(0), r(swc, caps2m), r(0), r(ERROR_RESET),  # batched, then RESET
-            r(0), r(swc, CAP_BATCHED_2M), r(0), r(0, 1024),  # pop frees the batch page
+            r(0),
+            r(swc, caps2m),
+            r(0),
+            r(ERROR_RESET),  # batched, then RESET
+            r(0),
+            r(swc, CAP_BATCHED_2M),
+            r(0),
+            r(0, 1024),  # pop frees the batch page
         ),
         alloc=(True, False),  # the batch page; the first 2 MiB page fails: lock 0 pages
-    )  # fmt: skip
-    return {"two_mib_reset_exit": two_mib, "full_unlock_batches": full_unlock,
-            "refused_overflow": refused, "stale_batched_ops": stale_ops}  # fmt: skip
+    )
+    return {
+        "two_mib_reset_exit": two_mib,
+        "full_unlock_batches": full_unlock,
+        "refused_overflow": refused,
+        "stale_batched_ops": stale_ops,
+    }
 
 
 def scenario_samples(

@@ -65,10 +65,19 @@ DEFECT_DEPTH = 28
 
 
 def product_search(
-    fix: str, *, depth: int, timeout: float, props: list[str] | None = None, start: int = 0,
-    window: bool = False, pinned: bool = False, blocked: list[list[int]] | None = None,
-    attribution: bool = True, prefix: Trace | None = None, deadline: float | None = None,
-) -> Found:  # fmt: skip
+    fix: str,
+    *,
+    depth: int,
+    timeout: float,
+    props: list[str] | None = None,
+    start: int = 0,
+    window: bool = False,
+    pinned: bool = False,
+    blocked: list[list[int]] | None = None,
+    attribution: bool = True,
+    prefix: Trace | None = None,
+    deadline: float | None = None,
+) -> Found:
     """Inputs on which SEED violates a property (of ``props``) that SEED + ``fix`` keeps
     and that FIXED minus ``fix`` violates too (the three conditions of
     :func:`confirm_defect`, so the search looks for what the replay will accept).
@@ -102,20 +111,24 @@ def product_search(
         if attribution:
             fails_c.append({n: z3.Not(PROPERTIES[n](u.state(k, "c"))) for n in names})
 
-    u = Unrolling(copies, depth, given=prefix, pins=PIN_PRODUCT if pinned else None,
-                  after_step=after_step)  # fmt: skip
+    u = Unrolling(
+        copies, depth, given=prefix, pins=PIN_PRODUCT if pinned else None, after_step=after_step
+    )
 
     def goal(k: int) -> Expr:
-        return z3.Or([
-            z3.And(z3.Not(PROPERTIES[n](u.state(k))), *(h[n] for h in holds_b[: k + 1]),
-                   *([z3.Or([f[n] for f in fails_c[: k + 1]])] if attribution else []))
-            for n in names
-        ])  # fmt: skip
+        return z3.Or(
+            [
+                z3.And(
+                    z3.Not(PROPERTIES[n](u.state(k))),
+                    *(h[n] for h in holds_b[: k + 1]),
+                    *([z3.Or([f[n] for f in fails_c[: k + 1]])] if attribution else []),
+                )
+                for n in names
+            ]
+        )
 
-    r = first_depth(_depth_query(u, goal, blocked, timeout, deadline), start, depth,
-                 window=window)  # fmt: skip
-    found = _product_found(u, r, names, holds_b) if r.found else \
-        Found(r.depth, unknown=r.unknown)
+    r = first_depth(_depth_query(u, goal, blocked, timeout, deadline), start, depth, window=window)
+    found = _product_found(u, r, names, holds_b) if r.found else Found(r.depth, unknown=r.unknown)
     model = [r.model]
     del r
     # the terms go as they always went (Unrolling.release): the last states of b and c
@@ -126,16 +139,18 @@ def product_search(
     return found
 
 
-def _product_found(u: Unrolling, r: Shortest, names: list[str],
-                   holds_b: list[dict[str, Expr]]) -> Found:  # fmt: skip
+def _product_found(
+    u: Unrolling, r: Shortest, names: list[str], holds_b: list[dict[str, Expr]]
+) -> Found:
     """The answer of :func:`product_search` at the depth ``r`` found: SEED's trace and the
     first of ``names`` SEED breaks there while SEED + fix keeps it all along."""
     m, k = r.model, r.depth
     prop = next(
-        n for n in names
+        n
+        for n in names
         if z3.is_false(m.eval(PROPERTIES[n](u.state(k)), model_completion=True))
         and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
-    )  # fmt: skip
+    )
     return Found(k, u.trace(m, k), prop)
 
 
@@ -151,18 +166,26 @@ def fix_locations(fix: str) -> frozenset[Loc]:
         s, i = make_state("s_"), make_inputs("i_")
         ts, tf = make_state("ts_"), make_state("tf_")
         sol = bv_solver(30.0)
-        sol.add(s["loc"] == loc_val(loc), *both_steps(s, i, ts, tf, fixed, frozenset({loc})),
-                apart(ts, tf))  # fmt: skip
+        sol.add(
+            s["loc"] == loc_val(loc),
+            *both_steps(s, i, ts, tf, fixed, frozenset({loc})),
+            apart(ts, tf),
+        )
         if sol.check() != z3.unsat:
             out.add(loc)
     return frozenset(out)
 
 
 def divergence_search(
-    fix: str, *, depth: int, timeout: float, start: int = 0,
-    blocked: list[list[int]] | None = None, cone: Cone | None = None,
+    fix: str,
+    *,
+    depth: int,
+    timeout: float,
+    start: int = 0,
+    blocked: list[list[int]] | None = None,
+    cone: Cone | None = None,
     shows: list[str] | None = None,
-) -> Found:  # fmt: skip
+) -> Found:
     """The shortest run of SEED (pinned inputs, :data:`vmballoon.proofs.unrolling.PIN_PRODUCT`)
     after which SEED and SEED + ``fix`` part: the first step whose successor differs
     between the two from the same state and the same inputs.
@@ -193,12 +216,22 @@ def divergence_search(
         if not where:  # no location the fix changes is reachable: no goal at k
             parted.append((z3.BoolVal(False), ts))
             continue
-        breaks = [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])
-                  ] if shows else []  # fmt: skip
-        parted.append((z3.And(
-            *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where),
-            *PIN_PRODUCT(u.inputs[k]), apart(ts, tf), *breaks,
-        ), ts))  # fmt: skip
+        breaks = (
+            [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])]
+            if shows
+            else []
+        )
+        parted.append(
+            (
+                z3.And(
+                    *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where),
+                    *PIN_PRODUCT(u.inputs[k]),
+                    apart(ts, tf),
+                    *breaks,
+                ),
+                ts,
+            )
+        )
     goals: dict[int, Expr] = {}
 
     def goal(k: int) -> Expr:
@@ -210,8 +243,11 @@ def divergence_search(
         return goals[k]
 
     r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
-    found = Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1])) if r.found \
-        else Found(r.depth, unknown=r.unknown)  # one depth per query above: cheaper
+    found = (
+        Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1]))
+        if r.found
+        else Found(r.depth, unknown=r.unknown)
+    )  # one depth per query above: cheaper
     model = [r.model]
     del r
     breaks = []  # its terms live on in ``parted``; the rest goes as it always went
@@ -221,15 +257,23 @@ def divergence_search(
 
 
 def _depth_query(
-    u: Unrolling, goal: Callable[[int], Expr], blocked: list[list[int]] | None,
-    timeout: float, deadline: float | None = None,
-) -> Ask:  # fmt: skip
+    u: Unrolling,
+    goal: Callable[[int], Expr],
+    blocked: list[list[int]] | None,
+    timeout: float,
+    deadline: float | None = None,
+) -> Ask:
     """The query :func:`vmballoon.proofs.unrolling.shortest` asks for the searches here:
     ``goal`` at some depth of ``lo..hi`` after the first ``hi`` steps of ``u``, no run
     following a ``blocked`` location path of SEED, no query past ``deadline``."""
-    return query(u.steps, lambda lo, hi: [goal(k) for k in range(lo, hi + 1)],
-                 timeout=timeout, least=first_true(goal), deadline=deadline,
-                 side=lambda hi: u.path_excluded(blocked or [], hi))  # fmt: skip
+    return query(
+        u.steps,
+        lambda lo, hi: [goal(k) for k in range(lo, hi + 1)],
+        timeout=timeout,
+        least=first_true(goal),
+        deadline=deadline,
+        side=lambda hi: u.path_excluded(blocked or [], hi),
+    )
 
 
 def violates(sc: Scenario, variant: Variant, prop: str) -> list[dict[str, Any]]:
@@ -274,16 +318,16 @@ def confirmed(fix: str, props: list[str], sc: Scenario) -> list[str]:
 SHORTEST = {
     "property": "SEED violates the property in no fewer transitions on any input",
     "every input": "no scenario shows the defect in fewer transitions, on any input (SEED "
-                   "violates none of the properties looked at in fewer: its own BMC)",
+    "violates none of the properties looked at in fewer: its own BMC)",
     "pinned inputs": "no scenario of the pinned inputs (vmballoon/proofs/pinned.py) shows the "
-                     "defect in fewer transitions (before SEED and SEED + fix part they are one)",
+    "defect in fewer transitions (before SEED and SEED + fix part they are one)",
     "pinned shared inputs": "no scenario of the pinned inputs shows the defect in fewer "
-                            "transitions when SEED and SEED + fix read the same inputs at "
-                            "every step (a product of the two: once they issue different "
-                            "commands a replay feeds them different answers, which it does "
-                            "not cover)",
+    "transitions when SEED and SEED + fix read the same inputs at "
+    "every step (a product of the two: once they issue different "
+    "commands a replay feeds them different answers, which it does "
+    "not cover)",
     "shared inputs": "no scenario shows the defect in fewer transitions when SEED and SEED + "
-                     "fix read the same inputs at every step (a product: see above)",
+    "fix read the same inputs at every step (a product: see above)",
     "not established": "a shorter scenario may show the defect",
 }
 """What a defect row's ``shortest`` claims of its depth (None: no scenario)."""
@@ -317,15 +361,31 @@ class DefectRow:
 
 
 def defect_row(
-    fix: str, prop: str | None, depth: int | None, sc: Scenario | None, status: Status,
-    seconds: float, source: str, out_dir: Path | None, detail: str = "",
+    fix: str,
+    prop: str | None,
+    depth: int | None,
+    sc: Scenario | None,
+    status: Status,
+    seconds: float,
+    source: str,
+    out_dir: Path | None,
+    detail: str = "",
     shortest: str | None = None,
-) -> DefectRow:  # fmt: skip
+) -> DefectRow:
     """The per-defect result (and its scenario file, with ``meta``, in ``out_dir``);
     ``shortest`` is what the search established of its depth (:data:`SHORTEST`)."""
     assert shortest is None or shortest in SHORTEST, shortest
-    row = DefectRow(fix, lines_of(fix), prop, depth, status, seconds, source, detail=detail,
-                    shortest=shortest if status == Status.VIOLATED else None)  # fmt: skip
+    row = DefectRow(
+        fix,
+        lines_of(fix),
+        prop,
+        depth,
+        status,
+        seconds,
+        source,
+        detail=detail,
+        shortest=shortest if status == Status.VIOLATED else None,
+    )
     if sc is not None and prop is not None:
         ok, evidence = confirm_defect(fix, prop, sc)
         row.evidence = evidence
@@ -404,8 +464,7 @@ SUFFIX = 6
 """Steps after SEED and SEED + fix part within which the violation is looked for."""
 
 
-def product_shortest(pinned: bool, blocked: bool, k: int | None, start: int,
-                     exact: bool) -> str:  # fmt: skip
+def product_shortest(pinned: bool, blocked: bool, k: int | None, start: int, exact: bool) -> str:
     """What a product search's answer at depth ``k`` establishes (:data:`SHORTEST`).
 
     The product drives its copies with one input per step: "shared inputs".  Only when
@@ -454,8 +513,10 @@ def first_divergence(
         notes.append(_no_divergence(Found(depth), depth) + " (abstract reachability)")
         return None
     if bound > 0:
-        notes.append(f"no run of SEED parts them before transition {bound + 1}: abstract "
-                     f"reachability over {', '.join(FIELDS)} (vmballoon/proofs/abstract_reach.py)")
+        notes.append(
+            f"no run of SEED parts them before transition {bound + 1}: abstract "
+            f"reachability over {', '.join(FIELDS)} (vmballoon/proofs/abstract_reach.py)"
+        )
     found = divergence_search(fix, depth=depth - 1, timeout=timeout, start=bound, cone=cone)
     if found.trace is None:
         _note(notes, _no_divergence(found, depth), undecided=found.unknown)
@@ -469,11 +530,15 @@ def first_divergence(
         if shown:
             if _first_step(shown[0], raw) > k + 1:
                 return _in_parting_step(fix, shown[0], props, k, timeout, cone, notes) or (
-                    k, trace, shown)
+                    k,
+                    trace,
+                    shown,
+                )
             return k, trace, shown
         blocked.append([int(st["loc"]) for st in trace.states[: k + 1]])
-        again = divergence_search(fix, depth=k, timeout=timeout, start=k, blocked=blocked,
-                                  cone=cone)  # fmt: skip
+        again = divergence_search(
+            fix, depth=k, timeout=timeout, start=k, blocked=blocked, cone=cone
+        )
         if again.trace is None or again.depth != k:
             break
         trace = again.trace
@@ -486,25 +551,35 @@ def _first_step(prop: str, sc: Scenario) -> int:
 
 
 def _in_parting_step(
-    fix: str, prop: str, props: list[str], k: int, timeout: float, cone: Cone | None,
+    fix: str,
+    prop: str,
+    props: list[str],
+    k: int,
+    timeout: float,
+    cone: Cone | None,
     notes: list[str],
-) -> tuple[int, Any, list[str]] | None:  # fmt: skip
+) -> tuple[int, Any, list[str]] | None:
     """A run parting SEED and SEED + ``fix`` at depth ``k`` whose parting transition
     itself shows the defect through ``prop`` (the shortest there can be), when the first
     run found shows it only some transitions later: ``(k, trace, shown)`` as
     :func:`first_divergence` gives it, or None (said in ``notes``) when there is none."""
     if not _may_show_in_one_step(fix, prop, timeout):
-        notes.append(f"no step of SEED parting it from SEED + {fix} breaks {prop} "
-                     f"(one-step query): it shows only after they part")  # fmt: skip
+        notes.append(
+            f"no step of SEED parting it from SEED + {fix} breaks {prop} "
+            f"(one-step query): it shows only after they part"
+        )
         return None
     found = divergence_search(fix, depth=k, timeout=timeout, start=k, cone=cone, shows=[prop])
     if found.trace is not None and found.depth == k:
         raw = to_scenario(found.trace, SEED)
         if confirm_defect(fix, prop, raw)[0] and _first_step(prop, raw) == k + 1:
             return k, found.trace, confirmed(fix, props, raw)
-    _note(notes, f"no run of the pinned inputs shows {prop} in the transition that parts "
-          f"them ({'solver unknown' if found.unknown else 'none'} at depth {k})",
-          undecided=found.unknown)  # fmt: skip
+    _note(
+        notes,
+        f"no run of the pinned inputs shows {prop} in the transition that parts "
+        f"them ({'solver unknown' if found.unknown else 'none'} at depth {k})",
+        undecided=found.unknown,
+    )
     return None
 
 
@@ -519,15 +594,18 @@ def _may_show_in_one_step(fix: str, prop: str, timeout: float) -> bool:
     s, i = make_state("one_s_"), make_inputs("one_i_")
     ts, tf = make_state("one_ts_"), make_state("one_tf_")
     sol = bv_solver(timeout)
-    sol.add(*both_steps(s, i, ts, tf, Variant(frozenset({fix})), fix_locations(fix)),
-            *pin(i, FREE_PRODUCT, RESET_TOO),
-            z3.Not(PROPERTIES[prop](ts)), PROPERTIES[prop](tf))  # fmt: skip
+    sol.add(
+        *both_steps(s, i, ts, tf, Variant(frozenset({fix})), fix_locations(fix)),
+        *pin(i, FREE_PRODUCT, RESET_TOO),
+        z3.Not(PROPERTIES[prop](ts)),
+        PROPERTIES[prop](tf),
+    )
     return bool(sol.check() != z3.unsat)
 
 
 def _in_the_gap(
     fix: str, props: list[str], lo: int, hi: int, timeout: float
-) -> tuple[tuple[str, Scenario, int] | None, bool, str]:  # fmt: skip
+) -> tuple[tuple[str, Scenario, int] | None, bool, str]:
     """Whether a scenario of ``lo..hi`` transitions (pinned inputs) shows the defect, when
     the drivers part at transition ``lo`` and the first scenario found shows it at
     ``hi + 1``: the product of SEED and SEED + ``fix`` (two copies: without FIXED minus
@@ -541,28 +619,51 @@ def _in_the_gap(
     depth reported (``shorter``'s, else ``hi + 1``) is the shortest over the pinned
     inputs; ``words`` say why."""
     if lo == hi and not any(_may_show_in_one_step(fix, p, timeout) for p in props):
-        return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
-                            f"the drivers are one, and no step that parts them breaks "
-                            f"{', '.join(props)} on SEED's side alone: one-step queries)")
-    unknown = (f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
-               f"transitions (not established: ")  # fmt: skip
+        return (
+            None,
+            True,
+            (
+                f"the shortest over the pinned inputs (before transition {lo} "
+                f"the drivers are one, and no step that parts them breaks "
+                f"{', '.join(props)} on SEED's side alone: one-step queries)"
+            ),
+        )
+    unknown = (
+        f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
+        f"transitions (not established: "
+    )
     if hi > GAP_DEPTH:
-        return None, False, unknown + f"the product over that gap is asked up to depth " \
-            f"{GAP_DEPTH} only)"
-    found = product_search(fix, depth=hi, timeout=timeout, props=props, start=lo, pinned=True,
-                           attribution=False)  # fmt: skip
+        return (
+            None,
+            False,
+            unknown + f"the product over that gap is asked up to depth {GAP_DEPTH} only)",
+        )
+    found = product_search(
+        fix, depth=hi, timeout=timeout, props=props, start=lo, pinned=True, attribution=False
+    )
     prop, trace = found.prop, found.trace
     if trace is None and not found.unknown:
-        return None, True, (f"the shortest over the pinned inputs (before transition {lo} "
-                            f"the drivers are one, and the product of SEED and SEED + {fix} "
-                            f"finds no scenario of {lo} to {hi} transitions)")  # fmt: skip
+        return (
+            None,
+            True,
+            (
+                f"the shortest over the pinned inputs (before transition {lo} "
+                f"the drivers are one, and the product of SEED and SEED + {fix} "
+                f"finds no scenario of {lo} to {hi} transitions)"
+            ),
+        )
     if trace is not None and prop is not None:
         raw = to_scenario(trace, SEED)
         if confirm_defect(fix, prop, raw)[0]:
             sc = _minimal(fix, prop, raw)
-            return (prop, sc, _first_step(prop, sc)), True, (
-                f"a shorter one from the product of SEED and SEED + {fix} (iterative "
-                f"deepening from transition {lo}): the shortest over the pinned inputs")
+            return (
+                (prop, sc, _first_step(prop, sc)),
+                True,
+                (
+                    f"a shorter one from the product of SEED and SEED + {fix} (iterative "
+                    f"deepening from transition {lo}): the shortest over the pinned inputs"
+                ),
+            )
     what = "solver unknown" if found.unknown else "an answer the replay does not confirm"
     return None, False, unknown + f"the product over that gap gave {what})"
 
@@ -570,21 +671,29 @@ def _in_the_gap(
 def _no_divergence(found: Found, depth: int) -> str:
     """The note for a divergence search that found nothing up to ``depth`` (or gave up)."""
     return "divergence of SEED and SEED + fix (pinned inputs): " + (
-        f"solver unknown (timeout) at depth {found.depth}" if found.unknown
+        f"solver unknown (timeout) at depth {found.depth}"
+        if found.unknown
         else f"none up to depth {depth}"
-    )  # fmt: skip
+    )
 
 
 def _parted_at(fix: str, k: int) -> str:
     """How a divergence found at step ``k`` is told in a defect's detail."""
-    return (f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
-            f"SEED, pinned inputs: vmballoon/proofs/pinned.py)")  # fmt: skip
+    return (
+        f"SEED and SEED + {fix} part at transition {k + 1} (the shortest such run of "
+        f"SEED, pinned inputs: vmballoon/proofs/pinned.py)"
+    )
 
 
 def _via_divergence(
-    fix: str, props: list[str], depth: int, start: int, timeout: float,
-    first: tuple[int, Any], notes: list[str],
-) -> tuple[str, int, Scenario, str] | None:  # fmt: skip
+    fix: str,
+    props: list[str],
+    depth: int,
+    start: int,
+    timeout: float,
+    first: tuple[int, Any],
+    notes: list[str],
+) -> tuple[str, int, Scenario, str] | None:
     """A scenario showing the defect found from where SEED and SEED + ``fix`` part.
 
     :func:`divergence_search` finds the shortest run of SEED (pinned inputs) after which
@@ -598,8 +707,13 @@ def _via_divergence(
     """
     blocked: list[list[int]] = []
     for attempt in range(ATTEMPTS):
-        d = Found(first[0], first[1]) if attempt == 0 else divergence_search(
-            fix, depth=depth - 1, timeout=timeout, start=max(start - 1, 0), blocked=blocked)
+        d = (
+            Found(first[0], first[1])
+            if attempt == 0
+            else divergence_search(
+                fix, depth=depth - 1, timeout=timeout, start=max(start - 1, 0), blocked=blocked
+            )
+        )
         if d.trace is None:
             _note(notes, _no_divergence(d, depth), undecided=d.unknown)
             return None
@@ -609,15 +723,29 @@ def _via_divergence(
         for prop in props:
             if confirm_defect(fix, prop, raw)[0]:
                 return prop, k + 1, raw, how + "; the violation is that transition's"
-        after = product_search(fix, depth=min(depth, k + 1 + SUFFIX), timeout=timeout,
-                               props=props, start=k + 1, window=True, pinned=True,
-                               prefix=trace)  # fmt: skip
+        after = product_search(
+            fix,
+            depth=min(depth, k + 1 + SUFFIX),
+            timeout=timeout,
+            props=props,
+            start=k + 1,
+            window=True,
+            pinned=True,
+            prefix=trace,
+        )
         if after.trace is not None and after.prop is not None:
             raw = to_scenario(after.trace, SEED)
             if confirm_defect(fix, after.prop, raw)[0]:
-                return after.prop, after.depth, raw, how + (
-                    f"; the shortest violation after it (product BMC of SEED, SEED + {fix} "
-                    f"and FIXED minus {fix})")  # fmt: skip
+                return (
+                    after.prop,
+                    after.depth,
+                    raw,
+                    how
+                    + (
+                        f"; the shortest violation after it (product BMC of SEED, SEED + {fix} "
+                        f"and FIXED minus {fix})"
+                    ),
+                )
         blocked.append([int(st_["loc"]) for st_ in trace.states[: k + 1]])
     notes.append(f"divergence: {ATTEMPTS} runs where SEED and SEED + {fix} part, none shows it")
     return None
@@ -664,17 +792,32 @@ def divergence_job(job: dict[str, Any]) -> dict[str, Any]:
     ``{"fix", "first", "notes", "undecided", "seconds"}``."""
     t0 = time.monotonic()
     notes = Notes()
-    first = _in_fresh_process(first_divergence, str(job["fix"]), list(job["props"]),
-                              int(job["depth"]), float(job["timeout"]), notes)  # fmt: skip
-    return {"fix": job["fix"], "props": list(job["props"]), "first": first,
-            "notes": list(notes), "undecided": notes.undecided,
-            "seconds": time.monotonic() - t0}  # fmt: skip
+    first = _in_fresh_process(
+        first_divergence,
+        str(job["fix"]),
+        list(job["props"]),
+        int(job["depth"]),
+        float(job["timeout"]),
+        notes,
+    )
+    return {
+        "fix": job["fix"],
+        "props": list(job["props"]),
+        "first": first,
+        "notes": list(notes),
+        "undecided": notes.undecided,
+        "seconds": time.monotonic() - t0,
+    }
 
 
 def _divergence_for(
-    fix: str, props: list[str], depth: int, timeout: float, early: dict[str, Any] | None,
+    fix: str,
+    props: list[str],
+    depth: int,
+    timeout: float,
+    early: dict[str, Any] | None,
     notes: list[str],
-) -> tuple[int, Any, list[str]] | None:  # fmt: skip
+) -> tuple[int, Any, list[str]] | None:
     """:func:`first_divergence` for ``props``: the result of the :func:`divergence_job`
     run ahead (``early``, over a superset of ``props``) where it answers for ``props``,
     else computed now in a fresh process.
@@ -717,11 +860,29 @@ class _Search:
     t0: float
     notes: Notes = field(default_factory=Notes)
 
-    def row(self, prop: str | None, depth: int | None, sc: Scenario | None, status: Status,
-            source: str, detail: str, shortest: str | None = None) -> DefectRow:  # fmt: skip
+    def row(
+        self,
+        prop: str | None,
+        depth: int | None,
+        sc: Scenario | None,
+        status: Status,
+        source: str,
+        detail: str,
+        shortest: str | None = None,
+    ) -> DefectRow:
         """The defect's row (:func:`defect_row`), timed from the start of the search."""
-        return defect_row(self.fix, prop, depth, sc, status, time.monotonic() - self.t0,
-                          source, self.out_dir, detail, shortest)  # fmt: skip
+        return defect_row(
+            self.fix,
+            prop,
+            depth,
+            sc,
+            status,
+            time.monotonic() - self.t0,
+            source,
+            self.out_dir,
+            detail,
+            shortest,
+        )
 
 
 def defect_job(job: dict[str, Any]) -> DefectRow:
@@ -740,10 +901,17 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
     t0 = time.monotonic()
     if early is not None:
         t0 -= float(early["seconds"])  # the search began with the divergence job
-    run = _Search(str(job["fix"]), list(job["props"]), int(job["depth"]),
-                  int(job.get("start", 0)), bool(job.get("window", False)),
-                  bool(job.get("start_exact", False)), float(job["timeout"]),
-                  Path(job["out"]) if job.get("out") else None, t0)  # fmt: skip
+    run = _Search(
+        str(job["fix"]),
+        list(job["props"]),
+        int(job["depth"]),
+        int(job.get("start", 0)),
+        bool(job.get("window", False)),
+        bool(job.get("start_exact", False)),
+        float(job["timeout"]),
+        Path(job["out"]) if job.get("out") else None,
+        t0,
+    )
     first = _divergence_for(run.fix, run.props, run.depth, run.timeout, early, run.notes)
     lower = {True: run.start, False: run.start}
     if first is not None:
@@ -755,17 +923,29 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
     done, last = _product_phase(run, lower)
     if done is not None:
         return done
-    found = None if first is None else _in_fresh_process(
-        _via_divergence, run.fix, run.props, run.depth, run.start, run.timeout, first[:2],
-        run.notes,
-    )  # fmt: skip
+    found = (
+        None
+        if first is None
+        else _in_fresh_process(
+            _via_divergence,
+            run.fix,
+            run.props,
+            run.depth,
+            run.start,
+            run.timeout,
+            first[:2],
+            run.notes,
+        )
+    )
     if found is not None:
         d_prop, d_depth, d_raw, how = found
         sc = _minimal(run.fix, d_prop, d_raw)
-        detail = "; ".join([*run.notes, how, "shortest not established: the product search "
-                            "did not finish"])  # fmt: skip
-        return run.row(d_prop, d_depth, sc, Status.VIOLATED, "divergence", detail,
-                       "not established")  # fmt: skip
+        detail = "; ".join(
+            [*run.notes, how, "shortest not established: the product search did not finish"]
+        )
+        return run.row(
+            d_prop, d_depth, sc, Status.VIOLATED, "divergence", detail, "not established"
+        )
     return _unshown(run, last)
 
 
@@ -778,20 +958,25 @@ def _shown_at_parting(run: _Search, k0: int, trace0: Trace, shown: str) -> Defec
     step = _first_step(shown, sc)
     established = True
     if step == k0 + 1:
-        said = (f"{how}; the violation is that transition's: the shortest over the "
-                f"pinned inputs (before they part the two drivers are in the same "
-                f"states, so no run of fewer transitions tells them apart)")  # fmt: skip
+        said = (
+            f"{how}; the violation is that transition's: the shortest over the "
+            f"pinned inputs (before they part the two drivers are in the same "
+            f"states, so no run of fewer transitions tells them apart)"
+        )
     else:
-        shorter, established, words = _in_the_gap(run.fix, run.props, k0 + 1, step - 1,
-                                                  run.timeout)  # fmt: skip
+        shorter, established, words = _in_the_gap(run.fix, run.props, k0 + 1, step - 1, run.timeout)
         if shorter is not None:
             shown, sc, step = shorter
         said = f"{how}; the violation shows at transition {step}: {words}"
     # the parting transition itself: one copy before it; a gap: a product
-    shortest = ("pinned inputs" if step == k0 + 1 else "pinned shared inputs") \
-        if established else "not established"
-    return run.row(shown, step, sc, Status.VIOLATED, "divergence",
-                   "; ".join([*run.notes, said]), shortest)  # fmt: skip
+    shortest = (
+        ("pinned inputs" if step == k0 + 1 else "pinned shared inputs")
+        if established
+        else "not established"
+    )
+    return run.row(
+        shown, step, sc, Status.VIOLATED, "divergence", "; ".join([*run.notes, said]), shortest
+    )
 
 
 def _product_phase(
@@ -810,18 +995,28 @@ def _product_phase(
         blocked: list[list[int]] = []
         stopped = False  # this search ended undecided (solver unknown, budget spent)
         for _ in range(ATTEMPTS):
-            found = product_search(run.fix, depth=run.depth, timeout=run.timeout,
-                                   props=run.props, start=lower[pinned], window=run.window,
-                                   pinned=pinned, blocked=blocked, deadline=deadline)  # fmt: skip
+            found = product_search(
+                run.fix,
+                depth=run.depth,
+                timeout=run.timeout,
+                props=run.props,
+                start=lower[pinned],
+                window=run.window,
+                pinned=pinned,
+                blocked=blocked,
+                deadline=deadline,
+            )
             if found.trace is None or found.prop is None:
                 stopped = found.unknown
-                _note(run.notes, _product_note(found, pinned, lower[pinned], run.depth, deadline),
-                      undecided=found.unknown)  # fmt: skip
+                _note(
+                    run.notes,
+                    _product_note(found, pinned, lower[pinned], run.depth, deadline),
+                    undecided=found.unknown,
+                )
                 break
             prop, k, raw = found.prop, found.depth, to_scenario(found.trace, SEED)
             if confirm_defect(run.fix, prop, raw)[0]:
-                return _product_row(run, prop, k, raw, pinned, bool(blocked),
-                                    lower[pinned]), None  # fmt: skip
+                return _product_row(run, prop, k, raw, pinned, bool(blocked), lower[pinned]), None
             last = (prop, raw, k)
             blocked.append([int(st["loc"]) for st in found.trace.states])
         if pinned and stopped:
@@ -834,24 +1029,32 @@ def _product_note(found: Found, pinned: bool, lower: int, depth: int, deadline: 
     how = "pinned inputs" if pinned else "every input"
     spent = time.monotonic() >= deadline - 1
     return f"{how}: " + (
-        f"no scenario from depth {lower} up to {depth}" if not found.unknown
-        else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {found.depth}" if spent
+        f"no scenario from depth {lower} up to {depth}"
+        if not found.unknown
+        else f"budget of {PRODUCT_BUDGET:.0f} s spent at depth {found.depth}"
+        if spent
         else f"solver unknown (timeout) at depth {found.depth}"
-    )  # fmt: skip
+    )
 
 
-def _product_row(run: _Search, prop: str, k: int, raw: Scenario, pinned: bool,
-                 blocked: bool, lower: int) -> DefectRow:  # fmt: skip
+def _product_row(
+    run: _Search, prop: str, k: int, raw: Scenario, pinned: bool, blocked: bool, lower: int
+) -> DefectRow:
     """The row of a product answer the replay confirms, its scenario minimised."""
     sc = _minimal(run.fix, prop, raw)
     how = "pinned inputs (the others at their defaults)" if pinned else "every input"
     # an answer after a blocked one need not be the shortest
     shortest = product_shortest(pinned, blocked, k, run.start, run.exact)
-    said = (f"product BMC over {how}: SEED, SEED + {run.fix} and FIXED minus {run.fix} on "
-            f"the same inputs (" + (f"shortest from the lower bound {lower})" if not blocked
-                                    else "after blocked answers: shortest not established)"))
-    return run.row(prop, k, sc, Status.VIOLATED, "product", "; ".join([*run.notes, said]),
-                   shortest)  # fmt: skip
+    said = (
+        f"product BMC over {how}: SEED, SEED + {run.fix} and FIXED minus {run.fix} on "
+        f"the same inputs ("
+        + (
+            f"shortest from the lower bound {lower})"
+            if not blocked
+            else "after blocked answers: shortest not established)"
+        )
+    )
+    return run.row(prop, k, sc, Status.VIOLATED, "product", "; ".join([*run.notes, said]), shortest)
 
 
 def _unshown(run: _Search, last: tuple[str, Scenario, int | None] | None) -> DefectRow:
@@ -861,8 +1064,14 @@ def _unshown(run: _Search, last: tuple[str, Scenario, int | None] | None) -> Def
     detail = "; ".join(run.notes)
     if last is not None:  # found, never confirmed: shown as such, never as violated
         prop, raw, k = last
-        return run.row(prop, k, raw, Status.UNCONFIRMED, "product",
-                       detail + "; the replay did not confirm the last answer")
+        return run.row(
+            prop,
+            k,
+            raw,
+            Status.UNCONFIRMED,
+            "product",
+            detail + "; the replay did not confirm the last answer",
+        )
     status = Status.UNKNOWN if run.notes.undecided else Status.NONE
     return run.row(None, None, None, status, "product", detail)
 
@@ -883,29 +1092,48 @@ def plan_defect(
     out_dir = Path(out) if out else None
     minus = FIXED.without(fix).name
     seed = {r.prop: r for r in results if r.variant == "seed"}
-    props = [n for n in PROPERTIES if not necessity or any(
-        r.variant == minus and r.prop == n and r.status == Status.VIOLATED for r in results
-    )] or list(PROPERTIES)  # fmt: skip
+    props = [
+        n
+        for n in PROPERTIES
+        if not necessity
+        or any(r.variant == minus and r.prop == n and r.status == Status.VIOLATED for r in results)
+    ] or list(PROPERTIES)
     props = [n for n in props if n not in seed or seed[n].status != Status.PROVED]
     shown = _seed_counterexample(fix, props, seed)
     if shown is not None:
         r, sc = shown
-        row = defect_row(fix, r.prop, r.depth, sc, Status.VIOLATED, 0.0, "seed", out_dir,
-                         "SEED's shortest counterexample of the property; the fix alone "
-                         "clears it", "property")  # fmt: skip
+        row = defect_row(
+            fix,
+            r.prop,
+            r.depth,
+            sc,
+            Status.VIOLATED,
+            0.0,
+            "seed",
+            out_dir,
+            "SEED's shortest counterexample of the property; the fix alone clears it",
+            "property",
+        )
         return row, None
     bounds = [
         int(seed[n].depth or 0) + (1 if seed[n].status == Status.NO_CEX else 0)
-        for n in props if n in seed and seed[n].depth is not None
-    ]  # fmt: skip
+        for n in props
+        if n in seed and seed[n].depth is not None
+    ]
     start = min(bounds) if len(bounds) == len(props) else 0
     # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
     # none of ``props`` in fewer transitions on any input
     exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
     job = {
-        "fix": fix, "props": props, "start": start, "depth": DEFECT_DEPTH,
-        "timeout": timeout, "out": out, "window": True, "start_exact": exact,
-    }  # fmt: skip
+        "fix": fix,
+        "props": props,
+        "start": start,
+        "depth": DEFECT_DEPTH,
+        "timeout": timeout,
+        "out": out,
+        "window": True,
+        "start_exact": exact,
+    }
     return None, job
 
 
@@ -932,9 +1160,7 @@ def _seed_counterexample(
     return None
 
 
-def plan_divergence(
-    fix: str, results: list[Outcome], *, timeout: float
-) -> dict[str, Any] | None:
+def plan_divergence(fix: str, results: list[Outcome], *, timeout: float) -> dict[str, Any] | None:
     """The parameters of the :func:`divergence_job` to run ahead for ``fix`` once SEED's
     results are in, or None: when none of SEED's counterexamples of a property not proved
     on SEED shows the defect, its search will begin with the first divergence, which
@@ -954,8 +1180,17 @@ def lines_of(fix: str) -> str:
 
 
 __all__ = [
-    "DEFECT_DEPTH", "DefectRow", "Notes", "confirm_defect", "defect_job", "defect_row",
-    "divergence_job", "lines_of",
-    "plan_defect", "plan_divergence", "product_search",
-    "shows", "violates",
-]  # fmt: skip
+    "DEFECT_DEPTH",
+    "DefectRow",
+    "Notes",
+    "confirm_defect",
+    "defect_job",
+    "defect_row",
+    "divergence_job",
+    "lines_of",
+    "plan_defect",
+    "plan_divergence",
+    "product_search",
+    "shows",
+    "violates",
+]

@@ -1030,9 +1030,7 @@ def _template(variant: Variant, locs: frozenset[Loc] | None) -> _Template:
     return _TEMPLATES[key]
 
 
-def _relation(
-    s: State, i: State, t: State, variant: Variant, locs: frozenset[Loc] | None
-) -> Expr:
+def _relation(s: State, i: State, t: State, variant: Variant, locs: frozenset[Loc] | None) -> Expr:
     """The formula of :func:`transition`, built by symbolic execution of every location."""
     cases = [loc for loc in TRANSITIONS if locs is None or loc in locs]
     steps = {loc: successor(loc, s, i, variant) for loc in cases}
@@ -1100,14 +1098,44 @@ def reachable_locs(depth: int) -> list[frozenset[Loc]]:
 def initial(s: State) -> Expr:
     """After ``vmballoon_init`` (lines 1257-1291): ``vmballoon.model.state.initial_state``."""
     zero32 = (
-        "size", "target", "slow", "supported", "batch_max", "n_ref0", "n_ref1",
-        "l_rate", "l_alloc", "l_num", "l_err", "l_allocated", "n4", "n2", "r4", "r2", "ncur",
-    )  # fmt: skip
+        "size",
+        "target",
+        "slow",
+        "supported",
+        "batch_max",
+        "n_ref0",
+        "n_ref1",
+        "l_rate",
+        "l_alloc",
+        "l_num",
+        "l_err",
+        "l_allocated",
+        "n4",
+        "n2",
+        "r4",
+        "r2",
+        "ncur",
+    )
     false = (
-        "bpage", "page_hi", "page_eq_batch", "doorbell", "warned", "l_cansleep", "l_is2m",
-        "f_alloc", "f_o9", "f_cur", "f_batch", "f_bpage", "f_page", "f_host", "db_ok",
-        "bad_free", "freed_held", "proto_bad",
-    )  # fmt: skip
+        "bpage",
+        "page_hi",
+        "page_eq_batch",
+        "doorbell",
+        "warned",
+        "l_cansleep",
+        "l_is2m",
+        "f_alloc",
+        "f_o9",
+        "f_cur",
+        "f_batch",
+        "f_bpage",
+        "f_page",
+        "f_host",
+        "db_ok",
+        "bad_free",
+        "freed_held",
+        "proto_bad",
+    )
     cs = [s["loc"] == loc_val(Loc.IDLE), s["rate_alloc"] == bv32(RATE_ALLOC_MAX), s["reset"]]
     cs += [s[n] == bv32(0) for n in zero32]
     cs += [z3.Not(s[n]) for n in false]

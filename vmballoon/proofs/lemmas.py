@@ -112,8 +112,10 @@ def seed_batch(s: State) -> Expr:
 
 
 SEED_LEMMAS: dict[str, Pred] = {
-    "seed_n2": seed_n2, "seed_deflate_2m": seed_deflate_2m, "seed_batch": seed_batch,
-}  # fmt: skip
+    "seed_n2": seed_n2,
+    "seed_deflate_2m": seed_deflate_2m,
+    "seed_batch": seed_batch,
+}
 """Hand-written candidates for the seed (Houdini keeps them only where they are inductive)."""
 
 

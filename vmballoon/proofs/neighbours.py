@@ -63,8 +63,7 @@ def _scalar_edits() -> Iterator[tuple[str, Edit]]:
         for name, kind in get_type_hints(tup).items():
             if kind is int:
                 for d in (1, -1):
-                    yield (f"{owner}.{name}{d:+d}",
-                           _bump(owner, name, d, set_))  # fmt: skip
+                    yield (f"{owner}.{name}{d:+d}", _bump(owner, name, d, set_))
                 yield f"{owner}.{name} = 0", _zero(owner, name, set_)
             elif kind is bool:
                 yield f"{owner}.{name} flipped", _flip(owner, name, set_)
@@ -124,10 +123,12 @@ def _move(src: tuple[str, int], dst: tuple[str, int], count: int) -> Edit:
                 n_refused[idx] += sign * count
         if size < 0:
             return None
-        pages, refused = ((from_iterable(lists[k][0]), from_iterable(lists[k][1]))
-                          for k in ("pages", "refused"))  # fmt: skip
-        return _drv(s, pages=pages, refused=refused, size=size,
-                    n_refused=(n_refused[0], n_refused[1])), g  # fmt: skip
+        pages, refused = (
+            (from_iterable(lists[k][0]), from_iterable(lists[k][1])) for k in ("pages", "refused")
+        )
+        return _drv(
+            s, pages=pages, refused=refused, size=size, n_refused=(n_refused[0], n_refused[1])
+        ), g
 
     return edit
 
@@ -191,8 +192,15 @@ def _held(add: bool) -> Edit:
 
     def edit(s: State, g: Ghost) -> tuple[State, Ghost] | None:
         if add:
-            p = next((x for kind, idx in _LISTS for x in to_list(getattr(s.drv, kind)[idx])
-                      if x not in g.held), None)  # fmt: skip
+            p = next(
+                (
+                    x
+                    for kind, idx in _LISTS
+                    for x in to_list(getattr(s.drv, kind)[idx])
+                    if x not in g.held
+                ),
+                None,
+            )
             return None if p is None else (s, replace(g, held=g.held | {p}))
         if not g.held:
             return None
@@ -204,6 +212,7 @@ def _held(add: bool) -> Edit:
 def _ghost_flags() -> Iterator[tuple[str, Edit]]:
     for name_, kind in get_type_hints(Ghost).items():
         if kind is bool:
+
             def edit(s: State, g: Ghost, name: str = name_) -> tuple[State, Ghost] | None:
                 flipped: dict[str, Any] = {name: not getattr(g, name)}
                 return s, replace(g, **flipped)
@@ -220,8 +229,12 @@ def edits() -> list[tuple[str, Edit]]:
             if src != dst:
                 out.append((f"{src[0]}[{src[1]}] -> {dst[0]}[{dst[1]}]", _move(src, dst, 1)))
     for idx in (0, 1):
-        out.append((f"{MAX_REFUSED + 1} pages[{idx}] -> refused[{idx}]",
-                    _move(("pages", idx), ("refused", idx), MAX_REFUSED + 1)))  # fmt: skip
+        out.append(
+            (
+                f"{MAX_REFUSED + 1} pages[{idx}] -> refused[{idx}]",
+                _move(("pages", idx), ("refused", idx), MAX_REFUSED + 1),
+            )
+        )
     out += [(f"refused[{i}] + {MAX_REFUSED + 1} fresh pages", _fill_refused(i)) for i in (0, 1)]
     out += [(f"{n} toggled", _pointer(n)) for n in ("batch_page", "page")]
     out += [(f"ops = {o}", _ops(o)) for o in (None, "basic", "batched")]

@@ -31,14 +31,20 @@ import z3
 from vmballoon.core.protocol import ERROR_RESET, SUCCESS_WITH_CAPABILITIES
 from vmballoon.proofs.encoding import INPUTS, Expr, State, bv64
 
-FREE: frozenset[str] = frozenset(
-    {"a_ok", "e_ok"} | {n for n, _ in INPUTS if n.endswith("_res")}
-)
+FREE: frozenset[str] = frozenset({"a_ok", "e_ok"} | {n for n, _ in INPUTS if n.endswith("_res")})
 """The inputs :func:`pin` leaves free by default (statuses are pinned to a set)."""
 
 FREE_PRODUCT: frozenset[str] = FREE | {
-    "e_present", "e_ref", "e_free", "e_warn", "f_cls", "f_rank", "a_f", "a_hi", "a_eqpage",
-}  # fmt: skip
+    "e_present",
+    "e_ref",
+    "e_free",
+    "e_warn",
+    "f_cls",
+    "f_rank",
+    "a_f",
+    "a_hi",
+    "a_eqpage",
+}
 """For the per-defect search (:mod:`vmballoon.proofs.defects`): the batch entries and the frames
 an allocation returns free too (defects live there), statuses SUCCESS or ERROR_RESET."""
 

@@ -108,9 +108,17 @@ hysteresis sum of lines 946-948 and 1127 (both ``unsigned int``)."""
 
 LOOPS = (*INFLATE, *DEFLATE)
 TICK_LOCS = (
-    Loc.W_BEGIN, Loc.R_CLEANUP, Loc.R_POP, Loc.R_START, Loc.R_OPS, Loc.R_START0, Loc.R_VMCI,
-    Loc.R_GUEST_ID, Loc.W_TARGET, *LOOPS,
-)  # fmt: skip
+    Loc.W_BEGIN,
+    Loc.R_CLEANUP,
+    Loc.R_POP,
+    Loc.R_START,
+    Loc.R_OPS,
+    Loc.R_START0,
+    Loc.R_VMCI,
+    Loc.R_GUEST_ID,
+    Loc.W_TARGET,
+    *LOOPS,
+)
 """Locations a work tick runs through (``vmballoon_work``, lines 1106-1131)."""
 END_LOCS = (Loc.W_TARGET, Loc.I_END, Loc.D_UNLOCK, Loc.D_TAIL)
 """Locations whose transition can end a work tick (return to IDLE)."""
@@ -206,9 +214,11 @@ def _guest_32(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
 
 def _unthrottled(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
     inflating = z3.And(
-        s["loc"] == loc_val(Loc.W_TARGET), z3.Not(s["reset"]), z3.Not(s["ram_big"]),
+        s["loc"] == loc_val(Loc.W_TARGET),
+        z3.Not(s["reset"]),
+        z3.Not(s["ram_big"]),
         z3.ULT(s["size"], t),
-    )  # fmt: skip
+    )
     return z3.Implies(inflating, z3.ULE(s["slow"], bv32(1)))
 
 
@@ -336,9 +346,7 @@ def t_deflate_floor(s: State, t: Expr) -> Expr:
 def t_deflate_cursor(s: State, t: Expr) -> Expr:
     """The list walked (line 945) holds exactly the cursor: nothing is put back (every
     unlock succeeds, 735-746)."""
-    return z3.Implies(
-        is_loc(s, *DEFLATE), z3.If(s["l_is2m"], s["n2"], s["n4"]) == s["ncur"]
-    )
+    return z3.Implies(is_loc(s, *DEFLATE), z3.If(s["l_is2m"], s["n2"], s["n4"]) == s["ncur"])
 
 
 def _stopped(s: State, t: Expr) -> Expr:
@@ -351,9 +359,7 @@ def _stopped(s: State, t: Expr) -> Expr:
 
 def t_deflate_tail(s: State, t: Expr) -> Expr:
     """At the end of a pass (969-970) the list ran out or the hysteresis stopped the loop."""
-    return z3.Implies(
-        s["loc"] == loc_val(Loc.D_TAIL), z3.Or(s["ncur"] == bv32(0), _stopped(s, t))
-    )
+    return z3.Implies(s["loc"] == loc_val(Loc.D_TAIL), z3.Or(s["ncur"] == bv32(0), _stopped(s, t)))
 
 
 def t_deflate_2m(s: State, t: Expr) -> Expr:
@@ -487,9 +493,14 @@ def prove(variant: Variant, timeout: float) -> Proof:
 
 
 def _lemmas(
-    variant: Variant, s: State, i: State, t: Expr, posts: dict[Loc, Any], inv: Expr,
+    variant: Variant,
+    s: State,
+    i: State,
+    t: Expr,
+    posts: dict[Loc, Any],
+    inv: Expr,
     timeout: float,
-) -> tuple[list[Expr], list[Expr]]:  # fmt: skip
+) -> tuple[list[Expr], list[Expr]]:
     """Houdini in two phases: the global lemmas (:data:`GLOBAL`) with no environment
     assumption, then the tick-local ones (:data:`TICK`) under the cooperative
     environment; every one must survive.  The lemmas over ``s``: global, tick-local."""
@@ -500,9 +511,14 @@ def _lemmas(
         gl = [GLOBAL[n](s) for n in glob]
         tick = {n: _tick_pred(n, t) for n in TICK}
         live, dropped = houdini(
-            tick, posts, s, i, timeout,
-            base=lambda x: [inv, *gl], extra=lambda x, y: [cooperative(x, y, t, variant)],
-        )  # fmt: skip
+            tick,
+            posts,
+            s,
+            i,
+            timeout,
+            base=lambda x: [inv, *gl],
+            extra=lambda x, y: [cooperative(x, y, t, variant)],
+        )
     except Unknown as exc:
         raise _Stop(Status.UNKNOWN, str(exc)) from exc
     if dropped:
@@ -561,12 +577,10 @@ def _rank_decreases(
         r = sol.check()
         if r != z3.unsat:
             why = sol.reason_unknown() if r == z3.unknown else "rank does not decrease"
-            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED,
-                        f"{loc.name}: {why}")  # fmt: skip
+            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED, f"{loc.name}: {why}")
 
 
-def _no_reset_scheduled(pre: list[Expr], s: State, posts: dict[Loc, Any],
-                        timeout: float) -> None:  # fmt: skip
+def _no_reset_scheduled(pre: list[Expr], s: State, posts: dict[Loc, Any], timeout: float) -> None:
     """No cooperative transition schedules a reset: once the init tick's reset clears it
     (line 1092), every tick sends GET_TARGET (line 1120) and ends with no reset pending."""
     for loc in TRANSITIONS:
@@ -576,8 +590,7 @@ def _no_reset_scheduled(pre: list[Expr], s: State, posts: dict[Loc, Any],
         r = sol.check()
         if r != z3.unsat:
             why = sol.reason_unknown() if r == z3.unknown else "a reset is scheduled"
-            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED,
-                        f"{loc.name}: {why}")  # fmt: skip
+            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED, f"{loc.name}: {why}")
 
 
 # -- bounded model checking from Init -----------------------------------------------------------
@@ -623,9 +636,13 @@ class ProgressBmc(NamedTuple):
 
 
 def bmc_progress(
-    variant: Variant, *, depth: int, timeout: float, max_target: int | None = None,
+    variant: Variant,
+    *,
+    depth: int,
+    timeout: float,
+    max_target: int | None = None,
     shortest: bool = True,
-) -> ProgressBmc:  # fmt: skip
+) -> ProgressBmc:
     """BMC of :func:`progress_holds` from Init, cooperative on every step, ``T`` frozen.
 
     One :class:`vmballoon.proofs.unrolling.Unrolling` with :func:`cooperative` as the
@@ -641,21 +658,31 @@ def bmc_progress(
     t = target_const()
     reach = [locs for locs, _ in reach_with_reset(depth)]
     cleared = [done for _, done in reach_with_reset(depth)]
-    u = Unrolling({"s": variant}, depth, reach=reach,
-                  start=lambda _: [z3.ULE(t, bv32(max_target if max_target else T_MAX))],
-                  env=lambda s, i: cooperative(s, i, t, variant))  # fmt: skip
+    u = Unrolling(
+        {"s": variant},
+        depth,
+        reach=reach,
+        start=lambda _: [z3.ULE(t, bv32(max_target if max_target else T_MAX))],
+        env=lambda s, i: cooperative(s, i, t, variant),
+    )
     ks = [k for k in range(depth + 1) if Loc.IDLE in reach[k] and cleared[k]]
 
     def holds(k: int) -> Expr:
         return progress_holds(u.state(k), t)
 
     def least(m: Any, lo: int, hi: int) -> int:
-        return next(k for k in ks if lo <= k <= hi
-                    and z3.is_false(m.eval(holds(k), model_completion=True)))  # fmt: skip
+        return next(
+            k for k in ks if lo <= k <= hi and z3.is_false(m.eval(holds(k), model_completion=True))
+        )
 
-    ask = query(u.steps, lambda lo, hi: [z3.Not(holds(k)) for k in ks if lo <= k <= hi],
-                timeout=timeout, least=least, keep=True,
-                skip=lambda lo, hi: not any(lo <= k <= hi for k in ks))  # fmt: skip
+    ask = query(
+        u.steps,
+        lambda lo, hi: [z3.Not(holds(k)) for k in ks if lo <= k <= hi],
+        timeout=timeout,
+        least=least,
+        keep=True,
+        skip=lambda lo, hi: not any(lo <= k <= hi for k in ks),
+    )
     if shortest:
         r = first_depth(ask, 0, depth, window=False)
         m, k, unknown = r.model, r.depth, r.unknown

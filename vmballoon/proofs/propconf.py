@@ -69,18 +69,44 @@ from vmballoon.proofs.witness import Concrete1, Status
 from vmballoon.proofs.zeval import Program
 
 NAMES: tuple[str, ...] = (*PROPERTIES, "progress")
-TRANSITION_PART = {"free_order": "free_order", "protocol": "protocol",
-                   "host_agreement": "host_agreement"}  # fmt: skip
+TRANSITION_PART = {
+    "free_order": "free_order",
+    "protocol": "protocol",
+    "host_agreement": "host_agreement",
+}
 """Properties whose model side includes a transition check
 (:func:`vmballoon.model.properties.observe`)."""
-FRAME_FIELDS = ("f_pfn", "f_alloc", "f_o9", "f_list", "f_cur", "f_batch", "f_bpage",
-                "f_page", "f_host", "bad_free", "freed_held")  # fmt: skip
+FRAME_FIELDS = (
+    "f_pfn",
+    "f_alloc",
+    "f_o9",
+    "f_list",
+    "f_cur",
+    "f_batch",
+    "f_bpage",
+    "f_page",
+    "f_host",
+    "bad_free",
+    "freed_held",
+)
 L4, L2, R4, R2, NONE = 1, 2, 3, 4, 0
 REACHED = frozenset({"targeted", "random"})
 """Sources whose states model runs reached from the initial state."""
 U32 = 0xFFFFFFFF
-CHECKPOINTS = frozenset({Loc.IDLE, Loc.EXITED, Loc.CRASHED, Loc.W_TARGET, Loc.I_TAIL, Loc.I_END,
-                         Loc.D_TAIL, Loc.R_OPS, Loc.R_GUEST_ID, Loc.E_POP})  # fmt: skip
+CHECKPOINTS = frozenset(
+    {
+        Loc.IDLE,
+        Loc.EXITED,
+        Loc.CRASHED,
+        Loc.W_TARGET,
+        Loc.I_TAIL,
+        Loc.I_END,
+        Loc.D_TAIL,
+        Loc.R_OPS,
+        Loc.R_GUEST_ID,
+        Loc.E_POP,
+    }
+)
 """Where the states of a run are checked: the ends of loops and ticks, the reset, and the
 steps before and after them (and every step with a transition violation)."""
 
@@ -138,9 +164,11 @@ class PropConformance:
     def problems(self) -> list[str]:
         out = []
         for m in self.failing[:10]:
-            out.append(f"property {m.prop} ({m.source} state): the model says "
-                       f"{'holds' if m.model else 'fails'}, the encoding for every frame says "
-                       f"{'holds' if m.encoding else 'fails'}: {m.detail}")  # fmt: skip
+            out.append(
+                f"property {m.prop} ({m.source} state): the model says "
+                f"{'holds' if m.model else 'fails'}, the encoding for every frame says "
+                f"{'holds' if m.encoding else 'fails'}: {m.detail}"
+            )
         if len(self.failing) > 10:
             out.append(f"... {len(self.failing) - 10} more property disagreements")
         return out
@@ -150,15 +178,21 @@ class PropConformance:
         by = ", ".join(f"{k} {v}" for k, v in sorted(self.states.items()))
         blind = f"; never seen failing: {', '.join(self.blind)}" if self.blind else ""
         if self.overlaps:
-            blind += (f"; ownership not compared on {self.overlaps} unreached states whose "
-                      "claims overlap across first frames")
+            blind += (
+                f"; ownership not compared on {self.overlaps} unreached states whose "
+                "claims overlap across first frames"
+            )
         if self.stricter:
-            blind += (f"; the encoding stricter on {len(self.stricter)} unreached states "
-                      f"({', '.join(sorted({m.prop for m in self.stricter}))})")
-        return (f"property conformance ({self.variant}): P(s) iff P-hat(alpha_f(s)) for every "
-                f"frame, for the {len(PROPERTIES)} state properties and progress, on {n} model "
-                f"states ({by}; {self.unrepresentable} not representable){blind} "
-                f"({self.seconds:.1f}s): {self.status.value}")  # fmt: skip
+            blind += (
+                f"; the encoding stricter on {len(self.stricter)} unreached states "
+                f"({', '.join(sorted({m.prop for m in self.stricter}))})"
+            )
+        return (
+            f"property conformance ({self.variant}): P(s) iff P-hat(alpha_f(s)) for every "
+            f"frame, for the {len(PROPERTIES)} state properties and progress, on {n} model "
+            f"states ({by}; {self.unrepresentable} not representable){blind} "
+            f"({self.seconds:.1f}s): {self.status.value}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,9 +262,14 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
 
 
 def alpha_frames(
-    state: State, ghost: Ghost, frames: list[int], bad: set[int], freed_held: set[int],
-    proto_bad: bool, read: frozenset[str] | None = None,
-) -> list[dict[str, int | bool]]:  # fmt: skip
+    state: State,
+    ghost: Ghost,
+    frames: list[int],
+    bad: set[int],
+    freed_held: set[int],
+    proto_bad: bool,
+    read: frozenset[str] | None = None,
+) -> list[dict[str, int | bool]]:
     """``alpha(state, ghost, f, ...)`` for every ``f`` of ``frames`` (the state's part
     computed once); raises :class:`NotRepresentable` as :func:`alpha` does.  With ``read``
     (the fields the caller reads), frames whose abstractions agree on those fields are
@@ -259,9 +298,18 @@ def alpha_frames(
         f_alloc, f_o9 = f_allocation(state, f)
         code = tags[0] if tags else NONE
         vals: tuple[int | bool, ...] = (
-            f, f_alloc, f_o9, code, f in cursor, batch[f] > 0, d.batch_page == f,
-            d.page == f, f in ghost.held, f in bad, f in freed_held,
-        )  # fmt: skip
+            f,
+            f_alloc,
+            f_o9,
+            code,
+            f in cursor,
+            batch[f] > 0,
+            d.batch_page == f,
+            d.page == f,
+            f in ghost.held,
+            f in bad,
+            f in freed_held,
+        )
         key = key_of(vals)
         if read is not None and key in seen:
             continue
@@ -306,8 +354,9 @@ class History:
 class Checker:
     """Compares ``P`` and ``∀f. P̂`` on model states; accumulates a :class:`PropConformance`."""
 
-    def __init__(self, variant: Variant, props: dict[str, Any] | None = None,
-                 edit: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, variant: Variant, props: dict[str, Any] | None = None, edit: bool = True
+    ) -> None:
         from vmballoon.proofs.progress import progress_holds
 
         props = PROPERTIES if props is None else props
@@ -332,8 +381,7 @@ class Checker:
             out[n] = ok and not hist.violated(n)
         return out
 
-    def state(self, state: State, ghost: Ghost, hist: History, source: str,
-              ends: int = 16) -> None:  # fmt: skip
+    def state(self, state: State, ghost: Ghost, hist: History, source: str, ends: int = 16) -> None:
         """Check one model state (with its ghost and the run's history); of a long page
         list the first and last ``ends`` pages are among the frames looked at."""
         if state.loop.allocated > U32:  # α keeps the counter mod 2**32: not faithful here
@@ -341,8 +389,9 @@ class Checker:
             return
         frames = frames_of(state, ghost, hist.bad | hist.freed_held, ends)
         try:
-            views = alpha_frames(state, ghost, frames, hist.bad, hist.freed_held, hist.proto,
-                                 self.read)  # fmt: skip
+            views = alpha_frames(
+                state, ghost, frames, hist.bad, hist.freed_held, hist.proto, self.read
+            )
         except NotRepresentable:
             self.out.unrepresentable += 1
             return
@@ -360,8 +409,13 @@ class Checker:
         self.out.states[source] += 1
         for n in self.names:
             (self.out.held if says[n] else self.out.failed)[n] += 1
-            if (n == "ownership" and source not in REACHED and every[n] and not says[n]
-                    and _overlap_only(state)):  # fmt: skip
+            if (
+                n == "ownership"
+                and source not in REACHED
+                and every[n]
+                and not says[n]
+                and _overlap_only(state)
+            ):
                 # claims that overlap with different first frames (a 4 KiB page inside a
                 # 2 MiB block on another list): no frame's abstraction shows two owners,
                 # as none shows f in two places (section 4: such states are outside R,
@@ -369,26 +423,40 @@ class Checker:
                 self.out.overlaps += 1
                 continue
             if says[n] != every[n]:
-                self.out.mismatches.append(Mismatch(n, source, says[n], every[n],
-                                                    _where(state, ghost)))  # fmt: skip
+                self.out.mismatches.append(
+                    Mismatch(n, source, says[n], every[n], _where(state, ghost))
+                )
         # progress: where the model's predicate applies (a cooperative tick just ended)
-        applies = (ghost.tick_done and state.loc == Loc.IDLE and not state.drv.reset_required
-                   and not ghost.tick_broken and t >= 0)  # fmt: skip
+        applies = (
+            ghost.tick_done
+            and state.loc == Loc.IDLE
+            and not state.drv.reset_required
+            and not ghost.tick_broken
+            and t >= 0
+        )
         if applies:
             fn = STATE_PROPERTIES["progress"]
             model_ok = fn(state, ghost) is None
             (self.out.held if model_ok else self.out.failed)["progress"] += 1
             if model_ok != prog_hat:
-                self.out.mismatches.append(Mismatch("progress", source, model_ok, prog_hat,
-                                                    _where(state, ghost)))  # fmt: skip
+                self.out.mismatches.append(
+                    Mismatch("progress", source, model_ok, prog_hat, _where(state, ghost))
+                )
 
     def neighbours(self, state: State, ghost: Ghost, hist: History) -> None:
         """The states one edit away (:mod:`vmballoon.proofs.neighbours`) of the first reached
         state of each shape (control location, which lists hold pages, the pointers, the
         ops table, a reset pending, the host holding pages)."""
         d = state.drv
-        shape = (state.loc, d.ops, d.reset_required, d.batch_page is None, d.page is None,
-                 bool(ghost.held), *(_size_class(x) for x in (*d.pages, *d.refused)))  # fmt: skip
+        shape = (
+            state.loc,
+            d.ops,
+            d.reset_required,
+            d.batch_page is None,
+            d.page is None,
+            bool(ghost.held),
+            *(_size_class(x) for x in (*d.pages, *d.refused)),
+        )
         if shape in self.shapes:
             return
         self.shapes.add(shape)
@@ -441,9 +509,11 @@ def _overlap_only(state: State) -> bool:
 
 def _where(state: State, ghost: Ghost) -> str:
     d = state.drv
-    return (f"at {state.loc.name}, size {d.size}, target {d.target}, lists "
-            f"{[len(x) for x in balloon_pages(state)]}, reset {d.reset_required}, "
-            f"held {sorted(ghost.held)[:4]}")  # fmt: skip
+    return (
+        f"at {state.loc.name}, size {d.size}, target {d.target}, lists "
+        f"{[len(x) for x in balloon_pages(state)]}, reset {d.reset_required}, "
+        f"held {sorted(ghost.held)[:4]}"
+    )
 
 
 def _consts(e: Any) -> set[str]:
@@ -476,7 +546,8 @@ def cooperative_scenarios() -> dict[str, Scenario]:
         hv: list[Response] = [r(0), r(swc, caps), r(0)]
         hv += [r(0, t) for t in targets for _ in range(60)]
         out[f"cooperative_{name}"] = Scenario(
-            steps=("work",) * len(targets), frames=400, hv=tuple(hv))
+            steps=("work",) * len(targets), frames=400, hv=tuple(hv)
+        )
     return out
 
 
@@ -489,8 +560,11 @@ def finding_scenarios() -> dict[str, Scenario]:
     return {p.name: load_scenario(p) for p in sorted((spec_dir() / "findings").glob("*.json"))}
 
 
-def boundary_states(variant: Variant, limit: int = 400, timeout_ms: int = 10_000,
-                    ) -> Iterator[tuple[State, Ghost]]:  # fmt: skip
+def boundary_states(
+    variant: Variant,
+    limit: int = 400,
+    timeout_ms: int = 10_000,
+) -> Iterator[tuple[State, Ghost]]:
     """Every situation of the frame ``f`` (its role fields) that γ can build at IDLE,
     with and without a reset pending, lists of at most 3 pages: found by Z3 one at a time,
     each blocked once found."""

@@ -45,10 +45,16 @@ def _response(site: str, inp: dict[str, int | bool], num: int) -> Response:
 
 
 _SITE = {
-    "START": "START", "GET_TARGET": "GET_TARGET", "LOCK": "LOCK", "UNLOCK": "UNLOCK",
-    "GUEST_ID": "GUEST_ID", "BATCHED_LOCK": "BLOCK", "BATCHED_2M_LOCK": "BLOCK",
-    "BATCHED_UNLOCK": "BUNLOCK", "BATCHED_2M_UNLOCK": "BUNLOCK",
-}  # fmt: skip
+    "START": "START",
+    "GET_TARGET": "GET_TARGET",
+    "LOCK": "LOCK",
+    "UNLOCK": "UNLOCK",
+    "GUEST_ID": "GUEST_ID",
+    "BATCHED_LOCK": "BLOCK",
+    "BATCHED_2M_LOCK": "BLOCK",
+    "BATCHED_UNLOCK": "BUNLOCK",
+    "BATCHED_2M_UNLOCK": "BUNLOCK",
+}
 
 
 @dataclass
@@ -66,10 +72,14 @@ class _Script:
 
     def scenario(self) -> Scenario:
         return Scenario(
-            steps=tuple(self.steps), frames=self.frames, pfn_base=self.pfn_base,
+            steps=tuple(self.steps),
+            frames=self.frames,
+            pfn_base=self.pfn_base,
             totalram_pages=(1 << 33) if self.ram_big else None,
-            hv=tuple(self.hv), alloc=tuple(self.alloc), vmci=tuple(self.vmci),
-        )  # fmt: skip
+            hv=tuple(self.hv),
+            alloc=tuple(self.alloc),
+            vmci=tuple(self.vmci),
+        )
 
 
 def _script(trace: Trace) -> _Script:

@@ -95,13 +95,20 @@ class Unrolling:
     """
 
     def __init__(
-        self, copies: Mapping[str, Variant], depth: int, *, pins: Pins | None = None,
-        pins_first: bool = False, accel: bool = False, given: Trace | None = None,
+        self,
+        copies: Mapping[str, Variant],
+        depth: int,
+        *,
+        pins: Pins | None = None,
+        pins_first: bool = False,
+        accel: bool = False,
+        given: Trace | None = None,
         reach: Sequence[frozenset[Loc]] | None = None,
         start: Callable[[Unrolling], list[Expr]] | None = None,
-        env: Callable[[State, State], Expr] | None = None, spare: bool = False,
+        env: Callable[[State, State], Expr] | None = None,
+        spare: bool = False,
         after_step: Callable[[Unrolling, int], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.copies = dict(copies)
         self.depth = depth
         self.pins = pins
@@ -151,8 +158,10 @@ class Unrolling:
         known = self.given is not None and k <= len(self.given.inputs)
         given = equal_to(i, self.given.inputs[k - 1]) if self.given is not None and known else []
         early = self.pins(i) if self.pins is not None and self.pins_first else []
-        moves = [self._move(self.states[p][-1], i, a, post[p], v, self.reach[k - 1])
-                 for p, v in self.copies.items()]  # fmt: skip
+        moves = [
+            self._move(self.states[p][-1], i, a, post[p], v, self.reach[k - 1])
+            for p, v in self.copies.items()
+        ]
         pins = early if self.pins_first else self.pins(i) if self.pins is not None else []
         env = [] if self.env is None else [self.env(self.states[self.first][-1], i)]
         self.inputs.append(i)
@@ -169,8 +178,7 @@ class Unrolling:
             return transition(s, i, t, variant, locs)
         return transition_acc(s, i, a, t, variant, locs)
 
-    def trace(self, m: Any, k: int, copy: str | None = None, *,
-              then: State | None = None) -> Trace:  # fmt: skip
+    def trace(self, m: Any, k: int, copy: str | None = None, *, then: State | None = None) -> Trace:
         """The run of ``k`` steps of copy ``copy`` (the first by default) that model ``m``
         gives: its states ``0..k`` and the inputs of its steps, each step's acceleration
         inputs with them.  ``then``: a state after step ``k`` (a step the caller wrote,
@@ -210,8 +218,9 @@ class Unrolling:
         locs = self.states[self.first]
         return [
             z3.Not(z3.And([locs[j]["loc"] == z3.BitVecVal(v, 8) for j, v in enumerate(path)]))
-            for path in paths if len(path) - 1 <= hi
-        ]  # fmt: skip
+            for path in paths
+            if len(path) - 1 <= hi
+        ]
 
 
 @dataclass(frozen=True)
@@ -241,11 +250,17 @@ class Ask:
 
 
 def query(
-    steps: Sequence[Expr], goals: Callable[[int, int], list[Expr]], *, timeout: float,
-    least: Callable[[Any, int, int], int], side: Callable[[int], list[Expr]] | None = None,
-    deadline: float | None = None, spent: Callable[[float], None] | None = None,
-    skip: Callable[[int, int], bool] | None = None, keep: bool = False,
-) -> Ask:  # fmt: skip
+    steps: Sequence[Expr],
+    goals: Callable[[int, int], list[Expr]],
+    *,
+    timeout: float,
+    least: Callable[[Any, int, int], int],
+    side: Callable[[int], list[Expr]] | None = None,
+    deadline: float | None = None,
+    spent: Callable[[float], None] | None = None,
+    skip: Callable[[int, int], bool] | None = None,
+    keep: bool = False,
+) -> Ask:
     """The query of a window ``lo..hi``: the first ``hi`` steps of ``steps``, the
     disjunction of ``goals(lo, hi)`` and ``side(hi)``, on the bit-blasting solver
     (:func:`vmballoon.proofs.solver.bv_solver`).  A window ``skip(lo, hi)`` says has no
@@ -270,8 +285,7 @@ def query(
             sol.add(*steps[: hi + 1])
             sol.add(z3.Or(goals(lo, hi)), *(side(hi) if side is not None else []))
         else:
-            sol.add(*steps[: hi + 1], z3.Or(goals(lo, hi)),
-                    *(side(hi) if side is not None else []))  # fmt: skip
+            sol.add(*steps[: hi + 1], z3.Or(goals(lo, hi)), *(side(hi) if side is not None else []))
         r = sol.check()
         if spent is not None:
             spent(time.monotonic() - q0)
@@ -288,8 +302,9 @@ def first_true(goal: Callable[[int], Expr]) -> Callable[[Any, int, int], int]:
     makes true."""
 
     def least(m: Any, lo: int, hi: int) -> int:
-        return next(k for k in range(lo, hi + 1)
-                    if z3.is_true(m.eval(goal(k), model_completion=True)))  # fmt: skip
+        return next(
+            k for k in range(lo, hi + 1) if z3.is_true(m.eval(goal(k), model_completion=True))
+        )
 
     return least
 

@@ -85,7 +85,10 @@ class Totality:
 
 
 def totality(
-    variant: Variant, inv: Any, timeout: float = 120.0, enc: Any = None,
+    variant: Variant,
+    inv: Any,
+    timeout: float = 120.0,
+    enc: Any = None,
     locs: list[Loc] | None = None,
 ) -> Totality:
     """For every location, every state satisfying ``inv(s)`` has an input the step admits."""

@@ -134,8 +134,15 @@ def _site(enc_file: str) -> str:
     while fr is not None:
         code = fr.f_code
         if code.co_filename == enc_file and code.co_name not in (
-            "when", "set", "flag", "assume", "goto", "crash", "__enter__", "successor",
-        ):  # fmt: skip
+            "when",
+            "set",
+            "flag",
+            "assume",
+            "goto",
+            "crash",
+            "__enter__",
+            "successor",
+        ):
             names.append(code.co_name)
         if code.co_name == "successor" and code.co_filename == enc_file:
             break
@@ -143,10 +150,19 @@ def _site(enc_file: str) -> str:
     return ">".join(reversed(names))
 
 
-_CMP_OPS = frozenset({
-    z3.Z3_OP_ULEQ, z3.Z3_OP_ULT, z3.Z3_OP_UGEQ, z3.Z3_OP_UGT,
-    z3.Z3_OP_SLEQ, z3.Z3_OP_SLT, z3.Z3_OP_SGEQ, z3.Z3_OP_SGT, z3.Z3_OP_EQ,
-})  # fmt: skip
+_CMP_OPS = frozenset(
+    {
+        z3.Z3_OP_ULEQ,
+        z3.Z3_OP_ULT,
+        z3.Z3_OP_UGEQ,
+        z3.Z3_OP_UGT,
+        z3.Z3_OP_SLEQ,
+        z3.Z3_OP_SLT,
+        z3.Z3_OP_SGEQ,
+        z3.Z3_OP_SGT,
+        z3.Z3_OP_EQ,
+    }
+)
 _AR_OPS = frozenset({z3.Z3_OP_BADD, z3.Z3_OP_BSUB, z3.Z3_OP_BMUL})
 
 
@@ -192,8 +208,10 @@ def _comparisons(e: Expr, seen: set[int], cmps: list[Expr], arith: list[Expr]) -
         kind = z3.Z3_get_decl_kind(c, z3.Z3_get_app_decl(c, x))
         n = z3.Z3_get_app_num_args(c, x)
         ch = [z3.Z3_get_app_arg(c, x, j) for j in range(n)]
-        if (kind in _CMP_OPS or kind == z3.Z3_OP_DISTINCT) and n == 2 and not all(
-            numeral(y) for y in ch
+        if (
+            (kind in _CMP_OPS or kind == z3.Z3_OP_DISTINCT)
+            and n == 2
+            and not all(numeral(y) for y in ch)
         ):
             w = width(ch[0])
             wide_cmp = w >= WIDE and kind in _CMP_OPS
@@ -214,13 +232,17 @@ def _bool_atoms(e: Expr) -> list[Expr]:
             continue
         seen.add(x.get_id())
         if (
-            z3.is_const(x) and z3.is_bool(x) and not (z3.is_true(x) or z3.is_false(x))
+            z3.is_const(x)
+            and z3.is_bool(x)
+            and not (z3.is_true(x) or z3.is_false(x))
             and str(x).startswith("i_")
         ):
             out[x.get_id()] = x
         elif (
-            z3.is_app_of(x, z3.Z3_OP_EQ) and z3.is_bv(x.children()[0])
-            and x.children()[0].size() < WIDE and "i_" in str(x)
+            z3.is_app_of(x, z3.Z3_OP_EQ)
+            and z3.is_bv(x.children()[0])
+            and x.children()[0].size() < WIDE
+            and "i_" in str(x)
         ):  # a narrow comparison on an input (a class code, an entry point)
             out[x.get_id()] = x
         else:
@@ -351,8 +373,7 @@ def _mcdc_targets(site: str, pc: Expr, e: Expr, tg: _Targets) -> None:
         )
         for val in (True, False):
             lit = atom if val else z3.Not(atom)
-            tg.add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}",
-                   z3.And(pc, flips, lit))  # fmt: skip
+            tg.add("mcdc", f"{site} {atom} = {val} decides {_short(e, 70)}", z3.And(pc, flips, lit))
 
 
 def _boundary_targets(
@@ -454,8 +475,9 @@ def run_step(c: Concrete, step: Callable[[State], State] = model_step) -> Concre
     held = any(n == "host_agreement" and p == f for n, _, p in found)
     pre = alpha(prev, c2.ghost, f)
     post = alpha(nxt, ghost, f, bad_free=bad, freed_held=held, proto_bad=proto)
-    return Concrete1(prev.loc, pre, step_inputs(prev, nxt, f), post, prev, nxt, c2.ghost,
-                     ghost, found)  # fmt: skip
+    return Concrete1(
+        prev.loc, pre, step_inputs(prev, nxt, f), post, prev, nxt, c2.ghost, ghost, found
+    )
 
 
 # -- the check ------------------------------------------------------------------------------
@@ -525,8 +547,10 @@ class Report:
     def problems(self) -> list[str]:
         out = list(self.mismatches[:10]) + list(self.gamma_errors[:10])
         out += [f"unexplained unreachable target: {u}" for u in self.unexplained[:20]]
-        out += [f"witnessed only by a crashing step, not in the reviewed list: {u}"
-                for u in self.unreviewed_crash[:20]]  # fmt: skip
+        out += [
+            f"witnessed only by a crashing step, not in the reviewed list: {u}"
+            for u in self.unreviewed_crash[:20]
+        ]
         for r in self.locs:
             out += [f"{r.loc}: satisfiable but not witnessed: {u}" for u in r.unwitnessed[:5]]
             out += [f"{r.loc}: solver unknown: {u}" for u in r.unknown[:5]]
@@ -559,8 +583,10 @@ class Report:
         }
 
     def table(self) -> str:
-        lines = [f"{'transition':<12} {'witnessed/satisfiable':>22} {'crash':>6} {'unsat':>6}"
-                 f" {'steps':>6}"]  # fmt: skip
+        lines = [
+            f"{'transition':<12} {'witnessed/satisfiable':>22} {'crash':>6} {'unsat':>6}"
+            f" {'steps':>6}"
+        ]
         for r in self.locs:
             lines.append(
                 f"{r.loc:<12} {f'{r.witnessed}/{r.satisfiable}':>22} {len(r.crash_only):>6}"
@@ -663,8 +689,9 @@ def check(
     ``keep_steps``: keep every concrete step in :attr:`Report.steps`.
     """
     with solver_seed(seed):
-        return _check(variant, enc, step, rules, locs, timeout_ms, seed, bias, keep_steps,
-                      crash_rules)  # fmt: skip
+        return _check(
+            variant, enc, step, rules, locs, timeout_ms, seed, bias, keep_steps, crash_rules
+        )
 
 
 @dataclass
@@ -761,9 +788,7 @@ class _LocCheck:
             run.gamma_errors.append(f"{name} {loc.name}: α(γ(a)) != a on {diff}")
         bad = run.checker.mismatches(one.loc, one.pre, one.inputs, one.post)
         if bad:
-            run.mismatches.append(
-                f"{name} {loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}"
-            )
+            run.mismatches.append(f"{name} {loc.name}: {bad[:3]} pre={one.pre} inputs={one.inputs}")
         self.rep.samples += 1
         if run.keep_steps:
             run.kept.append(one)
@@ -864,24 +889,49 @@ class _LocCheck:
 
 
 def _check(
-    variant: Variant, enc: ModuleType, step: Callable[[State], State],
-    rules: list[dict[str, str]] | None, locs: list[Loc] | None, timeout_ms: int, seed: int,
-    bias: Bias | None, keep_steps: bool, crash_rules: list[dict[str, str]] | None,
-) -> Report:  # fmt: skip
+    variant: Variant,
+    enc: ModuleType,
+    step: Callable[[State], State],
+    rules: list[dict[str, str]] | None,
+    locs: list[Loc] | None,
+    timeout_ms: int,
+    seed: int,
+    bias: Bias | None,
+    keep_steps: bool,
+    crash_rules: list[dict[str, str]] | None,
+) -> Report:
     from vmballoon.proofs.conformance import Conformance
 
     t0 = time.monotonic()
     rules = load_rules() if rules is None else rules
     crash_rules = load_rules(key="crash_only") if crash_rules is None else crash_rules
-    run = _Run(variant, enc, step, rules, crash_rules, timeout_ms, bias, keep_steps,
-               Conformance(variant, enc))  # fmt: skip
+    run = _Run(
+        variant,
+        enc,
+        step,
+        rules,
+        crash_rules,
+        timeout_ms,
+        bias,
+        keep_steps,
+        Conformance(variant, enc),
+    )
     for loc in locs or [x for x in enc.TRANSITIONS if x not in SKIPPED]:
         _LocCheck(run, loc).check()
     return Report(
-        variant.name, run.reports, run.mismatches, run.not_rep, run.gamma_errors,
-        run.unexplained, run.used, time.monotonic() - t0, run.unreviewed, run.crash_used,
-        seed, run.kept,
-    )  # fmt: skip
+        variant.name,
+        run.reports,
+        run.mismatches,
+        run.not_rep,
+        run.gamma_errors,
+        run.unexplained,
+        run.used,
+        time.monotonic() - t0,
+        run.unreviewed,
+        run.crash_used,
+        seed,
+        run.kept,
+    )
 
 
 __all__ = [

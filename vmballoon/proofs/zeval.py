@@ -151,9 +151,7 @@ _BINARY[z3.Z3_OP_BUDIV_I] = _BINARY[z3.Z3_OP_BUDIV]
 _BINARY[z3.Z3_OP_BUREM_I] = _BINARY[z3.Z3_OP_BUREM]
 
 
-def _op(
-    kind: int, a: tuple[int, ...], w: int, p: tuple[int, ...], name: str, rw: int
-) -> Fn:
+def _op(kind: int, a: tuple[int, ...], w: int, p: tuple[int, ...], name: str, rw: int) -> Fn:
     """A closure computing one node from the values of its arguments ``a`` (``w``: the
     first argument's width, ``p``: the operator's parameters, ``rw``: the node's width)."""
     m = (1 << w) - 1
