@@ -164,3 +164,28 @@ def test_replay_check_of_the_64g_scenario_takes_seconds() -> None:
     found = check_trace(load_scenario(str(BIG)), SEED, frozenset({"ownership"}))
     assert found == []
     assert time.perf_counter() - started < 60  # the whole listing after each step: > 60 s
+
+
+def test_monitor_answers_a_state_one_edit_away_afresh() -> None:
+    """Checked right after a reached state, a state one edit away (the edits of
+    vmballoon/proofs/neighbours.py: the driver's and the loop's fields, the four lists, the
+    pointers, the location) gets what the whole-state predicates say of it: no answer the
+    monitor keeps outlives what it was computed from."""
+    from vmballoon.proofs.neighbours import EDITS
+
+    checked = 0
+    for path in SCENARIOS[::3]:
+        scenario = load_scenario(str(path))
+        states = [t.state for t in trace(start(scenario, SEED), scenario.steps)]
+        for state in states[:: max(1, len(states) // 12)]:
+            for name, edit in EDITS:
+                got = edit(state, initial_ghost())
+                if got is None or got[1] != initial_ghost():  # the monitor keeps its own ghost
+                    continue
+                mon = Monitor(state, first_only=False)
+                mon.check(state)
+                want = {n for n, _ in check_state(got[0], mon.ghost)}
+                have = {v.prop for v in mon.check(got[0])}
+                assert have == want, (path.name, state.loc.name, name)
+                checked += 1
+    assert checked > 1000, checked
