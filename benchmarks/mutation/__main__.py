@@ -174,8 +174,21 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    results, base, wall = campaign(mutants, args.jobs, progress, args.stage)
+    try:
+        results, base, wall, interrupted = campaign(mutants, args.jobs, progress, args.stage)
+    except KeyboardInterrupt:
+        print("mutation: interrupted while timing the unmutated checks; no report", file=sys.stderr)
+        return 130
     rep = report(results, base, wall, equivalent)
+    if interrupted:  # what finished is kept; the report says what did not run
+        ran = {r.mutant.key for r in results}
+        rep["partial"] = True
+        rep["not_run"] = [m.key for m in mutants if m.key not in ran]
+        print(
+            f"mutation: interrupted; the report holds the {len(results)} mutants that "
+            f"finished and lists the {len(rep['not_run'])} that did not (not_run)",
+            file=sys.stderr,
+        )
     rep["jobs"] = args.jobs
     rep["commit"] = commit()
     rep["dirty"] = dirty()
@@ -190,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.shard is not None:
         rep["shard"] = "{}/{}".format(*args.shard)
-    return _write(rep, args.out)
+    written = _write(rep, args.out)
+    return 130 if interrupted else written
 
 
 def _write(rep: dict[str, Any], out: str) -> int:

@@ -173,9 +173,13 @@ def campaign(
     jobs: int,
     progress: Callable[[int, int, Result], None],
     stage_filter: list[str] | None = None,
-) -> tuple[list[Result], dict[str, float], float]:
-    """Run every mutant; the results, the baseline stage times and the wall time."""
+) -> tuple[list[Result], dict[str, float], float, bool]:
+    """Run every mutant; the results, the baseline stage times, the wall time and whether
+    the run was interrupted (Ctrl-C or SIGTERM once mutants ran: the results are those of
+    the mutants that finished).  An interruption during the baseline raises
+    ``KeyboardInterrupt``: nothing was found."""
     t0 = time.monotonic()
+    interrupted = False
     files = sorted({m.file for m in mutants})
     sources = {rel: (ROOT / rel).read_text() for rel in files}
     with tempfile.TemporaryDirectory(prefix="vmballoon-mutation-") as tmp:
@@ -211,14 +215,17 @@ def campaign(
             pool = ThreadPoolExecutor(max_workers=len(workers))
             try:
                 list(pool.map(one, mutants))
+            except KeyboardInterrupt:
+                interrupted = True
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
         finally:
             for w in workers:
                 w.close()
     order = {m.key: k for k, m in enumerate(mutants)}
-    results.sort(key=lambda r: order[r.mutant.key])
-    return results, base, time.monotonic() - t0
+    with lock:
+        done = sorted(results, key=lambda r: order[r.mutant.key])
+    return done, base, time.monotonic() - t0, interrupted
 
 
 @dataclass(frozen=True)
