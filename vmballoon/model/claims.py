@@ -169,15 +169,25 @@ class Claims:
         self.memory = memory
         if memory is old:
             return
-        for pfn in list(self.unallocated):
-            if memory.allocated(pfn):
-                del self.unallocated[pfn]
         if (memory.base, memory.end) != (old.base, old.end):  # never in a replay
             self._recheck_all()
             return
+        if self.unallocated:  # claims on frames allocated again: only those runs looked at
+            for start, end in _newly_free(memory.free, old.free):
+                self._allocated_again(start, end)
         for start, end in _newly_free(old.free, memory.free):
             for pfn in set(self._starts_in(start, end)):
                 self.unallocated[pfn] = self._claims_at(pfn)
+
+    def _allocated_again(self, start: int, end: int) -> None:
+        """Frames ``[start, end)`` were free and are allocated now: no claim there is on an
+        unallocated frame any more."""
+        if end - start <= len(self.unallocated):
+            for pfn in range(start, end):
+                self.unallocated.pop(pfn, None)
+        else:
+            for pfn in [p for p in self.unallocated if start <= p < end]:
+                del self.unallocated[pfn]
 
     def _recheck_all(self) -> None:
         self.unallocated = {}
