@@ -189,3 +189,29 @@ def test_monitor_answers_a_state_one_edit_away_afresh() -> None:
                 assert have == want, (path.name, state.loc.name, name)
                 checked += 1
     assert checked > 1000, checked
+
+
+def test_claims_after_frames_freed_in_bulk() -> None:
+    """Frames freed together (more than a few at once, as a caller that checks less often
+    than every transition sees them): exactly the claims inside the freed run are on
+    unallocated frames, not the claim just past its end."""
+    from vmballoon.core import intervals as iv
+
+    scenario = load_scenario(str(HERE / "scenarios" / "memory_pressure.json"))
+    states = [t.state for t in trace(start(scenario, FIXED), scenario.steps)]
+    state = next(s for s in states if len(balloon_pages(s)[0]) >= 40)
+    pages = sorted(balloon_pages(state)[0])
+    mem = state.env.memory
+    cases = 0
+    for end in pages[12:40]:
+        if end % 512 == 0:  # the run's end inside the bucket of the claim at `end`
+            continue
+        freed = mem._replace(free=iv.add(mem.free, end - 10, end))
+        edited = state._replace(env=state.env._replace(memory=freed))
+        claims = Claims(state)
+        claims.update(edited)
+        whole = properties.owned_once_and_allocated(owners(edited), freed)
+        assert claims.owned_once_and_allocated() == whole
+        assert sorted(claims.unallocated) == [p for p in pages if end - 10 <= p < end]
+        cases += 1
+    assert cases > 20
