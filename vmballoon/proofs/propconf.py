@@ -241,13 +241,14 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
         out.update(lst[-ends:])
         out.update(p for p in lst if (p % 512 == 0) != two_m)
     mem = state.env.memory
-    firsts = Counter(p for _, p, _ in owners(state))  # claimed twice or not allocated: seen
+    claims = owners(state)
+    firsts = Counter(p for _, p, _ in claims)  # claimed twice or not allocated: seen
     out.update(p for p, c in firsts.items() if c > 1 or not mem.allocated(p))
     runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
     for s_, e_ in mem.free:
         runs = iv.remove(runs, s_, e_)
     if state.loc in (Loc.IDLE, Loc.EXITED):  # the frames allocated and owned by nothing
-        for _, pfn, n in owners(state):
+        for _, pfn, n in claims:
             runs = iv.remove(runs, pfn, pfn + n)
     for s_, e_ in runs[:64]:  # an allocated run: its first frame and first blocks' frames
         out.add(s_)
