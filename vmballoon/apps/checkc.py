@@ -64,7 +64,7 @@ from hypothesis.stateful import get_state_machine_test, invariant
 
 from vmballoon.apps.argtypes import nonnegative_int, output_dir, positive_int, variant_name
 from vmballoon.apps.drawpool import pinned_constant_pool
-from vmballoon.apps.fuzz import DifferentialMachine, abandoned, campaign_settings
+from vmballoon.apps.fuzz import DifferentialMachine, LogAgreement, abandoned, campaign_settings
 from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.core import assumptions as asm
 from vmballoon.core.minimize import minimize
@@ -172,6 +172,7 @@ class CheckMachine(DifferentialMachine):
         self.checker: Any = None
         self.follower: Follower | None = None
         self.model_violates: set[str] = set()  # properties the model variant violates so far
+        self.agreement = LogAgreement()
         self.campaign.examples += 1
 
     def teardown(self) -> None:
@@ -219,10 +220,9 @@ class CheckMachine(DifferentialMachine):
             return
         sc = self.scenario
         outside = violated_assumptions(sc)
-        expected = event_log(self.state)
-        got = self.follower.log()
-        if got != expected:
-            finding = Finding(Kind.DIVERGENCE, [], log_difference(expected, got), sc)
+        if not self.agreement.holds(self.state, self.follower):
+            message = log_difference(event_log(self.state), self.follower.log())
+            finding = Finding(Kind.DIVERGENCE, [], message, sc)
             if outside:
                 if self.campaign.outside is None:
                     self.campaign.outside = dataclasses.replace(

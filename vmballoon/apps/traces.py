@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import Any, Protocol
 
-from vmballoon.core.env import Event, EventStack
+from vmballoon.core.env import Event, events_since
 from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
@@ -101,15 +101,6 @@ class TraceStep:
     violations: tuple[tuple[str, str], ...] = ()
 
 
-def _new_events(before: EventStack, after: EventStack) -> tuple[Event, ...]:
-    out: list[Event] = []
-    while after is not None and after is not before:
-        out.append(after[0])
-        after = after[1]
-    out.reverse()
-    return tuple(out)
-
-
 def walk(scenario: Scenario, variant: Variant, check: bool = False) -> Iterator[TraceStep]:
     """Every state the model passes through replaying ``scenario``, from module init.
 
@@ -127,9 +118,8 @@ def walk(scenario: Scenario, variant: Variant, check: bool = False) -> Iterator[
     for t in trace(state, scenario.steps):
         if monitor is not None:
             monitor.step(t.prev, t.state)
-        yield TraceStep(
-            t.index, t.label, t.state, _new_events(t.prev.env.log, t.state.env.log), failing()
-        )
+        events = tuple(events_since(t.state.env.log, t.prev.env.log))
+        yield TraceStep(t.index, t.label, t.state, events, failing())
 
 
 def model_trace(scenario: Scenario, variant: Variant, check: bool = False) -> list[TraceStep]:

@@ -41,8 +41,14 @@ DEFAULT_RESPONSE = Response(0, 0, None)
 
 def events_of(stack: EventStack) -> list[Event]:
     """The events of a stack, oldest first."""
+    return events_since(stack, None)
+
+
+def events_since(stack: EventStack, stop: EventStack) -> list[Event]:
+    """The events pushed on ``stop`` to make ``stack`` (a stack that extends ``stop``),
+    oldest first; the whole log when ``stop`` is None."""
     out: list[Event] = []
-    while stack is not None:
+    while stack is not None and stack is not stop:
         out.append(stack[0])
         stack = stack[1]
     out.reverse()

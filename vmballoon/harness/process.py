@@ -43,7 +43,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from vmballoon.core.env import Env, Event, EventStack
+from vmballoon.core.env import Env, Event, EventStack, events_since
 from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK, STATS_FIELDS
 
 DEFAULT_TIMEOUT = 10.0
@@ -442,15 +442,6 @@ def _env_fields(env: Env) -> tuple[Any, ...]:
     )
 
 
-def _new_events(log: EventStack, since: EventStack) -> list[Event]:
-    out: list[Event] = []
-    while log is not None and log is not since:
-        out.append(log[0])
-        log = log[1]
-    out.reverse()
-    return out
-
-
 def _extended(script: tuple[Any, ...], kept: int, tail: tuple[Any, ...]) -> tuple[Any, ...]:
     """``script``'s first ``kept`` answers followed by ``tail`` (:meth:`CDriver._scripts`)."""
     return script[:kept] + tail if kept else tail
@@ -464,7 +455,7 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
 
     def reply(**extra: Any) -> None:
         nonlocal sent
-        events = _new_events(rt.env.log, sent)
+        events = events_since(rt.env.log, sent)
         sent = rt.env.log
         obs = rt.observer
         _send(

@@ -111,6 +111,8 @@ class Claims:
                 for s, k in self.singles.get(bucket, {}).items():
                     if pfn <= s < end:
                         n += k
+        if not self.blocks:
+            return n
         for bucket in range((pfn - PAGES_PER_2M + 1) >> 9, ((end - 1) >> 9) + 1):
             for s, k in self.blocks.get(bucket, {}).items():
                 if s < end and s + PAGES_PER_2M > pfn:

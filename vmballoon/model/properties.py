@@ -32,7 +32,7 @@ from typing import Any
 
 from vmballoon.core import assumptions as asm
 from vmballoon.core import intervals as iv
-from vmballoon.core.env import DEFAULT_RESPONSE, Event, Memory
+from vmballoon.core.env import DEFAULT_RESPONSE, Event, Memory, events_since
 from vmballoon.core.protocol import (
     BATCH_MAX_PAGES,
     BATCH_STATUS_MASK,
@@ -130,13 +130,7 @@ class Violation:
 
 def new_events(prev: State, nxt: State) -> list[Event]:
     """The events logged by the transition ``prev -> nxt``, oldest first."""
-    out: list[Event] = []
-    log, stop = nxt.env.log, prev.env.log
-    while log is not None and log is not stop:
-        out.append(log[0])
-        log = log[1]
-    out.reverse()
-    return out
+    return events_since(nxt.env.log, prev.env.log)
 
 
 def batch_pfns(state: State, num_pages: int) -> list[int]:
@@ -772,6 +766,7 @@ class Monitor:
         self._claims: Claims | None = None
         self._cache: dict[str, tuple[tuple[object, ...], str | None]] = {}
         self._pending: list[tuple[str, str]] = []
+        self._active: list[tuple[str, StateProperty]] | None = None  # the predicates asked
         self.last = self.check(state)
 
     def _wanted(self, name: str) -> bool:
@@ -791,8 +786,10 @@ class Monitor:
         found, self._pending = self._pending, []
         claims = self._claims_of(state)
         ghost = self.ghost
-        for name, fn in STATE_PROPERTIES.items():
-            if not self._wanted(name) or name in skip:
+        if self._active is None:
+            self._active = [(n, fn) for n, fn in STATE_PROPERTIES.items() if self._wanted(n)]
+        for name, fn in self._active:
+            if name in skip:
                 continue
             if name == "ownership" and claims is not None:
                 msg = None
@@ -816,7 +813,9 @@ class Monitor:
             if name not in seen:
                 seen.add(name)
                 out.append(Violation(name, self.index, state.loc.name, msg))
-        self.violated |= seen
+        if seen - self.violated:
+            self.violated |= seen
+            self._active = None  # with first_only, the properties violated now are done
         self.violations.extend(out)
         self.last = tuple(out)
         return self.last
