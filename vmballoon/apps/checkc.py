@@ -189,36 +189,43 @@ class CheckMachine(DifferentialMachine):
         self.campaign.failing = finding
         raise AssertionError(f"{finding.kind}: {finding.message}")
 
-    def _run(self, name: str, data: Any) -> None:
+    def _c_beside(self, name: str) -> Follower | None:
+        """The compiled file, loaded at the first step, started on entry point ``name``
+        beside the model (:meth:`DifferentialMachine._c_beside`)."""
         from vmballoon.apps.ctrace import CTraceChecker
         from vmballoon.harness.process import DriverTimeout
 
-        first_step = self.state is None or not self.scenario.steps
-        super()._run(name, data)
         sc = self.scenario
-        try:
-            if first_step and self.follower is None:
-                base = Scenario(
-                    steps=(),
-                    frames=sc.frames,
-                    pfn_base=sc.pfn_base,
-                    totalram_pages=sc.totalram_pages,
-                )
+        if self.follower is None:
+            base = Scenario(
+                steps=(),
+                frames=sc.frames,
+                pfn_base=sc.pfn_base,
+                totalram_pages=sc.totalram_pages,
+            )
+            try:
                 self.follower = Follower(self.binary, base, trace=True)
                 self.checker = CTraceChecker(self.follower.driver, self.variant)
-            assert self.follower is not None
-            self.follower.step(sc, name)
-            self.checker.after_step(name)
-        except DriverTimeout as exc:
-            self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
+            except DriverTimeout as exc:
+                self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
+        assert self.follower is not None
+        self.follower.begin(sc, name)
+        return self.follower
 
     @invariant()
     def c_checked(self) -> None:
         """Regressions (properties the C breaks and the model variant keeps), divergences;
         both apart when the scenario is outside the declared assumptions."""
+        from vmballoon.harness.process import DriverTimeout
+
         if self.state is None or self.follower is None:
             return
         sc = self.scenario
+        try:
+            self.follower.driver.collect_all()
+        except DriverTimeout as exc:
+            self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
+        self.checker.after_step()
         outside = violated_assumptions(sc)
         if not self.agreement.holds(self.state, self.follower):
             message = log_difference(event_log(self.state), self.follower.log())

@@ -34,6 +34,7 @@ from typing import Any
 
 from vmballoon.apps.cstate import PageLists, state_of_c
 from vmballoon.core import assumptions as asm
+from vmballoon.core.env import Env
 from vmballoon.core.protocol import (
     CMD_BATCHED_2M_LOCK,
     CMD_BATCHED_2M_UNLOCK,
@@ -292,7 +293,7 @@ class CObserver:
                     rate=self.rate, allocated=self.allocated, allocations=self.allocated
                 )
             )
-        self.monitor.observe(self.state, nxt)
+        self.monitor.observe(_with_answers(self.state, nxt.env), nxt)
         self.state = nxt
         self._record(self.monitor.check(nxt, transient))
 
@@ -427,6 +428,17 @@ class CObserver:
         return lists[0], lists[1], lists[2], lists[3]
 
 
+def _with_answers(prev: State, env: Env) -> State:
+    """``prev`` with the scripts of ``env`` (a later environment): the answers to the
+    commands after ``prev``, which the ghost reads from the state before them, may have
+    been drawn only since (the fuzzer draws them while the driver runs)."""
+    old = prev.env
+    hv, alloc, vmci = env.hv_script, env.alloc_script, env.vmci_script
+    if old.hv_script is hv and old.alloc_script is alloc and old.vmci_script is vmci:
+        return prev
+    return prev._replace(env=old._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci))
+
+
 class CTraceChecker:
     """The parent's handle on the :class:`CObserver` attached to a compiled driver."""
 
@@ -435,8 +447,9 @@ class CTraceChecker:
         self.variant = variant
         self.violations: list[Violation] = list(driver.attach(CObserver, variant))
 
-    def after_step(self, name: str) -> None:
-        """Take the violations the observer found in entry point ``name``."""
+    def after_step(self) -> None:
+        """Take the violations the observer reported with the driver's last reply (up to
+        the end of the last entry point collected)."""
         self.violations = list(self.driver.report)
 
 
@@ -456,7 +469,7 @@ def c_trace(
     with start(binary, scenario, timeout, trace=True) as drv:
         checker = CTraceChecker(drv, variant)
         drv.run(scenario.steps)
-        checker.after_step("")
+        checker.after_step()
         log = {"format": EVENTS_FORMAT, "events": drv.events(), "final": drv.state()}
         return checker.violations, log
 

@@ -101,7 +101,7 @@ def c_walk(
             if drv.exited or drv.crashed:
                 break
             drv.step(name)
-            checker.after_step(name)
+            checker.after_step()
             events = drv.events()
             label = f"C {name}"
             found = new_violations(index, label)

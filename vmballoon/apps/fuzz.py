@@ -546,6 +546,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         hv, alloc, vmci = sc.hv, sc.alloc, sc.vmci
         drawn = {"hv": 0, "alloc": 0, "vmci": 0}
         state = enter(before, name)
+        c = self._c_beside(name)
         while state.loc in model.transitions.TRANSITIONS:
             nxt = model.machine.step(state)
             while True:
@@ -576,6 +577,9 @@ class DifferentialMachine(RuleBasedStateMachine):
                     vmci = (*vmci, data.draw(st.integers(0, 4)) != 1)  # zero: success
                 else:
                     break
+                if c is not None:  # the C, running the same step, waits for this answer
+                    still = tuple(drawn[k] < MAX_DRAWS for k in ("hv", "alloc", "vmci"))
+                    c.feed((hv, alloc, vmci), (still[0], still[1], still[2]))
                 nxt = model.machine.step(_with_scripts(state, hv, alloc, vmci))
             state = nxt
         after = run_to_idle(state)
@@ -603,8 +607,16 @@ class DifferentialMachine(RuleBasedStateMachine):
             alloc=alloc,
             vmci=vmci,
         )
+        if c is not None:  # every answer drawn: past them the C reads the defaults
+            c.feed((hv, alloc, vmci))
+
+    def _c_beside(self, name: str) -> Follower | None:
+        """The compiled driver, started on entry point ``name`` before the model takes
+        it: it runs beside the model, waiting for each answer the model draws
+        (:meth:`Follower.begin`); None when no C is checked."""
         if self.c is not None:
-            self.c.step(self.scenario, name)
+            self.c.begin(self.scenario, name)
+        return self.c
 
     @rule(data=st.data())
     def step(self, data: st.DataObject) -> None:
@@ -641,6 +653,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         """The compiled driver, stepped along, has the model's event log and driver state."""
         if self.state is None or self.c is None:
             return
+        self.c.driver.collect_all()
         if not self.c_agreement.holds(self.state, self.c):
             expected, got = event_log(self.state), self.c.log()
             raise AssertionError(describe_difference(self.scenario, expected, got, "C"))

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -56,6 +57,10 @@ GFP_NAMES = ("nosleep", "cansleep", "kernel", "other")
 OPS_NAMES: tuple[str | None, ...] = (None, "basic", "batched", None)
 """``b->ops``: NULL, the basic ops, the batched ops, ops of a patched source's own."""
 ENTRIES = {"init": 0, "work": 1, "doorbell": 2, "exit": 3}
+NOT_DRAWING = (False, False, False)
+"""No script (hv, alloc, vmci) is still being drawn: every answer is in the scenario."""
+DRAWING = (True, True, True)
+"""Every script is still being drawn (an entry point whose answers a fuzzer draws)."""
 SNAP_FIELDS = 20
 """The fields of ``harness_snapshot`` before the statistics."""
 HARNESS_SOURCES = ("harness.c", "kshim.h")
@@ -128,6 +133,10 @@ class Runtime:
         self.error: str | None = None  # an exception raised inside a callback
         self.was_crashed = False
         self.heartbeat: Callable[[], None] | None = None  # told now and then of progress
+        # while an entry point runs on answers still being drawn (CDriver.begin): the
+        # scripts the parent has not finished, and how to wait for more of them
+        self.open_scripts = [False, False, False]  # hv, alloc, vmci
+        self.wait_for_answers: Callable[[], None] | None = None
         self._calls = 0
         lib = ctypes.CDLL(str(library))
         self.lib = lib
@@ -168,6 +177,21 @@ class Runtime:
         if self._calls & 7 == 0 and self.heartbeat is not None:
             self.heartbeat()
 
+    def _answer_ready(self, script: int) -> None:
+        """Before the driver reads the next answer of ``script`` (0: hv, 1: alloc, 2:
+        vmci): while the parent is still drawing that script and has sent no answer for
+        this call, wait for more (or for the script to be finished: then the defaults)."""
+        while self.open_scripts[script] and self.wait_for_answers is not None:
+            env = self.env
+            pos, have = (
+                (env.hv_pos, env.hv_script),
+                (env.alloc_pos, env.alloc_script),
+                (env.vmci_pos, env.vmci_script),
+            )[script]
+            if pos < len(have):
+                return
+            self.wait_for_answers()
+
     def _failed(self) -> None:
         if self.error is None:
             self.error = traceback.format_exc(limit=-3).strip()
@@ -177,6 +201,7 @@ class Runtime:
         try:
             if self.observer is not None:
                 self.observer.call("alloc", (order, gfp))
+            self._answer_ready(1)
             pfn, self.env = self.env.alloc(order, GFP_NAMES[gfp])
             if pfn is None:
                 return 0
@@ -201,6 +226,8 @@ class Runtime:
             if self.observer is not None:
                 self.observer.call("hv", (cmd, arg1, arg2))
             batch = tuple(entries[:n]) if n else None
+            if self.env.host is None:
+                self._answer_ready(0)
             response, self.env = self.env.hv(cmd, arg1, arg2, batch)
             out[0] = response.status & U64
             out[1] = response.result & U64
@@ -217,6 +244,7 @@ class Runtime:
         try:
             if self.observer is not None:
                 self.observer.call("vmci_create", ())
+            self._answer_ready(2)
             handle, self.env = self.env.vmci_create()
             return -1 if handle is None else handle[1]
         except Exception:
@@ -479,22 +507,37 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
             last[0] = now
             _send(wfd, {"alive": True})
 
+    def take_scripts(scripts: Any) -> None:
+        if scripts is not None:
+            env = rt.env
+            hv, alloc, vmci = (
+                _extended(old, *new)
+                for old, new in zip(
+                    (env.hv_script, env.alloc_script, env.vmci_script), scripts, strict=True
+                )
+            )
+            rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+
+    def more_answers() -> None:  # ("more", scripts, open scripts): the parent drew more
+        msg = _recv(rfd)
+        if msg[0] != "more":
+            raise HarnessError(f"expected answers, got {msg[0]!r}")
+        take_scripts(msg[1])
+        rt.open_scripts = list(msg[2])
+
     rt.heartbeat = alive
+    rt.wait_for_answers = more_answers
     rt.run("init")
     reply()
     while True:
         msg = _recv(rfd)
         op = msg[0]
+        if op == "more":  # answers of a step that needed no more of them
+            take_scripts(msg[1])
+            continue
         if op == "step" or op == "run":
-            if msg[2] is not None:
-                env = rt.env
-                hv, alloc, vmci = (
-                    _extended(old, *new)
-                    for old, new in zip(
-                        (env.hv_script, env.alloc_script, env.vmci_script), msg[2], strict=True
-                    )
-                )
-                rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+            take_scripts(msg[2])
+            rt.open_scripts = [bool(x) for x in (msg[4] if len(msg) > 4 else (0, 0, 0))]
             for name in (msg[1],) if op == "step" else msg[1]:
                 if exited or rt.was_crashed:
                     break
@@ -503,6 +546,7 @@ def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> Non
                 rt.env = rt.env.step(name)
                 rt.run(name)
                 exited = name == "exit"
+            rt.open_scripts = [False, False, False]
             reply(final=rt.final() if len(msg) < 4 or msg[3] else None)
         elif op == "state":
             reply(final=rt.final())
@@ -549,6 +593,8 @@ class CDriver:
         self._env = env
         self._scripts_sent = (env.hv_script, env.alloc_script, env.vmci_script)
         self._final: dict[str, Any] | None = None
+        self._pending: deque[str] = deque()  # entry points submitted, not yet collected
+        self._drawing = False  # the running entry point may wait for answers (feed)
         send = (env.host is not None or trace) if with_batch is None else with_batch
         to_child, self._to_child = os.pipe()
         self._from_child, from_parent = os.pipe()
@@ -631,13 +677,17 @@ class CDriver:
         self._final = msg.get("final")
         return msg
 
-    def _request(self, msg: tuple[Any, ...], what: str) -> dict[str, Any]:
+    def _post(self, msg: tuple[Any, ...]) -> None:
         if self._closed:
             raise HarnessError("the harness was closed")
         try:
             _send(self._to_child, msg)
         except OSError:
             raise HarnessError(f"the harness stopped: {self._reap()}") from None
+
+    def _request(self, msg: tuple[Any, ...], what: str) -> dict[str, Any]:
+        self.collect_all()
+        self._post(msg)
         return self._receive(what)
 
     def _scripts(self) -> tuple[tuple[int, tuple[Any, ...]], ...] | None:
@@ -685,12 +735,53 @@ class CDriver:
     def step(self, name: str, final: bool = True) -> None:
         """Run entry point ``name`` (logging its ``step`` event); nothing after exit or a
         crash.  ``final``: also fetch the driver's state (:meth:`state`)."""
+        self.collect_all()
         if self.exited or self.crashed:
             return
+        self.submit(name, final)
+        self.collect()
+
+    def submit(
+        self, name: str, final: bool = True, drawing: tuple[bool, bool, bool] = NOT_DRAWING
+    ) -> None:
+        """Start entry point ``name`` in the child and return at once: the caller works
+        while the driver runs; :meth:`collect` takes the replies in order (until then
+        :attr:`env` and the state are those of the last reply taken).  After exit or a
+        crash the child runs nothing and replies with the same state.
+
+        ``drawing``: the scripts (hv, alloc, vmci) whose answers for this entry point
+        are still being drawn: where the driver reads past the answers it has of such
+        a script, it waits for :meth:`feed` to send more or to end the drawing."""
         if name not in ("work", "doorbell", "exit"):
             raise ValueError(f"unknown step {name!r}")
         self.steps += 1
-        self._request(("step", name, self._scripts(), final), f"step {self.steps} ({name})")
+        self._post(("step", name, self._scripts(), final, drawing))
+        self._pending.append(f"step {self.steps} ({name})")
+        self._drawing = any(drawing)
+
+    def feed(self, drawing: tuple[bool, bool, bool] = NOT_DRAWING) -> None:
+        """Hand the running entry point the answers :attr:`env`'s scripts hold now; the
+        scripts still being drawn after them (none: the entry point has every answer it
+        will get, past them the defaults)."""
+        self._post(("more", self._scripts(), drawing))
+        self._drawing = any(drawing)
+
+    @property
+    def pending(self) -> int:
+        """Entry points submitted whose reply was not taken yet."""
+        return len(self._pending)
+
+    def collect(self) -> None:
+        """Wait for the reply of the oldest entry point submitted and take it (ending the
+        drawing of its answers: a caller that waits has no more to give)."""
+        if self._drawing:
+            self.feed()
+        self._receive(self._pending.popleft())
+
+    def collect_all(self) -> None:
+        """Take the replies of every entry point submitted."""
+        while self._pending:
+            self.collect()
 
     def run(self, steps: tuple[str, ...]) -> None:
         """Run ``steps`` in one request (the replay of a whole scenario)."""
@@ -702,19 +793,26 @@ class CDriver:
         self._request(("run", steps, self._scripts(), True), "a step")
 
     def state(self) -> dict[str, Any]:
-        """The driver's state now, as the contract's ``final`` object."""
+        """The driver's state, as the contract's ``final`` object: at the last reply taken
+        when entry points are still running (:meth:`submit`) and that reply carried it."""
         if self._final is None:
             self._request(("state",), "state")
         assert self._final is not None
         return self._final
 
     def events(self) -> list[Event]:
-        """The event log so far."""
+        """The event log so far (up to the last reply taken, see :meth:`submit`)."""
         return self._env.events()
 
     def close(self) -> None:
         """Stop the child; it writes its coverage counters first (it is killed when it
         does not end within 5 s)."""
+        if self._closed:
+            return
+        with contextlib.suppress(HarnessError):  # entry points still running finish first
+            if self._drawing:
+                self.feed()
+            self.collect_all()
         if self._closed:
             return
         try:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from vmballoon.core.env import Env
-from vmballoon.core.scenario import Scenario
+from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.harness.build import build
 from vmballoon.harness.patches import variant_source
-from vmballoon.harness.process import DEFAULT_TIMEOUT, CDriver, Crash
+from vmballoon.harness.process import DEFAULT_TIMEOUT, DRAWING, NOT_DRAWING, CDriver, Crash
 
 EVENTS_FORMAT = "vmballoon-events/1"
 P = ParamSpec("P")
@@ -117,11 +117,34 @@ class Follower:
 
     def step(self, scenario: Scenario, name: str) -> None:
         """Run entry point ``name`` with the answers ``scenario`` holds now."""
+        self.begin(scenario, name, NOT_DRAWING)
+        self.driver.collect_all()
+
+    def begin(
+        self, scenario: Scenario, name: str, drawing: tuple[bool, bool, bool] = DRAWING
+    ) -> None:
+        """Start entry point ``name`` with the answers ``scenario`` holds now and return
+        while the driver runs, the scripts of ``drawing`` still being drawn: the driver
+        waits for their answers (:meth:`feed`) where it has none (:meth:`CDriver.submit`;
+        ``driver.collect_all`` ends the drawing and takes the reply)."""
+        self._scripts(scenario.hv, scenario.alloc, scenario.vmci)
+        self.driver.submit(name, drawing=drawing)
+
+    def feed(
+        self,
+        scripts: tuple[tuple[Response, ...], tuple[bool, ...], tuple[bool, ...]],
+        drawing: tuple[bool, bool, bool] = NOT_DRAWING,
+    ) -> None:
+        """The scripts (hv, alloc, vmci) as drawn so far, for the running entry point;
+        those still being drawn after them (none: past them the defaults)."""
+        self._scripts(*scripts)
+        self.driver.feed(drawing)
+
+    def _scripts(
+        self, hv: tuple[Response, ...], alloc: tuple[bool, ...], vmci: tuple[bool, ...]
+    ) -> None:
         drv = self.driver
-        drv.env = drv.env._replace(
-            hv_script=scenario.hv, alloc_script=scenario.alloc, vmci_script=scenario.vmci
-        )
-        drv.step(name)
+        drv.env = drv.env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
 
     def log(self) -> dict[str, Any]:
         """The event log so far, with the driver's state now as ``final``."""
