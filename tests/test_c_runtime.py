@@ -3,6 +3,8 @@ callbacks, the driver's state observed at every environment call (apps.ctrace)."
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +12,19 @@ import pytest
 
 from tests.conftest import ROOT
 from vmballoon.apps.ctrace import NOT_OBSERVABLE, OBSERVABLE, check_c_trace
+from vmballoon.core.env import events_since
 from vmballoon.core.scenario import Scenario, load_scenario, scenario_from_json
-from vmballoon.core.variants import FIXED, SEED
+from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.harness.build import build
 from vmballoon.harness.patches import variant_source
 from vmballoon.harness.process import HarnessError
 from vmballoon.harness.replay import binary_for, run
+from vmballoon.model.machine import enter, run_to_idle
+from vmballoon.model.machine import start as model_start
 from vmballoon.model.properties import PROPERTY_NAMES, check_trace
 
 FINDINGS = ROOT / "spec" / "findings"
+Drawing = tuple[bool, bool, bool]
 SOURCE_LINES = (ROOT / "spec" / "driver" / "vmw_balloon.c").read_text().splitlines()
 FIXED_TEXT = variant_source(FIXED)
 
@@ -125,3 +131,85 @@ def test_every_observable_property_has_a_planted_violation_here() -> None:
     """The seed's findings and the plants above cover every observable property."""
     planted_here = {"refused_bounds", "accounting", "rate_bounds"}
     assert set(OBSERVABLE) == set(SEED_FINDINGS) | planted_here
+
+
+SCRIPT_OF_EVENT = {"hv": 0, "alloc": 1, "vmci_create": 2}
+
+
+def _reads(scenario: Scenario, variant: Variant) -> list[list[int]]:
+    """For each step, the scripts (0: hv, 1: alloc, 2: vmci) its answers are read from, in
+    the order the model reads them."""
+    state = model_start(scenario, variant)
+    out = []
+    for name in scenario.steps:
+        nxt = run_to_idle(enter(state, name))
+        events = events_since(nxt.env.log, state.env.log)
+        out.append([SCRIPT_OF_EVENT[e["ev"]] for e in events if e["ev"] in SCRIPT_OF_EVENT])
+        state = nxt
+    return out
+
+
+def _still(given: list[tuple[Any, ...]], scripts: tuple[tuple[Any, ...], ...]) -> Drawing:
+    """The scripts with answers still to hand over."""
+    more = [len(g) < len(s) for g, s in zip(given, scripts, strict=True)]
+    return more[0], more[1], more[2]
+
+
+FED: dict[str, tuple[Callable[[], Scenario], Variant]] = {
+    "seed.host_agreement": (
+        lambda: load_scenario(FINDINGS / "seed.host_agreement.scenario.json"),
+        SEED,
+    ),
+    "seed.ownership": (lambda: load_scenario(FINDINGS / "seed.ownership.scenario.json"), SEED),
+    # the host refuses every page of a batch: the driver frees them again, which only a
+    # ghost that read the entries of the answer sees as no frame the host holds
+    "batch refused": (lambda: _batched([5] * 20), FIXED),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FED))
+def test_a_driver_fed_its_answers_while_it_runs_does_what_it_does_given_them_all(
+    name: str,
+) -> None:
+    """The fuzzers start the C on an entry point before its answers are drawn
+    (``Follower.begin``) and hand them over one at a time (``feed``): the driver waits for
+    each, so its log and the violations its trace checker reports are those of the
+    replay given every answer up front, the host's answers to batched commands
+    included (the ghost reads them from states observed before they were drawn)."""
+    from vmballoon.apps.ctrace import CTraceChecker, c_trace
+    from vmballoon.harness.replay import EVENTS_FORMAT, Follower
+
+    make, variant = FED[name]
+    sc = make()
+    binary = binary_for(variant)
+    violations, log = c_trace(binary, sc, variant)
+    base = Scenario(
+        steps=(), frames=sc.frames, pfn_base=sc.pfn_base, totalram_pages=sc.totalram_pages
+    )
+    follower = Follower(binary, base, trace=True)
+    checker = CTraceChecker(follower.driver, variant)
+    scripts = (sc.hv, sc.alloc, sc.vmci)
+    given: list[tuple[Any, ...]] = [(), (), ()]
+    for i, (step, reads) in enumerate(zip(sc.steps, _reads(sc, variant), strict=True)):
+        now = dataclasses.replace(
+            sc, steps=sc.steps[:i], hv=given[0], alloc=given[1], vmci=given[2]
+        )
+        follower.begin(now, step, _still(given, scripts))
+        for k in reads:  # each answer when the model reads it, while more are to come
+            if len(given[k]) < len(scripts[k]):
+                given[k] = scripts[k][: len(given[k]) + 1]
+                follower.feed((given[0], given[1], given[2]), _still(given, scripts))
+        follower.feed((given[0], given[1], given[2]))
+        follower.driver.collect_all()
+    checker.after_step()
+    fed = {
+        "format": EVENTS_FORMAT,
+        "events": follower.driver.events(),
+        "final": follower.driver.state(),
+    }
+    follower.close()
+    assert fed == log
+    assert [(v.prop, v.step, v.message) for v in checker.violations] == [
+        (v.prop, v.step, v.message) for v in violations
+    ]
+    assert bool(violations) == (variant == SEED), violations
