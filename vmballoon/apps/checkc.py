@@ -204,8 +204,9 @@ class CheckMachine(DifferentialMachine):
                 totalram_pages=sc.totalram_pages,
             )
             try:
-                self.follower = Follower(self.binary, base, trace=True)
-                self.checker = CTraceChecker(self.follower.driver, self.variant)
+                # module init and the observer's attach run beside the model's first step
+                self.follower = Follower(self.binary, base, trace=True, wait=False)
+                self.checker = CTraceChecker(self.follower.driver, self.variant, wait=False)
             except DriverTimeout as exc:
                 self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
         assert self.follower is not None

@@ -442,10 +442,12 @@ def _with_answers(prev: State, env: Env) -> State:
 class CTraceChecker:
     """The parent's handle on the :class:`CObserver` attached to a compiled driver."""
 
-    def __init__(self, driver: CDriver, variant: Variant) -> None:
+    def __init__(self, driver: CDriver, variant: Variant, wait: bool = True) -> None:
+        """Attach the observer (``wait=False``: without waiting for the driver, its
+        first report comes with :meth:`after_step`)."""
         self.driver = driver
         self.variant = variant
-        self.violations: list[Violation] = list(driver.attach(CObserver, variant))
+        self.violations: list[Violation] = list(driver.attach(CObserver, variant, wait=wait) or ())
 
     def after_step(self) -> None:
         """Take the violations the observer reported with the driver's last reply (up to

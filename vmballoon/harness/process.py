@@ -572,6 +572,8 @@ class CDriver:
     grows while it runs) hands them to the child with the next step.  ``with_batch``:
     show a host the batch entries of batched commands; by default only when ``env`` has a
     host (a cooperative host reads them) or with ``trace`` (a trace checker reads them).
+    ``wait=False``: return while module init runs (its reply is taken with the next one:
+    :meth:`collect_all`, and every request, takes the replies still due first).
     """
 
     def __init__(
@@ -581,6 +583,7 @@ class CDriver:
         timeout: float = DEFAULT_TIMEOUT,
         with_batch: bool | None = None,
         trace: bool = False,
+        wait: bool = True,
     ) -> None:
         self.library = library
         self.timeout = timeout
@@ -625,7 +628,9 @@ class CDriver:
         os.close(from_parent)
         self.pid = pid
         self._closed = False
-        self._receive("module init")
+        self._pending.append("module init")
+        if wait:
+            self.collect_all()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -727,8 +732,13 @@ class CDriver:
 
     # -- entry points ----------------------------------------------------------------------
 
-    def attach(self, factory: ObserverFactory, *args: Any) -> Any:
-        """Attach ``factory(runtime, *args)`` as the child's observer; its first report."""
+    def attach(self, factory: ObserverFactory, *args: Any, wait: bool = True) -> Any:
+        """Attach ``factory(runtime, *args)`` as the child's observer; its first report
+        (``wait=False``: return None at once, the report comes with the next reply taken)."""
+        if not wait:
+            self._post(("attach", factory, args))
+            self._pending.append("attach")
+            return None
         self._request(("attach", factory, args), "attach")
         return self.report
 
@@ -793,15 +803,16 @@ class CDriver:
         self._request(("run", steps, self._scripts(), True), "a step")
 
     def state(self) -> dict[str, Any]:
-        """The driver's state, as the contract's ``final`` object: at the last reply taken
-        when entry points are still running (:meth:`submit`) and that reply carried it."""
+        """The driver's state now, as the contract's ``final`` object."""
+        self.collect_all()
         if self._final is None:
             self._request(("state",), "state")
         assert self._final is not None
         return self._final
 
     def events(self) -> list[Event]:
-        """The event log so far (up to the last reply taken, see :meth:`submit`)."""
+        """The event log so far."""
+        self.collect_all()
         return self._env.events()
 
     def close(self) -> None:

@@ -53,9 +53,11 @@ def start(
     timeout: float = DEFAULT_TIMEOUT,
     trace: bool = False,
     env: Env | None = None,
+    wait: bool = True,
 ) -> CDriver:
-    """Module init of the compiled driver in the environment of ``scenario``."""
-    return CDriver(binary, env or Env.from_scenario(scenario), timeout, trace=trace)
+    """Module init of the compiled driver in the environment of ``scenario`` (``wait=False``:
+    return while it runs, see :class:`CDriver`)."""
+    return CDriver(binary, env or Env.from_scenario(scenario), timeout, trace=trace, wait=wait)
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,9 @@ class Follower:
         scenario: Scenario,
         timeout: float = DEFAULT_TIMEOUT,
         trace: bool = False,
+        wait: bool = True,
     ) -> None:
-        self.driver = start(binary, scenario, timeout, trace)
+        self.driver = start(binary, scenario, timeout, trace, wait=wait)
 
     def step(self, scenario: Scenario, name: str) -> None:
         """Run entry point ``name`` with the answers ``scenario`` holds now."""
