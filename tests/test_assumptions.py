@@ -359,3 +359,28 @@ def test_progress_is_still_checked_and_caught_inside_the_assumptions() -> None:
     ]
     sc = Scenario(steps=("work",), frames=4096, pfn_base=2**32, hv=tuple(hv))
     assert "progress" in [v.prop for v in check_trace(sc, SEED)]
+
+
+def test_the_reset_clearing_the_doorbell_may_be_answered_error_reset() -> None:
+    """``no_reset_request`` is about the commands that ask for a reset (GUEST_ID and the
+    VMCI_DOORBELL_SET that sets the doorbell): the VMCI_DOORBELL_SET with both ids
+    ``VMCI_INVALID_ID`` that a reset sends to clear it (line 1017) may be answered
+    ERROR_RESET without breaking it."""
+    sc = scenario_from_json(
+        {
+            "format": "vmballoon-scenario/1",
+            "frames": 1024,
+            "steps": ["work"],
+            "hv": [{"status": ERROR_RESET}],
+        }
+    )
+    seen = 0
+    for prev, nxt, ghost in _ticks(sc)[0]:
+        view = step_view(prev, nxt, ghost)
+        for c in view.commands:
+            if c.cmd == "VMCI_DOORBELL_SET" and c.status == ERROR_RESET:
+                seen += 1
+                assert c.invalidates
+                names = [n for n, _ in asm.broken(asm.PROGRESS, guest_of(prev), view)]
+                assert "no_reset_request" not in names, names
+    assert seen == 1

@@ -676,7 +676,7 @@ def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
             if cmd in BATCHED_CMDS and named:
                 entries = tuple(st for _, st in _batch_statuses(prev, ev, resp))
             named = named or cmd not in BATCHED_CMDS
-            invalidates = cmd == "VMCI_DOORBELL_SET" and ev["arg1"] == ev["arg2"] == 0xFFFFFFFF
+            invalidates = cmd == "VMCI_DOORBELL_SET" and ev["arg1"] == ev["arg2"] == VMCI_INVALID_ID
             commands.append(
                 asm.Command(cmd, ev["status"], ev["result"], named, entries, invalidates)
             )
