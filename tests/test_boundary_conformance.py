@@ -16,8 +16,8 @@ import pytest
 from tests.test_boundaries import BOUNDARY_SCENARIOS
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
-from vmballoon.proofs.abstraction import NotRepresentable, alpha, candidate_frames, step_inputs
-from vmballoon.proofs.conformance import Conformance, transitions_of
+from vmballoon.proofs.abstraction import candidate_frames
+from vmballoon.proofs.conformance import Conformance, sample_of, transitions_of
 
 CHECKERS: dict[str, Conformance] = {}
 
@@ -35,16 +35,11 @@ def test_encoding_matches_model_at_the_boundaries(name: str, variant: Variant) -
     checker = _checker(variant)
     checked = 0
     for prev, nxt, g0, g1, found in transitions_of(scenario, variant, 10_000):
-        proto = any(n == "protocol" for n, _, _ in found)
         for f in candidate_frames(prev, nxt)[:2]:
-            bad = any(n == "free_order" and p == f for n, _, p in found)
-            held = any(n == "host_agreement" and p == f for n, _, p in found)
-            try:
-                pre = alpha(prev, g0, f)
-                post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
-            except NotRepresentable:
+            smp = sample_of(prev, nxt, g0, g1, found, f)
+            if smp is None:  # not representable
                 continue
-            wrong = checker.mismatches(prev.loc, pre, step_inputs(prev, nxt, f), post)
+            wrong = checker.mismatches(smp.loc, smp.pre, smp.inputs, smp.post)
             assert not wrong, f"{prev.loc.name} frame {f}: {wrong[:3]}"
             checked += 1
     assert checked > 0

@@ -36,6 +36,8 @@ from vmballoon.core.protocol import (
     CAP_BATCHED,
     CAP_BATCHED_2M,
     CAP_SIGNALLED_WAKEUP,
+    FINAL_KEYS,
+    FINAL_SCALAR_KEYS,
     STATS_FIELDS,
     STATUS_NAMES,
 )
@@ -52,33 +54,9 @@ MODEL_DESCRIPTION = "vmballoon-spec model replay: one state per transition"
 OPTIONAL_FIELDS = ("batch_page", "page", "doorbell", "ops")
 """Top-level fields that may be absent (C NULL pointers, an invalid doorbell handle)."""
 LOOP_FIELDS = ("num_pages", "allocations", "rate", "error", "cansleep", "is_2m")
-SMALL_FIELDS = (
-    "size",
-    "target",
-    "rate_alloc",
-    "slow_allocation_cycles",
-    "reset_required",
-    "capabilities",
-    "supported_page_sizes",
-    "batch_max_pages",
-    "ops",
-)
-VARS = (
-    "action",
-    "loc",
-    *SMALL_FIELDS,
-    "pages",
-    "refused",
-    "n_refused",
-    "batch_page",
-    "page",
-    "doorbell",
-    "crashed",
-    "stats",
-    *LOOP_FIELDS,
-    "events",
-)
-"""The variables of every ITF state, in order."""
+VARS = ("action", "loc", *FINAL_KEYS, *LOOP_FIELDS, "events")
+"""The variables of every ITF state, in order: the action, the location, the contract's
+``final`` object, the loop's locals and the transition's events."""
 SAFE_INT = 1 << 53
 
 
@@ -142,18 +120,8 @@ def _loop_values(state: State) -> dict[str, Any]:
 
 
 def _small_values(state: State) -> dict[str, Any]:
-    d = state.drv
-    return {
-        "size": d.size,
-        "target": d.target,
-        "rate_alloc": d.rate_alloc,
-        "slow_allocation_cycles": d.slow_allocation_cycles,
-        "reset_required": d.reset_required,
-        "capabilities": d.capabilities,
-        "supported_page_sizes": d.supported_page_sizes,
-        "batch_max_pages": d.batch_max_pages,
-        "ops": d.ops,
-    }
+    d = state.drv  # the model's Driver names its scalar fields as the contract does
+    return {name: getattr(d, name) for name in FINAL_SCALAR_KEYS}
 
 
 def _num(value: int) -> str:

@@ -133,6 +133,32 @@ STATS_FIELDS: Final[tuple[tuple[str, bool], ...]] = (
     ("doorbell_unset", False),
 )
 
+# The keys of the event log's ``final`` object (scenario-format.md, "Event log"), in the
+# contract's order: the scalar fields of struct vmballoon, then its page lists, refused
+# counts, pointers and doorbell handle, whether the guest crashed, and the statistics.
+FINAL_SCALAR_KEYS: Final[tuple[str, ...]] = (
+    "size",
+    "target",
+    "rate_alloc",
+    "slow_allocation_cycles",
+    "reset_required",
+    "capabilities",
+    "supported_page_sizes",
+    "batch_max_pages",
+    "ops",
+)
+FINAL_KEYS: Final[tuple[str, ...]] = (
+    *FINAL_SCALAR_KEYS,
+    "pages",
+    "refused",
+    "n_refused",
+    "batch_page",
+    "page",
+    "doorbell",
+    "crashed",
+    "stats",
+)
+
 
 def to_int32(value: int) -> int:
     """The low 32 bits of ``value`` as a C ``int`` (two's complement)."""

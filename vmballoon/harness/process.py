@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vmballoon.core.env import Env, Event, EventStack, events_since
-from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK, STATS_FIELDS
+from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK, FINAL_KEYS, STATS_FIELDS
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds the driver may run an entry point before it is stopped."""
@@ -388,28 +388,6 @@ def final_of(snap: list[int], lists: list[list[int]]) -> dict[str, Any]:
     final["pages"], final["refused"] = [lists[0], lists[1]], [lists[2], lists[3]]
     final["stats"] = stats
     return {key: final[key] for key in FINAL_KEYS}
-
-
-FINAL_KEYS = (
-    "size",
-    "target",
-    "rate_alloc",
-    "slow_allocation_cycles",
-    "reset_required",
-    "capabilities",
-    "supported_page_sizes",
-    "batch_max_pages",
-    "ops",
-    "pages",
-    "refused",
-    "n_refused",
-    "batch_page",
-    "page",
-    "doorbell",
-    "crashed",
-    "stats",
-)
-"""The keys of the ``final`` object, in the contract's order."""
 
 
 def _load_base(lib: ctypes.CDLL) -> int:

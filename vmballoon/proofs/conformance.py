@@ -239,6 +239,31 @@ def transitions_of(
             return
 
 
+def sample_of(
+    prev: State,
+    nxt: State,
+    g0: Ghost,
+    g1: Ghost,
+    found: list[tuple[str, str, int | None]],
+    f: int,
+    counts: Coverage | None = None,
+) -> Sample | None:
+    """The step ``prev -> nxt`` (ghosts ``g0``, ``g1``; violations ``found``, as
+    :func:`transitions_of` yields them) seen from frame ``f``; None when the abstraction
+    cannot represent it (``NotRepresentable``, counted in ``counts.skipped``)."""
+    proto = any(n == "protocol" for n, _, _ in found)
+    bad = any(n == "free_order" and p == f for n, _, p in found)
+    held = any(n == "host_agreement" and p == f for n, _, p in found)
+    try:
+        pre = alpha(prev, g0, f)
+        post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
+    except NotRepresentable:
+        if counts is not None:
+            counts.skipped += 1
+        return None
+    return Sample(prev.loc, pre, step_inputs(prev, nxt, f), post)
+
+
 def samples(
     rng: random.Random,
     variant: Variant,
@@ -255,17 +280,10 @@ def samples(
             frames = candidate_frames(prev, nxt)
             rng.shuffle(frames)
             for f in frames[:frames_per_step]:
-                proto = any(n == "protocol" for n, _, _ in found)
-                bad = any(n == "free_order" and p == f for n, _, p in found)
-                held = any(n == "host_agreement" and p == f for n, _, p in found)
-                try:
-                    pre = alpha(prev, g0, f)
-                    post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
-                except NotRepresentable:
-                    if counts is not None:
-                        counts.skipped += 1
+                smp = sample_of(prev, nxt, g0, g1, found, f, counts)
+                if smp is None:
                     continue
-                yield Sample(prev.loc, pre, step_inputs(prev, nxt, f), post)
+                yield smp
                 made += 1
                 if made >= count:
                     return
@@ -362,14 +380,6 @@ def scenario_samples(
     the step touches come first); abstraction failures are counted in ``counts.skipped``."""
     for prev, nxt, g0, g1, found in transitions_of(scenario, variant, 1_000_000):
         for f in candidate_frames(prev, nxt)[:frames]:
-            proto = any(n == "protocol" for n, _, _ in found)
-            bad = any(n == "free_order" and p == f for n, _, p in found)
-            held = any(n == "host_agreement" and p == f for n, _, p in found)
-            try:
-                pre = alpha(prev, g0, f)
-                post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
-            except NotRepresentable:
-                if counts is not None:
-                    counts.skipped += 1
-                continue
-            yield Sample(prev.loc, pre, step_inputs(prev, nxt, f), post)
+            smp = sample_of(prev, nxt, g0, g1, found, f, counts)
+            if smp is not None:
+                yield smp

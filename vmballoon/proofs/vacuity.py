@@ -32,7 +32,7 @@ from vmballoon.core.variants import Variant
 from vmballoon.model.machine import start
 from vmballoon.model.properties import initial_ghost
 from vmballoon.model.state import Loc
-from vmballoon.proofs.abstraction import NotRepresentable, alpha
+from vmballoon.proofs.abstraction import alpha
 from vmballoon.proofs.encoding import (
     TRANSITIONS,
     Expr,
@@ -157,8 +157,8 @@ class Reachability:
 
 def reachability(variant: Variant, scenarios: list[Scenario]) -> Reachability:
     """Locations reached from Init by model runs whose every step is an encoding step."""
-    from vmballoon.proofs.abstraction import candidate_frames, step_inputs
-    from vmballoon.proofs.conformance import Conformance, transitions_of
+    from vmballoon.proofs.abstraction import candidate_frames
+    from vmballoon.proofs.conformance import Conformance, sample_of, transitions_of
 
     checker = Conformance(variant)
     out = Reachability(variant.name)
@@ -171,16 +171,11 @@ def reachability(variant: Variant, scenarios: list[Scenario]) -> Reachability:
                 first = False
             # one watched frame suffices for reachability of the location
             f = (candidate_frames(prev, nxt) or [0])[0]
-            proto = any(n == "protocol" for n, _, _ in found)
-            bad = any(n == "free_order" and p == f for n, _, p in found)
-            held = any(n == "host_agreement" and p == f for n, _, p in found)
-            try:
-                pre = alpha(prev, g0, f)
-                post = alpha(nxt, g1, f, bad_free=bad, freed_held=held, proto_bad=proto)
-            except NotRepresentable:
+            smp = sample_of(prev, nxt, g0, g1, found, f)
+            if smp is None:  # not representable
                 out.not_representable += 1
                 break  # the chain of checked steps is broken: later locations do not count
-            mism = checker.mismatches(prev.loc, pre, step_inputs(prev, nxt, f), post)
+            mism = checker.mismatches(smp.loc, smp.pre, smp.inputs, smp.post)
             if mism:
                 out.mismatches.append(f"{prev.loc.name}: {mism[:3]}")
                 break
