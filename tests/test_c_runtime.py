@@ -177,7 +177,8 @@ def test_a_driver_fed_its_answers_while_it_runs_does_what_it_does_given_them_all
     replay given every answer up front, the host's answers to batched commands
     included (the ghost reads them from states observed before they were drawn)."""
     from vmballoon.apps.ctrace import CTraceChecker, c_trace
-    from vmballoon.harness.replay import EVENTS_FORMAT, Follower
+    from vmballoon.core.protocol import EVENTS_FORMAT
+    from vmballoon.harness.replay import Follower
 
     make, variant = FED[name]
     sc = make()

@@ -42,13 +42,14 @@ from vmballoon.core.protocol import (
     CMD_BATCHED_UNLOCK,
     CMD_GET_TARGET,
     CMD_VMCI_DOORBELL_SET,
+    EVENTS_FORMAT,
     PAGE_SHIFT,
     UINT_MAX,
 )
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.harness.process import DEFAULT_TIMEOUT, SNAP_FIELDS, CDriver, Runtime, fields_of
-from vmballoon.harness.replay import EVENTS_FORMAT, start
+from vmballoon.harness.replay import start
 from vmballoon.model.machine import STOPPED, enter, step
 from vmballoon.model.machine import start as model_start
 from vmballoon.model.plist import PList, concat, drop, from_iterable

@@ -136,6 +136,9 @@ STATS_FIELDS: Final[tuple[tuple[str, bool], ...]] = (
 # The keys of the event log's ``final`` object (scenario-format.md, "Event log"), in the
 # contract's order: the scalar fields of struct vmballoon, then its page lists, refused
 # counts, pointers and doorbell handle, whether the guest crashed, and the statistics.
+EVENTS_FORMAT: Final = "vmballoon-events/1"
+"""The ``format`` of an event log (spec/scenario-format.md, "Event log")."""
+
 FINAL_SCALAR_KEYS: Final[tuple[str, ...]] = (
     "size",
     "target",

@@ -45,13 +45,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vmballoon.core.env import Env, Event, EventStack, events_since
-from vmballoon.core.protocol import BATCH_MAX_PAGES, BATCH_STATUS_MASK, FINAL_KEYS, STATS_FIELDS
+from vmballoon.core.protocol import (
+    BATCH_MAX_PAGES,
+    BATCH_STATUS_MASK,
+    FINAL_KEYS,
+    NULL_PFN,
+    STATS_FIELDS,
+)
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds the driver may run an entry point before it is stopped."""
 
 U64 = (1 << 64) - 1
-NULL_PFN = U64
 GFP_NAMES = ("nosleep", "cansleep", "kernel", "other")
 """The allocation flags the harness tells apart (``gfp_code`` in harness.c)."""
 OPS_NAMES: tuple[str | None, ...] = (None, "basic", "batched", None)

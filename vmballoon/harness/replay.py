@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from vmballoon.core.env import Env
+from vmballoon.core.protocol import EVENTS_FORMAT
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.harness.build import build
 from vmballoon.harness.patches import variant_source
 from vmballoon.harness.process import DEFAULT_TIMEOUT, DRAWING, NOT_DRAWING, CDriver, Crash
 
-EVENTS_FORMAT = "vmballoon-events/1"
 P = ParamSpec("P")
 
 

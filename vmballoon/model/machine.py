@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from vmballoon.core.protocol import STATS_FIELDS
+from vmballoon.core.protocol import EVENTS_FORMAT, STATS_FIELDS
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.model.plist import concat, to_list
@@ -21,8 +21,6 @@ from vmballoon.model.state import DEFLATE_LOCS, STAT, Loc, State, initial_state
 from vmballoon.model.state import STOPPED as STOPPED  # re-exported: callers import it here
 from vmballoon.model.transitions import TRANSITIONS
 from vmballoon.model.tx import Tx
-
-EVENTS_FORMAT = "vmballoon-events/1"
 
 
 def enter(state: State, name: str) -> State:

@@ -7,6 +7,7 @@ misreading of the C in one is caught by the other.
 
 from __future__ import annotations
 
-from vmballoon.reference.replay import EVENTS_FORMAT, replay
+from vmballoon.core.protocol import EVENTS_FORMAT
+from vmballoon.reference.replay import replay
 
 __all__ = ["EVENTS_FORMAT", "replay"]

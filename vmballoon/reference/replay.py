@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from vmballoon.core.env import Env
-from vmballoon.core.protocol import STATS_FIELDS
+from vmballoon.core.protocol import EVENTS_FORMAT, STATS_FIELDS
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.reference.driver import (
@@ -25,8 +25,6 @@ from vmballoon.reference.driver import (
     vmci_handle_is_invalid,
 )
 from vmballoon.reference.klist import Oops
-
-EVENTS_FORMAT = "vmballoon-events/1"
 
 
 def run_step(b: Balloon, name: str) -> bool:
