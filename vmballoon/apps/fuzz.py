@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 from vmballoon import model, reference
 from vmballoon.apps.drawpool import pinned_constant_pool
 from vmballoon.core import assumptions as asm
-from vmballoon.core.env import DEFAULT_RESPONSE, Event, EventStack, events_since
+from vmballoon.core.env import DEFAULT_RESPONSE, Env, Event, EventStack, events_since
 from vmballoon.core.protocol import (
     CAPABILITIES,
     ERROR_PPN_INVALID,
@@ -405,6 +405,22 @@ class LogAgreement:
         return True
 
 
+def _draw_answer(
+    data: st.DataObject, state: State, env: Env, hv: tuple[Response, ...], first: int, steady: bool
+) -> Response:
+    """An answer drawn for the backdoor command ``env`` has just issued past the script
+    ``hv`` (the step began at answer ``first``), with the target this tick read."""
+    # the commands of this step (one event each, newest first): k-th at
+    # recent[env.hv_pos - 1 - k]
+    recent = _last_commands(env.log, env.hv_pos - first)
+    command = recent[env.hv_pos - 1 - len(hv)]
+    cmd = command["cmd"]
+    read = [k for k in range(first, len(hv)) if recent[env.hv_pos - 1 - k]["cmd"] == "GET_TARGET"]
+    tick_target = hv[read[-1]].result & U32_MASK if read else None
+    pages = command["arg2"] if cmd.startswith("BATCHED") else 0
+    return draw_response(data, cmd, state, tick_target, pages, steady)
+
+
 def _last_commands(log: EventStack, n: int) -> list[Event]:
     """The last ``n`` backdoor commands of ``log``, newest first."""
     out: list[Event] = []
@@ -553,19 +569,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 env = nxt.env
                 if env.hv_pos > len(hv) and drawn["hv"] < MAX_DRAWS:
                     drawn["hv"] += 1
-                    # the commands of this step (one event each, newest first): k-th at
-                    # recent[env.hv_pos - 1 - k]
-                    recent = _last_commands(env.log, env.hv_pos - len(sc.hv))
-                    command = recent[env.hv_pos - 1 - len(hv)]
-                    cmd = command["cmd"]
-                    read = [
-                        k
-                        for k in range(len(sc.hv), len(hv))
-                        if recent[env.hv_pos - 1 - k]["cmd"] == "GET_TARGET"
-                    ]
-                    tick_target = hv[read[-1]].result & U32_MASK if read else None
-                    pages = command["arg2"] if cmd.startswith("BATCHED") else 0
-                    hv = (*hv, draw_response(data, cmd, state, tick_target, pages, self.steady))
+                    hv = (*hv, _draw_answer(data, state, env, hv, len(sc.hv), self.steady))
                 elif env.alloc_pos > len(alloc) and drawn["alloc"] < MAX_DRAWS:
                     drawn["alloc"] += 1
                     alloc = (

@@ -460,87 +460,102 @@ def _extended(script: tuple[Any, ...], kept: int, tail: tuple[Any, ...]) -> tupl
 
 def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> None:
     """The child's loop: run what the parent asks, reply with what changed."""
-    rt = Runtime(library, env, send_batch)
-    sent: EventStack = None
-    exited = False
+    _Child(Runtime(library, env, send_batch), rfd, wfd).serve()
 
-    def reply(**extra: Any) -> None:
-        nonlocal sent
-        events = events_since(rt.env.log, sent)
-        sent = rt.env.log
+
+class _Child:
+    """The child's side of the pipe: requests in, one reply per request."""
+
+    def __init__(self, rt: Runtime, rfd: int, wfd: int) -> None:
+        self.rt, self.rfd, self.wfd = rt, rfd, wfd
+        self.sent: EventStack = None  # the log as far as the last reply carried it
+        self.exited = False
+        self.last_beat = time.monotonic()
+        rt.heartbeat = self.alive
+        rt.wait_for_answers = self.more_answers
+
+    def reply(self, **extra: Any) -> None:
+        """What changed since the last reply: the new events, the environment's state."""
+        rt = self.rt
+        events = events_since(rt.env.log, self.sent)
+        self.sent = rt.env.log
         obs = rt.observer
-        _send(
-            wfd,
-            {
-                "events": events,
-                "env": _env_fields(rt.env),
-                "crashed": rt.was_crashed,
-                "exited": exited,
-                "crash": rt.crash_pc(),
-                "report": obs.report() if obs is not None else None,
-                **extra,
-            },
-        )
+        reply = {
+            "events": events,
+            "env": _env_fields(rt.env),
+            "crashed": rt.was_crashed,
+            "exited": self.exited,
+            "crash": rt.crash_pc(),
+            "report": obs.report() if obs is not None else None,
+        }
+        _send(self.wfd, {**reply, **extra})
 
-    last = [time.monotonic()]
-
-    def alive() -> None:
+    def alive(self) -> None:
+        """At most every half second of a long entry point: tell the parent's clock."""
         now = time.monotonic()
-        if now - last[0] > 0.5:
-            last[0] = now
-            _send(wfd, {"alive": True})
+        if now - self.last_beat > 0.5:
+            self.last_beat = now
+            _send(self.wfd, {"alive": True})
 
-    def take_scripts(scripts: Any) -> None:
+    def take_scripts(self, scripts: Any) -> None:
+        """Extend the scripts as the parent says (``(kept, tail)`` each, None: unchanged)."""
         if scripts is not None:
-            env = rt.env
+            env = self.rt.env
             hv, alloc, vmci = (
                 _extended(old, *new)
                 for old, new in zip(
                     (env.hv_script, env.alloc_script, env.vmci_script), scripts, strict=True
                 )
             )
-            rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
+            self.rt.env = env._replace(hv_script=hv, alloc_script=alloc, vmci_script=vmci)
 
-    def more_answers() -> None:  # ("more", scripts, open scripts): the parent drew more
-        msg = _recv(rfd)
+    def more_answers(self) -> None:
+        """Wait for the parent's next ``("more", scripts, open scripts)``: it drew more."""
+        msg = _recv(self.rfd)
         if msg[0] != "more":
             raise HarnessError(f"expected answers, got {msg[0]!r}")
-        take_scripts(msg[1])
-        rt.open_scripts = list(msg[2])
+        self.take_scripts(msg[1])
+        self.rt.open_scripts = list(msg[2])
 
-    rt.heartbeat = alive
-    rt.wait_for_answers = more_answers
-    rt.run("init")
-    reply()
-    while True:
-        msg = _recv(rfd)
-        op = msg[0]
-        if op == "more":  # answers of a step that needed no more of them
-            take_scripts(msg[1])
-            continue
-        if op == "step" or op == "run":
-            take_scripts(msg[2])
-            rt.open_scripts = [bool(x) for x in (msg[4] if len(msg) > 4 else (0, 0, 0))]
-            for name in (msg[1],) if op == "step" else msg[1]:
-                if exited or rt.was_crashed:
-                    break
-                if op == "run":
-                    _send(wfd, {"begin": name})  # the parent times each entry point
-                rt.env = rt.env.step(name)
-                rt.run(name)
-                exited = name == "exit"
-            rt.open_scripts = [False, False, False]
-            reply(final=rt.final() if len(msg) < 4 or msg[3] else None)
-        elif op == "state":
-            reply(final=rt.final())
-        elif op == "attach":
-            rt.observer = msg[1](rt, *msg[2])
-            reply()
-        elif op == "quit":
-            rt.dump_coverage()
-            return
-        else:
-            raise HarnessError(f"unknown request {op!r}")
+    def steps(self, op: str, msg: tuple[Any, ...]) -> None:
+        """``("step", name, scripts, final, open scripts)`` or ``("run", names, scripts,
+        final)``: the entry points, then one reply (the driver's state with ``final``)."""
+        rt = self.rt
+        self.take_scripts(msg[2])
+        rt.open_scripts = [bool(x) for x in (msg[4] if len(msg) > 4 else (0, 0, 0))]
+        for name in (msg[1],) if op == "step" else msg[1]:
+            if self.exited or rt.was_crashed:
+                break
+            if op == "run":
+                _send(self.wfd, {"begin": name})  # the parent times each entry point
+            rt.env = rt.env.step(name)
+            rt.run(name)
+            self.exited = name == "exit"
+        rt.open_scripts = [False, False, False]
+        self.reply(final=rt.final() if len(msg) < 4 or msg[3] else None)
+
+    def serve(self) -> None:
+        """Module init, then the parent's requests until ``quit``."""
+        rt = self.rt
+        rt.run("init")
+        self.reply()
+        while True:
+            msg = _recv(self.rfd)
+            op = msg[0]
+            if op == "more":  # answers of a step that needed no more of them
+                self.take_scripts(msg[1])
+            elif op in ("step", "run"):
+                self.steps(op, msg)
+            elif op == "state":
+                self.reply(final=rt.final())
+            elif op == "attach":
+                rt.observer = msg[1](rt, *msg[2])
+                self.reply()
+            elif op == "quit":
+                rt.dump_coverage()
+                return
+            else:
+                raise HarnessError(f"unknown request {op!r}")
 
 
 # -- the parent's handle ----------------------------------------------------------------------
