@@ -32,6 +32,7 @@ from vmballoon.model.properties import (
     observe,
     owners,
 )
+from vmballoon.model.state import Loc
 
 HERE = Path(__file__).parent
 SCENARIOS = sorted(
@@ -215,3 +216,23 @@ def test_claims_after_frames_freed_in_bulk() -> None:
         assert sorted(claims.unallocated) == [p for p in pages if end - 10 <= p < end]
         cases += 1
     assert cases > 20
+
+
+@pytest.mark.parametrize("crashed", [False, True])
+def test_list_segments_are_the_balloon_lists(crashed: bool) -> None:
+    """``list_segments`` (what the claims and the ITF writer follow) concatenated is
+    ``balloon_pages``: in every state of a deflating replay, and in the same states
+    crashed where they stand (a crash inside deflate's loop keeps the part of the list
+    the loop has not reached: ``balloon_pages`` counts it, so must the segments)."""
+    from vmballoon.model.claims import list_segments
+    from vmballoon.model.plist import to_list
+
+    sc = load_scenario(HERE / "scenarios" / "deflate_reset_between_sizes.json")
+    seen = 0
+    for t in trace(start(sc, FIXED), sc.steps):
+        state = t.state._replace(loc=Loc.CRASHED) if crashed else t.state
+        for idx in (0, 1):
+            joined = [pfn for seg in list_segments(state, idx) for pfn in to_list(seg)]
+            assert joined == balloon_pages(state)[idx]
+        seen += state.loop.cursor is not None
+    assert seen, "the replay deflates"
