@@ -640,12 +640,22 @@ def _retry(
 ) -> list[Expr]:
     """What the next witness must do differently: another frame or size, and the inputs
     the concrete step read differently from the solver's (an input the encoding does not
-    read there, such as ``h_hi`` when the head is ``f``) at the value the step read."""
+    read there, such as ``h_hi`` when the head is ``f``) at the value the step read.  A
+    witness γ could not build (``one`` None, e.g. the allocator handing out ``f`` while
+    ``f`` is out) must also change an input: the solver may otherwise keep the same
+    inputs over every try, whatever the frame."""
+
+    def val(k: str, v: Any) -> Expr:
+        return z3.BoolVal(bool(v)) if z3.is_bool(i[k]) else v
+
     out = [z3.Or(s["f_pfn"] != a["f_pfn"], s["size"] != a["size"])]
-    if one is not None:
+    changed = [i[k] != val(k, v) for k, v in inp.items() if k in i]
+    if one is None and changed:
+        out.append(z3.Or(changed))
+    else:
         for k, v in one.inputs.items():
             if k in inp and inp[k] != v:
-                out.append(i[k] == (z3.BoolVal(bool(v)) if z3.is_bool(i[k]) else v))
+                out.append(i[k] == val(k, v))
     return out
 
 
