@@ -649,9 +649,9 @@ def _retry(
         return z3.BoolVal(bool(v)) if z3.is_bool(i[k]) else v
 
     out = [z3.Or(s["f_pfn"] != a["f_pfn"], s["size"] != a["size"])]
-    changed = [i[k] != val(k, v) for k, v in inp.items() if k in i]
-    if one is None and changed:
-        out.append(z3.Or(changed))
+    if one is None:
+        changed = [i[k] != val(k, v) for k, v in inp.items() if k in i]
+        out += [z3.Or(changed)] if changed else []
     else:
         for k, v in one.inputs.items():
             if k in inp and inp[k] != v:
