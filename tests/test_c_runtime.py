@@ -17,14 +17,13 @@ from vmballoon.core.scenario import Scenario, load_scenario, scenario_from_json
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.harness.build import build
 from vmballoon.harness.patches import variant_source
-from vmballoon.harness.process import HarnessError
+from vmballoon.harness.process import Drawing, HarnessError
 from vmballoon.harness.replay import binary_for, run
 from vmballoon.model.machine import enter, run_to_idle
 from vmballoon.model.machine import start as model_start
 from vmballoon.model.properties import PROPERTY_NAMES, check_trace
 
 FINDINGS = ROOT / "spec" / "findings"
-Drawing = tuple[bool, bool, bool]
 SOURCE_LINES = (ROOT / "spec" / "driver" / "vmw_balloon.c").read_text().splitlines()
 FIXED_TEXT = variant_source(FIXED)
 

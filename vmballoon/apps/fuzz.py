@@ -582,8 +582,14 @@ class DifferentialMachine(RuleBasedStateMachine):
                 else:
                     break
                 if c is not None:  # the C, running the same step, waits for this answer
-                    still = tuple(drawn[k] < MAX_DRAWS for k in ("hv", "alloc", "vmci"))
-                    c.feed((hv, alloc, vmci), (still[0], still[1], still[2]))
+                    c.feed(
+                        (hv, alloc, vmci),
+                        (
+                            drawn["hv"] < MAX_DRAWS,
+                            drawn["alloc"] < MAX_DRAWS,
+                            drawn["vmci"] < MAX_DRAWS,
+                        ),
+                    )
                 nxt = model.machine.step(_with_scripts(state, hv, alloc, vmci))
             state = nxt
         after = run_to_idle(state)

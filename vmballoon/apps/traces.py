@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import Any, Protocol
 
-from vmballoon.core.env import Event, events_since
+from vmballoon.core.env import Event
 from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
@@ -46,7 +46,7 @@ from vmballoon.core.variants import Variant
 from vmballoon.model.claims import list_segments as list_segments  # re-exported (traceout)
 from vmballoon.model.machine import start, trace
 from vmballoon.model.plist import PList, iterate
-from vmballoon.model.properties import Monitor
+from vmballoon.model.properties import Monitor, new_events
 from vmballoon.model.state import RETURNED, STAT, Loc, State
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
@@ -96,8 +96,7 @@ def walk(scenario: Scenario, variant: Variant, check: bool = False) -> Iterator[
     for t in trace(state, scenario.steps):
         if monitor is not None:
             monitor.step(t.prev, t.state)
-        events = tuple(events_since(t.state.env.log, t.prev.env.log))
-        yield TraceStep(t.index, t.label, t.state, events, failing())
+        yield TraceStep(t.index, t.label, t.state, tuple(new_events(t.prev, t.state)), failing())
 
 
 def model_trace(scenario: Scenario, variant: Variant, check: bool = False) -> list[TraceStep]:

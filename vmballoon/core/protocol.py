@@ -133,12 +133,12 @@ STATS_FIELDS: Final[tuple[tuple[str, bool], ...]] = (
     ("doorbell_unset", False),
 )
 
-# The keys of the event log's ``final`` object (scenario-format.md, "Event log"), in the
-# contract's order: the scalar fields of struct vmballoon, then its page lists, refused
-# counts, pointers and doorbell handle, whether the guest crashed, and the statistics.
 EVENTS_FORMAT: Final = "vmballoon-events/1"
 """The ``format`` of an event log (spec/scenario-format.md, "Event log")."""
 
+# The keys of the event log's ``final`` object (scenario-format.md, "Event log"), in the
+# contract's order: the scalar fields of struct vmballoon, then its page lists, refused
+# counts, pointers and doorbell handle, whether the guest crashed, and the statistics.
 FINAL_SCALAR_KEYS: Final[tuple[str, ...]] = (
     "size",
     "target",

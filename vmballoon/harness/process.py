@@ -62,9 +62,11 @@ GFP_NAMES = ("nosleep", "cansleep", "kernel", "other")
 OPS_NAMES: tuple[str | None, ...] = (None, "basic", "batched", None)
 """``b->ops``: NULL, the basic ops, the batched ops, ops of a patched source's own."""
 ENTRIES = {"init": 0, "work": 1, "doorbell": 2, "exit": 3}
-NOT_DRAWING = (False, False, False)
+Drawing = tuple[bool, bool, bool]
+"""For each script (hv, alloc, vmci): whether its answers are still being drawn."""
+NOT_DRAWING: Drawing = (False, False, False)
 """No script (hv, alloc, vmci) is still being drawn: every answer is in the scenario."""
-DRAWING = (True, True, True)
+DRAWING: Drawing = (True, True, True)
 """Every script is still being drawn (an entry point whose answers a fuzzer draws)."""
 SNAP_FIELDS = 20
 """The fields of ``harness_snapshot`` before the statistics."""
@@ -749,9 +751,7 @@ class CDriver:
         self.submit(name, final)
         self.collect()
 
-    def submit(
-        self, name: str, final: bool = True, drawing: tuple[bool, bool, bool] = NOT_DRAWING
-    ) -> None:
+    def submit(self, name: str, final: bool = True, drawing: Drawing = NOT_DRAWING) -> None:
         """Start entry point ``name`` in the child and return at once: the caller works
         while the driver runs; :meth:`collect` takes the replies in order (until then
         :attr:`env` and the state are those of the last reply taken).  After exit or a
@@ -767,17 +767,12 @@ class CDriver:
         self._pending.append(f"step {self.steps} ({name})")
         self._drawing = any(drawing)
 
-    def feed(self, drawing: tuple[bool, bool, bool] = NOT_DRAWING) -> None:
+    def feed(self, drawing: Drawing = NOT_DRAWING) -> None:
         """Hand the running entry point the answers :attr:`env`'s scripts hold now; the
         scripts still being drawn after them (none: the entry point has every answer it
         will get, past them the defaults)."""
         self._post(("more", self._scripts(), drawing))
         self._drawing = any(drawing)
-
-    @property
-    def pending(self) -> int:
-        """Entry points submitted whose reply was not taken yet."""
-        return len(self._pending)
 
     def collect(self) -> None:
         """Wait for the reply of the oldest entry point submitted and take it (ending the

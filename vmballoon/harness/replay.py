@@ -22,7 +22,14 @@ from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import SEED, Variant
 from vmballoon.harness.build import build
 from vmballoon.harness.patches import variant_source
-from vmballoon.harness.process import DEFAULT_TIMEOUT, DRAWING, NOT_DRAWING, CDriver, Crash
+from vmballoon.harness.process import (
+    DEFAULT_TIMEOUT,
+    DRAWING,
+    NOT_DRAWING,
+    CDriver,
+    Crash,
+    Drawing,
+)
 
 P = ParamSpec("P")
 
@@ -118,14 +125,7 @@ class Follower:
     ) -> None:
         self.driver = start(binary, scenario, timeout, trace, wait=wait)
 
-    def step(self, scenario: Scenario, name: str) -> None:
-        """Run entry point ``name`` with the answers ``scenario`` holds now."""
-        self.begin(scenario, name, NOT_DRAWING)
-        self.driver.collect_all()
-
-    def begin(
-        self, scenario: Scenario, name: str, drawing: tuple[bool, bool, bool] = DRAWING
-    ) -> None:
+    def begin(self, scenario: Scenario, name: str, drawing: Drawing = DRAWING) -> None:
         """Start entry point ``name`` with the answers ``scenario`` holds now and return
         while the driver runs, the scripts of ``drawing`` still being drawn: the driver
         waits for their answers (:meth:`feed`) where it has none (:meth:`CDriver.submit`;
@@ -136,7 +136,7 @@ class Follower:
     def feed(
         self,
         scripts: tuple[tuple[Response, ...], tuple[bool, ...], tuple[bool, ...]],
-        drawing: tuple[bool, bool, bool] = NOT_DRAWING,
+        drawing: Drawing = NOT_DRAWING,
     ) -> None:
         """The scripts (hv, alloc, vmci) as drawn so far, for the running entry point;
         those still being drawn after them (none: past them the defaults)."""
