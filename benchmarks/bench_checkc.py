@@ -94,7 +94,7 @@ def phases(source: Path, examples: int, seed: int) -> list[tuple[str, Timing, in
     binary = binary_for(source=source)
     scenarios = corpus().scenarios
     with timed() as t_corpus:
-        found = run_corpus(binary, FIXED, scenarios)
+        found = list(run_corpus(binary, FIXED, scenarios))
     with timed() as t_fuzz:
         campaign = run_check(binary, FIXED, examples, seed, "regression")
     return [

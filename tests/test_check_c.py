@@ -239,8 +239,11 @@ def test_the_replay_commands_carry_what_the_build_needs(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -> None:
-    """SIGINT in the fuzzer's phase: exit 130, one line of its own, no traceback; the
-    corpus's findings written, report.json not complete, the folder marked INCOMPLETE."""
+    """SIGINT once the corpus has said its first finding: exit 130, one line of its own,
+    no traceback; what was found written, report.json not complete, the folder marked
+    INCOMPLETE.  (The corpus goes on for seconds after that line and the fuzzer would
+    then find the same regression and end the run: the signal is sent the moment the
+    line is read, so it lands in the corpus or in the fuzzer, never after the run.)"""
     import signal
     import time
 
@@ -269,16 +272,17 @@ def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 600
-    for line in proc.stderr:  # wait for the fuzzer's phase
-        if "fuzzer:" in line or time.monotonic() > deadline:
+    said: list[str] = []
+    for line in proc.stderr:  # wait for the corpus's first finding
+        said.append(line.rstrip("\n"))
+        if line.startswith("check-c: corpus: regression") or time.monotonic() > deadline:
             break
-    time.sleep(1)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr
-    said = stderr.strip().splitlines()  # progress lines, then the one line of the interrupt
-    assert said and all(ln.startswith("check-c: ") for ln in said), stderr
+    said += stderr.strip().splitlines()  # progress lines, then the one line of the interrupt
+    assert all(ln.startswith("check-c: ") for ln in said), said
     assert said[-1].startswith("check-c: interrupted:")
     assert "INTERRUPTED" in stdout
     report = json.loads((out / "report.json").read_text())
@@ -317,3 +321,26 @@ def test_coverage_says_what_the_corpus_and_the_fuzzer_each_took(tmp_path: Path) 
     lines = coverage_lines(cov)
     assert lines[0].startswith("coverage (corpus): lines ")
     assert any(x.strip().startswith("vmballoon_inflate: lines ") for x in lines)
+
+
+def test_a_driver_that_does_not_return_ends_the_corpus_at_its_first_timeout(
+    tmp_path: Path,
+) -> None:
+    """A module init that loops would make every scenario of the corpus wait for the
+    timeout (51 x 10 s): the corpus stops at the first one and says what it did not
+    replay."""
+    from vmballoon.apps.checkc import Kind, corpus, run_corpus
+
+    text = variant_source(FIXED)
+    init = "\tif (x86_hyper_type != X86_HYPER_VMWARE)\n"
+    assert text.count(init) == 1
+    source = tmp_path / "hangs.c"
+    source.write_text(text.replace(init, "\tfor (;;)\n\t\t;\n" + init))
+    binary = binary_for(source=source)
+    scenarios = corpus().scenarios
+    not_replayed: list[str] = []
+    found = list(run_corpus(binary, FIXED, scenarios, not_replayed=not_replayed))
+    assert [f.kind for f in found] == [Kind.TIMEOUT]
+    assert "module init" in found[0].message
+    [line] = not_replayed
+    assert line.startswith(f"the {len(scenarios) - 1} scenario(s) after {found[0].corpus_file}")

@@ -542,14 +542,20 @@ def run_corpus(
     against: Variant,
     scenarios: list[tuple[str, Scenario]],
     ignore: frozenset[str] = frozenset(),
-) -> list[Finding]:
+    not_replayed: list[str] | None = None,
+) -> Iterator[Finding]:
     """The corpus on the C, the smallest guests first: the first finding of each kind and
-    property (a property already found is not asked again of later scenarios)."""
-    found: list[Finding] = []
+    property (a property already found is not asked again of later scenarios), each
+    yielded as soon as it is found (an interrupted corpus keeps what it found).
+
+    A driver that does not return (a timeout) ends the corpus there: every later
+    scenario would wait for the same timeout.  Their names go to ``not_replayed``."""
     seen: set[tuple[Kind, tuple[str, ...]]] = set()
     reported: set[str] = set(ignore)
-    for name, scenario in sorted(scenarios, key=lambda s: (s[1].frames, len(s[1].steps))):
-        for f in judge(binary, scenario, against, frozenset(reported)):
+    ordered = sorted(scenarios, key=lambda s: (s[1].frames, len(s[1].steps)))
+    for i, (name, scenario) in enumerate(ordered):
+        findings = judge(binary, scenario, against, frozenset(reported))
+        for f in findings:
             key = (f.kind, tuple(f.properties) if f.kind in FAILS else ())
             if key in seen:
                 continue
@@ -557,8 +563,15 @@ def run_corpus(
             if f.kind in FAILS:
                 reported.update(f.properties)
             f.origin, f.corpus_file = Origin.CORPUS, name
-            found.append(f)
-    return found
+            yield f
+        if any(f.kind == Kind.TIMEOUT for f in findings):
+            later = len(ordered) - i - 1
+            if later and not_replayed is not None:
+                not_replayed.append(
+                    f"the {later} scenario(s) after {name} (the driver did not return on it: "
+                    "each would wait for the same timeout)"
+                )
+            return
 
 
 def finalize(f: Finding, binary: Path, against: Variant) -> None:
@@ -772,7 +785,12 @@ def check_c(
                 report.corpus_scenarios, report.corpus_missing = len(cor.scenarios), cor.missing
                 say(f"check-c: corpus: {len(cor.scenarios)} scenarios")
                 with counted(binary) as counts:
-                    report.findings += run_corpus(binary, against, cor.scenarios)
+                    for f in run_corpus(
+                        binary, against, cor.scenarios, not_replayed=report.corpus_missing
+                    ):
+                        report.findings.append(f)
+                        what = f"{f.kind} {','.join(f.properties)}".rstrip()
+                        say(f"check-c: corpus: {what} in {f.corpus_file}")
                     if counts is not None:
                         report.coverage["corpus"] = counts.result()
             say(f"check-c: fuzzer: {examples} examples (seed {seed})")
@@ -872,10 +890,11 @@ def print_report(report: Report) -> None:
     for f in sorted(report.findings, key=lambda f: (f.kind not in FAILS, order.index(f.kind))):
         for line in _finding_lines(f, against):
             print(line)
+    so_far = "" if report.complete else " in what was checked before the interrupt"
     if not report.of(*FAILS):
-        print(f"no regression: every property {against} keeps, the C keeps")
+        print(f"no regression{so_far}: every property {against} keeps, the C keeps")
     if not report.of(Kind.DIVERGENCE):
-        print(f"no divergence: the C's event logs equal {against}'s")
+        print(f"no divergence{so_far}: the C's event logs equal {against}'s")
     print("not observable on the C (inflate's locals): " + ", ".join(NOT_OBSERVABLE))
     for line in coverage_lines(report.coverage):
         print(line)
