@@ -213,3 +213,16 @@ def test_a_driver_fed_its_answers_while_it_runs_does_what_it_does_given_them_all
         (v.prop, v.step, v.message) for v in violations
     ]
     assert bool(violations) == (variant == SEED), violations
+
+
+def test_a_nosleep_failure_past_the_rate_ends_the_inflate_within_its_rate() -> None:
+    """The guest runs out of frames after 4,095 NOSLEEP allocations (rate UINT_MAX):
+    ``allocations >= b->rate_alloc`` (line 883 of the seed) ends the loop, the rate never
+    drops to ``rate_alloc``.  The C trace checker lowered it at the failure and
+    reported a false ``throttle`` (4,095 pages at rate 2,048); without that ``break`` the
+    loop goes on sleeping at rate 2,048, which is a throttle violation."""
+    scenario = load_scenario(ROOT / "tests" / "scenarios" / "nosleep_fail_past_rate.json")
+    assert check_trace(scenario, FIXED) == []
+    assert _props(binary_for(FIXED), scenario) == set()
+    stop = "\t\t\tif (allocations >= b->rate_alloc)\n\t\t\t\tbreak;\n"
+    assert "throttle" in _props(_planted(stop, ""), scenario)

@@ -344,3 +344,19 @@ def test_a_driver_that_does_not_return_ends_the_corpus_at_its_first_timeout(
     assert "module init" in found[0].message
     [line] = not_replayed
     assert line.startswith(f"the {len(scenarios) - 1} scenario(s) after {found[0].corpus_file}")
+
+
+def test_an_interrupt_python_swallowed_still_stops_the_corpus() -> None:
+    """A Ctrl-C that lands in an at-fork callback or a finalizer raises a
+    KeyboardInterrupt that Python ignores; the signal was seen (``SIGNALLED``), so the
+    corpus stops before its next scenario."""
+    import pytest
+
+    from vmballoon.apps.checkc import SIGNALLED, corpus, run_corpus
+
+    SIGNALLED.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            next(run_corpus(binary_for(FIXED), FIXED, corpus().scenarios))
+    finally:
+        SIGNALLED.clear()

@@ -215,6 +215,7 @@ class CheckMachine(DifferentialMachine):
         both apart when the scenario is outside the declared assumptions."""
         from vmballoon.harness.process import DriverTimeout
 
+        stop_if_signalled()
         if self.state is None or self.follower is None:
             return
         sc = self.scenario
@@ -554,6 +555,7 @@ def run_corpus(
     reported: set[str] = set(ignore)
     ordered = sorted(scenarios, key=lambda s: (s[1].frames, len(s[1].steps)))
     for i, (name, scenario) in enumerate(ordered):
+        stop_if_signalled()
         findings = judge(binary, scenario, against, frozenset(reported))
         for f in findings:
             key = (f.kind, tuple(f.properties) if f.kind in FAILS else ())
@@ -804,6 +806,7 @@ def check_c(
                 )
             report.findings += _campaign_findings(campaign)
             for f in report.findings:
+                stop_if_signalled()
                 if f.kind in (Kind.REGRESSION, Kind.DIVERGENCE):
                     say(f"check-c: minimizing the {f.origin}'s {f.kind}")
                 finalize(f, binary, against)
@@ -926,6 +929,14 @@ same signal (a Ctrl-C reaches the whole process group), not on its own."""
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     SIGNALLED.set()
     raise KeyboardInterrupt
+
+
+def stop_if_signalled() -> None:
+    """Raise the interrupt again where the one :func:`_raise_interrupt` raised was lost
+    (Python ignores an exception raised in a finalizer or an at-fork callback): checked
+    before each scenario of the corpus, each step of the fuzzer, each minimization."""
+    if SIGNALLED.is_set():
+        raise KeyboardInterrupt
 
 
 def cmd_check_c(args: argparse.Namespace) -> int:

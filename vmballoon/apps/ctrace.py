@@ -21,7 +21,7 @@ the list they were taken from; inside ``vmballoon_inflate`` (the tick's NOSLEEP 
 CANSLEEP allocations) the allocated pages not yet listed are the batch.
 
 ``throttle`` is judged from the allocation events: the rate of the running inflate
-(``UINT_MAX``, or ``b->rate_alloc`` with slow cycles or after a NOSLEEP failure)
+(``UINT_MAX``, or ``b->rate_alloc`` with slow cycles or once it sleeps)
 against its successful allocations.  Only ``rate_counter`` (about ``allocations``
 (vmw_balloon.c:794), a local of vmballoon_inflate) cannot be observed from outside the C.
 """
@@ -79,7 +79,8 @@ BATCHED_CMD_CODES = frozenset(
 TWO_MB_CMD_CODES = frozenset({CMD_BATCHED_2M_LOCK, CMD_BATCHED_2M_UNLOCK})
 TRANSIENT_DOORBELL = frozenset({"doorbell_agreement"})
 NONE: frozenset[str] = frozenset()
-INFLATE_GFP = (0, 1)  # the gfp codes of harness.c: NOSLEEP, CANSLEEP
+GFP_NOSLEEP, GFP_CANSLEEP = 0, 1  # the gfp codes of harness.c
+INFLATE_GFP = (GFP_NOSLEEP, GFP_CANSLEEP)
 FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED = 1, 2, 3  # enum flight of harness.c
 
 
@@ -215,6 +216,7 @@ class CObserver:
     def _reset_tick(self) -> None:
         self.targeted = False  # GET_TARGET issued in this entry point: deflate may follow
         self.inflating = False  # an allocation of vmballoon_inflate happened
+        self.sleeping = False  # a CANSLEEP allocation of vmballoon_inflate happened
         self.rate = UINT_MAX  # the running inflate's rate
         self.allocated = 0  # its successful allocations
         self.rt.lib.harness_clear_taken()  # the log of frames taken off the balloon lists
@@ -271,22 +273,31 @@ class CObserver:
     # -- transitions -----------------------------------------------------------------------
 
     def _account(self, kind: str, args: tuple[int, ...]) -> None:
-        """What the allocation events since the last call tell about the running inflate."""
-        if kind == "alloc" and args[1] in INFLATE_GFP and not self.inflating:
+        """The running inflate's rate, from the allocation it calls: UINT_MAX, or
+        ``b->rate_alloc`` with slow cycles (lines 821-826), and ``b->rate_alloc`` from its
+        first CANSLEEP allocation on (lines 887-888: after a NOSLEEP failure the loop
+        either stops, line 883, or goes on sleeping at that rate)."""
+        if kind != "alloc" or args[1] not in INFLATE_GFP:
+            return
+        if not self.inflating:
             self.inflating = True
             snap = self.rt.snapshot()
-            self.rate = snap[2] if snap[3] else UINT_MAX  # rate_alloc with slow cycles
+            self.rate = snap[2] if snap[3] else UINT_MAX
+        if args[1] == GFP_CANSLEEP and not self.sleeping:
+            self.sleeping = True
+            self.rate = self.rt.snapshot()[2]
 
     def _advance(self, nxt: State, transient: frozenset[str] = frozenset()) -> None:
         events = nxt.env.log
         stop = self.state.env.log
         while events is not None and events is not stop:
             ev = events[0]
-            if ev["ev"] == "alloc" and ev["gfp"] in ("nosleep", "cansleep"):
-                if ev["pfn"] is not None:
-                    self.allocated += 1
-                elif ev["gfp"] == "nosleep" and ev["order"] == 0:
-                    self.rate = nxt.drv.rate_alloc  # lines 876-888: CANSLEEP at rate_alloc
+            if (
+                ev["ev"] == "alloc"
+                and ev["gfp"] in ("nosleep", "cansleep")
+                and ev["pfn"] is not None
+            ):
+                self.allocated += 1
             events = events[1]
         if self.inflating and nxt.loc in (Loc.I_LOOP, Loc.I_LOCK):
             nxt = nxt._replace(

@@ -563,6 +563,10 @@ class _Child:
 # -- the parent's handle ----------------------------------------------------------------------
 
 
+INTERRUPTS = frozenset({signal.SIGINT, signal.SIGTERM})
+"""The signals that stop a campaign (held while a driver's process forks)."""
+
+
 class CDriver:
     """One module load of the compiled driver (a forked child), stepped entry point by
     entry point.
@@ -603,6 +607,10 @@ class CDriver:
         self._from_child, from_parent = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        # a Ctrl-C (or SIGTERM) that arrived during the fork would run its handler inside
+        # an at-fork callback (logging's), where Python ignores the KeyboardInterrupt it
+        # raises: held until the parent is back in its own code
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
         pid = os.fork()
         if pid == 0:  # the child
             code = 0
@@ -610,6 +618,7 @@ class CDriver:
                 os.close(self._to_child)
                 os.close(self._from_child)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 faulthandler.disable()  # the driver's faults are the harness's to report
                 # a short-lived process that builds acyclic objects (events, persistent
                 # lists, the observer's states): the cyclic collector would only traverse
@@ -628,6 +637,7 @@ class CDriver:
         os.close(from_parent)
         self.pid = pid
         self._closed = False
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._pending.append("module init")
         if wait:
             self.collect_all()
