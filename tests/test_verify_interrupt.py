@@ -117,3 +117,35 @@ def test_a_second_verify_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "another vmballoon run" in proc.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_do_not_outlive_a_verify_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL (a CI's timeout, the OOM killer) gives verify no chance to stop its
+    workers, which run in process groups of their own: each watches verify and ends
+    its group when verify is gone, instead of solving on for nobody."""
+    proc = subprocess.Popen(  # no pipes: the workers would hold them open
+        [sys.executable, "-m", "vmballoon", "verify", "--out", str(tmp_path / "cex")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while not workers and time.monotonic() < deadline:
+        time.sleep(0.5)
+        workers = {p for p in _children(proc.pid) if _alive(p)}
+    assert workers, "verify started no worker"
+    time.sleep(2)  # the workers are past their initializer
+    workers = {p for p in _children(proc.pid) if _alive(p)}
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 3  # the seed's first jobs take 10 s and more
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "a worker outlived verify"

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -134,10 +135,23 @@ class Interrupted(Exception):
 
 def _worker_init() -> None:
     """In each worker: a process group of its own (a terminal's Ctrl-C reaches only
-    verify, which stops the workers and their children by group), SIGINT ignored."""
+    verify, which stops the workers and their children by group), SIGINT ignored, and a
+    watch on verify itself (:func:`_die_with`)."""
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_die_with, args=(os.getppid(),), daemon=True).start()
+
+
+def _die_with(parent: int) -> None:
+    """Kill this worker's process group once ``parent`` is gone.  A verify killed
+    outright (SIGKILL: a CI's timeout, the OOM killer) cannot stop its workers, which
+    are in groups of their own: they would solve on for nobody, a search that does not
+    end (a bug, a mutant) for ever.  Z3 releases the GIL, so the watch runs during a
+    query too."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.killpg(0, signal.SIGKILL)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
