@@ -3,7 +3,8 @@
 ``model.listed`` is the set of listed PFNs kept as runs split by 2 MiB alignment;
 its value must be exactly a set of PFNs, and its promise (consecutive pages stay
 one run across 2 MiB boundaries, whatever the order of adds and removes) is what
-keeps a 48 GiB inflation linear.  ``model.plist.length`` counts entries.
+keeps a 48 GiB inflation linear.  ``model.plist`` is a kernel list as cons cells: each
+helper must be the Python list operation it names, sharing the tail it keeps.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vmballoon.model import listed as ls
-from vmballoon.model.plist import PList, length
+from vmballoon.model.plist import PList, concat, drop, from_iterable, length, push, to_list
 
 
 def _listed(pfns: list[int]) -> ls.Listed:
@@ -76,6 +79,27 @@ def test_plist_length(n: int) -> None:
     for k in range(n):
         lst = (k, lst)
     assert length(lst) == n
+
+
+PFNS = st.lists(st.integers(0, 2**52), max_size=12)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(PFNS, PFNS, st.data())
+def test_plists_are_the_lists_they_name_and_share_their_tails(
+    front: list[int], back: list[int], data: st.DataObject
+) -> None:
+    """The C trace checker keeps the driver's lists as plists, read incrementally:
+    ``drop`` the entries the C took off the head, ``from_iterable`` the new ones onto
+    the tail it kept (``CObserver._read_lists``)."""
+    rest = from_iterable(back)
+    lst = from_iterable(front, rest)
+    assert to_list(lst) == front + back and length(lst) == len(front) + len(back)
+    assert to_list(concat(from_iterable(front), rest)) == front + back
+    assert to_list(push(lst, 7)) == [7, *front, *back]
+    n = data.draw(st.integers(0, len(front) + len(back)))
+    assert to_list(drop(lst, n)) == (front + back)[n:]
+    assert drop(lst, len(front)) is rest
 
 
 def test_final_json_shows_the_refused_lists_mid_inflation() -> None:

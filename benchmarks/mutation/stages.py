@@ -194,6 +194,7 @@ STAGES: tuple[Stage, ...] = (
         # the proof drivers' own tests: Houdini, BMC and its confirmation, the defect
         # searches, vacuity, the abstract cone, progress
         (
+            "tests/test_houdini.py",
             "tests/test_vacuity.py",
             "tests/test_progress.py",
             "tests/test_check_replay.py",

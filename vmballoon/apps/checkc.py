@@ -783,18 +783,7 @@ def check_c(
         campaign = Campaign()
         try:
             if corpus_first:
-                cor = corpus()
-                report.corpus_scenarios, report.corpus_missing = len(cor.scenarios), cor.missing
-                say(f"check-c: corpus: {len(cor.scenarios)} scenarios")
-                with counted(binary) as counts:
-                    for f in run_corpus(
-                        binary, against, cor.scenarios, not_replayed=report.corpus_missing
-                    ):
-                        report.findings.append(f)
-                        what = f"{f.kind} {','.join(f.properties)}".rstrip()
-                        say(f"check-c: corpus: {what} in {f.corpus_file}")
-                    if counts is not None:
-                        report.coverage["corpus"] = counts.result()
+                _corpus_phase(report, binary, counted, say)
             say(f"check-c: fuzzer: {examples} examples (seed {seed})")
             with counted(binary) as counts:
                 run_check(binary, against, examples, seed, "regression", campaign=campaign)
@@ -825,6 +814,28 @@ def check_c(
             rd.write_text(REPORT, json.dumps(report.to_json(), indent=1) + "\n")
             rd.finish(complete=report.complete)
     return report
+
+
+def _corpus_phase(
+    report: Report,
+    binary: Path,
+    counted: Callable[[Path], contextlib.AbstractContextManager[Any]],
+    say: Callable[[str], None],
+) -> None:
+    """check-c's first phase: the corpus on the C, each finding added to ``report`` (and
+    said) as soon as it is found, the scenarios not replayed listed in it."""
+    cor = corpus()
+    report.corpus_scenarios, report.corpus_missing = len(cor.scenarios), cor.missing
+    say(f"check-c: corpus: {len(cor.scenarios)} scenarios")
+    with counted(binary) as counts:
+        for f in run_corpus(
+            binary, report.against, cor.scenarios, not_replayed=report.corpus_missing
+        ):
+            report.findings.append(f)
+            what = f"{f.kind} {','.join(f.properties)}".rstrip()
+            say(f"check-c: corpus: {what} in {f.corpus_file}")
+        if counts is not None:
+            report.coverage["corpus"] = counts.result()
 
 
 def _campaign_findings(campaign: Campaign) -> list[Finding]:
