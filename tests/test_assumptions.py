@@ -361,6 +361,28 @@ def test_progress_is_still_checked_and_caught_inside_the_assumptions() -> None:
     assert "progress" in [v.prop for v in check_trace(sc, SEED)]
 
 
+def test_the_doorbell_set_answered_error_reset_is_a_reset_request() -> None:
+    """The other VMCI_DOORBELL_SET, the one a reset sends to set the doorbell (a real
+    handle, line 1040), answered ERROR_RESET asks for a reset: it breaks
+    ``no_reset_request`` (the tick may end off target)."""
+    from pathlib import Path
+
+    from vmballoon.core.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).parent / "scenarios" / "nosleep_fail_past_rate.json")
+    seen = 0
+    for tick in _ticks(sc):
+        for prev, nxt, ghost in tick:
+            view = step_view(prev, nxt, ghost)
+            for c in view.commands:
+                if c.cmd == "VMCI_DOORBELL_SET" and c.status == ERROR_RESET:
+                    seen += 1
+                    assert not c.invalidates
+                    names = [n for n, _ in asm.broken(asm.PROGRESS, guest_of(prev), view)]
+                    assert "no_reset_request" in names, names
+    assert seen == 1
+
+
 def test_the_reset_clearing_the_doorbell_may_be_answered_error_reset() -> None:
     """``no_reset_request`` is about the commands that ask for a reset (GUEST_ID and the
     VMCI_DOORBELL_SET that sets the doorbell): the VMCI_DOORBELL_SET with both ids

@@ -239,3 +239,26 @@ def test_accounting_counts_every_page_held(caps: int, per_page: int, delta: int)
     off = state._replace(drv=state.drv._replace(size=held + delta))
     assert (accounting(off, Ghost()) is not None) == (delta != 0)
     assert accounting(off._replace(loc=Loc.CRASHED), Ghost()) is None
+
+
+def test_a_ghost_keeps_the_frames_it_held_when_later_steps_change_them() -> None:
+    """The ghost is a value: each step's ``held`` is a frozenset of its own, which a later
+    lock or unlock (observed through a copy only when a command changes it) does not
+    change; a checker may keep an earlier ghost (a trace's first violation, a rollback)."""
+    from pathlib import Path
+
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.model.machine import start, trace
+    from vmballoon.model.properties import initial_ghost, observe
+
+    path = Path(__file__).parent / "scenarios" / "reset_mid_inflation.json"
+    scenario = load_scenario(path)
+    state = start(scenario, FIXED)
+    ghost = initial_ghost()
+    kept: list[tuple[frozenset[int], frozenset[int]]] = []
+    for t in trace(state, scenario.steps):
+        ghost, _ = observe(t.prev, t.state, ghost)
+        assert isinstance(ghost.held, frozenset)
+        kept.append((ghost.held, frozenset(set(ghost.held))))
+    assert len({held for held, _ in kept}) > 10  # locks and unlocks change what it holds
+    assert all(held == copy for held, copy in kept)

@@ -502,6 +502,7 @@ def concretize(loc: Loc, a: Values, i: Values, variant: Variant) -> Concrete:
         negotiated=int(a["neg"]),
         doorbell_ok=bool(a["db_ok"]),
         target_ok=bool(a["target_ok"]),
+        target_written=drv.target,  # with target_ok false, what the failed command wrote
     )
     return Concrete(state, ghost, f, entry)
 
