@@ -361,6 +361,21 @@ def test_progress_is_still_checked_and_caught_inside_the_assumptions() -> None:
     assert "progress" in [v.prop for v in check_trace(sc, SEED)]
 
 
+def _doorbell_sets_answered_error_reset(sc: Scenario) -> list[tuple[bool, list[str]]]:
+    """Each VMCI_DOORBELL_SET of ``sc``'s ticks answered ERROR_RESET: whether the step
+    view reads it as the reset's clear (``invalidates``), and the PROGRESS assumptions
+    its step breaks."""
+    found = []
+    for tick in _ticks(sc):
+        for prev, nxt, ghost in tick:
+            view = step_view(prev, nxt, ghost)
+            for c in view.commands:
+                if c.cmd == "VMCI_DOORBELL_SET" and c.status == ERROR_RESET:
+                    names = [n for n, _ in asm.broken(asm.PROGRESS, guest_of(prev), view)]
+                    found.append((c.invalidates, names))
+    return found
+
+
 def test_the_doorbell_set_answered_error_reset_is_a_reset_request() -> None:
     """The other VMCI_DOORBELL_SET, the one a reset sends to set the doorbell (a real
     handle, line 1040), answered ERROR_RESET asks for a reset: it breaks
@@ -370,17 +385,9 @@ def test_the_doorbell_set_answered_error_reset_is_a_reset_request() -> None:
     from vmballoon.core.scenario import load_scenario
 
     sc = load_scenario(Path(__file__).parent / "scenarios" / "nosleep_fail_past_rate.json")
-    seen = 0
-    for tick in _ticks(sc):
-        for prev, nxt, ghost in tick:
-            view = step_view(prev, nxt, ghost)
-            for c in view.commands:
-                if c.cmd == "VMCI_DOORBELL_SET" and c.status == ERROR_RESET:
-                    seen += 1
-                    assert not c.invalidates
-                    names = [n for n, _ in asm.broken(asm.PROGRESS, guest_of(prev), view)]
-                    assert "no_reset_request" in names, names
-    assert seen == 1
+    [(invalidates, names)] = _doorbell_sets_answered_error_reset(sc)
+    assert not invalidates
+    assert "no_reset_request" in names, names
 
 
 def test_the_reset_clearing_the_doorbell_may_be_answered_error_reset() -> None:
@@ -396,13 +403,6 @@ def test_the_reset_clearing_the_doorbell_may_be_answered_error_reset() -> None:
             "hv": [{"status": ERROR_RESET}],
         }
     )
-    seen = 0
-    for prev, nxt, ghost in _ticks(sc)[0]:
-        view = step_view(prev, nxt, ghost)
-        for c in view.commands:
-            if c.cmd == "VMCI_DOORBELL_SET" and c.status == ERROR_RESET:
-                seen += 1
-                assert c.invalidates
-                names = [n for n, _ in asm.broken(asm.PROGRESS, guest_of(prev), view)]
-                assert "no_reset_request" not in names, names
-    assert seen == 1
+    [(invalidates, names)] = _doorbell_sets_answered_error_reset(sc)
+    assert invalidates
+    assert "no_reset_request" not in names, names

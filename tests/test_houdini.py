@@ -13,7 +13,7 @@ import pytest
 import z3
 
 from vmballoon.core.variants import FIXED, SEED, Variant
-from vmballoon.proofs.check import _pred, conjuncts, houdini
+from vmballoon.proofs.check import candidate_pool, houdini
 from vmballoon.proofs.encoding import (
     TRANSITIONS,
     Expr,
@@ -23,7 +23,6 @@ from vmballoon.proofs.encoding import (
     make_state,
     successor,
 )
-from vmballoon.proofs.lemmas import candidates
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.solver import bv_solver
 
@@ -43,7 +42,7 @@ def not_inductive(
 ) -> list[str]:
     """Where the conjunction of ``names`` fails: "initiation" or a location's name (only
     the locations named in ``at``, when given)."""
-    pool = candidates() if split else {n: _pred(n) for n in conjuncts()}
+    pool = candidate_pool(split)
     s, i = make_state("c_"), make_inputs("ci_")
     inv = z3.And([pool[n](s) for n in names])
     fails = [] if at is not None or _holds([initial(s)], inv) else ["initiation"]

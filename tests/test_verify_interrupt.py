@@ -24,6 +24,14 @@ def _start(out: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _alive(pid: int) -> bool:
+    """``pid`` is a process and not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _children(pid: int) -> set[int]:
     """Every live process whose parent chain reaches ``pid`` or whose group is a worker's."""
     found: set[int] = set()
@@ -63,11 +71,7 @@ def test_a_signal_stops_verify_quickly_and_marks_its_out(tmp_path: Path, sig: in
     manifest = json.loads((out / "MANIFEST.json").read_text())
     assert manifest["complete"] is False
     time.sleep(0.5)
-    assert not any(
-        Path(f"/proc/{p}").exists()
-        and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        for p in workers
-    ), "a worker outlived verify"
+    assert not any(_alive(p) for p in workers), "a worker outlived verify"
 
 
 def test_a_second_run_removes_the_files_of_the_first(tmp_path: Path) -> None:
@@ -119,13 +123,6 @@ def test_a_second_verify_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1 and "another vmballoon run" in proc.stderr
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_workers_do_not_outlive_a_verify_killed_outright(tmp_path: Path) -> None:
     """SIGKILL (a CI's timeout, the OOM killer) gives verify no chance to stop its
     workers, which run in process groups of their own: each watches verify and ends
@@ -139,13 +136,13 @@ def test_workers_do_not_outlive_a_verify_killed_outright(tmp_path: Path) -> None
     workers: set[int] = set()
     while not workers and time.monotonic() < deadline:
         time.sleep(0.5)
-        workers = {p for p in _children(proc.pid) if _alive(p)}
+        workers = _children(proc.pid)  # live ones: it skips zombies
     assert workers, "verify started no worker"
     time.sleep(2)  # the workers are past their initializer
-    workers = {p for p in _children(proc.pid) if _alive(p)}
+    workers = _children(proc.pid)
     proc.kill()
     proc.wait(timeout=30)
-    deadline = time.monotonic() + 3  # the seed's first jobs take 10 s and more
+    deadline = time.monotonic() + 3  # verify's first jobs take 10 s and more
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in workers), "a worker outlived verify"

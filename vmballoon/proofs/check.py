@@ -115,6 +115,15 @@ def _pred(name: str) -> Any:
     return PROPERTIES[name] if name in PROPERTIES else AUX[name]
 
 
+def candidate_pool(split: bool) -> dict[str, Any]:
+    """Houdini's candidates by name: the conjuncts (:func:`conjuncts`), or with ``split``
+    the properties, every conjunct of every lemma and the seed lemmas
+    (:func:`vmballoon.proofs.lemmas.candidates`)."""
+    from vmballoon.proofs.lemmas import candidates
+
+    return candidates() if split else {n: _pred(n) for n in conjuncts()}
+
+
 @dataclass
 class Houdini:
     """The largest inductive subset of the conjuncts, as Houdini finds it."""
@@ -138,11 +147,9 @@ def houdini(
     defects needs, since one failing conjunct would otherwise drop a whole lemma.
     A solver ``unknown`` ends the search: nothing is claimed.
     """
-    from vmballoon.proofs.lemmas import candidates
-
     t0 = time.monotonic()
     s, i = make_state("s_"), make_inputs("i_")
-    pool = candidates() if split else {n: _pred(n) for n in conjuncts()}
+    pool = candidate_pool(split)
     cands = {n: pool[n] for n in names or pool}
     posts = {loc: successor(loc, s, i, variant) for loc in TRANSITIONS}
     try:
@@ -155,9 +162,9 @@ def houdini(
 def invariant_row(h: Houdini, split: bool) -> InvariantOutcome:
     """The inductive invariant Houdini kept, as a result row: each conjunct in words and
     as a formula, and whether it was derived mechanically (a split conjunct) or written."""
-    from vmballoon.proofs.lemmas import SEED_LEMMAS, candidates
+    from vmballoon.proofs.lemmas import SEED_LEMMAS
 
-    pool = candidates() if split else {n: _pred(n) for n in conjuncts()}
+    pool = candidate_pool(split)
     plain = make_state("")
     kept = []
     for name in h.proved:
