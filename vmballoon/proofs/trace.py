@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vmballoon.core.env import DEFAULT_RESPONSE
-from vmballoon.core.protocol import U64_MASK
+from vmballoon.core.protocol import U32_MASK, U64_MASK
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.machine import enter, start, step
-from vmballoon.model.state import Loc, State
+from vmballoon.model.state import OPS_BASIC, Loc, State
 
 
 @dataclass
@@ -69,6 +69,8 @@ class _Script:
     hv: list[Response] = field(default_factory=list)
     alloc: list[bool] = field(default_factory=list)
     vmci: list[bool] = field(default_factory=list)
+    f_taken: bool = False  # an allocation of the trace returns f: f must be in the pool
+    misplaced: int = 0  # pages for b->page (not f) on the wrong side of 2**32 (a_hi)
 
     def scenario(self) -> Scenario:
         return Scenario(
@@ -82,15 +84,23 @@ class _Script:
         )
 
 
-def _script(trace: Trace) -> _Script:
+def _script(trace: Trace, *, across: bool = False) -> _Script:
     """The empty script of ``trace``: the pool starts at f's 2 MiB block and holds 4096
-    frames, or with accelerated steps enough for every allocation to be a 2 MiB page."""
+    frames, or with accelerated steps enough for every allocation to be a 2 MiB page.
+
+    With ``across`` the pool is moved to the other side of the 32-bit PFN boundary
+    (where f is not): for a trace that never allocates f and whose other pages are
+    32-bit where f is not, or the reverse (the encoding's ``a_hi``)."""
     f = int(trace.states[0]["f_pfn"])
     base = f - f % 512
     ram_big = bool(trace.states[0]["ram_big"])
     bulk = sum(int(x["acc_k"]) if x.get("acc") else 1 for x in trace.inputs)
     accelerated = any(x.get("acc") for x in trace.inputs)
     frames = max(4096, (bulk + 2) * 512) if accelerated else 4096
+    if across:
+        top = 1 << 32
+        low = min(base % top, top - frames)
+        base = base + top if base < top else max(low - low % 512, 0)
     return _Script(frames, base, ram_big)
 
 
@@ -121,6 +131,22 @@ def _issued(state: State, nxt: State) -> list[str]:
             else:
                 issued.append(_SITE[ev["cmd"]])
     return issued
+
+
+def _basic_page(state: State) -> bool:
+    """Whether the step from ``state`` allocates a page for ``b->page`` (basic ops), the
+    one allocation whose PFN the encoding says fits in 32 bits or not (``a_hi``)."""
+    return state.loc == Loc.I_LOOP and state.drv.ops == OPS_BASIC
+
+
+def _allocated(state: State, nxt: State) -> int | None:
+    """The PFN the step from ``state`` to ``nxt`` allocated (None: none, or it failed)."""
+    log = nxt.env.log
+    while log is not None and log is not state.env.log:
+        if log[0]["ev"] == "alloc":
+            return log[0]["pfn"]  # type: ignore[no-any-return]
+        log = log[1]
+    return None
 
 
 def _answered(
@@ -155,6 +181,11 @@ def _step_along(
     sc.hv.extend(trial)
     if nxt.env.alloc_pos > state.env.alloc_pos:
         sc.alloc.append(bool(inp["a_ok"]))
+        page = _allocated(state, nxt)
+        if inp["a_f"]:
+            sc.f_taken = True
+        elif _basic_page(state) and page is not None and (page > U32_MASK) != bool(inp["a_hi"]):
+            sc.misplaced += 1
     if nxt.env.vmci_pos > state.env.vmci_pos:
         sc.vmci.append(bool(inp["v_ok"]))
     env = nxt.env._replace(
@@ -170,9 +201,20 @@ def to_scenario(trace: Trace, variant: Variant) -> Scenario:
     results are the trace's inputs for the commands the model actually issues.
     The pool starts at f's 2 MiB block so that f is among the first frames handed out;
     it holds 4096 frames, or with accelerated steps enough for every allocation of the
-    trace to be a 2 MiB page (the encoding has no bound on free memory).
+    trace to be a 2 MiB page (the encoding has no bound on free memory).  Where that
+    pool hands out 32-bit PFNs where the trace's pages (not f) are above, or the
+    reverse, and the trace never allocates f, the pool is moved across the 32-bit
+    boundary (:func:`_script`): the model then issues the commands the trace does.
     """
-    sc = _script(trace)
+    sc = _along(trace, variant, _script(trace))
+    if sc.misplaced and not sc.f_taken:
+        moved = _along(trace, variant, _script(trace, across=True))
+        sc = moved if moved.misplaced < sc.misplaced else sc
+    return sc.scenario()
+
+
+def _along(trace: Trace, variant: Variant, sc: _Script) -> _Script:
+    """``sc`` written by running the model along ``trace``."""
     state: State = start(sc.scenario(), variant)
     for k, inp in enumerate(trace.inputs):
         pre = trace.states[k]
@@ -186,7 +228,7 @@ def to_scenario(trace: Trace, variant: Variant) -> Scenario:
             state = _step_along(state, sc, pre, inp)
     while sc.hv and sc.hv[-1] == DEFAULT_RESPONSE:
         sc.hv.pop()
-    return sc.scenario()
+    return sc
 
 
 __all__ = ["Trace", "to_scenario"]
