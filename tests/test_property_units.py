@@ -242,12 +242,13 @@ def test_accounting_counts_every_page_held(caps: int, per_page: int, delta: int)
 
 
 def test_a_ghost_keeps_the_frames_it_held_when_later_steps_change_them() -> None:
-    """The ghost is a value: each step's ``held`` is a frozenset of its own, which a later
-    lock or unlock (observed through a copy only when a command changes it) does not
-    change; a checker may keep an earlier ghost (a trace's first violation, a rollback)."""
+    """The ghost is a value: each step's ``held`` is an immutable set of its own (a
+    FrameSet, vmballoon/model/frameset.py), which a later lock or unlock does not change;
+    a checker may keep an earlier ghost (a trace's first violation, a rollback)."""
     from pathlib import Path
 
     from vmballoon.core.scenario import load_scenario
+    from vmballoon.model.frameset import FrameSet
     from vmballoon.model.machine import start, trace
     from vmballoon.model.properties import initial_ghost, observe
 
@@ -255,10 +256,10 @@ def test_a_ghost_keeps_the_frames_it_held_when_later_steps_change_them() -> None
     scenario = load_scenario(path)
     state = start(scenario, FIXED)
     ghost = initial_ghost()
-    kept: list[tuple[frozenset[int], frozenset[int]]] = []
+    kept: list[tuple[FrameSet, frozenset[int]]] = []
     for t in trace(state, scenario.steps):
         ghost, _ = observe(t.prev, t.state, ghost)
-        assert isinstance(ghost.held, frozenset)
+        assert isinstance(ghost.held, FrameSet)
         kept.append((ghost.held, frozenset(set(ghost.held))))
     assert len({held for held, _ in kept}) > 10  # locks and unlocks change what it holds
     assert all(held == copy for held, copy in kept)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from enum import Enum
 from itertools import pairwise
@@ -55,6 +56,7 @@ from vmballoon.core.protocol import (
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.claims import Claims, list_segments
+from vmballoon.model.frameset import EMPTY, FrameSet
 from vmballoon.model.machine import balloon_pages, start, trace
 from vmballoon.model.plist import iterate, to_list
 from vmballoon.model.state import (
@@ -97,7 +99,7 @@ class Ghost:
     target GET_TARGET read.
     """
 
-    held: frozenset[int] = frozenset()
+    held: AbstractSet[int] = EMPTY  # a FrameSet as observe makes it
     negotiated: int = 0
     doorbell_ok: bool = False
     target_ok: bool = True
@@ -351,10 +353,10 @@ def host_agreement(state: State, ghost: Ghost) -> str | None:
     if state.loc != Loc.IDLE or state.drv.reset_required:
         return None
     p4, p2 = balloon_pages(state)
-    listed = set(p4) | set(p2)
-    if listed != ghost.held:
-        extra = sorted(listed - ghost.held)[:3]
-        missing = sorted(ghost.held - listed)[:3]
+    listed, held = set(p4) | set(p2), set(ghost.held)
+    if listed != held:
+        extra = sorted(listed - held)[:3]
+        missing = sorted(held - listed)[:3]
         return f"balloon pages not held by the host {extra}, held but not in the balloon {missing}"
     return None
 
@@ -614,7 +616,7 @@ def observe_frames(
         broken = tuple(asm.broken(asm.PROGRESS, guest_of(prev), step_view(prev, nxt, ghost)))
     done = prev.loc != Loc.IDLE and nxt.loc == Loc.IDLE and prev.entry in ("work", "doorbell")
     new = Ghost(
-        held.frozen(),
+        held.frames,
         neg,
         db_ok,
         target_ok,
@@ -627,36 +629,26 @@ def observe_frames(
 
 
 class _Held:
-    """The frames the host holds, copied only when a command changes them (a copy per
-    transition would cost time proportional to the balloon)."""
+    """The frames the host holds as a transition changes them (a :class:`FrameSet`: a
+    copy per command would cost time proportional to the balloon)."""
 
     __slots__ = ("frames",)
 
-    def __init__(self, frames: frozenset[int]) -> None:
-        self.frames: frozenset[int] | set[int] = frames
+    def __init__(self, frames: AbstractSet[int]) -> None:
+        self.frames = FrameSet.of(frames)
 
     def __contains__(self, pfn: object) -> bool:
         return pfn in self.frames
 
-    def _own(self) -> set[int]:
-        if isinstance(self.frames, frozenset):
-            self.frames = set(self.frames)
-        return self.frames
-
     def clear(self) -> None:
         if self.frames:
-            self.frames = set()
+            self.frames = EMPTY
 
     def add(self, pfn: int) -> None:
-        if pfn not in self.frames:
-            self._own().add(pfn)
+        self.frames = self.frames.with_frame(pfn)
 
     def discard(self, pfn: int) -> None:
-        if pfn in self.frames:
-            self._own().discard(pfn)
-
-    def frozen(self) -> frozenset[int]:
-        return self.frames if isinstance(self.frames, frozenset) else frozenset(self.frames)
+        self.frames = self.frames.without(pfn)
 
 
 def step_view(prev: State, nxt: State, ghost: Ghost) -> asm.StepView:
