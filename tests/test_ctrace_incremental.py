@@ -4,12 +4,16 @@ whole (``harness_list``)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from vmballoon.apps.checkc import corpus
 from vmballoon.apps.ctrace import FL_ALLOCATED, FL_TAKEN, FL_UNREFUSED, CObserver
 from vmballoon.core.protocol import PAGE_SHIFT
 from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.harness.patches import variant_source
 from vmballoon.harness.replay import binary_for, start
 from vmballoon.model.plist import iterate, to_list
 from vmballoon.model.state import Loc, State
@@ -54,3 +58,29 @@ def test_incremental_readings_are_the_c_lists(variant: Variant) -> None:
                 drv.step(step)
             seen += len(drv.events())
     assert seen > 10_000  # the corpus's inflations and deflations were observed
+
+
+def test_readings_of_a_driver_that_adds_pages_after_the_first_are_the_c_lists(
+    tmp_path: Path,
+) -> None:
+    """The harness reports a list by what changed at its head (the driver's own
+    list_add and list_del); a patch that adds balloon pages after the list's first
+    entry instead makes it walk and report the whole list."""
+    text = variant_source(FIXED)
+    patched = re.sub(
+        r"list_add\(&(\w+)->lru, &page_size->pages\);",
+        r"list_add(&\1->lru, page_size->pages.next);",
+        text,
+    )
+    assert patched.count("page_size->pages.next);") == 4
+    source = tmp_path / "vmw_balloon.c"
+    source.write_text(patched)
+    binary = binary_for(source=source)
+    seen = 0
+    for _name, scenario in SCENARIOS:
+        with start(binary, scenario, trace=True) as drv:
+            drv.attach(CheckedObserver, FIXED)
+            for step in scenario.steps:
+                drv.step(step)
+            seen += len(drv.events())
+    assert seen > 10_000

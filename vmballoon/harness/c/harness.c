@@ -52,10 +52,25 @@ struct hpage {
 	int flight;	  /* enum flight */
 	int is_2m;	  /* allocated at order 9, or taken off a 2 MiB list */
 	long slot;	  /* index in in_flight[], -1 when not in flight */
+	unsigned long stamp; /* list_epoch when it was last added to a list */
 };
 
 static struct list_head *list_heads[4]; /* the lists of enum where 1..4, set at setup */
 static unsigned long list_version;	/* bumped by every list change */
+/*
+ * What harness_list_delta() needs to report a list without walking what it reported
+ * before: the driver changes its lists at their heads (list_add to the head; list_del
+ * of the first entry while it walks a list, lines 570-571, 765-766, 945-953).
+ * An entry added since a list's last report has a stamp above that report's epoch; a
+ * reported entry deleted from the head is counted.  Any other change (an entry added
+ * after another, deleted from the middle, a list re-initialised) makes the next report
+ * walk the whole list and report it whole.
+ */
+static unsigned long list_epoch;	/* bumped by every list_add */
+static unsigned long reported_epoch[4]; /* list_epoch at each list's last report */
+static size_t n_reported[4];		/* entries in each list's last report */
+static size_t gone_reported[4];		/* reported entries since deleted from the head */
+static int rewalk[4];			/* a change elsewhere than the head: report whole */
 static struct hpage **in_flight;
 static size_t n_in_flight, cap_in_flight;
 static unsigned long *taken_log; /* PFNs taken off a balloon list since harness_clear_taken */
@@ -127,6 +142,9 @@ static inline __attribute__((always_inline)) void harness_list_add(struct list_h
 	list_add(new, head);
 	h = hpage_of(new);
 	h->on = where_of(head);
+	h->stamp = ++list_epoch;
+	if (h->on == ON_OTHER) /* after an entry, of whichever list */
+		rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
 	set_flight(h, FL_NONE);
 	list_version++;
 }
@@ -136,6 +154,12 @@ static inline __attribute__((always_inline)) void harness_list_del(struct list_h
 	struct hpage *h = hpage_of(entry);
 	int on = h->on;
 
+	if (on >= ON_PAGES4K && on <= ON_REFUSED2M && entry->prev == list_heads[on - 1]) {
+		if (h->stamp <= reported_epoch[on - 1])
+			gone_reported[on - 1]++;
+	} else {
+		rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
+	}
 	list_del(entry);
 	h->on = ON_NONE;
 	h->is_2m = on == ON_PAGES2M || on == ON_REFUSED2M;
@@ -154,8 +178,16 @@ static inline __attribute__((always_inline)) void harness_list_del(struct list_h
 	list_version++;
 }
 
+static inline __attribute__((always_inline)) void harness_init_list_head(struct list_head *list)
+{
+	INIT_LIST_HEAD(list);
+	rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
+	list_version++;
+}
+
 #define list_add harness_list_add
 #define list_del harness_list_del
+#define INIT_LIST_HEAD harness_init_list_head
 
 #include "vmw_balloon.c"
 
@@ -592,64 +624,44 @@ size_t harness_flight_log(u64 *out, size_t cap)
 	return n;
 }
 
-/* list `which` (0..3) as harness_list_delta() last reported it, head to tail */
-static u64 *reported[4];
-static size_t n_reported[4], cap_reported[4];
-static u64 *walked;
-static size_t cap_walked;
-
-static u64 *grow(u64 *buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return buf;
-	*cap = need < 1024 ? 1024 : 2 * need;
-	buf = realloc(buf, *cap * sizeof(*buf));
-	if (!buf)
-		die("out of memory");
-	return buf;
-}
-
 /*
  * How list `which` (0..3, as harness_list) differs from what the last call reported:
  * out[0] the entries at the head of the last reported list that are gone, out[1] how
- * many entries now come before the tail the two share (the longest common tail),
- * out[2..] those entries head to tail.  Returns 2 + out[1]; when that exceeds cap,
- * nothing is written or remembered (call again with room).  which == -1 forgets
- * every list: the next call reports its list whole.
+ * many entries now come before the tail the two share, out[2..] those entries head to
+ * tail.  Returns 2 + out[1]; when that exceeds cap, nothing is written or remembered
+ * (call again with room).  After a change elsewhere than the head (rewalk) the whole
+ * last report is gone and the whole list is new.  which == -1 forgets every list: the
+ * next call reports its list whole.
  */
 size_t harness_list_delta(int which, u64 *out, size_t cap)
 {
 	struct list_head *head, *pos;
-	size_t n = 0, k = 0, old, i;
-	u64 *swap;
+	size_t n = 0, i;
 
 	if (which < 0) {
-		for (i = 0; i < 4; i++)
+		for (i = 0; i < 4; i++) {
 			n_reported[i] = 0;
+			rewalk[i] = 1;
+		}
 		return 0;
 	}
 	head = list_heads[which];
 	for (pos = head->next; pos != head && pos; pos = pos->next) {
-		walked = grow(walked, &cap_walked, n + 1);
-		walked[n++] = container_of(pos, struct page, lru)->pfn;
+		if (!rewalk[which] && hpage_of(pos)->stamp <= reported_epoch[which])
+			break; /* the tail the last report ends with */
+		if (2 + n < cap)
+			out[2 + n] = container_of(pos, struct page, lru)->pfn;
+		n++;
 	}
-	old = n_reported[which];
-	while (k < n && k < old && walked[n - 1 - k] == reported[which][old - 1 - k])
-		k++;
-	if (2 + n - k > cap)
-		return 2 + n - k;
-	out[0] = old - k;
-	out[1] = n - k;
-	for (i = 0; i < n - k; i++)
-		out[2 + i] = walked[i];
-	swap = reported[which];
-	reported[which] = walked;
-	walked = swap;
-	i = cap_reported[which];
-	cap_reported[which] = cap_walked;
-	cap_walked = i;
-	n_reported[which] = n;
-	return 2 + n - k;
+	if (2 + n > cap)
+		return 2 + n;
+	out[0] = rewalk[which] ? n_reported[which] : gone_reported[which];
+	out[1] = n;
+	n_reported[which] = rewalk[which] ? n : n_reported[which] - gone_reported[which] + n;
+	gone_reported[which] = 0;
+	reported_epoch[which] = list_epoch;
+	rewalk[which] = 0;
+	return 2 + n;
 }
 
 /* the first len entries of the batch page as the driver wrote them (0 without one) */
