@@ -323,9 +323,11 @@ class Runtime:
     def list_delta(self, which: int) -> tuple[int, list[int]]:
         """How page list ``which`` (0..3) differs from what the last call returned: the
         number of entries gone from the head of that list, and the entries now before the
-        tail the two share, head to tail (``harness_list_delta``: the C walks the list, so
-        this is the list as it is, whatever changed it).  ``which == -1``: forget, the
-        next call of each list returns it whole."""
+        tail the two share, head to tail (``harness_list_delta``: the entries added at
+        the head since, found by the epoch they were added at; after a change elsewhere,
+        which the harness's list_add, list_del and INIT_LIST_HEAD see, all of the last
+        reading gone and the whole list).  ``which == -1``: forget, the next call of each
+        list returns it whole."""
         n = self.lib.harness_list_delta(which, self._buf, len(self._buf))
         if n > len(self._buf):
             self._buf = (ctypes.c_uint64 * (2 * n))()
