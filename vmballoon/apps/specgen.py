@@ -226,15 +226,27 @@ def invariants_section(results: dict[str, Any]) -> str:
     """The inductive invariants Houdini kept: each conjunct in words, then as formulas."""
     parts: list[str] = []
     for inv in results.get("invariants", []):
+        shown = inv["conjuncts"]
+        split = []
+        if inv["variant"] not in ("fixed", "seed"):  # FIXED minus a fix: the split ones counted
+            split = [c for c in shown if c["origin"].startswith("split from ")]
+            shown = [c for c in shown if c not in split]
         parts += [
             f"### {inv['variant']}",
             "",
             "| conjunct | origin | what it says |",
             "|---|---|---|",
         ]
-        parts += [_row([f"`{c['name']}`", c["origin"], c["words"]]) for c in inv["conjuncts"]]
+        parts += [_row([f"`{c['name']}`", c["origin"], c["words"]]) for c in shown]
+        if split:
+            parts += [
+                "",
+                f"and {len(split)} conjuncts split mechanically from "
+                f"{len({c['origin'] for c in split})} FIXED lemmas (each in "
+                "spec/verify-results.json, `invariants`).",
+            ]
         parts += ["", "<details><summary>formulas (Z3)</summary>", "", "```"]
-        for c in inv["conjuncts"]:
+        for c in shown:
             parts.append(f"{c['name']}: " + " ".join(str(c["formula"]).split()))
         parts += ["```", "", "</details>", ""]
     return "\n".join(parts) if parts else "(no invariant recorded)"
@@ -518,10 +530,10 @@ def _necessity_and_invariants(results: dict[str, Any]) -> list[str]:
         "",
         "The invariants Houdini keeps (vmballoon/proofs/check.py): every conjunct is inductive "
         "together with the others, so each property among them holds in every reachable "
-        "state, with no bound. For the seed the candidates are the properties, every "
-        "conjunct of the FIXED lemmas split mechanically (vmballoon/proofs/lemmas.py: origin "
-        "*split "
-        "from ...*, derived, not written) and a few hand-written seed lemmas.",
+        "state, with no bound. For the seed and for FIXED minus a fix the candidates are "
+        "the properties, every conjunct of the FIXED lemmas split mechanically "
+        "(vmballoon/proofs/lemmas.py: origin *split from ...*, derived, not written) and a "
+        "few hand-written seed lemmas.",
         "",
         invariants_section(results),
         "",
