@@ -27,9 +27,14 @@ RUNNING: list[Loc] = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.
 
 
 def test_totality_under_the_fixed_invariant() -> None:
+    """Every location admits an input from every state of the FIXED invariant, and one
+    input does it everywhere: the default input (the host answers SUCCESS and writes no
+    status, allocations fail, ``vacuity.default_inputs``), a certificate with no
+    quantifier; the quantified check is the fallback for an encoding it does not fit."""
     r = totality(FIXED, invariant)
     assert r.ok(), (r.dead, r.unknown)
     assert set(r.how) == {loc.name for loc in TRANSITIONS}
+    assert set(r.how.values()) == {"no constraints", "default input"}, r.how
 
 
 def test_totality_fails_when_an_assume_is_false() -> None:
