@@ -162,6 +162,27 @@ def test_a_step_does_not_list_the_balloon(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls["owners"] + calls["balloon_pages"] <= 3 * (resting + 1)  # not per step
 
 
+def test_a_state_at_rest_checked_again_is_not_listed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``no_leak`` and ``host_agreement`` keep their answer for a state whose lists, memory
+    and held frames are the ones they were computed on (the same objects): checking such a
+    state again does not list the balloon."""
+    scenario = load_scenario(str(HERE / "scenarios" / "memory_pressure.json"))
+    states = [t.state for t in trace(start(scenario, FIXED), scenario.steps)]
+    rest = next(s for s in states if s.loc == Loc.IDLE and s.drv.pages[0] is not None)
+    monitor = Monitor(rest, properties=frozenset({"no_leak", "host_agreement"}))
+    calls = Counter[str]()
+    for name in ("owners", "balloon_pages"):
+        real = getattr(properties, name)
+
+        def counted(*args: object, _real: object = real, _name: str = name) -> object:
+            calls[_name] += 1
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(properties, name, counted)
+    monitor.check(rest)
+    assert not calls, calls
+
+
 def test_replay_check_of_the_64g_scenario_takes_seconds() -> None:
     started = time.perf_counter()
     found = check_trace(load_scenario(str(BIG)), SEED, frozenset({"ownership"}))
