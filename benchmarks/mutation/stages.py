@@ -66,6 +66,7 @@ STAGES: tuple[Stage, ...] = (
         "pytest",
         (
             "tests/test_boundaries.py",
+            "tests/test_frameset.py",
             "tests/test_model_units.py",
             "tests/test_ownership_check.py",
             "tests/test_property_units.py",
