@@ -76,8 +76,6 @@ class FrameSet(Set[int]):
         return iter(self.frozen())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrameSet):
-            return self.frozen() == other.frozen()
         if isinstance(other, Set):
             return self.frozen() == frozenset(other)
         return NotImplemented
