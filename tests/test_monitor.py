@@ -164,8 +164,8 @@ def test_a_step_does_not_list_the_balloon(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_a_state_at_rest_checked_again_is_not_listed_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """``no_leak`` and ``host_agreement`` keep their answer for a state whose lists, memory
-    and held frames are the ones they were computed on (the same objects): checking such a
-    state again does not list the balloon."""
+    and held frames are those they were computed on (the same lists; memory and frames
+    the same or equal): checking such a state again does not list the balloon."""
     scenario = load_scenario(str(HERE / "scenarios" / "memory_pressure.json"))
     states = [t.state for t in trace(start(scenario, FIXED), scenario.steps)]
     rest = next(s for s in states if s.loc == Loc.IDLE and s.drv.pages[0] is not None)
@@ -180,6 +180,11 @@ def test_a_state_at_rest_checked_again_is_not_listed_again(monkeypatch: pytest.M
 
         monkeypatch.setattr(properties, name, counted)
     monitor.check(rest)
+    assert not calls, calls
+    # equal memory, another object (a copy of the allocator's state): the same answer
+    same = rest._replace(env=rest.env._replace(memory=type(rest.env.memory)(*rest.env.memory)))
+    assert same.env.memory is not rest.env.memory
+    monitor.check(same)
     assert not calls, calls
 
 
