@@ -90,6 +90,20 @@ def test_the_abstract_bound_excludes_the_shallow_depths_of_warn_status_frees() -
     assert Cone(fix, fix_locations(fix)).bound(27) == 21
 
 
+@pytest.mark.parametrize("fix", ["reset_needs_ops", "doorbell_set_status"])
+def test_the_abstract_bound_at_its_own_depth(fix: str) -> None:
+    """``Cone.bound(depth)`` looks at depth ``depth`` itself: asked for exactly the least
+    depth at which the drivers may part, it answers that depth, and one less answers
+    "none below" (``depth + 1``)."""
+    from vmballoon.proofs.abstract_reach import Cone
+
+    cone = Cone(fix, fix_locations(fix))
+    k = cone.bound(12)
+    assert 0 < k <= 12
+    assert cone.bound(k) == k
+    assert cone.bound(k - 1) == k
+
+
 @pytest.mark.parametrize("fix", ["reset_needs_ops", "lock_64bit_refused", "batch_pfn"])
 def test_the_divergence_run_lies_in_the_abstract_cone_of_its_depth(fix: str) -> None:
     """The cone of depth k (vmballoon/proofs/abstract_reach.Cone.at) holds the abstract path of the

@@ -48,6 +48,22 @@ def test_totality_fails_when_an_assume_is_false() -> None:
     assert "IDLE" in r.dead
 
 
+def test_totality_asks_for_one_input_meeting_every_constraint_of_a_step() -> None:
+    """I_LOOP's step has several constraints; one made False leaves the others
+    satisfiable, and the location is still dead (an input must meet them all)."""
+    from .mutate import mutant
+
+    old = '            z3.Extract(8, 0, tx["f_pfn"]) == z3.BitVecVal(0, 9),\n        )\n    )\n'
+    new = old + "    tx.assume(z3.BoolVal(False))\n"
+    with mutant("vmballoon.proofs.encoding", old, new) as enc:
+        assert (
+            len(enc.successor(Loc.I_LOOP, enc.make_state("s_"), enc.make_inputs("i_"), FIXED).cons)
+            > 1
+        )
+        r = totality(FIXED, invariant, enc=enc, locs=[Loc.I_LOOP])
+    assert r.dead == {"I_LOOP": "a state satisfying the invariant admits no input"}
+
+
 @pytest.mark.parametrize("pfn_base", [0, 7, (1 << 32) - 5, 1 << 32, (1 << 52) - 4096])
 @pytest.mark.parametrize("totalram", [None, 1 << 33])
 def test_init_matches_the_model(pfn_base: int, totalram: int | None) -> None:
