@@ -48,18 +48,25 @@ def test_totality_fails_when_an_assume_is_false() -> None:
     assert "IDLE" in r.dead
 
 
-def test_totality_asks_for_one_input_meeting_every_constraint_of_a_step() -> None:
-    """I_LOOP's step has several constraints; one made False leaves the others
-    satisfiable, and the location is still dead (an input must meet them all)."""
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "z3.BoolVal(False)",
+        # false exactly in the states the step leaves from: only they may be asked
+        'tx["loc"] != loc_val(Loc.I_LOOP)',
+    ],
+)
+def test_totality_asks_for_one_input_meeting_every_constraint_of_a_step(planted: str) -> None:
+    """I_LOOP's step has several constraints; one made False in every state it leaves
+    from leaves the others satisfiable, and the location is still dead: an input must
+    meet them all, in the states at I_LOOP."""
     from .mutate import mutant
 
     old = '            z3.Extract(8, 0, tx["f_pfn"]) == z3.BitVecVal(0, 9),\n        )\n    )\n'
-    new = old + "    tx.assume(z3.BoolVal(False))\n"
+    new = old + f"    tx.assume({planted})\n"
     with mutant("vmballoon.proofs.encoding", old, new) as enc:
-        assert (
-            len(enc.successor(Loc.I_LOOP, enc.make_state("s_"), enc.make_inputs("i_"), FIXED).cons)
-            > 1
-        )
+        s, i = enc.make_state("s_"), enc.make_inputs("i_")
+        assert len(enc.successor(Loc.I_LOOP, s, i, FIXED).cons) > 1
         r = totality(FIXED, invariant, enc=enc, locs=[Loc.I_LOOP])
     assert r.dead == {"I_LOOP": "a state satisfying the invariant admits no input"}
 
