@@ -69,6 +69,15 @@ def test_totality_asks_for_one_input_meeting_every_constraint_of_a_step(planted:
         assert len(enc.successor(Loc.I_LOOP, s, i, FIXED).cons) > 1
         r = totality(FIXED, invariant, enc=enc, locs=[Loc.I_LOOP])
     assert r.dead == {"I_LOOP": "a state satisfying the invariant admits no input"}
+    assert not r.ok()
+
+
+def test_totality_is_ok_only_with_no_dead_and_no_unknown_location() -> None:
+    from vmballoon.proofs.vacuity import Totality
+
+    assert Totality("fixed").ok()
+    assert not Totality("fixed", dead={"I_LOOP": "no input"}).ok()
+    assert not Totality("fixed", unknown=["I_LOOP"]).ok()  # a timeout proves nothing
 
 
 @pytest.mark.parametrize("pfn_base", [0, 7, (1 << 32) - 5, 1 << 32, (1 << 52) - 4096])
