@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import random
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,35 @@ def test_init_matches_the_model(pfn_base: int, totalram: int | None) -> None:
 def _scenarios() -> list[Scenario]:
     rng = random.Random(31)
     return [*targeted_scenarios().values(), *(random_scenario(rng) for _ in range(60))]
+
+
+def test_a_step_the_abstraction_cannot_represent_ends_its_scenario_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reachability counts a location only along an unbroken chain of checked steps: the
+    first step that cannot be represented is counted once and ends its scenario."""
+    from vmballoon.proofs import conformance
+
+    real = conformance.sample_of
+    seen = {"n": 0}
+
+    def third_fails(*args: Any) -> Any:
+        seen["n"] += 1
+        return None if seen["n"] == 3 else real(*args)
+
+    monkeypatch.setattr(conformance, "sample_of", third_fails)
+    scenarios = _scenarios()[:2]
+    r = reachability(FIXED, scenarios)
+    assert r.not_representable == 1
+    first, *_ = _locations_of(scenarios[0])
+    assert sum(r.reached.values()) > 2  # the second scenario still counts
+    assert first in r.reached
+
+
+def _locations_of(scenario: Scenario) -> list[str]:
+    from vmballoon.proofs.conformance import transitions_of
+
+    return [prev.loc.name for prev, *_ in transitions_of(scenario, FIXED, 100)]
 
 
 @pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
