@@ -118,6 +118,30 @@ def test_a_step_the_abstraction_cannot_represent_ends_its_scenario_and_is_counte
     assert first in r.reached
 
 
+def test_reachability_checks_init_once_per_scenario_on_three_frames(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each scenario's first transition gives the frames whose α of the initial state is
+    held to ``Init`` (up to three of them), and what fails is reported."""
+    from vmballoon.proofs import vacuity
+    from vmballoon.proofs.abstraction import candidate_frames
+    from vmballoon.proofs.conformance import transitions_of
+
+    asked: list[list[int]] = []
+
+    def failing(scenario: Scenario, variant: Variant, frames: list[int]) -> list[str]:
+        asked.append(list(frames))
+        return [str(f) for f in frames]
+
+    monkeypatch.setattr(vacuity, "init_agrees", failing)
+    scenarios = _scenarios()[:3]
+    r = reachability(FIXED, scenarios)
+    firsts = [next(iter(transitions_of(sc, FIXED, 10)))[:2] for sc in scenarios]
+    want = [candidate_frames(prev, nxt)[:3] for prev, nxt in firsts]
+    assert asked == want and any(len(w) == 3 for w in want)
+    assert r.init_failures == [str(f) for w in want for f in w]
+
+
 def _locations_of(scenario: Scenario) -> list[str]:
     from vmballoon.proofs.conformance import transitions_of
 
