@@ -221,11 +221,9 @@ def check_variant(
 ) -> list[Outcome]:
     """Prove what Houdini proves; look for counterexamples (BMC) to the rest.
 
-    For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For every other
-    variant (the seed, FIXED minus a fix) Houdini runs over split lemmas
-    (:mod:`vmballoon.proofs.lemmas`): one conjunct a defect breaks then drops alone, not
-    its whole lemma, and the properties the defect leaves standing stay proved rather
-    than bounded by BMC; a property over the
+    For FIXED (``use_bmc`` false) a property Houdini drops is a failure.  For any other
+    variant Houdini runs over split lemmas (:mod:`vmballoon.proofs.lemmas`: a defect drops
+    only the conjuncts it breaks); a property over the
     allocation counters (:data:`ACCEL_PROPS`) that plain BMC does not violate up to
     ``depth`` is searched again with acceleration up to :data:`DEEP_DEPTH` by a job of
     its own (:func:`deep_job`), which ``verify`` plans when this one is done.
