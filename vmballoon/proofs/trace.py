@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vmballoon.core.env import DEFAULT_RESPONSE
+from vmballoon.core.env import DEFAULT_RESPONSE, events_since
 from vmballoon.core.protocol import U32_MASK, U64_MASK
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
@@ -117,13 +117,7 @@ def _issued(state: State, nxt: State) -> list[str]:
     """The input sites of the backdoor commands the step from ``state`` to ``nxt``
     issued, in order."""
     issued = []
-    log = nxt.env.log
-    evs = []
-    while log is not None and log is not state.env.log:
-        evs.append(log[0])
-        log = log[1]
-    evs.reverse()
-    for ev in evs:
+    for ev in events_since(nxt.env.log, state.env.log):
         if ev["ev"] == "hv":
             if ev["cmd"] == "VMCI_DOORBELL_SET":
                 inv = ev["arg1"] == 0xFFFFFFFF and ev["arg2"] == 0xFFFFFFFF
@@ -141,12 +135,8 @@ def _basic_page(state: State) -> bool:
 
 def _allocated(state: State, nxt: State) -> int | None:
     """The PFN the step from ``state`` to ``nxt`` allocated (None: none, or it failed)."""
-    log = nxt.env.log
-    while log is not None and log is not state.env.log:
-        if log[0]["ev"] == "alloc":
-            return log[0]["pfn"]  # type: ignore[no-any-return]
-        log = log[1]
-    return None
+    allocs = [e for e in events_since(nxt.env.log, state.env.log) if e["ev"] == "alloc"]
+    return allocs[-1]["pfn"] if allocs else None
 
 
 def _answered(

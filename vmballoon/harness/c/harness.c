@@ -71,6 +71,11 @@ static unsigned long reported_epoch[4]; /* list_epoch at each list's last report
 static size_t n_reported[4];		/* entries in each list's last report */
 static size_t gone_reported[4];		/* reported entries since deleted from the head */
 static int rewalk[4];			/* a change elsewhere than the head: report whole */
+
+static void rewalk_all(void) /* a change whose list the harness cannot tell */
+{
+	rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
+}
 static struct hpage **in_flight;
 static size_t n_in_flight, cap_in_flight;
 static unsigned long *taken_log; /* PFNs taken off a balloon list since harness_clear_taken */
@@ -144,7 +149,7 @@ static inline __attribute__((always_inline)) void harness_list_add(struct list_h
 	h->on = where_of(head);
 	h->stamp = ++list_epoch;
 	if (h->on == ON_OTHER) /* after an entry, of whichever list */
-		rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
+		rewalk_all();
 	set_flight(h, FL_NONE);
 	list_version++;
 }
@@ -158,7 +163,7 @@ static inline __attribute__((always_inline)) void harness_list_del(struct list_h
 		if (h->stamp <= reported_epoch[on - 1])
 			gone_reported[on - 1]++;
 	} else {
-		rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
+		rewalk_all();
 	}
 	list_del(entry);
 	h->on = ON_NONE;
@@ -181,7 +186,7 @@ static inline __attribute__((always_inline)) void harness_list_del(struct list_h
 static inline __attribute__((always_inline)) void harness_init_list_head(struct list_head *list)
 {
 	INIT_LIST_HEAD(list);
-	rewalk[0] = rewalk[1] = rewalk[2] = rewalk[3] = 1;
+	rewalk_all();
 	list_version++;
 }
 
