@@ -49,7 +49,12 @@ class CheckedObserver(CObserver):
 
 @pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
 def test_incremental_readings_are_the_c_lists(variant: Variant) -> None:
-    binary = binary_for(variant)
+    assert _observed_events(binary_for(variant), variant) > 10_000
+
+
+def _observed_events(binary: Path, variant: Variant) -> int:
+    """The corpus replayed on ``binary`` under :class:`CheckedObserver`: the events seen
+    (the corpus's inflations and deflations observed, over 10,000 of them)."""
     seen = 0
     for _name, scenario in SCENARIOS:
         with start(binary, scenario, trace=True) as drv:
@@ -57,7 +62,7 @@ def test_incremental_readings_are_the_c_lists(variant: Variant) -> None:
             for step in scenario.steps:
                 drv.step(step)
             seen += len(drv.events())
-    assert seen > 10_000  # the corpus's inflations and deflations were observed
+    return seen
 
 
 def test_readings_of_a_driver_that_adds_pages_after_the_first_are_the_c_lists(
@@ -75,12 +80,4 @@ def test_readings_of_a_driver_that_adds_pages_after_the_first_are_the_c_lists(
     assert patched.count("page_size->pages.next);") == 4
     source = tmp_path / "vmw_balloon.c"
     source.write_text(patched)
-    binary = binary_for(source=source)
-    seen = 0
-    for _name, scenario in SCENARIOS:
-        with start(binary, scenario, trace=True) as drv:
-            drv.attach(CheckedObserver, FIXED)
-            for step in scenario.steps:
-                drv.step(step)
-            seen += len(drv.events())
-    assert seen > 10_000
+    assert _observed_events(binary_for(source=source), FIXED) > 10_000

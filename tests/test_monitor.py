@@ -140,9 +140,9 @@ def test_verdicts_are_enums_per_property() -> None:
         assert result.verdict(name) is expected
 
 
-def test_a_step_does_not_list_the_balloon(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On the 64 GiB inflation the whole-state listings run only at rest (cached there)."""
-    scenario = load_scenario(str(BIG))
+def _count_listings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """From now on, each call of the whole-balloon listings (``owners``,
+    ``balloon_pages``) counted by name."""
     calls = Counter[str]()
     for name in ("owners", "balloon_pages"):
         real = getattr(properties, name)
@@ -152,6 +152,13 @@ def test_a_step_does_not_list_the_balloon(monkeypatch: pytest.MonkeyPatch) -> No
             return _real(*args)  # type: ignore[operator]
 
         monkeypatch.setattr(properties, name, counted)
+    return calls
+
+
+def test_a_step_does_not_list_the_balloon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the 64 GiB inflation the whole-state listings run only at rest (cached there)."""
+    scenario = load_scenario(str(BIG))
+    calls = _count_listings(monkeypatch)
     state = start(scenario, FIXED)
     monitor = Monitor(state)
     resting = 0
@@ -170,15 +177,7 @@ def test_a_state_at_rest_checked_again_is_not_listed_again(monkeypatch: pytest.M
     states = [t.state for t in trace(start(scenario, FIXED), scenario.steps)]
     rest = next(s for s in states if s.loc == Loc.IDLE and s.drv.pages[0] is not None)
     monitor = Monitor(rest, properties=frozenset({"no_leak", "host_agreement"}))
-    calls = Counter[str]()
-    for name in ("owners", "balloon_pages"):
-        real = getattr(properties, name)
-
-        def counted(*args: object, _real: object = real, _name: str = name) -> object:
-            calls[_name] += 1
-            return _real(*args)  # type: ignore[operator]
-
-        monkeypatch.setattr(properties, name, counted)
+    calls = _count_listings(monkeypatch)
     monitor.check(rest)
     assert not calls, calls
     # equal memory, another object (a copy of the allocator's state): the same answer
