@@ -344,6 +344,37 @@ def _register_outputs(out: RunDir, board: Board, since: float) -> None:
             out.file(name)
 
 
+def _replay_on_c_or_interrupted(
+    board: Board, c_replay: CReplay
+) -> tuple[dict[str, Any] | None, str | None]:
+    """:func:`replay_on_c`, its summary line printed: the summary and None, or, when a
+    signal cuts the replay short, None and the signal's name (and no row keeps a ``c``:
+    a C replay cut short says nothing)."""
+    from vmballoon.apps import verify_render as render
+
+    try:
+        c_summary = replay_on_c(board, c_replay)
+        render.c_line(c_summary)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        for r in board.results:
+            r.c = None
+        for d in board.defects.values():
+            d.c = None
+        return None, str(exc) or "SIGINT"
+    return c_summary, None
+
+
+def _say_interrupted(signal_name: str, counter: Counter, setup: Setup) -> None:
+    """The line on stderr of a run a signal stopped: how far it got, and that its folder
+    is marked INCOMPLETE."""
+    print(
+        f"interrupted ({signal_name}): {counter.done} of {counter.total} obligations "
+        f"done; {setup.out} is marked INCOMPLETE",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _write(
     as_json: bool,
     setup: Setup,
@@ -397,15 +428,7 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
                 interrupted = str(exc) or "SIGINT"
             c_summary = None
             if c_replay is not None and interrupted is None:
-                try:
-                    c_summary = replay_on_c(board, c_replay)
-                    render.c_line(c_summary)
-                except (KeyboardInterrupt, Interrupted) as exc:
-                    interrupted, c_summary = str(exc) or "SIGINT", None
-                    for r in board.results:
-                        r.c = None  # a C replay cut short says nothing
-                    for d in board.defects.values():
-                        d.c = None
+                c_summary, interrupted = _replay_on_c_or_interrupted(board, c_replay)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # writing what was found
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _register_outputs(out, board, wall0)
@@ -430,12 +453,7 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
     if interrupted is not None:
-        print(
-            f"interrupted ({interrupted}): {counter.done} of {counter.total} obligations "
-            f"done; {setup.out} is marked INCOMPLETE",
-            file=sys.stderr,
-            flush=True,
-        )
+        _say_interrupted(interrupted, counter, setup)
         return EXIT_INTERRUPTED
     return v.code
 
