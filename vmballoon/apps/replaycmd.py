@@ -29,6 +29,7 @@ from vmballoon.apps.signals import EXIT_INTERRUPTED, terminate_as_interrupt
 from vmballoon.apps.traceout import (
     ITF_LIMIT,
     CountingStream,
+    ItfEstimate,
     Progress,
     atomic_output,
     estimate_itf,
@@ -67,8 +68,6 @@ class _Seen:
 
 def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
     """Write the trace ``args`` asks for; the exit status (0, 1 with ``--check``, 130)."""
-    from vmballoon.apps.argtypes import UsageError
-
     variant = parse_variant(args.variant)
     checked = not args.no_check
     names = frozenset(args.property) if args.property else None
@@ -85,19 +84,7 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
             )
             return EXIT_INTERRUPTED
         total = estimate.states
-        if estimate.bytes > ITF_LIMIT and not args.force:
-            raise UsageError(
-                f"the ITF would be about {fmt_bytes(estimate.bytes)} ({estimate.states:,} "
-                f"states), over the {fmt_bytes(ITF_LIMIT)} limit: add --force to write it, "
-                "or read it as --format table"
-            )
-        if estimate.bytes > SHOW_ESTIMATE:
-            print(
-                f"replay: writing an ITF of {estimate.states:,} states, about "
-                f"{fmt_bytes(estimate.bytes)} (limit without --force: "
-                f"{fmt_bytes(ITF_LIMIT)})",
-                file=sys.stderr,
-            )
+        _vet_itf_size(estimate, args.force)
     seen = _Seen()
     try:
         with terminate_as_interrupt(), cyclic_gc_paused():
@@ -109,24 +96,7 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
                     _write(args, scenario, stream, seen, names, total)
                 print(f"wrote {output}", file=sys.stderr)
     except KeyboardInterrupt:
-        what = (
-            f"after {seen.states:,} of {total:,} states"
-            if total
-            else (f"after transition {seen.index}" if seen.index >= 0 else "before the first state")
-        )
-        if output is not None:
-            print(
-                f"replay: interrupted {what}; {output} not written (the partial file was removed)",
-                file=sys.stderr,
-            )
-        else:
-            if args.format == "table":
-                sys.stdout.write("\n" + INCOMPLETE_TABLE.format(index=seen.index) + "\n")
-                sys.stdout.flush()
-            print(
-                f"replay: interrupted {what}; the {args.format} on stdout is incomplete",
-                file=sys.stderr,
-            )
+        _say_interrupted(args.format, output, seen, total)
         return EXIT_INTERRUPTED
     if args.steps is not None and args.steps[0] > seen.index:
         print(
@@ -135,6 +105,49 @@ def write_trace(scenario: Scenario, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if args.check and seen.violated else 0
+
+
+def _vet_itf_size(estimate: ItfEstimate, force: bool) -> None:
+    """Refuse an ITF estimated over :data:`~vmballoon.apps.traceout.ITF_LIMIT` unless
+    ``force`` (``UsageError``); above :data:`SHOW_ESTIMATE`, say its size on stderr."""
+    from vmballoon.apps.argtypes import UsageError
+
+    if estimate.bytes > ITF_LIMIT and not force:
+        raise UsageError(
+            f"the ITF would be about {fmt_bytes(estimate.bytes)} ({estimate.states:,} "
+            f"states), over the {fmt_bytes(ITF_LIMIT)} limit: add --force to write it, "
+            "or read it as --format table"
+        )
+    if estimate.bytes > SHOW_ESTIMATE:
+        print(
+            f"replay: writing an ITF of {estimate.states:,} states, about "
+            f"{fmt_bytes(estimate.bytes)} (limit without --force: "
+            f"{fmt_bytes(ITF_LIMIT)})",
+            file=sys.stderr,
+        )
+
+
+def _say_interrupted(fmt: str, output: Path | None, seen: _Seen, total: int | None) -> None:
+    """What a write a signal stopped leaves: a table on stdout ends with
+    :data:`INCOMPLETE_TABLE`; one line on stderr says how far it got and what is left."""
+    what = (
+        f"after {seen.states:,} of {total:,} states"
+        if total
+        else (f"after transition {seen.index}" if seen.index >= 0 else "before the first state")
+    )
+    if output is not None:
+        print(
+            f"replay: interrupted {what}; {output} not written (the partial file was removed)",
+            file=sys.stderr,
+        )
+    else:
+        if fmt == "table":
+            sys.stdout.write("\n" + INCOMPLETE_TABLE.format(index=seen.index) + "\n")
+            sys.stdout.flush()
+        print(
+            f"replay: interrupted {what}; the {fmt} on stdout is incomplete",
+            file=sys.stderr,
+        )
 
 
 def _write(
