@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -62,6 +62,8 @@ from vmballoon.model.machine import enter, event_log, final_json, run_to_idle
 from vmballoon.model.properties import Ghost, Monitor, new_events, step_view
 from vmballoon.model.state import STOPPED, Loc, State
 
+Scripts = tuple[tuple[Response, ...], tuple[bool, ...], tuple[bool, ...]]
+"""A scenario's scripts: host answers, allocation results, VMCI results."""
 MAX_DRAWS = 32
 """Answers drawn in one step at most, per script (host commands, allocations, VMCI
 calls); the step's further answers are the scenario defaults."""
@@ -566,21 +568,10 @@ class DifferentialMachine(RuleBasedStateMachine):
         while state.loc in model.transitions.TRANSITIONS:
             nxt = model.machine.step(state)
             while True:
-                env = nxt.env
-                if env.hv_pos > len(hv) and drawn["hv"] < MAX_DRAWS:
-                    drawn["hv"] += 1
-                    hv = (*hv, _draw_answer(data, state, env, hv, len(sc.hv), self.steady))
-                elif env.alloc_pos > len(alloc) and drawn["alloc"] < MAX_DRAWS:
-                    drawn["alloc"] += 1
-                    alloc = (
-                        *alloc,
-                        *draw_allocations(data, state, alloc, len(sc.alloc), self.steady),
-                    )
-                elif env.vmci_pos > len(vmci) and drawn["vmci"] < MAX_DRAWS:
-                    drawn["vmci"] += 1
-                    vmci = (*vmci, data.draw(st.integers(0, 4)) != 1)  # zero: success
-                else:
+                more = self._draw_past(data, state, nxt.env, (hv, alloc, vmci), drawn)
+                if more is None:
                     break
+                hv, alloc, vmci = more
                 if c is not None:  # the C, running the same step, waits for this answer
                     c.feed(
                         (hv, alloc, vmci),
@@ -608,17 +599,34 @@ class DifferentialMachine(RuleBasedStateMachine):
             after = _with_scripts(after, hv, alloc, vmci)
         self.coverage.steps += 1
         self.state = after
-        self.scenario = Scenario(
-            steps=(*sc.steps, name),
-            frames=sc.frames,
-            pfn_base=sc.pfn_base,
-            totalram_pages=sc.totalram_pages,
-            hv=hv,
-            alloc=alloc,
-            vmci=vmci,
-        )
+        self.scenario = replace(sc, steps=(*sc.steps, name), hv=hv, alloc=alloc, vmci=vmci)
         if c is not None:  # every answer drawn: past them the C reads the defaults
             c.feed((hv, alloc, vmci))
+
+    def _draw_past(
+        self,
+        data: st.DataObject,
+        state: State,
+        env: Env,
+        scripts: Scripts,
+        drawn: dict[str, int],
+    ) -> Scripts | None:
+        """``scripts`` with one answer drawn for the first of them (hv, alloc, vmci) that
+        the transition from ``state`` to ``env`` read past, counted in ``drawn``; None
+        when it read past none, or only past scripts drawn :data:`MAX_DRAWS` times."""
+        hv, alloc, vmci = scripts
+        sc = self.scenario
+        if env.hv_pos > len(hv) and drawn["hv"] < MAX_DRAWS:
+            drawn["hv"] += 1
+            return (*hv, _draw_answer(data, state, env, hv, len(sc.hv), self.steady)), alloc, vmci
+        if env.alloc_pos > len(alloc) and drawn["alloc"] < MAX_DRAWS:
+            drawn["alloc"] += 1
+            more = draw_allocations(data, state, alloc, len(sc.alloc), self.steady)
+            return hv, (*alloc, *more), vmci
+        if env.vmci_pos > len(vmci) and drawn["vmci"] < MAX_DRAWS:
+            drawn["vmci"] += 1
+            return hv, alloc, (*vmci, data.draw(st.integers(0, 4)) != 1)  # zero: success
+        return None
 
     def _c_beside(self, name: str) -> Follower | None:
         """The compiled driver, started on entry point ``name`` before the model takes
