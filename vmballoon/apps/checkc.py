@@ -784,15 +784,7 @@ def check_c(
         try:
             if corpus_first:
                 _corpus_phase(report, binary, counted, say)
-            say(f"check-c: fuzzer: {examples} examples (seed {seed})")
-            with counted(binary) as counts:
-                run_check(binary, against, examples, seed, "regression", campaign=campaign)
-                if counts is not None:
-                    report.coverage["fuzzer"] = counts.result()
-            if len(report.coverage) == 2:
-                report.coverage["together"] = report.coverage["corpus"].union(
-                    report.coverage["fuzzer"]
-                )
+            _fuzzer_phase(report, binary, campaign, examples, counted, say)
             report.findings += _campaign_findings(campaign)
             for f in report.findings:
                 stop_if_signalled()
@@ -806,13 +798,7 @@ def check_c(
             if not any(f.origin == Origin.FUZZER for f in report.findings):
                 report.findings += _campaign_findings(campaign)
         report.examples = campaign.examples
-        with _signals_held():
-            taken: set[str] = set()
-            for f in report.findings:
-                _write(f, rd, report, taken)
-            report.seconds = round(time.perf_counter() - started, 1)
-            rd.write_text(REPORT, json.dumps(report.to_json(), indent=1) + "\n")
-            rd.finish(complete=report.complete)
+        _write_run(rd, report, started)
     return report
 
 
@@ -836,6 +822,38 @@ def _corpus_phase(
             say(f"check-c: corpus: {what} in {f.corpus_file}")
         if counts is not None:
             report.coverage["corpus"] = counts.result()
+
+
+def _fuzzer_phase(
+    report: Report,
+    binary: Path,
+    campaign: Campaign,
+    examples: int,
+    counted: Callable[[Path], contextlib.AbstractContextManager[Any]],
+    say: Callable[[str], None],
+) -> None:
+    """check-c's second phase: the fuzzer on the C, recording into ``campaign`` (its
+    findings are taken from there); the coverage of this phase, and of both phases
+    together, added to ``report``."""
+    say(f"check-c: fuzzer: {examples} examples (seed {report.seed})")
+    with counted(binary) as counts:
+        run_check(binary, report.against, examples, report.seed, "regression", campaign=campaign)
+        if counts is not None:
+            report.coverage["fuzzer"] = counts.result()
+    if len(report.coverage) == 2:
+        report.coverage["together"] = report.coverage["corpus"].union(report.coverage["fuzzer"])
+
+
+def _write_run(rd: RunDir, report: Report, started: float) -> None:
+    """Every finding as a scenario file, then :data:`REPORT` (the run's seconds since
+    ``started``), into ``rd``, which is then finished; signals held meanwhile."""
+    with _signals_held():
+        taken: set[str] = set()
+        for f in report.findings:
+            _write(f, rd, report, taken)
+        report.seconds = round(time.perf_counter() - started, 1)
+        rd.write_text(REPORT, json.dumps(report.to_json(), indent=1) + "\n")
+        rd.finish(complete=report.complete)
 
 
 def _campaign_findings(campaign: Campaign) -> list[Finding]:
