@@ -198,6 +198,23 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="what the host offers: 0x1e or basic,batched,2m,doorbell "
         "(default: all the driver asks for, 0x1e)",
     )
+    _add_run_arguments(p)
+    p.add_argument(
+        "--plot",
+        type=plot_file,
+        default=None,
+        metavar="FILE",
+        help="write the picture to FILE.png or FILE.svg: size, target, frames the "
+        "guest gave up and frames the host holds, per tick",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_simulate)
+    return p
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Add what happens over the run: ``--targets`` (the host's schedule), ``--ticks``,
+    ``--pressure`` and ``--pressure-seed`` (allocation failures)."""
     p.add_argument(
         "--targets",
         type=parse_schedule,
@@ -223,17 +240,6 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="seed of the allocation failures of --pressure (default 0)",
     )
-    p.add_argument(
-        "--plot",
-        type=plot_file,
-        default=None,
-        metavar="FILE",
-        help="write the picture to FILE.png or FILE.svg: size, target, frames the "
-        "guest gave up and frames the host holds, per tick",
-    )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=cmd_simulate)
-    return p
 
 
 # -- the command ---------------------------------------------------------------------------
