@@ -38,7 +38,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -462,6 +462,18 @@ def _extended(script: tuple[Any, ...], kept: int, tail: tuple[Any, ...]) -> tupl
     return script[:kept] + tail if kept else tail
 
 
+def _prepare_child_process(mask: Iterable[int]) -> None:
+    """Set up a forked child for the driver: SIGINT's default handler, the signal mask
+    ``mask`` (the parent's before the fork), no faulthandler, no cyclic collector."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    faulthandler.disable()  # the driver's faults are the harness's to report
+    # a short-lived process that builds acyclic objects (events, persistent lists, the
+    # observer's states): the cyclic collector would only traverse the heap it shares
+    # with the parent again and again (copying its pages)
+    gc.disable()
+
+
 def _child(library: Path, env: Env, send_batch: bool, rfd: int, wfd: int) -> None:
     """The child's loop: run what the parent asks, reply with what changed."""
     _Child(Runtime(library, env, send_batch), rfd, wfd).serve()
@@ -619,13 +631,7 @@ class CDriver:
             try:
                 os.close(self._to_child)
                 os.close(self._from_child)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-                faulthandler.disable()  # the driver's faults are the harness's to report
-                # a short-lived process that builds acyclic objects (events, persistent
-                # lists, the observer's states): the cyclic collector would only traverse
-                # the heap it shares with the parent again and again (copying its pages)
-                gc.disable()
+                _prepare_child_process(mask)
                 _child(library, env, send, to_child, from_parent)
             except EOFError:
                 pass
