@@ -233,3 +233,37 @@ def test_strengthening_an_assume_is_caught(fn: str, rank: int) -> None:
     finally:
         del sys.modules[name]
     assert caught, f"strengthening {fn} #{rank} went unnoticed"
+
+
+def test_reachability_watches_the_frame_each_step_touches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step is checked against the encoding on the frame it acts on (the first frame its
+    events name: the page it allocates, locks, unlocks or frees), so a defect in how the
+    encoding treats that page is seen; other steps on the first frame worth watching."""
+    from vmballoon.model.properties import new_events
+    from vmballoon.proofs import conformance
+    from vmballoon.proofs.abstraction import candidate_frames
+
+    real = conformance.sample_of
+    watched: list[tuple[int, int]] = []
+    acting = 0
+
+    def recording(prev: Any, nxt: Any, g0: Any, g1: Any, found: Any, f: int) -> Any:
+        named = [
+            ev[k]
+            for ev in new_events(prev, nxt)
+            if ev["ev"] != "step"
+            for k in ("pfn", "arg1")
+            if isinstance(ev.get(k), int)
+        ]
+        nonlocal acting
+        acting += bool(named)
+        want = named[0] if named else candidate_frames(prev, nxt)[0]
+        watched.append((f, want))
+        return real(prev, nxt, g0, g1, found, f)
+
+    monkeypatch.setattr(conformance, "sample_of", recording)
+    reachability(FIXED, _scenarios()[:8])
+    assert acting > 20
+    assert all(f == want for f, want in watched), [w for w in watched if w[0] != w[1]][:3]

@@ -382,7 +382,7 @@ def diverges(binary: Path, scenario: Scenario, variant: Variant) -> bool:
         return True
 
 
-def first_divergence(binary: Path, scenario: Scenario, variant: Variant) -> str:
+def where_logs_part(binary: Path, scenario: Scenario, variant: Variant) -> str:
     """Where the C's log first differs from the model variant's on ``scenario``."""
     from vmballoon import model
     from vmballoon.harness.replay import replay
@@ -608,7 +608,7 @@ def finalize(f: Finding, binary: Path, against: Variant) -> None:
             budget=MINIMIZE_BUDGET,
         )
         f.minimized = True
-        f.message = first_divergence(binary, f.scenario, against)
+        f.message = where_logs_part(binary, f.scenario, against)
     if f.kind != Kind.TIMEOUT:
         f.crash_line = crash_line(binary, f.scenario)
 

@@ -18,6 +18,7 @@ from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
 from vmballoon.model.machine import enter, start, step
 from vmballoon.model.state import OPS_BASIC, Loc, State
+from vmballoon.proofs.abstraction import SITE_OF_CMD
 
 
 @dataclass
@@ -42,19 +43,6 @@ def _response(site: str, inp: dict[str, int | bool], num: int) -> Response:
         ent += [6] * int(inp["e_free"]) + [3] * int(inp["e_warn"])
         entries = tuple(ent[: max(num, 0)][:512])
     return Response(st & U64_MASK, res & U64_MASK, entries)
-
-
-_SITE = {
-    "START": "START",
-    "GET_TARGET": "GET_TARGET",
-    "LOCK": "LOCK",
-    "UNLOCK": "UNLOCK",
-    "GUEST_ID": "GUEST_ID",
-    "BATCHED_LOCK": "BLOCK",
-    "BATCHED_2M_LOCK": "BLOCK",
-    "BATCHED_UNLOCK": "BUNLOCK",
-    "BATCHED_2M_UNLOCK": "BUNLOCK",
-}
 
 
 @dataclass
@@ -123,7 +111,7 @@ def _issued(state: State, nxt: State) -> list[str]:
                 inv = ev["arg1"] == 0xFFFFFFFF and ev["arg2"] == 0xFFFFFFFF
                 issued.append("DBINV" if inv else "DBSET")
             else:
-                issued.append(_SITE[ev["cmd"]])
+                issued.append(SITE_OF_CMD[ev["cmd"]])
     return issued
 
 
