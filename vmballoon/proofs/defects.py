@@ -103,55 +103,71 @@ def product_search(
     copies = {"a": SEED, "b": Variant(frozenset({fix}))}
     if attribution:
         copies["c"] = FIXED.without(fix)
-    holds_b: list[dict[str, Expr]] = []
-    fails_c: list[dict[str, Expr]] = []
-
-    def after_step(u: Unrolling, k: int) -> None:
-        holds_b.append({n: PROPERTIES[n](u.state(k, "b")) for n in names})
-        if attribution:
-            fails_c.append({n: z3.Not(PROPERTIES[n](u.state(k, "c"))) for n in names})
-
+    goal = _ProductGoal(names, attribution)
     u = Unrolling(
-        copies, depth, given=prefix, pins=PIN_PRODUCT if pinned else None, after_step=after_step
+        copies,
+        depth,
+        given=prefix,
+        pins=PIN_PRODUCT if pinned else None,
+        after_step=goal.after_step,
     )
-
-    def goal(k: int) -> Expr:
-        return z3.Or(
-            [
-                z3.And(
-                    z3.Not(PROPERTIES[n](u.state(k))),
-                    *(h[n] for h in holds_b[: k + 1]),
-                    *([z3.Or([f[n] for f in fails_c[: k + 1]])] if attribution else []),
-                )
-                for n in names
-            ]
-        )
-
-    r = first_depth(_depth_query(u, goal, blocked, timeout, deadline), start, depth, window=window)
-    found = _product_found(u, r, names, holds_b) if r.found else Found(r.depth, unknown=r.unknown)
+    ask = _depth_query(u, lambda k: goal.at(u, k), blocked, timeout, deadline)
+    r = first_depth(ask, start, depth, window=window)
+    del ask  # the query goes where it always went: before the answer is read
+    found = goal.found(u, r) if r.found else Found(r.depth, unknown=r.unknown)
     model = [r.model]
     del r
     # the terms go as they always went (Unrolling.release): the last states of b and c
     # after the properties over them
     tb, tc = u.states["b"][-1], u.states.get("c", [None])[-1]
-    u.release(lambda: u.drop_states(*copies), fails_c.clear, holds_b.clear, model.clear)
+    u.release(lambda: u.drop_states(*copies), goal.fails_c.clear, goal.holds_b.clear, model.clear)
     del tb, tc
     return found
 
 
-def _product_found(
-    u: Unrolling, r: Shortest, names: list[str], holds_b: list[dict[str, Expr]]
-) -> Found:
-    """The answer of :func:`product_search` at the depth ``r`` found: SEED's trace and the
-    first of ``names`` SEED breaks there while SEED + fix keeps it all along."""
-    m, k = r.model, r.depth
-    prop = next(
-        n
-        for n in names
-        if z3.is_false(m.eval(PROPERTIES[n](u.state(k)), model_completion=True))
-        and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in holds_b[: k + 1])
-    )
-    return Found(k, u.trace(m, k), prop)
+class _ProductGoal:
+    """The goal of :func:`product_search` at depth ``k``: SEED (copy ``a``) breaks one of
+    ``names`` at ``k`` while SEED + fix (``b``) keeps it at every depth up to ``k`` and,
+    with ``attribution``, FIXED minus fix (``c``) breaks it at some depth up to ``k``.
+    The properties over ``b`` and ``c`` are made step by step (:meth:`after_step`, the
+    unrolling's hook), in the order Z3 has always seen them."""
+
+    def __init__(self, names: list[str], attribution: bool) -> None:
+        self.names = names
+        self.attribution = attribution
+        self.holds_b: list[dict[str, Expr]] = []
+        self.fails_c: list[dict[str, Expr]] = []
+
+    def after_step(self, u: Unrolling, k: int) -> None:
+        """Step ``k`` of ``u`` is built: the properties over ``b`` and ``c`` after it."""
+        self.holds_b.append({n: PROPERTIES[n](u.state(k, "b")) for n in self.names})
+        if self.attribution:
+            self.fails_c.append({n: z3.Not(PROPERTIES[n](u.state(k, "c"))) for n in self.names})
+
+    def at(self, u: Unrolling, k: int) -> Expr:
+        """The goal at depth ``k`` of ``u``."""
+        return z3.Or(
+            [
+                z3.And(
+                    z3.Not(PROPERTIES[n](u.state(k))),
+                    *(h[n] for h in self.holds_b[: k + 1]),
+                    *([z3.Or([f[n] for f in self.fails_c[: k + 1]])] if self.attribution else []),
+                )
+                for n in self.names
+            ]
+        )
+
+    def found(self, u: Unrolling, r: Shortest) -> Found:
+        """The answer of :func:`product_search` at the depth ``r`` found: SEED's trace and
+        the first of ``names`` SEED breaks there while SEED + fix keeps it all along."""
+        m, k = r.model, r.depth
+        prop = next(
+            n
+            for n in self.names
+            if z3.is_false(m.eval(PROPERTIES[n](u.state(k)), model_completion=True))
+            and all(z3.is_true(m.eval(h[n], model_completion=True)) for h in self.holds_b[: k + 1])
+        )
+        return Found(k, u.trace(m, k), prop)
 
 
 @cache
@@ -216,23 +232,55 @@ def divergence_search(
         if not where:  # no location the fix changes is reachable: no goal at k
             parted.append((z3.BoolVal(False), ts))
             continue
-        breaks = (
-            [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])]
-            if shows
-            else []
-        )
-        parted.append(
-            (
-                z3.And(
-                    *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where),
-                    *PIN_PRODUCT(u.inputs[k]),
-                    apart(ts, tf),
-                    *breaks,
-                ),
-                ts,
-            )
-        )
+        parted.append((_parting_step(u, k, ts, tf, fixed, where, shows), ts))
     goals: dict[int, Expr] = {}
+    goal = _divergence_goal(u, parted, cone, goals)
+    r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
+    found = (
+        Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1]))
+        if r.found
+        else Found(r.depth, unknown=r.unknown)
+    )  # one depth per query above: cheaper
+    model = [r.model]
+    del r
+    u.release(lambda: u.drop_states("a"), goals.clear, model.clear, parted.clear)
+    del tf, ts
+    return found
+
+
+def _parting_step(
+    u: Unrolling,
+    k: int,
+    ts: State,
+    tf: State,
+    fixed: Variant,
+    where: frozenset[Loc],
+    shows: list[str] | None,
+) -> Expr:
+    """The doubled step of :func:`divergence_search` after ``k`` steps of ``u``: from the
+    same state and the same (pinned) inputs SEED steps to ``ts`` and ``fixed`` to ``tf``
+    (written for the locations ``where`` only) and the two successors differ; with
+    ``shows``, SEED's successor also breaks one of them and the fixed one keeps it."""
+    breaks = (
+        [z3.Or([z3.And(z3.Not(PROPERTIES[n](ts)), PROPERTIES[n](tf)) for n in shows])]
+        if shows
+        else []
+    )  # made first, as it always was; its terms live on in the step
+    return z3.And(
+        *both_steps(u.state(k), u.inputs[k], ts, tf, fixed, where),
+        *PIN_PRODUCT(u.inputs[k]),
+        apart(ts, tf),
+        *breaks,
+    )
+
+
+def _divergence_goal(
+    u: Unrolling, parted: list[tuple[Expr, State]], cone: Cone | None, goals: dict[int, Expr]
+) -> Callable[[int], Expr]:
+    """The goal of :func:`divergence_search` at depth ``k``: the doubled step of
+    ``parted[k]``, held with ``cone`` to the abstract runs of ``u``'s copy ``a`` that may
+    part the drivers at ``k`` (as it is when there is no abstract cone).  Each is made
+    once and kept in ``goals``, which the search lets go of with its other terms."""
 
     def goal(k: int) -> Expr:
         if k not in goals:
@@ -242,18 +290,7 @@ def divergence_search(
                     goals[k] = z3.And(parted[k][0], cone.constraint(u.states["a"], k))
         return goals[k]
 
-    r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
-    found = (
-        Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1]))
-        if r.found
-        else Found(r.depth, unknown=r.unknown)
-    )  # one depth per query above: cheaper
-    model = [r.model]
-    del r
-    breaks = []  # its terms live on in ``parted``; the rest goes as it always went
-    u.release(lambda: u.drop_states("a"), goals.clear, model.clear, parted.clear)
-    del tf, ts
-    return found
+    return goal
 
 
 def _depth_query(
