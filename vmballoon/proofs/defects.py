@@ -540,12 +540,7 @@ def first_divergence(
     rest on the model the solver happened to give first.  A run whose scenario shows the
     defect only some transitions after the parting one is kept unless another run shows
     it in the parting transition itself (:func:`_in_parting_step`)."""
-    cone: Cone | None
-    try:
-        cone = Cone(fix, fix_locations(fix), timeout)
-        bound = cone.bound(depth - 1)
-    except Unknown:  # no abstraction: every depth is asked, each query as it is
-        cone, bound = None, 0
+    cone, bound = _abstract_cone(fix, depth - 1, timeout)
     if bound > depth - 1:
         notes.append(_no_divergence(Found(depth), depth) + " (abstract reachability)")
         return None
@@ -580,6 +575,20 @@ def first_divergence(
             break
         trace = again.trace
     return k, first, []
+
+
+def _abstract_cone(fix: str, depth: int, timeout: float) -> tuple[Cone | None, int]:
+    """The abstract cone of the runs that part SEED and SEED + ``fix``
+    (:class:`vmballoon.proofs.abstract_reach.Cone`) and its bound up to ``depth``: no run
+    parts them at a lesser depth (``depth + 1``: none up to ``depth``).  ``(None, 0)``
+    when the abstraction gives up: every depth is asked, each query as it is."""
+    cone: Cone | None
+    try:
+        cone = Cone(fix, fix_locations(fix), timeout)
+        bound = cone.bound(depth)
+    except Unknown:
+        cone, bound = None, 0
+    return cone, bound
 
 
 def _first_step(prop: str, sc: Scenario) -> int:
@@ -665,16 +674,9 @@ def _in_the_gap(
                 f"{', '.join(props)} on SEED's side alone: one-step queries)"
             ),
         )
-    unknown = (
-        f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
-        f"transitions (not established: "
-    )
     if hi > GAP_DEPTH:
-        return (
-            None,
-            False,
-            unknown + f"the product over that gap is asked up to depth {GAP_DEPTH} only)",
-        )
+        why = f"the product over that gap is asked up to depth {GAP_DEPTH} only"
+        return None, False, _gap_undecided(lo, hi, why)
     found = product_search(
         fix, depth=hi, timeout=timeout, props=props, start=lo, pinned=True, attribution=False
     )
@@ -702,7 +704,15 @@ def _in_the_gap(
                 ),
             )
     what = "solver unknown" if found.unknown else "an answer the replay does not confirm"
-    return None, False, unknown + f"the product over that gap gave {what})"
+    return None, False, _gap_undecided(lo, hi, f"the product over that gap gave {what}")
+
+
+def _gap_undecided(lo: int, hi: int, why: str) -> str:
+    """What :func:`_in_the_gap` says of a gap ``lo..hi`` it could not decide, and ``why``."""
+    return (
+        f"the shortest scenario over the pinned inputs has {lo} to {hi + 1} "
+        f"transitions (not established: {why})"
+    )
 
 
 def _no_divergence(found: Found, depth: int) -> str:
@@ -760,31 +770,42 @@ def _via_divergence(
         for prop in props:
             if confirm_defect(fix, prop, raw)[0]:
                 return prop, k + 1, raw, how + "; the violation is that transition's"
-        after = product_search(
-            fix,
-            depth=min(depth, k + 1 + SUFFIX),
-            timeout=timeout,
-            props=props,
-            start=k + 1,
-            window=True,
-            pinned=True,
-            prefix=trace,
-        )
-        if after.trace is not None and after.prop is not None:
-            raw = to_scenario(after.trace, SEED)
-            if confirm_defect(fix, after.prop, raw)[0]:
-                return (
-                    after.prop,
-                    after.depth,
-                    raw,
-                    how
-                    + (
-                        f"; the shortest violation after it (product BMC of SEED, SEED + {fix} "
-                        f"and FIXED minus {fix})"
-                    ),
-                )
+        after = _after_parting(fix, props, depth, k, trace, timeout)
+        if after is not None:
+            return (
+                *after,
+                how
+                + (
+                    f"; the shortest violation after it (product BMC of SEED, SEED + {fix} "
+                    f"and FIXED minus {fix})"
+                ),
+            )
         blocked.append([int(st_["loc"]) for st_ in trace.states[: k + 1]])
     notes.append(f"divergence: {ATTEMPTS} runs where SEED and SEED + {fix} part, none shows it")
+    return None
+
+
+def _after_parting(
+    fix: str, props: list[str], depth: int, k: int, trace: Trace, timeout: float
+) -> tuple[str, int, Scenario] | None:
+    """The shortest violation of one of ``props`` within :data:`SUFFIX` steps (and
+    ``depth``) after SEED and SEED + ``fix`` part at transition ``k + 1`` of ``trace``:
+    the product search (:func:`product_search`, pinned inputs) going on from that run,
+    as ``(property, depth, scenario)`` when the replay confirms it."""
+    after = product_search(
+        fix,
+        depth=min(depth, k + 1 + SUFFIX),
+        timeout=timeout,
+        props=props,
+        start=k + 1,
+        window=True,
+        pinned=True,
+        prefix=trace,
+    )
+    if after.trace is not None and after.prop is not None:
+        raw = to_scenario(after.trace, SEED)
+        if confirm_defect(fix, after.prop, raw)[0]:
+            return after.prop, after.depth, raw
     return None
 
 
@@ -960,30 +981,35 @@ def defect_job(job: dict[str, Any]) -> DefectRow:
     done, last = _product_phase(run, lower)
     if done is not None:
         return done
-    found = (
-        None
-        if first is None
-        else _in_fresh_process(
-            _via_divergence,
-            run.fix,
-            run.props,
-            run.depth,
-            run.start,
-            run.timeout,
-            first[:2],
-            run.notes,
-        )
-    )
-    if found is not None:
-        d_prop, d_depth, d_raw, how = found
-        sc = _minimal(run.fix, d_prop, d_raw)
-        detail = "; ".join(
-            [*run.notes, how, "shortest not established: the product search did not finish"]
-        )
-        return run.row(
-            d_prop, d_depth, sc, Status.VIOLATED, "divergence", detail, "not established"
-        )
+    if first is not None:
+        found = _from_divergences(run, first[:2])
+        if found is not None:
+            return found
     return _unshown(run, last)
+
+
+def _from_divergences(run: _Search, first: tuple[int, Any]) -> DefectRow | None:
+    """The row when the product searches have not shown the defect: a scenario found from
+    where SEED and SEED + fix part (:func:`_via_divergence`, in a fresh process, from
+    the first divergence ``first``), its scenario minimised; None when none shows it."""
+    found = _in_fresh_process(
+        _via_divergence,
+        run.fix,
+        run.props,
+        run.depth,
+        run.start,
+        run.timeout,
+        first,
+        run.notes,
+    )
+    if found is None:
+        return None
+    d_prop, d_depth, d_raw, how = found
+    sc = _minimal(run.fix, d_prop, d_raw)
+    detail = "; ".join(
+        [*run.notes, how, "shortest not established: the product search did not finish"]
+    )
+    return run.row(d_prop, d_depth, sc, Status.VIOLATED, "divergence", detail, "not established")
 
 
 def _shown_at_parting(run: _Search, k0: int, trace0: Trace, shown: str) -> DefectRow:
