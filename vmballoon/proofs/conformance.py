@@ -297,22 +297,36 @@ def targeted_scenarios() -> dict[str, Scenario]:
     pages, a refused list overflowing (17 refusals in one batch: 16 kept, 1 freed), and the
     2 MiB fallback locking 0 pages through batched ops whose batch page pop has freed (a
     START granting only BATCHED_2M_CMDS keeps the old ops, lines 1078-1092; line 848)."""
+    return {
+        "two_mib_reset_exit": _two_mib_reset_exit(),
+        "full_unlock_batches": _full_unlock_batches(),
+        "refused_overflow": _refused_overflow(),
+        "stale_batched_ops": _stale_batched_ops(),
+    }
+
+
+_CAPS_2M = CAP_BASIC | CAP_BATCHED | CAP_BATCHED_2M
+"""The capabilities of a host that grants the 2 MiB batched commands."""
+_CAPS_4K = CAP_BASIC | CAP_BATCHED
+"""The capabilities of a host that grants the batched commands, 4 KiB pages only."""
+
+
+def _two_mib_reset_exit() -> Scenario:
+    """A balloon of 3 x 2 MiB pages popped at a reset, inflated again, popped at exit."""
     r = Response
-    caps2m = CAP_BASIC | CAP_BATCHED | CAP_BATCHED_2M
-    caps4k = CAP_BASIC | CAP_BATCHED
     swc = SUCCESS_WITH_CAPABILITIES
-    two_mib = Scenario(
+    return Scenario(
         steps=("work", "work", "work", "exit"),
         frames=4096,
         hv=(
             r(0),
-            r(swc, caps2m),
+            r(swc, _CAPS_2M),
             r(0),
             r(0, 1536),
             r(0, 1536),  # reset, inflate 3 x 2 MiB
             r(7),  # GET_TARGET answered RESET
             r(0),
-            r(swc, caps2m),
+            r(swc, _CAPS_2M),
             r(0),
             r(0, 1536),
             r(0, 1536),  # reset pops them, inflate
@@ -320,12 +334,18 @@ def targeted_scenarios() -> dict[str, Scenario]:
             r(0),  # exit: DOORBELL_SET, START(0), then pop
         ),
     )
-    full_unlock = Scenario(
+
+
+def _full_unlock_batches() -> Scenario:
+    """A balloon of 1100 pages deflated to 0 in full unlock batches of 512 pages."""
+    r = Response
+    swc = SUCCESS_WITH_CAPABILITIES
+    return Scenario(
         steps=("work", "work"),
         frames=3000,
         hv=(
             r(0),
-            r(swc, caps4k),
+            r(swc, _CAPS_4K),
             r(0),
             r(0, 1100),
             r(0, 1100),
@@ -337,12 +357,18 @@ def targeted_scenarios() -> dict[str, Scenario]:
             r(0, 0),  # deflate to 0: batches of 512, 512, 76
         ),
     )
-    refused = Scenario(
+
+
+def _refused_overflow() -> Scenario:
+    """A refused list overflowing: 17 refusals in one batch (16 kept, 1 freed)."""
+    r = Response
+    swc = SUCCESS_WITH_CAPABILITIES
+    return Scenario(
         steps=("work", "work"),
         frames=200,
         hv=(
             r(0),
-            r(swc, caps4k),
+            r(swc, _CAPS_4K),
             r(0),
             r(0, 20),
             r(0, 20, (ERROR_PPN_PINNED,) * 17 + (0, 0, 0)),  # 17 refusable statuses
@@ -350,12 +376,20 @@ def targeted_scenarios() -> dict[str, Scenario]:
             r(0, 40, (ERROR_PPN_PINNED,) * 20),
         ),
     )
-    stale_ops = Scenario(
+
+
+def _stale_batched_ops() -> Scenario:
+    """The 2 MiB fallback (line 848) locking 0 pages through batched ops whose batch page
+    pop has freed: a START granting only BATCHED_2M_CMDS keeps the old ops (lines
+    1078-1092)."""
+    r = Response
+    swc = SUCCESS_WITH_CAPABILITIES
+    return Scenario(
         steps=("work", "work"),
         frames=4096,
         hv=(
             r(0),
-            r(swc, caps2m),
+            r(swc, _CAPS_2M),
             r(0),
             r(ERROR_RESET),  # batched, then RESET
             r(0),
@@ -365,12 +399,6 @@ def targeted_scenarios() -> dict[str, Scenario]:
         ),
         alloc=(True, False),  # the batch page; the first 2 MiB page fails: lock 0 pages
     )
-    return {
-        "two_mib_reset_exit": two_mib,
-        "full_unlock_batches": full_unlock,
-        "refused_overflow": refused,
-        "stale_batched_ops": stale_ops,
-    }
 
 
 def scenario_samples(
