@@ -623,6 +623,15 @@ def reach_with_reset(depth: int) -> list[tuple[frozenset[Loc], bool]]:
     return out
 
 
+def _tick_ends(depth: int) -> list[int]:
+    """The depths ``k <= depth`` that :func:`bmc_progress` asks: those where a complete tick
+    can have ended, IDLE reachable in ``k`` steps by a path that has passed ``R_OPS``
+    (:func:`reach_with_reset`)."""
+    return [
+        k for k, (locs, done) in enumerate(reach_with_reset(depth)) if Loc.IDLE in locs and done
+    ]
+
+
 class ProgressBmc(NamedTuple):
     """What :func:`bmc_progress` found: the status, the counterexample and the target the
     cooperative host kept in it, the depth (of the counterexample, or searched up to, or
@@ -657,7 +666,6 @@ def bmc_progress(
     t0 = time.monotonic()
     t = target_const()
     reach = [locs for locs, _ in reach_with_reset(depth)]
-    cleared = [done for _, done in reach_with_reset(depth)]
     u = Unrolling(
         {"s": variant},
         depth,
@@ -665,7 +673,7 @@ def bmc_progress(
         start=lambda _: [z3.ULE(t, bv32(max_target if max_target else T_MAX))],
         env=lambda s, i: cooperative(s, i, t, variant),
     )
-    ks = [k for k in range(depth + 1) if Loc.IDLE in reach[k] and cleared[k]]
+    ks = _tick_ends(depth)
 
     def holds(k: int) -> Expr:
         return progress_holds(u.state(k), t)

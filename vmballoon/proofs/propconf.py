@@ -427,7 +427,13 @@ class Checker:
                 self.out.mismatches.append(
                     Mismatch(n, source, says[n], every[n], _where(state, ghost))
                 )
-        # progress: where the model's predicate applies (a cooperative tick just ended)
+        self._compare_progress(state, ghost, source, prog_hat)
+
+    def _compare_progress(self, state: State, ghost: Ghost, source: str, prog_hat: bool) -> None:
+        """Compare the model's ``progress`` with ``prog_hat`` (the encoding's, on the last
+        frame :meth:`state` looked at) where the model's predicate applies: a cooperative
+        tick just ended."""
+        t = ghost.tick_target
         applies = (
             ghost.tick_done
             and state.loc == Loc.IDLE
