@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from vmballoon.apps.cexreplay import replay_counterexamples
+from vmballoon.apps import verify as vf
+from vmballoon.apps.cexreplay import replay_counterexamples, replayed_variants
 from vmballoon.apps.cli import build_parser
 from vmballoon.apps.verify import cmd_verify
 from vmballoon.core.scenario import Scenario
@@ -216,3 +217,44 @@ def test_the_checked_in_findings_record_what_the_c_shows() -> None:
             (False, True),
             (None, None),
         )
+
+
+def test_the_c_is_built_while_the_proofs_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify starts building the C of the variants it may replay on before its first
+    obligation, and replays only once those builds are done."""
+    events: list[str] = []
+
+    def ahead(variants: list[str], *, necessity: bool, per_defect: bool) -> Any:
+        names = replayed_variants(variants, necessity=necessity, per_defect=per_defect)
+        events.append(f"build {names}")
+        return lambda: events.append("built")
+
+    def replay(results: list[dict[str, Any]], defects: list[dict[str, Any]]) -> dict[str, Any]:
+        events.append("replay")
+        return replay_counterexamples(results, defects)
+
+    real_schedule = vf.schedule
+
+    def schedule(*a: Any) -> None:
+        events.append("proofs")
+        real_schedule(*a)
+
+    args = build_parser().parse_args(["verify", *SMALL, "--out", str(tmp_path / "cex")])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vf, "schedule", schedule)
+        assert cmd_verify(args, replay, ahead) == 0
+    capsys.readouterr()
+    assert events == ["build ['fixed-doorbell_set_status']", "proofs", "built", "replay"]
+
+
+def test_the_variants_a_run_may_replay_on() -> None:
+    from vmballoon.core.variants import FIX_NAMES
+
+    full = replayed_variants(["seed", "fixed"], necessity=True, per_defect=True)
+    assert full[0] == "seed" and len(full) == 1 + 2 * len(FIX_NAMES) == len(set(full))
+    assert replayed_variants(["fixed"], necessity=False, per_defect=False) == []
+    assert replayed_variants(["fixed"], necessity=True, per_defect=False) == [
+        f"fixed-{f}" for f in FIX_NAMES
+    ]

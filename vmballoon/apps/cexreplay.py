@@ -25,7 +25,9 @@ an event log that differs) is a disagreement of the readings: ``verify`` fails.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +178,47 @@ def disagreement(row: dict[str, Any]) -> str | None:
     if c.get("fixed_minus_fix") is False:
         return f"{where}: the C of FIXED minus {row['fix']} does not show it (the model's does)"
     return None
+
+
+def replayed_variants(variants: list[str], *, necessity: bool, per_defect: bool) -> list[str]:
+    """The variants whose C a verify run of ``variants`` may replay counterexamples on:
+    each variant run (FIXED's are proofs, it has none); with ``necessity`` FIXED minus
+    each fix; with ``per_defect`` SEED + each fix and FIXED minus each fix."""
+    from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
+
+    out = [parse_variant(v) for v in variants if v != "fixed"]
+    if necessity or per_defect:
+        out += [FIXED.without(f) for f in FIX_NAMES]
+    if per_defect:
+        out += [Variant(frozenset({f})) for f in FIX_NAMES]
+    return list(dict.fromkeys(v.name for v in out))
+
+
+def build_ahead(variants: list[str], *, necessity: bool, per_defect: bool) -> Callable[[], None]:
+    """Start compiling the C of every variant the run may replay on
+    (:func:`replayed_variants`) on a thread of its own, beside the proof workers, so
+    that a cold build cache (a fresh machine: 17 builds, about 7 s) does not wait for
+    the end of the run; returns the wait for it.  A build that fails is left for the
+    replay, which reports it on its row; without a compiler nothing is built."""
+    from vmballoon.core.variants import parse_variant
+    from vmballoon.harness.build import BuildError
+    from vmballoon.harness.patches import PatchError
+    from vmballoon.harness.replay import binary_for
+
+    names = replayed_variants(variants, necessity=necessity, per_defect=per_defect)
+
+    def build_all() -> None:
+        for name in names:
+            try:
+                binary_for(parse_variant(name))
+            except (BuildError, PatchError):
+                continue
+
+    if _compiler() is None:
+        return lambda: None
+    thread = threading.Thread(target=build_all, name="build-ahead", daemon=True)
+    thread.start()
+    return thread.join
 
 
 def replay_counterexamples(

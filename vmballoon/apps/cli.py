@@ -593,10 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _verify(args: argparse.Namespace) -> int:
     """``vmballoon verify``, every counterexample also replayed on the compiled C."""
-    from vmballoon.apps.cexreplay import replay_counterexamples
+    from vmballoon.apps.cexreplay import build_ahead, replay_counterexamples
     from vmballoon.apps.verify import cmd_verify
 
-    return cmd_verify(args, replay_counterexamples)
+    return cmd_verify(args, replay_counterexamples, build_ahead)
 
 
 def _harness_errors() -> tuple[type[Exception], ...]:

@@ -69,6 +69,11 @@ CReplay = Callable[[list[dict[str, Any]], list[dict[str, Any]]], dict[str, Any]]
 row's ``c`` field and returns the summary with its ``disagreements`` (the application
 layer passes :func:`vmballoon.apps.cexreplay.replay_counterexamples`)."""
 
+BuildAhead = Callable[..., Callable[[], None]]
+"""Starts building the C the replay will need while the proofs run (variants,
+``necessity=``, ``per_defect=``) and returns the wait for it
+(:func:`vmballoon.apps.cexreplay.build_ahead`)."""
+
 
 def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``verify`` subcommand to an ``argparse`` subparsers object."""
@@ -353,6 +358,22 @@ def _register_outputs(out: RunDir, board: Board, since: float) -> None:
             out.file(name)
 
 
+def _after_builds(
+    setup: Setup, ahead: BuildAhead | None, c_replay: CReplay | None
+) -> CReplay | None:
+    """``c_replay`` once the builds ``ahead`` starts now for ``setup`` are done (as it
+    is without either)."""
+    if c_replay is None or ahead is None:
+        return c_replay
+    wait = ahead(setup.variants, necessity=setup.necessity, per_defect=setup.per_defect)
+
+    def replay(results: list[dict[str, Any]], defects: list[dict[str, Any]]) -> dict[str, Any]:
+        wait()
+        return c_replay(results, defects)
+
+    return replay
+
+
 def _replay_on_c_or_interrupted(
     board: Board, c_replay: CReplay
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -408,16 +429,18 @@ def _write(
     sys.stdout.flush()
 
 
-def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int:
+def cmd_verify(
+    args: argparse.Namespace, c_replay: CReplay | None = None, ahead: BuildAhead | None = None
+) -> int:
     """Run the obligations in parallel; print the tables; the exit code of :func:`verdict`.
 
     ``c_replay`` (``vmballoon verify`` passes :func:`vmballoon.apps.cexreplay.
-    replay_counterexamples`) replays every counterexample on the compiled C; a
-    counterexample the model shows and the C does not fails the run."""
+    replay_counterexamples`) replays every counterexample on the compiled C, which
+    ``ahead`` builds while the proofs run (:func:`_after_builds`); a counterexample the
+    model shows and the C does not fails the run."""
     from vmballoon.apps import verify_render as render
 
-    t0 = time.monotonic()
-    wall0 = time.time()
+    t0, wall0 = time.monotonic(), time.time()  # the run's duration; its files' age
     setup = Setup.of(args)
     board = Board(
         per_defect=setup.per_defect, necessity=setup.necessity, timeout=setup.timeout, out=setup.out
@@ -431,6 +454,7 @@ def cmd_verify(args: argparse.Namespace, c_replay: CReplay | None = None) -> int
     try:
         with RunDir(Path(setup.out or "verify-out"), command="verify") as out:
             interrupted: str | None = None
+            c_replay = _after_builds(setup, ahead, c_replay)
             try:
                 schedule(setup, board, lambda job, rows: render.progress(counter, board, job, rows))
             except Interrupted as exc:
