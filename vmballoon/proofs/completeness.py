@@ -45,7 +45,7 @@ from vmballoon.core.assumptions import BY_NAME
 from vmballoon.core.variants import FIXED, Variant
 from vmballoon.model.state import Loc
 from vmballoon.proofs import encoding as default_encoding
-from vmballoon.proofs.solver import invariant
+from vmballoon.proofs.solver import invariant, qfbv_solver
 from vmballoon.proofs.witness import Status
 
 Expr = Any
@@ -284,8 +284,7 @@ def check(
     out: list[Site] = []
     for loc in locs or list(enc.TRANSITIONS):
         found, cons = _assume_sites(loc, variant, enc, s, i)
-        sol = z3.SolverFor("QF_BV")
-        sol.set("timeout", timeout_ms)
+        sol = qfbv_solver(timeout_ms / 1000)
         sol.add(base, s["loc"] == enc.loc_val(loc))
         here: list[Site] = []
         for name, active, cond in found:

@@ -65,6 +65,7 @@ from vmballoon.proofs.abstraction import NotRepresentable, alpha, f_allocation
 from vmballoon.proofs.encoding import make_state
 from vmballoon.proofs.neighbours import neighbours
 from vmballoon.proofs.props import PROPERTIES
+from vmballoon.proofs.solver import qfbv_solver
 from vmballoon.proofs.witness import Concrete1, Status
 from vmballoon.proofs.zeval import Program
 
@@ -579,8 +580,7 @@ def boundary_states(
     from vmballoon.proofs.encoding import loc_val, make_inputs
 
     s, i = make_state("s_"), make_inputs("i_")
-    sol = z3.SolverFor("QF_BV")
-    sol.set("timeout", timeout_ms)
+    sol = qfbv_solver(timeout_ms / 1000)
     small = [z3.ULE(s[n], z3.BitVecVal(3, 32)) for n in ("n4", "n2", "r4", "r2")]
     sol.add(representable(s), s["loc"] == loc_val(Loc.IDLE), *small)
     sol.add(i["entry"] == z3.BitVecVal(0, 8), z3.Not(i["a_ok"]), z3.Not(i["a_f"]))

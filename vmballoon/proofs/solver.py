@@ -4,8 +4,11 @@ Every query of the proofs goes through a solver made here, so a timeout is set t
 way everywhere (in seconds, never 0, which Z3 reads as "no limit") and a solver that
 gives up is reported the same way: :class:`Unknown`, which nothing turns into "proved".
 
-* :func:`solver`: Z3's incremental SMT solver (Houdini, vacuity, the abstract cone,
-  input-completeness);
+* :func:`solver`: Z3's incremental SMT solver (Houdini, the quantified totality check,
+  the abstract cone);
+* :func:`qfbv_solver`: Z3's incremental solver for quantifier-free bit-vectors
+  (totality's default input, input-completeness, the witness check, property
+  conformance's frame situations);
 * :func:`bv_solver`: a non-incremental bit-blasting tactic, the fastest here for the
   bounded model checking queries over bit-vectors;
 * :func:`invariant`: the conjunction of the properties and lemmas of the inductive
@@ -27,12 +30,19 @@ class Unknown(Exception):
 
 
 def _millis(timeout: float) -> int:
-    return max(1, int(timeout * 1000))  # 0 would mean no limit
+    return max(1, round(timeout * 1000))  # 0 would mean no limit
 
 
 def solver(timeout: float) -> z3.Solver:
     """A Z3 solver with a per-query timeout in seconds."""
     sol = z3.Solver()
+    sol.set("timeout", _millis(timeout))
+    return sol
+
+
+def qfbv_solver(timeout: float) -> z3.Solver:
+    """Z3's solver for quantifier-free bit-vectors, with a per-query timeout in seconds."""
+    sol = z3.SolverFor("QF_BV")
     sol.set("timeout", _millis(timeout))
     return sol
 
@@ -52,4 +62,4 @@ def invariant(s: dict[str, Expr]) -> Expr:
     return z3.And([p(s) for p in PROPERTIES.values()] + [a(s) for a in AUX.values()])
 
 
-__all__ = ["Unknown", "bv_solver", "invariant", "solver"]
+__all__ = ["Unknown", "bv_solver", "invariant", "qfbv_solver", "solver"]

@@ -42,6 +42,7 @@ from vmballoon.proofs.encoding import (
     make_state,
     successor,
 )
+from vmballoon.proofs.solver import qfbv_solver, solver
 
 State = dict[str, Expr]
 
@@ -105,15 +106,13 @@ def totality(
             out.how[loc.name] = "no constraints"
             continue
         cons = z3.And(*st.cons)
-        sol = z3.SolverFor("QF_BV")
-        sol.set("timeout", int(timeout * 1000))
+        sol = qfbv_solver(timeout)
         sol.add(inv_s, s["loc"] == enc.loc_val(loc), default_inputs(s, i), z3.Not(cons))
         r = sol.check()
         if r == z3.unsat:
             out.how[loc.name] = "default input"
             continue
-        sol = z3.Solver()
-        sol.set("timeout", int(timeout * 1000))
+        sol = solver(timeout)
         sol.add(inv_s, s["loc"] == enc.loc_val(loc), z3.ForAll(list(i.values()), z3.Not(cons)))
         r = sol.check()
         if r == z3.unsat:

@@ -69,6 +69,7 @@ from vmballoon.proofs.concretize import (
     representable,
     scripted,
 )
+from vmballoon.proofs.solver import qfbv_solver, solver
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.zeval import Program
 
@@ -738,8 +739,8 @@ class _LocCheck:
         self.tr = transition_targets(loc, run.variant, enc)
         self.targets, self.s, self.i = self.tr.targets, self.tr.s, self.tr.i
         self.rep = LocReport(loc.name, targets=len(self.targets))
-        self.sol = z3.SolverFor("QF_BV") if QF_BV else z3.Solver()
-        self.sol.set("timeout", run.timeout_ms)
+        seconds = run.timeout_ms / 1000
+        self.sol = qfbv_solver(seconds) if QF_BV else solver(seconds)
         self.sol.add(representable(self.s), self.s["loc"] == enc.loc_val(loc), self.tr.cons)
         self.prog = Program([t.expr for t in self.targets])
         self.pref = run.bias(self.s, self.i) if run.bias is not None else None
