@@ -54,10 +54,15 @@ class Loc(IntEnum):
     CRASHED = 22  # a null_deref or list_corrupt fault stopped the guest
 
 
-INFLATE_LOCS = frozenset({Loc.I_LOOP, Loc.I_LOCK, Loc.I_FALLBACK, Loc.I_TAIL, Loc.I_END})
-"""Control locations inside ``vmballoon_inflate`` (lines 791-926)."""
-DEFLATE_LOCS = frozenset({Loc.D_LOOP, Loc.D_UNLOCK, Loc.D_TAIL})
-"""Control locations inside ``vmballoon_deflate`` (lines 931-972)."""
+INFLATE = (Loc.I_LOOP, Loc.I_LOCK, Loc.I_FALLBACK, Loc.I_TAIL, Loc.I_END)
+"""Control locations inside ``vmballoon_inflate`` (lines 791-926), in the loop's order
+(the encoding's formulas over them are built in it)."""
+DEFLATE = (Loc.D_LOOP, Loc.D_UNLOCK, Loc.D_TAIL)
+"""Control locations inside ``vmballoon_deflate`` (lines 931-972), in the loop's order."""
+INFLATE_LOCS = frozenset(INFLATE)
+"""Control locations inside ``vmballoon_inflate``, as a set."""
+DEFLATE_LOCS = frozenset(DEFLATE)
+"""Control locations inside ``vmballoon_deflate``, as a set."""
 LOOP_LOCS = INFLATE_LOCS | DEFLATE_LOCS
 """Control locations inside either loop: a batch may be in flight."""
 RESTING = frozenset({Loc.IDLE, Loc.EXITED})

@@ -50,11 +50,15 @@ from vmballoon.core.scenario import Response
 from vmballoon.core.variants import Variant
 from vmballoon.model import listed as ls
 from vmballoon.model.plist import PList
-from vmballoon.model.properties import DEFLATE_LOCS, INFLATE_LOCS, Ghost
+from vmballoon.model.properties import Ghost
 from vmballoon.model.state import (
+    DEFLATE_LOCS,
+    INFLATE_LOCS,
+    LOOP_LOCS,
     OPS_BASIC,
     OPS_BATCHED,
     STAT,
+    STOPPED,
     Driver,
     Loc,
     Loop,
@@ -73,8 +77,6 @@ LIST_BOUND = 1100
 BATCH_BOUND = 512
 """A batch holds at most 512 entries: the batch page is one 4 KiB page (lines 165-176)."""
 
-LOOP_LOCS = INFLATE_LOCS | DEFLATE_LOCS
-STOPPED = frozenset({Loc.EXITED, Loc.CRASHED})
 ENTRY_NAMES = ("work", "doorbell", "exit")
 
 

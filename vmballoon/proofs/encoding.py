@@ -170,9 +170,6 @@ INPUTS: tuple[tuple[str, int | str], ...] = (
 )
 INPUT_NAMES: tuple[str, ...] = tuple(n for n, _ in INPUTS)
 
-INFLATE = (Loc.I_LOOP, Loc.I_LOCK, Loc.I_FALLBACK, Loc.I_TAIL, Loc.I_END)
-DEFLATE = (Loc.D_LOOP, Loc.D_UNLOCK, Loc.D_TAIL)
-
 
 def _mk(name: str, kind: int | str) -> Expr:
     return z3.Bool(name) if kind == B else z3.BitVec(name, kind)

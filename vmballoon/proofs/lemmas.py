@@ -16,11 +16,9 @@ from collections.abc import Callable
 import z3
 
 from vmballoon.core.protocol import BATCH_MAX_PAGES
-from vmballoon.model.state import Loc
+from vmballoon.model.state import DEFLATE, INFLATE, Loc
 from vmballoon.proofs.encoding import (
-    DEFLATE,
     FIELD_NAMES,
-    INFLATE,
     L2,
     OPS_BASIC,
     OPS_BATCHED,

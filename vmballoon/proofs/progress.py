@@ -74,11 +74,9 @@ from vmballoon.core.protocol import (
     UINT_MAX,
 )
 from vmballoon.core.variants import Variant
-from vmballoon.model.state import Loc
+from vmballoon.model.state import DEFLATE, INFLATE, Loc
 from vmballoon.proofs.encoding import (
     CLS_OK,
-    DEFLATE,
-    INFLATE,
     OPS_BASIC,
     TRANSITIONS,
     Expr,

@@ -24,10 +24,8 @@ from vmballoon.core.protocol import (
     RATE_ALLOC_MIN,
     UINT_MAX,
 )
-from vmballoon.model.state import Loc
+from vmballoon.model.state import DEFLATE, INFLATE, Loc
 from vmballoon.proofs.encoding import (
-    DEFLATE,
-    INFLATE,
     L2,
     L4,
     NONE,
