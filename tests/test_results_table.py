@@ -30,3 +30,17 @@ def test_the_table_gives_each_finding_at_the_transition_its_replay_shows() -> No
 def test_the_command_prints_it(capsys: object) -> None:
     assert main([]) == 0
     assert main(["/nonexistent.json"]) == 2
+
+
+def test_the_checked_in_results_were_searched_to_verify_s_default_depth() -> None:
+    """``spec/verify-results.json`` says "no counterexample up to 14" where plain BMC
+    found none: verify's default depth must be the one those rows were searched to (a
+    shallower default loses the violations found at 14, a deeper one may find new ones;
+    either way the checked-in results would no longer be what ``verify`` gives)."""
+    from vmballoon.proofs.check import DEFAULT_DEPTH
+
+    rows = specgen.load_results()["results"]
+    bounded = [r for r in rows if r["kind"] == "bmc" and r["status"] == "no-cex"]
+    found = [r["depth"] for r in rows if r["kind"] == "bmc" and r["status"] == "violated"]
+    assert bounded and {r["depth"] for r in bounded} == {DEFAULT_DEPTH}
+    assert max(found) == DEFAULT_DEPTH

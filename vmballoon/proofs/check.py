@@ -49,7 +49,6 @@ from vmballoon.proofs.unrolling import PIN_BMC, Unrolling, query, shortest
 
 DEFAULT_DEPTH = 14
 DEFAULT_TIMEOUT = 30.0
-RUNNING_LOCS = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
 
 
 @dataclass
