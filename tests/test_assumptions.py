@@ -406,16 +406,3 @@ def test_the_reset_clearing_the_doorbell_may_be_answered_error_reset() -> None:
     [(invalidates, names)] = _doorbell_sets_answered_error_reset(sc)
     assert invalidates
     assert "no_reset_request" not in names, names
-
-
-def test_a_result_row_names_the_assumptions_of_its_property() -> None:
-    """A verify row made without assumptions of its own names those its property rests
-    on (every "proved" names them); assumptions given are kept."""
-    from vmballoon.proofs.check import Outcome
-    from vmballoon.proofs.status import Status
-
-    for prop in ("no_leak", "progress", "target_from_host"):
-        row = Outcome(prop, "fixed", "induction", Status.PROVED, 0.0)
-        assert row.assumptions == asm.names_for(prop) and row.assumptions, prop
-    given = Outcome("no_leak", "fixed", "induction", Status.PROVED, 0.0, assumptions=["x"])
-    assert given.assumptions == ["x"]

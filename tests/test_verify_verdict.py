@@ -206,3 +206,39 @@ def test_a_replay_exception_while_confirming_is_a_failure(monkeypatch: pytest.Mo
     check.report_counterexample(o, Trace([{"loc": 0}], []), SEED, None)
     assert o.status == Status.UNCONFIRMED
     assert o.replay[-1]["message"].startswith("reference replay failed")
+
+
+def test_a_result_row_names_the_assumptions_of_its_property() -> None:
+    """A verify row made without assumptions of its own names those its property rests
+    on (every "proved" names them); assumptions given are kept."""
+    from vmballoon.core.assumptions import names_for
+
+    for prop in ("no_leak", "progress", "target_from_host"):
+        row = Outcome(prop, "fixed", "induction", Status.PROVED, 0.0)
+        assert row.assumptions == names_for(prop) and row.assumptions, prop
+    given = Outcome("no_leak", "fixed", "induction", Status.PROVED, 0.0, assumptions=["x"])
+    assert given.assumptions == ["x"]
+
+
+def test_a_result_row_in_json() -> None:
+    """A row of ``verify --json``'s ``results``: every field of the row (docs/verify.md),
+    ``tied_to_model`` and ``c`` only where set."""
+    from vmballoon.core.assumptions import names_for
+
+    row = Outcome("no_leak", "fixed-batch_pfn", "bmc", Status.NO_CEX, 1.5, "none", depth=14)
+    assert row.to_json() == {
+        "prop": "no_leak",
+        "variant": "fixed-batch_pfn",
+        "kind": "bmc",
+        "status": "no-cex",
+        "seconds": 1.5,
+        "detail": "none",
+        "depth": 14,
+        "scenario": None,
+        "replay": [],
+        "assumptions": names_for("no_leak"),
+    }
+    marked = Outcome("no_leak", "fixed-batch_pfn", "induction", Status.PROVED, 0.0, tied=False)
+    marked.c = {"status": "shows"}
+    doc = marked.to_json()
+    assert doc["tied_to_model"] is False and doc["c"] == {"status": "shows"}

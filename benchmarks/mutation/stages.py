@@ -203,6 +203,9 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_defect_findings.py",
             "tests/test_accel.py",
             "tests/test_unrolling.py",
+            # verify's rows, their JSON and verdict, and the checked-in results' depth
+            "tests/test_verify_verdict.py",
+            "tests/test_results_table.py",
         ),
         (PROPS, PROGRESS, *DRIVERS),
     ),
