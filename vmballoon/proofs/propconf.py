@@ -67,7 +67,7 @@ from vmballoon.proofs.neighbours import neighbours
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.solver import qfbv_solver
 from vmballoon.proofs.witness import Concrete1, Status
-from vmballoon.proofs.zeval import Program
+from vmballoon.proofs.zeval import Program, nodes
 
 NAMES: tuple[str, ...] = (*PROPERTIES, "progress")
 TRANSITION_PART = {
@@ -525,18 +525,12 @@ def _where(state: State, ghost: Ghost) -> str:
 
 
 def _consts(e: Any) -> set[str]:
-    out: set[str] = set()
-    stack, seen = [e], set()
-    while stack:
-        x = stack.pop()
-        if x.get_id() in seen:
-            continue
-        seen.add(x.get_id())
-        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            out.add(str(x))
-        else:
-            stack.extend(x.children())
-    return out
+    """The names of the state fields and inputs ``e`` reads."""
+    return {
+        str(x)
+        for x in nodes(e, lambda x: True)
+        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED
+    }
 
 
 # -- the states -----------------------------------------------------------------------------

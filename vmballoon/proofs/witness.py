@@ -71,7 +71,7 @@ from vmballoon.proofs.concretize import (
 )
 from vmballoon.proofs.solver import qfbv_solver, solver
 from vmballoon.proofs.status import Status
-from vmballoon.proofs.zeval import Program
+from vmballoon.proofs.zeval import Program, nodes
 
 if TYPE_CHECKING:
     from vmballoon.proofs.conformance import Conformance
@@ -225,30 +225,20 @@ def _comparisons(e: Expr, seen: set[int], cmps: list[Expr], arith: list[Expr]) -
 
 def _bool_atoms(e: Expr) -> list[Expr]:
     """The Boolean constants (state fields and inputs) ``e`` reads."""
-    out: dict[int, Expr] = {}
-    stack, seen = [e], set()
-    while stack:
-        x = stack.pop()
-        if x.get_id() in seen:
-            continue
-        seen.add(x.get_id())
-        if (
-            z3.is_const(x)
-            and z3.is_bool(x)
-            and not (z3.is_true(x) or z3.is_false(x))
-            and str(x).startswith("i_")
-        ):
-            out[x.get_id()] = x
-        elif (
-            z3.is_app_of(x, z3.Z3_OP_EQ)
-            and z3.is_bv(x.children()[0])
-            and x.children()[0].size() < WIDE
-            and "i_" in str(x)
-        ):  # a narrow comparison on an input (a class code, an entry point)
-            out[x.get_id()] = x
-        else:
-            stack.extend(x.children())
-    return list(out.values())
+    return [x for x in nodes(e, lambda x: not _input_atom(x)) if _input_atom(x)]
+
+
+def _input_atom(x: Expr) -> bool:
+    """An input's Boolean constant, or a narrow comparison on an input (a class code, an
+    entry point)."""
+    if z3.is_const(x) and z3.is_bool(x):
+        return not (z3.is_true(x) or z3.is_false(x)) and str(x).startswith("i_")
+    return bool(
+        z3.is_app_of(x, z3.Z3_OP_EQ)
+        and z3.is_bv(x.children()[0])
+        and x.children()[0].size() < WIDE
+        and "i_" in str(x)
+    )
 
 
 def _wraps(x: Expr) -> Expr:

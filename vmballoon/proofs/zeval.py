@@ -1,7 +1,8 @@
 """Evaluate quantifier-free bit-vector Z3 terms on concrete values, in plain Python.
 
 Also the two small bridges between concrete values and terms the searches share:
-:func:`value_of` (a model's value of a term) and :func:`equal_to` (terms fixed to values).
+:func:`value_of` (a model's value of a term) and :func:`equal_to` (terms fixed to values),
+and :func:`nodes`, the one walk over a term's DAG.
 
 The conformance check evaluates hundreds of branch conditions of the encoding on
 every concrete sample.  Substituting and simplifying in Z3 costs about a
@@ -13,7 +14,7 @@ operators the encoding uses are supported; any other raises :class:`ValueError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import z3
@@ -39,6 +40,20 @@ def equal_to(x: dict[str, Any], values: dict[str, int | bool]) -> list[Any]:
         e = x[n]
         out.append(e == (z3.BoolVal(bool(v)) if z3.is_bool(e) else z3.BitVecVal(int(v), e.size())))
     return out
+
+
+def nodes(e: Any, descend: Callable[[Any], bool]) -> Iterator[Any]:
+    """Each distinct node of the term ``e`` once (by Z3 id), depth first (the last child
+    first); a node's children are visited only where ``descend(node)``."""
+    stack, seen = [e], set()
+    while stack:
+        x = stack.pop()
+        if x.get_id() in seen:
+            continue
+        seen.add(x.get_id())
+        yield x
+        if descend(x):
+            stack.extend(x.children())
 
 
 def _signed(v: int, w: int) -> int:
@@ -254,4 +269,4 @@ def evaluate(e: Any, env: Env) -> Any:
     return Program([e]).run(env)[0]
 
 
-__all__ = ["Env", "Program", "evaluate"]
+__all__ = ["Env", "Program", "evaluate", "nodes"]
