@@ -22,6 +22,8 @@ computed from the whole listing, once (:func:`vmballoon.model.properties.ownersh
 
 from __future__ import annotations
 
+from collections import Counter
+
 from vmballoon.core import intervals as iv
 from vmballoon.core.env import Memory
 from vmballoon.core.protocol import PAGE_SHIFT, PAGES_PER_2M, U64_MASK
@@ -257,6 +259,8 @@ class Claims:
             for p in self.batch:
                 self._add(p, frames)
             return
+        if added and removed:  # a batch rebuilt from the batch page: mostly the same entries
+            added, removed = _net(added, removed)
         for e in removed:
             self._remove(_entry_pfn(e), frames)
         for e in added:
@@ -280,6 +284,13 @@ class Claims:
         return sum(self.lengths[0:3]), sum(self.lengths[3:6])
 
 
+def _net(added: list[int], removed: list[int]) -> tuple[list[int], list[int]]:
+    """``added`` and ``removed`` without the entries they share (as multisets): the claims
+    after removing and adding are the same, the multiset is all they are a function of."""
+    plus, minus = Counter(added), Counter(removed)
+    return list((plus - minus).elements()), list((minus - plus).elements())
+
+
 def _newly_free(old: iv.Runs, new: iv.Runs) -> list[tuple[int, int]]:
     """The runs of frames free in ``new`` and not in ``old``."""
     lo = 0
@@ -292,6 +303,9 @@ def _newly_free(old: iv.Runs, new: iv.Runs) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     before = old[lo:hi_old]
     for s, e in new[lo:hi_new]:
+        i = iv.run_containing(before, s)
+        if i >= 0 and before[i][1] >= e:  # inside a run free before (an allocation shrank it)
+            continue
         rest: iv.Runs = ((s, e),)
         for os, oe in iv.intersect(before, s, e):
             rest = iv.remove(rest, os, oe)
