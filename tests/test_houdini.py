@@ -70,3 +70,28 @@ def test_what_houdini_keeps_is_inductive(variant: Variant) -> None:
         for n in violated:
             where = [h.dropped[n]]
             assert not_inductive(variant, [*h.proved, n], split, at=where) == where, n
+
+
+def test_the_invariant_row_says_where_each_conjunct_comes_from() -> None:
+    """The invariant row of a split pool (what SEED and FIXED minus a fix get) names each
+    kept conjunct's origin and gives its lemma's words and its formula."""
+    from vmballoon.proofs.check import Houdini, invariant_row
+    from vmballoon.proofs.lemmas import SEED_LEMMAS
+    from vmballoon.proofs.props import AUX
+
+    seed_lemma = f"{next(iter(SEED_LEMMAS))}.0"
+    kept = ["accounting", "aux_batch.1", "aux_batch.0", seed_lemma]
+    row = invariant_row(Houdini("seed", kept, {"aux_ops.0": "I_LOCK"}, None, 1.0), split=True)
+    by_name = {c["name"]: c for c in row.conjuncts}
+    assert list(by_name) == kept
+    assert by_name["accounting"]["origin"] == "property"
+    assert by_name["aux_batch.1"]["origin"] == "split from aux_batch"
+    assert by_name["aux_batch.1"]["words"] == " ".join((AUX["aux_batch"].__doc__ or "").split())
+    assert by_name[seed_lemma]["origin"] == "seed lemma (hand-written)"
+    lemma = SEED_LEMMAS[seed_lemma.split(".")[0]]
+    assert by_name[seed_lemma]["words"] == " ".join((lemma.__doc__ or "").split())
+    pool = candidate_pool(True)
+    assert by_name["aux_batch.0"]["formula"] != by_name["aux_batch.1"]["formula"]
+    assert all(by_name[n]["formula"] for n in kept) and len(pool) > len(kept)
+    assert row.status == "proved" and row.dropped == {"aux_ops.0": "I_LOCK"}
+    assert row.detail == f"Houdini kept 4 of {len(pool)} candidates"
