@@ -106,3 +106,17 @@ def test_verify_accepts_every_variant_the_other_commands_accept() -> None:
         args = parser.parse_args(["verify", "--variant", text])
         assert args.variant == parse_variant(text).name
     assert main(["verify", "--variant", "no_such_fix"]) == 2
+
+
+def test_each_bmc_query_s_time_is_shared_by_the_properties_it_asked_about() -> None:
+    """A BMC row's ``seconds`` is its share of the solver time: each query's time divided
+    among the properties still open when it was asked."""
+    from vmballoon.proofs.check import Bmc, _Shares
+    from vmballoon.proofs.status import Status
+
+    shares = _Shares(["no_leak", "protocol"])
+    shares(1.0)  # asked about both
+    shares.todo.remove("no_leak")  # found: the next queries ask about protocol alone
+    shares(0.5)
+    assert shares.spent == {"no_leak": 0.5, "protocol": 1.0}
+    assert shares.rows(Status.NO_CEX, 14) == {"protocol": Bmc(Status.NO_CEX, None, 14, 1.0)}
