@@ -95,3 +95,5 @@ def test_the_invariant_row_says_where_each_conjunct_comes_from() -> None:
     assert all(by_name[n]["formula"] for n in kept) and len(pool) > len(kept)
     assert row.status == "proved" and row.dropped == {"aux_ops.0": "I_LOCK"}
     assert row.detail == f"Houdini kept 4 of {len(pool)} candidates"
+    whole = invariant_row(Houdini("fixed", ["aux_ops", "no_leak"], {}, None, 1.0), split=False)
+    assert [c["origin"] for c in whole.conjuncts] == ["lemma (hand-written)", "property"]
