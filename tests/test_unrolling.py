@@ -17,6 +17,7 @@ from vmballoon.core.variants import FIXED, SEED
 from vmballoon.model.state import Loc
 from vmballoon.proofs.abstract_reach import apart
 from vmballoon.proofs.unrolling import Answer, Unrolling, first_true, query, shortest
+from vmballoon.proofs.zeval import nodes
 
 
 def _toy(
@@ -158,14 +159,8 @@ def test_the_constants_keep_their_names_and_a_model_gives_the_run() -> None:
 
 
 def _consts(e: z3.ExprRef) -> set[z3.ExprRef]:
-    out: set[z3.ExprRef] = set()
-    todo, seen = [e], set()
-    while todo:
-        x = todo.pop()
-        if x.get_id() in seen:
-            continue
-        seen.add(x.get_id())
-        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            out.add(x)
-        todo.extend(x.children())
-    return out
+    return {
+        x
+        for x in nodes(e, lambda x: True)
+        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED
+    }
