@@ -44,3 +44,17 @@ def test_the_checked_in_results_were_searched_to_verify_s_default_depth() -> Non
     found = [r["depth"] for r in rows if r["kind"] == "bmc" and r["status"] == "violated"]
     assert bounded and {r["depth"] for r in bounded} == {DEFAULT_DEPTH}
     assert max(found) == DEFAULT_DEPTH
+
+
+def test_the_accelerated_search_is_the_one_the_results_and_docs_describe() -> None:
+    """The seed's ``throttle`` is found by the accelerated search at the depth it is
+    asked to (22): a shallower search would lose it; docs/how-verify-searches.md gives
+    that depth and the query's budget as the code has them."""
+    from vmballoon.proofs.check import DEEP_DEPTH, DEEP_TIMEOUT_FACTOR
+
+    rows = [r for r in specgen.load_results()["results"] if r["kind"] == "accelerated"]
+    assert rows and max(r["depth"] for r in rows) <= DEEP_DEPTH
+    doc = " ".join((spec_dir().parent / "docs" / "how-verify-searches.md").read_text().split())
+    assert f"up to depth {DEEP_DEPTH}, for the seed's" in doc
+    assert f"one query over every depth up to {DEEP_DEPTH} " in doc
+    assert f"The query gets {DEEP_TIMEOUT_FACTOR} query timeouts" in doc
