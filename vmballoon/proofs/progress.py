@@ -621,13 +621,11 @@ def reach_with_reset(depth: int) -> list[tuple[frozenset[Loc], bool]]:
     return out
 
 
-def _tick_ends(depth: int) -> list[int]:
-    """The depths ``k <= depth`` that :func:`bmc_progress` asks: those where a complete tick
-    can have ended, IDLE reachable in ``k`` steps by a path that has passed ``R_OPS``
-    (:func:`reach_with_reset`)."""
-    return [
-        k for k, (locs, done) in enumerate(reach_with_reset(depth)) if Loc.IDLE in locs and done
-    ]
+def _tick_ends(reached: list[tuple[frozenset[Loc], bool]]) -> list[int]:
+    """The depths :func:`bmc_progress` asks, given :func:`reach_with_reset`'s answer:
+    those where a complete tick can have ended, IDLE reachable in ``k`` steps by a path
+    that has passed ``R_OPS``."""
+    return [k for k, (locs, done) in enumerate(reached) if Loc.IDLE in locs and done]
 
 
 class ProgressBmc(NamedTuple):
@@ -663,15 +661,15 @@ def bmc_progress(
     """
     t0 = time.monotonic()
     t = target_const()
-    reach = [locs for locs, _ in reach_with_reset(depth)]
+    reached = reach_with_reset(depth)
     u = Unrolling(
         {"s": variant},
         depth,
-        reach=reach,
+        reach=[locs for locs, _ in reached],
         start=lambda _: [z3.ULE(t, bv32(max_target if max_target else T_MAX))],
         env=lambda s, i: cooperative(s, i, t, variant),
     )
-    ks = _tick_ends(depth)
+    ks = _tick_ends(reached)
 
     def holds(k: int) -> Expr:
         return progress_holds(u.state(k), t)

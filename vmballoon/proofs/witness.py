@@ -225,7 +225,17 @@ def _comparisons(e: Expr, seen: set[int], cmps: list[Expr], arith: list[Expr]) -
 
 def _bool_atoms(e: Expr) -> list[Expr]:
     """The Boolean constants (state fields and inputs) ``e`` reads."""
-    return [x for x in nodes(e, lambda x: not _input_atom(x)) if _input_atom(x)]
+    atoms: list[Expr] = []
+
+    def descend(x: Expr) -> bool:  # an atom is kept, and not looked into
+        if _input_atom(x):
+            atoms.append(x)
+            return False
+        return True
+
+    for _ in nodes(e, descend):
+        pass
+    return atoms
 
 
 def _input_atom(x: Expr) -> bool:
