@@ -64,7 +64,8 @@ def test_a_signal_stops_verify_quickly_and_marks_its_out(tmp_path: Path, sig: in
     assert took < 5, took  # ~2 s on an idle machine
     lines = stderr.strip().splitlines()
     assert "Traceback" not in stderr, stderr
-    assert lines[-1].startswith("interrupted (") and "INCOMPLETE" in lines[-1]
+    assert lines[-1].startswith(f"interrupted ({signal.Signals(sig).name})"), lines[-1]
+    assert "INCOMPLETE" in lines[-1]
     doc = json.loads(stdout)  # what it had, as the schema says: not complete, exit 130
     assert doc["complete"] is False and doc["exit"] == 130 and doc["ok"] is False
     assert (out / "INCOMPLETE").exists() and not (out / ".vmballoon.lock").exists()

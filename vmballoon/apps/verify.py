@@ -226,10 +226,10 @@ def schedule(setup: Setup, board: Board, report: Callable[[Job, list[Row]], None
             for row in defect_rows:
                 report(DefectJob(variant="seed", timeout=setup.timeout, fix=row.fix), [row])
             queue[:0] = reversed(searches)  # each put in front, in FIX_NAMES order
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted) as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while stopping
         _stop_workers(pool)
-        raise Interrupted from None
+        raise Interrupted(str(exc) or "SIGINT") from None  # the signal's name kept
     pool.shutdown(wait=True)
 
 
