@@ -50,6 +50,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -68,6 +69,7 @@ from vmballoon.apps.fuzz import DifferentialMachine, LogAgreement, abandoned, ca
 from vmballoon.apps.outdir import OutDirBusy, RunDir
 from vmballoon.core import assumptions as asm
 from vmballoon.core.minimize import minimize
+from vmballoon.core.protocol import EVENTS_FORMAT
 from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
 from vmballoon.core.specdata import PACKAGE_DIR, spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
@@ -75,6 +77,7 @@ from vmballoon.harness.coverage import Coverage
 from vmballoon.harness.replay import Follower
 from vmballoon.model.machine import event_log
 from vmballoon.model.properties import check_trace
+from vmballoon.model.state import State
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 NO_SHRINK = (Phase.explicit, Phase.generate)
@@ -173,14 +176,19 @@ class CheckMachine(DifferentialMachine):
         self.follower: Follower | None = None
         self.model_violates: set[str] = set()  # properties the model variant violates so far
         self.agreement = LogAgreement()
+        self.due: deque[tuple[State, Scenario]] = deque()  # steps the C has not answered yet
         self.campaign.examples += 1
 
     def teardown(self) -> None:
-        if abandoned():  # not an example for Hypothesis's count either
-            self.campaign.examples -= 1
-        if self.follower is not None:
-            self.follower.close()
-        super().teardown()
+        try:
+            if sys.exc_info()[0] is None and self.follower is not None:
+                self._check_due(wait=True)  # the last steps, the C's replies still due
+        finally:
+            if abandoned():  # not an example for Hypothesis's count either
+                self.campaign.examples -= 1
+            if self.follower is not None:
+                self.follower.close()
+            super().teardown()
 
     def properties_checked(self) -> None:  # not an invariant here: the model is the yardstick
         """The model variant's own violations are not the C's regressions."""
@@ -212,21 +220,43 @@ class CheckMachine(DifferentialMachine):
     @invariant()
     def c_checked(self) -> None:
         """Regressions (properties the C breaks and the model variant keeps), divergences;
-        both apart when the scenario is outside the declared assumptions."""
-        from vmballoon.harness.process import DriverTimeout
+        both apart when the scenario is outside the declared assumptions.
 
+        Each step is checked when the C's reply to it has come: the model goes on to
+        the next step while the C finishes this one (the two processes work at the same
+        time), and :meth:`teardown` checks the steps whose replies were still due."""
         stop_if_signalled()
         if self.state is None or self.follower is None:
             return
-        sc = self.scenario
+        self.due.append((self.state, self.scenario))
+        self._check_due(wait=False)
+
+    def _check_due(self, wait: bool) -> None:
+        """Check the steps in :attr:`due`, oldest first, as the C's replies to them come
+        (``wait``: all of them, waiting for the C; else those already answered)."""
+        from vmballoon.harness.process import DriverTimeout
+
+        assert self.follower is not None
+        driver = self.follower.driver
         try:
-            self.follower.driver.collect_all()
+            while self.due and (wait or driver.reply_ready()):
+                before = driver.pending > len(self.due)  # module init, the observer's attach
+                driver.collect()
+                if not before:
+                    self._check_step(*self.due.popleft())
         except DriverTimeout as exc:
-            self._fail(Finding(Kind.TIMEOUT, [], str(exc), sc))
+            self._fail(Finding(Kind.TIMEOUT, [], str(exc), self.due[0][1]))
+
+    def _check_step(self, state: State, sc: Scenario) -> None:
+        """The C's state after the step that ended the scenario ``sc`` (its reply just
+        taken) against the model's ``state`` there."""
+        assert self.follower is not None
         self.checker.after_step()
         outside = violated_assumptions(sc)
-        if not self.agreement.holds(self.state, self.follower):
-            message = log_difference(event_log(self.state), self.follower.log())
+        events, final = self.follower.driver.taken_log()
+        if not self.agreement.holds(state, self.follower.driver.env.log, final):
+            c_log = {"format": EVENTS_FORMAT, "events": events, "final": final}
+            message = log_difference(event_log(state), c_log)
             finding = Finding(Kind.DIVERGENCE, [], message, sc)
             if outside:
                 if self.campaign.outside is None:

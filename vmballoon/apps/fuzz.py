@@ -396,12 +396,13 @@ class LogAgreement:
     def __init__(self) -> None:
         self.seen: tuple[EventStack, EventStack] = (None, None)  # the model's, the C's
 
-    def holds(self, state: State, follower: Follower) -> bool:
-        """Whether the logs and states agree now."""
-        model_log, c_log = state.env.log, follower.driver.env.log
+    def holds(self, state: State, c_log: EventStack, c_final: dict[str, Any]) -> bool:
+        """Whether the model's ``state`` agrees with the C's log ``c_log`` and state
+        ``c_final`` (the ``final`` object) at the same point."""
+        model_log = state.env.log
         if events_since(model_log, self.seen[0]) != events_since(c_log, self.seen[1]):
             return False
-        if final_json(state) != follower.driver.state():
+        if final_json(state) != c_final:
             return False
         self.seen = (model_log, c_log)
         return True
@@ -671,8 +672,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         """The compiled driver, stepped along, has the model's event log and driver state."""
         if self.state is None or self.c is None:
             return
-        self.c.driver.collect_all()
-        if not self.c_agreement.holds(self.state, self.c):
+        driver = self.c.driver
+        driver.collect_all()
+        if not self.c_agreement.holds(self.state, driver.env.log, driver.state()):
             expected, got = event_log(self.state), self.c.log()
             raise AssertionError(describe_difference(self.scenario, expected, got, "C"))
 

@@ -413,9 +413,13 @@ def _load_base(lib: ctypes.CDLL) -> int:
 # -- the pipe between parent and child --------------------------------------------------------
 
 
-def _send(fd: int, value: Any) -> None:
+def _framed(value: Any) -> memoryview:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(struct.pack("<Q", len(data)) + data)
+    return memoryview(struct.pack("<Q", len(data)) + data)
+
+
+def _send(fd: int, value: Any) -> None:
+    view = _framed(value)
     while view:
         view = view[os.write(fd, view) :]
 
@@ -615,6 +619,7 @@ class CDriver:
         self._scripts_sent = (env.hv_script, env.alloc_script, env.vmci_script)
         self._final: dict[str, Any] | None = None
         self._pending: deque[str] = deque()  # entry points submitted, not yet collected
+        self._inbox: deque[dict[str, Any]] = deque()  # replies read while a request waited
         self._drawing = False  # the running entry point may wait for answers (feed)
         send = (env.host is not None or trace) if with_batch is None else with_batch
         to_child, self._to_child = os.pipe()
@@ -643,6 +648,7 @@ class CDriver:
                 os._exit(code)
         os.close(to_child)
         os.close(from_parent)
+        os.set_blocking(self._to_child, False)  # a request never waits on a full reply pipe
         self.pid = pid
         self._closed = False
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -655,7 +661,11 @@ class CDriver:
     def _receive(self, what: str) -> dict[str, Any]:
         try:
             while True:
-                msg: dict[str, Any] = _recv(self._from_child, time.monotonic() + self.timeout)
+                msg: dict[str, Any] = (
+                    self._inbox.popleft()
+                    if self._inbox
+                    else _recv(self._from_child, time.monotonic() + self.timeout)
+                )
                 if "alive" in msg:
                     continue
                 if "begin" not in msg:
@@ -701,11 +711,28 @@ class CDriver:
         return msg
 
     def _post(self, msg: tuple[Any, ...]) -> None:
+        """Send request ``msg``.  While the child's pipe is full, the replies the child
+        is writing are read into :attr:`_inbox` (a caller that takes replies late must
+        not leave both processes waiting to write)."""
         if self._closed:
             raise HarnessError("the harness was closed")
+        view = _framed(msg)
         try:
-            _send(self._to_child, msg)
-        except OSError:
+            while view:
+                try:
+                    view = view[os.write(self._to_child, view) :]
+                except BlockingIOError:
+                    readable, writable, _ = select.select(
+                        [self._from_child], [self._to_child], [], self.timeout
+                    )
+                    if readable:
+                        self._inbox.append(_recv(self._from_child))
+                    elif not writable:
+                        self._kill()
+                        raise DriverTimeout(
+                            f"the driver took no request within {self.timeout:g} s: it loops"
+                        ) from None
+        except (OSError, EOFError):
             raise HarnessError(f"the harness stopped: {self._reap()}") from None
 
     def _request(self, msg: tuple[Any, ...], what: str) -> dict[str, Any]:
@@ -803,6 +830,26 @@ class CDriver:
         """Take the replies of every entry point submitted."""
         while self._pending:
             self.collect()
+
+    @property
+    def pending(self) -> int:
+        """Requests submitted whose replies are not taken yet (module init and the
+        observer's attach included)."""
+        return len(self._pending)
+
+    def reply_ready(self) -> bool:
+        """Whether the child has begun the reply :meth:`collect` takes next (it then
+        waits at most for the rest of it)."""
+        return bool(self._pending) and (
+            bool(self._inbox) or bool(select.select([self._from_child], [], [], 0)[0])
+        )
+
+    def taken_log(self) -> tuple[list[Event], dict[str, Any]]:
+        """The events and the driver's state as of the last reply taken (an entry
+        point's reply carries its state), without waiting for the ones still due."""
+        if self._final is None:
+            raise HarnessError("the last reply taken carried no driver state")
+        return self._env.events(), self._final
 
     def run(self, steps: tuple[str, ...]) -> None:
         """Run ``steps`` in one request (the replay of a whole scenario)."""
