@@ -74,6 +74,7 @@ from vmballoon.core.scenario import Scenario, ScenarioError, load_scenario
 from vmballoon.core.specdata import PACKAGE_DIR, spec_dir
 from vmballoon.core.variants import FIX_NAMES, FIXED, Variant, parse_variant
 from vmballoon.harness.coverage import Coverage
+from vmballoon.harness.process import HarnessError
 from vmballoon.harness.replay import Follower
 from vmballoon.model.machine import event_log
 from vmballoon.model.properties import check_trace
@@ -144,15 +145,65 @@ class Finding:
         }
 
 
+IN_FLIGHT = 2
+"""Examples done by the model whose C may still be running: the C of the last ones
+works while the model makes the next (two processes, two cores)."""
+
+
 @dataclass
 class Campaign:
-    """What the machine saw in one campaign (class-level: Hypothesis builds the machines)."""
+    """What the machine saw in one campaign (class-level: Hypothesis builds the machines).
 
-    failing: Finding | None = None  # the last failure raised: after shrinking, the minimal one
+    The C of an example is checked step by step as its replies come, the model going on
+    meanwhile: with the next step, and once the example is done with the next example
+    (:attr:`backlog`, at most :data:`IN_FLIGHT` examples behind).  The examples are
+    checked in the order Hypothesis made them, so the findings are those a check that
+    waited for the C at every step would make: the first failing example ends the
+    campaign (:class:`CampaignDone`), the first divergence is the first example's."""
+
+    failing: Finding | None = None  # the first failing example's finding
     divergence: Finding | None = None  # the first divergence inside the assumptions
     outside: Finding | None = None  # the first divergence or violation outside them
-    examples: int = 0
+    examples: int = 0  # examples checked (the failing one included; not the abandoned)
     ignore: set[str] = field(default_factory=set)
+    backlog: deque[CheckMachine] = field(default_factory=deque)  # done, C still checked
+    in_flight: int = IN_FLIGHT  # examples the backlog may hold when the next one starts
+    wait_each_step: bool = False  # wait for the C at every step (the reference ordering)
+    error: HarnessError | None = None  # the harness failed while an example was checked
+
+    def settle(self, wait: bool, keep: int = 0) -> None:
+        """Check the examples of :attr:`backlog`, oldest first, as far as the C has
+        answered (``wait``: all but the newest ``keep``, waiting for the C).  A failing
+        finding or a failed harness ends the campaign: the examples after it are dropped."""
+        try:
+            while self.backlog and not self.done:
+                machine = self.backlog[0]
+                found = machine.check_due(wait=wait and len(self.backlog) > keep)
+                if found is None and machine.due:
+                    return  # its C is still running: the later examples wait their turn
+                self.backlog.popleft().close()
+                self.examples += not machine.abandoned
+                self.failing = found
+        except HarnessError as exc:
+            self.error = exc
+        if self.done:
+            self.drop()
+
+    @property
+    def done(self) -> bool:
+        """Whether the campaign has what ends it (a failing finding, a failed harness)."""
+        return self.failing is not None or self.error is not None
+
+    def drop(self) -> None:
+        """Stop the C of every example still in :attr:`backlog` unchecked."""
+        while self.backlog:
+            self.backlog.popleft().close()
+
+
+class CampaignDone(KeyboardInterrupt):
+    """Raised inside the machine once the campaign is done (:attr:`Campaign.done`): the
+    finding is an earlier example's, so Hypothesis must not take it for this example's
+    failure; it lets an interrupt through untouched and :func:`run_check` ends there."""
 
 
 class CheckMachine(DifferentialMachine):
@@ -177,25 +228,32 @@ class CheckMachine(DifferentialMachine):
         self.model_violates: set[str] = set()  # properties the model variant violates so far
         self.agreement = LogAgreement()
         self.due: deque[tuple[State, Scenario]] = deque()  # steps the C has not answered yet
-        self.campaign.examples += 1
+        self.setup_due = 0  # replies due before the first step's: module init, attach
+        self.abandoned = False  # Hypothesis abandoned it: not an example for its count
 
     def teardown(self) -> None:
+        campaign = self.campaign
+        self.abandoned = abandoned()
+        # an example Hypothesis abandoned (its data ran out) still ran its steps
+        settled = sys.exc_info()[0] is None or self.abandoned
         try:
-            if sys.exc_info()[0] is None and self.follower is not None:
-                self._check_due(wait=True)  # the last steps, the C's replies still due
+            if settled:
+                campaign.backlog.append(self)  # checked as the C's replies come
+                campaign.settle(wait=True, keep=campaign.in_flight)
+            else:
+                self.close()
         finally:
-            if abandoned():  # not an example for Hypothesis's count either
-                self.campaign.examples -= 1
-            if self.follower is not None:
-                self.follower.close()
             super().teardown()
+        if campaign.done and settled:
+            raise CampaignDone
+
+    def close(self) -> None:
+        """Stop the C of this example."""
+        if self.follower is not None:
+            self.follower.close()
 
     def properties_checked(self) -> None:  # not an invariant here: the model is the yardstick
         """The model variant's own violations are not the C's regressions."""
-
-    def _fail(self, finding: Finding) -> None:
-        self.campaign.failing = finding
-        raise AssertionError(f"{finding.kind}: {finding.message}")
 
     def _c_beside(self, name: str) -> Follower | None:
         """The compiled file, loaded at the first step, started on entry point ``name``
@@ -214,6 +272,7 @@ class CheckMachine(DifferentialMachine):
             # driver that does not return from them is a timeout of c_checked's collect)
             self.follower = Follower(self.binary, base, trace=True, wait=False)
             self.checker = CTraceChecker(self.follower.driver, self.variant, wait=False)
+            self.setup_due = self.follower.driver.pending
         self.follower.begin(sc, name)
         return self.follower
 
@@ -222,36 +281,52 @@ class CheckMachine(DifferentialMachine):
         """Regressions (properties the C breaks and the model variant keeps), divergences;
         both apart when the scenario is outside the declared assumptions.
 
-        Each step is checked when the C's reply to it has come: the model goes on to
-        the next step while the C finishes this one (the two processes work at the same
-        time), and :meth:`teardown` checks the steps whose replies were still due."""
+        A step is checked when the C's reply to it has come (:class:`Campaign`): the
+        model goes on meanwhile, and the steps still due when the example ends are
+        checked while the next examples run."""
         stop_if_signalled()
         if self.state is None or self.follower is None:
             return
+        campaign = self.campaign
         self.due.append((self.state, self.scenario))
-        self._check_due(wait=False)
+        wait = campaign.wait_each_step
+        campaign.settle(wait=wait)
+        if not campaign.backlog and not campaign.done:
+            try:
+                campaign.failing = self.check_due(wait=wait)
+            except HarnessError as exc:
+                campaign.error = exc
+        if campaign.done:
+            raise CampaignDone
 
-    def _check_due(self, wait: bool) -> None:
+    def check_due(self, wait: bool) -> Finding | None:
         """Check the steps in :attr:`due`, oldest first, as the C's replies to them come
-        (``wait``: all of them, waiting for the C; else those already answered)."""
+        (``wait``: all of them, waiting for the C; else those already answered); the
+        first failing finding (the steps after it are left unchecked)."""
         from vmballoon.harness.process import DriverTimeout
 
-        assert self.follower is not None
+        if self.follower is None:  # no step: nothing ran on the C
+            return None
         driver = self.follower.driver
         try:
             while self.due and (wait or driver.reply_ready()):
-                before = driver.pending > len(self.due)  # module init, the observer's attach
                 driver.collect()
-                if not before:
-                    self._check_step(*self.due.popleft())
+                if self.setup_due:
+                    self.setup_due -= 1
+                    continue
+                found = self._check_step(*self.due.popleft())
+                if found is not None:
+                    return found
         except DriverTimeout as exc:
-            self._fail(Finding(Kind.TIMEOUT, [], str(exc), self.due[0][1]))
+            return Finding(Kind.TIMEOUT, [], str(exc), self.due[0][1])
+        return None
 
-    def _check_step(self, state: State, sc: Scenario) -> None:
+    def _check_step(self, state: State, sc: Scenario) -> Finding | None:
         """The C's state after the step that ended the scenario ``sc`` (its reply just
-        taken) against the model's ``state`` there."""
+        taken) against the model's ``state`` there; the finding that fails the check."""
         assert self.follower is not None
         self.checker.after_step()
+        campaign = self.campaign
         outside = violated_assumptions(sc)
         events, final = self.follower.driver.taken_log()
         if not self.agreement.holds(state, self.follower.driver.env.log, final):
@@ -259,34 +334,34 @@ class CheckMachine(DifferentialMachine):
             message = log_difference(event_log(state), c_log)
             finding = Finding(Kind.DIVERGENCE, [], message, sc)
             if outside:
-                if self.campaign.outside is None:
-                    self.campaign.outside = dataclasses.replace(
+                if campaign.outside is None:
+                    campaign.outside = dataclasses.replace(
                         finding, kind=Kind.OUTSIDE, assumptions=outside
                     )
-            elif self.campaign.divergence is None:
-                self.campaign.divergence = finding
+            elif campaign.divergence is None:
+                campaign.divergence = finding
             if self.fail_on == "divergence" and not outside:
-                self._fail(finding)
+                return finding
         if self.fail_on != "regression":
-            return
+            return None
         c_props = {v.prop: v.message for v in self.checker.violations}
-        c_props = {p: m for p, m in c_props.items() if p not in self.campaign.ignore}
+        c_props = {p: m for p, m in c_props.items() if p not in campaign.ignore}
         if not c_props:
-            return
+            return None
         if not set(c_props) <= self.model_violates:  # a violation seen on a prefix stays
             asked = frozenset(c_props)  # the others are not asked: a long check is costly
             self.model_violates = {v.prop for v in check_trace(sc, self.variant, asked)}
         regressed = sorted(p for p in c_props if p not in self.model_violates)
         if not regressed:
-            return
+            return None
         message = "; ".join(f"{p}: {c_props[p]}" for p in regressed)
         if outside:
-            if self.campaign.outside is None or not self.campaign.outside.properties:
-                self.campaign.outside = Finding(
+            if campaign.outside is None or not campaign.outside.properties:
+                campaign.outside = Finding(
                     Kind.OUTSIDE, regressed, message, sc, assumptions=outside
                 )
-            return
-        self._fail(Finding(Kind.REGRESSION, regressed, message, sc))
+            return None
+        return Finding(Kind.REGRESSION, regressed, message, sc)
 
 
 def _differences(path: str, a: Any, b: Any, out: list[tuple[str, Any, Any]]) -> None:
@@ -381,8 +456,14 @@ def run_check(
     test = get_state_machine_test(
         machine, settings=settings(campaign_settings(examples, steps), phases=NO_SHRINK)
     )
-    with contextlib.suppress(AssertionError), pinned_constant_pool():
-        hypothesis_seed(seed)(test)()  # the finding is in campaign.failing
+    try:
+        with contextlib.suppress(CampaignDone), pinned_constant_pool():
+            hypothesis_seed(seed)(test)()  # the finding is in campaign.failing
+        campaign.settle(wait=True)  # the examples whose C was still being checked
+    finally:
+        campaign.drop()
+    if campaign.error is not None:
+        raise campaign.error
     return campaign
 
 
