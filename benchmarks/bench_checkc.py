@@ -3,9 +3,10 @@
 Reports, on this machine, for the fixed driver source (``vmballoon patch --variant
 fixed``, written to a temporary file) checked against ``fixed`` with ``--seed 1``:
 
-1. the whole command, ``vmballoon check-c FILE.c --against fixed --examples 300 --seed 1``,
-   run as a subprocess: wall time and CPU time (user + sys of the command and of every
-   driver process it forked);
+1. the whole command, ``vmballoon check-c FILE.c --against fixed --examples 300 --seed S``
+   for each seed of ``--seeds`` (1 to 8), run as a subprocess: wall time and CPU time
+   (user + sys of the command and of every driver process it forked), then the least,
+   the median and the largest wall time;
 2. its two phases run in this process: the corpus (``checkc.run_corpus``) and the
    fuzzer (``checkc.run_check``), wall and CPU (this process and the driver
    processes), and the fuzzer's cost per example;
@@ -114,7 +115,10 @@ def fuzzer(source: Path, examples: int, seed: int) -> Timing:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="the seed of the phases and the scaling")
+    ap.add_argument(
+        "--seeds", default="1,2,3,4,5,6,7,8", help="seeds of the whole command (empty: none)"
+    )
     ap.add_argument(
         "--scaling", default="50,100,300", help="fuzzer example counts to time alone (empty: none)"
     )
@@ -126,11 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         source = Path(tmp) / "fixed.c"
         source.write_text(variant_source(FIXED), encoding="utf-8")
         binary_for(source=source)  # compiled (or taken from the cache) before any timing
-        if not args.no_command:
-            t, code = command(source, args.examples, args.seed, Path(tmp) / "out")
+        walls: list[float] = []
+        for seed in [int(x) for x in args.seeds.split(",") if x and not args.no_command]:
+            t, code = command(source, args.examples, seed, Path(tmp) / f"out{seed}")
+            walls.append(t.wall)
             say(
                 f"vmballoon check-c fixed.c --against fixed --examples {args.examples} "
-                f"--seed {args.seed}: {t} (exit {code}; load {load()})"
+                f"--seed {seed}: {t} (exit {code}; load {load()})"
+            )
+        if walls:
+            walls.sort()
+            say(
+                f"  the whole command over {len(walls)} seeds: wall min {walls[0]:.1f} s, "
+                f"median {walls[len(walls) // 2]:.1f} s, max {walls[-1]:.1f} s"
             )
         for label, t, count in phases(source, args.examples, args.seed):
             say(f"  {label}: {t} (load {load()})")
