@@ -236,3 +236,19 @@ def _called_only_by_lemmas(path: Path) -> set[str]:
                 callers.setdefault(node.id, set()).add(where)
     names = {fn.name for fn in tree.body if isinstance(fn, ast.FunctionDef)}
     return {n for n in names if callers.get(n) and all(c.startswith("aux_") for c in callers[n])}
+
+
+def test_a_drivers_own_tests_run_first_and_no_test_is_lost() -> None:
+    """The drivers stage runs the tests of the mutated proof driver first (pytest stops
+    at the first failure); every listed test file exists and belongs to the stage, and
+    the stage runs the same tests whatever the order."""
+    from benchmarks.mutation.stages import FIRST, STAGES_BY_NAME
+
+    drivers = STAGES_BY_NAME["drivers"]
+    for rel, first in FIRST.items():
+        assert (ROOT / rel).exists(), rel
+        assert all((ROOT / f).exists() and f in drivers.args for f in first), (rel, first)
+        ordered = drivers.for_file(rel)
+        assert ordered.args[: len(first)] == first
+        assert sorted(ordered.args) == sorted(drivers.args)
+    assert drivers.for_file("vmballoon/model/ops.py") is drivers

@@ -267,3 +267,22 @@ def test_reachability_watches_the_frame_each_step_touches(
     reachability(FIXED, _scenarios()[:8])
     assert acting > 20
     assert all(f == want for f, want in watched), [w for w in watched if w[0] != w[1]][:3]
+
+
+def test_reachability_counts_the_steps_checked_from_each_location() -> None:
+    """``Reachability.reached`` maps each location to the number of checked steps taken
+    from it, and a location only entered (the last of a scenario) to 0."""
+    from collections import Counter
+
+    from vmballoon.proofs.conformance import transitions_of
+
+    scenarios = _scenarios()[:6]
+    want: Counter[str] = Counter()
+    for sc in scenarios:
+        for prev, nxt, *_ in transitions_of(sc, FIXED, 100_000):
+            want[prev.loc.name] += 1
+            want[nxt.loc.name] += 0
+    r = reachability(FIXED, scenarios)
+    assert (r.not_representable, r.mismatches) == (0, [])  # every step checked
+    assert r.reached == dict(want)
+    assert 0 in r.reached.values()  # a location only entered

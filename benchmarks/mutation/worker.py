@@ -129,7 +129,7 @@ def serve(tree: Path) -> None:
         outcome, killer, times = "survived", None, {}
         try:
             for name in req["stages"]:
-                stage = _present(STAGES_BY_NAME[name], tree)
+                stage = _present(STAGES_BY_NAME[name].for_file(req["file"]), tree)
                 if stage is None:
                     continue
                 s0 = time.monotonic()
