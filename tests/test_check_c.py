@@ -203,6 +203,27 @@ def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path:
         assert found[0].path is not None and found[0].path.exists()
 
 
+def test_the_refused_list_off_by_one_is_found_on_every_seed(tmp_path: Path) -> None:
+    """``n_refused_pages < VMW_BALLOON_MAX_REFUSED`` made ``<=`` in
+    vmballoon_lock_batched_page (fixed source, line 678): the C holds 17 refused pages,
+    which only the state observed inside the entry point shows (the list is released
+    before it returns). The corpus takes that branch, so check-c reports the regression
+    ``refused_bounds`` whatever the seed."""
+    from vmballoon.apps.checkc import Kind, Origin
+    from vmballoon.apps.checkc import check_c as run
+
+    lines = variant_source(FIXED).splitlines(keepends=True)
+    assert lines[677].strip() == "< VMW_BALLOON_MAX_REFUSED) {"
+    lines[677] = lines[677].replace("<", "<=")
+    source = tmp_path / "off_by_one.c"
+    source.write_text("".join(lines))
+    for seed in range(8):
+        report = run(source, FIXED, 1, seed, tmp_path / f"out{seed}")
+        assert report.complete and report.exit == 1
+        found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
+        assert any("refused_bounds" in f.properties for f in found), (seed, report.findings)
+
+
 def test_the_model_and_the_c_word_a_violation_alike() -> None:
     """target_from_host names the value the failed command wrote, from the ghost, so the
     C's checker (which sees the target as the command found it) says what the model says."""
