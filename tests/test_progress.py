@@ -95,3 +95,23 @@ def test_rank_is_zero_outside_a_tick() -> None:
         sol = z3.Solver()
         sol.add(s["loc"] == loc_val(loc), pg.rank(s, t) != z3.BitVecVal(0, 64))
         assert sol.check() == z3.unsat, loc.name
+
+
+def test_fixed_is_proved_and_the_seed_fails_at_its_recorded_depth() -> None:
+    """The two obligations ``verify`` reports for ``progress``: the per-tick induction
+    proof of FIXED, and the seed's shortest counterexample in the cooperative
+    environment at the depth ``spec/verify-results.json`` records (a weakened
+    assumption or lemma moves one of them; this is the drivers stage's quick look at
+    what the verify stage sees)."""
+    import json
+
+    from tests.conftest import ROOT
+    from vmballoon.proofs.check import DEFAULT_DEPTH
+    from vmballoon.proofs.status import Status
+
+    results = json.loads((ROOT / "spec" / "verify-results.json").read_text())["results"]
+    (recorded,) = [r for r in results if (r["variant"], r["prop"]) == ("seed", "progress")]
+    proof = pg.prove(FIXED, 120.0)
+    assert proof.status == Status.PROVED, proof.detail
+    seed = pg.bmc_progress(SEED, depth=DEFAULT_DEPTH, timeout=120.0, shortest=True)
+    assert (seed.status, seed.depth) == (Status.VIOLATED, recorded["depth"])
