@@ -23,7 +23,7 @@ from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
 from vmballoon.proofs import progress as pg
-from vmballoon.proofs.encoding import TRANSITIONS, loc_val, make_inputs, make_state
+from vmballoon.proofs.encoding import TRANSITIONS, bv32, loc_val, make_inputs, make_state
 
 
 @pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
@@ -115,3 +115,14 @@ def test_fixed_is_proved_and_the_seed_fails_at_its_recorded_depth() -> None:
     assert proof.status == Status.PROVED, proof.detail
     seed = pg.bmc_progress(SEED, depth=DEFAULT_DEPTH, timeout=120.0, shortest=True)
     assert (seed.status, seed.depth) == (Status.VIOLATED, recorded["depth"])
+
+
+def test_a_tick_lemma_that_constrains_a_state_outside_the_loops_fails_the_proof() -> None:
+    """The tick-local lemmas are assumed only inside the loops, so T may change between
+    ticks; the proof checks it of every lemma it keeps (``_tick_local``): one lemma that
+    says something outside the loops fails it, whatever the others say there."""
+    s, t = make_state("s_"), pg.target_const()
+    kept = [pg.tick_lemma(n, s, t) for n in pg.TICK]
+    pg._tick_local(s, kept, 10.0)  # the lemmas as the proof uses them: vacuous outside
+    with pytest.raises(pg._Stop, match="constrains states outside the loops"):
+        pg._tick_local(s, [*kept, s["n4"] == bv32(0)], 10.0)
