@@ -115,6 +115,11 @@ def test_fixed_is_proved_and_the_seed_fails_at_its_recorded_depth() -> None:
     assert proof.status == Status.PROVED, proof.detail
     seed = pg.bmc_progress(SEED, depth=DEFAULT_DEPTH, timeout=120.0, shortest=True)
     assert (seed.status, seed.depth) == (Status.VIOLATED, recorded["depth"])
+    # one query over every depth (the fix-necessity rows' search): a counterexample,
+    # cut at a tick end where progress fails, so no shorter than the shortest one
+    window = pg.bmc_progress(SEED, depth=DEFAULT_DEPTH, timeout=120.0, shortest=False)
+    assert window.status == Status.VIOLATED
+    assert window.depth is not None and window.depth >= recorded["depth"]
 
 
 def test_a_tick_lemma_that_constrains_a_state_outside_the_loops_fails_the_proof() -> None:
@@ -126,3 +131,22 @@ def test_a_tick_lemma_that_constrains_a_state_outside_the_loops_fails_the_proof(
     pg._tick_local(s, kept, 10.0)  # the lemmas as the proof uses them: vacuous outside
     with pytest.raises(pg._Stop, match="constrains states outside the loops"):
         pg._tick_local(s, [*kept, s["n4"] == bv32(0)], 10.0)
+
+
+def test_a_failed_obligation_says_which_and_where() -> None:
+    """Without the invariant and the cooperative environment the ranking function does
+    not decrease somewhere and some transition schedules a reset: each obligation fails
+    (not unknown) and says so, naming the location."""
+    from vmballoon.proofs.encoding import successor
+    from vmballoon.proofs.status import Status
+
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    posts = {loc: successor(loc, s, i, FIXED) for loc in TRANSITIONS}
+    with pytest.raises(pg._Stop) as rank:
+        pg._rank_decreases([], s, t, posts, 30.0)
+    status, detail = rank.value.status, rank.value.detail
+    assert status == Status.FAILED and detail.endswith(": rank does not decrease"), detail
+    with pytest.raises(pg._Stop) as reset:
+        pg._no_reset_scheduled([], s, posts, 30.0)
+    status, detail = reset.value.status, reset.value.detail
+    assert status == Status.FAILED and detail.endswith(": a reset is scheduled"), detail
