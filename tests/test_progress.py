@@ -150,3 +150,17 @@ def test_a_failed_obligation_says_which_and_where() -> None:
         pg._no_reset_scheduled([], s, posts, 30.0)
     status, detail = reset.value.status, reset.value.detail
     assert status == Status.FAILED and detail.endswith(": a reset is scheduled"), detail
+
+
+def test_a_rank_that_stays_the_same_does_not_prove_a_tick_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ranking function must decrease strictly on every transition of a tick: one
+    that keeps its value (here a constant) proves nothing and fails the obligation."""
+    from vmballoon.proofs.encoding import bv64, successor
+
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    posts = {loc: successor(loc, s, i, FIXED) for loc in TRANSITIONS}
+    monkeypatch.setattr(pg, "rank", lambda s, t: bv64(5))
+    with pytest.raises(pg._Stop, match="rank does not decrease"):
+        pg._rank_decreases([], s, t, posts, 30.0)
