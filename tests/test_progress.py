@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import z3
 
@@ -164,3 +166,29 @@ def test_a_rank_that_stays_the_same_does_not_prove_a_tick_ends(
     monkeypatch.setattr(pg, "rank", lambda s, t: bv64(5))
     with pytest.raises(pg._Stop, match="rank does not decrease"):
         pg._rank_decreases([], s, t, posts, 30.0)
+
+
+def test_the_window_search_asks_every_tick_end_in_one_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``bmc_progress(shortest=False)`` (the fix-necessity rows) asks one query over
+    every depth at which a tick can end, from the first to the last: a violation at
+    the first tick end is not skipped."""
+    from vmballoon.proofs.check import DEFAULT_DEPTH
+    from vmballoon.proofs.unrolling import query as real
+
+    asked: list[tuple[int, int]] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        ask = real(*args, **kwargs)
+
+        def wrapped(lo: int, hi: int) -> Any:
+            asked.append((lo, hi))
+            return ask(lo, hi)
+
+        return wrapped
+
+    monkeypatch.setattr(pg, "query", recording)
+    pg.bmc_progress(FIXED, depth=DEFAULT_DEPTH, timeout=120.0, shortest=False)
+    ends = pg._tick_ends(pg.reach_with_reset(DEFAULT_DEPTH))
+    assert asked == [(ends[0], ends[-1])], (asked, ends)
