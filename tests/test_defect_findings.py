@@ -71,3 +71,26 @@ def test_seed_scenario_shows_the_defect_and_the_fix_clears_it(fix: str) -> None:
     # the property is not violated at all with the fix, not merely reported elsewhere
     fixed_all = _replay(str(path), "--check", "--variant", fix)
     assert not any(line.startswith(f"{prop}:") for line in fixed_all.stdout.splitlines())
+
+
+def test_a_defect_row_is_confirmed_on_its_scenario_or_marked_unconfirmed() -> None:
+    """``defect_row`` replays the scenario a search found (the seed violates the property,
+    FIXED with the fix does not): the shipped scenario of ``target_on_success`` is
+    confirmed, with its evidence and the depth where the seed first violates it; a
+    scenario that shows nothing is ``unconfirmed``, whatever the search said."""
+    import json
+
+    from tests.conftest import ROOT
+    from vmballoon.core.scenario import Scenario, load_scenario
+    from vmballoon.proofs.defects import defect_row
+    from vmballoon.proofs.status import Status
+
+    results = json.loads((ROOT / "spec" / "verify-results.json").read_text())["defects"]
+    (rec,) = [d for d in results if d["fix"] == "target_on_success"]
+    sc = load_scenario(ROOT / rec["scenario"])
+    row = defect_row("target_on_success", rec["prop"], 99, sc, Status.VIOLATED, 0.0, "t", None)
+    assert row.status == Status.VIOLATED and row.evidence["seed"]
+    assert row.depth == rec["depth"]
+    empty = Scenario(steps=("work",), frames=64)
+    row = defect_row("target_on_success", rec["prop"], 3, empty, Status.VIOLATED, 0.0, "t", None)
+    assert row.status == Status.UNCONFIRMED

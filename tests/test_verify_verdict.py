@@ -242,3 +242,19 @@ def test_a_result_row_in_json() -> None:
     marked.c = {"status": "shows"}
     doc = marked.to_json()
     assert doc["tied_to_model"] is False and doc["c"] == {"status": "shows"}
+
+
+def test_only_the_seeds_open_counter_properties_go_to_the_accelerated_search() -> None:
+    """The accelerated search is planned for the SEED properties over the allocation
+    counters that plain BMC left without a counterexample, in ACCEL_PROPS order; not
+    for another variant's, nor for a violated or proved one."""
+    from vmballoon.proofs.check import Outcome, Status, seed_open_for_acceleration
+
+    rows = [
+        Outcome("throttle", "seed", "bmc", Status.NO_CEX, 1.0),
+        Outcome("rate_counter", "seed", "bmc", Status.NO_CEX, 1.0),
+        Outcome("rate_bounds", "seed", "bmc", Status.VIOLATED, 1.0),
+        Outcome("throttle", "fixed-count_allocations", "bmc", Status.NO_CEX, 1.0),
+        Outcome("no_leak", "seed", "bmc", Status.NO_CEX, 1.0),
+    ]
+    assert seed_open_for_acceleration(rows) == ["rate_counter", "throttle"]
