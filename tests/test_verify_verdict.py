@@ -258,3 +258,48 @@ def test_only_the_seeds_open_counter_properties_go_to_the_accelerated_search() -
         Outcome("no_leak", "seed", "bmc", Status.NO_CEX, 1.0),
     ]
     assert seed_open_for_acceleration(rows) == ["rate_counter", "throttle"]
+
+
+def test_a_counterexample_file_names_the_assumptions_its_result_rests_on(tmp_path: Path) -> None:
+    """``write_scenario`` writes ``meta.assumptions``: those given, else the assumptions
+    every result about the property rests on."""
+    import json
+
+    from vmballoon.core.assumptions import names_for
+    from vmballoon.core.scenario import Scenario
+    from vmballoon.proofs.check import write_scenario
+
+    sc = Scenario(steps=("work",), frames=64)
+    plain = json.loads(write_scenario(tmp_path / "a.json", sc, {"property": "no_leak"}).read_text())
+    assert plain["meta"]["assumptions"] == names_for("no_leak")
+    given = {"property": "progress", "assumptions": ["host_success"]}
+    told = json.loads(write_scenario(tmp_path / "b.json", sc, given).read_text())
+    assert told["meta"]["assumptions"] == ["host_success"]
+
+
+def test_the_accelerated_search_answers_from_the_full_system_what_the_pinned_left_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``deep_search`` asks the pinned system first; a property it does not violate is
+    asked again of the full system, whose answer (with both searches' time) is the
+    property's, marked ``full``; one the pinned system violates keeps that answer."""
+    from vmballoon.core.variants import SEED
+    from vmballoon.proofs import check
+    from vmballoon.proofs.check import Bmc, Status
+
+    calls: list[tuple[list[str], bool]] = []
+
+    def window(names: list[str], variant: object, **kw: object) -> dict[str, Bmc]:
+        calls.append((list(names), bool(kw["pinned"])))
+        if kw["pinned"]:
+            return {
+                "throttle": Bmc(Status.VIOLATED, None, 20, 1.0),
+                "rate_bounds": Bmc(Status.NO_CEX, None, 22, 2.0),
+            }
+        return {"rate_bounds": Bmc(Status.VIOLATED, None, 21, 3.0)}
+
+    monkeypatch.setattr(check, "bmc_window", window)
+    got = check.deep_search(["throttle", "rate_bounds"], SEED, depth=22, timeout=1.0)
+    assert calls == [(["throttle", "rate_bounds"], True), (["rate_bounds"], False)]
+    assert got["throttle"] == (Bmc(Status.VIOLATED, None, 20, 1.0), "pinned")
+    assert got["rate_bounds"] == (Bmc(Status.VIOLATED, None, 21, 5.0), "full")
