@@ -192,3 +192,50 @@ def test_the_window_search_asks_every_tick_end_in_one_query(
     pg.bmc_progress(FIXED, depth=DEFAULT_DEPTH, timeout=120.0, shortest=False)
     ends = pg._tick_ends(pg.reach_with_reset(DEFAULT_DEPTH))
     assert asked == [(ends[0], ends[-1])], (asked, ends)
+
+
+def test_not_throttled_reads_the_same_in_z3_on_every_case_it_tells_apart() -> None:
+    """``not_throttled`` is broken only by the step that reads the target (W_TARGET, the
+    driver sending GET_TARGET: no reset pending, a totalram that fits 32 bits, lines
+    1114-1120 and 422-424) with more than one slow cycle left and the balloon below the
+    target.  The Z3 constraint says the same on every combination of the fields it
+    reads, those the fuzzed ticks of tests/test_assumptions.py rarely combine included (a reset or
+    a large totalram with slow cycles left)."""
+    from itertools import product
+
+    from vmballoon.core import assumptions as asm
+    from vmballoon.proofs.encoding import loc_val
+
+    s, i, t = make_state("s_"), make_inputs("i_"), z3.BitVec("T", 32)
+    expr = pg.cooperative(s, i, t, FIXED, names=("not_throttled",))
+    check = asm.BY_NAME["not_throttled"].check
+    guest = asm.Guest(4096, 0, 4096)
+    cases = product(
+        (Loc.W_TARGET, Loc.I_LOOP, Loc.D_LOOP, Loc.IDLE),
+        (False, True),  # reset pending
+        (False, True),  # totalram above 32 bits
+        (0, 1, 2, 4),  # slow cycles left
+        ((5, 10), (10, 10), (20, 10)),  # size, target
+    )
+    for loc, reset, big, slow, (size, target) in cases:
+        sends = loc == Loc.W_TARGET and not reset and not big
+        view = asm.StepView(
+            commands=(asm.Command("GET_TARGET", 0, target),) if sends else (),
+            reads_target=sends,
+            slow=slow,
+            size=size,
+        )
+        got = z3.simplify(
+            z3.substitute(
+                expr,
+                (s["loc"], loc_val(loc)),
+                (s["reset"], z3.BoolVal(reset)),
+                (s["ram_big"], z3.BoolVal(big)),
+                (s["slow"], z3.BitVecVal(slow, 32)),
+                (s["size"], z3.BitVecVal(size, 32)),
+                (t, z3.BitVecVal(target, 32)),
+            )
+        )
+        case = (loc.name, reset, big, slow, size, target)
+        assert z3.is_true(got) == (check(guest, view) is None), case
+        assert z3.is_true(got) or z3.is_false(got), case
