@@ -199,8 +199,8 @@ def test_not_throttled_reads_the_same_in_z3_on_every_case_it_tells_apart() -> No
     driver sending GET_TARGET: no reset pending, a totalram that fits 32 bits, lines
     1114-1120 and 422-424) with more than one slow cycle left and the balloon below the
     target.  The Z3 constraint says the same on every combination of the fields it
-    reads, those the fuzzed ticks of tests/test_assumptions.py rarely combine included (a reset or
-    a large totalram with slow cycles left)."""
+    reads, those the fuzzed ticks of tests/test_assumptions.py rarely combine included
+    (a reset or a large totalram with slow cycles left)."""
     from itertools import product
 
     from vmballoon.core import assumptions as asm
