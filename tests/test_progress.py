@@ -239,3 +239,21 @@ def test_not_throttled_reads_the_same_in_z3_on_every_case_it_tells_apart() -> No
         case = (loc.name, reset, big, slow, size, target)
         assert z3.is_true(got) == (check(guest, view) is None), case
         assert z3.is_true(got) or z3.is_false(got), case
+
+
+def test_an_undecided_window_search_is_unknown_from_the_first_tick_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the one query of the window search is ``unknown``, nothing is settled from
+    the first depth it asked: the answer is ``unknown`` at the first tick end."""
+    from vmballoon.proofs.check import DEFAULT_DEPTH
+    from vmballoon.proofs.status import Status
+    from vmballoon.proofs.unrolling import Answer
+
+    def undecided(*args: Any, **kwargs: Any) -> Any:
+        return lambda lo, hi: Answer(z3.unknown, None, hi)
+
+    monkeypatch.setattr(pg, "query", undecided)
+    got = pg.bmc_progress(FIXED, depth=DEFAULT_DEPTH, timeout=1.0, shortest=False)
+    ends = pg._tick_ends(pg.reach_with_reset(DEFAULT_DEPTH))
+    assert (got.status, got.depth) == (Status.UNKNOWN, ends[0])
