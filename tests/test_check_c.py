@@ -183,24 +183,35 @@ def test_a_divergence_outside_the_assumptions_is_reported_apart(tmp_path: Path) 
     assert violated_assumptions(inside) == []
 
 
-def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path: Path) -> None:
-    """The batched unlock takes one page too many off ``b->size`` (fixed source, line 759):
-    a branch the shipped corpus takes, so the corpus finds it before the fuzzer starts,
-    whatever the seed (a fuzzer of one example rarely reaches it)."""
+def _corpus_finds_on_every_seed(
+    tmp_path: Path, line: int, text: str, old: str, new: str, prop: str
+) -> None:
+    """The FIXED source with ``old`` replaced by ``new`` in its line ``line`` (which reads
+    ``text``): check-c's corpus reports the regression ``prop``, with its scenario file,
+    on each of 8 seeds (the fuzzer, one example, has no part in it)."""
     from vmballoon.apps.checkc import Kind, Origin
     from vmballoon.apps.checkc import check_c as run
 
     lines = variant_source(FIXED).splitlines(keepends=True)
-    assert lines[758].strip() == "b->size -= size_per_page;"
-    lines[758] = lines[758].replace("size_per_page;", "size_per_page + 1;")
+    assert lines[line - 1].strip() == text
+    lines[line - 1] = lines[line - 1].replace(old, new)
     source = tmp_path / "planted.c"
     source.write_text("".join(lines))
     for seed in range(8):
         report = run(source, FIXED, 1, seed, tmp_path / f"out{seed}")
         assert report.complete and report.exit == 1
-        found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
-        assert found and "accounting" in found[0].properties, (seed, report.findings)
+        corpus = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
+        found = [f for f in corpus if prop in f.properties]
+        assert found, (seed, report.findings)
         assert found[0].path is not None and found[0].path.exists()
+
+
+def test_a_planted_regression_the_corpus_covers_is_found_on_every_seed(tmp_path: Path) -> None:
+    """The batched unlock takes one page too many off ``b->size`` (fixed source, line 759):
+    a branch the shipped corpus takes, so the corpus finds it before the fuzzer starts,
+    whatever the seed (a fuzzer of one example rarely reaches it)."""
+    text, old = "b->size -= size_per_page;", "size_per_page;"
+    _corpus_finds_on_every_seed(tmp_path, 759, text, old, "size_per_page + 1;", "accounting")
 
 
 def test_the_refused_list_off_by_one_is_found_on_every_seed(tmp_path: Path) -> None:
@@ -209,19 +220,8 @@ def test_the_refused_list_off_by_one_is_found_on_every_seed(tmp_path: Path) -> N
     which only the state observed inside the entry point shows (the list is released
     before it returns). The corpus takes that branch, so check-c reports the regression
     ``refused_bounds`` whatever the seed."""
-    from vmballoon.apps.checkc import Kind, Origin
-    from vmballoon.apps.checkc import check_c as run
-
-    lines = variant_source(FIXED).splitlines(keepends=True)
-    assert lines[677].strip() == "< VMW_BALLOON_MAX_REFUSED) {"
-    lines[677] = lines[677].replace("<", "<=")
-    source = tmp_path / "off_by_one.c"
-    source.write_text("".join(lines))
-    for seed in range(8):
-        report = run(source, FIXED, 1, seed, tmp_path / f"out{seed}")
-        assert report.complete and report.exit == 1
-        found = report.of(Kind.REGRESSION, origin=Origin.CORPUS)
-        assert any("refused_bounds" in f.properties for f in found), (seed, report.findings)
+    text = "< VMW_BALLOON_MAX_REFUSED) {"
+    _corpus_finds_on_every_seed(tmp_path, 678, text, "<", "<=", "refused_bounds")
 
 
 def test_the_model_and_the_c_word_a_violation_alike() -> None:
