@@ -763,7 +763,10 @@ class CDriver:
         os.close(self._from_child)
         _, status = os.waitpid(self.pid, 0)
         if os.WIFSIGNALED(status):
-            return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+            signum = os.WTERMSIG(status)
+            if signum in INTERRUPTS:  # a Ctrl-C (or SIGTERM) reached the child first
+                raise KeyboardInterrupt
+            return f"killed by signal {signal.Signals(signum).name}"
         return f"exit status {os.WEXITSTATUS(status)}"
 
     @property
