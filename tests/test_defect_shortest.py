@@ -17,7 +17,9 @@ from vmballoon.core.variants import SEED, Variant
 from vmballoon.model.machine import enter, start, step
 from vmballoon.model.properties import new_events
 from vmballoon.model.state import Loc
-from vmballoon.proofs.defects import SHORTEST, product_shortest
+from vmballoon.proofs.check import Outcome
+from vmballoon.proofs.defects import SHORTEST, plan_defect, product_shortest
+from vmballoon.proofs.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = json.loads((ROOT / "spec" / "verify-results.json").read_text())
@@ -85,3 +87,41 @@ def test_every_input_only_at_the_seeds_own_lower_bound() -> None:
             r = seed[row["prop"]]
             assert r["kind"] == "bmc" and r["status"] == "violated", row["fix"]
             assert r["depth"] <= row["depth"], row["fix"]
+
+
+def _checked_in_outcomes() -> list[Outcome]:
+    """The checked-in rows of SEED and of FIXED minus each fix, as ``verify`` holds them
+    when it plans the defects (SEED's counterexamples at their checked-in paths)."""
+    out = []
+    for r in RESULTS["results"]:
+        sc = r.get("scenario")
+        out.append(
+            Outcome(
+                r["prop"],
+                r["variant"],
+                r["kind"],
+                Status(r["status"]),
+                0.0,
+                depth=r.get("depth"),
+                scenario=str(ROOT / sc) if sc else None,
+            )
+        )
+    return out
+
+
+def test_a_seed_counterexample_at_the_exact_lower_bound_claims_every_input() -> None:
+    """A defect row taken from SEED's own counterexample claims what a product answer at
+    the same depth claims: which of the two answers first depends on the witness Z3
+    returns for SEED, so the label must not (it once moved doorbell_set_status's row from
+    "every input" to "property" when an unrelated edit changed SEED's witness).  Above the
+    bound (another property looked at breaks sooner) it claims only its property."""
+    results = _checked_in_outcomes()
+    labels = {}
+    for fix in ("count_allocations", "no_2m_without_batching"):
+        row, search = plan_defect(fix, results, True, timeout=30.0, out=None)
+        assert row is not None and search is None, fix
+        labels[fix] = (row.source, row.depth, row.shortest)
+    # rate_counter alone is looked at, SEED breaks it first at 10 (plain BMC)
+    assert labels["count_allocations"] == ("seed", 10, "every input")
+    # free_order at 11, but no_crash, also looked at, breaks on SEED at 10
+    assert labels["no_2m_without_batching"] == ("seed", 11, "property")

@@ -97,3 +97,19 @@ def test_the_invariant_row_says_where_each_conjunct_comes_from() -> None:
     assert row.detail == f"Houdini kept 4 of {len(pool)} candidates"
     whole = invariant_row(Houdini("fixed", ["aux_ops", "no_leak"], {}, None, 1.0), split=False)
     assert [c["origin"] for c in whole.conjuncts] == ["lemma (hand-written)", "property"]
+
+
+def test_a_split_candidate_reads_every_field_of_the_state_it_is_given() -> None:
+    """Each split candidate is its conjunct over the template state with the state's
+    fields put in: only the fields it mentions are substituted, and the result is the
+    very term substituting every field gives (none left over the template)."""
+    from vmballoon.proofs.encoding import FIELD_NAMES
+    from vmballoon.proofs.lemmas import _TEMPLATE
+
+    s = make_state("t_")
+    pool = candidate_pool(True)
+    templates = {n: pool[n](_TEMPLATE) for n in pool}
+    every = [(_TEMPLATE[n], s[n]) for n in FIELD_NAMES]
+    assert len(pool) > len(PROPERTIES) + 40  # the lemmas were split
+    for name, pred in pool.items():
+        assert pred(s).eq(z3.substitute(templates[name], *every)), name

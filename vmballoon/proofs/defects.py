@@ -1162,9 +1162,21 @@ def plan_defect(
         or any(r.variant == minus and r.prop == n and r.status == Status.VIOLATED for r in results)
     ] or list(PROPERTIES)
     props = [n for n in props if n not in seed or seed[n].status != Status.PROVED]
+    bounds = [
+        int(seed[n].depth or 0) + (1 if seed[n].status == Status.NO_CEX else 0)
+        for n in props
+        if n in seed and seed[n].depth is not None
+    ]
+    start = min(bounds) if len(bounds) == len(props) else 0
+    # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
+    # none of ``props`` in fewer transitions on any input
+    exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
     shown = _seed_counterexample(fix, props, seed)
     if shown is not None:
         r, sc = shown
+        # at the exact lower bound the row claims what a product answer there claims:
+        # which of the two finds it first depends on the witness Z3 returns for SEED
+        at_bound = exact and r.depth == start
         row = defect_row(
             fix,
             r.prop,
@@ -1175,18 +1187,9 @@ def plan_defect(
             "seed",
             out_dir,
             "SEED's shortest counterexample of the property; the fix alone clears it",
-            "property",
+            "every input" if at_bound else "property",
         )
         return row, None
-    bounds = [
-        int(seed[n].depth or 0) + (1 if seed[n].status == Status.NO_CEX else 0)
-        for n in props
-        if n in seed and seed[n].depth is not None
-    ]
-    start = min(bounds) if len(bounds) == len(props) else 0
-    # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
-    # none of ``props`` in fewer transitions on any input
-    exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
     job = {
         "fix": fix,
         "props": props,

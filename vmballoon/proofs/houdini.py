@@ -39,7 +39,8 @@ def houdini(
     Start from every candidate ``C``; for each location ``L`` ask for a state with
     ``base ∧ ∧C ∧ loc = L ∧ T_L ∧ extra`` whose successor violates some member of
     ``C``; drop the members the model shows violated and ask again, until every
-    location is unsat.  The survivors form an inductive invariant (``Init => ∧C`` and
+    location is unsat (a location already unsat for the current ``C`` is not asked
+    again).  The survivors form an inductive invariant (``Init => ∧C`` and
     ``∧C ∧ T => ∧C'`` under the assumptions); one query per location when nothing
     fails.  ``dropped`` maps a candidate to ``"initiation"`` or the location where it
     failed.  A solver ``unknown`` raises :class:`Unknown`: nothing is claimed.
@@ -57,10 +58,13 @@ def houdini(
             live.remove(name)
             dropped[name] = "initiation"
     after: dict[Loc, dict[str, Expr]] = {}  # per location, each candidate on the successor
+    holds_for: dict[Loc, int] = {}  # location -> the len(live) its consecution was unsat for
     changed = True
     while changed and live:
         changed = False
         for loc, st in posts.items():
+            if holds_for.get(loc) == len(live):
+                continue  # unsat for this very set already (live only shrinks)
             if loc not in after:
                 after[loc] = {n: c(st.post) for n, c in cands.items()}
             post = after[loc]
@@ -71,6 +75,7 @@ def houdini(
                 sol.add(z3.Or([z3.Not(post[n]) for n in live]))
                 r = sol.check()
                 if r == z3.unsat:
+                    holds_for[loc] = len(live)
                     break
                 if r == z3.unknown:
                     raise Unknown(f"consecution from {loc.name}: {sol.reason_unknown()}")

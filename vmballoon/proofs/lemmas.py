@@ -11,6 +11,7 @@ few lemmas of :data:`SEED_LEMMAS` are written by hand for what only the seed nee
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import z3
@@ -55,11 +56,29 @@ def split(e: Expr) -> list[Expr]:
     return [e]
 
 
+def _fields_of(e: Expr) -> list[str]:
+    """The template fields ``e`` mentions, in :data:`FIELD_NAMES` order."""
+    seen: set[str] = set()
+    todo, done = [e], set()
+    while todo:
+        x = todo.pop()
+        if x.get_id() in done:
+            continue
+        done.add(x.get_id())
+        if z3.is_const(x):
+            seen.add(x.decl().name())
+        todo.extend(x.children())
+    return [n for n in FIELD_NAMES if _TEMPLATE[n].decl().name() in seen]
+
+
 def _as_pred(e: Expr) -> Pred:
-    pairs = [(_TEMPLATE[n], None) for n in FIELD_NAMES]
+    """``e`` over the template state as a predicate on any state: the fields it mentions
+    replaced (only those: substituting every field made Houdini's candidates its
+    slowest step)."""
+    names = _fields_of(e)
 
     def pred(s: State) -> Expr:
-        return z3.substitute(e, *[(t, s[n]) for (t, _), n in zip(pairs, FIELD_NAMES, strict=True)])
+        return z3.substitute(e, *[(_TEMPLATE[n], s[n]) for n in names])
 
     return pred
 
@@ -119,6 +138,12 @@ SEED_LEMMAS: dict[str, Pred] = {
 
 def candidates() -> dict[str, Pred]:
     """The properties, every conjunct of every auxiliary lemma, and the seed lemmas."""
+    return dict(_candidates())
+
+
+@functools.cache
+def _candidates() -> dict[str, Pred]:
+    """:func:`candidates`, split once per process (a copy goes out)."""
     out: dict[str, Pred] = dict(PROPERTIES)
     for name, lemma in AUX.items():
         parts = split(lemma(_TEMPLATE))
