@@ -20,6 +20,7 @@ from vmballoon.model.state import Loc
 from vmballoon.proofs.defects import divergence_search, fix_locations, product_search
 from vmballoon.proofs.encoding import TRANSITIONS
 from vmballoon.proofs.trace import to_scenario
+from vmballoon.proofs.unrolling import Found
 
 FINDINGS = Path(__file__).resolve().parents[1] / "spec" / "findings"
 
@@ -237,3 +238,120 @@ def test_every_shortest_claim_has_words_in_the_findings_table() -> None:
     assert set(SHORTEST_WORDS) == set(SHORTEST)
     results = json.loads((FINDINGS.parent / "verify-results.json").read_text())
     assert {d["shortest"] for d in results["defects"]} <= set(SHORTEST)
+
+
+def test_a_divergence_run_ahead_is_reused_where_it_answers_and_only_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run ahead is the answer for a search over the same or fewer properties whose
+    first shown property is among them (no second search in a fresh process); otherwise
+    the search runs itself."""
+    from vmballoon.proofs import defects
+
+    calls: list[list[str]] = []
+
+    def fresh(fn: object, fix: str, props: list[str], *rest: object) -> tuple[int, str, list[str]]:
+        calls.append(props)
+        return (9, "computed", props)
+
+    monkeypatch.setattr(defects, "_in_fresh_process", fresh)
+    trace = object()
+    early = {
+        "fix": "x",
+        "props": ["a", "b"],
+        "first": (4, trace, ["b", "a"]),
+        "notes": ["ahead"],
+        "undecided": True,
+    }
+    notes = defects.Notes()
+    assert defects._divergence_for("x", ["a", "b"], 28, 30.0, early, notes) == (
+        4,
+        trace,
+        ["b", "a"],
+    )
+    assert calls == [] and notes == ["ahead"] and notes.undecided
+    assert defects._divergence_for("x", ["b"], 28, 30.0, early, []) == (4, trace, ["b"])
+    assert calls == []
+    # the first property it shows is not searched for: the run ahead stopped too soon
+    assert defects._divergence_for("x", ["a"], 28, 30.0, early, []) == (9, "computed", ["a"])
+    # more properties than it searched
+    more = defects._divergence_for("x", ["a", "c"], 28, 30.0, early, [])
+    assert more is not None and more[1] == "computed"
+    assert calls == [["a"], ["a", "c"]]
+    # it found no divergence, or one that shows nothing: that is the answer
+    none = {**early, "first": None}
+    assert defects._divergence_for("x", ["a"], 28, 30.0, none, []) is None
+    quiet = {**early, "first": (4, trace, [])}
+    assert defects._divergence_for("x", ["a"], 28, 30.0, quiet, []) == (4, trace, [])
+    assert len(calls) == 2
+
+
+def test_a_violation_after_the_parting_transition_is_asked_of_the_parting_step() -> None:
+    """lock_64bit_refused: the first run that parts the drivers (at transition 11) shows
+    host_agreement only at 14, so the search asks whether any step that parts them breaks
+    it at once, and says what it found (nothing: a one-step query)."""
+    from vmballoon.proofs.defects import DEFECT_DEPTH, Notes, first_divergence
+
+    notes = Notes()
+    found = first_divergence("lock_64bit_refused", ["host_agreement"], DEFECT_DEPTH, 30.0, notes)
+    assert found is not None and found[0] == 10 and found[2] == ["host_agreement"]
+    assert any("breaks host_agreement (one-step query)" in n for n in notes), notes
+
+
+def test_the_parting_step_search_answers_none_when_no_run_shows_it_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the one-step query (forced here), the deep query for a run whose parting
+    transition itself shows the violation: lock_64bit_refused has none at depth 10, and
+    the search says so instead of reading a run it does not have."""
+    from vmballoon.proofs import defects
+
+    monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: True)
+    notes = defects.Notes()
+    got = defects._in_parting_step(
+        "lock_64bit_refused", "host_agreement", ["host_agreement"], 10, 30.0, None, notes
+    )
+    assert got is None
+    assert notes[-1].startswith("no run of the pinned inputs shows host_agreement"), notes
+    assert notes[-1].endswith("(none at depth 10)") and not notes.undecided
+
+
+def test_the_product_goes_on_from_the_parting_run_to_the_violation() -> None:
+    """reset_needs_ops: from a run on which SEED and SEED + the fix part (transition 6),
+    the product search going on from it finds SEED's crash at transition 10 (SEED's
+    shortest no_crash counterexample: none sooner), and the replay confirms it."""
+    from vmballoon.proofs.defects import _after_parting, confirm_defect
+
+    fix = "reset_needs_ops"
+    first = divergence_search(fix, depth=12, timeout=30.0)
+    assert first.depth == 5 and first.trace is not None
+    after = _after_parting(fix, ["no_crash"], 26, 5, first.trace, 30.0)
+    assert after is not None
+    prop, depth, sc = after
+    assert (prop, depth) == ("no_crash", 10)
+    assert confirm_defect(fix, prop, sc)[0]
+
+
+def test_a_parting_run_that_shows_nothing_is_not_answered_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """doorbell_set_status: the first run that parts the drivers (at transition 7) shows
+    no violation; it is blocked by its location path, so any further answer at that
+    depth takes another path (there is none here: the search stops at the first)."""
+    from vmballoon.proofs import defects
+
+    answers: list[tuple[int, ...]] = []
+    search = defects.divergence_search
+
+    def recorded(*args: object, **kwargs: object) -> Found:
+        found = search(*args, **kwargs)  # type: ignore[arg-type]
+        if found.trace is not None:
+            answers.append(tuple(int(st["loc"]) for st in found.trace.states[: found.depth + 1]))
+        return found
+
+    monkeypatch.setattr(defects, "divergence_search", recorded)
+    found = defects.first_divergence(
+        "doorbell_set_status", ["doorbell_agreement"], 12, 30.0, defects.Notes()
+    )
+    assert found is not None and found[2] == []
+    assert answers and len(set(answers)) == len(answers), answers
