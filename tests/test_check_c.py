@@ -313,6 +313,83 @@ def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -
     assert "accounting" in found["properties"] and Path(found["scenario"]).exists()
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc; those ending meanwhile left out)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_ctrl_c_in_the_fuzzer_phase_stops_the_run_with_its_partial_report(tmp_path: Path) -> None:
+    """A Ctrl-C at a terminal reaches the whole process group, and the driver processes
+    may die of it before the parent's own handler runs.  That order is forced here: the
+    SIGINT goes to the driver processes of the fuzzer phase first, then to the group.
+    The run still ends as an interrupt (exit 130, no traceback, the report written and
+    marked partial), never as a harness failure."""
+    import contextlib
+    import os
+    import signal
+    import time
+
+    source = tmp_path / "fixed.c"
+    source.write_text(variant_source(FIXED))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vmballoon",
+            "check-c",
+            str(source),
+            "--against",
+            "fixed",
+            "--examples",
+            "100000",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 600
+    said: list[str] = []
+    for line in proc.stderr:  # wait for the fuzzer phase
+        said.append(line.rstrip("\n"))
+        if line.startswith("check-c: fuzzer:") or time.monotonic() > deadline:
+            break
+    time.sleep(3)  # examples under way, the driver processes running
+    killed = 0
+    until = time.monotonic() + 1.0  # every driver process of that second, as it starts
+    while time.monotonic() < until and proc.poll() is None:
+        for pid in _children(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+                killed += 1
+        time.sleep(0.02)
+    assert killed, said
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and "HarnessError" not in stderr, stderr
+    said += stderr.strip().splitlines()
+    assert said[-1].startswith("check-c: interrupted:"), said
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] is False and report["exit"] == 130
+    assert (out / "INCOMPLETE").exists()
+
+
 def test_the_corpus_lists_a_guest_too_large_to_observe_at_every_call_as_not_replayed() -> None:
     from vmballoon.apps.checkc import CORPUS_MAX_FRAMES, corpus
 
