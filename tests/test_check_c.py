@@ -361,26 +361,31 @@ def test_ctrl_c_in_the_fuzzer_phase_stops_the_run_with_its_partial_report(tmp_pa
         text=True,
         start_new_session=True,
     )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 600
-    said: list[str] = []
-    for line in proc.stderr:  # wait for the fuzzer phase
-        said.append(line.rstrip("\n"))
-        if line.startswith("check-c: fuzzer:") or time.monotonic() > deadline:
-            break
-    time.sleep(3)  # examples under way, the driver processes running
-    killed = 0
-    until = time.monotonic() + 1.0  # every driver process of that second, as it starts
-    while time.monotonic() < until and proc.poll() is None:
-        for pid in _children(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)
-                killed += 1
-        time.sleep(0.02)
-    assert killed, said
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=600)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 600
+        said: list[str] = []
+        for line in proc.stderr:  # wait for the fuzzer phase
+            said.append(line.rstrip("\n"))
+            if line.startswith("check-c: fuzzer:") or time.monotonic() > deadline:
+                break
+        time.sleep(3)  # examples under way, the driver processes running
+        killed = 0
+        until = time.monotonic() + 1.0  # every driver process of that second, as it starts
+        while time.monotonic() < until and proc.poll() is None:
+            for pid in _children(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+                    killed += 1
+            time.sleep(0.02)
+        assert killed, said
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)  # an interrupt ends in seconds
+    finally:  # a run the signal did not stop must not go on fuzzing after the test
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr and "HarnessError" not in stderr, stderr
     said += stderr.strip().splitlines()
