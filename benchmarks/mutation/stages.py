@@ -211,6 +211,7 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_check_replay.py",
             "tests/test_defect_divergence.py",
             "tests/test_defect_findings.py",
+            "tests/test_defect_shortest.py",
             "tests/test_accel.py",
             "tests/test_unrolling.py",
             # verify's rows, their JSON and verdict, and the checked-in results' depth
@@ -230,6 +231,7 @@ STAGES_BY_NAME = {s.name: s for s in STAGES}
 
 FIRST: dict[str, tuple[str, ...]] = {
     "vmballoon/proofs/defects.py": (
+        "tests/test_defect_shortest.py",
         "tests/test_defect_findings.py",
         "tests/test_defect_divergence.py",
     ),

@@ -861,19 +861,6 @@ class CampaignResult:
     """Stopped by a signal before its examples were done."""
 
 
-def run_campaign(
-    variant: Variant,
-    examples: int,
-    seed: int,
-    steps: int = 12,
-    database: Any = None,
-    impls: tuple[str, ...] = ("reference", "c"),
-    steady_odds: int = 8,
-) -> CampaignResult:
-    """Run the differential machine for ``examples`` examples from ``seed``."""
-    return Campaign(variant, examples, seed, steps, impls, steady_odds, database).run()
-
-
 def _one_line(exc: BaseException, failure: Failure | None = None) -> str:
     """What failed, in one line: a check's message, or the error's type and first line."""
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:

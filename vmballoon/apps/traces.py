@@ -51,8 +51,6 @@ from vmballoon.model.state import RETURNED, STAT, Loc, State
 
 ITF_DESCRIPTION = "https://apalache.informal.systems/docs/adr/015adr-trace.html"
 MODEL_DESCRIPTION = "vmballoon-spec model replay: one state per transition"
-OPTIONAL_FIELDS = ("batch_page", "page", "doorbell", "ops")
-"""Top-level fields that may be absent (C NULL pointers, an invalid doorbell handle)."""
 LOOP_FIELDS = ("num_pages", "allocations", "rate", "error", "cansleep", "is_2m")
 VARS = ("action", "loc", *FINAL_KEYS, *LOOP_FIELDS, "events")
 """The variables of every ITF state, in order: the action, the location, the contract's

@@ -26,7 +26,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
 from typing import Any
@@ -407,13 +407,6 @@ def guest_of(state: State) -> asm.Guest:
     """The guest of ``state`` as the assumptions read it."""
     mem = state.env.memory
     return asm.Guest(mem.end - mem.base, mem.base, state.env.totalram)
-
-
-def guest_broken(
-    state: State, assumptions: tuple[asm.Assumption, ...] = asm.ASSUMPTIONS
-) -> list[tuple[str, str]]:
-    """The guest-wide assumptions among ``assumptions`` that ``state``'s guest breaks."""
-    return asm.broken(assumptions, guest_of(state))
 
 
 STATE_PROPERTIES: dict[str, StateProperty] = {
@@ -895,11 +888,6 @@ def check_trace(
     """Replay ``scenario`` through the model one transition at a time; every property
     after every transition.  With ``first_only`` each property is reported once."""
     return list(monitor_trace(scenario, variant, properties, first_only=first_only).violations)
-
-
-def replace_ghost(ghost: Ghost, **changes: Any) -> Ghost:
-    """``dataclasses.replace`` for callers that build ghosts by hand (tests)."""
-    return replace(ghost, **changes)
 
 
 __all__ = [

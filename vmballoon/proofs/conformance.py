@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -212,7 +212,6 @@ class Sample:
 
 @dataclass
 class Coverage:
-    by_loc: dict[Loc, int] = field(default_factory=dict)
     skipped: int = 0
 
 

@@ -70,13 +70,6 @@ from vmballoon.proofs.witness import Concrete1, Status
 from vmballoon.proofs.zeval import Program, nodes
 
 NAMES: tuple[str, ...] = (*PROPERTIES, "progress")
-TRANSITION_PART = {
-    "free_order": "free_order",
-    "protocol": "protocol",
-    "host_agreement": "host_agreement",
-}
-"""Properties whose model side includes a transition check
-(:func:`vmballoon.model.properties.observe`)."""
 FRAME_FIELDS = (
     "f_pfn",
     "f_alloc",
