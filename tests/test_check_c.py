@@ -259,6 +259,21 @@ def test_the_replay_commands_carry_what_the_build_needs(tmp_path: Path) -> None:
     assert cmds[-1] == "vmballoon replay o/x.json --variant fixed --check"
 
 
+def _check_c_running(
+    source: Path, out: Path, *options: str, start_new_session: bool = False
+) -> subprocess.Popen[str]:
+    """``vmballoon check-c source`` with far more examples than a test waits for (seed 1),
+    started and left running: its output piped, read as text."""
+    argv = [sys.executable, "-m", "vmballoon", "check-c", str(source), *options]
+    return subprocess.Popen(
+        [*argv, "--examples", "100000", "--seed", "1", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=start_new_session,
+    )
+
+
 def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -> None:
     """SIGINT once the corpus has said its first finding: exit 130, one line of its own,
     no traceback; what was found written, report.json not complete, the folder marked
@@ -273,24 +288,7 @@ def test_an_interrupted_check_writes_what_it_found_and_says_so(tmp_path: Path) -
     source = tmp_path / "planted.c"
     source.write_text("".join(lines))
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vmballoon",
-            "check-c",
-            str(source),
-            "--examples",
-            "100000",
-            "--seed",
-            "1",
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _check_c_running(source, out)
     assert proc.stderr is not None
     deadline = time.monotonic() + 600
     said: list[str] = []
@@ -340,27 +338,7 @@ def test_ctrl_c_in_the_fuzzer_phase_stops_the_run_with_its_partial_report(tmp_pa
     source = tmp_path / "fixed.c"
     source.write_text(variant_source(FIXED))
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vmballoon",
-            "check-c",
-            str(source),
-            "--against",
-            "fixed",
-            "--examples",
-            "100000",
-            "--seed",
-            "1",
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _check_c_running(source, out, "--against", "fixed", start_new_session=True)
     try:
         assert proc.stderr is not None
         deadline = time.monotonic() + 600

@@ -33,6 +33,7 @@ from vmballoon.proofs.encoding import (
     make_state,
 )
 from vmballoon.proofs.props import AUX, PROPERTIES
+from vmballoon.proofs.zeval import nodes
 
 Pred = Callable[[State], Expr]
 _TEMPLATE = make_state("lemma_")
@@ -58,16 +59,7 @@ def split(e: Expr) -> list[Expr]:
 
 def _fields_of(e: Expr) -> list[str]:
     """The template fields ``e`` mentions, in :data:`FIELD_NAMES` order."""
-    seen: set[str] = set()
-    todo, done = [e], set()
-    while todo:
-        x = todo.pop()
-        if x.get_id() in done:
-            continue
-        done.add(x.get_id())
-        if z3.is_const(x):
-            seen.add(x.decl().name())
-        todo.extend(x.children())
+    seen = {x.decl().name() for x in nodes(e, lambda x: True) if z3.is_const(x)}
     return [n for n in FIELD_NAMES if _TEMPLATE[n].decl().name() in seen]
 
 
