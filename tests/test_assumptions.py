@@ -199,7 +199,7 @@ def _filled(prev: State, inputs: dict[str, Any], read: set[str], t: int) -> dict
     for site in SITES:
         free[f"{site}_res"] = t
         free[f"{site}_st"] = 0
-    free["START_st"] = SUCCESS_WITH_CAPABILITIES
+    free["START_st"], free["START_res"] = SUCCESS_WITH_CAPABILITIES, CAP_BASIC | CAP_BATCHED
     if prev.drv.batch_page is None:
         free["BLOCK_st"] = free["BUNLOCK_st"] = ERROR_PPN_INVALID
     return {n: (inputs[n] if n in read or n not in free else free[n]) for n in inputs}

@@ -206,6 +206,7 @@ def test_lemma_rules_cover_lemmas_only() -> None:
     by_rule = [m for m in mutants if eq.rule(m.key) is not None]
     assert any(m.scope.startswith("aux_frame") for m in by_rule)
     assert any(m.scope.startswith("t_target") for m in by_rule)
+    assert any(m.scope.startswith("c_ops_granted") for m in by_rule)
     assert any(m.scope == "default_inputs" for m in by_rule)
     helpers = _called_only_by_lemmas(ROOT / "vmballoon/proofs/props.py")
     assert {"_ops", "_cap"} <= helpers
@@ -214,7 +215,7 @@ def test_lemma_rules_cover_lemmas_only() -> None:
             continue
         assert m.file in ("vmballoon/proofs/props.py", "vmballoon/proofs/progress.py"), m.key
         scope = m.scope.split(".")[0]
-        assert scope.startswith(("aux_", "t_", "g_")) or scope in helpers, m.key
+        assert scope.startswith(("aux_", "t_", "g_", "c_")) or scope in helpers, m.key
     assert not any(
         eq.rule(m.key)
         for m in mutants

@@ -151,6 +151,12 @@ def test_a_failed_obligation_says_which_and_where() -> None:
     with pytest.raises(pg._Stop) as reset:
         pg._no_reset_scheduled([], s, posts, 30.0)
     status, detail = reset.value.status, reset.value.detail
+    # a START that fails leaves the reset undone: the first location that tells
+    assert status == Status.FAILED, detail
+    assert detail == "R_START: a tick reaches GET_TARGET with its reset undone", detail
+    with pytest.raises(pg._Stop) as scheduled:  # from states with no reset pending
+        pg._no_reset_scheduled([z3.Not(s["reset"])], s, posts, 30.0)
+    status, detail = scheduled.value.status, scheduled.value.detail
     assert status == Status.FAILED and detail.endswith(": a reset is scheduled"), detail
 
 
@@ -257,3 +263,75 @@ def test_an_undecided_window_search_is_unknown_from_the_first_tick_end(
     got = pg.bmc_progress(FIXED, depth=DEFAULT_DEPTH, timeout=1.0, shortest=False)
     ends = pg._tick_ends(pg.reach_with_reset(DEFAULT_DEPTH))
     assert (got.status, got.depth) == (Status.UNKNOWN, ends[0])
+
+
+def test_a_start_that_grants_no_command_set_is_outside_the_cooperative_host() -> None:
+    """``host_success`` admits a START answered SUCCESS, or SUCCESS_WITH_CAPABILITIES
+    granting the basic or the batched command set, and nothing else, in Z3 as in the
+    concrete predicate: FIXED leaves the reset undone after any other answer (lines
+    1071-1092), and GET_TARGET is never sent."""
+    from vmballoon.core import assumptions as asm
+    from vmballoon.core.protocol import CAP_SIGNALLED_WAKEUP, ERROR_RESET
+    from vmballoon.proofs.encoding import bv64
+
+    s, i, t = make_state("s_"), make_inputs("i_"), z3.BitVec("T", 32)
+    expr = pg.cooperative(s, i, t, FIXED, names=("host_success",))
+    check = asm.BY_NAME["host_success"].check
+    guest = asm.Guest(4096, 0, 4096)
+    swc = SUCCESS_WITH_CAPABILITIES
+    answers = [
+        (0, 0, True),
+        (swc, CAP_BASIC, True),
+        (swc, CAP_BATCHED | CAP_BATCHED_2M, True),
+        (swc, CAP_SIGNALLED_WAKEUP | CAP_BATCHED_2M, False),
+        (swc, 0, False),
+        (ERROR_RESET, CAP_BASIC, False),
+        (1, 0, False),
+    ]
+    for status, granted, ok in answers:
+        view = asm.StepView(commands=(asm.Command("START", status, granted),))
+        assert (check(guest, view) is None) == ok, (status, granted)
+        sol = z3.Solver()
+        sol.add(expr, i["START_st"] == bv64(status), i["START_res"] == bv64(granted))
+        assert (sol.check() == z3.sat) == ok, (status, granted)
+
+
+def test_progress_needs_the_reset_to_succeed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With START free to fail (host_success without its START clause) the init tick's
+    reset may never complete and GET_TARGET never be sent: the proof must fail, at the
+    lemma that says the reset's START granted a command set."""
+    from vmballoon.proofs.status import Status
+
+    full = pg.COOPERATIVE["host_success"]
+
+    def start_free(s: Any, i: Any, t: Any, eqb: Any) -> Any:
+        return z3.And(full(s, i, t, eqb).children()[1:])
+
+    monkeypatch.setitem(pg.COOPERATIVE, "host_success", start_free)
+    proof = pg.prove(FIXED, 60.0)
+    assert proof.status == Status.FAILED, proof.detail
+    assert "c_ops_granted" in proof.detail, proof.detail
+
+
+def test_a_tick_end_at_the_top_of_the_range_fails_unless_nothing_moved() -> None:
+    """The property at a tick's end is strict: ``size`` ends below T+512 unless the tick
+    changed nothing (it ended at W_TARGET, where it started).  From states already in
+    the non-strict range and a cooperative step, an inflate that ends (I_END) at exactly
+    T+512 is a failure; the target being T is not enough."""
+    from vmballoon.proofs.encoding import successor
+    from vmballoon.proofs.status import Status
+
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    posts = {loc: successor(loc, s, i, FIXED) for loc in TRANSITIONS}
+    pre = [pg.cooperative(s, i, t, FIXED), pg.in_range(s["size"], t, strict=False)]
+    with pytest.raises(pg._Stop) as end:
+        pg._ticks_end_in_range(pre, s, t, posts, 30.0)
+    assert end.value.status == Status.FAILED, end.value.detail
+    assert end.value.detail == "a tick ending at I_END misses the target", end.value.detail
+    # the exception is W_TARGET's alone: an I_END that leaves size where it was (at T+512)
+    # misses the target too
+    end_post = posts[Loc.I_END].post
+    still = z3.And(end_post["size"] == s["size"], end_post["target"] == t)
+    with pytest.raises(pg._Stop) as unchanged:
+        pg._ticks_end_in_range([*pre, still], s, t, posts, 30.0)
+    assert unchanged.value.detail == "a tick ending at I_END misses the target"

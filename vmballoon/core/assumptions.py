@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
     ERROR_PPN_INVALID,
     ERROR_RESET,
     PAGES_PER_2M,
@@ -136,6 +138,8 @@ def _host_success(g: Guest, v: StepView) -> str | None:
         if c.cmd == "START":
             if c.status not in (0, SUCCESS_WITH_CAPABILITIES):
                 return f"START answered {c.status}"
+            if c.status == SUCCESS_WITH_CAPABILITIES and not c.result & (CAP_BASIC | CAP_BATCHED):
+                return f"START granted capabilities {c.result:#x}: neither command set"
         elif c.cmd in BATCHED_CMDS and not c.named:
             if c.status != ERROR_PPN_INVALID:
                 return f"{c.cmd} not naming the batch page answered {c.status}"
@@ -215,13 +219,16 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     ),
     Assumption(
         "host_success",
-        "START is answered SUCCESS or SUCCESS_WITH_CAPABILITIES; GET_TARGET, LOCK, UNLOCK "
-        "and batched commands are answered SUCCESS, except that a batched command not "
-        "naming the batch page is refused as a whole with ERROR_PPN_INVALID",
+        "START is answered SUCCESS, or SUCCESS_WITH_CAPABILITIES granting the basic or the "
+        "batched command set; GET_TARGET, LOCK, UNLOCK and batched commands are answered "
+        "SUCCESS, except that a batched command not naming the batch page is refused as a "
+        "whole with ERROR_PPN_INVALID",
         "a cooperative host follows the protocol; it cannot read a batch it was not shown "
         "(lines 470, 518); any other status ends the tick early (lines 425-437, 893-906, "
-        "959-963) or schedules a reset (line 364). GUEST_ID and VMCI_DOORBELL_SET may fail "
-        "(but not with ERROR_RESET: no_reset_request)",
+        "959-963) or schedules a reset (line 364); a START that fails or grants neither "
+        "command set leaves the reset undone (lines 1071-1072; 1074-1092 with the fix "
+        "reset_needs_ops), so GET_TARGET is never sent (line 1120). GUEST_ID and "
+        "VMCI_DOORBELL_SET may fail (but not with ERROR_RESET: no_reset_request)",
         "progress",
         _host_success,
     ),

@@ -66,6 +66,8 @@ from typing import Any, NamedTuple
 import z3
 
 from vmballoon.core.protocol import (
+    CAP_BASIC,
+    CAP_BATCHED,
     ERROR_PPN_INVALID,
     ERROR_RESET,
     PAGES_PER_2M,
@@ -153,8 +155,9 @@ def _b8(v: int) -> Expr:
 
 
 def _host_success(s: State, i: State, t: Expr, eqb: Expr) -> Expr:
-    start = i["START_st"]
-    cs = [z3.Or(start == bv64(SUCCESS_WITH_CAPABILITIES), start == bv64(0))]
+    start, granted = i["START_st"], i["START_res"]
+    ops = granted & bv64(CAP_BASIC | CAP_BATCHED) != bv64(0)
+    cs = [z3.Or(z3.And(start == bv64(SUCCESS_WITH_CAPABILITIES), ops), start == bv64(0))]
     cs += [i[f"{site}_st"] == bv64(0) for site in ("GET_TARGET", "LOCK", "UNLOCK")]
     cs += [
         i[f"{site}_st"] == z3.If(eqb, bv64(0), bv64(ERROR_PPN_INVALID))
@@ -282,6 +285,35 @@ def g_n2_needs_2m(s: State) -> Expr:
 
 GLOBAL: dict[str, Callable[[State], Expr]] = {"g_n2_needs_2m": g_n2_needs_2m}
 """Global lemmas: no target, no environment assumption (they join the safety invariant)."""
+
+
+def c_ops_granted(s: State) -> Expr:
+    """In a cooperative run the reset's START grants a command set: at ``R_OPS`` the
+    capabilities hold BASIC or BATCHED (lines 1074-1089), so the reset is completed
+    (1092)."""
+    granted = s["caps"] & bv64(CAP_BASIC | CAP_BATCHED)
+    return z3.Implies(s["loc"] == loc_val(Loc.R_OPS), granted != bv64(0))
+
+
+def c_batching_ready(s: State) -> Expr:
+    """In a cooperative run the batch page is allocated (line 986): ``R_START0``, the
+    START(0) after a failed ``vmballoon_init_batching`` (1084), is never reached."""
+    return s["loc"] != loc_val(Loc.R_START0)
+
+
+def c_reset_done(s: State) -> Expr:
+    """In a cooperative run the rest of the reset finds it done: after line 1092 nothing
+    asks for another (no ERROR_RESET from VMCI_DOORBELL_SET or GUEST_ID)."""
+    return z3.Implies(is_loc(s, Loc.R_VMCI, Loc.R_GUEST_ID), z3.Not(s["reset"]))
+
+
+COOPERATIVE_RUN: dict[str, Callable[[State], Expr]] = {
+    "c_ops_granted": c_ops_granted,
+    "c_batching_ready": c_batching_ready,
+    "c_reset_done": c_reset_done,
+}
+"""Lemmas of cooperative runs: proved, like the tick-local ones, under the cooperative
+environment; they do not read the target, so they hold between ticks too."""
 
 
 def _inflate_sum(s: State) -> Expr:
@@ -471,8 +503,8 @@ def prove(variant: Variant, timeout: float) -> Proof:
     posts = {loc: successor(loc, s, i, variant) for loc in TRANSITIONS}
     inv = invariant(s)
     try:
-        gl, tick = _lemmas(variant, s, i, t, posts, inv, timeout)
-        pre = [inv, *gl, *tick, cooperative(s, i, t, variant)]
+        gl, runs, tick = _lemmas(variant, s, i, t, posts, inv, timeout)
+        pre = [inv, *gl, *runs, *tick, cooperative(s, i, t, variant)]
         _tick_local(s, tick, timeout)
         _ticks_end_in_range(pre, s, t, posts, timeout)
         _rank_decreases(pre, s, t, posts, timeout)
@@ -480,12 +512,14 @@ def prove(variant: Variant, timeout: float) -> Proof:
     except _Stop as stop:
         return Proof(stop.status, stop.detail, time.monotonic() - t0)
     detail = (
-        f"per tick, inductive: {len(gl)} global + {len(tick)} tick-local lemmas with the "
+        f"per tick, inductive: {len(gl)} global + {len(runs)} cooperative-run + "
+        f"{len(tick)} tick-local lemmas with the "
         "safety invariant; every cooperative tick with target T ends with "
         "T <= size <= T+512 (< unless it started at T+512; 0 when T == 0); rank decreases "
         "on every transition: a tick takes <= 15 + 2T + 2(n4+n2) transitions, "
-        "<= 16 + 2T from module init; no cooperative transition schedules a reset, so "
-        "after the init tick's reset every tick reads T"
+        "<= 16 + 2T from module init; no cooperative transition schedules a reset nor "
+        "ends a tick with one pending, so the init tick's reset succeeds and every tick "
+        "reads T"
     )
     return Proof(Status.PROVED, detail, time.monotonic() - t0)
 
@@ -498,16 +532,17 @@ def _lemmas(
     posts: dict[Loc, Any],
     inv: Expr,
     timeout: float,
-) -> tuple[list[Expr], list[Expr]]:
+) -> tuple[list[Expr], list[Expr], list[Expr]]:
     """Houdini in two phases: the global lemmas (:data:`GLOBAL`) with no environment
-    assumption, then the tick-local ones (:data:`TICK`) under the cooperative
-    environment; every one must survive.  The lemmas over ``s``: global, tick-local."""
+    assumption, then the tick-local ones (:data:`TICK`) and those of cooperative runs
+    (:data:`COOPERATIVE_RUN`) under the cooperative environment; every one must survive.
+    The lemmas over ``s``: global, of cooperative runs, tick-local."""
     try:
         glob, gdrop = houdini(GLOBAL, posts, s, i, timeout, base=lambda x: [inv])
         if gdrop:
             raise _Stop(Status.FAILED, f"global lemmas not inductive: {gdrop}")
         gl = [GLOBAL[n](s) for n in glob]
-        tick = {n: _tick_pred(n, t) for n in TICK}
+        tick = {n: _tick_pred(n, t) for n in TICK} | COOPERATIVE_RUN
         live, dropped = houdini(
             tick,
             posts,
@@ -521,7 +556,8 @@ def _lemmas(
         raise _Stop(Status.UNKNOWN, str(exc)) from exc
     if dropped:
         raise _Stop(Status.FAILED, f"tick lemmas not inductive: {dropped}")
-    return gl, [tick[n](s) for n in live]
+    runs = [tick[n](s) for n in live if n in COOPERATIVE_RUN]
+    return gl, runs, [tick[n](s) for n in live if n not in COOPERATIVE_RUN]
 
 
 def _tick_local(s: State, tick: list[Expr], timeout: float) -> None:
@@ -579,16 +615,28 @@ def _rank_decreases(
 
 
 def _no_reset_scheduled(pre: list[Expr], s: State, posts: dict[Loc, Any], timeout: float) -> None:
-    """No cooperative transition schedules a reset: once the init tick's reset clears it
-    (line 1092), every tick sends GET_TARGET (line 1120) and ends with no reset pending."""
+    """No cooperative transition schedules a reset, and none comes to GET_TARGET (line
+    1120) with one still pending: the init tick's reset clears it (line 1092: START and
+    the rest of the reset answered as the cooperative host answers them), and from then
+    on every tick sends GET_TARGET and ends with no reset pending."""
     for loc in TRANSITIONS:
         st = posts[loc]
-        sol = solver(timeout)
-        sol.add(*pre, s["loc"] == loc_val(loc), z3.Not(s["reset"]), *st.cons, st.post["reset"])
-        r = sol.check()
-        if r != z3.unsat:
-            why = sol.reason_unknown() if r == z3.unknown else "a reset is scheduled"
-            raise _Stop(Status.UNKNOWN if r == z3.unknown else Status.FAILED, f"{loc.name}: {why}")
+        post = st.post
+        asks = (
+            (z3.And(z3.Not(s["reset"]), post["reset"]), "a reset is scheduled"),
+            (
+                z3.And(post["loc"] == loc_val(Loc.W_TARGET), post["reset"]),
+                "a tick reaches GET_TARGET with its reset undone",
+            ),
+        )
+        for bad, what in asks:
+            sol = solver(timeout)
+            sol.add(*pre, s["loc"] == loc_val(loc), *st.cons, bad)
+            r = sol.check()
+            if r != z3.unsat:
+                why = sol.reason_unknown() if r == z3.unknown else what
+                status = Status.UNKNOWN if r == z3.unknown else Status.FAILED
+                raise _Stop(status, f"{loc.name}: {why}")
 
 
 # -- bounded model checking from Init -----------------------------------------------------------
