@@ -44,8 +44,11 @@ obligations over the encoding of :mod:`vmballoon.proofs.encoding`:
   tick takes at most that many transitions; from module init (``n4 = n2 = 0``) the
   first tick, which runs the reset (line 1114), reaches the target in at most
   ``16 + 2 T`` transitions: within 2 ticks of module init (the init tick and the
-  first timer tick): no cooperative transition schedules a reset (one query per
-  location), so after the init tick's reset every tick reads ``T``.  With ``T`` frozen
+  first timer tick): no cooperative transition schedules a reset nor comes to
+  GET_TARGET with the reset undone (two queries per location, with the lemmas of
+  cooperative runs, :data:`COOPERATIVE_RUN`: the reset's START grants a command set,
+  the batch page is allocated, nothing asks for another reset), so the init tick's
+  reset completes and every tick reads ``T``.  With ``T`` frozen
   for a run the range is then kept strictly below ``T + 512`` for ever (the only tick
   that ends at ``T + 512`` starts there).
 
