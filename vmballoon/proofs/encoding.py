@@ -1030,20 +1030,23 @@ def _template(variant: Variant, locs: frozenset[Loc] | None) -> _Template:
 _TEMPLATE_STEPS: dict[tuple[Variant, Loc], Step] = {}
 
 
-def _template_step(loc: Loc, s: State, i: State, variant: Variant) -> Step:
-    """``successor(loc, s, i, variant)`` over the template constants (``s`` and ``i`` are
-    always those), symbolically executed once per process: a BMC builds one relation per
-    set of locations reachable at a depth, each over most of the same locations."""
+def _template_step(loc: Loc, variant: Variant) -> Step:
+    """The step out of ``loc`` over the template constants ``tmpl_s_*``, ``tmpl_i_*`` (the
+    same terms :func:`_template` makes), symbolically executed once per process: a BMC
+    builds one relation per set of locations reachable at a depth, each over most of the
+    same locations."""
     key = (variant, loc)
     if key not in _TEMPLATE_STEPS:
+        s, i = make_state("tmpl_s_"), make_inputs("tmpl_i_")
         _TEMPLATE_STEPS[key] = successor(loc, s, i, variant)
     return _TEMPLATE_STEPS[key]
 
 
 def _relation(s: State, i: State, t: State, variant: Variant, locs: frozenset[Loc] | None) -> Expr:
-    """The formula of :func:`transition`, built by symbolic execution of every location."""
+    """The formula of :func:`transition` over the template constants of
+    :func:`_template` (``s``, ``i``, ``t``), from each location's symbolic step."""
     cases = [loc for loc in TRANSITIONS if locs is None or loc in locs]
-    steps = {loc: _template_step(loc, s, i, variant) for loc in cases}
+    steps = {loc: _template_step(loc, variant) for loc in cases}
     out = [z3.Or([s["loc"] == loc_val(loc) for loc in cases])]
     for loc in cases:
         cons = steps[loc].cons

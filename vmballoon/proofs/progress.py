@@ -521,8 +521,8 @@ def prove(variant: Variant, timeout: float) -> Proof:
         "T <= size <= T+512 (< unless it started at T+512; 0 when T == 0); rank decreases "
         "on every transition: a tick takes <= 15 + 2T + 2(n4+n2) transitions, "
         "<= 16 + 2T from module init; no cooperative transition schedules a reset nor "
-        "ends a tick with one pending, so the init tick's reset succeeds and every tick "
-        "reads T"
+        "reaches GET_TARGET with the reset undone, so the init tick's reset completes and "
+        "every tick reads T"
     )
     return Proof(Status.PROVED, detail, time.monotonic() - t0)
 
@@ -545,9 +545,9 @@ def _lemmas(
         if gdrop:
             raise _Stop(Status.FAILED, f"global lemmas not inductive: {gdrop}")
         gl = [GLOBAL[n](s) for n in glob]
-        tick = {n: _tick_pred(n, t) for n in TICK} | COOPERATIVE_RUN
+        cooperative_lemmas = {n: _tick_pred(n, t) for n in TICK} | COOPERATIVE_RUN
         live, dropped = houdini(
-            tick,
+            cooperative_lemmas,
             posts,
             s,
             i,
@@ -558,9 +558,10 @@ def _lemmas(
     except Unknown as exc:
         raise _Stop(Status.UNKNOWN, str(exc)) from exc
     if dropped:
-        raise _Stop(Status.FAILED, f"tick lemmas not inductive: {dropped}")
-    runs = [tick[n](s) for n in live if n in COOPERATIVE_RUN]
-    return gl, runs, [tick[n](s) for n in live if n not in COOPERATIVE_RUN]
+        raise _Stop(Status.FAILED, f"tick or cooperative-run lemmas not inductive: {dropped}")
+    runs = [cooperative_lemmas[n](s) for n in live if n in COOPERATIVE_RUN]
+    tick = [cooperative_lemmas[n](s) for n in live if n not in COOPERATIVE_RUN]
+    return gl, runs, tick
 
 
 def _tick_local(s: State, tick: list[Expr], timeout: float) -> None:
