@@ -64,3 +64,25 @@ def test_the_boundaries_of_a_block() -> None:
     free = ((BASE + 5, BASE + 6),)
     assert not owned_once_and_allocated([("batch", BASE + 5, 1)], Memory(BASE, END, free, (), ()))
     assert owned_once_and_allocated([("batch", BASE + 6, 1)], Memory(BASE, END, free, (), ()))
+
+
+@settings(max_examples=2000, derandomize=True)
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 60)), max_size=12),
+    st.lists(st.tuples(st.integers(-10, 320), st.integers(-5, 80)), max_size=24),
+)
+def test_removing_many_spans_in_one_sweep_is_removing_them_one_by_one(
+    made: list[tuple[int, int]], cut: list[tuple[int, int]]
+) -> None:
+    """``no_leak`` and property conformance take every claim out of the allocated runs in
+    one sweep (:func:`vmballoon.core.intervals.remove_all`): the same set as one
+    :func:`~vmballoon.core.intervals.remove` per claim, overlapping, empty and reversed
+    spans included."""
+    runs: iv.Runs = ()
+    for start, length in made:
+        runs = iv.add(runs, start, start + length)
+    spans = [(s, s + n) for s, n in cut]
+    one_by_one = runs
+    for s, e in spans:
+        one_by_one = iv.remove(one_by_one, s, e)
+    assert iv.remove_all(runs, spans) == one_by_one

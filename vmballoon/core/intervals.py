@@ -8,6 +8,7 @@ handful of runs.  An update copies the tuple of runs: O(runs), not O(frames).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 
 Runs = tuple[tuple[int, int], ...]
 """Half-open runs ``(start, end)``, sorted, disjoint and never adjacent."""
@@ -77,6 +78,30 @@ def remove(runs: Runs, start: int, end: int) -> Runs:
     if lo == hi:
         return runs
     return (*runs[:lo], *pieces, *runs[hi:])
+
+
+def remove_all(runs: Runs, spans: Iterable[tuple[int, int]]) -> Runs:
+    """The set with every ``[start, end)`` of ``spans`` taken out: what :func:`remove`
+    once per span gives, in one sweep over the sorted spans (O(spans log spans + runs),
+    not O(spans * runs))."""
+    cut = sorted((s, e) for s, e in spans if s < e)
+    if not cut or not runs:
+        return runs
+    out: list[tuple[int, int]] = []
+    j = 0
+    for s, e in runs:
+        while j < len(cut) and cut[j][1] <= s:
+            j += 1
+        cur, k = s, j
+        while k < len(cut) and cut[k][0] < e and cur < e:
+            cs, ce = cut[k]
+            if cs > cur:
+                out.append((cur, cs))
+            cur = max(cur, ce)
+            k += 1
+        if cur < e:
+            out.append((cur, e))
+    return tuple(out)
 
 
 def intersect(runs: Runs, start: int, end: int) -> Runs:

@@ -172,9 +172,7 @@ def owners(state: State) -> list[tuple[str, int, int]]:
 def _allocated_runs(state: State) -> iv.Runs:
     mem = state.env.memory
     runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
-    for s, e in mem.free:
-        runs = iv.remove(runs, s, e)
-    return runs
+    return iv.remove_all(runs, mem.free)
 
 
 # -- state properties ----------------------------------------------------------------------
@@ -281,9 +279,9 @@ def no_leak(state: State, ghost: Ghost) -> str | None:
     """
     if state.loc not in RESTING:
         return None
-    allocated = _allocated_runs(state)
-    for _owner, pfn, frames in owners(state):
-        allocated = iv.remove(allocated, pfn, pfn + frames)
+    allocated = iv.remove_all(
+        _allocated_runs(state), ((pfn, pfn + frames) for _, pfn, frames in owners(state))
+    )
     if allocated:
         s, e = allocated[0]
         return f"{iv.count(allocated)} frames allocated and owned by nothing (first {s}..{e - 1})"

@@ -61,9 +61,9 @@ class NotRepresentable(Exception):
 def f_allocation(state: State, f: int) -> tuple[bool, bool]:
     """Whether the allocator has ``f`` out as the first frame of a block, and at order 9."""
     mem = state.env.memory
-    if iv.contains(mem.orphans, f):
+    if mem.orphans and iv.contains(mem.orphans, f):
         raise NotRepresentable("f is a frame of a partly freed 2 MiB block")
-    in_block = iv.contains(mem.blocks, f >> 9)
+    in_block = bool(mem.blocks) and iv.contains(mem.blocks, f >> 9)
     o9 = in_block and f % PAGES_PER_2M == 0
     allocated = mem.allocated(f) and (o9 or not in_block)
     return allocated, allocated and o9

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import random
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from typing import Any
 import z3
 
 from vmballoon.core import intervals as iv
+from vmballoon.core.env import Memory
 from vmballoon.core.protocol import CAP_BASIC, CAP_BATCHED, MAX_REFUSED, SUCCESS_WITH_CAPABILITIES
 from vmballoon.core.scenario import Response, Scenario
 from vmballoon.core.variants import Variant
@@ -237,13 +239,12 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
     mem = state.env.memory
     claims = owners(state)
     firsts = Counter(p for _, p, _ in claims)  # claimed twice or not allocated: seen
-    out.update(p for p, c in firsts.items() if c > 1 or not mem.allocated(p))
+    out.update(p for p, c in firsts.items() if c > 1)
+    out.update(_not_allocated(sorted(firsts), mem))
     runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
-    for s_, e_ in mem.free:
-        runs = iv.remove(runs, s_, e_)
+    runs = iv.remove_all(runs, mem.free)
     if state.loc in (Loc.IDLE, Loc.EXITED):  # the frames allocated and owned by nothing
-        for _, pfn, n in claims:
-            runs = iv.remove(runs, pfn, pfn + n)
+        runs = iv.remove_all(runs, ((pfn, pfn + n) for _, pfn, n in claims))
     for s_, e_ in runs[:64]:  # an allocated run: its first frame and first blocks' frames
         out.add(s_)
         first = s_ + (-s_) % 512
@@ -254,6 +255,16 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
         out.add(mem.free[0][0])
     out.add(mem.end)
     return sorted(p for p in out if 0 <= p < (1 << 52))
+
+
+def _not_allocated(pfns: list[int], mem: Memory) -> list[int]:
+    """Those of the sorted ``pfns`` the allocator does not have out (outside the pool or
+    free): one bisection per free run, not one lookup per frame."""
+    lo, hi = bisect_left(pfns, mem.base), bisect_left(pfns, mem.end)
+    out = pfns[:lo] + pfns[hi:]
+    for s_, e_ in mem.free:
+        out.extend(pfns[bisect_left(pfns, s_) : bisect_left(pfns, e_)])
+    return out
 
 
 def alpha_frames(
@@ -274,9 +285,10 @@ def alpha_frames(
     base = alpha(state, ghost, frames[0], proto_bad=proto_bad)
     d = state.drv
     p4, p2 = balloon_pages(state)
+    wanted = set(frames)
     count: dict[int, list[int]] = {}
     for tag, lst in ((L4, p4), (L2, p2), (R4, to_list(d.refused[0])), (R2, to_list(d.refused[1]))):
-        for p in lst:
+        for p in [p for p in lst if p in wanted]:
             count.setdefault(p, []).append(tag)
     batch = Counter(in_flight(state))
     cursor = set(to_list(state.loop.cursor))
