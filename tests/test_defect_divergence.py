@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIX_NAMES, SEED, Variant
 from vmballoon.model.machine import event_log, run_scenario
 from vmballoon.model.state import Loc
@@ -336,8 +338,9 @@ def test_a_parting_run_that_shows_nothing_is_not_answered_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """doorbell_set_status: the first run that parts the drivers (at transition 7) shows
-    no violation; it is blocked by its location path, so any further answer at that
-    depth takes another path (there is none here: the search stops at the first)."""
+    no violation; it is blocked by its location path, so no further answer at that depth
+    takes the same path.  None of them showing it, the search asks the solver for a
+    parting run that does: its parting transition itself breaks doorbell_agreement."""
     from vmballoon.proofs import defects
 
     answers: list[tuple[int, ...]] = []
@@ -345,7 +348,7 @@ def test_a_parting_run_that_shows_nothing_is_not_answered_again(
 
     def recorded(*args: object, **kwargs: object) -> Found:
         found = search(*args, **kwargs)  # type: ignore[arg-type]
-        if found.trace is not None:
+        if found.trace is not None and not kwargs.get("shows"):
             answers.append(tuple(int(st["loc"]) for st in found.trace.states[: found.depth + 1]))
         return found
 
@@ -353,5 +356,39 @@ def test_a_parting_run_that_shows_nothing_is_not_answered_again(
     found = defects.first_divergence(
         "doorbell_set_status", ["doorbell_agreement"], 12, 30.0, defects.Notes()
     )
-    assert found is not None and found[2] == []
     assert answers and len(set(answers)) == len(answers), answers
+    assert found is not None and found[2] == ["doorbell_agreement"]
+    k, trace, _ = found
+    assert defects._first_step("doorbell_agreement", to_scenario(trace, SEED)) == k + 1
+
+
+def test_parting_runs_that_show_nothing_do_not_decide_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether a run of a given location path shows the defect depends on its data, which
+    the solver picks.  lock_64bit_refused, with every run the blocked search gives read as
+    showing nothing (an unlucky solver): the search still answers with a run that parts
+    the drivers at transition 11 and shows host_agreement, at transition 14 as the
+    recorded finding does, asked of the solver three transitions after the parting one."""
+    from vmballoon.proofs import defects
+
+    confirmed, shown_after = defects.confirmed, defects._shown_after
+    asking: list[bool] = []  # set once the search asks for a run that shows it
+
+    def unlucky(fix: str, props: list[str], sc: Scenario) -> list[str]:
+        return confirmed(fix, props, sc) if asking else []
+
+    def asks(*args: Any) -> Any:
+        asking.append(True)
+        return shown_after(*args)
+
+    monkeypatch.setattr(defects, "_shown_after", asks)
+    monkeypatch.setattr(defects, "confirmed", unlucky)
+    notes = defects.Notes()
+    found = defects.first_divergence(
+        "lock_64bit_refused", ["host_agreement"], defects.DEFECT_DEPTH, 30.0, notes
+    )
+    assert found is not None and found[0] == 10 and found[2] == ["host_agreement"], notes
+    sc = to_scenario(found[1], SEED)
+    assert defects._first_step("host_agreement", sc) == 14
+    assert defects.confirm_defect("lock_64bit_refused", "host_agreement", sc)[0]

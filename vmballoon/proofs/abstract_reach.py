@@ -179,6 +179,16 @@ class Cone:
             cone[j] = {a for a in self.level(j) if self.reach.successors(a) & cone[j + 1]}
         return cone
 
+    def locations(self, lo: int, hi: int) -> list[frozenset[Loc]]:
+        """Per depth ``j <= hi``, the control locations of the cones of the depths
+        ``lo..hi`` (:meth:`at`): where a run that parts the drivers at one of those depths
+        can be after ``j`` steps, so the only locations its step ``j + 1`` may leave."""
+        out: list[set[Loc]] = [set() for _ in range(hi + 1)]
+        for k in range(lo, hi + 1):
+            for j, level in enumerate(self.at(k)):
+                out[j] |= {Loc(int(a[0])) for a in level}
+        return [frozenset(x) for x in out]
+
     def constraint(self, states: list[State], k: int) -> Expr:
         """``states[0..k]`` follow an abstract run of the cone of depth ``k``."""
         return z3.And(

@@ -35,12 +35,15 @@ from vmballoon.model.properties import check_trace
 from vmballoon.model.state import Loc
 from vmballoon.proofs.abstract_reach import FIELDS, Cone, apart, both_steps
 from vmballoon.proofs.encoding import (
+    FIELD_NAMES,
+    INPUT_NAMES,
     TRANSITIONS,
     Expr,
     State,
     loc_val,
     make_inputs,
     make_state,
+    transition,
 )
 from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.solver import Unknown, bv_solver
@@ -56,6 +59,7 @@ from vmballoon.proofs.unrolling import (
     query,
 )
 from vmballoon.proofs.unrolling import shortest as first_depth
+from vmballoon.proofs.zeval import value_of
 
 if TYPE_CHECKING:
     from vmballoon.proofs.check import Outcome
@@ -201,6 +205,7 @@ def divergence_search(
     blocked: list[list[int]] | None = None,
     cone: Cone | None = None,
     shows: list[str] | None = None,
+    after: int = 0,
 ) -> Found:
     """The shortest run of SEED (pinned inputs, :data:`vmballoon.proofs.unrolling.PIN_PRODUCT`)
     after which SEED and SEED + ``fix`` part: the first step whose successor differs
@@ -219,11 +224,15 @@ def divergence_search(
     every run that does, so no divergence is lost, and the deep queries get several
     times cheaper.  With ``shows`` the parting step must also break one of those
     properties on SEED's side and keep it on the fixed side (a violation in the parting
-    transition itself).  The trace found holds SEED's states ``0..k+1`` and the inputs
-    ``0..k`` (those of the step that parts the drivers included).
+    transition itself); with ``after`` as well, the two drivers take ``after`` more steps
+    from their parted states (the same pinned inputs) and the violation is in the last
+    of them (:func:`_continuation`).  The trace found holds SEED's states ``0..k+1`` and
+    the inputs ``0..k`` (those of the step that parts the drivers included), and the
+    ``after`` steps beyond.
     """
     fixed = Variant(frozenset({fix}))
-    u = Unrolling({"a": SEED}, depth, pins=PIN_PRODUCT, pins_first=True, spare=True)
+    reach = None if cone is None else cone.locations(start, depth)
+    u = Unrolling({"a": SEED}, depth, pins=PIN_PRODUCT, pins_first=True, spare=True, reach=reach)
     changed = fix_locations(fix)
     parted: list[tuple[Expr, State]] = []
     for k in range(depth + 1):  # the doubled step after k steps (inline: Z3 sees the terms
@@ -232,12 +241,24 @@ def divergence_search(
         if not where:  # no location the fix changes is reachable: no goal at k
             parted.append((z3.BoolVal(False), ts))
             continue
-        parted.append((_parting_step(u, k, ts, tf, fixed, where, shows), ts))
+        step = _parting_step(u, k, ts, tf, fixed, where, None if after else shows)
+        parted.append((step, ts))
+    then: dict[int, tuple[list[State], list[State]]] = {}
+    if after and shows:
+        for k in range(start, depth + 1):
+            step, ts = parted[k]
+            more, then[k] = _continuation(ts, make_state(f"f{k}_"), fixed, after, shows, k)
+            parted[k] = (z3.And(step, more), ts)
     goals: dict[int, Expr] = {}
     goal = _divergence_goal(u, parted, cone, goals)
     r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
     found = (
-        Found(r.depth, u.trace(r.model, r.depth, then=parted[r.depth][1]))
+        Found(
+            r.depth,
+            _with_continuation(
+                u.trace(r.model, r.depth, then=parted[r.depth][1]), r.model, then.get(r.depth)
+            ),
+        )
         if r.found
         else Found(r.depth, unknown=r.unknown)
     )  # one depth per query above: cheaper
@@ -246,6 +267,39 @@ def divergence_search(
     u.release(lambda: u.drop_states("a"), goals.clear, model.clear, parted.clear)
     del tf, ts
     return found
+
+
+def _continuation(
+    ts: State, tf: State, fixed: Variant, after: int, shows: list[str], k: int
+) -> tuple[Expr, tuple[list[State], list[State]]]:
+    """``after`` steps of SEED from ``ts`` and of ``fixed`` from ``tf`` on the same pinned
+    inputs, the last of which breaks one of ``shows`` on SEED's side and keeps it on the
+    fixed side: the constraint, and SEED's states and the inputs of those steps."""
+    seed, other, ins, cons = [ts], [tf], [], []
+    for m in range(after):
+        i = make_inputs(f"c{k}_{m}_i_")
+        a, b = make_state(f"c{k}_{m}_s_"), make_state(f"c{k}_{m}_f_")
+        cons += [transition(seed[-1], i, a, SEED), transition(other[-1], i, b, fixed)]
+        cons += PIN_PRODUCT(i)
+        seed.append(a)
+        other.append(b)
+        ins.append(i)
+    last_s, last_f = seed[-1], other[-1]
+    cons.append(
+        z3.Or([z3.And(z3.Not(PROPERTIES[n](last_s)), PROPERTIES[n](last_f)) for n in shows])
+    )
+    return z3.And(cons), (seed[1:], ins)
+
+
+def _with_continuation(trace: Trace, m: Any, more: tuple[list[State], list[State]] | None) -> Trace:
+    """``trace`` followed by the steps of a :func:`_continuation` that model ``m`` gives."""
+    if more is None:
+        return trace
+    states, ins = more
+    return Trace(
+        trace.states + [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in states],
+        trace.inputs + [{n: value_of(m, i[n]) for n in INPUT_NAMES} for i in ins],
+    )
 
 
 def _parting_step(
@@ -480,7 +534,11 @@ ATTEMPTS = 3
 
 SAME_DEPTH_ATTEMPTS = 3
 """Runs parting SEED and SEED + fix at the least depth that :func:`first_divergence` asks
-for before it settles for one whose scenario shows nothing."""
+for before it asks for one that shows the defect (:func:`_shown_after`)."""
+
+AFTER_PARTING = 3
+"""Transitions after the parting one within which :func:`_shown_after` asks for a
+violation (``lock_64bit_refused`` shows three after its parting transition)."""
 
 PRODUCT_BUDGET = 150.0
 """Seconds the three-copy product searches of one defect may take in all before the
@@ -533,11 +591,14 @@ def first_divergence(
 
     The depths below the abstract bound (:meth:`vmballoon.proofs.abstract_reach.Cone.bound`) are
     not asked: no run parts the drivers there; each deeper query is held to the abstract
-    cone of its depth (:meth:`~vmballoon.proofs.abstract_reach.Cone.constraint`).  A run that parts
+    cone of its depth (:meth:`~vmballoon.proofs.abstract_reach.Cone.constraint`) and
+    unrolled only over the cones' locations
+    (:meth:`~vmballoon.proofs.abstract_reach.Cone.locations`).  A run that parts
     them at ``k`` but whose scenario shows nothing (it may have come through another
     defect that already broke the property on both drivers) is blocked and the same depth
     asked again, up to :data:`SAME_DEPTH_ATTEMPTS` times, so that the answer does not
-    rest on the model the solver happened to give first.  A run whose scenario shows the
+    rest on the model the solver happened to give first; when none of them shows it, a
+    run that does is asked of the solver (:func:`_shown_after`).  A run whose scenario shows the
     defect only some transitions after the parting one is kept unless another run shows
     it in the parting transition itself (:func:`_in_parting_step`)."""
     cone, bound = _abstract_cone(fix, depth - 1, timeout)
@@ -574,7 +635,7 @@ def first_divergence(
         if again.trace is None or again.depth != k:
             break
         trace = again.trace
-    return k, first, []
+    return _shown_after(fix, props, k, timeout, cone, notes) or (k, first, [])
 
 
 def _abstract_cone(fix: str, depth: int, timeout: float) -> tuple[Cone | None, int]:
@@ -625,6 +686,44 @@ def _in_parting_step(
         f"no run of the pinned inputs shows {prop} in the transition that parts "
         f"them ({'solver unknown' if found.unknown else 'none'} at depth {k})",
         undecided=found.unknown,
+    )
+    return None
+
+
+def _shown_after(
+    fix: str,
+    props: list[str],
+    k: int,
+    timeout: float,
+    cone: Cone | None,
+    notes: list[str],
+) -> tuple[int, Any, list[str]] | None:
+    """A run parting SEED and SEED + ``fix`` at depth ``k`` whose scenario shows the
+    defect, asked of the solver rather than hoped of a witness, when the runs
+    :func:`first_divergence` was given show nothing (whether a run of a location path
+    shows it depends on its data, which the solver picks): a parting transition that
+    itself breaks one of ``props`` on SEED's side alone (unless the one-step query
+    excludes it), else 1, 2, ... :data:`AFTER_PARTING` more steps of both drivers on
+    the same pinned inputs, the last of which does; the fewest steps that answer, as
+    ``(k, trace, shown)`` (:func:`first_divergence`), or None (said in ``notes``)."""
+    state_props = [p for p in props if p in PROPERTIES]  # progress is no state's
+    for after in range(AFTER_PARTING + 1):
+        if after == 0 and not any(_may_show_in_one_step(fix, p, timeout) for p in state_props):
+            continue
+        found = divergence_search(
+            fix, depth=k, timeout=timeout, start=k, cone=cone, shows=state_props, after=after
+        )
+        if found.unknown:
+            _note(notes, _no_divergence(found, k + 1) + f" ({after} steps after)", undecided=True)
+            return None
+        if found.trace is None or found.depth != k:
+            continue
+        shown = confirmed(fix, props, to_scenario(found.trace, SEED))
+        if shown:
+            return k, found.trace, shown
+    notes.append(
+        f"no run parting SEED and SEED + {fix} at transition {k + 1} breaks "
+        f"{', '.join(props)} on SEED's side alone within {AFTER_PARTING} transitions after it"
     )
     return None
 

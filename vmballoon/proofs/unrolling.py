@@ -174,6 +174,8 @@ class Unrolling:
     def _move(
         s: State, i: State, a: State | None, t: State, variant: Variant, locs: frozenset[Loc]
     ) -> Expr:
+        if not locs:  # no location a run can be at: no step
+            return z3.BoolVal(False)
         if a is None:
             return transition(s, i, t, variant, locs)
         return transition_acc(s, i, a, t, variant, locs)
