@@ -335,3 +335,15 @@ def test_a_tick_end_at_the_top_of_the_range_fails_unless_nothing_moved() -> None
     with pytest.raises(pg._Stop) as unchanged:
         pg._ticks_end_in_range([*pre, still], s, t, posts, 30.0)
     assert unchanged.value.detail == "a tick ending at I_END misses the target"
+
+
+def test_a_tick_can_end_only_once_some_path_has_left_the_reset() -> None:
+    """``reach_with_reset`` marks a depth as after a complete tick only once some path
+    from IDLE has passed R_OPS (the step that clears ``reset_required``): not at the
+    depth R_OPS is first reached, nor before, and from the step after it on.  The
+    progress BMC asks no earlier depth, where no tick can have ended."""
+    reached = pg.reach_with_reset(14)
+    first_ops = min(k for k, (locs, _) in enumerate(reached) if Loc.R_OPS in locs)
+    assert not any(done for _, done in reached[: first_ops + 1])
+    assert all(done for _, done in reached[first_ops + 1 :])
+    assert pg._tick_ends(reached)[0] > first_ops

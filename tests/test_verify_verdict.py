@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from vmballoon.apps import verify as vf
 from vmballoon.apps.verify_jobs import (
     Board,
@@ -303,3 +304,47 @@ def test_the_accelerated_search_answers_from_the_full_system_what_the_pinned_lef
     assert calls == [(["throttle", "rate_bounds"], True), (["rate_bounds"], False)]
     assert got["throttle"] == (Bmc(Status.VIOLATED, None, 20, 1.0), "pinned")
     assert got["rate_bounds"] == (Bmc(Status.VIOLATED, None, 21, 5.0), "full")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (ROOT / "spec" / "findings").glob("*.scenario.json"))
+)
+def test_a_counterexample_file_is_written_as_the_checked_in_findings_are(
+    name: str, tmp_path: Path
+) -> None:
+    """``write_scenario`` writes a finding's scenario and meta back byte for byte as
+    ``spec/findings`` holds them: the counterexample files verify writes are what
+    ``spec --from-verify`` records and CI compares."""
+    import json
+
+    from vmballoon.core.scenario import load_scenario
+    from vmballoon.proofs.check import write_scenario
+
+    path = ROOT / "spec" / "findings" / name
+    meta = json.loads(path.read_text())["meta"]
+    out = write_scenario(tmp_path / name, load_scenario(path), meta)
+    assert out.read_bytes() == path.read_bytes()
+
+
+def test_the_pinned_search_answers_with_the_inputs_that_do_not_matter_at_their_defaults() -> None:
+    """``bmc_window(..., pinned=True)``, the accelerated search's first and cheap pass,
+    searches the pinned environment (:mod:`vmballoon.proofs.pinned`): its counterexample
+    (SEED's rate_counter) leaves every status SUCCESS (START's may grant capabilities)
+    and every input outside ``FREE`` at its default, which is what lets ``deep`` say it
+    was found "with the inputs that do not matter at their defaults"."""
+    from vmballoon.core.protocol import SUCCESS_WITH_CAPABILITIES
+    from vmballoon.core.variants import SEED
+    from vmballoon.proofs.check import bmc_window
+    from vmballoon.proofs.pinned import FREE
+    from vmballoon.proofs.status import Status
+
+    found = bmc_window(["rate_counter"], SEED, depth=12, timeout=30.0, accel=False, pinned=True)
+    row = found["rate_counter"]
+    assert row.status == Status.VIOLATED and row.trace is not None
+    for inputs in row.trace.inputs:
+        for name, value in inputs.items():
+            if name.endswith("_st"):
+                allowed = {0, SUCCESS_WITH_CAPABILITIES} if name == "START_st" else {0}
+                assert value in allowed, (name, value)
+            elif name not in FREE:
+                assert value == (name == "v_ok"), (name, value)
