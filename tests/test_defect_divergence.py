@@ -392,3 +392,22 @@ def test_parting_runs_that_show_nothing_do_not_decide_the_answer(
     sc = to_scenario(found[1], SEED)
     assert defects._first_step("host_agreement", sc) == 14
     assert defects.confirm_defect("lock_64bit_refused", "host_agreement", sc)[0]
+
+
+def test_a_search_that_must_show_a_property_shows_it_in_the_parting_transition() -> None:
+    """``divergence_search(..., shows=[p])`` without ``after`` answers a run whose
+    parting transition itself breaks ``p`` on SEED's side (doorbell_set_status at
+    transition 7); with ``after=1``, one on which SEED has broken it by the transition
+    after, and SEED + the fix has not."""
+    from vmballoon.proofs import defects
+
+    fix, prop = "doorbell_set_status", "doorbell_agreement"
+    found = divergence_search(fix, depth=12, timeout=30.0, shows=[prop])
+    assert found.trace is not None and len(found.trace.inputs) == found.depth + 1
+    assert defects._first_step(prop, to_scenario(found.trace, SEED)) == found.depth + 1
+    later = divergence_search(fix, depth=12, timeout=30.0, shows=[prop], after=1)
+    assert later.trace is not None and len(later.trace.inputs) == later.depth + 2
+    sc = to_scenario(later.trace, SEED)
+    assert defects._first_step(prop, sc) <= later.depth + 2
+    fixed = defects.violates(sc, Variant(frozenset({fix})), prop)
+    assert all(int(v["step"]) > later.depth + 2 for v in fixed), fixed
