@@ -369,7 +369,8 @@ def test_parting_runs_that_show_nothing_do_not_decide_the_answer(
     the solver picks.  lock_64bit_refused, with every run the blocked search gives read as
     showing nothing (an unlucky solver): the search still answers with a run that parts
     the drivers at transition 11 and shows host_agreement, at transition 14 as the
-    recorded finding does, asked of the solver three transitions after the parting one."""
+    recorded finding does, asked of the solver three transitions after the parting one
+    for any of three properties."""
     from vmballoon.proofs import defects
 
     confirmed, shown_after = defects.confirmed, defects._shown_after
@@ -385,9 +386,8 @@ def test_parting_runs_that_show_nothing_do_not_decide_the_answer(
     monkeypatch.setattr(defects, "_shown_after", asks)
     monkeypatch.setattr(defects, "confirmed", unlucky)
     notes = defects.Notes()
-    found = defects.first_divergence(
-        "lock_64bit_refused", ["host_agreement"], defects.DEFECT_DEPTH, 30.0, notes
-    )
+    props = ["no_leak", "host_agreement", "protocol"]  # the fix's own, among others
+    found = defects.first_divergence("lock_64bit_refused", props, defects.DEFECT_DEPTH, 30.0, notes)
     assert found is not None and found[0] == 10 and found[2] == ["host_agreement"], notes
     sc = to_scenario(found[1], SEED)
     assert defects._first_step("host_agreement", sc) == 14
@@ -411,3 +411,27 @@ def test_a_search_that_must_show_a_property_shows_it_in_the_parting_transition()
     assert defects._first_step(prop, sc) <= later.depth + 2
     fixed = defects.violates(sc, Variant(frozenset({fix})), prop)
     assert all(int(v["step"]) > later.depth + 2 for v in fixed), fixed
+
+
+def test_a_continuation_steps_each_copy_on_from_its_own_last_state() -> None:
+    """The steps :func:`_continuation` adds after the parting one: each copy steps from
+    its own previous state (SEED's from ``ts``, the fixed one's from ``tf``) on the
+    same inputs, and the property is broken on SEED's side and kept on the fixed side
+    in the last states; each is implied by the constraint."""
+    import z3
+
+    from vmballoon.proofs import defects
+    from vmballoon.proofs.encoding import make_state, transition
+    from vmballoon.proofs.props import PROPERTIES
+
+    fixed, prop = Variant(frozenset({"lock_64bit_refused"})), PROPERTIES["host_agreement"]
+    ts, tf = make_state("cont_s_"), make_state("cont_f_")
+    c = defects._continuation(ts, tf, fixed, 2, ["host_agreement"], 99)
+    seed, other = [ts, *c.seed], [tf, *c.fixed]
+    implied = [transition(seed[m], c.inputs[m], seed[m + 1], SEED) for m in range(2)]
+    implied += [transition(other[m], c.inputs[m], other[m + 1], fixed) for m in range(2)]
+    implied += [z3.Not(prop(seed[-1])), prop(other[-1])]
+    for fact in implied:
+        sol = z3.Solver()
+        sol.add(c.constraint, z3.Not(fact))
+        assert sol.check() == z3.unsat, fact

@@ -243,12 +243,12 @@ def divergence_search(
             continue
         step = _parting_step(u, k, ts, tf, fixed, where, None if after else shows)
         parted.append((step, ts))
-    then: dict[int, tuple[list[State], list[State]]] = {}
+    then: dict[int, Continuation] = {}
     if after and shows:
         for k in range(start, depth + 1):
             step, ts = parted[k]
-            more, then[k] = _continuation(ts, make_state(f"f{k}_"), fixed, after, shows, k)
-            parted[k] = (z3.And(step, more), ts)
+            then[k] = _continuation(ts, make_state(f"f{k}_"), fixed, after, shows, k)
+            parted[k] = (z3.And(step, then[k].constraint), ts)
     goals: dict[int, Expr] = {}
     goal = _divergence_goal(u, parted, cone, goals)
     r = first_depth(_depth_query(u, goal, blocked, timeout), start, depth, window=False)
@@ -269,36 +269,47 @@ def divergence_search(
     return found
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """What :func:`_continuation` builds: the constraint, each copy's states after each
+    of its steps (``seed``, ``fixed``) and the inputs of those steps."""
+
+    constraint: Expr
+    seed: list[State]
+    fixed: list[State]
+    inputs: list[State]
+
+
 def _continuation(
     ts: State, tf: State, fixed: Variant, after: int, shows: list[str], k: int
-) -> tuple[Expr, tuple[list[State], list[State]]]:
+) -> Continuation:
     """``after`` steps of SEED from ``ts`` and of ``fixed`` from ``tf`` on the same pinned
     inputs, the last of which breaks one of ``shows`` on SEED's side and keeps it on the
-    fixed side: the constraint, and SEED's states and the inputs of those steps."""
-    seed, other, ins, cons = [ts], [tf], [], []
+    fixed side."""
+    seed: list[State] = []
+    other: list[State] = []
+    ins: list[State] = []
+    cons: list[Expr] = []
+    s_at, f_at = ts, tf
     for m in range(after):
         i = make_inputs(f"c{k}_{m}_i_")
         a, b = make_state(f"c{k}_{m}_s_"), make_state(f"c{k}_{m}_f_")
-        cons += [transition(seed[-1], i, a, SEED), transition(other[-1], i, b, fixed)]
-        cons += PIN_PRODUCT(i)
+        cons += [transition(s_at, i, a, SEED), transition(f_at, i, b, fixed), *PIN_PRODUCT(i)]
         seed.append(a)
         other.append(b)
         ins.append(i)
-    last_s, last_f = seed[-1], other[-1]
-    cons.append(
-        z3.Or([z3.And(z3.Not(PROPERTIES[n](last_s)), PROPERTIES[n](last_f)) for n in shows])
-    )
-    return z3.And(cons), (seed[1:], ins)
+        s_at, f_at = a, b
+    cons.append(z3.Or([z3.And(z3.Not(PROPERTIES[n](s_at)), PROPERTIES[n](f_at)) for n in shows]))
+    return Continuation(z3.And(cons), seed, other, ins)
 
 
-def _with_continuation(trace: Trace, m: Any, more: tuple[list[State], list[State]] | None) -> Trace:
-    """``trace`` followed by the steps of a :func:`_continuation` that model ``m`` gives."""
+def _with_continuation(trace: Trace, m: Any, more: Continuation | None) -> Trace:
+    """``trace`` followed by SEED's steps of a :func:`_continuation` that model ``m`` gives."""
     if more is None:
         return trace
-    states, ins = more
     return Trace(
-        trace.states + [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in states],
-        trace.inputs + [{n: value_of(m, i[n]) for n in INPUT_NAMES} for i in ins],
+        trace.states + [{n: value_of(m, st[n]) for n in FIELD_NAMES} for st in more.seed],
+        trace.inputs + [{n: value_of(m, i[n]) for n in INPUT_NAMES} for i in more.inputs],
     )
 
 
