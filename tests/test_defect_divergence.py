@@ -389,6 +389,7 @@ def test_parting_runs_that_show_nothing_do_not_decide_the_answer(
     props = ["no_leak", "host_agreement", "protocol"]  # the fix's own, among others
     found = defects.first_divergence("lock_64bit_refused", props, defects.DEFECT_DEPTH, 30.0, notes)
     assert found is not None and found[0] == 10 and found[2] == ["host_agreement"], notes
+    assert len(found[1].states) == len(found[1].inputs) + 1  # a run: a state per step
     sc = to_scenario(found[1], SEED)
     assert defects._first_step("host_agreement", sc) == 14
     assert defects.confirm_defect("lock_64bit_refused", "host_agreement", sc)[0]
@@ -435,3 +436,30 @@ def test_a_continuation_steps_each_copy_on_from_its_own_last_state() -> None:
         sol = z3.Solver()
         sol.add(c.constraint, z3.Not(fact))
         assert sol.check() == z3.unsat, fact
+
+
+def test_a_run_that_shows_the_defect_is_asked_up_to_three_steps_after_the_parting_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_shown_after`` asks the parting transition itself (when a one-step query allows
+    it), then 1, 2 and 3 more steps, and no more; with no answer it says so."""
+    from vmballoon.proofs import defects
+
+    asked: list[int] = []
+
+    def none(*args: object, after: int = 0, **kwargs: object) -> Found:
+        asked.append(after)
+        return Found(10)
+
+    monkeypatch.setattr(defects, "divergence_search", none)
+    monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: True)
+    notes = defects.Notes()
+    assert (
+        defects._shown_after("lock_64bit_refused", ["host_agreement"], 10, 1.0, None, notes) is None
+    )
+    assert asked == [0, 1, 2, 3] == list(range(defects.AFTER_PARTING + 1))
+    assert notes[-1].endswith("within 3 transitions after it") and not notes.undecided
+    asked.clear()
+    monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: False)
+    defects._shown_after("lock_64bit_refused", ["host_agreement", "progress"], 10, 1.0, None, notes)
+    assert asked == [1, 2, 3]

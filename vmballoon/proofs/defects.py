@@ -383,13 +383,6 @@ def violates(sc: Scenario, variant: Variant, prop: str) -> list[dict[str, Any]]:
     return [v.to_json() for v in check_trace(sc, variant, frozenset({prop}))]
 
 
-def shows(sc: Scenario, prop: str, fix: str) -> bool:
-    """SEED violates ``prop`` on ``sc`` and SEED + ``fix`` does not."""
-    if not violates(sc, SEED, prop):
-        return False
-    return not violates(sc, Variant(frozenset({fix})), prop)
-
-
 def confirm_defect(fix: str, prop: str, sc: Scenario) -> tuple[bool, dict[str, Any]]:
     """Whether ``sc`` shows the defect of ``fix`` through ``prop``; the evidence.
 
@@ -1367,6 +1360,5 @@ __all__ = [
     "plan_defect",
     "plan_divergence",
     "product_search",
-    "shows",
     "violates",
 ]
