@@ -459,7 +459,15 @@ def test_a_run_that_shows_the_defect_is_asked_up_to_three_steps_after_the_partin
     )
     assert asked == [0, 1, 2, 3] == list(range(defects.AFTER_PARTING + 1))
     assert notes[-1].endswith("within 3 transitions after it") and not notes.undecided
+    assert " at transition 11 breaks host_agreement " in notes[-1], notes
     asked.clear()
     monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: False)
     defects._shown_after("lock_64bit_refused", ["host_agreement", "progress"], 10, 1.0, None, notes)
     assert asked == [1, 2, 3]
+    monkeypatch.setattr(defects, "divergence_search", lambda *a, **k: Found(10, unknown=True))
+    undecided = defects.Notes()
+    assert (
+        defects._shown_after("lock_64bit_refused", ["host_agreement"], 10, 1.0, None, undecided)
+        is None
+    )
+    assert undecided.undecided and "solver unknown" in undecided[-1], undecided

@@ -718,7 +718,7 @@ def _shown_after(
             fix, depth=k, timeout=timeout, start=k, cone=cone, shows=state_props, after=after
         )
         if found.unknown:
-            _note(notes, _no_divergence(found, k + 1) + f" ({after} steps after)", undecided=True)
+            _note(notes, _no_divergence(found, k) + f" ({after} steps after)", undecided=True)
             return None
         if found.trace is None or found.depth != k:
             continue
