@@ -471,3 +471,45 @@ def test_a_run_that_shows_the_defect_is_asked_up_to_three_steps_after_the_partin
         is None
     )
     assert undecided.undecided and "solver unknown" in undecided[-1], undecided
+
+
+def test_a_product_answer_the_replay_does_not_confirm_is_not_the_defects_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The product's answer becomes the defect's row only when the replay confirms it;
+    one it does not confirm is kept as the last answer and the search goes on."""
+    import time
+
+    from vmballoon.proofs import defects
+    from vmballoon.proofs.trace import Trace
+
+    answers = iter([Found(9, Trace([{"loc": 0}], []), prop="no_crash")])
+    monkeypatch.setattr(defects, "product_search", lambda *a, **k: next(answers, Found(12)))
+    monkeypatch.setattr(defects, "to_scenario", lambda *a: Scenario(steps=("work",), frames=64))
+    monkeypatch.setattr(
+        defects, "confirm_defect", lambda *a: (False, {"seed": [{"step": 9}], "fixed": []})
+    )
+    run = defects._Search(
+        "reset_needs_ops", ["no_crash"], 12, 0, True, False, 1.0, None, time.monotonic()
+    )
+    row, last = defects._product_phase(run, {True: 0, False: 0})
+    assert row is None and last is not None and last[0] == "no_crash" and last[2] == 9
+
+
+@pytest.mark.parametrize("undecided", [False, True])
+def test_a_defect_no_search_showed_is_none_or_unknown_as_its_searches_ended(
+    undecided: bool,
+) -> None:
+    """No answer at all: the row is ``none`` when every search ended with "nothing",
+    ``unknown`` when one was left undecided (a solver unknown, a budget spent)."""
+    import time
+
+    from vmballoon.proofs import defects
+    from vmballoon.proofs.status import Status
+
+    run = defects._Search(
+        "reset_needs_ops", ["no_crash"], 12, 0, True, False, 1.0, None, time.monotonic()
+    )
+    run.notes.undecided = undecided
+    row = defects._unshown(run, None)
+    assert row.status == (Status.UNKNOWN if undecided else Status.NONE)
