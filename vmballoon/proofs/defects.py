@@ -1272,8 +1272,9 @@ def plan_defect(
     ]
     start = min(bounds) if len(bounds) == len(props) else 0
     # a bound from plain BMC (iterative deepening over every input) is exact: SEED breaks
-    # none of ``props`` in fewer transitions on any input
-    exact = start > 0 and all(seed[n].kind == "bmc" for n in props if n in seed)
+    # none of ``props`` in fewer transitions on any input (a bound of 0 claims nothing:
+    # no answer is at depth 0, Init breaks no property)
+    exact = all(seed[n].kind == "bmc" for n in props if n in seed)
     shown = _seed_counterexample(fix, props, seed)
     if shown is not None:
         r, sc = shown
