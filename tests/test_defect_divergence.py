@@ -513,3 +513,20 @@ def test_a_defect_no_search_showed_is_none_or_unknown_as_its_searches_ended(
     run.notes.undecided = undecided
     row = defects._unshown(run, None)
     assert row.status == (Status.UNKNOWN if undecided else Status.NONE)
+
+
+def test_the_cones_locations_are_one_set_per_depth_up_to_the_last_asked() -> None:
+    """``Cone.locations(lo, hi)``: for each depth ``j <= hi`` (no more), the locations of
+    the states at ``j`` of the cones of the depths ``lo..hi``; the divergence search
+    unrolls step ``j + 1`` over them alone."""
+    from vmballoon.proofs.abstract_reach import Cone
+
+    fix = "doorbell_set_status"
+    cone = Cone(fix, fix_locations(fix))
+    lo = cone.bound(12)
+    locs = cone.locations(lo, lo + 2)
+    assert len(locs) == lo + 3
+    for k in range(lo, lo + 3):
+        for j, level in enumerate(cone.at(k)):
+            assert {Loc(int(a[0])) for a in level} <= locs[j]
+    assert locs[0] == {Loc.IDLE}
