@@ -169,7 +169,8 @@ def owners(state: State) -> list[tuple[str, int, int]]:
     return out
 
 
-def _allocated_runs(state: State) -> iv.Runs:
+def allocated_runs(state: State) -> iv.Runs:
+    """The frames of the pool the allocator has out, as runs."""
     mem = state.env.memory
     runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
     return iv.remove_all(runs, mem.free)
@@ -280,7 +281,7 @@ def no_leak(state: State, ghost: Ghost) -> str | None:
     if state.loc not in RESTING:
         return None
     allocated = iv.remove_all(
-        _allocated_runs(state), ((pfn, pfn + frames) for _, pfn, frames in owners(state))
+        allocated_runs(state), ((pfn, pfn + frames) for _, pfn, frames in owners(state))
     )
     if allocated:
         s, e = allocated[0]
@@ -900,6 +901,7 @@ __all__ = [
     "MonitorResult",
     "Verdict",
     "Violation",
+    "allocated_runs",
     "check_state",
     "check_trace",
     "initial_ghost",

@@ -59,6 +59,7 @@ from vmballoon.model.plist import PList, to_list
 from vmballoon.model.properties import (
     STATE_PROPERTIES,
     Ghost,
+    allocated_runs,
     in_flight,
     owners,
 )
@@ -241,8 +242,7 @@ def frames_of(state: State, ghost: Ghost, flagged: Iterable[int] = (), ends: int
     firsts = Counter(p for _, p, _ in claims)  # claimed twice or not allocated: seen
     out.update(p for p, c in firsts.items() if c > 1)
     out.update(_not_allocated(sorted(firsts), mem))
-    runs: iv.Runs = ((mem.base, mem.end),) if mem.end > mem.base else ()
-    runs = iv.remove_all(runs, mem.free)
+    runs = allocated_runs(state)
     if state.loc in (Loc.IDLE, Loc.EXITED):  # the frames allocated and owned by nothing
         runs = iv.remove_all(runs, ((pfn, pfn + n) for _, pfn, n in claims))
     for s_, e_ in runs[:64]:  # an allocated run: its first frame and first blocks' frames
