@@ -26,9 +26,28 @@ def iterate(lst: PList) -> Iterator[int]:
         lst = lst[1]
 
 
+_RECENT: dict[int, tuple[PList, list[int]]] = {}
+"""The last lists :func:`to_list` walked, by the identity of their head cell (kept with
+them, so that the identity cannot be reused): the checkers read the same lists of one
+state several times over."""
+_RECENT_SIZE = 8
+
+
 def to_list(lst: PList) -> list[int]:
-    """The PFNs from head to tail, as a Python list."""
-    return list(iterate(lst))
+    """The PFNs from head to tail, as a new Python list."""
+    if lst is None:
+        return []
+    hit = _RECENT.get(id(lst))
+    if hit is not None and hit[0] is lst:
+        return list(hit[1])
+    head, out = lst, []
+    while lst is not None:
+        out.append(lst[0])
+        lst = lst[1]
+    if len(_RECENT) >= _RECENT_SIZE:
+        del _RECENT[next(iter(_RECENT))]
+    _RECENT[id(head)] = (head, out)
+    return list(out)
 
 
 def from_iterable(pfns: list[int], rest: PList = None) -> PList:

@@ -424,6 +424,21 @@ STATE_PROPERTIES: dict[str, StateProperty] = {
 }
 """State predicates by name."""
 
+GHOSTLESS: frozenset[str] = frozenset(
+    {
+        "accounting",
+        "no_crash",
+        "refused_bounds",
+        "rate_bounds",
+        "rate_counter",
+        "throttle",
+        "no_leak",
+        "ownership",
+    }
+)
+"""The state predicates that read only the state (never the :class:`Ghost`): a
+:class:`Monitor` asked only these does not follow the ghost."""
+
 TRANSITION_PROPERTIES: dict[str, str] = {
     "free_order": "no bad_free fault: no double free, no free at the wrong order (545-551)",
     "host_agreement": "the guest never frees a frame the host holds locked",
@@ -726,7 +741,9 @@ class Monitor:
     updated with what the transition changed, so a step costs the same whatever the
     balloon holds; ``no_leak`` and ``host_agreement`` keep their last answer while the
     balloon, the memory and the host's frames are unchanged.  The messages are those
-    of the predicates of :data:`STATE_PROPERTIES`.
+    of the predicates of :data:`STATE_PROPERTIES`.  A monitor asked only predicates of
+    :data:`GHOSTLESS` does not follow the ghost (it stays the initial one): the minimiser
+    replays a scenario many times over for one such property.
 
     ``properties``: the names to check (default all); ``first_only``: report each
     property once, at its first violation (and stop evaluating it), or at every
@@ -751,6 +768,7 @@ class Monitor:
         self._cache: dict[str, tuple[tuple[object, ...], str | None]] = {}
         self._pending: list[tuple[str, str]] = []
         self._active: list[tuple[str, StateProperty]] | None = None  # the predicates asked
+        self._follows = not self.properties <= GHOSTLESS  # whether the ghost is needed
         self.last = self.check(state)
 
     def _wanted(self, name: str) -> bool:
@@ -760,6 +778,8 @@ class Monitor:
         """The transition ``prev -> nxt``: the ghost follows; its findings wait for
         :meth:`check`."""
         self.index += 1
+        if not self._follows:
+            return
         self.ghost, found = observe(prev, nxt, self.ghost)
         self._pending.extend(f for f in found if self._wanted(f[0]))
 
@@ -891,6 +911,7 @@ def check_trace(
 
 __all__ = [
     "DEFLATE_LOCS",
+    "GHOSTLESS",
     "INFLATE_LOCS",
     "PROPERTY_NAMES",
     "RESTING",

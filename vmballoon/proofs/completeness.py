@@ -161,10 +161,20 @@ class Site:
     """One target: a ``tx.assume`` at one location, or a location's whole constraint."""
 
     loc: str
-    site: str  # "function:line: condition", or "all" for the conjunction
+    where: str  # "function:line" of the ``tx.assume``, or "all" for the conjunction
     status: SiteStatus
     assumption: str | None = None
     excluded: dict[str, int | bool] = field(default_factory=dict)  # an excluded input
+    cond: Expr | None = None  # the assumed condition (None for "all")
+
+    @property
+    def site(self) -> str:
+        """``function:line: condition`` (the condition simplified, at most 160
+        characters in all), or ``all``: written only when asked (printing a term costs
+        more than deciding it)."""
+        if self.cond is None:
+            return self.where
+        return " ".join(f"{self.where}: {z3.simplify(self.cond)}".split())[:160]
 
 
 @dataclass
@@ -227,14 +237,14 @@ class Completeness:
 def _assume_sites(
     loc: Loc, variant: Variant, enc: ModuleType, s: State, i: State
 ) -> tuple[list[tuple[str, Expr, Expr]], Expr]:
-    """Every ``tx.assume`` of the step out of ``loc``: (name, active, condition); and C_L."""
+    """Every ``tx.assume`` of the step out of ``loc``: (``function:line``, active,
+    condition); and C_L."""
     found: list[tuple[str, Expr, Expr]] = []
 
     class Recorder(enc.SymTx):  # type: ignore[name-defined,misc]
         def assume(self, cond: Expr) -> None:
             fr = sys._getframe(1)
-            name = f"{fr.f_code.co_name}:{fr.f_lineno}: {z3.simplify(cond)}"
-            found.append((" ".join(name.split())[:160], self.active(), cond))
+            found.append((f"{fr.f_code.co_name}:{fr.f_lineno}", self.active(), cond))
             super().assume(cond)
 
     tx = Recorder(s, i, variant)
@@ -287,8 +297,10 @@ def check(
         sol = qfbv_solver(timeout_ms / 1000)
         sol.add(base, s["loc"] == enc.loc_val(loc))
         here: list[Site] = []
-        for name, active, cond in found:
-            here.append(_decide(sol, loc, name, active, z3.Not(cond), s, i, named))
+        for where, active, cond in found:
+            site = _decide(sol, loc, where, active, z3.Not(cond), s, i, named)
+            site.cond = cond
+            here.append(site)
         # the location as a whole: no input outside the named assumptions its sites rest on
         names = sorted({x.assumption for x in here if x.assumption is not None})
         whole = z3.And(z3.Not(cons), *(named[n](s, i) for n in names))

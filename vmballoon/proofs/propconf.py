@@ -282,6 +282,22 @@ def alpha_frames(
     given once."""
     if not frames:
         return []
+    base, views = _frame_views(state, ghost, frames, bad, freed_held, proto_bad, read)
+    return [{**base, **dict(zip(FRAME_FIELDS, vals, strict=True))} for vals in views]
+
+
+def _frame_views(
+    state: State,
+    ghost: Ghost,
+    frames: list[int],
+    bad: set[int],
+    freed_held: set[int],
+    proto_bad: bool,
+    read: frozenset[str] | None,
+) -> tuple[dict[str, int | bool], list[tuple[int | bool, ...]]]:
+    """:func:`alpha_frames` as the state's part (the fields of :func:`alpha` but the
+    frame's) and the frame fields (:data:`FRAME_FIELDS`) of each view: what
+    :meth:`Checker.state` evaluates without building a dict per view."""
     base = alpha(state, ghost, frames[0], proto_bad=proto_bad)
     d = state.drv
     p4, p2 = balloon_pages(state)
@@ -295,7 +311,8 @@ def alpha_frames(
     kept = [j for j, n in enumerate(FRAME_FIELDS) if read is None or n in read]
     key_of = itemgetter(*kept) if len(kept) > 1 else (lambda v: tuple(v[j] for j in kept))
     seen: set[tuple[Any, ...]] = set()
-    out: list[dict[str, int | bool]] = []
+    out: list[tuple[int | bool, ...]] = []
+    held, bp, page = ghost.held, d.batch_page, d.page
     for f in frames:
         tags = count.get(f, [])
         if len(tags) > 1:
@@ -303,17 +320,16 @@ def alpha_frames(
         if batch[f] > 1:
             raise NotRepresentable("f twice in the batch")
         f_alloc, f_o9 = f_allocation(state, f)
-        code = tags[0] if tags else NONE
         vals: tuple[int | bool, ...] = (
             f,
             f_alloc,
             f_o9,
-            code,
+            tags[0] if tags else NONE,
             f in cursor,
             batch[f] > 0,
-            d.batch_page == f,
-            d.page == f,
-            f in ghost.held,
+            bp == f,
+            page == f,
+            f in held,
             f in bad,
             f in freed_held,
         )
@@ -321,8 +337,12 @@ def alpha_frames(
         if read is not None and key in seen:
             continue
         seen.add(key)
-        out.append({**base, **dict(zip(FRAME_FIELDS, vals, strict=True))})
-    return out
+        out.append(vals)
+    return {n: v for n, v in base.items() if n not in _FRAME_SET}, out
+
+
+_FRAME_SET = frozenset(FRAME_FIELDS)
+_PREFIXED = tuple(f"s_{n}" for n in FRAME_FIELDS)
 
 
 # -- the check ------------------------------------------------------------------------------
@@ -396,18 +416,21 @@ class Checker:
             return
         frames = frames_of(state, ghost, hist.bad | hist.freed_held, ends)
         try:
-            views = alpha_frames(
-                state, ghost, frames, hist.bad, hist.freed_held, hist.proto, self.read
+            base, views = (
+                _frame_views(state, ghost, frames, hist.bad, hist.freed_held, hist.proto, self.read)
+                if frames
+                else ({}, [])
             )
         except NotRepresentable:
             self.out.unrepresentable += 1
             return
-        t = ghost.tick_target
+        shared: dict[str, int | bool] = {f"s_{n}": x for n, x in base.items()}
+        shared["p_T"] = ghost.tick_target & 0xFFFFFFFF
         every = dict.fromkeys(self.names, True)
         prog_hat = True
-        for v in views:
-            env: dict[str, int | bool] = {f"s_{n}": x for n, x in v.items()}
-            env["p_T"] = t & 0xFFFFFFFF
+        for view in views:
+            env = dict(shared)
+            env.update(zip(_PREFIXED, view, strict=True))
             vals = self.prog.run(env)
             for n, x in zip(self.names, vals, strict=False):
                 every[n] = every[n] and bool(x)
