@@ -37,8 +37,8 @@ def to_list(lst: PList) -> list[int]:
     """The PFNs from head to tail, as a new Python list."""
     if lst is None:
         return []
-    hit = _RECENT.get(id(lst))
-    if hit is not None and hit[0] is lst:
+    hit = _RECENT.get(id(lst))  # the cell is kept with its walk: the same cell
+    if hit is not None:
         return list(hit[1])
     head, out = lst, []
     while lst is not None:
