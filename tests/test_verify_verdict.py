@@ -13,7 +13,9 @@ import pytest
 from tests.conftest import ROOT
 from vmballoon.apps import verify as vf
 from vmballoon.apps.verify_jobs import (
+    SECONDS,
     Board,
+    ConformanceJob,
     DeepJob,
     DefectJob,
     DivergenceJob,
@@ -348,3 +350,18 @@ def test_the_pinned_search_answers_with_the_inputs_that_do_not_matter_at_their_d
                 assert value in allowed, (name, value)
             elif name not in FREE:
                 assert value == (name == "v_ok"), (name, value)
+
+
+def test_plan_puts_the_longest_obligations_first() -> None:
+    """The seed first (its follow-ups are the longest chain), then the conformance checks,
+    then every other obligation by its expected seconds, the longest first, so that the
+    two workers end close together; every expected time names an obligation of the plan."""
+    jobs = plan(["seed", "fixed"], ALL, 30.0, 14, None, True)
+    assert isinstance(jobs[0], VariantJob) and jobs[0].variant == "seed"
+    assert [type(j) for j in jobs[1:3]] == [ConformanceJob, ConformanceJob]
+    rest = jobs[3:]
+    names = ["vacuity" if isinstance(j, VacuityJob) else j.variant for j in rest]
+    assert sorted(names) == sorted(SECONDS)  # each obligation has its time, and no other
+    costs = [SECONDS[n] for n in names]
+    assert costs == sorted(costs, reverse=True)
+    assert names[-2:] == [FIXED.without("doorbell_set_status").name, "vacuity"]

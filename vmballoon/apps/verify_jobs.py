@@ -459,6 +459,23 @@ class DefectJob(Job):
         return f"defect {self.fix}"
 
 
+SECONDS: dict[str, float] = {
+    "fixed-no_2m_without_batching": 12.3,
+    "fixed-reset_needs_ops": 10.6,
+    "fixed": 7.0,
+    "fixed-batch_pfn": 7.0,
+    "fixed-lock_64bit_refused": 6.7,
+    "fixed-count_allocations": 4.8,
+    "fixed-warn_status_frees": 4.7,
+    "fixed-target_on_success": 2.6,
+    "fixed-doorbell_set_status": 1.7,
+    "vacuity": 0.3,
+}
+"""Seconds each obligation after the conformance checks took on the reference machine
+(docs/performance.md; the vacuity check under ``vacuity``): only the order of
+:func:`plan`'s queue rests on them, never a result."""
+
+
 def plan(
     variants: list[str],
     props: list[str],
@@ -467,10 +484,14 @@ def plan(
     out: str | None,
     necessity: bool,
 ) -> list[Job]:
-    """The obligations of a verify run known up front.
+    """The obligations of a verify run known up front, the longest first.
 
-    The longest chain first (the seed, then its deep search and the defect searches,
-    which ``verify`` puts at the front of its queue), the independent checks last."""
+    The longest chain first: the seed, then its deep search and the defect searches,
+    which ``verify`` puts at the front of its queue as soon as the seed is done.  Then
+    the independent obligations from the longest to the shortest (the conformance
+    checks; the fix-necessity variants and FIXED's proof by :data:`SECONDS`; the
+    vacuity check), so that the two workers end close together: a long
+    obligation left to the end would run alone on one of them."""
     jobs: list[Job] = []
     for v in variants:
         if v != "fixed":  # the seed, or any other variant: Houdini, then BMC for the rest
@@ -479,24 +500,26 @@ def plan(
                     variant=v, timeout=timeout, props=tuple(props), depth=depth, out=out, bmc=True
                 )
             )
+    jobs += [ConformanceJob(variant=v, timeout=timeout) for v in variants]
+    rest: list[Job] = []
     if necessity:
         # the safety properties only: progress is checked on SEED and proved on FIXED; its
         # BMC on every FIXED-minus-one variant cost more than the rest of the table
         safety = tuple(n for n in props if n in PROPERTIES)
-        for n in FIX_NAMES:
-            jobs.append(
-                VariantJob(
-                    variant=FIXED.without(n).name,
-                    timeout=timeout,
-                    props=safety,
-                    depth=depth,
-                    out=out,
-                    bmc=True,
-                    tied=False,
-                )
+        rest += [
+            VariantJob(
+                variant=FIXED.without(n).name,
+                timeout=timeout,
+                props=safety,
+                depth=depth,
+                out=out,
+                bmc=True,
+                tied=False,
             )
+            for n in FIX_NAMES
+        ]
     if "fixed" in variants:
-        jobs.append(
+        rest.append(
             VariantJob(
                 variant="fixed",
                 timeout=timeout,
@@ -506,9 +529,13 @@ def plan(
                 bmc=False,
             )
         )
-        jobs.append(VacuityJob(variant="fixed", timeout=timeout))
-    jobs += [ConformanceJob(variant=v, timeout=timeout) for v in variants]
-    return jobs
+        rest.append(VacuityJob(variant="fixed", timeout=timeout))
+    return jobs + sorted(rest, key=_expected, reverse=True)  # stable: ties keep their order
+
+
+def _expected(job: Job) -> float:
+    """The job's :data:`SECONDS` (0 for one not listed)."""
+    return SECONDS.get("vacuity" if isinstance(job, VacuityJob) else job.variant, 0.0)
 
 
 def slots(jobs: list[Job], variants: list[str], props: list[str], per_defect: bool) -> int:
@@ -524,6 +551,7 @@ def slots(jobs: list[Job], variants: list[str], props: list[str], per_defect: bo
 
 
 __all__ = [
+    "SECONDS",
     "Board",
     "ConformanceJob",
     "DeepJob",
