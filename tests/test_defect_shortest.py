@@ -125,3 +125,31 @@ def test_a_seed_counterexample_at_the_exact_lower_bound_claims_every_input() -> 
     assert labels["count_allocations"] == ("seed", 10, "every input")
     # free_order at 11, but no_crash, also looked at, breaks on SEED at 10
     assert labels["no_2m_without_batching"] == ("seed", 11, "property")
+
+
+def test_the_search_starts_where_seeds_own_bmc_left_off() -> None:
+    """A defect without a SEED counterexample of its own is searched from the lower bound
+    SEED's BMC gives: the depth of SEED's counterexample of the property looked at, or
+    one deeper than SEED's BMC looked when it found none."""
+    results = _checked_in_outcomes()
+    # lock_64bit_refused: FIXED minus the fix breaks host_agreement alone; SEED at 13, by
+    # a run on which the fix changes nothing
+    row, job = plan_defect("lock_64bit_refused", results, True, timeout=30.0, out=None)
+    assert row is None and job is not None
+    assert (job["props"], job["start"], job["start_exact"]) == (["host_agreement"], 13, True)
+    none_found = [
+        Outcome(r.prop, r.variant, r.kind, Status.NO_CEX, 0.0, depth=14)
+        if (r.variant, r.prop) == ("seed", "host_agreement")
+        else r
+        for r in results
+    ]
+    row, job = plan_defect("lock_64bit_refused", none_found, True, timeout=30.0, out=None)
+    assert row is None and job is not None and job["start"] == 15
+
+
+def test_a_defect_takes_seeds_shallowest_counterexample_that_shows_it() -> None:
+    """batch_pfn: SEED's counterexamples of host_agreement (13 transitions) and protocol
+    (11) both show the defect; the row is the shallower, whichever property comes first."""
+    row, job = plan_defect("batch_pfn", _checked_in_outcomes(), True, timeout=30.0, out=None)
+    assert row is not None and job is None
+    assert (row.source, row.prop, row.depth) == ("seed", "protocol", 11)

@@ -538,7 +538,7 @@ ATTEMPTS = 3
 
 SAME_DEPTH_ATTEMPTS = 3
 """Runs parting SEED and SEED + fix at the least depth that :func:`first_divergence` asks
-for before it asks for one that shows the defect (:func:`_shown_after`)."""
+for (three) before it asks for one that shows the defect (:func:`_shown_after`)."""
 
 AFTER_PARTING = 3
 """Transitions after the parting one within which :func:`_shown_after` asks for a
@@ -560,7 +560,8 @@ in 1.6 s; at depth 25 (warn_status_frees, parting at 25, violation at 26) it gav
 answer in 30 s, and that gap is decided by one-step queries instead."""
 
 SUFFIX = 6
-"""Steps after SEED and SEED + fix part within which the violation is looked for."""
+"""Steps after SEED and SEED + fix part within which the violation is looked for (six:
+lock_64bit_refused shows three after)."""
 
 
 def product_shortest(pinned: bool, blocked: bool, k: int | None, start: int, exact: bool) -> str:
