@@ -347,3 +347,18 @@ def test_a_tick_can_end_only_once_some_path_has_left_the_reset() -> None:
     assert not any(done for _, done in reached[: first_ops + 1])
     assert all(done for _, done in reached[first_ops + 1 :])
     assert pg._tick_ends(reached)[0] > first_ops
+
+
+def test_the_target_bound_reads_the_same_at_its_edge() -> None:
+    """``target_fits`` at its edge: a target of T_MAX (the largest whose ``+ 512`` fits
+    in 32 bits) is allowed and one more is not, by the concrete assumption and by the Z3
+    constraint of the cooperative environment (fuzzed ticks never reach the edge)."""
+    from vmballoon.core import assumptions as asm
+    from vmballoon.proofs.encoding import make_inputs, make_state
+
+    s, i = make_state("s_"), make_inputs("i_")
+    concrete = asm.BY_NAME["target_fits"]
+    for t, ok in ((asm.T_MAX, True), (asm.T_MAX + 1, False)):
+        z = pg.COOPERATIVE["target_fits"](s, i, z3.BitVecVal(t, 32), z3.BoolVal(True))
+        assert z3.is_true(z3.simplify(z)) == ok, t
+        assert (concrete.check(asm.Guest(4096, 0, 4096), asm.StepView(target=t)) is None) == ok

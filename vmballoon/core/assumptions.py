@@ -45,7 +45,8 @@ PFN_LIMIT = 1 << 52
 """Every PFN is below this: a batch entry is ``pfn << PAGE_SHIFT`` in 64 bits."""
 
 T_MAX = U32_MASK - PAGES_PER_2M
-"""Largest target for which ``target + 512`` fits in an ``unsigned int`` (line 281)."""
+"""Largest target for which ``target + 512`` fits in an ``unsigned int``: in ``b->size``
+(line 281) and in the hysteresis sums of lines 946-948 and 1127."""
 
 BATCHED_CMDS = frozenset({"BATCHED_LOCK", "BATCHED_UNLOCK", "BATCHED_2M_LOCK", "BATCHED_2M_UNLOCK"})
 TARGET_CMDS = frozenset({"GET_TARGET", "LOCK", "UNLOCK"}) | BATCHED_CMDS

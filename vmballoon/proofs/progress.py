@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 
 import z3
 
+from vmballoon.core.assumptions import T_MAX
 from vmballoon.core.protocol import (
     CAP_BASIC,
     CAP_BATCHED,
@@ -104,10 +105,6 @@ from vmballoon.proofs.trace import Trace
 from vmballoon.proofs.unrolling import Unrolling, query
 from vmballoon.proofs.unrolling import shortest as first_depth
 from vmballoon.proofs.zeval import value_of
-
-T_MAX = U32_MASK - PAGES_PER_2M
-"""Largest target for which ``T + 512`` fits in ``b->size`` (line 281) and in the
-hysteresis sum of lines 946-948 and 1127 (both ``unsigned int``)."""
 
 LOOPS = (*INFLATE, *DEFLATE)
 TICK_LOCS = (
