@@ -15,6 +15,7 @@ import random
 from typing import Any
 
 import pytest
+import z3
 
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
@@ -22,6 +23,7 @@ from vmballoon.model.state import Loc
 from vmballoon.proofs.conformance import random_scenario, targeted_scenarios
 from vmballoon.proofs.encoding import TRANSITIONS
 from vmballoon.proofs.solver import invariant
+from vmballoon.proofs.status import Status
 from vmballoon.proofs.vacuity import init_agrees, reachability, totality
 
 RUNNING: list[Loc] = [loc for loc in TRANSITIONS if loc not in (Loc.EXITED, Loc.CRASHED)]
@@ -286,3 +288,32 @@ def test_reachability_counts_the_steps_checked_from_each_location() -> None:
     assert (r.not_representable, r.mismatches) == (0, [])  # every step checked
     assert r.reached == dict(want)
     assert 0 in r.reached.values()  # a location only entered
+
+
+def test_vacuity_of_fixed_is_proved_and_says_what_was_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check.vacuity`` on FIXED: Init and the invariant meet, every transition is
+    enabled from the invariant and it is total; the row says exactly that and names no
+    location.  With every transition refused it fails and names them, and claims no
+    location undecided."""
+    from vmballoon.proofs import check
+
+    ok = check.vacuity(FIXED, 60.0)
+    assert ok.status == Status.PROVED
+    assert ok.detail == (
+        "Init ∧ Inv sat; all transitions enabled under Inv; total: from every state of Inv "
+        "every location admits an input"
+    )
+    monkeypatch.setattr(check, "successor", lambda *a: _Refused())
+    dead = check.vacuity(FIXED, 60.0)
+    assert dead.status == Status.FAILED and dead.detail.startswith("never enabled: ['IDLE'")
+    assert "solver unknown" not in dead.detail
+
+
+class _Refused:
+    """A step no state takes: its constraint is false."""
+
+    def __init__(self) -> None:
+        self.cons = [z3.BoolVal(False)]
+        self.post = {"loc": z3.BitVecVal(0, 8)}
