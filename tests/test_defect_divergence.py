@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import z3
 
 from vmballoon.core.scenario import Scenario
 from vmballoon.core.variants import FIX_NAMES, SEED, Variant
 from vmballoon.model.machine import event_log, run_scenario
 from vmballoon.model.state import Loc
 from vmballoon.proofs.defects import divergence_search, fix_locations, product_search
-from vmballoon.proofs.encoding import TRANSITIONS
+from vmballoon.proofs.encoding import INPUTS, TRANSITIONS, B
 from vmballoon.proofs.trace import to_scenario
-from vmballoon.proofs.unrolling import Found
+from vmballoon.proofs.unrolling import PIN_PRODUCT, Found
 
 FINDINGS = Path(__file__).resolve().parents[1] / "spec" / "findings"
 
@@ -46,10 +47,23 @@ def test_nothing_shorter_than_the_first_divergence_shows_the_defect() -> None:
     assert trace is not None
     # the transition that parts them leaves from a location the fix changes
     assert Loc(int(trace.states[k]["loc"])) in fix_locations(fix)
-    below = product_search(fix, depth=k, timeout=30.0, pinned=True)
+    below = product_search(fix, depth=k, timeout=30.0, start=0, pinned=True)
     assert not below.found and not below.unknown, below
     found = product_search(fix, depth=12, timeout=30.0, start=k + 1, window=True, pinned=True)
     assert found.found and found.depth >= k + 1
+    assert found.trace is not None
+    for step, inputs in enumerate(found.trace.inputs[: found.depth]):
+        assert _pinned(inputs), f"step {step + 1} leaves the pinned system: {inputs}"
+
+
+def _pinned(inputs: dict[str, int | bool]) -> bool:
+    """Whether concrete ``inputs`` are a step of the pinned system of the product search
+    (:data:`vmballoon.proofs.unrolling.PIN_PRODUCT`)."""
+    vals = {
+        n: z3.BoolVal(bool(inputs[n])) if w == B else z3.BitVecVal(int(inputs[n]), w)
+        for n, w in INPUTS
+    }
+    return bool(z3.is_true(z3.simplify(z3.And(PIN_PRODUCT(vals)))))
 
 
 def test_the_first_divergence_is_a_real_run_where_the_model_parts() -> None:

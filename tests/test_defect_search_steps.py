@@ -13,12 +13,15 @@ import time
 from typing import Any
 
 import pytest
+import z3
 
 from tests.conftest import ROOT
 from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import SEED
 from vmballoon.proofs import defects
 from vmballoon.proofs.check import bmc_all, confirm
+from vmballoon.proofs.encoding import State, make_state
+from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.solver import Unknown
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace, to_scenario
@@ -191,3 +194,48 @@ def test_three_runs_of_the_least_depth_are_asked_before_one_that_shows_it(
     assert got == (PARTED, RUN, [])
     assert len(looked) == 3
     assert blocked == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("attribution", [False, True])
+def test_the_product_goal_at_k_asks_nothing_of_later_steps(attribution: bool) -> None:
+    """``_ProductGoal.at(k)``: SEED breaks the property at ``k``, SEED + fix keeps it at
+    every depth up to ``k`` and, with attribution, FIXED minus fix breaks it at some depth
+    up to ``k``, never later (a later one would let the search report a depth at which
+    the third copy has not shown the defect yet)."""
+    names = ["no_leak", "protocol"]
+    goal = defects._ProductGoal(names, attribution)
+    states = [make_state(f"g{j}_") for j in range(4)]
+
+    class Copies:
+        def state(self, k: int, copy: str | None = None) -> State:
+            return states[k]
+
+    for j in range(4):  # each step's terms, as after_step would make them
+        goal.holds_b.append({n: z3.Bool(f"holds_{n}_{j}") for n in names})
+        goal.fails_c.append({n: z3.Bool(f"fails_{n}_{j}") for n in names})
+    for k in range(3):
+        want = z3.Or(
+            [
+                z3.And(
+                    z3.Not(PROPERTIES[n](states[k])),
+                    *(goal.holds_b[j][n] for j in range(k + 1)),
+                    *([z3.Or([goal.fails_c[j][n] for j in range(k + 1)])] if attribution else []),
+                )
+                for n in names
+            ]
+        )
+        s = z3.Solver()
+        s.add(goal.at(Copies(), k) != want)  # type: ignore[arg-type]
+        assert s.check() == z3.unsat, f"the goal at depth {k} is not the product's: {s.model()}"
+
+
+def test_minimising_never_trades_inputs_for_transitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_minimal`` keeps only the scenarios on which the replay confirms the defect AND
+    SEED shows it no later than on the raw scenario: here every smaller scenario confirms
+    but shows it one transition later, so nothing can be dropped."""
+
+    def confirm(fix: str, prop: str, sc: Scenario) -> tuple[bool, dict[str, Any]]:
+        return True, {"seed": [{"step": 14 if sc == FINDING else 15}]}
+
+    monkeypatch.setattr(defects, "confirm_defect", confirm)
+    assert defects._minimal(FIX, "host_agreement", FINDING) == FINDING

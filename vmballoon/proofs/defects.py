@@ -73,8 +73,8 @@ def product_search(
     *,
     depth: int,
     timeout: float,
+    start: int,
     props: list[str] | None = None,
-    start: int = 0,
     window: bool = False,
     pinned: bool = False,
     blocked: list[list[int]] | None = None,
@@ -88,8 +88,9 @@ def product_search(
 
     Three copies of the encoding driven by the same inputs at every step
     (:class:`vmballoon.proofs.unrolling.Unrolling`: ``a`` SEED, ``b`` SEED + ``fix``, ``c``
-    FIXED minus ``fix``).  Iterative deepening from ``start`` (a lower bound: SEED's
-    shortest violation of any of ``props``) finds the shortest.  With ``window`` the
+    FIXED minus ``fix``).  Iterative deepening from ``start`` (a lower bound the caller
+    states, e.g. SEED's shortest violation of any of ``props``; 0 claims none) finds the
+    shortest.  With ``window`` the
     depths are asked in windows of 1, 2, 4, ... (:func:`vmballoon.proofs.unrolling.shortest`:
     one query for a violation at any depth of the window, fewer deep queries for a deep
     interplay); the window that answers is narrowed down, so the depth found is still the
