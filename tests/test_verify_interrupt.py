@@ -147,3 +147,62 @@ def test_workers_do_not_outlive_a_verify_killed_outright(tmp_path: Path) -> None
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in workers), "a worker outlived verify"
+
+
+_KILLS_A_SEARCHING_WORKER = """
+import multiprocessing, os, signal, time
+from tests.test_verify_interrupt import _searching_worker
+process = multiprocessing.get_context("spawn").Process(target=_searching_worker)
+process.start()
+time.sleep(4)  # the search's own process is running by now
+os.killpg(process.pid, signal.SIGKILL)  # what verify does to its workers on Ctrl-C
+process.join()
+"""
+
+
+def _searching_worker() -> None:
+    """A verify worker (a process group of its own) running a defect search in a fresh
+    process (:func:`vmballoon.proofs.defects._in_fresh_process`), as a divergence job does."""
+    from vmballoon.proofs.defects import _in_fresh_process
+
+    os.setpgrp()
+    _in_fresh_process(_searches_for, 60.0, [])
+
+
+def _searches_for(seconds: float, notes: list[str]) -> None:
+    time.sleep(seconds)
+
+
+def test_a_worker_killed_mid_search_leaves_nothing_to_report() -> None:
+    """Ctrl-C kills a worker's group while a defect search runs in its fresh process:
+    the search held no semaphore, so nothing is reported leaked when verify exits (the
+    one line of an interrupted verify stays the last)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLS_A_SEARCHING_WORKER],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+
+
+def _raises(text: str, notes: list[str]) -> None:
+    raise ValueError(text)
+
+
+def _dies(status: int, notes: list[str]) -> None:
+    os._exit(status)
+
+
+def test_a_search_that_fails_in_its_fresh_process_fails_its_job() -> None:
+    """What the search raises is raised in the job (a crash, never an answer); a search
+    process that dies without answering is a crash too, with its exit status."""
+    from vmballoon.proofs.defects import _in_fresh_process
+
+    with pytest.raises(ValueError, match="the planted failure"):
+        _in_fresh_process(_raises, "the planted failure", [])
+    with pytest.raises(RuntimeError, match="_dies's process died \\(exit status 3\\)"):
+        _in_fresh_process(_dies, 3, [])

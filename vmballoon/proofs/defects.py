@@ -924,13 +924,26 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     scenario.  (The same holds of the first divergence search, whichever jobs the worker
     running the defect ran before.)"""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     *rest, notes = args
-    # spawned, not forked: a forked child would inherit the terms of its parent
+    # spawned, not forked: a forked child would inherit the terms of its parent.  A
+    # process and a pipe, no pool: a pool's queues hold semaphores, which a worker
+    # killed by verify's Ctrl-C could not release (reported leaked at exit)
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        found, more, undecided = pool.submit(_with_notes, fn, *rest).result()
+    answer, send = spawn.Pipe(duplex=False)
+    child = spawn.Process(target=_answer_to, args=(send, fn, *rest))
+    child.start()
+    send.close()
+    try:
+        ok, got = answer.recv()
+    except EOFError:
+        raise RuntimeError(f"{fn.__name__}'s process died (exit status {child.exitcode})") from None
+    finally:
+        answer.close()
+        child.join()
+    if not ok:
+        raise got
+    found, more, undecided = got
     notes.extend(more)
     if undecided:
         _note(notes, "", undecided=True)
@@ -942,6 +955,20 @@ def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str], boo
     notes = Notes()
     found = fn(*args, notes)
     return found, list(notes), notes.undecided
+
+
+def _answer_to(send: Any, fn: Callable[..., Any], *args: Any) -> None:
+    """In the process of :func:`_in_fresh_process`: send ``(True, answer)``, or ``(False,
+    the exception)`` (its text, when it does not pickle)."""
+    try:
+        reply: tuple[bool, Any] = (True, _with_notes(fn, *args))
+    except Exception as exc:  # raised again in the parent
+        reply = (False, exc)
+    try:
+        send.send(reply)
+    except Exception:  # an answer or exception that does not pickle
+        send.send((False, RuntimeError(repr(reply[1]))))
+    send.close()
 
 
 def divergence_job(job: dict[str, Any]) -> dict[str, Any]:
