@@ -13,12 +13,13 @@ from collections.abc import Iterable
 Runs = tuple[tuple[int, int], ...]
 """Half-open runs ``(start, end)``, sorted, disjoint and never adjacent."""
 
-_INF = 1 << 80
+INF = 1 << 80
+"""Above every value: ``(v, INF)`` sorts after every run that starts at ``v``."""
 
 
 def run_containing(runs: Runs, value: int) -> int:
     """Index of the run holding ``value``, or -1."""
-    i = bisect_right(runs, (value, _INF)) - 1
+    i = bisect_right(runs, (value, INF)) - 1
     if i >= 0 and runs[i][1] > value:
         return i
     return -1
@@ -31,7 +32,7 @@ def contains(runs: Runs, value: int) -> bool:
 
 def overlaps(runs: Runs, start: int, end: int) -> bool:
     """Whether any value of ``[start, end)`` is in the set."""
-    i = bisect_right(runs, (start, _INF)) - 1
+    i = bisect_right(runs, (start, INF)) - 1
     if i >= 0 and runs[i][1] > start:
         return True
     return i + 1 < len(runs) and runs[i + 1][0] < end
@@ -47,7 +48,7 @@ def add(runs: Runs, start: int, end: int) -> Runs:
     """The set with ``[start, end)`` added."""
     if start >= end:
         return runs
-    lo = bisect_right(runs, (start, _INF)) - 1
+    lo = bisect_right(runs, (start, INF)) - 1
     if lo >= 0 and runs[lo][1] >= start:
         start = min(start, runs[lo][0])
     else:
@@ -63,7 +64,7 @@ def remove(runs: Runs, start: int, end: int) -> Runs:
     """The set with ``[start, end)`` taken out."""
     if start >= end or not runs:
         return runs
-    lo = bisect_right(runs, (start, _INF)) - 1
+    lo = bisect_right(runs, (start, INF)) - 1
     if lo < 0 or runs[lo][1] <= start:
         lo += 1
     hi = lo
@@ -107,7 +108,7 @@ def remove_all(runs: Runs, spans: Iterable[tuple[int, int]]) -> Runs:
 def intersect(runs: Runs, start: int, end: int) -> Runs:
     """The part of the set inside ``[start, end)``."""
     out: list[tuple[int, int]] = []
-    i = max(bisect_right(runs, (start, _INF)) - 1, 0)
+    i = max(bisect_right(runs, (start, INF)) - 1, 0)
     while i < len(runs) and runs[i][0] < end:
         s, e = runs[i]
         s, e = max(s, start), min(e, end)

@@ -10,8 +10,11 @@ that the encoding's successor of α(s) is α(successor of s).
 
 from __future__ import annotations
 
-from vmballoon.core import intervals as iv
-from vmballoon.core.env import Event
+from bisect import bisect_right
+from collections.abc import Callable
+
+from vmballoon.core.env import Event, Memory
+from vmballoon.core.intervals import INF
 from vmballoon.core.protocol import (
     ERROR_PPN_INVALID,
     ERROR_PPN_NOTNEEDED,
@@ -60,13 +63,31 @@ class NotRepresentable(Exception):
 
 def f_allocation(state: State, f: int) -> tuple[bool, bool]:
     """Whether the allocator has ``f`` out as the first frame of a block, and at order 9."""
-    mem = state.env.memory
-    if mem.orphans and iv.contains(mem.orphans, f):
-        raise NotRepresentable("f is a frame of a partly freed 2 MiB block")
-    in_block = bool(mem.blocks) and iv.contains(mem.blocks, f >> 9)
-    o9 = in_block and f % PAGES_PER_2M == 0
-    allocated = mem.allocated(f) and (o9 or not in_block)
-    return allocated, allocated and o9
+    return allocation_in(state.env.memory)(f)
+
+
+def allocation_in(mem: Memory) -> Callable[[int], tuple[bool, bool]]:
+    """:func:`f_allocation` over the allocator ``mem``, for many frames: the run lookups
+    (:mod:`vmballoon.core.intervals`) written out, since property conformance asks it
+    about a hundred frames of each of thousands of states."""
+    orphans, blocks, free, base, end = mem.orphans, mem.blocks, mem.free, mem.base, mem.end
+
+    def of(f: int) -> tuple[bool, bool]:
+        if orphans:
+            i = bisect_right(orphans, (f, INF)) - 1
+            if i >= 0 and orphans[i][1] > f:
+                raise NotRepresentable("f is a frame of a partly freed 2 MiB block")
+        b = f >> 9
+        i = bisect_right(blocks, (b, INF)) - 1
+        in_block = i >= 0 and blocks[i][1] > b
+        o9 = in_block and f % PAGES_PER_2M == 0
+        allocated = False
+        if base <= f < end and (o9 or not in_block):
+            i = bisect_right(free, (f, INF)) - 1
+            allocated = not (i >= 0 and free[i][1] > f)
+        return allocated, allocated and o9
+
+    return of
 
 
 def _f_list(f: int, p4: list[int], p2: list[int], r4: list[int], r2: list[int]) -> int:
@@ -297,6 +318,7 @@ def candidate_frames(prev: State, nxt: State) -> list[int]:
 __all__ = [
     "DEFLATE_LOCS",
     "NotRepresentable",
+    "allocation_in",
     "alpha",
     "candidate_frames",
     "f_allocation",

@@ -64,7 +64,7 @@ from vmballoon.model.properties import (
     owners,
 )
 from vmballoon.model.state import Loc, State
-from vmballoon.proofs.abstraction import NotRepresentable, alpha, f_allocation
+from vmballoon.proofs.abstraction import NotRepresentable, allocation_in, alpha
 from vmballoon.proofs.encoding import make_state
 from vmballoon.proofs.neighbours import neighbours
 from vmballoon.proofs.props import PROPERTIES
@@ -313,13 +313,14 @@ def _frame_views(
     seen: set[tuple[Any, ...]] = set()
     out: list[tuple[int | bool, ...]] = []
     held, bp, page = ghost.held, d.batch_page, d.page
+    allocation = allocation_in(state.env.memory)
     for f in frames:
         tags = count.get(f, [])
         if len(tags) > 1:
             raise NotRepresentable("f on two lists")
         if batch[f] > 1:
             raise NotRepresentable("f twice in the batch")
-        f_alloc, f_o9 = f_allocation(state, f)
+        f_alloc, f_o9 = allocation(f)
         vals: tuple[int | bool, ...] = (
             f,
             f_alloc,
