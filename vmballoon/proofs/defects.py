@@ -62,6 +62,8 @@ from vmballoon.proofs.unrolling import shortest as first_depth
 from vmballoon.proofs.zeval import value_of
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from vmballoon.proofs.check import Outcome
 
 DEFECT_DEPTH = 28
@@ -957,7 +959,7 @@ def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str], boo
     return found, list(notes), notes.undecided
 
 
-def _answer_to(send: Any, fn: Callable[..., Any], *args: Any) -> None:
+def _answer_to(send: Connection, fn: Callable[..., Any], *args: Any) -> None:
     """In the process of :func:`_in_fresh_process`: send ``(True, answer)``, or ``(False,
     the exception)`` (its text, when it does not pickle)."""
     try:
