@@ -136,6 +136,20 @@ def test_merged_shards_score_every_current_mutant_once() -> None:
     assert rep["score"] == round(2 / 4, 4)
 
 
+def test_a_merge_scores_each_file_apart_from_what_no_report_ran() -> None:
+    """The report's score per mutated file: a mutant no report ran is counted in its
+    file's ``not_run``, never in its score."""
+    from benchmarks.mutation.runner import merge
+
+    x1, x2, x3, y1, y2 = "x.py::f::1", "x.py::f::2", "x.py::g::1", "y.py::h::1", "y.py::h::2"
+    one = _part([(x1, "killed"), (x2, "survived"), (x3, "survived"), (y1, "timeout")], None)
+    rep = merge([one], [x1, x2, x3, y1, y2], {x3: "behaviour-preserving: reason"})
+    assert rep["files"] == {
+        "x.py": {"mutants": 3, "killed": 1, "survived": 1, "equivalent": 1, "score": 0.5},
+        "y.py": {"mutants": 2, "killed": 1, "not_run": 1, "score": 1.0},
+    }
+
+
 def test_shards_partition_the_mutants(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks.mutation.__main__ import main
 

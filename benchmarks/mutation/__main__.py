@@ -219,6 +219,13 @@ def _write(rep: dict[str, Any], out: str) -> int:
     )
     if rep.get("missing"):
         print(f"not run by any report: {len(rep['missing'])} of the current mutants")
+    print("\n| file | mutants | killed | equivalent | survived | not run | score |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for f, c in rep["files"].items():
+        counts = (c.get(n, 0) for n in ("mutants", "killed", "equivalent", "survived", "not_run"))
+        print(
+            f"| `{f}` | " + " | ".join(f"{n:,}" for n in counts) + f" | {100 * c['score']:.1f}% |"
+        )
     for s in rep["survivors"]:
         print(f"\nsurvived: {s['key']} (line {s['line']})\n{s['diff']}")
     return 0

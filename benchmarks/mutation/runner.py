@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,8 +276,8 @@ def tally(rows: Iterable[Row], equivalent: dict[str, str]) -> dict[str, Any]:
 
 
 def _score(c: Counter[str]) -> float:
-    """A module's score: killed over mutants not listed as equivalent."""
-    scored = c["mutants"] - c["equivalent"]
+    """A module's score: killed over the mutants run and not listed as equivalent."""
+    scored = c["mutants"] - c["not_run"] - c["equivalent"]
     return round(c["killed"] / scored, 4) if scored else 1.0
 
 
@@ -285,16 +285,6 @@ def report(
     results: list[Result], base: dict[str, float], wall: float, equivalent: dict[str, str]
 ) -> dict[str, Any]:
     """The JSON report: counts, score, survivors with their diffs."""
-    per_file: dict[str, Counter[str]] = {}
-    for r in results:
-        counts = per_file.setdefault(r.mutant.file, Counter())
-        counts["mutants"] += 1
-        if r.outcome in ("killed", "timeout"):
-            counts["killed"] += 1
-        elif r.mutant.key in equivalent:
-            counts["equivalent"] += 1
-        else:
-            counts["survived"] += 1
     rows = (
         Row(
             r.mutant.key,
@@ -311,12 +301,32 @@ def report(
         "baseline_seconds": base,
         "stages": [s.name for s in STAGES],
         "kinds": dict(Counter(r.mutant.kind for r in results).most_common()),
-        "files": {f: {**c, "score": _score(c)} for f, c in sorted(per_file.items())},
+        "files": per_file(((r.mutant.key, r.outcome) for r in results), equivalent),
         "results": [
             {"key": r.mutant.key, "outcome": r.outcome, "stage": r.stage, "seconds": r.seconds}
             for r in results
         ],
     }
+
+
+def per_file(
+    outcomes: Iterable[tuple[str, str | None]], equivalent: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The score of each mutated file: ``outcomes`` are ``(key, outcome)``, the outcome
+    None for a mutant no run covered (``not_run``, left out of the score)."""
+    counts: dict[str, Counter[str]] = {}
+    for key, outcome in outcomes:
+        c = counts.setdefault(key.split("::", 1)[0], Counter())
+        c["mutants"] += 1
+        if outcome is None:
+            c["not_run"] += 1
+        elif outcome in ("killed", "timeout"):
+            c["killed"] += 1
+        elif key in equivalent:
+            c["equivalent"] += 1
+        else:
+            c["survived"] += 1
+    return {f: {**c, "score": _score(c)} for f, c in sorted(counts.items())}
 
 
 def _index(reports: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -410,6 +420,9 @@ def merge(
         **tally(_rows(outcome, diffs, ran), equivalent),
         "wall_seconds": round(sum(float(p.get("wall_seconds", 0.0)) for p in parts), 1),
         "mutant_seconds": round(sum(float(outcome[k]["seconds"]) for k in ran), 1),
+        "files": per_file(
+            ((k, outcome[k]["outcome"] if k in outcome else None) for k in current), equivalent
+        ),
         "missing": [k for k in current if k not in outcome],
         "stale_keys": sorted(set(outcome) - set(current)),
         "merged": [_part(p) for p in parts],
