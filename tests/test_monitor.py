@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
@@ -114,6 +116,39 @@ def test_claims_count_overlaps_and_free_frames() -> None:
     assert claims.unallocated  # frame 4 is free in the initial memory
     claims._remove(4, 512)
     assert claims.owned_once_and_allocated()
+
+
+_CLAIM = st.tuples(
+    st.one_of(st.integers(0, 4 * 512), st.integers(0, 4).map(lambda b: 512 * b)),
+    st.sampled_from([1, 512]),
+)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.lists(st.tuples(st.booleans(), _CLAIM), max_size=40))
+# a block whose last frame opens the next bucket, claimed after a frame there
+@example([(True, (512, 1)), (True, (1, 512))])
+# a block ending one bucket on, and a frame it covers claimed after it
+@example([(True, (511, 512)), (True, (1022, 1))])
+# a frame just past a block, in the block's last bucket, claimed before it
+@example([(True, (513, 1)), (True, (1, 512))])
+def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, int]]]) -> None:
+    """Claims of one frame or of 512 (aligned or not, in any of five buckets) added and
+    taken away in any order: ``pairs`` is the number of pairs of claims that share a
+    frame, whichever of the two came first."""
+    claims = Claims(start(load_scenario(str(HERE / "scenarios" / "null_ops.json")), SEED))
+    held: list[tuple[int, int]] = []
+    for add, (pfn, frames) in edits:
+        if add:
+            claims._add(pfn, frames)
+            held.append((pfn, frames))
+        elif (pfn, frames) in held:
+            claims._remove(pfn, frames)
+            held.remove((pfn, frames))
+        pairs = sum(
+            1 for i, (a, n) in enumerate(held) for b, m in held[i + 1 :] if a < b + m and b < a + n
+        )
+        assert claims.pairs == pairs, held
 
 
 def test_diff_of_persistent_lists() -> None:
