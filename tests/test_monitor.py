@@ -17,6 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from vmballoon.core.env import Memory
 from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.model import properties
@@ -135,8 +136,11 @@ _CLAIM = st.tuples(
 def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, int]]]) -> None:
     """Claims of one frame or of 512 (aligned or not, in any of five buckets) added and
     taken away in any order: ``pairs`` is the number of pairs of claims that share a
-    frame, whichever of the two came first."""
-    claims = Claims(start(load_scenario(str(HERE / "scenarios" / "null_ops.json")), SEED))
+    frame, whichever of the two came first; once every frame is freed, the claims on
+    unallocated frames are exactly those held (none left behind by a removed one)."""
+    state = start(load_scenario(str(HERE / "scenarios" / "null_ops.json")), SEED)
+    frames_out = Memory(0, 6 * 512, (), (), ())  # every frame allocated
+    claims = Claims(state._replace(env=state.env._replace(memory=frames_out)))
     held: list[tuple[int, int]] = []
     for add, (pfn, frames) in edits:
         if add:
@@ -149,6 +153,8 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
             1 for i, (a, n) in enumerate(held) for b, m in held[i + 1 :] if a < b + m and b < a + n
         )
         assert claims.pairs == pairs, held
+    claims._set_memory(frames_out._replace(free=((0, 6 * 512),)))
+    assert claims.unallocated == Counter(pfn for pfn, _ in held), held
 
 
 def test_diff_of_persistent_lists() -> None:
