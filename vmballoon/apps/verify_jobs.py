@@ -460,14 +460,14 @@ class DefectJob(Job):
 
 
 SECONDS: dict[str, float] = {
-    "fixed-no_2m_without_batching": 12.3,
-    "fixed-reset_needs_ops": 10.6,
-    "fixed": 7.0,
-    "fixed-batch_pfn": 7.0,
-    "fixed-lock_64bit_refused": 6.7,
-    "fixed-count_allocations": 4.8,
-    "fixed-warn_status_frees": 4.7,
-    "fixed-target_on_success": 2.6,
+    "fixed-no_2m_without_batching": 10.6,
+    "fixed-reset_needs_ops": 8.9,
+    "fixed": 6.4,
+    "fixed-lock_64bit_refused": 5.8,
+    "fixed-batch_pfn": 4.9,
+    "fixed-count_allocations": 4.9,
+    "fixed-warn_status_frees": 4.3,
+    "fixed-target_on_success": 2.2,
     "fixed-doorbell_set_status": 1.7,
     "vacuity": 0.3,
 }
