@@ -95,9 +95,10 @@ def product_search(
     shortest.  With ``window`` the depths are asked in windows of 1, 2, 4, ...
     (:func:`vmballoon.proofs.unrolling.shortest`: one query for a violation at any depth
     of the window, fewer deep queries for a deep interplay); the window that answers is
-    narrowed down, so the depth found is still the shortest.  With ``pinned`` the inputs outside :data:`vmballoon.proofs.pinned.FREE_PRODUCT`
-    are at their defaults (an under-approximation: what it finds is real, nothing found
-    proves nothing).  ``blocked`` lists SEED location paths not to answer again (their
+    narrowed down, so the depth found is still the shortest.  With ``pinned`` the inputs
+    outside :data:`vmballoon.proofs.pinned.FREE_PRODUCT` are at their defaults (an
+    under-approximation: what it finds is real, nothing found proves nothing).
+    ``blocked`` lists SEED location paths not to answer again (their
     scenarios did not replay as the search said).  ``prefix`` (a trace from
     :func:`divergence_search`) fixes the initial state and the first inputs: the search
     then looks only for a way to go on from there.  Without ``attribution`` the third
