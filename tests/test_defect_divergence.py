@@ -303,9 +303,11 @@ def test_a_divergence_run_ahead_is_reused_where_it_answers_and_only_there(
 
 
 def test_a_violation_after_the_parting_transition_is_asked_of_the_parting_step() -> None:
-    """lock_64bit_refused: the first run that parts the drivers (at transition 11) shows
-    host_agreement only at 14, so the search asks whether any step that parts them breaks
-    it at once, and says what it found (nothing: a one-step query)."""
+    """lock_64bit_refused: the drivers first part at transition 11, and no step that parts
+    them breaks host_agreement at once.  Whichever run the solver gives first (one that
+    shows the violation some transitions later, or one that shows nothing and makes the
+    search ask for a run that does), the search asks the one-step query before it looks
+    past the parting transition, and says what it found."""
     from vmballoon.proofs.defects import DEFECT_DEPTH, Notes, first_divergence
 
     notes = Notes()
@@ -478,6 +480,10 @@ def test_a_run_that_shows_the_defect_is_asked_up_to_three_steps_after_the_partin
     monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: False)
     defects._shown_after("lock_64bit_refused", ["host_agreement", "progress"], 10, 1.0, None, notes)
     assert asked == [1, 2, 3]
+    assert any(
+        n.endswith("breaks host_agreement (one-step query): it shows only after they part")
+        for n in notes
+    ), notes
     monkeypatch.setattr(defects, "divergence_search", lambda *a, **k: Found(10, unknown=True))
     undecided = defects.Notes()
     assert (

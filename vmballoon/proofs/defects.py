@@ -679,10 +679,7 @@ def _in_parting_step(
     run found shows it only some transitions later: ``(k, trace, shown)`` as
     :func:`first_divergence` gives it, or None (said in ``notes``) when there is none."""
     if not _may_show_in_one_step(fix, prop, timeout):
-        notes.append(
-            f"no step of SEED parting it from SEED + {fix} breaks {prop} "
-            f"(one-step query): it shows only after they part"
-        )
+        notes.append(_shows_only_after(fix, [prop]))
         return None
     found = divergence_search(fix, depth=k, timeout=timeout, start=k, cone=cone, shows=[prop])
     if found.trace is not None and found.depth == k:
@@ -717,6 +714,7 @@ def _shown_after(
     state_props = [p for p in props if p in PROPERTIES]  # progress is no state's
     for after in range(AFTER_PARTING + 1):
         if after == 0 and not any(_may_show_in_one_step(fix, p, timeout) for p in state_props):
+            notes.append(_shows_only_after(fix, state_props))
             continue
         found = divergence_search(
             fix, depth=k, timeout=timeout, start=k, cone=cone, shows=state_props, after=after
@@ -734,6 +732,15 @@ def _shown_after(
         f"{', '.join(props)} on SEED's side alone within {AFTER_PARTING} transitions after it"
     )
     return None
+
+
+def _shows_only_after(fix: str, props: list[str]) -> str:
+    """The note that the one-step query (:func:`_may_show_in_one_step`) excludes
+    every ``props`` from the transition that parts SEED and SEED + ``fix``."""
+    return (
+        f"no step of SEED parting it from SEED + {fix} breaks {', '.join(props)} "
+        f"(one-step query): it shows only after they part"
+    )
 
 
 def _may_show_in_one_step(fix: str, prop: str, timeout: float) -> bool:
