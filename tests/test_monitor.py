@@ -133,13 +133,18 @@ _CLAIM = st.tuples(
 @example([(True, (511, 512)), (True, (1022, 1))])
 # a frame just past a block, in the block's last bucket, claimed before it
 @example([(True, (513, 1)), (True, (1, 512))])
+# claims in the first and the last bucket of a freed run that spans more buckets than hold
+# claims, the run starting past a bucket's first frame and ending just past another's
+@example([(True, (600, 1)), (True, (2048, 1))])
 def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, int]]]) -> None:
     """Claims of one frame or of 512 (aligned or not, in any of five buckets) added and
     taken away in any order: ``pairs`` is the number of pairs of claims that share a
-    frame, whichever of the two came first; once every frame is freed, the claims on
-    unallocated frames are exactly those held (none left behind by a removed one)."""
+    frame, whichever of the two came first; as the frames are freed in three runs (the
+    middle one from frame 513 to frame 2048, the last one to the end), the claims on
+    unallocated frames are exactly those held whose first frame is free (none left
+    behind by a removed one, none missed in a run's first or last bucket)."""
     state = start(load_scenario(str(HERE / "scenarios" / "null_ops.json")), SEED)
-    frames_out = Memory(0, 6 * 512, (), (), ())  # every frame allocated
+    frames_out = Memory(0, 16 * 512, (), (), ())  # every frame allocated
     claims = Claims(state._replace(env=state.env._replace(memory=frames_out)))
     held: list[tuple[int, int]] = []
     for add, (pfn, frames) in edits:
@@ -153,8 +158,9 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
             1 for i, (a, n) in enumerate(held) for b, m in held[i + 1 :] if a < b + m and b < a + n
         )
         assert claims.pairs == pairs, held
-    claims._set_memory(frames_out._replace(free=((0, 6 * 512),)))
-    assert claims.unallocated == Counter(pfn for pfn, _ in held), held
+    for cut in (513, 2049, 16 * 512):
+        claims._set_memory(frames_out._replace(free=((0, cut),)))
+        assert claims.unallocated == Counter(pfn for pfn, _ in held if pfn < cut), (cut, held)
 
 
 def test_diff_of_persistent_lists() -> None:
