@@ -53,7 +53,7 @@ def _child(stage: Stage, log: Path) -> int:
         return int(fn())
     import pytest
 
-    args = [*stage.args, "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+    args = [*stage.args, "-x", "-q", "-n", "0", "-p", "no:cacheprovider", "-W", "ignore"]
     return int(pytest.main(args))
 
 

@@ -946,6 +946,7 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         ok, got = answer.recv()
     except EOFError:
+        child.join()  # its pipe may close before the process is reaped: wait for its status
         raise RuntimeError(f"{fn.__name__}'s process died (exit status {child.exitcode})") from None
     finally:
         answer.close()
@@ -960,17 +961,13 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     return found
 
 
-def _with_notes(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str], bool]:
-    notes = Notes()
-    found = fn(*args, notes)
-    return found, list(notes), notes.undecided
-
-
 def _answer_to(send: Connection, fn: Callable[..., Any], *args: Any) -> None:
     """In the process of :func:`_in_fresh_process`: send ``(True, answer)``, or ``(False,
-    the exception)`` (its text, when it does not pickle)."""
+    the exception)`` (its text, when it does not pickle); the answer is ``fn``'s result
+    with the notes it took and whether they leave it undecided."""
+    notes = Notes()
     try:
-        reply: tuple[bool, Any] = (True, _with_notes(fn, *args))
+        reply: tuple[bool, Any] = (True, (fn(*args, notes), list(notes), notes.undecided))
     except Exception as exc:  # raised again in the parent
         reply = (False, exc)
     try:
