@@ -21,7 +21,7 @@ from vmballoon.core.env import Memory
 from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.model import properties
-from vmballoon.model.claims import Claims, diff
+from vmballoon.model.claims import Claims, _newly_free, diff
 from vmballoon.model.machine import balloon_pages, start, trace
 from vmballoon.model.plist import from_iterable
 from vmballoon.model.properties import (
@@ -161,6 +161,32 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
     for cut in (513, 2049, 16 * 512):
         claims._set_memory(frames_out._replace(free=((0, cut),)))
         assert claims.unallocated == Counter(pfn for pfn, _ in held if pfn < cut), (cut, held)
+
+
+def _runs(frames: set[int]) -> tuple[tuple[int, int], ...]:
+    """The maximal runs ``[start, end)`` of ``frames``, in order."""
+    out: list[tuple[int, int]] = []
+    for f in sorted(frames):
+        if out and out[-1][1] == f:
+            out[-1] = (out[-1][0], f + 1)
+        else:
+            out.append((f, f + 1))
+    return tuple(out)
+
+
+@settings(max_examples=500, derandomize=True)
+@given(st.sets(st.integers(0, 40)), st.sets(st.integers(0, 40), max_size=6))
+# a run grown at both ends, and one split by an allocation
+@example({3, 4, 5, 10, 11}, {2, 6, 10})
+# runs shared before and after the one that changed
+@example({0, 1, 5, 6, 20, 21}, {7, 8})
+def test_newly_free_runs_are_the_frames_freed(free: set[int], flips: set[int]) -> None:
+    """The allocator's free runs before and after some frames were allocated or freed:
+    ``_newly_free`` gives exactly the frames free after and not before, each once."""
+    after = free ^ flips
+    got = Counter(f for s, e in _newly_free(_runs(free), _runs(after)) for f in range(s, e))
+    assert got == Counter(after - free), (free, after)
+    assert all(s < e for s, e in _newly_free(_runs(free), _runs(after)))
 
 
 def test_diff_of_persistent_lists() -> None:
