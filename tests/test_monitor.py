@@ -119,6 +119,18 @@ def test_claims_count_overlaps_and_free_frames() -> None:
     assert claims.owned_once_and_allocated()
 
 
+_FREED_THEN_ALLOCATED = (
+    ((0, 513),),
+    ((0, 2049),),
+    ((0, 16 * 512),),
+    ((0, 5), (8, 16 * 512)),
+    ((0, 5), (8, 513), (2048, 16 * 512)),
+    ((2048, 16 * 512),),
+    (),
+)
+"""The allocator's free runs, one after the other: frames freed in three runs, then
+allocated again (3 frames, 1535, 510 and 5, the rest)."""
+
 _CLAIM = st.tuples(
     st.one_of(st.integers(0, 4 * 512), st.integers(0, 4).map(lambda b: 512 * b)),
     st.sampled_from([1, 512]),
@@ -136,13 +148,17 @@ _CLAIM = st.tuples(
 # claims in the first and the last bucket of a freed run that spans more buckets than hold
 # claims, the run starting past a bucket's first frame and ending just past another's
 @example([(True, (600, 1)), (True, (2048, 1))])
+# frames 5-7 allocated again one by one (fewer than the claims on free frames), then
+# 513-2047 at once, with claims on its first frame and on the free frame just past it
+@example([(True, (5, 1)), (True, (7, 1)), (True, (4, 1)), (True, (513, 1)), (True, (2048, 1))])
 def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, int]]]) -> None:
     """Claims of one frame or of 512 (aligned or not, in any of five buckets) added and
     taken away in any order: ``pairs`` is the number of pairs of claims that share a
     frame, whichever of the two came first; as the frames are freed in three runs (the
-    middle one from frame 513 to frame 2048, the last one to the end), the claims on
-    unallocated frames are exactly those held whose first frame is free (none left
-    behind by a removed one, none missed in a run's first or last bucket)."""
+    middle one from frame 513 to frame 2048, the last one to the end), then allocated
+    again in runs of 3 frames and more, the claims on unallocated frames are exactly
+    those held whose first frame is free (none left behind by a removed claim or by an
+    allocation, none missed in a run's first or last bucket)."""
     state = start(load_scenario(str(HERE / "scenarios" / "null_ops.json")), SEED)
     frames_out = Memory(0, 16 * 512, (), (), ())  # every frame allocated
     claims = Claims(state._replace(env=state.env._replace(memory=frames_out)))
@@ -158,9 +174,10 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
             1 for i, (a, n) in enumerate(held) for b, m in held[i + 1 :] if a < b + m and b < a + n
         )
         assert claims.pairs == pairs, held
-    for cut in (513, 2049, 16 * 512):
-        claims._set_memory(frames_out._replace(free=((0, cut),)))
-        assert claims.unallocated == Counter(pfn for pfn, _ in held if pfn < cut), (cut, held)
+    for free in _FREED_THEN_ALLOCATED:
+        claims._set_memory(frames_out._replace(free=free))
+        on_free = Counter(pfn for pfn, _ in held if any(s <= pfn < e for s, e in free))
+        assert claims.unallocated == on_free, (free, held)
 
 
 def _runs(frames: set[int]) -> tuple[tuple[int, int], ...]:
