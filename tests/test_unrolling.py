@@ -96,15 +96,21 @@ def test_shortest_passes_unknown_on_while_narrowing() -> None:
     assert r.unknown and r.depth == 5 and asked[-1] == (3, 5)
 
 
+def _counter(n: int) -> tuple[list[z3.BitVecRef], list[z3.BoolRef]]:
+    """x counts up by 1 or 2 a step from 0: its values and ``n`` steps."""
+    xs = [z3.BitVec(f"x{k}", 8) for k in range(n + 1)]
+    ds = [z3.BitVec(f"d{k}", 8) for k in range(n)]
+    steps = [xs[0] == 0] + [
+        z3.And(xs[k] == xs[k - 1] + ds[k - 1], z3.Or(ds[k - 1] == 1, ds[k - 1] == 2))
+        for k in range(1, n + 1)
+    ]
+    return xs, steps
+
+
 def test_query_and_shortest_on_a_counter() -> None:
     """A real query: x counts up by 1 or 2 a step from 0; the least depth at which x == 7
     is 4, found by iterative deepening and by galloping windows alike."""
-    xs = [z3.BitVec(f"x{k}", 8) for k in range(11)]
-    ds = [z3.BitVec(f"d{k}", 8) for k in range(10)]
-    steps = [xs[0] == 0] + [
-        z3.And(xs[k] == xs[k - 1] + ds[k - 1], z3.Or(ds[k - 1] == 1, ds[k - 1] == 2))
-        for k in range(1, 11)
-    ]
+    xs, steps = _counter(10)
 
     def goal(k: int) -> z3.BoolRef:
         return xs[k] == 7
@@ -126,6 +132,47 @@ def test_query_and_shortest_on_a_counter() -> None:
         least=first_true(lambda k: xs[k] == 100),
     )
     assert not shortest(never, 0, 10, window=True).found
+
+
+def test_a_query_keeps_to_its_deadline_skip_and_side_constraints() -> None:
+    """``query``'s options: a deadline less than a second away answers unknown without a
+    query, one further away lets the query run (its seconds told to ``spent``); a window
+    ``skip`` excludes is unsat without a query; ``side(hi)`` constrains the window's query;
+    with ``keep`` the last query's solver is held until ``close``."""
+    import time
+
+    xs, steps = _counter(6)
+
+    def goals(lo: int, hi: int) -> list[z3.BoolRef]:
+        return [xs[k] == 5 for k in range(lo, hi + 1)]
+
+    least = first_true(lambda k: xs[k] == 5)
+    spent: list[float] = []
+    late = query(
+        steps, goals, timeout=10.0, least=least, deadline=time.monotonic() + 0.5, spent=spent.append
+    )
+    a = late(0, 6)
+    assert a.result == z3.unknown and a.model is None and a.depth == 6 and spent == []
+    ahead = query(
+        steps, goals, timeout=10.0, least=least, deadline=time.monotonic() + 5.0, spent=spent.append
+    )
+    b = ahead(2, 6)
+    assert b.result == z3.sat and len(spent) == 1 and spent[0] >= 0
+    assert 3 <= b.depth <= 5 and b.model.eval(xs[b.depth]).as_long() == 5
+    skipped = query(
+        steps, goals, timeout=10.0, least=least, skip=lambda lo, hi: hi < 4, spent=spent.append
+    )
+    assert skipped(0, 3).result == z3.unsat and len(spent) == 1
+    assert skipped(0, 4).result == z3.sat and len(spent) == 2
+    # the side constraint of the window's last depth: x ends at 6, so 5 is passed on the way
+    sided = query(steps, goals, timeout=10.0, least=least, side=lambda hi: [xs[hi] == 2 * hi])
+    assert sided(0, 3).result == z3.unsat  # x == 6 after 3 steps of 2: never 5
+    kept = query(steps, goals, timeout=10.0, least=least, keep=True)
+    assert kept(0, 6).result == z3.sat and len(kept._held) == 1
+    kept.close()
+    assert kept._held == []
+    dropped = query(steps, goals, timeout=10.0, least=least)
+    assert dropped(0, 6).result == z3.sat and dropped._held == []
 
 
 def test_copies_share_their_inputs() -> None:
