@@ -156,9 +156,10 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
     taken away in any order: ``pairs`` is the number of pairs of claims that share a
     frame, whichever of the two came first; as the frames are freed in three runs (the
     middle one from frame 513 to frame 2048, the last one to the end), then allocated
-    again in runs of 3 frames and more, the claims on unallocated frames are exactly
-    those held whose first frame is free (none left behind by a removed claim or by an
-    allocation, none missed in a run's first or last bucket)."""
+    again in runs of 3 frames and more, and in another guest's memory, the claims on
+    unallocated frames are exactly those held whose first frame is free (none left
+    behind by a removed claim or by an allocation, none missed in a run's first or last
+    bucket)."""
     state = start(load_scenario(str(HERE / "scenarios" / "null_ops.json")), SEED)
     frames_out = Memory(0, 16 * 512, (), (), ())  # every frame allocated
     claims = Claims(state._replace(env=state.env._replace(memory=frames_out)))
@@ -176,6 +177,11 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
         assert claims.pairs == pairs, held
     for free in _FREED_THEN_ALLOCATED:
         claims._set_memory(frames_out._replace(free=free))
+        on_free = Counter(pfn for pfn, _ in held if any(s <= pfn < e for s, e in free))
+        assert claims.unallocated == on_free, (free, held)
+    # another guest's memory (its end moved): every claim looked at again
+    for free in (((512, 2049),), ()):
+        claims._set_memory(Memory(0, 17 * 512, free, (), ()))
         on_free = Counter(pfn for pfn, _ in held if any(s <= pfn < e for s, e in free))
         assert claims.unallocated == on_free, (free, held)
 
