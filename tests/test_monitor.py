@@ -104,6 +104,27 @@ def test_claims_follow_owners_transition_by_transition(path: Path) -> None:
         assert claims.owned_once_and_allocated() == whole, t.index
 
 
+def test_claims_of_a_fill_list_longer_than_the_batch() -> None:
+    """``Claims.update`` takes any state: where the loop's fill list holds more entries
+    than ``num_pages`` (one written after them here), the batch is its first
+    ``num_pages`` entries, as ``owners`` reads it, and the claims go back with the state."""
+    from vmballoon.core.protocol import PAGE_SHIFT
+    from vmballoon.model.state import LOOP_LOCS, OPS_BATCHED
+
+    scenario = load_scenario(str(HERE / "scenarios" / "batched_statuses.json"))
+    state = start(scenario, SEED)
+    claims = Claims(state)
+    checked = 0
+    for t in trace(state, scenario.steps):
+        s = t.state
+        for st_ in (s, s._replace(loop=s.loop._replace(fill=(7 << PAGE_SHIFT, s.loop.fill)))):
+            claims.update(st_)
+            listed = Counter((pfn, frames) for _, pfn, frames in owners(st_))
+            assert _multiset(claims) == listed, (t.index, st_.loc)
+        checked += s.loc in LOOP_LOCS and s.drv.ops == OPS_BATCHED and s.loop.num_pages > 0
+    assert checked
+
+
 def test_claims_count_overlaps_and_free_frames() -> None:
     """Two owners of a frame, and a claim on a free frame, are seen and then forgotten."""
     scenario = load_scenario(str(HERE / "scenarios" / "batched_statuses.json"))
