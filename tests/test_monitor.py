@@ -104,10 +104,12 @@ def test_claims_follow_owners_transition_by_transition(path: Path) -> None:
         assert claims.owned_once_and_allocated() == whole, t.index
 
 
-def test_claims_of_a_fill_list_longer_than_the_batch() -> None:
-    """``Claims.update`` takes any state: where the loop's fill list holds more entries
-    than ``num_pages`` (one written after them here), the batch is its first
-    ``num_pages`` entries, as ``owners`` reads it, and the claims go back with the state."""
+def test_claims_of_states_the_scenarios_do_not_reach() -> None:
+    """``Claims.update`` takes any state.  Each state of a batched run, and the same state
+    with a fill list holding more entries than ``num_pages`` (one written after them) and
+    with a 4 KiB page put back at the head of the list: the batch is the fill list's
+    first ``num_pages`` entries, as ``owners`` reads it, the pages put back are on the
+    balloon, and the claims go back with the state."""
     from vmballoon.core.protocol import PAGE_SHIFT
     from vmballoon.model.state import LOOP_LOCS, OPS_BATCHED
 
@@ -117,10 +119,14 @@ def test_claims_of_a_fill_list_longer_than_the_batch() -> None:
     checked = 0
     for t in trace(state, scenario.steps):
         s = t.state
-        for st_ in (s, s._replace(loop=s.loop._replace(fill=(7 << PAGE_SHIFT, s.loop.fill)))):
+        longer = s._replace(loop=s.loop._replace(fill=(7 << PAGE_SHIFT, s.loop.fill)))
+        put_back = s._replace(loop=s.loop._replace(readded=(9, s.loop.readded)))
+        for st_ in (s, longer, s, put_back):
             claims.update(st_)
             listed = Counter((pfn, frames) for _, pfn, frames in owners(st_))
             assert _multiset(claims) == listed, (t.index, st_.loc)
+            p4, p2 = balloon_pages(st_)
+            assert claims.balloon_lengths() == (len(p4), len(p2)), (t.index, st_.loc)
         checked += s.loc in LOOP_LOCS and s.drv.ops == OPS_BATCHED and s.loop.num_pages > 0
     assert checked
 
