@@ -205,6 +205,32 @@ def test_the_constants_keep_their_names_and_a_model_gives_the_run() -> None:
     assert Loc(int(t.states[0]["loc"])) == Loc.IDLE and "acc" in t.inputs[0]
 
 
+def test_a_given_trace_fixes_the_start_and_every_one_of_its_inputs() -> None:
+    """``given``: the trace's first state is the start and its inputs are the first
+    steps' inputs, the last one included; the steps after it are free; ``after_step``
+    is told each step as it is built, the start as step 0."""
+    from vmballoon.proofs.zeval import equal_to
+
+    run = Unrolling({"s": SEED}, 2)
+    sol = z3.Solver()
+    sol.add(*run.steps)
+    assert sol.check() == z3.sat
+    prefix = run.trace(sol.model(), 2)
+    built: list[int] = []
+    u = Unrolling({"s": SEED}, 3, given=prefix, after_step=lambda _, k: built.append(k))
+    assert built == [0, 1, 2, 3]
+    for k, inputs in enumerate(prefix.inputs):
+        other = z3.Solver()
+        other.add(*u.steps, z3.Not(z3.And(equal_to(u.inputs[k], inputs))))
+        assert other.check() == z3.unsat, k
+    free = z3.Solver()
+    free.add(*u.steps, z3.Not(z3.And(equal_to(u.inputs[2], prefix.inputs[1]))))
+    assert free.check() == z3.sat
+    start = z3.Solver()
+    start.add(*u.steps, z3.Not(z3.And(equal_to(u.state(0), prefix.states[0]))))
+    assert start.check() == z3.unsat
+
+
 def _consts(e: z3.ExprRef) -> set[z3.ExprRef]:
     return {
         x
