@@ -213,9 +213,11 @@ def test_a_given_trace_fixes_the_start_and_every_one_of_its_inputs() -> None:
 
     run = Unrolling({"s": SEED}, 2)
     sol = z3.Solver()
-    sol.add(*run.steps)
+    first, second = run.inputs
+    sol.add(*run.steps, z3.Or([first[n] != second[n] for n in first]))  # told apart
     assert sol.check() == z3.sat
     prefix = run.trace(sol.model(), 2)
+    assert prefix.inputs[0] != prefix.inputs[1]
     built: list[int] = []
     u = Unrolling({"s": SEED}, 3, given=prefix, after_step=lambda _, k: built.append(k))
     assert built == [0, 1, 2, 3]
