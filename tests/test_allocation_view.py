@@ -6,6 +6,8 @@ reading (:meth:`vmballoon.core.env.Memory.allocated` and the runs of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,8 @@ from vmballoon.core.env import Memory
 from vmballoon.proofs.abstraction import NotRepresentable, allocation_in
 
 
-def _runs(values: list[int]) -> iv.Runs:
+def runs_of(values: Iterable[int]) -> iv.Runs:
+    """The frames ``values`` (any order) as the allocator's runs."""
     runs: iv.Runs = ()
     for v in values:
         runs = iv.add(runs, v, v + 1)
@@ -25,7 +28,7 @@ def _runs(values: list[int]) -> iv.Runs:
 FRAMES = st.integers(0, 3 * 512)
 memories = st.builds(
     lambda base, n, free, blocks, orphans: Memory(
-        base, base + n, _runs(free), _runs(blocks), _runs(orphans)
+        base, base + n, runs_of(free), runs_of(blocks), runs_of(orphans)
     ),
     FRAMES,
     FRAMES,

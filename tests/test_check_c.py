@@ -183,7 +183,7 @@ def test_a_divergence_outside_the_assumptions_is_reported_apart(tmp_path: Path) 
     assert violated_assumptions(inside) == []
 
 
-def _corpus_finds_on_every_seed(
+def _corpus_finds_whatever_the_seed(
     tmp_path: Path, line: int, text: str, old: str, new: str, prop: str
 ) -> None:
     """The FIXED source with ``old`` replaced by ``new`` in its line ``line`` (which reads
@@ -215,7 +215,7 @@ def test_a_planted_regression_the_corpus_covers_is_found_whatever_the_seed(tmp_p
     a branch the shipped corpus takes, so the corpus finds it before the fuzzer starts,
     whatever the seed (a fuzzer of one example rarely reaches it)."""
     text, old = "b->size -= size_per_page;", "size_per_page;"
-    _corpus_finds_on_every_seed(tmp_path, 759, text, old, "size_per_page + 1;", "accounting")
+    _corpus_finds_whatever_the_seed(tmp_path, 759, text, old, "size_per_page + 1;", "accounting")
 
 
 def test_the_refused_list_off_by_one_is_found_whatever_the_seed(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_the_refused_list_off_by_one_is_found_whatever_the_seed(tmp_path: Path) 
     before it returns). The corpus takes that branch, so check-c reports the regression
     ``refused_bounds`` whatever the seed."""
     text = "< VMW_BALLOON_MAX_REFUSED) {"
-    _corpus_finds_on_every_seed(tmp_path, 678, text, "<", "<=", "refused_bounds")
+    _corpus_finds_whatever_the_seed(tmp_path, 678, text, "<", "<=", "refused_bounds")
 
 
 def test_the_model_and_the_c_word_a_violation_alike() -> None:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.test_allocation_view import runs_of
 from vmballoon.core.env import Memory
 from vmballoon.core.scenario import Scenario, load_scenario
 from vmballoon.core.variants import FIXED, SEED, Variant
@@ -202,26 +203,12 @@ def test_claims_count_every_overlapping_pair(edits: list[tuple[bool, tuple[int, 
             1 for i, (a, n) in enumerate(held) for b, m in held[i + 1 :] if a < b + m and b < a + n
         )
         assert claims.pairs == pairs, held
-    for free in _FREED_THEN_ALLOCATED:
-        claims._set_memory(frames_out._replace(free=free))
-        on_free = Counter(pfn for pfn, _ in held if any(s <= pfn < e for s, e in free))
-        assert claims.unallocated == on_free, (free, held)
-    # another guest's memory (its end moved): every claim looked at again
-    for free in (((512, 2049),), ()):
-        claims._set_memory(Memory(0, 17 * 512, free, (), ()))
-        on_free = Counter(pfn for pfn, _ in held if any(s <= pfn < e for s, e in free))
-        assert claims.unallocated == on_free, (free, held)
-
-
-def _runs(frames: set[int]) -> tuple[tuple[int, int], ...]:
-    """The maximal runs ``[start, end)`` of ``frames``, in order."""
-    out: list[tuple[int, int]] = []
-    for f in sorted(frames):
-        if out and out[-1][1] == f:
-            out[-1] = (out[-1][0], f + 1)
-        else:
-            out.append((f, f + 1))
-    return tuple(out)
+    # then another guest's memory (its end moved): every claim looked at again
+    other_guest = [Memory(0, 17 * 512, free, (), ()) for free in (((512, 2049),), ())]
+    for memory in [frames_out._replace(free=f) for f in _FREED_THEN_ALLOCATED] + other_guest:
+        claims._set_memory(memory)
+        on_free = Counter(pfn for pfn, _ in held if any(s <= pfn < e for s, e in memory.free))
+        assert claims.unallocated == on_free, (memory, held)
 
 
 @settings(max_examples=500, derandomize=True)
@@ -234,9 +221,9 @@ def test_newly_free_runs_are_the_frames_freed(free: set[int], flips: set[int]) -
     """The allocator's free runs before and after some frames were allocated or freed:
     ``_newly_free`` gives exactly the frames free after and not before, each once."""
     after = free ^ flips
-    got = Counter(f for s, e in _newly_free(_runs(free), _runs(after)) for f in range(s, e))
-    assert got == Counter(after - free), (free, after)
-    assert all(s < e for s, e in _newly_free(_runs(free), _runs(after)))
+    freed = _newly_free(runs_of(free), runs_of(after))
+    assert Counter(f for s, e in freed for f in range(s, e)) == Counter(after - free), (free, after)
+    assert all(s < e for s, e in freed)
 
 
 def test_diff_of_persistent_lists() -> None:

@@ -944,13 +944,15 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     child.start()
     send.close()
     try:
-        ok, got = answer.recv()
+        reply: tuple[bool, Any] | None = answer.recv()
     except EOFError:
-        child.join()  # its pipe may close before the process is reaped: wait for its status
-        raise RuntimeError(f"{fn.__name__}'s process died (exit status {child.exitcode})") from None
+        reply = None  # it died without answering
     finally:
         answer.close()
-        child.join()
+        child.join()  # its pipe may close before it is reaped: its status only after this
+    if reply is None:
+        raise RuntimeError(f"{fn.__name__}'s process died (exit status {child.exitcode})")
+    ok, got = reply
     if not ok:
         raise got
     found, more, undecided = got
