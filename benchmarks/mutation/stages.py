@@ -209,6 +209,7 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_vacuity.py",
             "tests/test_progress.py",
             "tests/test_check_replay.py",
+            "tests/test_check_variant.py",
             "tests/test_defect_divergence.py",
             "tests/test_defect_findings.py",
             "tests/test_defect_shortest.py",
@@ -241,6 +242,7 @@ FIRST: dict[str, tuple[str, ...]] = {
     "vmballoon/proofs/abstract_reach.py": ("tests/test_defect_divergence.py",),
     "vmballoon/proofs/progress.py": ("tests/test_progress.py",),
     "vmballoon/proofs/check.py": (
+        "tests/test_check_variant.py",
         "tests/test_check_replay.py",
         "tests/test_verify_verdict.py",
         "tests/test_results_table.py",

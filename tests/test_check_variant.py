@@ -1,0 +1,124 @@
+"""``check_variant``'s rows from what Houdini kept, without running Houdini.
+
+``check_variant`` decides which rows a variant gets from Houdini's answer: proved
+properties, failures (FIXED) or a BMC search for the rest (the other variants), the
+progress row, or every row unknown when Houdini gave up.  ``verify`` only ever shows it
+Houdini answers where FIXED proves everything, so these tests hand it other answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.proofs import check
+from vmballoon.proofs.check import Houdini, InvariantOutcome, Outcome
+from vmballoon.proofs.props import AUX
+from vmballoon.proofs.status import Status
+
+PROPS = ["no_leak", "host_agreement", "accounting"]
+
+
+class _Calls:
+    """What check_variant asked of Houdini, BMC and the progress obligation."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, answer: Houdini) -> None:
+        self.houdini: list[tuple[str, bool]] = []
+        self.bmc: list[list[str]] = []
+        self.progress: list[bool] = []
+
+        def houdini(variant: Variant, timeout: float, split: bool = False) -> Houdini:
+            self.houdini.append((variant.name, split))
+            return answer
+
+        def bmc(names: list[str], variant: Variant, **_: Any) -> list[Outcome]:
+            self.bmc.append(list(names))
+            return [Outcome(n, variant.name, "bmc", Status.NO_CEX, 1.0) for n in names]
+
+        def progress_outcome(variant: Variant, h: Houdini, *, use_bmc: bool, **_: Any) -> Outcome:
+            self.progress.append(use_bmc)
+            return Outcome("progress", variant.name, "induction", Status.PROVED, 1.0)
+
+        monkeypatch.setattr(check, "houdini", houdini)
+        monkeypatch.setattr(check, "bmc", bmc)
+        monkeypatch.setattr(check, "progress_outcome", progress_outcome)
+
+
+def _run(variant: Variant, props: list[str], *, use_bmc: bool) -> list[Outcome]:
+    return check.check_variant(
+        variant, props, timeout=5.0, depth=3, out_dir=Path("unused"), use_bmc=use_bmc
+    )
+
+
+def _rows(outs: list[Outcome]) -> list[tuple[str, str, Status]]:
+    return [(o.prop, o.kind, o.status) for o in outs]
+
+
+def test_fixed_reports_every_conjunct_proved_or_failed_where_houdini_dropped_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aux = list(AUX)
+    kept = ["no_leak", "accounting", *aux[1:]]
+    calls = _Calls(
+        monkeypatch,
+        Houdini("fixed", kept, {"host_agreement": "I_LOCK", aux[0]: "R_OPS"}, None, 2.0),
+    )
+    outs = _run(FIXED, [*PROPS, "progress"], use_bmc=False)
+    assert calls.houdini == [("fixed", False)]
+    assert calls.bmc == [] and calls.progress == [False]
+    inv = outs[0]
+    assert isinstance(inv, InvariantOutcome) and inv.status is Status.PROVED
+    assert [c["name"] for c in inv.conjuncts] == kept
+    by_prop = {o.prop: o for o in outs[1:]}
+    assert _rows(outs[1:]) == [
+        ("no_leak", "induction", Status.PROVED),
+        ("host_agreement", "induction", Status.FAILED),
+        ("accounting", "induction", Status.PROVED),
+        # the lemmas are shown too, the one Houdini dropped as failed
+        (aux[0], "induction", Status.FAILED),
+        *((n, "induction", Status.PROVED) for n in aux[1:]),
+        ("progress", "induction", Status.PROVED),
+    ]
+    assert "I_LOCK" in by_prop["host_agreement"].detail
+    # a proof by the invariant has no time of its own
+    assert not by_prop["no_leak"].measured and by_prop["no_leak"].seconds == 0.0
+
+
+def test_other_variants_search_counterexamples_to_what_houdini_did_not_keep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _Calls(monkeypatch, Houdini("seed", ["accounting"], {"no_leak": "D_UNLOCK"}, None, 2.0))
+    outs = _run(SEED, PROPS, use_bmc=True)
+    assert calls.houdini == [("seed", True)]  # split lemmas for a variant with defects
+    # no progress row unless asked; no lemma rows; no failure where BMC searches instead
+    assert calls.progress == []
+    assert calls.bmc == [["no_leak", "host_agreement"]]
+    assert _rows(outs) == [
+        ("invariant", "houdini", Status.PROVED),
+        ("accounting", "induction", Status.PROVED),
+        ("no_leak", "bmc", Status.NO_CEX),
+        ("host_agreement", "bmc", Status.NO_CEX),
+    ]
+
+
+def test_nothing_left_for_bmc_asks_it_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _Calls(monkeypatch, Houdini("seed", list(PROPS), {}, None, 2.0))
+    outs = _run(SEED, [*PROPS, "progress"], use_bmc=True)
+    assert calls.bmc == [] and calls.progress == [True]
+    assert [o.prop for o in outs] == ["invariant", *PROPS, "progress"]
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+def test_houdini_giving_up_makes_every_asked_row_unknown(
+    monkeypatch: pytest.MonkeyPatch, variant: Variant
+) -> None:
+    calls = _Calls(monkeypatch, Houdini(variant.name, [], {}, "timeout at I_LOCK", 7.0))
+    outs = _run(variant, [*PROPS, "progress"], use_bmc=variant is SEED)
+    assert calls.bmc == [] and calls.progress == []
+    assert _rows(outs) == [(n, "induction", Status.UNKNOWN) for n in [*PROPS, "progress"]]
+    assert all(o.detail == "timeout at I_LOCK" and o.seconds == 7.0 for o in outs)
+    calls = _Calls(monkeypatch, Houdini(variant.name, [], {}, "timeout at I_LOCK", 7.0))
+    assert [o.prop for o in _run(variant, PROPS, use_bmc=variant is SEED)] == PROPS
