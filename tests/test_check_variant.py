@@ -15,9 +15,11 @@ import pytest
 
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.proofs import check
+from vmballoon.proofs import progress as pg
 from vmballoon.proofs.check import Houdini, InvariantOutcome, Outcome
 from vmballoon.proofs.props import AUX
 from vmballoon.proofs.status import Status
+from vmballoon.proofs.trace import Trace
 
 PROPS = ["no_leak", "host_agreement", "accounting"]
 
@@ -122,3 +124,76 @@ def test_houdini_giving_up_makes_every_asked_row_unknown(
     assert all(o.detail == "timeout at I_LOCK" and o.seconds == 7.0 for o in outs)
     calls = _Calls(monkeypatch, Houdini(variant.name, [], {}, "timeout at I_LOCK", 7.0))
     assert [o.prop for o in _run(variant, PROPS, use_bmc=variant is SEED)] == PROPS
+
+
+# -- the progress row -----------------------------------------------------------------------
+
+
+class _Progress:
+    """What progress_outcome asked of the progress proof, its BMC and the replay."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, bmc_answer: pg.ProgressBmc) -> None:
+        self.proved: list[str] = []
+        self.bmc: list[tuple[str, int, bool]] = []
+        self.reported: list[tuple[str, str]] = []
+
+        def prove(variant: Variant, timeout: float) -> pg.Proof:
+            self.proved.append(variant.name)
+            return pg.Proof(Status.PROVED, "per tick", 3.5)
+
+        def bmc_progress(
+            variant: Variant, *, depth: int, timeout: float, shortest: bool = True
+        ) -> pg.ProgressBmc:
+            self.bmc.append((variant.name, depth, shortest))
+            return bmc_answer
+
+        def report(o: Outcome, trace: Trace, variant: Variant, out: Any, note: str = "") -> None:
+            self.reported.append((o.prop, note))
+
+        monkeypatch.setattr(pg, "prove", prove)
+        monkeypatch.setattr(pg, "bmc_progress", bmc_progress)
+        monkeypatch.setattr(check, "report_counterexample", report)
+
+
+def _progress(variant: Variant, h: Houdini, *, use_bmc: bool) -> Outcome:
+    return check.progress_outcome(variant, h, use_bmc=use_bmc, depth=9, timeout=5.0, out_dir=None)
+
+
+def test_progress_is_proved_only_over_the_whole_safety_invariant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _Progress(monkeypatch, pg.ProgressBmc(Status.NO_CEX, None, None, 9, 1.0))
+    whole = Houdini("fixed", list(reversed(check.conjuncts())), {}, None, 2.0)
+    o = _progress(FIXED, whole, use_bmc=False)
+    assert calls.proved == ["fixed"] and calls.bmc == []
+    assert (o.kind, o.status, o.seconds, o.detail) == ("induction", Status.PROVED, 3.5, "per tick")
+    part = Houdini("fixed", check.conjuncts()[1:], {"accounting": "I_LOCK"}, None, 2.0)
+    o = _progress(FIXED, part, use_bmc=False)
+    assert calls.proved == ["fixed"]  # not asked again: it would assume what is not proved
+    assert o.status is Status.FAILED and "I_LOCK" in o.detail and not o.measured
+
+
+@pytest.mark.parametrize("variant", [SEED, FIXED], ids=lambda v: v.name)
+def test_progress_bmc_searches_the_shortest_only_for_the_seed(
+    monkeypatch: pytest.MonkeyPatch, variant: Variant
+) -> None:
+    h = Houdini(variant.name, [], {}, None, 2.0)
+    calls = _Progress(monkeypatch, pg.ProgressBmc(Status.NO_CEX, None, None, 9, 1.5))
+    o = _progress(variant, h, use_bmc=True)
+    assert calls.bmc == [(variant.name, 9, variant is SEED)] and calls.proved == []
+    assert (o.kind, o.status, o.depth, o.seconds) == ("bmc", Status.NO_CEX, 9, 1.5)
+    assert "up to depth 9" in o.detail and calls.reported == []
+
+
+def test_a_progress_counterexample_is_replayed_with_the_hosts_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trace = Trace([], [])
+    calls = _Progress(monkeypatch, pg.ProgressBmc(Status.VIOLATED, trace, 77, 6, 1.0))
+    o = _progress(SEED, Houdini("seed", [], {}, None, 2.0), use_bmc=True)
+    assert (o.status, o.depth) == (Status.VIOLATED, 6)
+    assert calls.reported == [("progress", " (cooperative host, target 77)")]
+    calls = _Progress(monkeypatch, pg.ProgressBmc(Status.UNKNOWN, None, None, 4, 1.0))
+    o = _progress(SEED, Houdini("seed", [], {}, None, 2.0), use_bmc=True)
+    assert (o.status, o.depth, calls.reported) == (Status.UNKNOWN, 4, [])
+    assert "no counterexample" not in o.detail
