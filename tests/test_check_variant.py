@@ -197,3 +197,77 @@ def test_a_progress_counterexample_is_replayed_with_the_hosts_target(
     o = _progress(SEED, Houdini("seed", [], {}, None, 2.0), use_bmc=True)
     assert (o.status, o.depth, calls.reported) == (Status.UNKNOWN, 4, [])
     assert "no counterexample" not in o.detail
+
+
+# -- the rows of BMC and of the accelerated search ---------------------------------------------
+
+
+def test_bmc_rows_from_either_search_with_counterexamples_replayed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trace = Trace([], [])
+    answers = {
+        "no_leak": check.Bmc(Status.VIOLATED, trace, 5, 1.0),
+        "protocol": check.Bmc(Status.NO_CEX, None, 7, 2.0),
+        "accounting": check.Bmc(Status.UNKNOWN, None, 3, 3.0),
+    }
+    asked: list[tuple[str, bool]] = []
+
+    def all_(names: list[str], variant: Variant, **kw: Any) -> dict[str, check.Bmc]:
+        asked.append(("all", bool(kw.get("accel"))))
+        return {n: answers[n] for n in names}
+
+    def window(names: list[str], variant: Variant, **kw: Any) -> dict[str, check.Bmc]:
+        asked.append(("window", bool(kw.get("accel"))))
+        return {n: answers[n] for n in names}
+
+    reported: list[tuple[str, str]] = []
+    monkeypatch.setattr(check, "bmc_all", all_)
+    monkeypatch.setattr(check, "bmc_window", window)
+    monkeypatch.setattr(
+        check,
+        "report_counterexample",
+        lambda o, t, v, out, note="": reported.append((o.prop, note)),
+    )
+    names = list(answers)
+    for window_, how in ((False, "all"), (True, "window")):
+        outs = check.bmc(names, SEED, depth=7, timeout=1.0, out_dir=None, window=window_)
+        assert asked[-1] == (how, False)  # plain BMC: no accelerated steps either way
+        assert [(o.prop, o.kind, o.status, o.depth, o.seconds) for o in outs] == [
+            ("no_leak", "bmc", Status.VIOLATED, 5, 1.0),
+            ("protocol", "bmc", Status.NO_CEX, 7, 2.0),
+            ("accounting", "bmc", Status.UNKNOWN, 3, 3.0),
+        ]
+        assert outs[1].detail == "no counterexample up to depth 7" and outs[2].detail == ""
+    assert reported == [("no_leak", ""), ("no_leak", "")]
+
+
+def test_accelerated_rows_say_which_search_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    acc = Trace(
+        [], [{"acc": True, "acc_k": 40}, {"acc": False, "acc_k": 9}, {"acc": True, "acc_k": 3}]
+    )
+    answers = {
+        "throttle": (check.Bmc(Status.VIOLATED, acc, 20, 1.0), "pinned"),
+        "rate_counter": (check.Bmc(Status.VIOLATED, Trace([], [{}]), 21, 1.0), "full"),
+        "rate_bounds": (check.Bmc(Status.NO_CEX, None, 22, 2.0), "full"),
+        "protocol": (check.Bmc(Status.UNKNOWN, None, 22, 3.0), "full"),
+    }
+    monkeypatch.setattr(check, "deep_search", lambda names, v, **kw: {n: answers[n] for n in names})
+    notes: dict[str, str] = {}
+    monkeypatch.setattr(
+        check, "report_counterexample", lambda o, t, v, out, note="": notes.update({o.prop: note})
+    )
+    outs = check.deep(list(answers), SEED, depth=22, timeout=1.0, out_dir=None, plain_depth=14)
+    assert [(o.prop, o.kind, o.status, o.depth) for o in outs] == [
+        ("throttle", "accelerated", Status.VIOLATED, 20),
+        ("rate_counter", "accelerated", Status.VIOLATED, 21),
+        ("rate_bounds", "accelerated", Status.NO_CEX, 22),
+        ("protocol", "accelerated", Status.UNKNOWN, 22),
+    ]
+    assert notes == {
+        "throttle": "; accelerated steps of [40, 3] allocations"
+        "; found with the inputs that do not matter at their defaults",
+        "rate_counter": "",
+    }
+    assert "depth 14, nor up to depth 22" in outs[2].detail
+    assert "depth 14;" in outs[3].detail and "timed out" in outs[3].detail
