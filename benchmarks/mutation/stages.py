@@ -208,6 +208,9 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_houdini.py",
             "tests/test_vacuity.py",
             "tests/test_progress.py",
+            # the cooperative environment read the same in Python and Z3, and its resets
+            "tests/test_assumptions.py",
+            "tests/test_progress_resets.py",
             "tests/test_check_replay.py",
             "tests/test_check_variant.py",
             "tests/test_defect_divergence.py",
@@ -240,7 +243,11 @@ FIRST: dict[str, tuple[str, ...]] = {
         "tests/test_defect_divergence.py",
     ),
     "vmballoon/proofs/abstract_reach.py": ("tests/test_defect_divergence.py",),
-    "vmballoon/proofs/progress.py": ("tests/test_progress.py",),
+    "vmballoon/proofs/progress.py": (
+        "tests/test_progress.py",
+        "tests/test_assumptions.py",
+        "tests/test_progress_resets.py",
+    ),
     "vmballoon/proofs/check.py": (
         "tests/test_check_variant.py",
         "tests/test_check_replay.py",
