@@ -362,3 +362,24 @@ def test_the_target_bound_reads_the_same_at_its_edge() -> None:
         z = pg.COOPERATIVE["target_fits"](s, i, z3.BitVecVal(t, 32), z3.BoolVal(True))
         assert z3.is_true(z3.simplify(z)) == ok, t
         assert (concrete.check(asm.Guest(4096, 0, 4096), asm.StepView(target=t)) is None) == ok
+
+
+def test_the_bound_the_proof_states_is_the_rank_at_the_start_of_a_tick() -> None:
+    """``prove`` states that a tick takes at most ``15 + 2T + 2(n4 + n2)`` transitions and
+    the first one from module init at most ``16 + 2T``: the rank at W_BEGIN, which every
+    transition of the tick lowers by at least 1 (:func:`_rank_decreases`), plus the one
+    transition (``work``) from IDLE, where module init holds no pages.  Any rank that
+    decreases proves *a* bound; this ties the one proved to the one stated, in every
+    state."""
+    from vmballoon.proofs.encoding import bv64, initial
+
+    s, t = make_state("s_"), pg.target_const()
+    held = pg.z64(s["n4"]) + pg.z64(s["n2"])
+    stated = bv64(15) + bv64(2) * pg.z64(t) + bv64(2) * held
+    sol = z3.Solver()
+    sol.add(s["loc"] == loc_val(Loc.W_BEGIN), pg.rank(s, t) != stated)
+    assert sol.check() == z3.unsat, sol.model()
+    sol = z3.Solver()
+    sol.add(initial(s), held != bv64(0))
+    assert sol.check() == z3.unsat, sol.model()
+    assert pg.BOUND == "a tick takes <= 15 + 2T + 2(n4+n2) transitions, <= 16 + 2T from module init"

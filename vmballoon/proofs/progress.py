@@ -470,6 +470,11 @@ def rank(s: State, t: Expr) -> Expr:
 # -- the induction ----------------------------------------------------------------------------
 
 
+BOUND = "a tick takes <= 15 + 2T + 2(n4+n2) transitions, <= 16 + 2T from module init"
+"""The bound :func:`prove` states: :func:`rank` at ``W_BEGIN``, and one more from IDLE
+after module init (no pages held)."""
+
+
 class Proof(NamedTuple):
     """What :func:`prove` concluded: proved, failed (the detail says where) or unknown."""
 
@@ -516,8 +521,7 @@ def prove(variant: Variant, timeout: float) -> Proof:
         f"{len(tick)} tick-local lemmas with the "
         "safety invariant; every cooperative tick with target T ends with "
         "T <= size <= T+512 (< unless it started at T+512; 0 when T == 0); rank decreases "
-        "on every transition: a tick takes <= 15 + 2T + 2(n4+n2) transitions, "
-        "<= 16 + 2T from module init; no cooperative transition schedules a reset nor "
+        f"on every transition: {BOUND}; no cooperative transition schedules a reset nor "
         "reaches GET_TARGET with the reset undone, so the init tick's reset completes and "
         "every tick reads T"
     )
