@@ -212,7 +212,7 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_assumptions.py",
             "tests/test_progress_resets.py",
             "tests/test_check_replay.py",
-            "tests/test_check_variant.py",
+            "tests/test_check_obligations.py",
             "tests/test_defect_divergence.py",
             "tests/test_defect_findings.py",
             "tests/test_defect_shortest.py",
@@ -249,7 +249,7 @@ FIRST: dict[str, tuple[str, ...]] = {
         "tests/test_progress_resets.py",
     ),
     "vmballoon/proofs/check.py": (
-        "tests/test_check_variant.py",
+        "tests/test_check_obligations.py",
         "tests/test_check_replay.py",
         "tests/test_verify_verdict.py",
         "tests/test_results_table.py",

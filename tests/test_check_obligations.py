@@ -1,25 +1,32 @@
-"""``check_variant``'s rows from what Houdini kept, without running Houdini.
+"""The obligations of ``vmballoon.proofs.check`` on answers ``verify`` never gives them.
 
-``check_variant`` decides which rows a variant gets from Houdini's answer: proved
-properties, failures (FIXED) or a BMC search for the rest (the other variants), the
-progress row, or every row unknown when Houdini gave up.  ``verify`` only ever shows it
-Houdini answers where FIXED proves everything, so these tests hand it other answers.
+``check_variant`` and ``progress_outcome`` decide a variant's rows from Houdini's answer
+(proved, failed, a BMC search for the rest, or every row unknown when Houdini gave up);
+``bmc`` and ``deep`` turn search answers into rows; ``bmc_all`` and ``bmc_window``
+find synthetic properties at the depth of their first violation.  ``verify`` only shows
+them runs where FIXED proves everything and the seed's defects are found, so these tests
+stand in for Houdini and the searches, or use properties whose answers are known.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import z3
 
 from vmballoon.core.variants import FIXED, SEED, Variant
+from vmballoon.model.state import Loc
 from vmballoon.proofs import check
 from vmballoon.proofs import progress as pg
 from vmballoon.proofs.check import Houdini, InvariantOutcome, Outcome
-from vmballoon.proofs.props import AUX
+from vmballoon.proofs.encoding import Expr, State, loc_val
+from vmballoon.proofs.props import AUX, PROPERTIES
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace
+from vmballoon.proofs.unrolling import Answer, Shortest
 
 PROPS = ["no_leak", "host_agreement", "accounting"]
 
@@ -271,3 +278,68 @@ def test_accelerated_rows_say_which_search_answered(monkeypatch: pytest.MonkeyPa
     }
     assert "depth 14, nor up to depth 22" in outs[2].detail
     assert "depth 14;" in outs[3].detail and "timed out" in outs[3].detail
+
+
+# -- BMC over synthetic properties: the depth of each first violation is known -------------
+
+_AT = {"at_start": Loc.IDLE, "in_tick": Loc.W_BEGIN, "in_reset": Loc.R_START}
+"""A property violated exactly at a location, and the first depth that reaches it from
+Init: module init is IDLE (0), ``work`` enters W_BEGIN (1), the reset's cleanup and
+pop come before its START (4)."""
+
+
+def _not_at(loc: Loc) -> Callable[[State], Expr]:
+    return lambda s: s["loc"] != loc_val(loc)
+
+
+@pytest.fixture
+def synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, loc in _AT.items():
+        monkeypatch.setitem(PROPERTIES, name, _not_at(loc))
+    monkeypatch.setitem(PROPERTIES, "never", lambda s: z3.BoolVal(True))
+
+
+def _found(res: dict[str, check.Bmc]) -> dict[str, tuple[Status, int | None]]:
+    for name, r in res.items():
+        if r.trace is not None:  # the trace ends where the violation is, at its depth
+            assert r.depth is not None and len(r.trace.states) == r.depth + 1, name
+            assert r.trace.states[-1]["loc"] == _AT[name].value, name
+    return {n: (r.status, r.depth) for n, r in res.items()}
+
+
+@pytest.mark.usefixtures("synthetic")
+def test_bmc_finds_each_property_at_the_depth_of_its_first_violation() -> None:
+    got = check.bmc_all(["never", "in_reset", "in_tick", "at_start"], FIXED, depth=5, timeout=30.0)
+    assert _found(got) == {
+        "at_start": (Status.VIOLATED, 0),
+        "in_tick": (Status.VIOLATED, 1),
+        "in_reset": (Status.VIOLATED, 4),
+        "never": (Status.NO_CEX, 5),
+    }
+    later = check.bmc_all(["in_reset", "at_start"], FIXED, depth=5, timeout=30.0, start=2)
+    assert later["in_reset"].depth == 4 and later["at_start"].depth in (2, 3, 4, 5)
+    # one query over every depth: a violation at some depth up to the bound, or none
+    window = check.bmc_window(["never", "in_reset", "in_tick"], FIXED, depth=5, timeout=30.0)
+    assert _found(window)["never"] == (Status.NO_CEX, 5)
+    assert window["in_tick"].status is Status.VIOLATED and window["in_reset"].depth in (4, 5)
+    # at the bound itself, and at the start
+    edges = check.bmc_window(["in_reset"], FIXED, depth=4, timeout=30.0)
+    assert _found(edges) == {"in_reset": (Status.VIOLATED, 4)}
+    edges = check.bmc_window(["at_start"], FIXED, depth=1, timeout=30.0)
+    assert _found(edges) == {"at_start": (Status.VIOLATED, 0)}
+
+
+@pytest.mark.usefixtures("synthetic")
+def test_a_search_the_solver_gives_up_on_is_unknown_not_clear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check, "shortest", lambda ask, lo, hi, window: Shortest(3, None, True))
+    got = check.bmc_all(["never", "in_tick"], FIXED, depth=5, timeout=30.0)
+    assert _found(got) == {"never": (Status.UNKNOWN, 3), "in_tick": (Status.UNKNOWN, 3)}
+
+    def undecided(*args: Any, **kwargs: Any) -> Any:
+        return lambda lo, hi: Answer(z3.unknown, None, hi)
+
+    monkeypatch.setattr(check, "query", undecided)
+    got = check.bmc_window(["never", "in_tick"], FIXED, depth=5, timeout=30.0)
+    assert _found(got) == {"never": (Status.UNKNOWN, 5), "in_tick": (Status.UNKNOWN, 5)}
