@@ -27,6 +27,7 @@ from vmballoon.proofs.props import AUX, PROPERTIES
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace
 from vmballoon.proofs.unrolling import Answer, Shortest
+from vmballoon.proofs.vacuity import Totality
 
 PROPS = ["no_leak", "host_agreement", "accounting"]
 
@@ -343,3 +344,80 @@ def test_a_search_the_solver_gives_up_on_is_unknown_not_clear(
     monkeypatch.setattr(check, "query", undecided)
     got = check.bmc_window(["never", "in_tick"], FIXED, depth=5, timeout=30.0)
     assert _found(got) == {"never": (Status.UNKNOWN, 5), "in_tick": (Status.UNKNOWN, 5)}
+
+
+# -- vacuity's verdict from each answer it can get -------------------------------------------
+
+
+class _Scripted:
+    """A solver that answers from a table: the query of Init ∧ Inv, then each
+    transition's query by the location whose successor was built last."""
+
+    def __init__(self, answer: z3.CheckSatResult) -> None:
+        self.answer = answer
+
+    def add(self, *_: Any) -> None:
+        pass
+
+    def check(self) -> z3.CheckSatResult:
+        return self.answer
+
+    def reason_unknown(self) -> str:
+        return "timeout"
+
+
+def _vacuity(
+    monkeypatch: pytest.MonkeyPatch,
+    init: z3.CheckSatResult,
+    steps: dict[Loc, z3.CheckSatResult],
+    total: Totality,
+) -> Outcome:
+    from vmballoon.proofs import vacuity as vac
+
+    built: list[Loc] = []
+    from vmballoon.proofs.encoding import successor as real
+
+    def successor(loc: Loc, *args: Any) -> Any:
+        built.append(loc)
+        return real(loc, *args)
+
+    monkeypatch.setattr(check, "successor", successor)
+    monkeypatch.setattr(
+        check, "_solver", lambda timeout: _Scripted(steps.get(built[-1], z3.sat) if built else init)
+    )
+    monkeypatch.setattr(vac, "totality", lambda variant, inv, timeout: total)
+    return check.vacuity(FIXED, 5.0)
+
+
+def test_vacuity_tells_failed_from_undecided(monkeypatch: pytest.MonkeyPatch) -> None:
+    fine = Totality("fixed")
+    o = _vacuity(monkeypatch, z3.sat, {}, fine)
+    assert o.status is Status.PROVED and o.detail.startswith("Init ∧ Inv sat")
+    o = _vacuity(monkeypatch, z3.unknown, {}, fine)
+    assert (o.status, o.detail) == (Status.UNKNOWN, "Init ∧ Inv: solver unknown (timeout)")
+    o = _vacuity(monkeypatch, z3.unsat, {}, fine)
+    assert (o.status, o.detail) == (Status.FAILED, "Init ∧ Inv unsat")
+    # CRASHED is left out (no_crash makes it unreachable): never asked, never dead
+    o = _vacuity(monkeypatch, z3.sat, {Loc.CRASHED: z3.unsat}, fine)
+    assert o.status is Status.PROVED
+    # a timeout says nothing about a transition: undecided, never dead
+    o = _vacuity(monkeypatch, z3.sat, {Loc.I_LOCK: z3.unknown, Loc.D_LOOP: z3.unsat}, fine)
+    assert (o.status, o.detail) == (
+        Status.FAILED,
+        "never enabled: ['D_LOOP']; solver unknown (timeout?) for: I_LOCK (timeout)",
+    )
+    o = _vacuity(monkeypatch, z3.sat, {Loc.I_LOCK: z3.unknown}, fine)
+    assert (o.status, o.detail) == (
+        Status.UNKNOWN,
+        "solver unknown (timeout?) for: I_LOCK (timeout)",
+    )
+    # totality's dead and undecided locations join the transitions'
+    partial = Totality("fixed", dead={"R_OPS": "exists"}, unknown=["D_TAIL"])
+    o = _vacuity(monkeypatch, z3.sat, {}, partial)
+    assert (o.status, o.detail) == (
+        Status.FAILED,
+        "never enabled: ['R_OPS (a state of Inv admits no input)']; "
+        "solver unknown (timeout?) for: D_TAIL (totality)",
+    )
+    o = _vacuity(monkeypatch, z3.sat, {}, Totality("fixed", unknown=["D_TAIL"]))
+    assert o.status is Status.UNKNOWN
