@@ -239,3 +239,56 @@ def _consts(e: z3.ExprRef) -> set[z3.ExprRef]:
         for x in nodes(e, lambda x: True)
         if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED
     }
+
+
+def test_excluded_paths_are_not_followed_and_longer_ones_are_left_alone() -> None:
+    """``path_excluded``: no run of the first copy follows an excluded location path (of
+    at most ``hi + 1`` states); a path longer than that says nothing about the window;
+    the runs that differ anywhere on the path stay."""
+    u = Unrolling({"s": FIXED}, 3)
+    sol = z3.Solver()
+    sol.add(*u.steps)
+    assert sol.check() == z3.sat
+    run = [int(st["loc"]) for st in u.trace(sol.model(), 3).states]
+
+    def admits(paths: list[list[int]], hi: int, *extra: z3.BoolRef) -> bool:
+        s = z3.Solver()
+        s.add(*u.steps[: hi + 1], *u.path_excluded(paths, hi), *extra)
+        return bool(s.check() == z3.sat)
+
+    follows = z3.And([u.state(k)["loc"] == v for k, v in enumerate(run)])
+    assert admits([], 3, follows)
+    assert not admits([run], 3, follows)
+    assert not admits([run[:2]], 3, follows)  # a prefix excludes every run through it
+    assert admits([run], 2, follows) and u.path_excluded([run], 2) == []
+    assert len(u.path_excluded([run, run[:3], run[:1]], 2)) == 2
+    # the start is IDLE: excluding it leaves nothing; excluding another start, everything
+    assert not admits([[Loc.IDLE.value]], 0)
+    assert admits([[Loc.W_BEGIN.value]], 0)
+
+
+def test_a_trace_can_end_with_the_state_a_caller_built_after_it() -> None:
+    """``trace(m, k, then=post)``: the ``k`` steps, then ``post`` as state ``k + 1`` with
+    the inputs of step ``k + 1`` (which ``post`` read); without it, ``k`` inputs."""
+    from vmballoon.proofs.encoding import successor
+
+    u = Unrolling({"s": FIXED}, 2)
+    nxt = successor(Loc.IDLE, u.state(0), u.inputs[0], FIXED)
+    sol = z3.Solver()
+    sol.add(u.steps[0], *nxt.cons, u.inputs[0]["entry"] == 0)
+    assert sol.check() == z3.sat
+    m = sol.model()
+    plain = u.trace(m, 0)
+    assert (len(plain.states), len(plain.inputs)) == (1, 0)
+    t = u.trace(m, 0, then=nxt.post)
+    assert (len(t.states), len(t.inputs)) == (2, 1)
+    assert t.inputs[0]["entry"] == 0 and Loc(int(t.states[1]["loc"])) != Loc.IDLE
+    assert t.states[0] == plain.states[0]
+
+
+def test_dropping_states_empties_the_copies_asked_or_all() -> None:
+    u = Unrolling({"a": SEED, "b": FIXED}, 2)
+    u.drop_states("a")
+    assert u.states["a"] == [] and len(u.states["b"]) == 3
+    u.drop_states()
+    assert u.states == {"a": [], "b": []}
