@@ -698,19 +698,18 @@ def bmc_progress(
     *,
     depth: int,
     timeout: float,
-    max_target: int | None = None,
     shortest: bool = True,
 ) -> ProgressBmc:
     """BMC of :func:`progress_holds` from Init, cooperative on every step, ``T`` frozen.
 
     One :class:`vmballoon.proofs.unrolling.Unrolling` with :func:`cooperative` as the
-    environment of every step and ``T <= max_target`` (default :data:`T_MAX`) at the
-    start; only the depths where a complete tick can have ended are asked
-    (:func:`reach_with_reset`).  With ``shortest``, iterative deepening like
-    :func:`vmballoon.proofs.check.bmc_all` (:func:`vmballoon.proofs.unrolling.shortest`,
-    one depth a query): the first depth that answers is the shortest counterexample;
-    otherwise one query for a violation at any depth up to ``depth`` (cheaper; the depth
-    reported is the first violating state of the trace found).
+    environment of every step and ``T <= T_MAX`` at the start; only the depths where a
+    complete tick can have ended are asked (:func:`reach_with_reset`).  With
+    ``shortest``, iterative deepening like :func:`vmballoon.proofs.check.bmc_all`
+    (:func:`vmballoon.proofs.unrolling.shortest`, one depth a query): the first depth that
+    answers is the shortest counterexample; otherwise one query for a violation at any
+    depth up to ``depth`` (cheaper; the depth reported is the first violating state of the
+    trace found).
     """
     t0 = time.monotonic()
     t = target_const()
@@ -719,7 +718,7 @@ def bmc_progress(
         {"s": variant},
         depth,
         reach=[locs for locs, _ in reached],
-        start=lambda _: [z3.ULE(t, bv32(max_target if max_target else T_MAX))],
+        start=lambda _: [z3.ULE(t, bv32(T_MAX))],
         env=lambda s, i: cooperative(s, i, t, variant),
     )
     ks = _tick_ends(reached)
