@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -383,3 +384,39 @@ def test_the_bound_the_proof_states_is_the_rank_at_the_start_of_a_tick() -> None
     sol.add(initial(s), held != bv64(0))
     assert sol.check() == z3.unsat, sol.model()
     assert pg.BOUND == "a tick takes <= 15 + 2T + 2(n4+n2) transitions, <= 16 + 2T from module init"
+
+
+class _GivesUp:
+    """A solver that answers unknown to every query."""
+
+    def add(self, *_: Any) -> None:
+        pass
+
+    def check(self) -> z3.CheckSatResult:
+        return z3.unknown
+
+    def reason_unknown(self) -> str:
+        return "timeout"
+
+
+def test_each_obligation_the_solver_gives_up_on_is_unknown_and_says_where(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An obligation whose query is unknown makes the proof unknown (never failed, never
+    proved), naming the obligation and the location it gave up at."""
+    from vmballoon.proofs.encoding import successor
+    from vmballoon.proofs.status import Status
+
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    posts = {loc: successor(loc, s, i, FIXED) for loc in TRANSITIONS}
+    monkeypatch.setattr(pg, "solver", lambda timeout: _GivesUp())
+    asked: list[tuple[Callable[[], None], str]] = [
+        (lambda: pg._tick_local(s, [], 1.0), "tick lemmas outside the loops: timeout"),
+        (lambda: pg._ticks_end_in_range([], s, t, posts, 1.0), "property at W_TARGET: timeout"),
+        (lambda: pg._rank_decreases([], s, t, posts, 1.0), "W_BEGIN: timeout"),
+        (lambda: pg._no_reset_scheduled([], s, posts, 1.0), "IDLE: timeout"),
+    ]
+    for obligation, detail in asked:
+        with pytest.raises(pg._Stop) as stop:
+            obligation()
+        assert (stop.value.status, stop.value.detail) == (Status.UNKNOWN, detail)

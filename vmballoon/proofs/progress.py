@@ -570,7 +570,10 @@ def _tick_local(s: State, tick: list[Expr], timeout: float) -> None:
     ticks)."""
     sol = solver(timeout)
     sol.add(z3.Not(is_loc(s, *LOOPS)), z3.Not(z3.And(*tick)))
-    if sol.check() != z3.unsat:
+    r = sol.check()
+    if r == z3.unknown:
+        raise _Stop(Status.UNKNOWN, f"tick lemmas outside the loops: {sol.reason_unknown()}")
+    if r == z3.sat:
         raise _Stop(Status.FAILED, "a tick lemma constrains states outside the loops")
 
 
