@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import z3
 
+from tests.conftest import ROOT
 from vmballoon.core.variants import FIXED, SEED, Variant
 from vmballoon.model.state import Loc
 from vmballoon.proofs import check
@@ -421,3 +422,42 @@ def test_vacuity_tells_failed_from_undecided(monkeypatch: pytest.MonkeyPatch) ->
     )
     o = _vacuity(monkeypatch, z3.sat, {}, Totality("fixed", unknown=["D_TAIL"]))
     assert o.status is Status.UNKNOWN
+
+
+# -- a counterexample's scenario: minimised, never later ---------------------------------------
+
+
+def test_a_counterexample_is_minimised_and_still_breaks_its_property_at_the_same_step(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``report_counterexample`` keeps only the inputs the violation needs, and only
+    reductions that break the property no later than the solver's trace did (the row's
+    depth is the shortest counterexample's: minimising must not trade inputs for
+    transitions).  The solver's scenario here is the checked-in no_leak finding padded
+    with inputs it does not need: more ticks, host answers and allocations."""
+    from dataclasses import replace
+
+    from vmballoon.core.scenario import Response, load_scenario
+    from vmballoon.model.properties import check_trace
+
+    finding = load_scenario(str(ROOT / "spec" / "findings" / "seed.no_leak.scenario.json"))
+    padded = replace(
+        finding,
+        steps=(*finding.steps, "work"),
+        hv=(*finding.hv, *[Response(0, 1)] * 3),
+        alloc=(True,) * 3,
+    )
+
+    def first(sc: Any) -> list[int]:
+        return [v.step for v in check_trace(sc, SEED, frozenset({"no_leak"}))]
+
+    assert first(padded) == first(finding) == [14]
+    monkeypatch.setattr(check, "to_scenario", lambda trace, variant: padded)
+    o = Outcome("no_leak", "seed", "bmc", Status.VIOLATED, 1.0, depth=14)
+    check.report_counterexample(o, Trace([{"loc": 0}, {"loc": 1}], [{}]), SEED, tmp_path)
+    assert o.status is Status.VIOLATED and o.detail == "trace: IDLE W_BEGIN"
+    assert o.scenario == str(tmp_path / "seed.no_leak.scenario.json")
+    written = load_scenario(o.scenario)
+    assert first(written) == [14]
+    assert len(written.steps) + len(written.hv) < len(padded.steps) + len(padded.hv)
+    assert [v["step"] for v in o.replay if v["property"] == "no_leak"] == [14]
