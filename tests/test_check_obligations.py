@@ -461,3 +461,24 @@ def test_a_counterexample_is_minimised_and_still_breaks_its_property_at_the_same
     assert first(written) == [14]
     assert len(written.steps) + len(written.hv) < len(padded.steps) + len(padded.hv)
     assert [v["step"] for v in o.replay if v["property"] == "no_leak"] == [14]
+
+
+def test_a_conformance_row_keeps_what_the_argument_reported_under_its_own_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs import argument
+
+    report = {"prop": "x", "kind": "y", "status": "z", "ok": False, "witness": {"targets": 3}}
+    monkeypatch.setattr(argument, "outcome", lambda variant: report)
+    row = check.conformance_outcome(SEED)
+    assert (row.variant, row.ok, row.status) == ("seed", False, Status.FAILED)
+    assert row.data == {"ok": False, "witness": {"targets": 3}}
+    assert row.to_json() == {
+        "prop": "conformance",
+        "kind": "conformance",
+        "status": Status.FAILED,
+        "ok": False,
+        "witness": {"targets": 3},
+    }
+    monkeypatch.setattr(argument, "outcome", lambda variant: {**report, "ok": True})
+    assert check.conformance_outcome(FIXED).status is Status.PASSED
