@@ -420,3 +420,22 @@ def test_each_obligation_the_solver_gives_up_on_is_unknown_and_says_where(
         with pytest.raises(pg._Stop) as stop:
             obligation()
         assert (stop.value.status, stop.value.detail) == (Status.UNKNOWN, detail)
+
+
+def test_a_tick_end_no_cooperative_tick_reaches_makes_the_proof_vacuous() -> None:
+    """The property at a tick's end is asked with its vacuity: from no state at all (a
+    false precondition) the property holds everywhere, and the first end a cooperative
+    tick must be able to take (W_TARGET, of :data:`LIVE_ENDS`) fails the proof as
+    vacuous (D_UNLOCK, which only an unlock error ends, is not asked to be live)."""
+    from vmballoon.proofs.encoding import successor
+    from vmballoon.proofs.status import Status
+
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    posts = {loc: successor(loc, s, i, FIXED) for loc in TRANSITIONS}
+    with pytest.raises(pg._Stop) as nothing:
+        pg._ticks_end_in_range([z3.BoolVal(False)], s, t, posts, 30.0)
+    assert (nothing.value.status, nothing.value.detail) == (
+        Status.FAILED,
+        "no cooperative tick ends at W_TARGET (vacuous)",
+    )
+    assert Loc.D_UNLOCK in pg.END_LOCS and Loc.D_UNLOCK not in pg.LIVE_ENDS
