@@ -214,6 +214,7 @@ STAGES: tuple[Stage, ...] = (
             "tests/test_check_replay.py",
             "tests/test_check_obligations.py",
             "tests/test_defect_divergence.py",
+            "tests/test_defect_job.py",
             "tests/test_defect_findings.py",
             "tests/test_defect_shortest.py",
             "tests/test_accel.py",
@@ -238,6 +239,7 @@ STAGES_BY_NAME = {s.name: s for s in STAGES}
 
 FIRST: dict[str, tuple[str, ...]] = {
     "vmballoon/proofs/defects.py": (
+        "tests/test_defect_job.py",
         "tests/test_defect_shortest.py",
         "tests/test_defect_findings.py",
         "tests/test_defect_divergence.py",

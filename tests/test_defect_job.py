@@ -1,0 +1,150 @@
+"""``defect_job``'s order of searches, with each search stood in for.
+
+A defect's search (vmballoon/proofs/defects.py) asks first where SEED and SEED + fix part,
+then the product searches from the bound that gives, then from the divergences, and
+reports what the replay showed.  ``verify`` meets only the paths its eight defects take;
+these tests drive every path with stand-ins that record what they were asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vmballoon.proofs import defects
+from vmballoon.proofs.defects import DefectRow, _Search
+from vmballoon.proofs.status import Status
+from vmballoon.proofs.trace import Trace
+
+TRACE = Trace([{"loc": 0}], [])
+
+
+def _row(what: str, run: _Search) -> DefectRow:
+    return run.row("no_crash", 9, None, Status.VIOLATED, what, what)
+
+
+class _Searches:
+    """Stand-ins for the searches of one defect job: the divergence's answer, whether
+    the product and the divergences find anything; what each was asked."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        first: tuple[int, Any, list[str]] | None,
+        *,
+        product: bool,
+        divergences: bool,
+    ) -> None:
+        self.asked: list[tuple[str, Any]] = []
+        self.runs: list[_Search] = []
+
+        def divergence_for(
+            fix: str, props: list[str], depth: int, timeout: float, early: Any, notes: Any
+        ) -> Any:
+            self.asked.append(("divergence", (fix, props, depth, timeout, early)))
+            return first
+
+        def parting(run: _Search, k0: int, trace0: Trace, shown: str) -> DefectRow:
+            self.asked.append(("parting", (k0, shown)))
+            return _row("parting", run)
+
+        def product_phase(run: _Search, lower: dict[bool, int]) -> Any:
+            self.runs.append(run)
+            self.asked.append(("product", dict(lower)))
+            return (_row("product", run), None) if product else (None, ("p", None, 7))
+
+        def from_divergences(run: _Search, first: Any) -> DefectRow | None:
+            self.asked.append(("divergences", first))
+            return _row("divergences", run) if divergences else None
+
+        def unshown(run: _Search, last: Any) -> DefectRow:
+            self.asked.append(("unshown", last))
+            return run.row(None, None, None, Status.NONE, "unshown", "")
+
+        monkeypatch.setattr(defects, "_divergence_for", divergence_for)
+        monkeypatch.setattr(defects, "_shown_at_parting", parting)
+        monkeypatch.setattr(defects, "_product_phase", product_phase)
+        monkeypatch.setattr(defects, "_from_divergences", from_divergences)
+        monkeypatch.setattr(defects, "_unshown", unshown)
+
+
+JOB = {"fix": "reset_needs_ops", "props": ["no_crash"], "depth": 12, "timeout": 3.0}
+
+
+def test_a_parting_transition_that_shows_the_defect_is_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = _Searches(monkeypatch, (5, TRACE, ["protocol", "no_crash"]), product=True, divergences=True)
+    row = defects.defect_job(JOB)
+    assert row.source == "parting"
+    assert s.asked == [
+        ("divergence", ("reset_needs_ops", ["no_crash"], 12, 3.0, None)),
+        ("parting", (5, "protocol")),
+    ]
+
+
+def test_a_parting_transition_that_shows_nothing_raises_the_pinned_bound_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = _Searches(monkeypatch, (5, TRACE, []), product=True, divergences=True)
+    row = defects.defect_job({**JOB, "start": 3})
+    assert row.source == "product"
+    # before the two part they are one driver (pinned inputs); every input: no such bound
+    assert s.asked[1] == ("product", {True: 6, False: 3})
+    assert s.runs[0].notes[-1].endswith("; that transition shows no violation")
+    s = _Searches(monkeypatch, (5, TRACE, []), product=True, divergences=True)
+    defects.defect_job({**JOB, "start": 9})
+    assert s.asked[1] == ("product", {True: 9, False: 9})
+
+
+def test_without_a_divergence_the_product_searches_from_the_jobs_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = _Searches(monkeypatch, None, product=False, divergences=True)
+    row = defects.defect_job({**JOB, "start": 4})
+    # no divergence: nothing to search from; the last unconfirmed answer is reported
+    assert row.source == "unshown"
+    assert [a for a, _ in s.asked] == ["divergence", "product", "unshown"]
+    assert s.asked[1] == ("product", {True: 4, False: 4})
+    assert s.asked[2] == ("unshown", ("p", None, 7))
+    s = _Searches(monkeypatch, None, product=False, divergences=True)
+    defects.defect_job(JOB)
+    assert s.asked[1] == ("product", {True: 0, False: 0})  # the start defaults to 0
+
+
+def test_when_the_product_shows_nothing_the_divergences_are_searched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = _Searches(monkeypatch, (5, TRACE, []), product=False, divergences=True)
+    row = defects.defect_job(JOB)
+    assert row.source == "divergences"
+    assert s.asked[2] == ("divergences", (5, TRACE))
+    s = _Searches(monkeypatch, (5, TRACE, []), product=False, divergences=False)
+    row = defects.defect_job(JOB)
+    assert row.source == "unshown"
+    assert [a for a, _ in s.asked] == ["divergence", "product", "divergences", "unshown"]
+
+
+def test_the_jobs_parameters_reach_the_search_and_a_run_ahead_counts_in_its_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    early = {"seconds": 40.0, "first": None}
+    s = _Searches(monkeypatch, None, product=True, divergences=False)
+    job = {**JOB, "start": 2, "window": True, "start_exact": True, "out": str(tmp_path)}
+    row = defects.defect_job({**job, "divergence": early})
+    run = s.runs[0]
+    assert (run.fix, run.props, run.depth, run.start, run.timeout) == (
+        "reset_needs_ops",
+        ["no_crash"],
+        12,
+        2,
+        3.0,
+    )
+    assert run.window and run.exact and run.out_dir == tmp_path
+    assert s.asked[0][1][4] is early
+    assert row.seconds >= 40.0  # the search began with the divergence job
+    s = _Searches(monkeypatch, None, product=True, divergences=False)
+    row = defects.defect_job(JOB)
+    run = s.runs[0]
+    assert not run.window and not run.exact and run.out_dir is None and row.seconds < 40.0
