@@ -12,8 +12,12 @@ from typing import Any
 
 import pytest
 
+from vmballoon.core.scenario import Scenario
+from vmballoon.core.variants import FIXED
 from vmballoon.proofs import defects
+from vmballoon.proofs.check import Outcome
 from vmballoon.proofs.defects import DefectRow, _Search
+from vmballoon.proofs.props import PROPERTIES
 from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace
 
@@ -148,3 +152,98 @@ def test_the_jobs_parameters_reach_the_search_and_a_run_ahead_counts_in_its_time
     row = defects.defect_job(JOB)
     run = s.runs[0]
     assert not run.window and not run.exact and run.out_dir is None and row.seconds < 40.0
+
+
+# -- plan_defect: which properties, from which bound ------------------------------------------
+
+
+def _o(prop: str, variant: str, status: Status, depth: int | None, kind: str = "bmc") -> Outcome:
+    return Outcome(prop, variant, kind, status, 0.0, depth=depth)
+
+
+class _Plan:
+    """plan_defect with SEED's counterexample search and the row stood in for."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, shown: str | None = None) -> None:
+        self.looked: list[list[str]] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+        def seed_cex(fix: str, props: list[str], seed: dict[str, Outcome]) -> Any:
+            self.looked.append(list(props))
+            return (seed[shown], Scenario(steps=("work",))) if shown else None
+
+        def row(fix: str, prop: str, depth: int, sc: Any, status: Status, *rest: Any) -> str:
+            self.rows.append((prop, depth, rest[-1]))
+            return "row"
+
+        monkeypatch.setattr(defects, "_seed_counterexample", seed_cex)
+        monkeypatch.setattr(defects, "defect_row", row)
+
+
+FIX = "reset_needs_ops"
+MINUS = FIXED.without(FIX).name
+
+
+def test_the_properties_looked_at_are_those_the_fix_is_needed_for_less_those_seed_proves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = _Plan(monkeypatch)
+    results = [
+        _o("no_crash", MINUS, Status.VIOLATED, 9),
+        _o("protocol", MINUS, Status.VIOLATED, 11),
+        _o("no_leak", MINUS, Status.NO_CEX, 14),
+        _o("accounting", "fixed", Status.VIOLATED, 3),  # another variant's row
+        _o("protocol", "seed", Status.PROVED, None, "induction"),
+        _o("no_crash", "seed", Status.VIOLATED, 10),
+    ]
+    row, job = defects.plan_defect(FIX, results, True, timeout=5.0, out=None)
+    assert row is None and job is not None
+    assert job["props"] == ["no_crash"] and p.looked == [["no_crash"]]
+    assert (job["start"], job["start_exact"], job["window"], job["fix"]) == (10, True, True, FIX)
+    # without necessity rows (or none violated): every property SEED does not prove
+    _, job = defects.plan_defect(FIX, results, False, timeout=5.0, out=None)
+    assert job is not None and "protocol" not in job["props"]
+    assert job["props"] == [n for n in PROPERTIES if n != "protocol"]
+    _, job = defects.plan_defect(FIX, results[3:], True, timeout=5.0, out=None)
+    assert job is not None and job["props"] == [n for n in PROPERTIES if n != "protocol"]
+
+
+def test_the_lower_bound_is_seeds_least_depth_over_every_property_looked_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _Plan(monkeypatch)
+    need = [_o(n, MINUS, Status.VIOLATED, 9) for n in ("no_crash", "protocol", "no_leak")]
+
+    def start(*seed: Outcome) -> tuple[int, bool]:
+        _, job = defects.plan_defect(FIX, [*need, *seed], True, timeout=5.0, out=None)
+        assert job is not None
+        return job["start"], job["start_exact"]
+
+    found = _o("no_crash", "seed", Status.VIOLATED, 12)
+    clear = _o("protocol", "seed", Status.NO_CEX, 14)  # none up to 14: at least 15
+    deep = _o("no_leak", "seed", Status.VIOLATED, 20, "accelerated")
+    assert start(found, clear, deep) == (12, False)  # an accelerated depth is not exact
+    assert start(found, clear, _o("no_leak", "seed", Status.NO_CEX, 11)) == (12, True)
+    assert start(_o("no_crash", "seed", Status.NO_CEX, 14), clear, deep) == (15, False)
+    # a property SEED's BMC did not look at bounds nothing
+    assert start(found, clear) == (0, True)
+    assert start(found, clear, _o("no_leak", "seed", Status.UNKNOWN, None)) == (0, True)
+
+
+def test_seeds_own_counterexample_claims_every_input_only_at_the_exact_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    need = [_o(n, MINUS, Status.VIOLATED, 9) for n in ("no_crash", "protocol")]
+    seed = [
+        _o("no_crash", "seed", Status.VIOLATED, 10),
+        _o("protocol", "seed", Status.VIOLATED, 12),
+    ]
+    for shown, label in (("no_crash", "every input"), ("protocol", "property")):
+        p = _Plan(monkeypatch, shown)
+        row, job = defects.plan_defect(FIX, [*need, *seed], True, timeout=5.0, out=None)
+        assert row is not None and job is None
+        assert p.rows == [(shown, 10 if shown == "no_crash" else 12, label)]
+    inexact = [seed[0], _o("protocol", "seed", Status.VIOLATED, 12, "accelerated")]
+    p = _Plan(monkeypatch, "no_crash")
+    defects.plan_defect(FIX, [*need, *inexact], True, timeout=5.0, out=None)
+    assert p.rows == [("no_crash", 10, "property")]
