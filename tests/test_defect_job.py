@@ -8,6 +8,7 @@ these tests drive every path with stand-ins that record what they were asked.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -247,3 +248,91 @@ def test_seeds_own_counterexample_claims_every_input_only_at_the_exact_bound(
     p = _Plan(monkeypatch, "no_crash")
     defects.plan_defect(FIX, [*need, *inexact], True, timeout=5.0, out=None)
     assert p.rows == [("no_crash", 10, "property")]
+
+
+# -- SEED's own counterexamples, the divergence run ahead, the rows' words ---------------------
+
+
+def test_seeds_shallowest_counterexample_that_shows_the_defect_is_taken(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Shallowest first, ties in the order of the properties; a row without a file, or
+    whose file does not load, or that does not show the defect, is passed over."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(Scenario(steps=("work",)).to_json()))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    shows = {"no_leak", "protocol"}
+    asked: list[str] = []
+
+    def confirm(fix: str, prop: str, sc: Scenario) -> tuple[bool, dict[str, Any]]:
+        asked.append(prop)
+        return prop in shows, {}
+
+    monkeypatch.setattr(defects, "confirm_defect", confirm)
+
+    def row(prop: str, depth: int, path: Any, status: Status = Status.VIOLATED) -> Outcome:
+        o = _o(prop, "seed", status, depth)
+        o.scenario = str(path) if path else None
+        return o
+
+    order = list(PROPERTIES)
+    assert order.index("no_leak") > order.index("accounting")
+    seed = {
+        "no_leak": row("no_leak", 11, good),
+        "accounting": row("accounting", 11, good),  # first of depth 11, shows nothing
+        "protocol": row("protocol", 12, good),
+        "free_order": row("free_order", 9, None),  # no file
+        "ownership": row("ownership", 8, bad),  # a file that does not load
+        "no_crash": row("no_crash", 5, good, Status.NO_CEX),  # not a counterexample
+    }
+    props = [*seed, "throttle"]
+    found = defects._seed_counterexample(FIX, props, seed)
+    assert found is not None and found[0] is seed["no_leak"]
+    assert asked == ["accounting", "no_leak"]
+    assert defects._seed_counterexample(FIX, ["protocol", "accounting"], seed) is not None
+    assert defects._seed_counterexample(FIX, ["accounting", "free_order"], seed) is None
+
+
+def test_a_divergence_is_run_ahead_only_where_seed_shows_no_defect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown: list[Any] = []
+    monkeypatch.setattr(defects, "_seed_counterexample", lambda fix, props, seed: shown[0])
+    results = [
+        _o("protocol", "seed", Status.PROVED, None, "induction"),
+        _o("no_crash", "seed", Status.VIOLATED, 10),
+        _o("no_leak", MINUS, Status.VIOLATED, 10),
+    ]
+    shown.append(None)
+    job = defects.plan_divergence(FIX, results, timeout=4.0)
+    assert job == {
+        "fix": FIX,
+        "props": [n for n in PROPERTIES if n != "protocol"],
+        "depth": defects.DEFECT_DEPTH,
+        "timeout": 4.0,
+    }
+    shown[0] = (results[1], Scenario(steps=("work",)))
+    assert defects.plan_divergence(FIX, results, timeout=4.0) is None
+    shown[0] = None
+    assert defects.plan_divergence(FIX, results[2:], timeout=4.0) is None  # no SEED results
+    proved = [_o(n, "seed", Status.PROVED, None, "induction") for n in PROPERTIES]
+    assert defects.plan_divergence(FIX, proved, timeout=4.0) is None  # nothing to show
+
+
+def test_a_product_search_that_found_nothing_says_how_it_ended() -> None:
+    import time
+
+    from vmballoon.proofs.unrolling import Found
+
+    later = time.monotonic() + 100
+    note = defects._product_note
+    assert note(Found(20), True, 6, 28, later) == "pinned inputs: no scenario from depth 6 up to 28"
+    assert note(Found(20), False, 0, 28, later) == "every input: no scenario from depth 0 up to 28"
+    assert (
+        note(Found(17, unknown=True), False, 0, 28, later)
+        == "every input: solver unknown (timeout) at depth 17"
+    )
+    spent = f"pinned inputs: budget of {defects.PRODUCT_BUDGET:.0f} s spent at depth 17"
+    assert note(Found(17, unknown=True), True, 0, 28, time.monotonic() + 0.5) == spent
+    assert note(Found(17, unknown=True), True, 0, 28, time.monotonic() + 1.5) != spent
