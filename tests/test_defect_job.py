@@ -336,3 +336,45 @@ def test_a_product_search_that_found_nothing_says_how_it_ended() -> None:
     spent = f"pinned inputs: budget of {defects.PRODUCT_BUDGET:.0f} s spent at depth 17"
     assert note(Found(17, unknown=True), True, 0, 28, time.monotonic() + 0.5) == spent
     assert note(Found(17, unknown=True), True, 0, 28, time.monotonic() + 1.5) != spent
+
+
+def test_a_defect_row_is_what_the_replay_confirms_at_the_depth_it_shows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    answer: list[tuple[bool, dict[str, Any]]] = []
+    monkeypatch.setattr(defects, "confirm_defect", lambda fix, prop, sc: answer[0])
+    sc = Scenario(steps=("work",))
+    shows = {"seed": [{"step": 13}, {"step": 11}], "seed_plus_fix": [], "fixed_minus_fix": [{}]}
+    answer.append((True, shows))
+    row = defects.defect_row(
+        FIX, "no_crash", 14, sc, Status.VIOLATED, 2.0, "product", tmp_path, "d", "every input"
+    )
+    assert (row.status, row.depth, row.shortest, row.evidence) == (
+        Status.VIOLATED,
+        11,  # minimising may move the violation: the depth is the scenario's
+        "every input",
+        shows,
+    )
+    assert row.lines == defects.lines_of(FIX) and row.detail == "d"
+    doc = json.loads((tmp_path / f"defect.{FIX}.scenario.json").read_text())
+    assert row.scenario == str(tmp_path / f"defect.{FIX}.scenario.json")
+    assert {k: doc["meta"][k] for k in ("property", "variant", "depth", "defect")} == {
+        "property": "no_crash",
+        "variant": "seed",
+        "depth": 11,
+        "defect": FIX,
+    }
+    answer[0] = (False, {"seed": [{"step": 9}], "seed_plus_fix": [{"step": 9}]})
+    row = defects.defect_row(
+        FIX, "no_crash", 14, sc, Status.VIOLATED, 2.0, "product", None, "", "every input"
+    )
+    assert (row.status, row.depth, row.scenario) == (Status.UNCONFIRMED, 14, None)
+    assert row.shortest is None  # the replay does not show it: no claim of its depth
+    answer[0] = (True, {"seed": [], "seed_plus_fix": [], "fixed_minus_fix": []})
+    assert defects.defect_row(FIX, "no_crash", 14, sc, Status.VIOLATED, 2.0, "x", None).depth == 14
+    # no scenario: nothing replayed, nothing written; no "shortest" without a violation
+    answer.clear()
+    row = defects.defect_row(
+        FIX, None, None, None, Status.NONE, 2.0, "product", tmp_path, "", "property"
+    )
+    assert (row.status, row.shortest, row.evidence, row.scenario) == (Status.NONE, None, {}, None)

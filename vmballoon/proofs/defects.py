@@ -487,8 +487,8 @@ def defect_row(
     if sc is not None and prop is not None:
         ok, evidence = confirm_defect(fix, prop, sc)
         row.evidence = evidence
-        if not ok:
-            row.status = Status.UNCONFIRMED
+        if not ok:  # the replay does not show it: no claim about its depth either
+            row.status, row.shortest = Status.UNCONFIRMED, None
         elif evidence["seed"]:  # the depth of the scenario kept (minimising may move it)
             depth = row.depth = min(int(v["step"]) for v in evidence["seed"])
         if out_dir is not None:
