@@ -378,3 +378,124 @@ def test_a_defect_row_is_what_the_replay_confirms_at_the_depth_it_shows(
         FIX, None, None, None, Status.NONE, 2.0, "product", tmp_path, "", "property"
     )
     assert (row.status, row.shortest, row.evidence, row.scenario) == (Status.NONE, None, {}, None)
+
+
+# -- the gap between the parting transition and the violation ---------------------------------
+
+
+class _Gap:
+    """_in_the_gap with the product, the one-step query and the replay stood in for."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        found: Any,
+        *,
+        one_step: bool = True,
+        confirms: bool = True,
+    ) -> None:
+        self.asked: list[dict[str, Any]] = []
+
+        def product(fix: str, **kw: Any) -> Any:
+            self.asked.append(kw)
+            return found
+
+        monkeypatch.setattr(defects, "product_search", product)
+        monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: one_step)
+        monkeypatch.setattr(defects, "to_scenario", lambda trace, v: Scenario(steps=("work",)))
+        monkeypatch.setattr(defects, "confirm_defect", lambda *a: (confirms, {}))
+        monkeypatch.setattr(defects, "_minimal", lambda fix, prop, raw: raw)
+        monkeypatch.setattr(defects, "_first_step", lambda prop, sc: 8)
+
+
+def test_a_gap_of_the_parting_transition_alone_needs_no_product_when_no_step_can_show_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    g = _Gap(monkeypatch, Found(7), one_step=False)
+    shorter, established, words = defects._in_the_gap(FIX, ["no_crash"], 7, 7, 1.0)
+    assert (shorter, established, g.asked) == (None, True, [])
+    assert "no step that parts them breaks no_crash" in words
+    g = _Gap(monkeypatch, Found(7), one_step=True)
+    shorter, established, words = defects._in_the_gap(FIX, ["no_crash"], 7, 7, 1.0)
+    assert (shorter, established) == (None, True) and "finds no scenario of 7 to 7" in words
+    assert g.asked == [
+        {
+            "depth": 7,
+            "timeout": 1.0,
+            "props": ["no_crash"],
+            "start": 7,
+            "pinned": True,
+            "attribution": False,
+        }
+    ]
+    g = _Gap(monkeypatch, Found(7), one_step=False)
+    defects._in_the_gap(FIX, ["no_crash"], 7, 9, 1.0)  # a longer gap: always asked
+    assert len(g.asked) == 1
+
+
+def test_a_gap_answer_is_shorter_only_when_the_replay_confirms_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    answer = Found(8, TRACE, prop="protocol")
+    _Gap(monkeypatch, answer)
+    shorter, established, words = defects._in_the_gap(FIX, ["protocol"], 7, 9, 1.0)
+    assert shorter is not None and (shorter[0], shorter[2], established) == ("protocol", 8, True)
+    assert "a shorter one from the product" in words
+    _Gap(monkeypatch, answer, confirms=False)
+    shorter, established, words = defects._in_the_gap(FIX, ["protocol"], 7, 9, 1.0)
+    assert (shorter, established) == (None, False)
+    assert words == defects._gap_undecided(
+        7, 9, "the product over that gap gave an answer the replay does not confirm"
+    )
+    assert words.startswith("the shortest scenario over the pinned inputs has 7 to 10 ")
+    _Gap(monkeypatch, Found(8, unknown=True))
+    shorter, established, words = defects._in_the_gap(FIX, ["protocol"], 7, 9, 1.0)
+    assert (shorter, established) == (None, False) and "gave solver unknown" in words
+    deep = defects.GAP_DEPTH
+    g = _Gap(monkeypatch, answer)
+    shorter, established, words = defects._in_the_gap(FIX, ["protocol"], 7, deep + 1, 1.0)
+    assert (shorter, established, g.asked) == (None, False, [])
+    assert f"asked up to depth {deep} only" in words
+    defects._in_the_gap(FIX, ["protocol"], 7, deep, 1.0)
+    assert len(g.asked) == 1
+
+
+def test_the_row_of_a_run_that_shows_the_defect_after_parting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The violation in the parting transition itself: the shortest over the pinned
+    inputs; later: the gap decides, and a shorter answer of the gap is the row."""
+    import time
+
+    run = _Search(FIX, ["no_crash", "protocol"], 20, 0, True, False, 1.0, None, time.monotonic())
+    monkeypatch.setattr(defects, "_minimal", lambda fix, prop, raw: raw)
+    monkeypatch.setattr(defects, "to_scenario", lambda trace, v: Scenario(steps=("work",)))
+    monkeypatch.setattr(defects, "confirm_defect", lambda *a: (True, {"seed": []}))
+    gaps: list[tuple[Any, ...]] = []
+    gap: list[Any] = [(None, True, "nothing shorter")]
+
+    def in_the_gap(fix: str, props: list[str], lo: int, hi: int, timeout: float) -> Any:
+        gaps.append((props, lo, hi))
+        return gap[0]
+
+    monkeypatch.setattr(defects, "_in_the_gap", in_the_gap)
+    step = [6]
+    monkeypatch.setattr(defects, "_first_step", lambda prop, sc: step[0])
+    row = defects._shown_at_parting(run, 5, TRACE, "no_crash")
+    assert (row.prop, row.depth, row.shortest, gaps) == ("no_crash", 6, "pinned inputs", [])
+    assert "the violation is that transition's" in row.detail
+    step[0] = 9
+    row = defects._shown_at_parting(run, 5, TRACE, "no_crash")
+    assert (row.depth, row.shortest) == (9, "pinned shared inputs")
+    assert gaps == [(["no_crash", "protocol"], 6, 8)]
+    assert row.detail.endswith("the violation shows at transition 9: nothing shorter")
+    gap[0] = (("protocol", Scenario(steps=("work", "work")), 7), True, "shorter")
+    row = defects._shown_at_parting(run, 5, TRACE, "no_crash")
+    assert (row.prop, row.depth, row.shortest) == ("protocol", 7, "pinned shared inputs")
+    gap[0] = (None, False, "undecided")
+    row = defects._shown_at_parting(run, 5, TRACE, "no_crash")
+    assert (row.depth, row.shortest, row.source) == (9, "not established", "divergence")
