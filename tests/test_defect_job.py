@@ -23,6 +23,7 @@ from vmballoon.proofs.status import Status
 from vmballoon.proofs.trace import Trace
 
 TRACE = Trace([{"loc": 0}], [])
+ROW = DefectRow("stand-in", "", None, None, Status.NONE, 0.0, "stand-in")
 
 
 def _row(what: str, run: _Search) -> DefectRow:
@@ -173,9 +174,9 @@ class _Plan:
             self.looked.append(list(props))
             return (seed[shown], Scenario(steps=("work",))) if shown else None
 
-        def row(fix: str, prop: str, depth: int, sc: Any, status: Status, *rest: Any) -> str:
+        def row(fix: str, prop: str, depth: int, sc: Any, status: Status, *rest: Any) -> DefectRow:
             self.rows.append((prop, depth, rest[-1]))
-            return "row"
+            return ROW
 
         monkeypatch.setattr(defects, "_seed_counterexample", seed_cex)
         monkeypatch.setattr(defects, "defect_row", row)
@@ -242,7 +243,7 @@ def test_seeds_own_counterexample_claims_every_input_only_at_the_exact_bound(
     for shown, label in (("no_crash", "every input"), ("protocol", "property")):
         p = _Plan(monkeypatch, shown)
         row, job = defects.plan_defect(FIX, [*need, *seed], True, timeout=5.0, out=None)
-        assert row is not None and job is None
+        assert row is ROW and job is None
         assert p.rows == [(shown, 10 if shown == "no_crash" else 12, label)]
     inexact = [seed[0], _o("protocol", "seed", Status.VIOLATED, 12, "accelerated")]
     p = _Plan(monkeypatch, "no_crash")
@@ -499,3 +500,93 @@ def test_the_row_of_a_run_that_shows_the_defect_after_parting(
     gap[0] = (None, False, "undecided")
     row = defects._shown_at_parting(run, 5, TRACE, "no_crash")
     assert (row.depth, row.shortest, row.source) == (9, "not established", "divergence")
+
+
+# -- the product phase: pinned inputs, then every input; blocked answers -----------------------
+
+
+class _Products:
+    """_product_phase with the product searches answering from a script per kind
+    (pinned or not), the replay confirming the properties of ``confirms``."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        script: dict[bool, list[Any]],
+        confirms: frozenset[str] = frozenset(),
+    ) -> None:
+        self.asked: list[tuple[bool, int, list[list[int]]]] = []
+        self.rows: list[tuple[str, int, bool, bool, int]] = []
+
+        def product(fix: str, **kw: Any) -> Any:
+            self.asked.append((kw["pinned"], kw["start"], [list(b) for b in kw["blocked"]]))
+            return script[kw["pinned"]].pop(0)
+
+        def row(
+            run: _Search, prop: str, k: int, raw: Any, pinned: bool, blocked: bool, lo: int
+        ) -> DefectRow:
+            self.rows.append((prop, k, pinned, blocked, lo))
+            return ROW
+
+        monkeypatch.setattr(defects, "product_search", product)
+        monkeypatch.setattr(defects, "to_scenario", lambda trace, v: Scenario(steps=("work",)))
+        monkeypatch.setattr(defects, "confirm_defect", lambda fix, prop, sc: (prop in confirms, {}))
+        monkeypatch.setattr(defects, "_product_row", row)
+
+
+def _run() -> _Search:
+    import time
+
+    return _Search(FIX, ["no_crash"], 20, 0, True, False, 1.0, None, time.monotonic())
+
+
+def _at(*locs: int) -> Trace:
+    return Trace([{"loc": v} for v in locs], [{}] * (len(locs) - 1))
+
+
+def test_the_pinned_product_answers_first_and_unconfirmed_answers_are_blocked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    a, b = Found(9, _at(0, 1, 2), prop="protocol"), Found(10, _at(0, 1, 3), prop="no_crash")
+    p = _Products(monkeypatch, {True: [a, b]}, frozenset({"no_crash"}))
+    row, last = defects._product_phase(_run(), {True: 7, False: 2})
+    assert row is ROW and last is None
+    assert p.asked == [(True, 7, []), (True, 7, [[0, 1, 2]])]
+    assert p.rows == [("no_crash", 10, True, True, 7)]
+
+
+def test_after_three_unconfirmed_answers_the_full_product_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    wrong = [Found(9 + n, _at(0, n), prop="protocol") for n in range(defects.ATTEMPTS)]
+    full = Found(12, _at(0, 4), prop="no_crash")
+    p = _Products(monkeypatch, {True: wrong, False: [full]}, frozenset({"no_crash"}))
+    row, _ = defects._product_phase(_run(), {True: 7, False: 2})
+    assert row is ROW and [x[:2] for x in p.asked] == [(True, 7)] * 3 + [(False, 2)]
+    assert p.asked[-1][2] == []  # each search blocks its own answers only
+    assert p.rows == [("no_crash", 12, False, False, 2)]
+
+
+def test_a_pinned_search_left_undecided_ends_the_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    p = _Products(monkeypatch, {True: [Found(14, unknown=True)], False: [Found(20)]})
+    run = _run()
+    row, last = defects._product_phase(run, {True: 7, False: 2})
+    assert (row, last, [x[0] for x in p.asked]) == (None, None, [True])
+    assert run.notes.undecided and run.notes[-1].startswith("pinned inputs: ")
+    # one that found nothing goes on to every input; the last unconfirmed answer is kept
+    wrong = Found(9, _at(0, 1), prop="protocol")
+    p = _Products(monkeypatch, {True: [wrong, Found(20)], False: [Found(20)]})
+    run = _run()
+    row, last = defects._product_phase(run, {True: 7, False: 2})
+    assert row is None and last is not None and (last[0], last[2]) == ("protocol", 9)
+    assert [x[0] for x in p.asked] == [True, True, False] and not run.notes.undecided
+    assert run.notes == [
+        "pinned inputs: no scenario from depth 7 up to 20",
+        "every input: no scenario from depth 2 up to 20",
+    ]
