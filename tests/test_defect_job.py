@@ -590,3 +590,137 @@ def test_a_pinned_search_left_undecided_ends_the_phase(monkeypatch: pytest.Monke
         "pinned inputs: no scenario from depth 7 up to 20",
         "every input: no scenario from depth 2 up to 20",
     ]
+
+
+# -- first_divergence: where SEED and SEED + fix part ------------------------------------------
+
+
+class _Divergence:
+    """first_divergence with the cone, the searches and the replay stood in for: the
+    divergence searches answer from ``script``; ``shows`` maps a trace's last location
+    to the properties its scenario shows and the step it first shows them at."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        bound: int,
+        script: list[Any],
+        shows: dict[int, tuple[list[str], int]],
+        *,
+        parting: Any = None,
+        after: Any = None,
+    ) -> None:
+        self.asked: list[dict[str, Any]] = []
+        self.later: list[tuple[str, Any]] = []
+        cone = object()
+        self.cone = cone
+
+        def search(fix: str, **kw: Any) -> Any:
+            # the blocked paths as they were when asked (the search adds to its list)
+            self.asked.append({n: [*v] if n == "blocked" else v for n, v in kw.items()})
+            return script.pop(0)
+
+        def in_parting(fix: str, prop: str, props: list[str], k: int, *rest: Any) -> Any:
+            self.later.append(("parting", (prop, k)))
+            return parting
+
+        def shown_after(fix: str, props: list[str], k: int, *rest: Any) -> Any:
+            self.later.append(("after", k))
+            return after
+
+        def last(sc: Scenario) -> int:
+            return int(sc.steps[0])
+
+        def abstract_cone(fix: str, depth: int, timeout: float) -> Any:
+            self.asked.append({"cone up to": depth})
+            return cone, bound
+
+        monkeypatch.setattr(defects, "_abstract_cone", abstract_cone)
+        monkeypatch.setattr(defects, "divergence_search", search)
+        monkeypatch.setattr(
+            defects, "to_scenario", lambda trace, v: Scenario(steps=(str(trace.states[-1]["loc"]),))
+        )
+        monkeypatch.setattr(defects, "confirmed", lambda fix, props, sc: shows[last(sc)][0])
+        monkeypatch.setattr(defects, "_first_step", lambda prop, sc: shows[last(sc)][1])
+        monkeypatch.setattr(defects, "_in_parting_step", in_parting)
+        monkeypatch.setattr(defects, "_shown_after", shown_after)
+
+
+def _first(notes: list[str]) -> Any:
+    return defects.first_divergence(FIX, ["no_crash", "protocol"], 20, 1.0, notes)
+
+
+def test_no_divergence_below_the_abstract_bound_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    d = _Divergence(monkeypatch, 20, [], {})
+    notes: list[str] = []
+    assert _first(notes) is None and d.asked == [{"cone up to": 19}]
+    assert notes == [defects._no_divergence(Found(20), 20) + " (abstract reachability)"]
+    d = _Divergence(monkeypatch, 19, [Found(19)], {})
+    notes = []
+    assert _first(notes) is None
+    assert d.asked[1:] == [{"depth": 19, "timeout": 1.0, "start": 19, "cone": d.cone}]
+    assert notes[0].startswith("no run of SEED parts them before transition 20: abstract")
+    assert notes[1] == "divergence of SEED and SEED + fix (pinned inputs): none up to depth 20"
+    d = _Divergence(monkeypatch, 0, [Found(7, unknown=True)], {})
+    notes = defects.Notes()
+    assert _first(notes) is None and notes.undecided and len(notes) == 1
+    d = _Divergence(monkeypatch, 1, [Found(7)], {})
+    notes = []
+    assert _first(notes) is None and notes[0].startswith(
+        "no run of SEED parts them before transition 2"
+    )
+
+
+def test_a_divergence_that_shows_the_defect_in_its_parting_transition_is_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    run = _at(0, 1, 2, 5)
+    d = _Divergence(monkeypatch, 0, [Found(3, run)], {5: (["protocol"], 4)})
+    assert _first([]) == (3, run, ["protocol"]) and d.later == []
+    # shown later than the parting transition: a run that shows it there is asked for
+    d = _Divergence(monkeypatch, 0, [Found(3, run)], {5: (["protocol"], 5)}, parting=("p",))
+    assert _first([]) == ("p",) and d.later == [("parting", ("protocol", 3))]
+    d = _Divergence(monkeypatch, 0, [Found(3, run)], {5: (["protocol"], 6)})
+    assert _first([]) == (3, run, ["protocol"])
+
+
+def test_runs_that_show_nothing_are_blocked_and_the_same_depth_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    # each run ends with the state after the parting step (its last location tells it)
+    a, b, c = _at(0, 1, 2, 9, 6), _at(0, 1, 3, 9, 7), _at(0, 1, 4, 9, 5)
+    shows = {6: ([], 0), 7: ([], 0), 5: (["no_crash"], 4)}
+    d = _Divergence(monkeypatch, 2, [Found(3, a), Found(3, b), Found(3, c)], shows)
+    assert _first([]) == (3, c, ["no_crash"])
+    assert d.asked[2:] == [
+        {"depth": 3, "timeout": 1.0, "start": 3, "blocked": [[0, 1, 2, 9]], "cone": d.cone},
+        {
+            "depth": 3,
+            "timeout": 1.0,
+            "start": 3,
+            "blocked": [[0, 1, 2, 9], [0, 1, 3, 9]],
+            "cone": d.cone,
+        },
+    ]
+    # three that show nothing: a run that shows it is asked of the solver, else the first
+    runs = [Found(3, _at(0, 1, 2, 9, 6)) for _ in range(defects.SAME_DEPTH_ATTEMPTS + 1)]
+    d = _Divergence(monkeypatch, 0, runs, shows, after=("after",))
+    assert _first([]) == ("after",) and d.later == [("after", 3)]
+    # each run that shows nothing is blocked and another asked, the last one's included
+    # (its answer is not looked at: a query the search could skip, kept because the
+    # solver's later answers in the same process depend on the queries made before)
+    assert len(d.asked) == 1 + defects.SAME_DEPTH_ATTEMPTS + 1
+    runs = [Found(3, _at(0, 1, 2, 9, 6)) for _ in range(defects.SAME_DEPTH_ATTEMPTS + 1)]
+    d = _Divergence(monkeypatch, 0, list(runs), shows)
+    got = _first([])
+    assert got == (3, runs[0].trace, []) and got[1] is runs[0].trace  # the first run found
+    d = _Divergence(monkeypatch, 0, [Found(3, a), Found(3)], shows)
+    assert _first([]) == (3, a, []) and len(d.asked) == 3  # none other at that depth
+    d = _Divergence(monkeypatch, 0, [Found(3, a), Found(4, c)], shows)
+    assert _first([]) == (3, a, [])  # another depth is not this one
