@@ -482,3 +482,24 @@ def test_a_conformance_row_keeps_what_the_argument_reported_under_its_own_status
     }
     monkeypatch.setattr(argument, "outcome", lambda variant: {**report, "ok": True})
     assert check.conformance_outcome(FIXED).status is Status.PASSED
+
+
+def test_a_transition_is_enabled_only_from_its_own_location(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Vacuity asks each transition from a state of the invariant AT its location: a step
+    of I_LOCK whose constraint holds only elsewhere is never enabled, however enabled it
+    would be from other locations."""
+    from vmballoon.proofs import vacuity as vac
+    from vmballoon.proofs.encoding import successor as real
+
+    def successor(loc: Loc, s: State, *args: Any) -> Any:
+        st = real(loc, s, *args)
+        if loc == Loc.I_LOCK:
+            st.cons = [*st.cons, s["loc"] != loc_val(Loc.I_LOCK)]
+        return st
+
+    monkeypatch.setattr(check, "successor", successor)
+    monkeypatch.setattr(vac, "totality", lambda variant, inv, timeout: Totality("fixed"))
+    o = check.vacuity(FIXED, 60.0)
+    assert (o.status, o.detail) == (Status.FAILED, "never enabled: ['I_LOCK']")

@@ -292,3 +292,18 @@ def test_dropping_states_empties_the_copies_asked_or_all() -> None:
     assert u.states["a"] == [] and len(u.states["b"]) == 3
     u.drop_states()
     assert u.states == {"a": [], "b": []}
+
+
+def test_the_environment_constrains_each_step_from_its_own_pre_state() -> None:
+    """``env(s, i)`` (the progress BMC's cooperative host) is asked of each step with the
+    state the step leaves and the step's inputs, not of any other state."""
+    seen: list[tuple[object, object]] = []
+
+    def env(s: object, i: object) -> z3.BoolRef:
+        seen.append((s, i))
+        return z3.BoolVal(True)
+
+    u = Unrolling({"a": SEED, "b": FIXED}, 3, env=env)
+    assert len(seen) == 3
+    for k, (s, i) in enumerate(seen):
+        assert s is u.state(k, "a") and i is u.inputs[k], k
