@@ -724,3 +724,108 @@ def test_runs_that_show_nothing_are_blocked_and_the_same_depth_asked_again(
     assert _first([]) == (3, a, []) and len(d.asked) == 3  # none other at that depth
     d = _Divergence(monkeypatch, 0, [Found(3, a), Found(4, c)], shows)
     assert _first([]) == (3, a, [])  # another depth is not this one
+
+
+# -- from the divergences on --------------------------------------------------------------------
+
+
+def test_the_divergences_are_tried_in_turn_from_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first divergence, then up to ATTEMPTS - 1 more (blocked by their paths): each
+    shows the defect in its parting transition, or a product after it does, or it is
+    blocked."""
+    from vmballoon.proofs.unrolling import Found
+
+    asked: list[dict[str, Any]] = []
+    script: list[Any] = []
+
+    def search(fix: str, **kw: Any) -> Any:
+        asked.append({n: [*v] if n == "blocked" else v for n, v in kw.items()})
+        return script.pop(0)
+
+    shows: dict[int, str] = {}
+    after: dict[int, Any] = {}
+    monkeypatch.setattr(defects, "divergence_search", search)
+    monkeypatch.setattr(
+        defects, "to_scenario", lambda trace, v: Scenario(steps=(str(trace.states[-1]["loc"]),))
+    )
+    monkeypatch.setattr(
+        defects, "confirm_defect", lambda fix, prop, sc: (shows.get(int(sc.steps[0])) == prop, {})
+    )
+    monkeypatch.setattr(
+        defects, "_after_parting", lambda fix, props, depth, k, trace, t: after.get(k)
+    )
+
+    def via(first: tuple[int, Trace], notes: list[str] | None = None) -> Any:
+        return defects._via_divergence(
+            FIX, ["no_crash", "protocol"], 20, 6, 1.0, first, [] if notes is None else notes
+        )
+
+    first = _at(0, 1, 2, 9, 5)
+    shows[5] = "protocol"
+    got = via((3, first))
+    assert got[:3] == ("protocol", 4, Scenario(steps=("5",))) and asked == []
+    assert got[3].endswith("; the violation is that transition's")
+    shows.clear()
+    after[3] = ("no_crash", 7, Scenario(steps=("x",)))
+    got = via((3, first))
+    assert got[:3] == after[3] and "the shortest violation after it" in got[3]
+    after.clear()
+    second, third = _at(0, 1, 3, 9, 6), _at(0, 4, 9, 7)
+    script[:] = [Found(3, second), Found(2, third)]
+    shows[7] = "no_crash"
+    assert via((3, first))[:2] == ("no_crash", 3)
+    common = {"depth": 19, "timeout": 1.0, "start": 5}
+    assert asked == [
+        {**common, "blocked": [[0, 1, 2, 9]]},
+        {**common, "blocked": [[0, 1, 2, 9], [0, 1, 3, 9]]},
+    ]
+    shows.clear()
+    script[:] = [Found(3, second), Found(2, third)]
+    notes: list[str] = []
+    assert via((3, first), notes) is None
+    assert notes == [
+        f"divergence: {defects.ATTEMPTS} runs where SEED and SEED + {FIX} part, none shows it"
+    ]
+    script[:] = [Found(8, unknown=True)]
+    undecided = defects.Notes()
+    assert via((3, first), undecided) is None and undecided.undecided
+    asked.clear()
+    script[:] = [Found(3)]
+    defects._via_divergence(FIX, ["no_crash"], 20, 0, 1.0, (3, first), [])
+    assert asked[0]["start"] == 0  # never below 0
+
+
+def test_the_product_after_parting_goes_on_from_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    asked: list[dict[str, Any]] = []
+    answer: list[Any] = [Found(9, TRACE, prop="protocol")]
+
+    def product(fix: str, **kw: Any) -> Any:
+        asked.append(kw)
+        return answer[0]
+
+    confirms = [True]
+    monkeypatch.setattr(defects, "product_search", product)
+    monkeypatch.setattr(defects, "to_scenario", lambda trace, v: Scenario(steps=("work",)))
+    monkeypatch.setattr(defects, "confirm_defect", lambda *a: (confirms[0], {}))
+    run = _at(0, 1, 2)
+    got = defects._after_parting(FIX, ["protocol"], 20, 3, run, 1.0)
+    assert got == ("protocol", 9, Scenario(steps=("work",)))
+    assert asked == [
+        {
+            "depth": 4 + defects.SUFFIX,
+            "timeout": 1.0,
+            "props": ["protocol"],
+            "start": 4,
+            "window": True,
+            "pinned": True,
+            "prefix": run,
+        }
+    ]
+    defects._after_parting(FIX, ["protocol"], 6, 3, run, 1.0)
+    assert asked[-1]["depth"] == 6  # never past the search's depth
+    confirms[0] = False
+    assert defects._after_parting(FIX, ["protocol"], 20, 3, run, 1.0) is None
+    answer[0] = Found(10)
+    assert defects._after_parting(FIX, ["protocol"], 20, 3, run, 1.0) is None
