@@ -829,3 +829,60 @@ def test_the_product_after_parting_goes_on_from_the_run(monkeypatch: pytest.Monk
     assert defects._after_parting(FIX, ["protocol"], 20, 3, run, 1.0) is None
     answer[0] = Found(10)
     assert defects._after_parting(FIX, ["protocol"], 20, 3, run, 1.0) is None
+
+
+def test_a_run_that_shows_the_defect_in_its_parting_transition_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmballoon.proofs.unrolling import Found
+
+    asked: list[dict[str, Any]] = []
+    answer: list[Any] = []
+    one_step = [True]
+    confirms = [True]
+    step = [4]
+
+    def search(fix: str, **kw: Any) -> Any:
+        asked.append(kw)
+        return answer[0]
+
+    monkeypatch.setattr(defects, "divergence_search", search)
+    monkeypatch.setattr(defects, "_may_show_in_one_step", lambda *a: one_step[0])
+    monkeypatch.setattr(defects, "to_scenario", lambda trace, v: Scenario(steps=("work",)))
+    monkeypatch.setattr(defects, "confirm_defect", lambda *a: (confirms[0], {}))
+    monkeypatch.setattr(defects, "_first_step", lambda prop, sc: step[0])
+    monkeypatch.setattr(defects, "confirmed", lambda fix, props, sc: ["no_crash", "protocol"])
+    cone: Any = object()
+
+    def ask(notes: list[str] | None = None) -> Any:
+        return defects._in_parting_step(
+            FIX, "protocol", ["no_crash", "protocol"], 3, 1.0, cone, [] if notes is None else notes
+        )
+
+    answer.append(Found(3, TRACE))
+    assert ask() == (3, TRACE, ["no_crash", "protocol"])
+    assert asked == [{"depth": 3, "timeout": 1.0, "start": 3, "cone": cone, "shows": ["protocol"]}]
+    for bad in ("later", "unconfirmed", "deeper", "none"):
+        step[0], confirms[0], answer[0] = 4, True, Found(3, TRACE)
+        if bad == "later":
+            step[0] = 5
+        elif bad == "unconfirmed":
+            confirms[0] = False
+        elif bad == "deeper":
+            answer[0] = Found(4, TRACE)
+        else:
+            answer[0] = Found(3)
+        notes: list[str] = []
+        assert ask(notes) is None, bad
+        assert notes == [
+            "no run of the pinned inputs shows protocol in the transition that parts "
+            "them (none at depth 3)"
+        ], bad
+    answer[0] = Found(3, unknown=True)
+    notes = defects.Notes()
+    assert ask(notes) is None and notes.undecided and "(solver unknown at depth 3)" in notes[0]
+    one_step[0] = False
+    asked.clear()
+    notes = []
+    assert ask(notes) is None and asked == []
+    assert notes == [defects._shows_only_after(FIX, ["protocol"])]
