@@ -260,6 +260,8 @@ def test_excluded_paths_are_not_followed_and_longer_ones_are_left_alone() -> Non
     assert admits([], 3, follows)
     assert not admits([run], 3, follows)
     assert not admits([run[:2]], 3, follows)  # a prefix excludes every run through it
+    # a path that meets the run at its start and parts from it after excludes nothing of it
+    assert admits([[run[0], run[1] ^ 0x40]], 3, follows)
     assert admits([run], 2, follows) and u.path_excluded([run], 2) == []
     assert len(u.path_excluded([run, run[:3], run[:1]], 2)) == 2
     # the start is IDLE: excluding it leaves nothing; excluding another start, everything
