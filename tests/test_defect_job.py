@@ -886,3 +886,27 @@ def test_a_run_that_shows_the_defect_in_its_parting_transition_is_asked_for(
     notes = []
     assert ask(notes) is None and asked == []
     assert notes == [defects._shows_only_after(FIX, ["protocol"])]
+
+
+# -- a search in a fresh process: its answer and its notes come back ----------------------------
+
+
+def _answers_with_notes(text: str, unsure: bool, notes: defects.Notes) -> int:
+    notes.append("first")
+    if unsure:
+        notes.unsure(text)
+    else:
+        notes.append(text)
+    return 7
+
+
+def test_a_fresh_process_gives_back_the_answer_the_notes_and_whether_they_are_undecided() -> None:
+    notes = defects.Notes(["before"])
+    assert defects._in_fresh_process(_answers_with_notes, "gave up", True, notes) == 7
+    assert notes == ["before", "first", "gave up"] and notes.undecided
+    notes = defects.Notes()
+    assert defects._in_fresh_process(_answers_with_notes, "none", False, notes) == 7
+    assert notes == ["first", "none"] and not notes.undecided
+    plain: list[str] = []  # a plain list takes the notes; there is no flag to set
+    assert defects._in_fresh_process(_answers_with_notes, "gave up", True, plain) == 7
+    assert plain == ["first", "gave up"]
