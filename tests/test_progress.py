@@ -439,3 +439,23 @@ def test_a_tick_end_no_cooperative_tick_reaches_makes_the_proof_vacuous() -> Non
         "no cooperative tick ends at W_TARGET (vacuous)",
     )
     assert Loc.D_UNLOCK in pg.END_LOCS and Loc.D_UNLOCK not in pg.LIVE_ENDS
+
+
+def test_the_guest_size_bound_reads_the_same_at_its_edge() -> None:
+    """``guest_below_2_32``: the concrete predicate allows a guest of 2**32 - 1 frames and
+    not one more; the Z3 reading bounds the frames the balloon holds, which in such a
+    guest can be every one of them: a balloon of 2**32 - 1 frames is cooperative, one of
+    2**32 is not (fuzzed ticks come nowhere near either)."""
+    from vmballoon.core import assumptions as asm
+    from vmballoon.core.protocol import PAGES_PER_2M, U32_MASK
+
+    s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
+    concrete = asm.BY_NAME["guest_below_2_32"]
+    view = asm.StepView()
+    assert concrete.check(asm.Guest(U32_MASK, 0, 4096), view) is None
+    assert concrete.check(asm.Guest(U32_MASK + 1, 0, 4096), view) is not None
+    expr = pg.COOPERATIVE["guest_below_2_32"](s, i, t, z3.BoolVal(True))
+    for n4, n2, held in ((U32_MASK, 0, True), (U32_MASK + 1 - PAGES_PER_2M, 1, False)):
+        sol = z3.Solver()
+        sol.add(expr, s["n4"] == bv32(n4), s["n2"] == bv32(n2), s["l_num"] == bv32(0))
+        assert (sol.check() == z3.sat) == held, (n4, n2)
