@@ -459,3 +459,19 @@ def test_the_guest_size_bound_reads_the_same_at_its_edge() -> None:
         sol = z3.Solver()
         sol.add(expr, s["n4"] == bv32(n4), s["n2"] == bv32(n2), s["l_num"] == bv32(0))
         assert (sol.check() == z3.sat) == held, (n4, n2)
+
+
+def test_a_target_of_zero_means_an_empty_balloon() -> None:
+    """``in_range`` (the property at a tick's end and of :func:`progress_holds`): for a
+    target of 0 the balloon must be empty, though 0 <= size <= 512 would allow more
+    (a target of 0 deflates everything); above 0 the range is
+    ``T..T+512`` (the top excluded when strict)."""
+
+    def holds(size: int, t: int, strict: bool = False) -> bool:
+        e = z3.simplify(pg.in_range(bv32(size), bv32(t), strict))
+        assert z3.is_true(e) or z3.is_false(e)
+        return bool(z3.is_true(e))
+
+    assert holds(0, 0) and not holds(1, 0) and not holds(512, 0)
+    assert holds(7, 7) and holds(519, 7) and not holds(520, 7) and not holds(6, 7)
+    assert holds(518, 7, strict=True) and not holds(519, 7, strict=True)
