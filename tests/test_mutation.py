@@ -212,9 +212,10 @@ def test_keys_file_selects_mutants_and_refuses_unknown_keys(
 
 
 def test_lemma_rules_cover_lemmas_only() -> None:
-    """The reviewed rules classify every mutant of an auxiliary or progress lemma and of
-    totality's candidate witness (vacuity.default_inputs), and no mutant of an encoded
-    property, of the progress goal or of the encoding."""
+    """The reviewed rules classify every mutant of an auxiliary or progress lemma, of the
+    progress proof's ranking function and of totality's candidate witness
+    (vacuity.default_inputs), and no mutant of an encoded property, of the progress goal,
+    of the obligation that checks the rank, or of the encoding."""
     eq = load_equivalent()
     mutants = list(all_mutants(ROOT))
     by_rule = [m for m in mutants if eq.rule(m.key) is not None]
@@ -222,6 +223,7 @@ def test_lemma_rules_cover_lemmas_only() -> None:
     assert any(m.scope.startswith("t_target") for m in by_rule)
     assert any(m.scope.startswith("c_ops_granted") for m in by_rule)
     assert any(m.scope == "default_inputs" for m in by_rule)
+    assert any(m.scope == "rank" for m in by_rule)
     helpers = _called_only_by_lemmas(ROOT / "vmballoon/proofs/props.py")
     assert {"_ops", "_cap"} <= helpers
     for m in by_rule:
@@ -229,11 +231,12 @@ def test_lemma_rules_cover_lemmas_only() -> None:
             continue
         assert m.file in ("vmballoon/proofs/props.py", "vmballoon/proofs/progress.py"), m.key
         scope = m.scope.split(".")[0]
-        assert scope.startswith(("aux_", "t_", "g_", "c_")) or scope in helpers, m.key
+        assert scope.startswith(("aux_", "t_", "g_", "c_")) or scope in helpers | {"rank"}, m.key
     assert not any(
         eq.rule(m.key)
         for m in mutants
-        if m.scope.split(".")[0] in ("refused_bounds", "no_leak", "progress_holds", "prove")
+        if m.scope.split(".")[0]
+        in ("refused_bounds", "no_leak", "progress_holds", "in_range", "prove", "_rank_decreases")
     )
 
 
