@@ -475,3 +475,43 @@ def test_a_target_of_zero_means_an_empty_balloon() -> None:
     assert holds(0, 0) and not holds(1, 0) and not holds(512, 0)
     assert holds(7, 7) and holds(519, 7) and not holds(520, 7) and not holds(6, 7)
     assert holds(518, 7, strict=True) and not holds(519, 7, strict=True)
+
+
+class _Ends:
+    """A step that ends a tick at IDLE with no reset pending, ``size`` and target given."""
+
+    def __init__(self, size: z3.BitVecRef, target: z3.BitVecRef) -> None:
+        self.cons: list[z3.BoolRef] = []
+        self.post = {
+            "loc": loc_val(Loc.IDLE),
+            "reset": z3.BoolVal(False),
+            "size": size,
+            "target": target,
+        }
+
+
+def test_a_tick_that_ends_where_it_started_must_still_end_in_range() -> None:
+    """The exception for a tick that ends at W_TARGET with ``size`` unchanged is to the
+    strict top of the range only: such a tick must still end with ``T <= size <= T+512``.
+    With every other end in range, a W_TARGET end that keeps any size fails the
+    property there."""
+    from vmballoon.proofs.status import Status
+
+    s, t = make_state("s_"), pg.target_const()
+    posts: dict[Loc, Any] = {loc: _Ends(t, t) for loc in pg.END_LOCS}
+    fits = [z3.ULE(t, bv32(pg.T_MAX))]  # T + 512 does not wrap
+    pg._ticks_end_in_range(fits, s, t, posts, 30.0)  # every end at T: in range
+    posts[Loc.W_TARGET] = _Ends(s["size"], t)
+    with pytest.raises(pg._Stop) as stop:
+        pg._ticks_end_in_range(fits, s, t, posts, 30.0)
+    assert (stop.value.status, stop.value.detail) == (
+        Status.FAILED,
+        "a tick ending at W_TARGET misses the target",
+    )
+    # at the top of the range and unchanged: allowed at W_TARGET alone
+    posts[Loc.W_TARGET] = _Ends(s["size"], t)
+    top = [*fits, s["size"] == t + bv32(512), t != bv32(0)]
+    pg._ticks_end_in_range(top, s, t, posts, 30.0)
+    posts[Loc.I_END] = _Ends(s["size"], t)
+    with pytest.raises(pg._Stop, match="at I_END misses"):
+        pg._ticks_end_in_range(top, s, t, posts, 30.0)
