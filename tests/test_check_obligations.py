@@ -350,9 +350,9 @@ def test_a_search_the_solver_gives_up_on_is_unknown_not_clear(
 # -- vacuity's verdict from each answer it can get -------------------------------------------
 
 
-class _Scripted:
-    """A solver that answers from a table: the query of Init ∧ Inv, then each
-    transition's query by the location whose successor was built last."""
+class Scripted:
+    """A solver that gives one answer to every query (a stand-in for the solver of an
+    obligation: tests/test_progress.py uses it too)."""
 
     def __init__(self, answer: z3.CheckSatResult) -> None:
         self.answer = answer
@@ -384,7 +384,7 @@ def _vacuity(
 
     monkeypatch.setattr(check, "successor", successor)
     monkeypatch.setattr(
-        check, "_solver", lambda timeout: _Scripted(steps.get(built[-1], z3.sat) if built else init)
+        check, "_solver", lambda timeout: Scripted(steps.get(built[-1], z3.sat) if built else init)
     )
     monkeypatch.setattr(vac, "totality", lambda variant, inv, timeout: total)
     return check.vacuity(FIXED, 5.0)

@@ -386,19 +386,6 @@ def test_the_bound_the_proof_states_is_the_rank_at_the_start_of_a_tick() -> None
     assert pg.BOUND == "a tick takes <= 15 + 2T + 2(n4+n2) transitions, <= 16 + 2T from module init"
 
 
-class _GivesUp:
-    """A solver that answers unknown to every query."""
-
-    def add(self, *_: Any) -> None:
-        pass
-
-    def check(self) -> z3.CheckSatResult:
-        return z3.unknown
-
-    def reason_unknown(self) -> str:
-        return "timeout"
-
-
 def test_each_obligation_the_solver_gives_up_on_is_unknown_and_says_where(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -409,7 +396,9 @@ def test_each_obligation_the_solver_gives_up_on_is_unknown_and_says_where(
 
     s, i, t = make_state("s_"), make_inputs("i_"), pg.target_const()
     posts = {loc: successor(loc, s, i, FIXED) for loc in TRANSITIONS}
-    monkeypatch.setattr(pg, "solver", lambda timeout: _GivesUp())
+    from tests.test_check_obligations import Scripted
+
+    monkeypatch.setattr(pg, "solver", lambda timeout: Scripted(z3.unknown))
     asked: list[tuple[Callable[[], None], str]] = [
         (lambda: pg._tick_local(s, [], 1.0), "tick lemmas outside the loops: timeout"),
         (lambda: pg._ticks_end_in_range([], s, t, posts, 1.0), "property at W_TARGET: timeout"),
